@@ -1,0 +1,106 @@
+"""Create the demo practice and accounts of the product spec (development only)."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import Practice, User
+from accounts.roles import Role
+from accounts.services import practice_create, user_create
+
+DEMO_PASSWORD = "demo-pass-2024"  # noqa: S105  (documented development-only password)
+
+PRACTICES = [
+    {"key": "main", "name": "Ludwig Family Medicine", "group_id": 120450},
+    {"key": "other", "name": "Harbor Street Clinic", "group_id": 120977},
+]
+
+ACCOUNTS = [
+    {
+        "username": "dorothy",
+        "first_name": "dorothy",  # lower case, as in the seed's audit log
+        "last_name": "Ludwig",
+        "email": "dorothy@ludwig-family.example",
+        "role": Role.PROVIDER,
+        "practice": "main",
+        "doctor_id": 496094,
+    },
+    {
+        "username": "dori",
+        "first_name": "Dori",
+        "last_name": "Mendez",
+        "email": "dori@ludwig-family.example",
+        "role": Role.NURSE,
+        "practice": "main",
+    },
+    {
+        "username": "agent",
+        "first_name": "Sam",
+        "last_name": "Rivera",
+        "email": "agent@support.example",
+        "role": Role.SUPPORT_AGENT,
+        "practice": None,
+    },
+    {
+        "username": "compliance",
+        "first_name": "Carol",
+        "last_name": "Okafor",
+        "email": "compliance@ludwig-family.example",
+        "role": Role.COMPLIANCE_OFFICER,
+        "practice": "main",
+    },
+    {
+        "username": "auditor",
+        "first_name": "Avery",
+        "last_name": "Chen",
+        "email": "auditor@platform.example",
+        "role": Role.PLATFORM_AUDITOR,
+        "practice": None,
+    },
+    {
+        "username": "otherdoc",
+        "first_name": "Omar",
+        "last_name": "Haddad",
+        "email": "omar@harbor-street.example",
+        "role": Role.PROVIDER,
+        "practice": "other",
+        "doctor_id": 518233,
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo practices and accounts (idempotent; refuses when DEBUG is off)."
+
+    def handle(self, *args, **options):
+        if not settings.DEBUG:
+            raise CommandError(
+                "seed_demo creates accounts with a known password: DEBUG must be on."
+            )
+        with transaction.atomic():
+            practices = {}
+            for spec in PRACTICES:
+                practice = Practice.objects.filter(group_id=spec["group_id"]).first()
+                if practice is None:
+                    practice = practice_create(name=spec["name"], group_id=spec["group_id"])
+                practices[spec["key"]] = practice
+            created = []
+            for spec in ACCOUNTS:
+                if User.objects.filter(username=spec["username"]).exists():
+                    continue
+                user_create(
+                    username=spec["username"],
+                    email=spec["email"],
+                    password=DEMO_PASSWORD,
+                    first_name=spec["first_name"],
+                    last_name=spec["last_name"],
+                    role=spec["role"],
+                    practice=practices[spec["practice"]] if spec["practice"] else None,
+                    doctor_id=spec.get("doctor_id"),
+                    acting_user=None,
+                )
+                created.append(spec["username"])
+        if created:
+            self.stdout.write(f"Created demo accounts: {', '.join(created)}")
+        else:
+            self.stdout.write("Demo accounts already present.")

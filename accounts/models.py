@@ -1,0 +1,191 @@
+"""Users, practices and the profiles of the Account Settings pages."""
+
+import secrets
+from functools import cached_property
+from pathlib import PurePosixPath
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models.functions import Lower
+from phonenumber_field.modelfields import PhoneNumberField
+
+from accounts.roles import Role
+from accounts.validators import validate_time_zone
+
+DEFAULT_TIME_ZONE = "America/New_York"
+
+
+class Practice(models.Model):
+    """A medical practice: the unit that owns providers, staff and their audit trail."""
+
+    name = models.CharField(max_length=200, help_text="The practice's name as shown to its users.")
+    group_id = models.PositiveIntegerField(
+        unique=True, help_text="Practice Group ID shown on every member's profile."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person who signs in: a practice member, or one of the platform's own people."""
+
+    practice = models.ForeignKey(
+        Practice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="users",
+        help_text="The practice this account belongs to; empty for support agents and auditors.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default=DEFAULT_TIME_ZONE,
+        validators=[validate_time_zone],
+        help_text="IANA time zone in which this user reads dates and times.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=~models.Q(email=""),
+                name="accounts_user_email_ci_unique",
+                violation_error_message="Another account already uses this email address.",
+            )
+        ]
+
+    @cached_property
+    def roles(self) -> frozenset[str]:
+        """Return the names of this user's roles (one query per request, then cached)."""
+        return frozenset(self.groups.values_list("name", flat=True))
+
+    def has_role(self, role: Role) -> bool:
+        return role.value in self.roles
+
+    @property
+    def is_provider(self) -> bool:
+        return self.has_role(Role.PROVIDER)
+
+    @property
+    def display_name(self) -> str:
+        """Name as the product shows it: first and last name as entered, else the username."""
+        full = f"{self.first_name} {self.last_name}".strip()
+        return full or self.username
+
+
+def _random_image_name(folder: str, filename: str) -> str:
+    # The client's file name is never used: it may carry a path, a script extension
+    # or personal data. Only the extension chosen by the image check survives.
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"{folder}/{secrets.token_hex(16)}{suffix}"
+
+
+def profile_picture_path(instance: "ProviderProfile", filename: str) -> str:
+    return _random_image_name("profile-pictures", filename)
+
+
+def business_logo_path(instance: "ProviderProfile", filename: str) -> str:
+    return _random_image_name("business-logos", filename)
+
+
+class Specialty(models.Model):
+    """A medical specialty a provider can list on their profile."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="Specialty name.")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "specialties"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Salutation(models.TextChoices):
+    DR = "Dr.", "Dr."
+    MR = "Mr.", "Mr."
+    MS = "Ms.", "Ms."
+    MRS = "Mrs.", "Mrs."
+    MX = "Mx.", "Mx."
+
+
+class Plan(models.TextChoices):
+    EMPLOYEE = "employee", "Employee"
+    INDIVIDUAL = "individual", "Individual"
+    PRACTICE = "practice", "Practice"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+class ProviderProfile(models.Model):
+    """The Account Settings profile of one provider (the seed's Profile tab)."""
+
+    user = models.OneToOneField(
+        User,
+        on_delete=models.CASCADE,
+        related_name="provider_profile",
+        help_text="The provider this profile describes.",
+    )
+    doctor_id = models.PositiveIntegerField(
+        unique=True, help_text="Doctor ID, assigned by the platform; shown read-only."
+    )
+    specialties = models.ManyToManyField(
+        Specialty, blank=True, related_name="providers", help_text="Specialties practised."
+    )
+    job_title = models.CharField(max_length=100, blank=True, help_text="Job title.")
+    salutation = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=Salutation.choices,
+        help_text="Salutation before the name.",
+    )
+    suffix = models.CharField(
+        max_length=20, blank=True, help_text="Suffix after the name (MD, DO)."
+    )
+    website = models.URLField(max_length=200, blank=True, help_text="Practice or personal website.")
+    home_phone = PhoneNumberField(blank=True, help_text="Home phone number.")
+    office_phone = PhoneNumberField(blank=True, help_text="Office phone number.")
+    cell_phone = PhoneNumberField(blank=True, help_text="Cell phone number.")
+    current_plan = models.CharField(
+        max_length=20,
+        choices=Plan.choices,
+        default=Plan.EMPLOYEE,
+        help_text="Subscription plan; changed by billing, shown read-only here.",
+    )
+    profile_picture = models.ImageField(
+        upload_to=profile_picture_path,
+        blank=True,
+        max_length=200,
+        help_text="Attached to patient emails; stored under a random name, shown to the practice.",
+    )
+    business_logo = models.ImageField(
+        upload_to=business_logo_path,
+        blank=True,
+        max_length=200,
+        help_text="Practice business logo, attached to emails and official forms.",
+    )
+    display_logo_on_faxes = models.BooleanField(
+        default=False, help_text="Display the business logo on fax cover sheets."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.doctor_id} ({self.user.display_name})"
+
+
+class StaffProfile(models.Model):
+    """The Staff Account Information of one non-provider account."""
+
+    user = models.OneToOneField(
+        User,
+        on_delete=models.CASCADE,
+        related_name="staff_profile",
+        help_text="The staff member this profile describes.",
+    )
+    home_phone = PhoneNumberField(blank=True, help_text="Home phone number.")
+    cell_phone = PhoneNumberField(blank=True, help_text="Cell phone number.")
+
+    def __str__(self) -> str:
+        return f"Staff profile of {self.user.username}"

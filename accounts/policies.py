@@ -1,0 +1,22 @@
+"""Who may do what with accounts and profiles. Views ask these; templates only mirror them."""
+
+from accounts.models import User
+
+
+def can_use_account_settings(user: User) -> bool:
+    """Providers edit their own Account Settings."""
+    return user.is_authenticated and user.is_provider and hasattr(user, "provider_profile")
+
+
+def can_use_staff_account(user: User) -> bool:
+    """Everyone who is not a provider edits their own Staff Account Information."""
+    return user.is_authenticated and not user.is_provider and hasattr(user, "staff_profile")
+
+
+def can_view_profile_images(viewer: User, owner: User) -> bool:
+    """A provider's images are seen by the provider and the signed-in members of the practice."""
+    if not viewer.is_authenticated:
+        return False
+    if viewer.pk == owner.pk:
+        return True
+    return viewer.practice_id is not None and viewer.practice_id == owner.practice_id

@@ -1,0 +1,133 @@
+"""Everything that writes accounts, practices and profiles."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
+from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
+from accounts.validators import validate_time_zone
+
+
+def practice_create(*, name: str, group_id: int) -> Practice:
+    return Practice.objects.create(name=name, group_id=group_id)
+
+
+@transaction.atomic
+def user_create(
+    *,
+    username: str,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    role: Role,
+    practice: Practice | None,
+    doctor_id: int | None = None,
+    time_zone: str | None = None,
+    acting_user: User | None,
+) -> User:
+    """Create an account with its role and its profile, in one transaction.
+
+    Providers get the Account Settings profile and must have a Doctor ID; every
+    other role gets Staff Account Information. Practice roles need a practice;
+    platform roles (support agents, auditors) must not have one.
+    """
+    role = Role(role)
+    if role in PRACTICE_ROLES and practice is None:
+        raise ValidationError(f"A {role.label.lower()} must belong to a practice.")
+    if role in PLATFORM_ROLES and practice is not None:
+        raise ValidationError(f"A {role.label.lower()} does not belong to a practice.")
+    if (role == Role.PROVIDER) != (doctor_id is not None):
+        raise ValidationError("A Doctor ID is given to providers, and only to them.")
+    if email and User.objects.filter(email__iexact=email).exists():
+        raise ValidationError("Another account already uses this email address.")
+
+    user = User(
+        username=username,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        practice=practice,
+    )
+    if time_zone:
+        validate_time_zone(time_zone)
+        user.time_zone = time_zone
+    user.set_password(password)
+    user.save()
+    user.groups.add(Group.objects.get(name=role.value))
+    if role == Role.PROVIDER:
+        ProviderProfile.objects.create(user=user, doctor_id=doctor_id)
+    else:
+        StaffProfile.objects.create(user=user)
+    return user
+
+
+def _replace_image(profile: ProviderProfile, field: str, value: ContentFile | bool | None) -> None:
+    """Store a new image (or clear it) and delete the old file once the change commits."""
+    if value is None:
+        return
+    old = getattr(profile, field)
+    old_name = old.name if old else ""
+    if value is False:
+        setattr(profile, field, "")
+    else:
+        getattr(profile, field).save(value.name, value, save=False)
+    if old_name:
+        storage = old.storage
+        transaction.on_commit(lambda: storage.delete(old_name))
+
+
+@transaction.atomic
+def provider_profile_update(
+    *, profile: ProviderProfile, acting_user: User, changes: dict[str, Any]
+) -> ProviderProfile:
+    """Apply the Profile tab's cleaned values to a provider's profile."""
+    profile = ProviderProfile.objects.select_for_update().get(pk=profile.pk)
+    user = profile.user
+    if "time_zone" in changes:
+        validate_time_zone(changes["time_zone"])
+        user.time_zone = changes["time_zone"]
+        user.save(update_fields=["time_zone"])
+    for field in (
+        "job_title",
+        "salutation",
+        "suffix",
+        "website",
+        "home_phone",
+        "office_phone",
+        "cell_phone",
+        "display_logo_on_faxes",
+    ):
+        if field in changes:
+            setattr(profile, field, changes[field] if changes[field] is not None else "")
+    for field in ("profile_picture", "business_logo"):
+        _replace_image(profile, field, changes.get(field))
+    profile.full_clean(exclude=["user", "specialties"])
+    profile.save()
+    if "specialties" in changes:
+        specialties: Iterable[Specialty] = changes["specialties"]
+        profile.specialties.set(specialties)
+    return profile
+
+
+@transaction.atomic
+def staff_profile_update(*, user: User, acting_user: User, changes: dict[str, Any]) -> StaffProfile:
+    """Apply Staff Account Information's cleaned values."""
+    profile = StaffProfile.objects.select_for_update().get(user=user)
+    if "email" in changes:
+        email = changes["email"]
+        if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
+            raise ValidationError("Another account already uses this email address.")
+        user.email = email
+        user.save(update_fields=["email"])
+    for field in ("home_phone", "cell_phone"):
+        if field in changes:
+            setattr(profile, field, changes[field] if changes[field] is not None else "")
+    profile.full_clean(exclude=["user"])
+    profile.save()
+    return profile

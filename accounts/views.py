@@ -1,0 +1,133 @@
+"""Account pages: sign-in, Account Settings, Staff Account Information, profile images."""
+
+from pathlib import PurePosixPath
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts import policies, selectors, services
+from accounts.forms import ChangePasswordForm, ProviderProfileForm, SignInForm, StaffAccountForm
+from accounts.images import CONTENT_TYPES
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    authentication_form = SignInForm
+    redirect_authenticated_user = True
+
+
+class SignOutView(auth_views.LogoutView):
+    """Sign out (POST only, as Django requires since 5.0)."""
+
+
+class ChangePasswordView(auth_views.PasswordChangeView):
+    """Change the password; the current session stays signed in (update_session_auth_hash)."""
+
+    template_name = "accounts/password_change.html"
+    form_class = ChangePasswordForm
+    success_url = reverse_lazy("home")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password has been changed.")
+        return response
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Send the user to their own account page."""
+    if policies.can_use_account_settings(request.user):
+        return redirect("account_settings")
+    if policies.can_use_staff_account(request.user):
+        return redirect("staff_account")
+    raise PermissionDenied
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def account_settings(request: HttpRequest) -> HttpResponse:
+    if not policies.can_use_account_settings(request.user):
+        raise PermissionDenied
+    profile = selectors.provider_profile_for_page(user=request.user)
+    if request.method == "POST":
+        form = ProviderProfileForm(request.POST, request.FILES, instance=profile, user=profile.user)
+        if form.is_valid():
+            services.provider_profile_update(
+                profile=profile, acting_user=request.user, changes=form.changes()
+            )
+            messages.success(request, "Your profile has been saved.")
+            return redirect("account_settings")
+        # The form copied the rejected values onto the instance; show the stored ones.
+        profile = selectors.provider_profile_for_page(user=request.user)
+    else:
+        form = ProviderProfileForm(instance=profile, user=profile.user)
+    return render(
+        request,
+        "accounts/account_settings.html",
+        {"form": form, "profile": profile, "account": profile.user},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def staff_account(request: HttpRequest) -> HttpResponse:
+    if not policies.can_use_staff_account(request.user):
+        raise PermissionDenied
+    user = request.user
+    profile = user.staff_profile
+    if request.method == "POST":
+        form = StaffAccountForm(request.POST, user=user)
+        if form.is_valid():
+            services.staff_profile_update(user=user, acting_user=user, changes=form.cleaned_data)
+            messages.success(request, "Staff account saved.")
+            return redirect("staff_account")
+    else:
+        form = StaffAccountForm(
+            user=user,
+            initial={
+                "email": user.email,
+                "home_phone": profile.home_phone,
+                "cell_phone": profile.cell_phone,
+            },
+        )
+    return render(
+        request,
+        "accounts/staff_account.html",
+        {"form": form, "account": user},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_GET
+def profile_image(request: HttpRequest, user_id: int, kind: str) -> HttpResponse:
+    """Serve a provider's picture or logo to the members of the provider's practice."""
+    field = {"picture": "profile_picture", "logo": "business_logo"}.get(kind)
+    if field is None:
+        raise Http404
+    profile = selectors.provider_profile_by_user_id(user_id=user_id)
+    if not policies.can_view_profile_images(request.user, profile.user):
+        raise Http404  # not 403: do not confirm that another practice's user exists
+    image = getattr(profile, field)
+    if not image:
+        raise Http404
+    extension = PurePosixPath(image.name).suffix.lstrip(".")
+    try:
+        handle = image.open("rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    response = FileResponse(handle, content_type=CONTENT_TYPES.get(extension, "image/png"))
+    response["Cache-Control"] = "private, max-age=300"
+    response["Content-Disposition"] = "inline"
+    return response

@@ -1,0 +1,17 @@
+"""Template context shared by every page: the navigation the user may use."""
+
+from django.http import HttpRequest
+
+from accounts import policies
+
+
+def navigation(request: HttpRequest) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav": {}}
+    return {
+        "nav": {
+            "account_settings": policies.can_use_account_settings(user),
+            "staff_account": policies.can_use_staff_account(user),
+        }
+    }

@@ -1,0 +1,23 @@
+"""Settings for the test suite: the real settings, a throwaway key, a fast hasher."""
+
+import os
+import secrets
+
+os.environ.setdefault("ENV_FILE", "")  # a developer's .env never leaks into tests
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECURE_COOKIES", "false")  # live_server speaks plain HTTP
+
+from ehr.settings import *  # noqa: F403
+from ehr.settings import PASSWORD_HASHERS as REAL_PASSWORD_HASHERS
+
+# Tests that are not about hashing use a fast hasher; hashing tests opt back in.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *REAL_PASSWORD_HASHERS]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MEDIA_ROOT = Path(os.environ.get("TEST_MEDIA_ROOT", BASE_DIR / "test-artifacts" / "media"))  # noqa: F405
+STATIC_ROOT = None  # served from the app folders by the finders; no collectstatic in tests
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,28 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import User
+
+
+def test_seed_demo_creates_the_spec_accounts_and_is_idempotent(db, settings, client):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    call_command("seed_demo")
+    users = {u.username: u for u in User.objects.all()}
+    assert set(users) == {"dorothy", "dori", "agent", "compliance", "auditor", "otherdoc"}
+    dorothy = users["dorothy"]
+    assert (dorothy.first_name, dorothy.last_name) == ("dorothy", "Ludwig")
+    assert dorothy.provider_profile.doctor_id == 496094
+    assert users["dori"].roles == {"nurse"}
+    assert users["agent"].roles == {"support_agent"} and users["agent"].practice is None
+    assert users["compliance"].roles == {"compliance_officer"}
+    assert users["auditor"].roles == {"platform_auditor"}
+    assert users["otherdoc"].practice != dorothy.practice
+    assert client.login(username="dorothy", password="demo-pass-2024")
+
+
+def test_seed_demo_refuses_when_debug_is_off(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG must be on"):
+        call_command("seed_demo")
+    assert not User.objects.exists()

@@ -1,0 +1,30 @@
+from playwright.sync_api import expect
+
+from accounts.models import ProviderProfile
+from tests.browser.conftest import sign_in
+
+
+def test_provider_changes_job_title_and_it_stays_changed(page, provider, password):
+    sign_in(page, "dorothy", password)
+    page.get_by_text("Account", exact=True).click()
+    page.get_by_role("link", name="Account Settings").click()
+    expect(page.get_by_role("heading", name="Account Settings")).to_be_visible()
+    expect(page.locator("#doctor-id")).to_have_text("496094")
+
+    page.get_by_label("Job Title").fill("Medical Director")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Your profile has been saved.")
+
+    page.reload()
+    expect(page.get_by_label("Job Title")).to_have_value("Medical Director")
+    assert ProviderProfile.objects.get(user=provider).job_title == "Medical Director"
+
+
+def test_bad_phone_number_shows_field_error_and_saves_nothing(page, provider, password):
+    sign_in(page, "dorothy", password)
+    page.goto("/account/settings/")
+    page.get_by_label("Job Title").fill("Should not be saved")
+    page.get_by_label("Cell Phone").fill("call me maybe")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Enter a valid phone number")).to_be_visible()
+    assert ProviderProfile.objects.get(user=provider).job_title == ""

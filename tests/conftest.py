@@ -1,0 +1,77 @@
+import importlib
+
+import pytest
+from django.apps import apps
+
+from accounts.roles import Role
+from tests.factories import PASSWORD, make_practice, make_user
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    """Each test stores uploads in its own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Put back the rows data migrations create, which a transactional test's flush removes."""
+    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+        return
+    request.getfixturevalue("transactional_db")
+    migration = importlib.import_module("accounts.migrations.0002_roles_and_specialties")
+    migration.create(apps, None)
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def practice(db):
+    return make_practice("Ludwig Family Medicine")
+
+
+@pytest.fixture
+def other_practice(db):
+    return make_practice("Harbor Street Clinic")
+
+
+@pytest.fixture
+def provider(practice):
+    return make_user(
+        Role.PROVIDER,
+        practice=practice,
+        username="dorothy",
+        first_name="dorothy",
+        last_name="Ludwig",
+        doctor_id=496094,
+    )
+
+
+@pytest.fixture
+def nurse(practice):
+    return make_user(Role.NURSE, practice=practice, username="dori", first_name="Dori")
+
+
+@pytest.fixture
+def other_provider(other_practice):
+    return make_user(Role.PROVIDER, practice=other_practice, username="otherdoc")
+
+
+@pytest.fixture
+def agent(db):
+    return make_user(Role.SUPPORT_AGENT, username="agent")
+
+
+@pytest.fixture
+def provider_client(client, provider):
+    client.force_login(provider)
+    return client
+
+
+@pytest.fixture
+def nurse_client(client, nurse):
+    client.force_login(nurse)
+    return client

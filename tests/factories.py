@@ -1,0 +1,43 @@
+"""Test data built through the services, so invariants and side effects come along."""
+
+import itertools
+
+from accounts.models import Practice, User
+from accounts.roles import Role
+from accounts.services import practice_create, user_create
+
+PASSWORD = "correct-horse-battery-9"
+
+_numbers = itertools.count(1)
+
+
+def make_practice(name: str | None = None) -> Practice:
+    n = next(_numbers)
+    return practice_create(name=name or f"Practice {n}", group_id=100000 + n)
+
+
+def make_user(
+    role: Role,
+    *,
+    practice: Practice | None = None,
+    username: str | None = None,
+    first_name: str = "Test",
+    last_name: str = "User",
+    password: str = PASSWORD,
+    doctor_id: int | None = None,
+) -> User:
+    n = next(_numbers)
+    username = username or f"{role.value}{n}"
+    if role == Role.PROVIDER and doctor_id is None:
+        doctor_id = 400000 + n
+    return user_create(
+        username=username,
+        email=f"{username}@example.org",
+        password=password,
+        first_name=first_name,
+        last_name=last_name,
+        role=role,
+        practice=practice,
+        doctor_id=doctor_id,
+        acting_user=None,
+    )
