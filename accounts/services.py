@@ -11,6 +11,8 @@ from django.db import transaction
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
 from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
+from audit import kinds
+from audit.services import audit_event_record
 
 
 def practice_create(*, name: str, group_id: int) -> Practice:
@@ -30,6 +32,7 @@ def user_create(
     doctor_id: int | None = None,
     time_zone: str | None = None,
     acting_user: User | None,
+    ip: str | None = None,
 ) -> User:
     """Create an account with its role and its profile, in one transaction.
 
@@ -64,7 +67,16 @@ def user_create(
         ProviderProfile.objects.create(user=user, doctor_id=doctor_id)
     else:
         StaffProfile.objects.create(user=user)
+    audit_event_record(kind=kinds.ACCOUNT_CREATED, actor=acting_user, account=user, ip=ip)
     return user
+
+
+@transaction.atomic
+def user_password_change(*, user: User, new_password: str, ip: str | None) -> None:
+    """Set a new password (already validated by the form) and record it."""
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    audit_event_record(kind=kinds.PASSWORD_CHANGED, actor=user, account=user, ip=ip)
 
 
 def _replace_image(profile: ProviderProfile, field: str, value: ContentFile | bool | None) -> None:
@@ -84,7 +96,7 @@ def _replace_image(profile: ProviderProfile, field: str, value: ContentFile | bo
 
 @transaction.atomic
 def provider_profile_update(
-    *, profile: ProviderProfile, acting_user: User, changes: dict[str, Any]
+    *, profile: ProviderProfile, acting_user: User, changes: dict[str, Any], ip: str | None
 ) -> ProviderProfile:
     """Apply the Profile tab's cleaned values to a provider's profile."""
     profile = ProviderProfile.objects.select_for_update().get(pk=profile.pk)
@@ -112,11 +124,14 @@ def provider_profile_update(
     if "specialties" in changes:
         specialties: Iterable[Specialty] = changes["specialties"]
         profile.specialties.set(specialties)
+    audit_event_record(kind=kinds.PROFILE_UPDATED, actor=acting_user, account=user, ip=ip)
     return profile
 
 
 @transaction.atomic
-def staff_profile_update(*, user: User, acting_user: User, changes: dict[str, Any]) -> StaffProfile:
+def staff_profile_update(
+    *, user: User, acting_user: User, changes: dict[str, Any], ip: str | None
+) -> StaffProfile:
     """Apply Staff Account Information's cleaned values."""
     profile = StaffProfile.objects.select_for_update().get(user=user)
     if "email" in changes:
@@ -130,4 +145,5 @@ def staff_profile_update(*, user: User, acting_user: User, changes: dict[str, An
             setattr(profile, field, changes[field] if changes[field] is not None else "")
     profile.full_clean(exclude=["user"])
     profile.save()
+    audit_event_record(kind=kinds.PROFILE_UPDATED, actor=acting_user, account=user, ip=ip)
     return profile

@@ -7,7 +7,7 @@ urlpatterns = [
     path("accounts/logout/", views.SignOutView.as_view(), name="logout"),
     path("account/settings/", views.account_settings, name="account_settings"),
     path("account/staff/", views.staff_account, name="staff_account"),
-    path("account/password/", views.ChangePasswordView.as_view(), name="password_change"),
+    path("account/password/", views.password_change, name="password_change"),
     path(
         "account/images/<int:user_id>/<str:kind>/",
         views.profile_image,

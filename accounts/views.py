@@ -3,13 +3,14 @@
 from pathlib import PurePosixPath
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import policies, selectors, services
@@ -27,17 +28,21 @@ class SignOutView(auth_views.LogoutView):
     """Sign out (POST only, as Django requires since 5.0)."""
 
 
-class ChangePasswordView(auth_views.PasswordChangeView):
-    """Change the password; the current session stays signed in (update_session_auth_hash)."""
-
-    template_name = "accounts/password_change.html"
-    form_class = ChangePasswordForm
-    success_url = reverse_lazy("home")
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        messages.success(self.request, "Your password has been changed.")
-        return response
+@login_required
+@never_cache
+@sensitive_post_parameters()
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change the password with the current one; this session stays signed in."""
+    form = ChangePasswordForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.user_password_change(
+            user=request.user, new_password=form.cleaned_data["new_password1"], ip=request.client_ip
+        )
+        update_session_auth_hash(request, request.user)
+        messages.success(request, "Your password has been changed.")
+        return redirect("home")
+    return render(request, "accounts/password_change.html", {"form": form})
 
 
 @login_required
@@ -62,7 +67,10 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         form = ProviderProfileForm(request.POST, request.FILES, instance=profile, user=profile.user)
         if form.is_valid():
             services.provider_profile_update(
-                profile=profile, acting_user=request.user, changes=form.changes()
+                profile=profile,
+                acting_user=request.user,
+                changes=form.changes(),
+                ip=request.client_ip,
             )
             messages.success(request, "Your profile has been saved.")
             return redirect("account_settings")
@@ -89,7 +97,9 @@ def staff_account(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = StaffAccountForm(request.POST, user=user)
         if form.is_valid():
-            services.staff_profile_update(user=user, acting_user=user, changes=form.cleaned_data)
+            services.staff_profile_update(
+                user=user, acting_user=user, changes=form.cleaned_data, ip=request.client_ip
+            )
             messages.success(request, "Staff account saved.")
             return redirect("staff_account")
     else:

@@ -3,6 +3,7 @@
 from django.http import HttpRequest
 
 from accounts import policies
+from audit.policies import audit_scope
 
 
 def navigation(request: HttpRequest) -> dict:
@@ -13,5 +14,6 @@ def navigation(request: HttpRequest) -> dict:
         "nav": {
             "account_settings": policies.can_use_account_settings(user),
             "staff_account": policies.can_use_staff_account(user),
+            "audit_log": audit_scope(user) is not None,
         }
     }

@@ -12,6 +12,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from ehr.keys import parse_key_ring
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The real environment wins over .env; ENV_FILE="" reads no file (the test suite does that).
 ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
@@ -69,6 +71,9 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 check_secret_key(SECRET_KEY, debug=DEBUG)
 
+# Keys of the audit log's hash chain, separate from SECRET_KEY (docs/keys.md).
+AUDIT_HMAC_KEYS = parse_key_ring("AUDIT_HMAC_KEYS", os.environ.get("AUDIT_HMAC_KEYS"))
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -84,10 +89,12 @@ INSTALLED_APPS = [
     "phonenumber_field",
     "ehr",
     "accounts",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ehr.middleware.RequestContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -178,6 +185,10 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # whole request bodies, images included
+
+# How many reverse proxies in front of the app append to X-Forwarded-For (0: none, the
+# header is ignored). See ehr/client_ip.py.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PHONENUMBER_DEFAULT_REGION = os.environ.get("PHONE_REGION", "US")

@@ -8,5 +8,6 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("", include("accounts.urls")),
+    path("", include("audit.urls")),
     path("admin/", admin.site.urls),
 ]

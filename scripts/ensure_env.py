@@ -4,6 +4,7 @@ Existing values are never changed, so keys written on first use keep working
 (sessions stay valid, encrypted data stays readable). Development only.
 """
 
+import base64
 import secrets
 import sys
 from pathlib import Path
@@ -13,7 +14,12 @@ ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 DEFAULTS = {
     "DEBUG": lambda: "true",
     "SECRET_KEY": lambda: secrets.token_urlsafe(64),
+    "AUDIT_HMAC_KEYS": lambda: "dev1:" + _key(),
 }
+
+
+def _key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
 def main() -> int:

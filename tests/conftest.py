@@ -2,6 +2,7 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.db import connection
 
 from accounts.roles import Role
 from tests.factories import PASSWORD, make_practice, make_user
@@ -17,10 +18,26 @@ def _media_root(settings, tmp_path):
 def _reference_data(request):
     """Put back the rows data migrations create, which a transactional test's flush removes."""
     if not {"transactional_db", "live_server"} & set(request.fixturenames):
+        yield
         return
     request.getfixturevalue("transactional_db")
-    migration = importlib.import_module("accounts.migrations.0002_roles_and_specialties")
-    migration.create(apps, None)
+    roles = importlib.import_module("accounts.migrations.0002_roles_and_specialties")
+    roles.create(apps, None)
+    audit_guards(install=True)
+    audit_guard_migration.create_head(apps, None)
+    yield
+    # The flush that ends a transactional test deletes every row, which the guards
+    # forbid; they are put back at the start of the next one.
+    audit_guards(install=False)
+
+
+audit_guard_migration = importlib.import_module("audit.migrations.0002_append_only")
+
+
+def audit_guards(*, install: bool) -> None:
+    with connection.cursor() as cursor:
+        for sql in audit_guard_migration.statements(connection.vendor, install=install):
+            cursor.execute(sql)
 
 
 @pytest.fixture

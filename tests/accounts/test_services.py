@@ -69,6 +69,7 @@ def test_provider_profile_update_applies_fields_and_time_zone(provider):
     provider_profile_update(
         profile=profile,
         acting_user=provider,
+        ip=None,
         changes={"job_title": "Medical Director", "time_zone": "America/Chicago", "suffix": "MD"},
     )
     profile.refresh_from_db()
@@ -83,6 +84,7 @@ def test_provider_profile_update_rejects_bad_values_and_changes_nothing(provider
         provider_profile_update(
             profile=profile,
             acting_user=provider,
+            ip=None,
             changes={"job_title": "Changed", "salutation": "Lord"},
         )
     profile.refresh_from_db()
@@ -91,12 +93,17 @@ def test_provider_profile_update_rejects_bad_values_and_changes_nothing(provider
 
 def test_staff_profile_update(nurse, provider):
     staff_profile_update(
-        user=nurse, acting_user=nurse, changes={"email": "dori@new.example", "cell_phone": ""}
+        user=nurse,
+        acting_user=nurse,
+        ip=None,
+        changes={"email": "dori@new.example", "cell_phone": ""},
     )
     nurse.refresh_from_db()
     assert nurse.email == "dori@new.example"
     with pytest.raises(ValidationError, match="already uses this email"):
-        staff_profile_update(user=nurse, acting_user=nurse, changes={"email": provider.email})
+        staff_profile_update(
+            user=nurse, acting_user=nurse, ip=None, changes={"email": provider.email}
+        )
 
 
 def test_role_groups_match_the_roles_the_code_knows(db):

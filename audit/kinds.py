@@ -1,0 +1,84 @@
+"""Every kind of audit event, in one place.
+
+A kind fixes an event's Type, Action and the wording of its Details (the seed's
+wording where the seed has one). Callers name a kind and pass the values the
+wording needs; they never write free-form details.
+"""
+
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class EventType(models.TextChoices):
+    ACCOUNT = "Account", "Account"
+    SECURITY = "Security", "Security"
+    PATIENT = "Patient", "Patient"
+    REPORT = "Report", "Report"
+
+
+class Action(models.TextChoices):
+    NOT_SPECIFIED = "Not specified", "Not specified"
+    CREATE = "Create", "Create"
+    VIEW = "View", "View"
+    UPDATE = "Update", "Update"
+    EXPORT = "Export", "Export"
+    LOGIN = "Login", "Login"
+    LOGOUT = "Logout", "Logout"
+
+
+@dataclass(frozen=True)
+class EventKind:
+    code: str
+    type: EventType
+    action: Action
+    template: str
+
+    def details(self, params: dict[str, str | int]) -> str:
+        return self.template.format(**params)
+
+
+ACCOUNT_CREATED = EventKind(
+    "account.created", EventType.ACCOUNT, Action.CREATE, "Account created for user {account}"
+)
+PROFILE_UPDATED = EventKind(
+    "account.profile_updated",
+    EventType.ACCOUNT,
+    Action.UPDATE,
+    "Profile updated for user {account}",
+)
+PASSWORD_CHANGED = EventKind(
+    "security.password_changed",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Password changed for user {account}",
+)
+SIGNED_IN = EventKind(
+    "security.signed_in", EventType.SECURITY, Action.LOGIN, "Signed in as user {account}"
+)
+SIGN_IN_FAILED = EventKind(
+    "security.sign_in_failed",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Failed sign-in for user {account}",
+)
+SIGN_IN_FAILED_UNKNOWN = EventKind(
+    "security.sign_in_failed_unknown",
+    EventType.SECURITY,
+    Action.LOGIN,
+    # The typed name is not recorded: people type passwords into the username field.
+    "Failed sign-in with an unknown username",
+)
+SIGNED_OUT = EventKind(
+    "security.signed_out", EventType.SECURITY, Action.LOGOUT, "Signed out user {account}"
+)
+AUDIT_EXPORTED = EventKind(
+    "audit.exported",
+    EventType.REPORT,
+    Action.EXPORT,
+    "Audit log exported: {rows} events ({filters})",
+)
+
+KINDS: dict[str, EventKind] = {
+    value.code: value for value in list(globals().values()) if isinstance(value, EventKind)
+}

@@ -1,0 +1,216 @@
+"""Reads of the audit log: the report page, the export, the patient list, verification."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import User
+from audit import chain
+from audit.models import AuditChainAnchor, AuditChainHead, AuditedPatient, AuditEvent
+from audit.policies import AuditScope, audit_scope
+
+
+def audit_event_scope(*, viewer: User) -> QuerySet[AuditEvent]:
+    """Return the events `viewer` may read (none for those who may read none)."""
+    scope = audit_scope(viewer)
+    events = AuditEvent.objects.all()
+    if scope is AuditScope.ALL:
+        return events
+    if scope is AuditScope.PRACTICE:
+        return events.filter(practice_id=viewer.practice_id)
+    if scope is AuditScope.OWN_ACCOUNT:
+        return events.filter(account_id=viewer.pk)
+    return events.none()
+
+
+def audit_patient_choices(*, viewer: User) -> list[tuple[str, str]]:
+    """Return (patient id, name) for the patients present in the log the viewer may read."""
+    scope = audit_scope(viewer)
+    if scope is AuditScope.OWN_ACCOUNT:
+        rows = (
+            audit_event_scope(viewer=viewer)
+            .exclude(patient_id="")
+            .values_list("patient_id", "patient_name")
+            .distinct()
+        )
+        return sorted(set(rows), key=lambda row: (row[1].lower(), row[0]))
+    patients = AuditedPatient.objects.all()
+    if scope is AuditScope.PRACTICE:
+        patients = patients.filter(practice_id=viewer.practice_id)
+    elif scope is not AuditScope.ALL:
+        return []
+    return list(
+        patients.order_by("patient_name", "patient_id").values_list("patient_id", "patient_name")
+    )
+
+
+REPORT_COLUMNS = (
+    "id",
+    "occurred_at",
+    "patient_name",
+    "actor_label",
+    "type",
+    "action",
+    "details",
+    "ip",
+)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the newest-first order: (occurred_at, id) of a row."""
+
+    occurred_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        return f"{self.occurred_at.timestamp():.6f}_{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> "Cursor | None":
+        from datetime import UTC
+
+        if not raw or len(raw) > 40:
+            return None
+        stamp, _sep, ident = raw.partition("_")
+        try:
+            return cls(datetime.fromtimestamp(float(stamp), tz=UTC), int(ident))
+        except (ValueError, OverflowError, OSError):
+            return None
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    rows: list[dict]
+    newer: Cursor | None  # cursor for the page of newer rows, if any
+    older: Cursor | None  # cursor for the page of older rows, if any
+    is_first: bool
+    is_last: bool
+
+
+def audit_report_page(
+    events: QuerySet[AuditEvent], *, direction: str, cursor: Cursor | None, size: int
+) -> ReportPage:
+    """Return one page of `events`, newest first, by keyset pagination.
+
+    Every page, the oldest included, costs one index range scan of `size + 1`
+    rows: no OFFSET, no COUNT, whatever the size of the log.
+    direction: "first", "last", "older" (than cursor) or "newer" (than cursor).
+    """
+    rows_qs = events.values(*REPORT_COLUMNS)
+    if direction in {"older", "newer"} and cursor is None:
+        direction = "first"
+    if direction == "older":
+        rows_qs = rows_qs.filter(
+            Q(occurred_at__lt=cursor.occurred_at)
+            | Q(occurred_at=cursor.occurred_at, id__lt=cursor.id)
+        )
+    elif direction == "newer":
+        rows_qs = rows_qs.filter(
+            Q(occurred_at__gt=cursor.occurred_at)
+            | Q(occurred_at=cursor.occurred_at, id__gt=cursor.id)
+        )
+    ascending = direction in {"newer", "last"}
+    ordering = ("occurred_at", "id") if ascending else ("-occurred_at", "-id")
+    fetched = list(rows_qs.order_by(*ordering)[: size + 1])
+    more = len(fetched) > size
+    rows = fetched[:size]
+    if ascending:
+        rows.reverse()
+    if not rows:
+        return ReportPage([], None, None, True, True)
+    first_row, last_row = rows[0], rows[-1]
+    has_newer = {"first": False, "last": more, "older": True, "newer": more}[direction]
+    has_older = {"first": more, "last": False, "older": more, "newer": True}[direction]
+    return ReportPage(
+        rows=rows,
+        newer=Cursor(first_row["occurred_at"], first_row["id"]) if has_newer else None,
+        older=Cursor(last_row["occurred_at"], last_row["id"]) if has_older else None,
+        is_first=not has_newer,
+        is_last=not has_older,
+    )
+
+
+# Verification
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    checked: int
+    head_seq: int
+    head_hash: str
+    problem: chain.Problem | None
+
+
+def audit_chain_verify(*, batch: int = 5000) -> VerifyResult:
+    """Walk the whole chain from its anchor (or the genesis) to the head."""
+    anchor = AuditChainAnchor.objects.order_by("-seq").first()
+    start_seq, start_hash = 1, chain_genesis()
+    if anchor is not None:
+        key = chain.verification_key(anchor.key_id)
+        expected = key and chain.anchor_signature(
+            seq=anchor.seq, prev_hash=anchor.prev_hash, key=key
+        )
+        if not expected or expected != anchor.signature:
+            head = AuditChainHead.objects.get(pk=1)
+            return VerifyResult(
+                0,
+                head.seq,
+                head.row_hash,
+                chain.Problem(anchor.seq, None, "the archive anchor's signature is not valid"),
+            )
+        start_seq, start_hash = anchor.seq, anchor.prev_hash
+    head = AuditChainHead.objects.get(pk=1)
+    checked, problem = chain.verify(
+        _rows_from(start_seq, head.seq, batch), start_seq=start_seq, start_hash=start_hash
+    )
+    if problem is None:
+        last_seq = start_seq + checked - 1
+        if last_seq != head.seq:
+            problem = chain.Problem(
+                last_seq + 1 if last_seq < head.seq else head.seq + 1,
+                None,
+                f"the chain head says seq {head.seq}, the events end at {last_seq}"
+                + (": events at the end were deleted" if last_seq < head.seq else ""),
+            )
+        elif checked and not _tail_matches(head):
+            problem = chain.Problem(head.seq, None, "the chain head's hash does not match")
+    return VerifyResult(checked, head.seq, head.row_hash, problem)
+
+
+def chain_genesis() -> str:
+    from audit.models import GENESIS_HASH
+
+    return GENESIS_HASH
+
+
+def _tail_matches(head: AuditChainHead) -> bool:
+    last = AuditEvent.objects.filter(seq=head.seq).values_list("row_hash", flat=True).first()
+    return last == head.row_hash
+
+
+VERIFY_COLUMNS = ("id", "actor_id", "account_id", "key_id", "prev_hash", "row_hash", *chain.FIELDS)
+
+
+def _rows_from(start_seq: int, head_seq: int, batch: int) -> Iterator[dict]:
+    """Yield every event from `start_seq` in seq order, in batches (constant memory).
+
+    Rows beyond the head are yielded too: an event inserted behind the app's back
+    past the head is a problem the walk must see.
+    """
+    after = start_seq - 1
+    while True:
+        chunk = list(
+            AuditEvent.objects.filter(seq__gt=after).order_by("seq").values(*VERIFY_COLUMNS)[:batch]
+        )
+        yield from chunk
+        if len(chunk) < batch:
+            return
+        after = chunk[-1]["seq"]
+
+
+def audit_head_seq() -> int:
+    """Return the seq of the newest event (0 when the log is empty)."""
+    return AuditChainHead.objects.values_list("seq", flat=True).get(pk=1)

@@ -1,0 +1,37 @@
+"""Record Django's sign-in, sign-out and failed sign-in signals in the audit log."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from audit import kinds
+from audit.services import audit_event_record
+from ehr.client_ip import client_ip
+
+
+def _ip(request) -> str | None:
+    if request is None:
+        return None
+    return getattr(request, "client_ip", None) or client_ip(request)
+
+
+@receiver(user_logged_in, dispatch_uid="audit_signed_in")
+def record_signed_in(sender, request, user, **kwargs):
+    audit_event_record(kind=kinds.SIGNED_IN, actor=user, account=user, ip=_ip(request))
+
+
+@receiver(user_logged_out, dispatch_uid="audit_signed_out")
+def record_signed_out(sender, request, user, **kwargs):
+    if user is not None:
+        audit_event_record(kind=kinds.SIGNED_OUT, actor=user, account=user, ip=_ip(request))
+
+
+@receiver(user_login_failed, dispatch_uid="audit_sign_in_failed")
+def record_sign_in_failed(sender, credentials, request=None, **kwargs):
+    username = credentials.get("username") or ""
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    if user is None:
+        # The typed text is not recorded: it may be a password typed in the wrong field.
+        audit_event_record(kind=kinds.SIGN_IN_FAILED_UNKNOWN, actor=None, ip=_ip(request))
+    else:
+        audit_event_record(kind=kinds.SIGN_IN_FAILED, actor=None, account=user, ip=_ip(request))

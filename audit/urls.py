@@ -1,0 +1,8 @@
+from django.urls import path
+
+from audit import views
+
+urlpatterns = [
+    path("audit/", views.audit_report, name="audit_report"),
+    path("audit/export.csv", views.audit_export, name="audit_export"),
+]
