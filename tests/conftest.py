@@ -17,7 +17,9 @@ def _media_root(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _reference_data(request):
     """Put back the rows data migrations create, which a transactional test's flush removes."""
-    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction"))
+    if not transactional and not {"transactional_db", "live_server"} & set(request.fixturenames):
         yield
         return
     request.getfixturevalue("transactional_db")

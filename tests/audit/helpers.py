@@ -1,0 +1,27 @@
+from datetime import datetime
+
+import time_machine
+
+from audit import kinds
+from audit.services import audit_event_record
+
+
+def record_at(when: datetime, **kwargs):
+    """Write an event as if at `when` (the clock moved, the chain as usual)."""
+    kwargs.setdefault("kind", kinds.SIGNED_IN)
+    kwargs.setdefault("ip", None)
+    with time_machine.travel(when, tick=False):
+        return audit_event_record(**kwargs)
+
+
+def chart_viewed(actor, patient_id: str, patient_name: str, when: datetime):
+    return record_at(
+        when,
+        kind=kinds.PATIENT_CHART_VIEWED,
+        actor=actor,
+        account=actor,
+        ip="203.0.113.9",
+        patient_id=patient_id,
+        patient_name=patient_name,
+        params={"patient": patient_name},
+    )

@@ -1,0 +1,146 @@
+import pytest
+from django.db import transaction
+
+from accounts.services import provider_profile_update
+from audit import kinds
+from audit.kinds import KINDS, EventKind
+from audit.models import AuditChainHead, AuditEvent
+from audit.selectors import audit_chain_verify
+from audit.services import audit_event_record, user_label
+
+
+def test_event_kind_codes_are_unique():
+    codes = [value.code for value in vars(kinds).values() if isinstance(value, EventKind)]
+    assert len(codes) == len(set(codes)) == len(KINDS)
+
+
+def test_every_kind_fills_its_wording_from_the_account_name():
+    for kind in KINDS.values():
+        params = {"account": "dorothy Ludwig", "rows": 3, "filters": "x", "patient": "P"}
+        assert "{" not in kind.details(params)
+
+
+def test_labels_follow_the_seed(provider, nurse):
+    assert user_label(provider) == "496094 (dorothy Ludwig)"
+    assert user_label(nurse) == "dori (Dori User)"
+    assert user_label(None) == ""
+
+
+def test_record_writes_who_whom_practice_and_wording(provider, agent):
+    event = audit_event_record(
+        kind=kinds.SIGN_IN_FAILED, actor=agent, account=provider, ip="2001:db8::5"
+    )
+    event.refresh_from_db()
+    assert event.actor_id == agent.pk and event.actor_ref == agent.pk
+    assert event.account_id == provider.pk and event.account_label == "496094 (dorothy Ludwig)"
+    assert event.practice_id == provider.practice_id
+    assert (event.type, event.action) == ("Security", "Login")
+    assert event.details == "Failed sign-in for user dorothy Ludwig"
+    assert event.ip == "2001:db8::5"
+    assert event.occurred_at.utcoffset().total_seconds() == 0
+
+
+def test_record_refuses_anything_but_scalars(provider):
+    with pytest.raises(TypeError):
+        audit_event_record(
+            kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None, params={"x": object()}
+        )
+    with pytest.raises(TypeError):
+        audit_event_record(
+            kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None, data={"x": [1, 2]}
+        )
+
+
+def test_seq_and_links_form_a_chain(provider):
+    before = AuditChainHead.objects.get().seq
+    first = audit_event_record(kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None)
+    second = audit_event_record(kind=kinds.SIGNED_OUT, actor=provider, account=provider, ip=None)
+    assert (first.seq, second.seq) == (before + 1, before + 2)
+    assert second.prev_hash == first.row_hash
+    head = AuditChainHead.objects.get()
+    assert (head.seq, head.row_hash) == (second.seq, second.row_hash)
+    result = audit_chain_verify()
+    assert result.problem is None
+    assert result.checked == head.seq
+
+
+def test_a_rolled_back_action_leaves_no_event_and_no_gap(provider):
+    head = AuditChainHead.objects.get()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit_event_record(kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None)
+        raise RuntimeError("the action failed after recording")
+    assert AuditChainHead.objects.get().seq == head.seq
+    audit_event_record(kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None)
+    assert audit_chain_verify().problem is None
+
+
+def test_fail_closed_when_the_event_cannot_be_written(provider, monkeypatch):
+    """If the audit write fails, the change it records does not happen either."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr("audit.chain.row_hash", broken)
+    with pytest.raises(RuntimeError, match="audit store unavailable"):
+        provider_profile_update(
+            profile=provider.provider_profile,
+            acting_user=provider,
+            changes={"job_title": "Changed"},
+            ip=None,
+        )
+    provider.provider_profile.refresh_from_db()
+    assert provider.provider_profile.job_title == ""
+
+
+def test_request_context_is_recorded(client, provider, password):
+    client.post(
+        "/accounts/login/",
+        {"username": "dorothy", "password": password},
+        HTTP_USER_AGENT="Mozilla/5.0 " + "x" * 400,
+        REMOTE_ADDR="198.51.100.23",
+    )
+    event = AuditEvent.objects.filter(kind=kinds.SIGNED_IN.code).latest("seq")
+    assert event.ip == "198.51.100.23"
+    assert event.user_agent.startswith("Mozilla/5.0") and len(event.user_agent) == 256
+    assert len(event.request_id) == 32
+
+
+def test_sign_in_events(client, provider, password):
+    client.post("/accounts/login/", {"username": "dorothy", "password": "wrong-one"})
+    client.post("/accounts/login/", {"username": "my-Secret-Passw0rd", "password": "x"})
+    client.post("/accounts/login/", {"username": "dorothy", "password": password})
+    client.post("/accounts/logout/")
+    details = list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))[-4:]
+    assert details == [
+        "Failed sign-in for user dorothy Ludwig",
+        "Failed sign-in with an unknown username",
+        "Signed in as user dorothy Ludwig",
+        "Signed out user dorothy Ludwig",
+    ]
+
+
+def test_no_secret_reaches_any_audit_column(client, provider, password, settings):
+    """Passwords (typed right, wrong, or into the username box), keys: none in the log."""
+    new_password = "Brand-New-Passw0rd-77"
+    typed_in_wrong_box = "Hunter2-Typed-In-Username"
+    client.post("/accounts/login/", {"username": typed_in_wrong_box, "password": password})
+    client.post("/accounts/login/", {"username": "dorothy", "password": "Wrong-Passw0rd-99"})
+    client.post("/accounts/login/", {"username": "dorothy", "password": password})
+    client.post(
+        "/account/password/",
+        {"old_password": password, "new_password1": new_password, "new_password2": new_password},
+    )
+    client.get("/audit/export.csv")
+    secrets = [
+        password,
+        new_password,
+        typed_in_wrong_box,
+        "Wrong-Passw0rd-99",
+        settings.SECRET_KEY,
+        *(key.hex() for key in settings.AUDIT_HMAC_KEYS.keys.values()),
+    ]
+    assert AuditEvent.objects.count() >= 5
+    for row in AuditEvent.objects.values():
+        blob = " ".join(str(value) for value in row.values())
+        for secret in secrets:
+            assert secret not in blob
