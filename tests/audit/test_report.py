@@ -1,0 +1,361 @@
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accounts.roles import Role
+from audit import kinds
+from audit.formatting import LocalClock, event_date, event_time, neutralize
+from audit.models import AuditEvent
+from tests.audit.helpers import chart_viewed, record_at
+from tests.factories import make_user
+
+NOW = datetime(2024, 3, 19, 16, 0, tzinfo=UTC)  # 12:00 PM EDT
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def compliance(practice):
+    return make_user(
+        Role.COMPLIANCE_OFFICER,
+        practice=practice,
+        username="compliance",
+        first_name="Carol",
+        last_name="Okafor",
+    )
+
+
+@pytest.fixture
+def auditor(db):
+    return make_user(Role.PLATFORM_AUDITOR, username="auditor")
+
+
+@pytest.fixture
+def log(provider, nurse, other_provider, compliance, auditor, agent, clock):
+    """Events of both practices over two weeks, the seed's story among them.
+
+    The accounts are created first, at the real date (their creation events
+    fall outside every range used here); then the clock stops at NOW.
+    """
+    seed_time = datetime(2024, 3, 18, 21, 6, 19, tzinfo=UTC)  # 05:06:19 PM EDT
+    record_at(
+        seed_time,
+        kind=kinds.SIGNED_IN,
+        actor=provider,
+        account=provider,
+        ip="2605:a601:ac72:c200:d5e7:5fe4:ad72:8204",
+    )
+    record_at(
+        NOW - timedelta(days=2),
+        kind=kinds.PROFILE_UPDATED,
+        actor=nurse,
+        account=nurse,
+        ip="192.0.2.4",
+    )
+    record_at(
+        NOW - timedelta(days=10), kind=kinds.SIGNED_OUT, actor=provider, account=provider, ip=None
+    )
+    record_at(
+        NOW - timedelta(hours=1),
+        kind=kinds.SIGNED_IN,
+        actor=other_provider,
+        account=other_provider,
+        ip="198.51.100.1",
+    )
+    chart_viewed(provider, "P-100", '=HYPERLINK("http://evil","x")', NOW - timedelta(hours=3))
+    chart_viewed(provider, "P-200", "Ada Lovelace", NOW - timedelta(hours=4))
+    chart_viewed(other_provider, "P-900", "Other Practice Patient", NOW - timedelta(hours=5))
+
+
+def details(response) -> list[str]:
+    return [row["details"] for row in response.context["rows"]]
+
+
+def test_formatting_matches_the_seed():
+    when = datetime(2024, 3, 18, 21, 6, 19, tzinfo=UTC)
+    eastern = ZoneInfo("America/New_York")
+    assert event_date(when, eastern) == "03/18/2024"
+    assert event_time(when, eastern) == "05:06:19 PM EDT"
+    winter = datetime(2024, 1, 5, 14, 3, 0, tzinfo=UTC)
+    assert event_time(winter, eastern) == "09:03:00 AM EST"
+    assert event_time(when, ZoneInfo("America/Los_Angeles")) == "02:06:19 PM PDT"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    seconds=st.integers(min_value=946684800, max_value=4102444800),
+    zone=st.sampled_from(
+        [
+            "America/New_York",
+            "Europe/London",
+            "Australia/Lord_Howe",
+            "Asia/Kolkata",
+            "America/St_Johns",
+            "Pacific/Chatham",
+            "UTC",
+            "Asia/Kathmandu",
+        ]
+    ),
+)
+def test_fast_export_clock_agrees_with_the_report(seconds, zone):
+    tz = ZoneInfo(zone)
+    when = datetime.fromtimestamp(seconds, tz=UTC)
+    assert LocalClock(tz).cells(seconds) == (event_date(when, tz), event_time(when, tz))
+
+
+@given(st.text(max_size=30))
+def test_neutralized_cells_never_start_a_formula(text):
+    cell = neutralize(text)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert cell.endswith(text)
+
+
+def test_compliance_sees_the_practice_newest_first_in_the_last_7_days(client, compliance, log):
+    client.force_login(compliance)
+    response = client.get("/audit/")
+    assert response.status_code == 200
+    assert details(response) == [
+        "Signed in as user Carol Okafor",  # force_login above, at NOW
+        'Chart viewed for patient =HYPERLINK("http://evil","x")',
+        "Chart viewed for patient Ada Lovelace",
+        "Signed in as user dorothy Ludwig",
+        "Profile updated for user Dori User",
+    ]
+    seed_row = response.context["rows"][3]
+    assert seed_row == {
+        "date": "03/18/2024",
+        "time": "05:06:19 PM EDT",
+        "patient": "",
+        "user": "496094 (dorothy Ludwig)",
+        "type": "Security",
+        "action": "Login",
+        "details": "Signed in as user dorothy Ludwig",
+        "ip": "2605:a601:ac72:c200:d5e7:5fe4:ad72:8204",
+    }
+    page = response.content.decode()
+    assert "Other Practice" not in page and "otherdoc" not in page
+    for heading in ("Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"):
+        assert f'<th scope="col">{heading}</th>' in page
+
+
+def test_auditor_sees_every_practice(client, auditor, log):
+    client.force_login(auditor)
+    assert "Chart viewed for patient Other Practice Patient" in details(client.get("/audit/"))
+
+
+def test_provider_sees_only_events_of_their_own_account(client, provider, log):
+    client.force_login(provider)
+    shown = details(client.get("/audit/"))
+    assert "Signed in as user dorothy Ludwig" in shown
+    assert all("Dori" not in line for line in shown)
+
+
+def test_support_agents_see_nothing_and_anonymous_is_sent_to_sign_in(client, agent, log):
+    client.force_login(agent)
+    assert client.get("/audit/").status_code == 403
+    assert client.get("/audit/export.csv").status_code == 403
+    client.logout()
+    assert client.get("/audit/").status_code == 302
+
+
+def test_username_matches_actor_or_account(client, compliance, log, nurse):
+    client.force_login(compliance)
+    assert details(client.get("/audit/", {"username": "DORI"})) == [
+        "Profile updated for user Dori User"
+    ]
+    assert details(client.get("/audit/", {"username": "otherdoc"})) == []
+    assert details(client.get("/audit/", {"username": "nobody-by-that-name"})) == []
+
+
+def test_type_and_patient_filters(client, compliance, log):
+    client.force_login(compliance)
+    assert len(details(client.get("/audit/", {"type": "Patient"}))) == 2
+    response = client.get("/audit/", {"patient": "P-200"})
+    assert details(response) == ["Chart viewed for patient Ada Lovelace"]
+    choices = dict(response.context["filter"].form.fields["patient"].choices)
+    assert "P-900" not in choices and choices["P-200"] == "Ada Lovelace"
+    assert client.get("/audit/", {"patient": "P-900"}).status_code == 400
+
+
+def test_dates_are_days_in_the_viewers_time_zone(client, compliance, log):
+    client.force_login(compliance)
+    shown = details(client.get("/audit/", {"date_from": "2024-03-18", "date_to": "2024-03-18"}))
+    assert shown == ["Signed in as user dorothy Ludwig"]
+    shown = details(client.get("/audit/", {"date_from": "03/09/2024", "date_to": "03/09/2024"}))
+    assert shown == ["Signed out user dorothy Ludwig"]
+
+
+def test_view_last_quick_ranges(client, compliance, log):
+    client.force_login(compliance)
+    assert len(details(client.get("/audit/", {"last": "day"}))) == 3
+    assert len(details(client.get("/audit/", {"last": "week"}))) == 5
+    assert len(details(client.get("/audit/", {"last": "month"}))) == 6
+    response = client.get("/audit/", {"last": "year", "date_from": "2020-01-01"})
+    assert len(details(response)) == 6
+    assert 'value="2023-03-21"' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"date_from": "2024-02-30"},
+        {"date_from": "yesterday"},
+        {"date_to": "1800-01-01"},
+        {"date_from": "2024-03-19", "date_to": "2024-03-01"},
+        {"type": "Nope"},
+        {"last": "decade"},
+        {"username": "x" * 151},
+        {"patient": "not-in-the-log"},
+    ],
+)
+def test_invalid_filters_show_errors_not_500(client, compliance, log, params):
+    client.force_login(compliance)
+    response = client.get("/audit/", params)
+    assert response.status_code == 400
+    assert 'class="error"' in response.content.decode()
+    assert client.get("/audit/export.csv", params).status_code == 400
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            ["patient", "username", "type", "date_from", "date_to", "last", "page", "cursor"]
+        ),
+        st.text(max_size=40),
+    )
+)
+def test_any_filter_input_is_answered_without_a_server_error(client, compliance, params):
+    client.force_login(compliance)
+    assert client.get("/audit/", params).status_code in (200, 400)
+
+
+def test_keyset_pages_reach_the_oldest_rows_with_a_fixed_number_of_queries(
+    client, compliance, provider, clock, django_assert_max_num_queries
+):
+    base = NOW - timedelta(days=3)
+    for i in range(120):
+        record_at(
+            base + timedelta(minutes=i),
+            kind=kinds.SIGNED_IN,
+            actor=provider,
+            account=provider,
+            ip=None,
+        )
+    client.force_login(compliance)
+    client.get("/audit/")  # warm the session and user caches
+    with django_assert_max_num_queries(7):
+        first = client.get("/audit/")
+    page = first.context["page"]
+    assert len(first.context["rows"]) == 50 and page.is_first and not page.is_last
+    with django_assert_max_num_queries(7):
+        last = client.get("/audit/", {"page": "last"})
+    assert last.context["page"].is_last
+    assert len(last.context["rows"]) == 50
+    older = client.get("/audit/", {"page": "older", "cursor": page.older.encode()})
+    newer = client.get("/audit/", {"page": "newer", "cursor": older.context["page"].newer.encode()})
+    assert [r["time"] for r in newer.context["rows"]] == [r["time"] for r in first.context["rows"]]
+    walked = []
+    response = first
+    while True:
+        walked += response.context["rows"]
+        current = response.context["page"]
+        if current.is_last:
+            break
+        response = client.get("/audit/", {"page": "older", "cursor": current.older.encode()})
+    in_range = AuditEvent.objects.filter(practice=compliance.practice, occurred_at__year=2024)
+    assert len(walked) == in_range.count() == 121  # 120 written + compliance's sign-in
+    assert client.get("/audit/", {"page": "older", "cursor": "garbage_1"}).status_code == 200
+
+
+# Export
+
+
+def read_csv(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_export_is_exactly_the_filtered_rows_and_safe_in_a_spreadsheet(client, compliance, log):
+    client.force_login(compliance)
+    page = client.get("/audit/")
+    response = client.get("/audit/export.csv")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv"
+    assert (
+        response["Content-Disposition"]
+        == 'attachment; filename="audit-log_2024-03-13_to_2024-03-19.csv"'
+    )
+    assert "no-store" in response["Cache-Control"]
+    rows = read_csv(response)
+    assert rows[0] == ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
+    assert [row[6] for row in rows[1:]] == details(page)
+    formula_row = rows[2]
+    assert formula_row[2] == '\'=HYPERLINK("http://evil","x")'
+    seed = rows[4]
+    assert seed == [
+        "03/18/2024",
+        "05:06:19 PM EDT",
+        "",
+        "496094 (dorothy Ludwig)",
+        "Security",
+        "Login",
+        "Signed in as user dorothy Ludwig",
+        "2605:a601:ac72:c200:d5e7:5fe4:ad72:8204",
+    ]
+    assert rows[5][7] == "192.0.2.4"
+
+
+def test_export_neutralizes_every_formula_trigger(client, compliance, provider, clock):
+    names = ["=1+1", "+CMD", "-2+3", "@SUM(A1)", "\tTab", "\rReturn", "Plain, with comma"]
+    for i, name in enumerate(names):
+        chart_viewed(provider, f"P-{i}", name, NOW - timedelta(minutes=i + 1))
+    client.force_login(compliance)
+    rows = read_csv(client.get("/audit/export.csv", {"type": "Patient"}))
+    patients = [row[2] for row in rows[1:]]
+    assert patients == [
+        "'=1+1",
+        "'+CMD",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tTab",
+        "'\rReturn",
+        "Plain, with comma",
+    ]
+    assert all(not row[6].startswith(("=", "+", "-", "@")) for row in rows[1:])
+
+
+def test_export_is_audited_with_filters_and_row_count(client, compliance, log):
+    client.force_login(compliance)
+    response = client.get("/audit/export.csv", {"username": "dorothy"})
+    rows = read_csv(response)
+    event = AuditEvent.objects.filter(kind=kinds.AUDIT_EXPORTED.code).get()
+    assert event.actor_id == compliance.pk and event.type == "Report" and event.action == "Export"
+    assert event.details == (
+        f"Audit log exported: {len(rows) - 1} events (03/13/2024 to 03/19/2024; username dorothy)"
+    )
+    assert event.data["rows"] == len(rows) - 1 == 3
+    # The export's own event is not part of the file it describes.
+    assert all("Audit log exported" not in row[6] for row in rows)
+
+
+def test_export_filename_carries_only_validated_dates(client, compliance, log):
+    client.force_login(compliance)
+    response = client.get(
+        "/audit/export.csv", {"username": 'x"; filename=evil.exe', "last": "month"}
+    )
+    assert (
+        response["Content-Disposition"]
+        == 'attachment; filename="audit-log_2024-02-19_to_2024-03-19.csv"'
+    )
