@@ -52,3 +52,9 @@ lock:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Benchmarks (not part of the suite). BENCH_EVENTS=100000 for a quicker run; with
+# DATABASE_URL pointing at PostgreSQL the same steps also run there.
+.PHONY: bench
+bench: $(VENV)/.installed-dev
+	$(PY) bench/run.py

@@ -42,4 +42,6 @@ def test_compliance_filters_the_report_and_downloads_the_export(page, provider, 
     expect(page.get_by_label("Username")).to_have_value("dorothy")
     page.get_by_label("Username").fill("compliance")
     page.get_by_role("button", name="Update Filter").click()
-    expect(page.get_by_role("cell", name="Audit log exported: 2 events", exact=False)).to_be_visible()
+    expect(
+        page.get_by_role("cell", name="Audit log exported: 2 events", exact=False)
+    ).to_be_visible()

@@ -1,0 +1,447 @@
+"""Audit-log benchmark steps, each run in its own process by bench/run.py.
+
+    python -m bench.audit generate N    build the benchmark log (a valid chain)
+    python -m bench.audit report        report pages vs their raw SQL
+    python -m bench.audit export        the app's CSV export of every row
+    python -m bench.audit dump          the database's own dump of the same columns
+    python -m bench.audit writes        audit writes: 1 writer, 8 writer processes
+Each prints one JSON object on its last line.
+"""
+
+import csv
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+import django
+
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+from accounts.roles import Role  # noqa: E402
+from accounts.services import practice_create, user_create  # noqa: E402
+from audit import chain, kinds  # noqa: E402
+from audit.models import AuditChainHead, AuditEvent  # noqa: E402
+from audit.selectors import audit_chain_verify  # noqa: E402
+from audit.services import audit_event_record, user_label  # noqa: E402
+
+PASSWORD = "bench-password-0000"  # noqa: S105
+RUNS = 30
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def emit(result: dict) -> None:
+    print(json.dumps(result))
+
+
+# generate
+
+
+def generate(total: int) -> None:
+    """Create 2 practices, 50 users, patients, and `total` events over two years."""
+    if (
+        AuditEvent.objects.count() >= total
+        and User.objects.filter(username="bench_compliance").exists()
+    ):
+        emit({"generated": 0, "events": AuditEvent.objects.count()})
+        return
+    if AuditEvent.objects.exists():
+        sys.exit("the benchmark database holds another log; delete bench/data or drop the database")
+    rng = random.Random(2024)  # noqa: S311  (benchmark data, not secrets)
+    practices = [practice_create(name=f"Bench Practice {i}", group_id=900000 + i) for i in (1, 2)]
+    users = []
+    for i in range(50):
+        practice = practices[i % 2]
+        role = Role.PROVIDER if i % 5 == 0 else Role.NURSE
+        users.append(
+            user_create(
+                username=f"bench_user{i}",
+                email=f"bench{i}@bench.example",
+                password=PASSWORD,
+                first_name=f"First{i}",
+                last_name=f"Last{i}",
+                role=role,
+                practice=practice,
+                doctor_id=700000 + i if role == Role.PROVIDER else None,
+                acting_user=None,
+            )
+        )
+    for username, role, practice in (
+        ("bench_compliance", Role.COMPLIANCE_OFFICER, practices[0]),
+        ("bench_auditor", Role.PLATFORM_AUDITOR, None),
+    ):
+        user_create(
+            username=username,
+            email=f"{username}@bench.example",
+            password=PASSWORD,
+            first_name=username,
+            last_name="Bench",
+            role=role,
+            practice=practice,
+            acting_user=None,
+        )
+    patients = {
+        p.pk: [(f"{p.pk}-{n:05d}", f"Patient{n:05d} Example") for n in range(2000)]
+        for p in practices
+    }
+    head = AuditChainHead.objects.get()
+    key_id, key = chain.signing_key()
+    end = timezone.now()
+    start = end - timedelta(days=730)
+    step = (end - start) / total
+    mix = [
+        (kinds.SIGNED_IN, 30),
+        (kinds.SIGNED_OUT, 20),
+        (kinds.SIGN_IN_FAILED, 5),
+        (kinds.PROFILE_UPDATED, 5),
+        (kinds.PATIENT_CHART_VIEWED, 40),
+    ]
+    choices = [kind for kind, weight in mix for _ in range(weight)]
+    labels = {u.pk: user_label(u) for u in users}
+    names = {u.pk: u.display_name for u in users}
+    seq, prev = head.seq, head.row_hash
+    columns = [
+        "seq",
+        "occurred_at",
+        "actor_id",
+        "actor_ref",
+        "actor_label",
+        "account_id",
+        "account_ref",
+        "account_label",
+        "practice_id",
+        "patient_id",
+        "patient_name",
+        "kind",
+        "type",
+        "action",
+        "details",
+        "ip",
+        "user_agent",
+        "request_id",
+        "data",
+        "key_id",
+        "prev_hash",
+        "row_hash",
+    ]
+    batch = []
+    started = time.perf_counter()
+    for n in range(total):
+        user = users[rng.randrange(len(users))]
+        kind = choices[rng.randrange(len(choices))]
+        seq += 1
+        patient_id = patient_name = ""
+        params = {"account": names[user.pk]}
+        if kind is kinds.PATIENT_CHART_VIEWED:
+            patient_id, patient_name = patients[user.practice_id][rng.randrange(2000)]
+            params["patient"] = patient_name
+        ip = (
+            f"198.51.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            if rng.random() < 0.7
+            else f"2605:a601:ac72:c200::{rng.randrange(1, 65535):x}"
+        )
+        row = {
+            "seq": seq,
+            "occurred_at": start + step * n,
+            "actor_ref": user.pk,
+            "actor_label": labels[user.pk],
+            "account_ref": user.pk,
+            "account_label": labels[user.pk],
+            "practice_id": user.practice_id,
+            "patient_id": patient_id,
+            "patient_name": patient_name,
+            "kind": kind.code,
+            "type": kind.type.value,
+            "action": kind.action.value,
+            "details": kind.details(params),
+            "ip": ip,
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0",
+            "request_id": f"{rng.getrandbits(128):032x}",
+            "data": {},
+        }
+        digest = chain.row_hash(row, prev_hash=prev, key=key)
+        batch.append(
+            (
+                seq,
+                row["occurred_at"],
+                user.pk,
+                user.pk,
+                row["actor_label"],
+                user.pk,
+                user.pk,
+                row["account_label"],
+                row["practice_id"],
+                patient_id,
+                patient_name,
+                row["kind"],
+                row["type"],
+                row["action"],
+                row["details"],
+                ip,
+                row["user_agent"],
+                row["request_id"],
+                "{}",
+                key_id,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+        if len(batch) == 20000 or n == total - 1:
+            _insert(columns, batch)
+            batch.clear()
+    with transaction.atomic():
+        AuditChainHead.objects.filter(pk=1).update(seq=seq, row_hash=prev)
+        from audit.models import AuditedPatient
+
+        AuditedPatient.objects.bulk_create(
+            [
+                AuditedPatient(practice_id=pk, patient_id=pid, patient_name=name)
+                for pk, rows in patients.items()
+                for pid, name in rows
+            ],
+            ignore_conflicts=True,
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    emit({"generated": total, "seconds": round(time.perf_counter() - started, 1)})
+
+
+def _insert(columns: list[str], rows: list[tuple]) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(
+                f"COPY audit_auditevent ({', '.join(columns)}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(columns))
+            cursor.executemany(
+                f"INSERT INTO audit_auditevent ({', '.join(columns)}) VALUES ({placeholders})",  # noqa: S608
+                [(*r[:1], r[1].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[2:]) for r in rows],
+            )
+
+
+# report
+
+
+def _timed(fn, runs: int = RUNS) -> dict:
+    fn()  # warm caches and connections
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return {
+        "median_ms": round(statistics.median(samples), 3),
+        "p95_ms": round(samples[int(0.95 * (len(samples) - 1))], 3),
+    }
+
+
+def report() -> None:
+    compliance = User.objects.get(username="bench_compliance")
+    username = "bench_user2"
+    target = User.objects.get(username=username)
+    client = Client()
+    client.force_login(compliance)
+    tz = compliance.time_zone
+    today = timezone.now().astimezone(__import__("zoneinfo").ZoneInfo(tz)).date()
+    full = {"date_from": (today - timedelta(days=730)).isoformat(), "date_to": today.isoformat()}
+    month = {"date_from": (today - timedelta(days=30)).isoformat(), "date_to": today.isoformat()}
+    cases = {
+        "first page (2 years)": (full, "DESC"),
+        "last page (2 years)": ({**full, "page": "last"}, "ASC"),
+        "username + month": ({**month, "username": username}, "DESC"),
+    }
+    results = {}
+    for name, (params, order) in cases.items():
+
+        def page(params=params):
+            response = client.get("/audit/", params)
+            assert response.status_code == 200, response.status_code
+            assert b'<td class="nowrap">' in response.content, name
+
+        request = _timed(page)
+        start = datetime.fromisoformat(params["date_from"]).replace(tzinfo=UTC)
+        end = datetime.fromisoformat(params["date_to"]).replace(tzinfo=UTC) + timedelta(days=1)
+        where = "practice_id = %s AND occurred_at >= %s AND occurred_at < %s"
+        args = [compliance.practice_id, start, end]
+        if "username" in params:
+            where += " AND (actor_id = %s OR account_id = %s)"
+            args += [target.pk, target.pk]
+        sql = (
+            "SELECT id, occurred_at, patient_name, actor_label, type, action, details, ip "  # noqa: S608
+            f"FROM audit_auditevent WHERE {where} ORDER BY occurred_at {order}, id {order} LIMIT 51"
+        )
+
+        def raw(sql=sql, args=args):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, args)
+                assert cursor.fetchall()
+
+        query = _timed(raw)
+        results[name] = {
+            "request": request,
+            "raw_sql": query,
+            "ratio": round(request["median_ms"] / query["median_ms"], 2),
+        }
+    emit({"report": results})
+
+
+# export
+
+
+def export() -> None:
+    auditor = User.objects.get(username="bench_auditor")
+    client = Client()
+    client.force_login(auditor)
+    baseline = peak_rss_mb()
+    params = {"date_from": "2000-01-01", "date_to": "2100-01-01"}
+    t0 = time.perf_counter()
+    response = client.get("/audit/export.csv", params)
+    size = rows = 0
+    for block in response.streaming_content:
+        size += len(block)
+        rows += block.count(b"\n")
+    seconds = time.perf_counter() - t0
+    emit(
+        {
+            "rows": rows - 1,
+            "bytes": size,
+            "seconds": round(seconds, 2),
+            "rows_per_s": round((rows - 1) / seconds),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "rss_before_mb": round(baseline, 1),
+        }
+    )
+
+
+def dump() -> None:
+    columns = "occurred_at, patient_name, actor_label, type, action, details, ip"
+    order = "ORDER BY occurred_at DESC, id DESC"
+    t0 = time.perf_counter()
+    size = rows = 0
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sql = f"COPY (SELECT {columns} FROM audit_auditevent {order}) TO STDOUT WITH CSV"  # noqa: S608
+            with cursor.cursor.copy(sql) as copy:
+                for block in copy:
+                    size += len(block)
+                    rows += 1
+            method = "COPY ... TO STDOUT WITH CSV"
+        else:
+            out = io.StringIO()
+            writer = csv.writer(out)
+            cursor.execute(f"SELECT {columns} FROM audit_auditevent {order}")  # noqa: S608
+            while batch := cursor.fetchmany(5000):
+                writer.writerows(batch)
+                rows += len(batch)
+                size += len(out.getvalue())
+                out.seek(0)
+                out.truncate()
+            method = "cursor fetch loop into csv.writer"
+    seconds = time.perf_counter() - t0
+    emit(
+        {
+            "method": method,
+            "rows": rows,
+            "bytes": size,
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(rows / seconds),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+    )
+
+
+# writes
+
+
+def _write_loop(user_pk: int, count: int) -> list[float]:
+    user = User.objects.get(pk=user_pk)
+    samples = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        audit_event_record(kind=kinds.PROFILE_UPDATED, actor=user, account=user, ip="192.0.2.1")
+        samples.append((time.perf_counter() - t0) * 1000)
+    connection.close()
+    return samples
+
+
+def _empty_loop(count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        samples.append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
+def _writer_process(args):
+    user_pk, count = args
+    django.db.connections.close_all()
+    return _write_loop(user_pk, count)
+
+
+def writes() -> None:
+    import multiprocessing
+
+    users = list(
+        User.objects.filter(username__startswith="bench_user").values_list("pk", flat=True)
+    )
+    single_count = 2000
+    empty = _empty_loop(500)
+    t0 = time.perf_counter()
+    single = _write_loop(users[0], single_count)
+    single_s = time.perf_counter() - t0
+    per_writer = 500
+    connection.close()
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        t0 = time.perf_counter()
+        results = pool.map(_writer_process, [(users[i], per_writer) for i in range(8)])
+        multi_s = time.perf_counter() - t0
+    flat = sorted(s for r in results for s in r)
+    verify_started = time.perf_counter()
+    verified = audit_chain_verify()
+    emit(
+        {
+            "one_writer_events_per_s": round(single_count / single_s),
+            "record_p50_ms": round(statistics.median(single), 3),
+            "empty_transaction_p50_ms": round(statistics.median(empty), 3),
+            "record_adds_p50_ms": round(statistics.median(single) - statistics.median(empty), 3),
+            "eight_writers_events_per_s": round(8 * per_writer / multi_s),
+            "eight_writers_p95_ms": round(flat[int(0.95 * (len(flat) - 1))], 2),
+            "chain_verified": verified.problem is None,
+            "chain_events": verified.checked,
+            "verify_seconds": round(time.perf_counter() - verify_started, 1),
+            "verify_problem": verified.problem.reason if verified.problem else None,
+        }
+    )
+
+
+if __name__ == "__main__":
+    command = sys.argv[1]
+    if command == "generate":
+        generate(int(sys.argv[2]))
+    else:
+        {"report": report, "export": export, "dump": dump, "writes": writes}[command]()

@@ -1,0 +1,153 @@
+"""`make bench`: the audit log at scale, on SQLite and (when DATABASE_URL is PostgreSQL) on
+PostgreSQL, side by side. Prints a table and writes JSON under bench/results/.
+
+BENCH_EVENTS (default 1,000,000) sets the size of the generated log. The log
+is generated once per database (bench/data/ for SQLite; a separate
+`<name>_bench` database on PostgreSQL) and reused by later runs.
+"""
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+RESULTS = ROOT / "bench" / "results"
+EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
+
+
+def ensure_keys() -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    env = DATA / "bench.env"
+    if not env.exists():
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        env.write_text(f"SECRET_KEY={secrets.token_urlsafe(64)}\nAUDIT_HMAC_KEYS=bench:{key}\n")
+
+
+def databases() -> dict[str, str]:
+    found = {"sqlite": f"sqlite:///{DATA / f'audit-{EVENTS}.sqlite3'}"}
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        parts = urlsplit(url)
+        name = parts.path.lstrip("/") or "ehr"
+        found["postgresql"] = urlunsplit(parts._replace(path=f"/{name}_bench_{EVENTS}"))
+    return found
+
+
+def create_postgres_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def step(url: str, *args: str) -> dict:
+    env = {**os.environ, "BENCH_DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"benchmark step failed: {' '.join(args)}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ensure_keys()
+    results: dict = {"events": EVENTS, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for vendor, url in databases().items():
+        print(f"[{vendor}] preparing a log of {EVENTS:,} events ...", flush=True)
+        if vendor == "postgresql":
+            create_postgres_database(url)
+        env_migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "BENCH_DATABASE_URL": url,
+                "DJANGO_SETTINGS_MODULE": "bench.settings",
+            },
+            check=False,
+        )
+        if env_migrate.returncode:
+            raise SystemExit("migrating the benchmark database failed")
+        generated = step(url, "-m", "bench.audit", "generate", str(EVENTS))
+        print(f"[{vendor}] {generated}", flush=True)
+        print(f"[{vendor}] measuring ...", flush=True)
+        results[vendor] = {
+            "report": step(url, "-m", "bench.audit", "report")["report"],
+            "export": step(url, "-m", "bench.audit", "export"),
+            "dump": step(url, "-m", "bench.audit", "dump"),
+            "writes": step(url, "-m", "bench.audit", "writes"),
+        }
+        export, dump = results[vendor]["export"], results[vendor]["dump"]
+        export["ratio_to_dump"] = round(export["rows_per_s"] / dump["rows_per_s"], 2)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"audit-{results['when'].replace(':', '')}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"\nJSON: {out.relative_to(ROOT)}")
+
+
+def print_table(results: dict) -> None:
+    vendors = [v for v in ("sqlite", "postgresql") if v in results]
+    width = 34
+    print(f"\nAudit log benchmark, {results['events']:,} events\n")
+    print("metric".ljust(width) + "".join(v.rjust(22) for v in vendors) + "   target")
+    print("-" * (width + 22 * len(vendors) + 12))
+
+    def line(label, values, target=""):
+        print(label.ljust(width) + "".join(str(v).rjust(22) for v in values) + f"   {target}")
+
+    for case in results[vendors[0]]["report"]:
+        line(
+            f"report {case}: median/p95 ms",
+            [
+                f"{results[v]['report'][case]['request']['median_ms']}/{results[v]['report'][case]['request']['p95_ms']}"
+                for v in vendors
+            ],
+        )
+        line(
+            "  raw SQL median ms",
+            [results[v]["report"][case]["raw_sql"]["median_ms"] for v in vendors],
+        )
+        line(
+            "  ratio request/raw SQL",
+            [results[v]["report"][case]["ratio"] for v in vendors],
+            "<= 2",
+        )
+    line("export rows/s", [f"{results[v]['export']['rows_per_s']:,}" for v in vendors])
+    line("  database dump rows/s", [f"{results[v]['dump']['rows_per_s']:,}" for v in vendors])
+    line("  ratio export/dump", [results[v]["export"]["ratio_to_dump"] for v in vendors], ">= 0.7")
+    line("  export peak RSS MB", [results[v]["export"]["peak_rss_mb"] for v in vendors], "< 150")
+    line("audit record p50 ms", [results[v]["writes"]["record_p50_ms"] for v in vendors])
+    line(
+        "  added over empty txn p50 ms",
+        [results[v]["writes"]["record_adds_p50_ms"] for v in vendors],
+        "< 1",
+    )
+    line(
+        "1 writer events/s",
+        [f"{results[v]['writes']['one_writer_events_per_s']:,}" for v in vendors],
+    )
+    line(
+        "8 writers events/s",
+        [f"{results[v]['writes']['eight_writers_events_per_s']:,}" for v in vendors],
+        ">= 1,000 (PostgreSQL)",
+    )
+    line("chain verified afterwards", [results[v]["writes"]["chain_verified"] for v in vendors])
+
+
+if __name__ == "__main__":
+    main()

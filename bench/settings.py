@@ -1,0 +1,31 @@
+"""Settings for `make bench`: the real settings, pointed at a separate benchmark database.
+
+BENCH_DATABASE_URL names the benchmark database (bench/run.py sets it); the
+keys come from bench/data/bench.env, written once, so a generated log keeps
+verifying across runs.
+"""
+
+import os
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+_DATA = Path(__file__).resolve().parent / "data"
+for name, value in dotenv_values(_DATA / "bench.env").items():
+    os.environ.setdefault(name, value or "")
+os.environ["ENV_FILE"] = ""
+os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECURE_COOKIES", "false")
+
+from ehr.settings import *  # noqa: E402, F403
+
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+# Only the accounts the generator creates sign in here; their hash cost is not measured.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+STATIC_ROOT = None  # pages are measured without collectstatic
