@@ -1,5 +1,4 @@
 import csv
-import io
 
 from playwright.sync_api import expect
 
@@ -30,7 +29,8 @@ def test_compliance_filters_the_report_and_downloads_the_export(page, provider, 
         page.get_by_role("link", name="Export to File").click()
     download = download_info.value
     assert download.suggested_filename.startswith("audit-log_")
-    rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    with open(download.path(), encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
     assert rows[0] == ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
     assert [row[6] for row in rows[1:]] == [
         "Profile updated for user dorothy Ludwig",
