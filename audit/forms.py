@@ -1,11 +1,14 @@
 """The Audit Log Report's filters, shared by the page and the CSV export."""
 
 from datetime import date, datetime, time, timedelta
+from html import escape
 from zoneinfo import ZoneInfo
 
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
+from django.forms.utils import flatatt
+from django.utils.safestring import mark_safe
 
 from accounts.models import User
 from audit.kinds import EventType
@@ -15,6 +18,27 @@ DEFAULT_RANGE_DAYS = 7
 EARLIEST = date(2000, 1, 1)  # nothing older exists; also keeps date arithmetic in range
 LATEST = date(2100, 12, 31)
 DATE_FORMATS = ["%Y-%m-%d", "%m/%d/%Y"]
+
+
+class LongSelect(forms.Select):
+    """A select for thousands of options (the log's patients), rendered in one pass.
+
+    Django's Select renders a template per option, which costs about 50 µs each:
+    0.1 s for 2,000 patients on every page. This writes the same HTML directly.
+    """
+
+    def render(self, name, value, attrs=None, renderer=None):
+        final_attrs = self.build_attrs(self.attrs, attrs)
+        final_attrs["name"] = name
+        if isinstance(value, list | tuple):
+            value = value[0] if value else ""
+        chosen = "" if value is None else str(value)
+        options = "".join(
+            f'<option value="{escape(str(key))}"{" selected" if str(key) == chosen else ""}>'
+            f"{escape(str(label))}</option>"
+            for key, label in self.choices
+        )
+        return mark_safe(f"<select{flatatt(final_attrs)}>{options}</select>")  # noqa: S308  (every part escaped above)
 
 
 class AuditFilterForm(forms.Form):
@@ -54,7 +78,10 @@ class AuditFilterForm(forms.Form):
 
 class AuditEventFilter(django_filters.FilterSet):
     patient = django_filters.ChoiceFilter(
-        label="Patient's Name", empty_label="All patients", method="filter_patient"
+        label="Patient's Name",
+        empty_label="All patients",
+        method="filter_patient",
+        widget=LongSelect,
     )
     username = django_filters.CharFilter(label="Username", max_length=150, method="filter_username")
     type = django_filters.ChoiceFilter(
@@ -85,7 +112,9 @@ class AuditEventFilter(django_filters.FilterSet):
     def __init__(self, data, *, queryset, patients, time_zone: ZoneInfo, today: date):
         self._form_kwargs = {"time_zone": time_zone, "today": today}
         super().__init__(data, queryset=queryset)
-        self.filters["patient"].extra["choices"] = patients
+        # A callable: the form machinery deep-copies a list of choices on every
+        # instantiation, which costs milliseconds for thousands of patients.
+        self.filters["patient"].extra["choices"] = lambda: patients
 
     @property
     def form(self):
