@@ -157,7 +157,7 @@ def _append(cursor, columns: dict) -> int:
     head = [columns["seq"], columns["row_hash"]]
     if connection.vendor == "postgresql":
         cursor.execute(
-            "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1) "
+            "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1) "  # noqa: S608  (fixed column names)
             + _insert_sql("postgresql")
             + " RETURNING id",
             head + values,
