@@ -85,12 +85,19 @@ def main() -> None:
         generated = step(url, "-m", "bench.audit", "generate", str(EVENTS))
         print(f"[{vendor}] {generated}", flush=True)
         print(f"[{vendor}] measuring ...", flush=True)
+        # Export and dump take turns, twice each, and the faster run of each counts:
+        # whichever ran first would otherwise pay for a cold cache.
+        exports, dumps = [], []
+        for _ in range(2):
+            exports.append(step(url, "-m", "bench.audit", "export"))
+            dumps.append(step(url, "-m", "bench.audit", "dump"))
         results[vendor] = {
             "report": step(url, "-m", "bench.audit", "report")["report"],
-            "export": step(url, "-m", "bench.audit", "export"),
-            "dump": step(url, "-m", "bench.audit", "dump"),
+            "export": max(exports, key=lambda run: run["rows_per_s"]),
+            "dump": max(dumps, key=lambda run: run["rows_per_s"]),
             "writes": step(url, "-m", "bench.audit", "writes"),
         }
+        results[vendor]["export"]["peak_rss_mb"] = max(run["peak_rss_mb"] for run in exports)
         export, dump = results[vendor]["export"], results[vendor]["dump"]
         export["ratio_to_dump"] = round(export["rows_per_s"] / dump["rows_per_s"], 2)
     RESULTS.mkdir(parents=True, exist_ok=True)
