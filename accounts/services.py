@@ -13,6 +13,7 @@ from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
 from audit import kinds
 from audit.services import audit_event_record
+from support_pin.services import account_pins_create
 
 
 def practice_create(*, name: str, group_id: int) -> Practice:
@@ -67,6 +68,7 @@ def user_create(
         ProviderProfile.objects.create(user=user, doctor_id=doctor_id)
     else:
         StaffProfile.objects.create(user=user)
+    account_pins_create(user=user)
     audit_event_record(kind=kinds.ACCOUNT_CREATED, actor=acting_user, account=user, ip=ip)
     return user
 

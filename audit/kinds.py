@@ -79,6 +79,71 @@ AUDIT_EXPORTED = EventKind(
     "Audit log exported: {rows} events ({filters})",
 )
 
+# The Support PIN and App Unlock PIN (wording of the seed where it has one).
+SUPPORT_PIN_VIEWED = EventKind(
+    "support_pin.viewed",
+    EventType.ACCOUNT,
+    Action.NOT_SPECIFIED,
+    "Support PIN viewed for user {account}",
+)
+SUPPORT_PIN_GENERATED = EventKind(
+    "support_pin.generated",
+    EventType.ACCOUNT,
+    Action.UPDATE,
+    "Generated New PIN for user {account}",
+)
+SUPPORT_PIN_VALIDATED = EventKind(
+    "support_pin.validated",
+    EventType.ACCOUNT,
+    Action.NOT_SPECIFIED,
+    "Successful validation of Support PIN for user {account}",
+)
+SUPPORT_PIN_VALIDATION_FAILED = EventKind(
+    "support_pin.validation_failed",
+    EventType.ACCOUNT,
+    Action.NOT_SPECIFIED,
+    "Unsuccessful validation of Support PIN for user {account}",
+)
+SUPPORT_PIN_VALIDATION_LOCKED = EventKind(
+    "support_pin.validation_locked",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Support PIN validation locked for user {account} after {failures} unsuccessful validations",
+)
+SUPPORT_PIN_VALIDATION_REFUSED = EventKind(
+    "support_pin.validation_refused",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Support PIN validation refused for user {account}: validation is locked",
+)
+APP_PIN_VIEWED = EventKind(
+    "app_pin.viewed",
+    EventType.ACCOUNT,
+    Action.NOT_SPECIFIED,
+    "App Unlock PIN viewed for user {account}",
+)
+APP_PIN_CHANGED = EventKind(
+    "app_pin.changed", EventType.ACCOUNT, Action.UPDATE, "App Unlock PIN changed for user {account}"
+)
+PIN_VIEW_REFUSED = EventKind(
+    "pins.view_refused",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "PIN view refused for user {account}: wrong password",
+)
+PIN_VIEW_LOCKED = EventKind(
+    "pins.view_locked",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Viewing PINs locked for user {account} after {failures} wrong passwords",
+)
+FIELD_KEYS_ROTATED = EventKind(
+    "security.field_keys_rotated",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Encrypted fields re-encrypted: {count} values now under key {key_id}",
+)
+
 # Written by the clinical modules of the EHR, which pass the patient; this slice
 # has none of them, so only the benchmark's generated log and the tests use it.
 PATIENT_CHART_VIEWED = EventKind(

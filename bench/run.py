@@ -23,11 +23,23 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
 
 
 def ensure_keys() -> None:
+    """Write bench/data/bench.env once; add any key a newer version needs, keep the rest."""
     DATA.mkdir(parents=True, exist_ok=True)
     env = DATA / "bench.env"
-    if not env.exists():
-        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-        env.write_text(f"SECRET_KEY={secrets.token_urlsafe(64)}\nAUDIT_HMAC_KEYS=bench:{key}\n")
+    text = env.read_text() if env.exists() else ""
+    wanted = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(64),
+        "AUDIT_HMAC_KEYS": lambda: f"bench:{_key()}",
+        "FIELD_ENCRYPTION_KEYS": lambda: f"bench:{_key()}",
+    }
+    for name, make in wanted.items():
+        if f"{name}=" not in text:
+            text += f"{name}={make()}\n"
+    env.write_text(text)
+
+
+def _key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
 def databases() -> dict[str, str]:

@@ -4,6 +4,7 @@ from django.http import HttpRequest
 
 from accounts import policies
 from audit.policies import audit_scope
+from support_pin.policies import can_use_support_console
 
 
 def navigation(request: HttpRequest) -> dict:
@@ -15,5 +16,6 @@ def navigation(request: HttpRequest) -> dict:
             "account_settings": policies.can_use_account_settings(user),
             "staff_account": policies.can_use_staff_account(user),
             "audit_log": audit_scope(user) is not None,
+            "support_console": can_use_support_console(user),
         }
     }

@@ -73,6 +73,10 @@ check_secret_key(SECRET_KEY, debug=DEBUG)
 
 # Keys of the audit log's hash chain, separate from SECRET_KEY (docs/keys.md).
 AUDIT_HMAC_KEYS = parse_key_ring("AUDIT_HMAC_KEYS", os.environ.get("AUDIT_HMAC_KEYS"))
+# AES-256-GCM keys for PINs at rest (ehr/crypto.py); the first encrypts, all decrypt.
+FIELD_ENCRYPTION_KEYS = parse_key_ring(
+    "FIELD_ENCRYPTION_KEYS", os.environ.get("FIELD_ENCRYPTION_KEYS"), min_bytes=32
+)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -90,6 +94,7 @@ INSTALLED_APPS = [
     "ehr",
     "accounts",
     "audit",
+    "support_pin",
 ]
 
 MIDDLEWARE = [

@@ -9,5 +9,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", include("accounts.urls")),
     path("", include("audit.urls")),
+    path("", include("support_pin.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -15,6 +15,7 @@ DEFAULTS = {
     "DEBUG": lambda: "true",
     "SECRET_KEY": lambda: secrets.token_urlsafe(64),
     "AUDIT_HMAC_KEYS": lambda: "dev1:" + _key(),
+    "FIELD_ENCRYPTION_KEYS": lambda: "dev1:" + _key(),
 }
 
 

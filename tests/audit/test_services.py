@@ -16,7 +16,15 @@ def test_event_kind_codes_are_unique():
 
 def test_every_kind_fills_its_wording_from_the_account_name():
     for kind in KINDS.values():
-        params = {"account": "dorothy Ludwig", "rows": 3, "filters": "x", "patient": "P"}
+        params = {
+            "account": "dorothy Ludwig",
+            "rows": 3,
+            "filters": "x",
+            "patient": "P",
+            "failures": 5,
+            "count": 2,
+            "key_id": "k",
+        }
         assert "{" not in kind.details(params)
 
 

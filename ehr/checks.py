@@ -1,0 +1,32 @@
+"""System checks for project-wide configuration."""
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+from ehr.keys import KeyRing
+
+
+@register()
+def check_key_rings(app_configs, **kwargs):
+    """Encryption and audit keys must be present and of the right size."""
+    errors = []
+    rings = {
+        "FIELD_ENCRYPTION_KEYS": (getattr(settings, "FIELD_ENCRYPTION_KEYS", None), 32),
+        "AUDIT_HMAC_KEYS": (getattr(settings, "AUDIT_HMAC_KEYS", None), None),
+    }
+    for number, (name, (ring, exact)) in enumerate(rings.items(), start=1):
+        if not isinstance(ring, KeyRing) or not ring.keys:
+            errors.append(
+                Error(f"{name} is missing.", hint="See docs/keys.md.", id=f"ehr.E00{number}")
+            )
+            continue
+        for key_id, key in ring.keys.items():
+            if exact is not None and len(key) != exact:
+                errors.append(
+                    Error(
+                        f"{name}: key {key_id!r} is {len(key)} bytes; AES-256 needs exactly {exact}.",
+                        hint="Generate keys as docs/keys.md shows.",
+                        id=f"ehr.E00{number}",
+                    )
+                )
+    return errors

@@ -1,0 +1,66 @@
+"""Forms of the PIN prompts and the support console."""
+
+from django import forms
+
+from support_pin.services import InvalidPinFormat, normalize_pin
+
+PIN_HELP = "Exactly 4 digits, 0-9."
+
+
+class PinField(forms.CharField):
+    """4 ASCII digits; spaces around them ignored; anything else a field error."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault(
+            "widget",
+            forms.TextInput(
+                attrs={"inputmode": "numeric", "autocomplete": "off", "pattern": r"\s*[0-9]{4}\s*"}
+            ),
+        )
+        super().__init__(strip=False, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in self.empty_values:
+            return value
+        try:
+            return normalize_pin(value)
+        except InvalidPinFormat:
+            raise forms.ValidationError(
+                "Enter exactly 4 digits (0-9).", code="invalid_pin"
+            ) from None
+
+
+class PasswordPromptForm(forms.Form):
+    """The seed's "Enter Your Password" modal."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+
+
+class AppPinForm(PasswordPromptForm):
+    """View/Edit of the App Unlock PIN: the password, and a new PIN to set it."""
+
+    new_app_pin = PinField(
+        label="New App Unlock PIN",
+        required=False,
+        help_text="Leave empty to only view it. " + PIN_HELP,
+    )
+
+
+class ConsoleSearchForm(forms.Form):
+    q = forms.CharField(
+        label="Find account",
+        max_length=150,
+        help_text="Username, email, Doctor ID, or name.",
+    )
+
+
+class ConsoleValidateForm(forms.Form):
+    account = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    pin = PinField(label="Support PIN the caller gives", help_text=PIN_HELP)

@@ -1,0 +1,328 @@
+"""Everything that reads a PIN in clear or writes one: reveal, generate, validate, re-key.
+
+Every function here writes its audit events through audit_event_record inside
+its own transaction, so a PIN is shown, changed or validated only if the event
+is written too (fail closed). Mail goes out only after the transaction commits.
+"""
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from accounts.models import User
+from accounts.roles import Role
+from audit import kinds
+from audit.services import audit_event_record
+from ehr import crypto
+from support_pin import conf
+from support_pin.models import AccountPins
+
+MODEL_LABEL = "support_pin.AccountPins"
+PIN_FIELDS = ("support_pin", "app_pin")
+# ASCII digits only: str.isdigit() and re's \d also accept ١٢٣٤ and full-width ４.
+PIN_PATTERN = re.compile(r"[0-9]{4}")
+
+
+class InvalidPinFormat(ValueError):
+    """Not exactly 4 ASCII digits. Never counted as a guess."""
+
+
+def normalize_pin(raw: str) -> str:
+    """Return the 4 ASCII digits of `raw` (spaces around it ignored) or raise InvalidPinFormat."""
+    text = (raw or "").strip()
+    if not PIN_PATTERN.fullmatch(text):
+        raise InvalidPinFormat("A PIN is exactly 4 digits, 0-9.")
+    return text
+
+
+def _aad(user_id: int, field: str) -> bytes:
+    return crypto.associated_data(model=MODEL_LABEL, field=field, owner_pk=user_id)
+
+
+def _seal(pin: str, *, user_id: int, field: str) -> str:
+    return crypto.encrypt(pin, aad=_aad(user_id, field))
+
+
+def _open(pins: AccountPins, field: str) -> str:
+    return crypto.decrypt(getattr(pins, field), aad=_aad(pins.user_id, field))
+
+
+def new_pin(*, differs_from: str | None = None) -> str:
+    """Return 4 random ASCII digits from `secrets`, never equal to `differs_from`."""
+    while True:
+        pin = f"{secrets.randbelow(10_000):04d}"
+        if pin != differs_from:
+            return pin
+
+
+def _pins_of(user: User) -> AccountPins:
+    return (
+        AccountPins.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .get(user_id=user.pk)
+    )
+
+
+@transaction.atomic
+def account_pins_create(*, user: User) -> AccountPins:
+    """Give a new account its Support PIN and App Unlock PIN (called at account creation)."""
+    return AccountPins.objects.create(
+        user=user,
+        support_pin=_seal(new_pin(), user_id=user.pk, field="support_pin"),
+        app_pin=_seal(new_pin(), user_id=user.pk, field="app_pin"),
+        support_pin_changed_at=timezone.now(),
+    )
+
+
+def _rotate_support_pin(pins: AccountPins, *, current: str, acting_user: User | None, ip) -> None:
+    pins.support_pin = _seal(
+        new_pin(differs_from=current), user_id=pins.user_id, field="support_pin"
+    )
+    pins.support_pin_changed_at = timezone.now()
+    audit_event_record(
+        kind=kinds.SUPPORT_PIN_GENERATED, actor=acting_user, account=pins.user, ip=ip
+    )
+
+
+# Reveal (the owner, behind the password)
+
+
+class RevealOutcome(Enum):
+    SHOWN = "shown"
+    WRONG_PASSWORD = "wrong_password"
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class RevealResult:
+    outcome: RevealOutcome
+    pin: str | None = None
+    locked_until: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is RevealOutcome.SHOWN
+
+
+def _password_gate(pins: AccountPins, *, password: str, ip: str | None) -> RevealResult | None:
+    """Check the owner's password, counting wrong ones; None when the password is right."""
+    now = timezone.now()
+    user = pins.user
+    if pins.reveal_locked_until and pins.reveal_locked_until > now:
+        return RevealResult(RevealOutcome.LOCKED, locked_until=pins.reveal_locked_until)
+    if not user.check_password(password):
+        pins.failed_reveals += 1
+        audit_event_record(kind=kinds.PIN_VIEW_REFUSED, actor=user, account=user, ip=ip)
+        locked_until = None
+        if pins.failed_reveals >= conf.REVEAL_LOCK_AFTER:
+            locked_until = now + conf.REVEAL_LOCK_FOR
+            audit_event_record(
+                kind=kinds.PIN_VIEW_LOCKED,
+                actor=None,
+                account=user,
+                ip=None,
+                params={"failures": pins.failed_reveals},
+            )
+            pins.reveal_locked_until, pins.failed_reveals = locked_until, 0
+        pins.save(update_fields=["failed_reveals", "reveal_locked_until"])
+        if locked_until:
+            return RevealResult(RevealOutcome.LOCKED, locked_until=locked_until)
+        return RevealResult(RevealOutcome.WRONG_PASSWORD)
+    if pins.failed_reveals or pins.reveal_locked_until:
+        pins.failed_reveals, pins.reveal_locked_until = 0, None
+        pins.save(update_fields=["failed_reveals", "reveal_locked_until"])
+    return None
+
+
+@transaction.atomic
+def support_pin_reveal(*, user: User, password: str, ip: str | None) -> RevealResult:
+    """Show the owner their Support PIN if `password` is theirs."""
+    pins = _pins_of(user)
+    refused = _password_gate(pins, password=password, ip=ip)
+    if refused:
+        return refused
+    pin = _open(pins, "support_pin")
+    audit_event_record(kind=kinds.SUPPORT_PIN_VIEWED, actor=user, account=user, ip=ip)
+    return RevealResult(RevealOutcome.SHOWN, pin=pin)
+
+
+@transaction.atomic
+def app_pin_reveal(*, user: User, password: str, ip: str | None) -> RevealResult:
+    """Show the owner their App Unlock PIN if `password` is theirs."""
+    pins = _pins_of(user)
+    refused = _password_gate(pins, password=password, ip=ip)
+    if refused:
+        return refused
+    pin = _open(pins, "app_pin")
+    audit_event_record(kind=kinds.APP_PIN_VIEWED, actor=user, account=user, ip=ip)
+    return RevealResult(RevealOutcome.SHOWN, pin=pin)
+
+
+@transaction.atomic
+def app_pin_change(*, user: User, password: str, new_app_pin: str, ip: str | None) -> RevealResult:
+    """Set the App Unlock PIN (4 ASCII digits) if `password` is the owner's."""
+    pin = normalize_pin(new_app_pin)
+    pins = _pins_of(user)
+    refused = _password_gate(pins, password=password, ip=ip)
+    if refused:
+        return refused
+    pins.app_pin = _seal(pin, user_id=user.pk, field="app_pin")
+    pins.save(update_fields=["app_pin"])
+    audit_event_record(kind=kinds.APP_PIN_CHANGED, actor=user, account=user, ip=ip)
+    return RevealResult(RevealOutcome.SHOWN, pin=pin)
+
+
+# Generate (the owner, or the system after a validation)
+
+
+@transaction.atomic
+def support_pin_generate(*, account: User, acting_user: User | None, ip: str | None) -> None:
+    """Replace the Support PIN now with a different random one."""
+    pins = _pins_of(account)
+    _rotate_support_pin(pins, current=_open(pins, "support_pin"), acting_user=acting_user, ip=ip)
+    pins.save(update_fields=["support_pin", "support_pin_changed_at"])
+
+
+# Validate (a support agent, with the PIN a caller gives)
+
+
+class ValidationOutcome(Enum):
+    MATCHED = "matched"
+    MISMATCHED = "mismatched"
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    outcome: ValidationOutcome
+    locked_until: datetime | None = None
+
+
+@transaction.atomic
+def support_pin_validate(
+    *, agent: User, account: User, pin: str, ip: str | None
+) -> ValidationResult:
+    """Tell a support agent whether `pin` is the account's Support PIN.
+
+    The account's PIN row is locked for the whole check, so two agents
+    validating the same PIN at once are served one after the other: the first
+    matches and rotates the PIN, the second no longer matches. A match rotates
+    the PIN at once (recorded as the system's, as the seed shows). After
+    VALIDATION_LOCK_AFTER consecutive failures validation locks for
+    VALIDATION_LOCK_FOR, the PIN rotates, and the owner is emailed.
+    """
+    if not agent.has_role(Role.SUPPORT_AGENT):
+        raise PermissionDenied("only support agents validate Support PINs")
+    given = normalize_pin(pin)  # a malformed PIN is refused before anything is counted
+    pins = _pins_of(account)
+    now = timezone.now()
+    if pins.validation_locked_until and pins.validation_locked_until > now:
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED, actor=agent, account=account, ip=ip
+        )
+        return ValidationResult(ValidationOutcome.LOCKED, pins.validation_locked_until)
+    current = _open(pins, "support_pin")
+    if constant_time_compare(given, current):
+        audit_event_record(kind=kinds.SUPPORT_PIN_VALIDATED, actor=agent, account=account, ip=ip)
+        _rotate_support_pin(pins, current=current, acting_user=None, ip=None)
+        pins.failed_validations, pins.validation_locked_until = 0, None
+        pins.save()
+        return ValidationResult(ValidationOutcome.MATCHED)
+
+    pins.failed_validations += 1
+    audit_event_record(
+        kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, actor=agent, account=account, ip=ip
+    )
+    locked_until = None
+    if pins.failed_validations >= conf.VALIDATION_LOCK_AFTER:
+        locked_until = now + conf.VALIDATION_LOCK_FOR
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATION_LOCKED,
+            actor=None,
+            account=account,
+            ip=None,
+            params={"failures": pins.failed_validations},
+        )
+        _rotate_support_pin(pins, current=current, acting_user=None, ip=None)
+        pins.failed_validations, pins.validation_locked_until = 0, locked_until
+        transaction.on_commit(lambda: _mail_validation_locked(account, locked_until))
+    pins.save()
+    return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
+
+
+def _mail_validation_locked(account: User, locked_until: datetime) -> None:
+    if not account.email:
+        return
+    send_mail(
+        subject="Support PIN validation locked on your account",
+        message=(
+            f"Hello {account.display_name},\n\n"
+            f"Someone gave support {conf.VALIDATION_LOCK_AFTER} wrong Support PINs for your "
+            f"account in a row. Validation is locked until "
+            f"{locked_until:%Y-%m-%d %H:%M} UTC and your Support PIN has been replaced.\n\n"
+            "You can view the new PIN under Account Settings (providers) or Staff Account "
+            "Information. If you did not contact support, tell your practice administrator.\n"
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[account.email],
+    )
+
+
+# Key rotation
+
+
+@dataclass(frozen=True)
+class RekeyProgress:
+    done: int
+    remaining: int
+
+
+def field_keys_rotate_batch(*, batch_size: int = 500) -> RekeyProgress:
+    """Re-encrypt one batch of PIN rows not yet under the primary key.
+
+    Each batch is its own short transaction with the rows locked
+    (SKIP LOCKED), so the site keeps serving and the command can be stopped and
+    run again at any point: rows already re-keyed are not selected again.
+    """
+    current = settings.FIELD_ENCRYPTION_KEYS.current_id
+    prefix = f"{crypto.VERSION}:{current}:"
+    stale = AccountPins.objects.exclude(
+        support_pin__startswith=prefix
+    ) | AccountPins.objects.exclude(app_pin__startswith=prefix)
+    with transaction.atomic():
+        rows = list(
+            stale.select_for_update(skip_locked=True, of=("self",))
+            .select_related("user")
+            .order_by("pk")[:batch_size]
+        )
+        for pins in rows:
+            for field in PIN_FIELDS:
+                if crypto.needs_rotation(getattr(pins, field)):
+                    setattr(
+                        pins, field, _seal(_open(pins, field), user_id=pins.user_id, field=field)
+                    )
+            pins.save(update_fields=list(PIN_FIELDS))
+    remaining = (
+        AccountPins.objects.exclude(support_pin__startswith=prefix)
+        | AccountPins.objects.exclude(app_pin__startswith=prefix)
+    ).count()
+    return RekeyProgress(done=len(rows), remaining=remaining)
+
+
+def field_keys_rotation_record(*, count: int) -> None:
+    audit_event_record(
+        kind=kinds.FIELD_KEYS_ROTATED,
+        actor=None,
+        ip=None,
+        params={"count": count, "key_id": settings.FIELD_ENCRYPTION_KEYS.current_id},
+        data={"count": count},
+    )

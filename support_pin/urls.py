@@ -1,0 +1,10 @@
+from django.urls import path
+
+from support_pin import views
+
+urlpatterns = [
+    path("account/pins/support/", views.support_pin_view, name="support_pin_view"),
+    path("account/pins/support/generate/", views.support_pin_generate, name="support_pin_generate"),
+    path("account/pins/app/", views.app_pin_view_edit, name="app_pin_view_edit"),
+    path("support/validate/", views.support_console, name="support_console"),
+]
