@@ -28,7 +28,7 @@ from support_pin.models import AccountPins
 
 MODEL_LABEL = "support_pin.AccountPins"
 PIN_FIELDS = ("support_pin", "app_pin")
-# ASCII digits only: str.isdigit() and re's \d also accept ١٢٣٤ and full-width ４.
+# ASCII digits only: str.isdigit() and re's \d also accept Arabic-Indic and full-width digits.
 PIN_PATTERN = re.compile(r"[0-9]{4}")
 
 
@@ -98,7 +98,7 @@ def _rotate_support_pin(pins: AccountPins, *, current: str, acting_user: User | 
 
 class RevealOutcome(Enum):
     SHOWN = "shown"
-    WRONG_PASSWORD = "wrong_password"
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105  (an outcome's name, not a password)
     LOCKED = "locked"
 
 
