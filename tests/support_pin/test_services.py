@@ -1,0 +1,252 @@
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from support_pin import services
+from support_pin.models import AccountPins
+from support_pin.services import (
+    InvalidPinFormat,
+    RevealOutcome,
+    ValidationOutcome,
+    normalize_pin,
+    support_pin_validate,
+)
+from tests.support_pin.helpers import ARABIC_INDIC, FULL_WIDTH, current_pin, wrong_pin
+
+
+def events_since(seq: int) -> list[tuple]:
+    return list(
+        AuditEvent.objects.filter(seq__gt=seq)
+        .order_by("seq")
+        .values_list("details", "actor_label", "type", "action", "ip")
+    )
+
+
+def head() -> int:
+    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def test_every_new_account_has_both_pins_encrypted(provider):
+    pins = AccountPins.objects.get(user=provider)
+    for field in ("support_pin", "app_pin"):
+        pin = current_pin(provider, field)
+        assert len(pin) == 4 and pin.isascii() and pin.isdigit()
+        assert getattr(pins, field).startswith("v1:") and pin not in getattr(pins, field)
+
+
+def test_new_pin_never_repeats_the_old_one(monkeypatch):
+    draws = iter([1234, 1234, 1234, 42])
+    monkeypatch.setattr(services.secrets, "randbelow", lambda n: next(draws))
+    assert services.new_pin(differs_from="1234") == "0042"
+
+
+@pytest.mark.parametrize("raw", [" 1234 ", "1234", "\t0007\n"])
+def test_spaces_around_a_pin_are_ignored(raw):
+    assert normalize_pin(raw) == raw.strip()
+
+
+@pytest.mark.parametrize(
+    "raw", [ARABIC_INDIC, FULL_WIDTH, "12345", "123", "abcd", "12 34", "", "12.3", "+123"]
+)
+def test_anything_but_four_ascii_digits_is_refused(raw):
+    with pytest.raises(InvalidPinFormat):
+        normalize_pin(raw)
+
+
+# Reveal
+
+
+def test_reveal_with_the_right_password(provider, password):
+    start = head()
+    result = services.support_pin_reveal(user=provider, password=password, ip="2001:db8::9")
+    assert result.outcome is RevealOutcome.SHOWN and result.pin == current_pin(provider)
+    assert events_since(start) == [
+        (
+            "Support PIN viewed for user dorothy Ludwig",
+            "496094 (dorothy Ludwig)",
+            "Account",
+            "Not specified",
+            "2001:db8::9",
+        ),
+    ]
+
+
+def test_wrong_passwords_are_counted_and_lock_reveals(provider, password):
+    for _ in range(4):
+        result = services.support_pin_reveal(user=provider, password="nope", ip=None)
+        assert result.outcome is RevealOutcome.WRONG_PASSWORD and result.pin is None
+    result = services.app_pin_reveal(user=provider, password="nope", ip=None)
+    assert result.outcome is RevealOutcome.LOCKED
+    # Locked: even the right password shows nothing, for 30 minutes.
+    assert services.support_pin_reveal(user=provider, password=password, ip=None).pin is None
+    details = list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
+    assert details.count("PIN view refused for user dorothy Ludwig: wrong password") == 5
+    assert "Viewing PINs locked for user dorothy Ludwig after 5 wrong passwords" in details
+    with time_machine.travel(timezone.now() + timedelta(minutes=31)):
+        assert services.support_pin_reveal(user=provider, password=password, ip=None).ok
+
+
+def test_a_right_password_resets_the_count(provider, password):
+    for _ in range(4):
+        services.support_pin_reveal(user=provider, password="nope", ip=None)
+    assert services.support_pin_reveal(user=provider, password=password, ip=None).ok
+    assert services.support_pin_reveal(user=provider, password="nope", ip=None).outcome is (
+        RevealOutcome.WRONG_PASSWORD
+    )
+
+
+def test_app_pin_view_and_change(provider, password):
+    start = head()
+    assert services.app_pin_reveal(user=provider, password=password, ip=None).pin == current_pin(
+        provider, "app_pin"
+    )
+    result = services.app_pin_change(
+        user=provider, password=password, new_app_pin=" 0420 ", ip=None
+    )
+    assert result.pin == "0420" == current_pin(provider, "app_pin")
+    with pytest.raises(InvalidPinFormat):
+        services.app_pin_change(user=provider, password=password, new_app_pin="42", ip=None)
+    wrong = services.app_pin_change(user=provider, password="x", new_app_pin="1111", ip=None)
+    assert not wrong.ok and current_pin(provider, "app_pin") == "0420"
+    assert [e[0] for e in events_since(start)] == [
+        "App Unlock PIN viewed for user dorothy Ludwig",
+        "App Unlock PIN changed for user dorothy Ludwig",
+        "PIN view refused for user dorothy Ludwig: wrong password",
+    ]
+
+
+# Generate
+
+
+def test_generate_replaces_the_pin_now(provider):
+    before = current_pin(provider)
+    start = head()
+    services.support_pin_generate(account=provider, acting_user=provider, ip="198.51.100.7")
+    assert current_pin(provider) != before
+    assert events_since(start) == [
+        (
+            "Generated New PIN for user dorothy Ludwig",
+            "496094 (dorothy Ludwig)",
+            "Account",
+            "Update",
+            "198.51.100.7",
+        ),
+    ]
+
+
+# Validate
+
+
+def test_a_matching_pin_rotates_at_once_as_the_seed_records_it(provider, agent):
+    pin = current_pin(provider)
+    start = head()
+    result = support_pin_validate(agent=agent, account=provider, pin=f" {pin} ", ip="203.0.113.5")
+    assert result.outcome is ValidationOutcome.MATCHED
+    assert current_pin(provider) != pin
+    assert events_since(start) == [
+        (
+            "Successful validation of Support PIN for user dorothy Ludwig",
+            "agent (Test User)",
+            "Account",
+            "Not specified",
+            "203.0.113.5",
+        ),
+        ("Generated New PIN for user dorothy Ludwig", "", "Account", "Update", None),
+    ]
+    # The old PIN is spent.
+    again = support_pin_validate(agent=agent, account=provider, pin=pin, ip=None)
+    assert again.outcome is ValidationOutcome.MISMATCHED
+
+
+def test_a_wrong_pin_is_recorded(provider, agent):
+    start = head()
+    result = support_pin_validate(agent=agent, account=provider, pin=wrong_pin(provider), ip=None)
+    assert result.outcome is ValidationOutcome.MISMATCHED and result.locked_until is None
+    assert (
+        events_since(start)[0][0]
+        == "Unsuccessful validation of Support PIN for user dorothy Ludwig"
+    )
+    assert AccountPins.objects.get(user=provider).failed_validations == 1
+
+
+def test_malformed_input_is_not_a_guess(provider, agent):
+    start = head()
+    for raw in (ARABIC_INDIC, FULL_WIDTH, "12345", "abcd"):
+        with pytest.raises(InvalidPinFormat):
+            support_pin_validate(agent=agent, account=provider, pin=raw, ip=None)
+    assert AccountPins.objects.get(user=provider).failed_validations == 0
+    assert events_since(start) == []
+
+
+def test_only_support_agents_validate(provider, nurse):
+    with pytest.raises(PermissionDenied):
+        support_pin_validate(agent=nurse, account=provider, pin="1234", ip=None)
+
+
+def test_five_failures_lock_rotate_and_email_the_owner(
+    provider, agent, django_capture_on_commit_callbacks
+):
+    original = current_pin(provider)
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            result = support_pin_validate(
+                agent=agent, account=provider, pin=wrong_pin(provider), ip=None
+            )
+    assert result.locked_until is not None
+    assert current_pin(provider) != original
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == [provider.email] and "locked" in message.subject
+    assert current_pin(provider) not in message.body and original not in message.body
+    details = list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
+    assert (
+        "Support PIN validation locked for user dorothy Ludwig after 5 unsuccessful validations"
+        in details
+    )
+    # Locked: the right PIN is not even compared.
+    locked = support_pin_validate(agent=agent, account=provider, pin=current_pin(provider), ip=None)
+    assert locked.outcome is ValidationOutcome.LOCKED
+    with time_machine.travel(timezone.now() + timedelta(minutes=31)):
+        fine = support_pin_validate(
+            agent=agent, account=provider, pin=current_pin(provider), ip=None
+        )
+    assert fine.outcome is ValidationOutcome.MATCHED
+
+
+# Committed transactions, as in production: ten thousand savepoints inside one test
+# transaction would overflow PostgreSQL's subtransaction cache and measure that instead.
+@pytest.mark.django_db(transaction=True)
+def test_brute_force_over_all_10000_pins_stops_after_5_tries(provider, agent):
+    secret = current_pin(provider)
+    outcomes = [
+        support_pin_validate(agent=agent, account=provider, pin=f"{n:04d}", ip=None).outcome
+        for n in range(10_000)
+        if f"{n:04d}" != secret
+    ]
+    compared = [o for o in outcomes if o is not ValidationOutcome.LOCKED]
+    assert len(compared) == 5 and all(o is ValidationOutcome.MISMATCHED for o in compared)
+    assert support_pin_validate(agent=agent, account=provider, pin=secret, ip=None).outcome is (
+        ValidationOutcome.LOCKED
+    )
+
+
+def test_fail_closed_when_the_audit_event_cannot_be_written(provider, agent, password, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    pin = current_pin(provider)
+    monkeypatch.setattr("audit.chain.row_hash", broken)
+    with pytest.raises(RuntimeError):
+        services.support_pin_reveal(user=provider, password=password, ip=None)
+    with pytest.raises(RuntimeError):
+        support_pin_validate(agent=agent, account=provider, pin=pin, ip=None)
+    with pytest.raises(RuntimeError):
+        support_pin_validate(agent=agent, account=provider, pin=wrong_pin(provider), ip=None)
+    pins = AccountPins.objects.get(user=provider)
+    assert pins.failed_validations == 0
+    assert current_pin(provider) == pin
