@@ -1,0 +1,214 @@
+import itertools
+import logging
+
+import pytest
+from django.test import Client
+
+from accounts.roles import Role
+from audit.models import AuditEvent
+from support_pin import services
+from support_pin.models import AccountPins
+from tests.factories import make_user
+from tests.support_pin.helpers import ARABIC_INDIC, FULL_WIDTH, current_pin, wrong_pin
+
+VIEW = "/account/pins/support/"
+GENERATE = "/account/pins/support/generate/"
+APP = "/account/pins/app/"
+CONSOLE = "/support/validate/"
+
+
+@pytest.fixture
+def agent_client(agent):
+    client = Client()
+    client.force_login(agent)
+    return client
+
+
+def test_account_pages_show_both_pins_masked_with_the_seed_texts(provider_client, provider):
+    page = provider_client.get("/account/settings/").content.decode()
+    for text in (
+        "App Unlock PIN",
+        "View/Edit",
+        "4-digit numeric PIN for unlocking the mobile EHR app from inactivity.",
+        "This is not your Support PIN.",
+        "Support PIN",
+        "Generate New PIN",
+        "4-digit numeric PIN for account identity verification when you contact customer support.",
+        "Enter Your Password",
+        "To view your PIN codes, please enter your password.",
+        "Confirm",
+        "••••",
+    ):
+        assert text in page, text
+    assert current_pin(provider) not in page
+    assert current_pin(provider, "app_pin") not in page
+
+
+def test_staff_page_has_the_same_pin_rows(nurse_client, nurse):
+    page = nurse_client.get("/account/staff/").content.decode()
+    assert "Generate New PIN" in page and "View/Edit" in page
+    assert current_pin(nurse) not in page
+
+
+def test_the_prompt_works_without_javascript(provider_client, provider, password):
+    prompt = provider_client.get(VIEW)
+    assert "Enter Your Password" in prompt.content.decode()
+    response = provider_client.post(VIEW, {"password": password})
+    assert response.status_code == 200
+    assert (
+        f'<p class="pin" id="pin-value" aria-label="Support PIN">{current_pin(provider)}</p>'
+        in (response.content.decode())
+    )
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_a_wrong_password_shows_an_error_and_no_pin(provider_client, provider):
+    response = provider_client.post(VIEW, {"password": "not-it"})
+    assert response.status_code == 400
+    assert "The password is not correct." in response.content.decode()
+    assert current_pin(provider) not in response.content.decode()
+    for _ in range(4):
+        response = provider_client.post(VIEW, {"password": "not-it"})
+    assert response.status_code == 429
+    assert "Viewing PINs is locked until" in response.content.decode()
+
+
+def test_generate_is_post_only_with_csrf(provider, provider_client):
+    before = current_pin(provider)
+    assert provider_client.get(GENERATE).status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(provider)
+    assert strict.post(GENERATE).status_code == 403
+    assert current_pin(provider) == before
+    response = provider_client.post(GENERATE)
+    assert response.status_code == 302
+    assert current_pin(provider) != before
+    assert (
+        "A new Support PIN was generated"
+        in provider_client.get("/account/settings/").content.decode()
+    )
+
+
+def test_app_pin_view_and_edit(provider_client, provider, password):
+    response = provider_client.post(APP, {"password": password})
+    assert current_pin(provider, "app_pin") in response.content.decode()
+    assert "It is not your Support PIN." in response.content.decode()
+    response = provider_client.post(APP, {"password": password, "new_app_pin": " 2468 "})
+    assert "Your App Unlock PIN was changed." in response.content.decode()
+    assert current_pin(provider, "app_pin") == "2468"
+    for bad in (ARABIC_INDIC, FULL_WIDTH, "12345", "12a4"):
+        response = provider_client.post(APP, {"password": password, "new_app_pin": bad})
+        assert response.status_code == 400
+        assert "Enter exactly 4 digits (0-9)." in response.content.decode()
+    assert current_pin(provider, "app_pin") == "2468"
+
+
+def test_pin_pages_need_sign_in(client, db):
+    for url in (VIEW, APP):
+        assert client.get(url).status_code == 302
+    assert client.post(GENERATE).status_code == 302
+
+
+# Support console
+
+
+def test_console_is_for_support_agents_only(client, provider_client, agent_client):
+    assert provider_client.get(CONSOLE).status_code == 403
+    assert agent_client.get(CONSOLE).status_code == 200
+    client.logout()
+    assert Client().get(CONSOLE).status_code == 302
+
+
+@pytest.mark.parametrize("query", ["dorothy", "DOROTHY@example.org", "496094", "dor lud", "Ludwig"])
+def test_console_finds_accounts_by_username_email_doctor_id_or_name(agent_client, provider, query):
+    response = agent_client.get(CONSOLE, {"q": query})
+    page = response.content.decode()
+    assert "?q=" in page and f"account={provider.pk}" in page
+    assert "dorothy Ludwig" in page and "Ludwig Family Medicine" in page
+    assert provider.email not in page  # no contact details, no PHI
+
+
+def test_console_search_that_matches_nothing(agent_client, provider):
+    assert "No account matches." in agent_client.get(CONSOLE, {"q": "zz-nobody"}).content.decode()
+    assert "No account matches." in agent_client.get(CONSOLE, {"q": "9"}).content.decode()
+
+
+def test_console_validation_flow(agent_client, provider):
+    page = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
+    assert "Support PIN the caller gives" in page
+    wrong = wrong_pin(provider)
+    response = agent_client.post(CONSOLE, {"account": provider.pk, "pin": wrong})
+    assert "The Support PIN did not match." in response.content.decode()
+    assert wrong not in response.content.decode().split("</h2>", 1)[1]
+    pin = current_pin(provider)
+    response = agent_client.post(CONSOLE, {"account": provider.pk, "pin": f" {pin} "})
+    page = response.content.decode()
+    assert "The Support PIN matched." in page
+    assert pin not in page and current_pin(provider) not in page
+
+
+def test_console_rejects_malformed_pins_without_counting_them(agent_client, provider):
+    for bad in (ARABIC_INDIC, FULL_WIDTH, "12345", "abcd", ""):
+        response = agent_client.post(CONSOLE, {"account": provider.pk, "pin": bad})
+        assert response.status_code == 400
+    assert AccountPins.objects.get(user=provider).failed_validations == 0
+
+
+def test_console_shows_the_lock(agent_client, provider):
+    for _ in range(5):
+        agent_client.post(CONSOLE, {"account": provider.pk, "pin": wrong_pin(provider)})
+    page = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
+    assert "Validation is locked for this account until" in page
+    response = agent_client.post(CONSOLE, {"account": provider.pk, "pin": current_pin(provider)})
+    assert "Validation is locked; the PIN was not checked." in response.content.decode()
+
+
+def test_console_unknown_or_malformed_account(agent_client):
+    assert agent_client.post(CONSOLE, {"account": 999999, "pin": "1234"}).status_code == 400
+    assert agent_client.get(CONSOLE, {"account": "../../1"}).status_code == 200
+    assert agent_client.post(CONSOLE, {"account": "x", "pin": "1234"}).status_code == 400
+
+
+def test_the_pin_never_reaches_logs_pages_admin_or_audit(
+    client, provider, agent, password, caplog, django_user_model, monkeypatch
+):
+    # PINs that occur nowhere else in this test's data (Doctor ID 496094, ids, dates).
+    draws = itertools.cycle([7391, 5826, 3047, 8152])
+    monkeypatch.setattr(services.secrets, "randbelow", lambda n: next(draws))
+    services.support_pin_generate(account=provider, acting_user=provider, ip=None)
+    caplog.set_level(logging.DEBUG)
+    admin = make_user(Role.NURSE, practice=provider.practice, username="root")
+    django_user_model.objects.filter(pk=admin.pk).update(is_staff=True, is_superuser=True)
+    pins_seen = set()
+
+    client.force_login(provider)
+    pins_seen.add(current_pin(provider))
+    client.post(VIEW, {"password": "wrong"})
+    shown = client.post(VIEW, {"password": password})
+    assert current_pin(provider) in shown.content.decode()  # the one response that carries it
+    settings_page = client.get("/account/settings/").content.decode()
+    audit_page = client.get("/audit/").content.decode()
+
+    client.force_login(agent)
+    pins_seen.add(current_pin(provider))
+    client.post(CONSOLE, {"account": provider.pk, "pin": current_pin(provider)})
+    pins_seen.add(current_pin(provider))
+    console = client.get(CONSOLE, {"account": provider.pk}).content.decode()
+
+    client.force_login(admin)
+    pins_row = AccountPins.objects.get(user=provider)
+    admin_pages = [
+        client.get("/admin/support_pin/accountpins/").content.decode(),
+        client.get(f"/admin/support_pin/accountpins/{pins_row.pk}/change/").content.decode(),
+        client.get("/admin/audit/auditevent/").content.decode(),
+    ]
+    for page in [settings_page, audit_page, console, *admin_pages]:
+        for pin in pins_seen:
+            assert f">{pin}<" not in page and f" {pin} " not in page and f'"{pin}"' not in page
+    assert pins_row.support_pin not in admin_pages[1]  # not even the ciphertext
+    for pin in pins_seen:
+        assert pin not in caplog.text
+        for event in AuditEvent.objects.values(
+            "details", "data", "actor_label", "account_label", "user_agent"
+        ):
+            assert pin not in " ".join(str(v) for v in event.values())
