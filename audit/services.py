@@ -21,7 +21,9 @@ def user_label(user: User | None) -> str:
     """
     if user is None:
         return ""
-    profile = getattr(user, "provider_profile", None) if user.is_provider else None
+    # One query at most per user object (Django caches the miss too), none when the
+    # caller used select_related.
+    profile = getattr(user, "provider_profile", None)
     ident = str(profile.doctor_id) if profile is not None else user.username
     return f"{ident} ({user.display_name})"
 
@@ -90,7 +92,9 @@ def audit_event_record(
         "actor_label": user_label(actor)[:200],
         "account_label": user_label(account)[:200],
     }
-    with transaction.atomic():
+    # No savepoint: if the event cannot be written, the caller's whole transaction
+    # must fail with it (fail closed), so there is nothing to roll back to.
+    with transaction.atomic(savepoint=False):
         # From here to the end of the caller's transaction the head is locked:
         # the work done under it is two statements and one hash; everything
         # else was prepared above.

@@ -108,6 +108,7 @@ def main() -> None:
             "export": max(exports, key=lambda run: run["rows_per_s"]),
             "dump": max(dumps, key=lambda run: run["rows_per_s"]),
             "writes": step(url, "-m", "bench.audit", "writes"),
+            "pins": step(url, "-m", "bench.pins"),
         }
         results[vendor]["export"]["peak_rss_mb"] = max(run["peak_rss_mb"] for run in exports)
         export, dump = results[vendor]["export"], results[vendor]["dump"]
@@ -166,6 +167,12 @@ def print_table(results: dict) -> None:
         ">= 1,000 (PostgreSQL)",
     )
     line("chain verified afterwards", [results[v]["writes"]["chain_verified"] for v in vendors])
+    line(
+        "gunicorn: trivial signed-in req/s",
+        [results[v]["pins"]["trivial_signed_in_per_s"] for v in vendors],
+    )
+    line("  PIN validations req/s", [results[v]["pins"]["validate_per_s"] for v in vendors])
+    line("  ratio validation/trivial", [results[v]["pins"]["ratio"] for v in vendors], ">= 0.5")
 
 
 if __name__ == "__main__":

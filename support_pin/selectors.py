@@ -53,7 +53,10 @@ def _console_users() -> QuerySet[User]:
     )
 
 
-def validation_state(*, account: User) -> AccountPins:
-    return AccountPins.objects.only("validation_locked_until", "failed_validations").get(
-        user_id=account.pk
+def validation_locked_until(*, account: User):
+    """Return until when validation is locked for `account` (None when it is not)."""
+    return (
+        AccountPins.objects.filter(user_id=account.pk)
+        .values_list("validation_locked_until", flat=True)
+        .first()
     )

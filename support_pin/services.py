@@ -235,7 +235,7 @@ def support_pin_validate(
         audit_event_record(kind=kinds.SUPPORT_PIN_VALIDATED, actor=agent, account=account, ip=ip)
         _rotate_support_pin(pins, current=current, acting_user=None, ip=None)
         pins.failed_validations, pins.validation_locked_until = 0, None
-        pins.save()
+        pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
         return ValidationResult(ValidationOutcome.MATCHED)
 
     pins.failed_validations += 1
@@ -255,8 +255,14 @@ def support_pin_validate(
         _rotate_support_pin(pins, current=current, acting_user=None, ip=None)
         pins.failed_validations, pins.validation_locked_until = 0, locked_until
         transaction.on_commit(lambda: _mail_validation_locked(account, locked_until))
-    pins.save()
+        pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
+    else:
+        pins.save(update_fields=_VALIDATION_FIELDS)
     return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
+
+
+_VALIDATION_FIELDS = ["failed_validations", "validation_locked_until"]
+_ROTATION_FIELDS = ["support_pin", "support_pin_changed_at"]
 
 
 def _mail_validation_locked(account: User, locked_until: datetime) -> None:

@@ -160,11 +160,14 @@ def support_console(request: HttpRequest) -> HttpResponse:
     else:
         account = _account_from(request.GET.get("account", ""))
         form = ConsoleValidateForm(initial={"account": account.pk if account else None})
-    state = selectors.validation_state(account=account) if account else None
+    if outcome is not None:  # the service just read the state
+        lock = outcome.locked_until
+    else:
+        lock = selectors.validation_locked_until(account=account) if account else None
     locked_until = None
-    if state and state.validation_locked_until and state.validation_locked_until > timezone.now():
+    if lock and lock > timezone.now():
         with timezone.override(request.user.time_zone):
-            locked_until = _local(state.validation_locked_until)
+            locked_until = _local(lock)
     context = {
         "search": search,
         "results": results,

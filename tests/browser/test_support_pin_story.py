@@ -13,7 +13,9 @@ def view_pin(page, password: str) -> str:
     page.get_by_role("link", name="View", exact=True).click()
     dialog = page.get_by_role("dialog", name="Enter Your Password")
     expect(dialog).to_be_visible()
-    expect(dialog.get_by_text("To view your PIN codes, please enter your password.")).to_be_visible()
+    expect(
+        dialog.get_by_text("To view your PIN codes, please enter your password.")
+    ).to_be_visible()
     dialog.get_by_label("Your password").fill(password)
     dialog.get_by_role("button", name="Confirm").click()
     pin = page.locator("#pin-value").inner_text().strip()
