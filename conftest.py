@@ -16,12 +16,11 @@ def pytest_report_header(config) -> str:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect (not skip) PostgreSQL-only tests on SQLite: CI runs them in its PostgreSQL pass."""
-    if _database_vendor() == "postgresql":
-        return
+    """Deselect (not skip) tests for the other database: CI runs the suite on both."""
+    other = "sqlite_only" if _database_vendor() == "postgresql" else "postgres_only"
     selected, deselected = [], []
     for item in items:
-        (deselected if item.get_closest_marker("postgres_only") else selected).append(item)
+        (deselected if item.get_closest_marker(other) else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected

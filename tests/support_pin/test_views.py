@@ -212,3 +212,25 @@ def test_the_pin_never_reaches_logs_pages_admin_or_audit(
             "details", "data", "actor_label", "account_label", "user_agent"
         ):
             assert pin not in " ".join(str(v) for v in event.values())
+
+
+@pytest.mark.sqlite_only
+def test_the_database_holds_no_pin_in_clear(provider, agent, password, monkeypatch, client):
+    """Dump the whole SQLite database as SQL text and look for the PINs as values."""
+    import re
+
+    from django.db import connection
+
+    draws = itertools.cycle([7391, 5826, 3047, 8152])
+    monkeypatch.setattr(services.secrets, "randbelow", lambda n: next(draws))
+    services.support_pin_generate(account=provider, acting_user=provider, ip=None)
+    services.app_pin_change(user=provider, password=password, new_app_pin="5826", ip=None)
+    client.force_login(provider)
+    client.post(VIEW, {"password": password})
+    known = {current_pin(provider), current_pin(provider, "app_pin")}
+    assert known == {"7391", "5826"}
+    dump = "\n".join(connection.connection.iterdump())
+    assert "support_pin_accountpins" in dump
+    for pin in known:
+        # As a value on its own: a quoted string, a number, or a word in a sentence.
+        assert not re.search(rf"(?<![0-9A-Za-z_\-]){pin}(?![0-9A-Za-z_\-])", dump), pin
