@@ -134,7 +134,7 @@ def audit_event_record(
 
 _FK_IDS = ("actor_id", "account_id")
 _HEAD = "SELECT seq, row_hash FROM audit_auditchainhead WHERE id = 1"
-_COLUMNS = (
+EVENT_COLUMNS = (
     "seq", "occurred_at", "actor_id", "actor_ref", "actor_label", "account_id", "account_ref",
     "account_label", "practice_id", "patient_id", "patient_name", "kind", "type", "action",
     "details", "ip", "user_agent", "request_id", "data", "key_id", "prev_hash", "row_hash",
@@ -143,8 +143,8 @@ _COLUMNS = (
 
 def _insert_sql(vendor: str) -> str:
     casts = {"data": "::jsonb", "ip": "::inet"} if vendor == "postgresql" else {}
-    placeholders = ", ".join(f"%s{casts.get(name, '')}" for name in _COLUMNS)
-    return f"INSERT INTO audit_auditevent ({', '.join(_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+    placeholders = ", ".join(f"%s{casts.get(name, '')}" for name in EVENT_COLUMNS)
+    return f"INSERT INTO audit_auditevent ({', '.join(EVENT_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
 
 
 def _append(cursor, columns: dict) -> int:
@@ -154,10 +154,12 @@ def _append(cursor, columns: dict) -> int:
     the head, so each saved round trip and millisecond of Python counts.
     """
     ops = connection.ops
-    values = [columns[name] for name in _COLUMNS]
-    values[_COLUMNS.index("occurred_at")] = ops.adapt_datetimefield_value(columns["occurred_at"])
-    values[_COLUMNS.index("ip")] = ops.adapt_ipaddressfield_value(columns["ip"])
-    values[_COLUMNS.index("data")] = json.dumps(columns["data"], sort_keys=True)
+    values = [columns[name] for name in EVENT_COLUMNS]
+    values[EVENT_COLUMNS.index("occurred_at")] = ops.adapt_datetimefield_value(
+        columns["occurred_at"]
+    )
+    values[EVENT_COLUMNS.index("ip")] = ops.adapt_ipaddressfield_value(columns["ip"])
+    values[EVENT_COLUMNS.index("data")] = json.dumps(columns["data"], sort_keys=True)
     head = [columns["seq"], columns["row_hash"]]
     if connection.vendor == "postgresql":
         cursor.execute(

@@ -143,28 +143,27 @@ def _password_gate(pins: AccountPins, *, password: str, ip: str | None) -> Revea
     return None
 
 
-@transaction.atomic
+def _reveal(*, user: User, password: str, ip: str | None, field: str, kind) -> RevealResult:
+    with transaction.atomic():
+        pins = _pins_of(user)
+        refused = _password_gate(pins, password=password, ip=ip)
+        if refused:
+            return refused
+        pin = _open(pins, field)
+        audit_event_record(kind=kind, actor=user, account=user, ip=ip)
+        return RevealResult(RevealOutcome.SHOWN, pin=pin)
+
+
 def support_pin_reveal(*, user: User, password: str, ip: str | None) -> RevealResult:
     """Show the owner their Support PIN if `password` is theirs."""
-    pins = _pins_of(user)
-    refused = _password_gate(pins, password=password, ip=ip)
-    if refused:
-        return refused
-    pin = _open(pins, "support_pin")
-    audit_event_record(kind=kinds.SUPPORT_PIN_VIEWED, actor=user, account=user, ip=ip)
-    return RevealResult(RevealOutcome.SHOWN, pin=pin)
+    return _reveal(
+        user=user, password=password, ip=ip, field="support_pin", kind=kinds.SUPPORT_PIN_VIEWED
+    )
 
 
-@transaction.atomic
 def app_pin_reveal(*, user: User, password: str, ip: str | None) -> RevealResult:
     """Show the owner their App Unlock PIN if `password` is theirs."""
-    pins = _pins_of(user)
-    refused = _password_gate(pins, password=password, ip=ip)
-    if refused:
-        return refused
-    pin = _open(pins, "app_pin")
-    audit_event_record(kind=kinds.APP_PIN_VIEWED, actor=user, account=user, ip=ip)
-    return RevealResult(RevealOutcome.SHOWN, pin=pin)
+    return _reveal(user=user, password=password, ip=ip, field="app_pin", kind=kinds.APP_PIN_VIEWED)
 
 
 @transaction.atomic

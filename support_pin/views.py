@@ -40,6 +40,21 @@ def _pin_page(request: HttpRequest, *, title: str, pin: str, note: str) -> HttpR
     return response
 
 
+def _prompt(request: HttpRequest, form, *, action: str, title: str, run) -> HttpResponse:
+    """The password prompt: on a valid POST `run(cleaned_data)` returns (result, note)."""
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        result, note = run(form.cleaned_data)
+        if result.ok:
+            return _pin_page(request, title=title, pin=result.pin, note=note)
+        message, status = _refusal(result, request)
+        form.add_error("password", message)
+    elif request.method == "POST":
+        status = 400
+    context = {"form": form, "action": action, "title": title}
+    return render(request, "support_pin/password_prompt.html", context, status=status)
+
+
 @login_required
 @never_cache
 @sensitive_post_parameters("password")
@@ -47,30 +62,18 @@ def _pin_page(request: HttpRequest, *, title: str, pin: str, note: str) -> HttpR
 def support_pin_view(request: HttpRequest) -> HttpResponse:
     """The seed's "Enter Your Password" prompt; the right password shows the Support PIN."""
     _require_own_pins(request)
-    form = PasswordPromptForm(request.POST or None)
-    status = 200
-    if request.method == "POST" and form.is_valid():
+
+    def run(data):
         result = services.support_pin_reveal(
-            user=request.user, password=form.cleaned_data["password"], ip=request.client_ip
+            user=request.user, password=data["password"], ip=request.client_ip
         )
-        if result.ok:
-            return _pin_page(
-                request,
-                title="Support PIN",
-                pin=result.pin,
-                note="Give this PIN to support when they ask for it. "
-                "It changes after every successful validation.",
-            )
-        message, status = _refusal(result, request)
-        form.add_error("password", message)
-    elif request.method == "POST":
-        status = 400
-    return render(
-        request,
-        "support_pin/password_prompt.html",
-        {"form": form, "action": "support_pin_view", "title": "Support PIN"},
-        status=status,
-    )
+        return result, (
+            "Give this PIN to support when they ask for it. "
+            "It changes after every successful validation."
+        )
+
+    form = PasswordPromptForm(request.POST or None)
+    return _prompt(request, form, action="support_pin_view", title="Support PIN", run=run)
 
 
 @login_required
@@ -91,36 +94,20 @@ def support_pin_generate(request: HttpRequest) -> HttpResponse:
 def app_pin_view_edit(request: HttpRequest) -> HttpResponse:
     """View/Edit of the App Unlock PIN, behind the same password prompt."""
     _require_own_pins(request)
-    form = AppPinForm(request.POST or None)
-    status = 200
-    if request.method == "POST" and form.is_valid():
-        password, new_pin = form.cleaned_data["password"], form.cleaned_data["new_app_pin"]
-        if new_pin:
-            result = services.app_pin_change(
-                user=request.user, password=password, new_app_pin=new_pin, ip=request.client_ip
-            )
+
+    def run(data):
+        common = {"user": request.user, "password": data["password"], "ip": request.client_ip}
+        if data["new_app_pin"]:
+            result = services.app_pin_change(new_app_pin=data["new_app_pin"], **common)
+            changed = "Your App Unlock PIN was changed. "
         else:
-            result = services.app_pin_reveal(
-                user=request.user, password=password, ip=request.client_ip
-            )
-        if result.ok:
-            return _pin_page(
-                request,
-                title="App Unlock PIN",
-                pin=result.pin,
-                note=("Your App Unlock PIN was changed. " if new_pin else "")
-                + "It unlocks the mobile app after inactivity. It is not your Support PIN.",
-            )
-        message, status = _refusal(result, request)
-        form.add_error("password", message)
-    elif request.method == "POST":
-        status = 400
-    return render(
-        request,
-        "support_pin/password_prompt.html",
-        {"form": form, "action": "app_pin_view_edit", "title": "App Unlock PIN"},
-        status=status,
-    )
+            result, changed = services.app_pin_reveal(**common), ""
+        return result, changed + (
+            "It unlocks the mobile app after inactivity. It is not your Support PIN."
+        )
+
+    form = AppPinForm(request.POST or None)
+    return _prompt(request, form, action="app_pin_view_edit", title="App Unlock PIN", run=run)
 
 
 @login_required

@@ -1,7 +1,5 @@
 """The log as an attacker with database access would try to change it."""
 
-import threading
-
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
@@ -12,6 +10,7 @@ from audit import chain, kinds
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 from audit.selectors import audit_chain_verify
 from audit.services import audit_event_record
+from tests.concurrency import run_together
 from tests.conftest import audit_guards
 from tests.factories import make_user
 
@@ -190,24 +189,12 @@ def test_verify_checks_more_than_one_batch(events):
 def test_concurrent_writers_keep_one_unbroken_chain(practice):
     users = [make_user(Role.NURSE, practice=practice) for _ in range(8)]
     start = AuditChainHead.objects.get().seq
-    errors = []
-    barrier = threading.Barrier(len(users))
 
     def writer(user: User) -> None:
-        try:
-            barrier.wait()
-            for _ in range(25):
-                audit_event_record(kind=kinds.SIGNED_IN, actor=user, account=user, ip=None)
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        for _ in range(25):
+            audit_event_record(kind=kinds.SIGNED_IN, actor=user, account=user, ip=None)
 
-    threads = [threading.Thread(target=writer, args=(user,)) for user in users]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_together(writer, users)
     assert errors == []
     head = AuditChainHead.objects.get()
     assert head.seq == start + 8 * 25

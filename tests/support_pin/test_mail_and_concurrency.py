@@ -1,14 +1,14 @@
 import socket
-import threading
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
-from django.db import connection, transaction
+from django.db import transaction
 
 from audit.models import AuditEvent
 from support_pin import conf, services
 from support_pin.services import ValidationOutcome
+from tests.concurrency import run_together
 from tests.support_pin.helpers import current_pin, wrong_pin
 
 
@@ -82,25 +82,11 @@ def test_twenty_agents_validating_the_same_pin_at_once_get_exactly_one_success(
     agents = [make_user(Role.SUPPORT_AGENT) for _ in range(20)]
     pin = current_pin(owner)
     start = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
-    barrier = threading.Barrier(len(agents))
-    outcomes, errors = [], []
 
     def validate(agent):
-        try:
-            barrier.wait()
-            outcomes.append(
-                services.support_pin_validate(agent=agent, account=owner, pin=pin, ip=None).outcome
-            )
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        return services.support_pin_validate(agent=agent, account=owner, pin=pin, ip=None).outcome
 
-    threads = [threading.Thread(target=validate, args=(agent,)) for agent in agents]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes, errors = run_together(validate, agents)
     assert errors == []
     assert outcomes.count(ValidationOutcome.MATCHED) == 1
     assert outcomes.count(ValidationOutcome.MISMATCHED) == 19
