@@ -17,6 +17,7 @@ os.environ["ENV_FILE"] = ""
 os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # gunicorn on plain loopback HTTP
 
 from ehr.settings import *  # noqa: E402, F403
 

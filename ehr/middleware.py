@@ -4,6 +4,7 @@ import contextvars
 import secrets
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from ehr.client_ip import client_ip
@@ -54,4 +55,17 @@ class RequestContextMiddleware:
         finally:
             _current.reset(token)
         response["X-Request-ID"] = context.request_id
+        return response
+
+
+class SecurityHeadersMiddleware:
+    """Headers Django has no setting for: Permissions-Policy and CORP."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        response.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response

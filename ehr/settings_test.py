@@ -9,6 +9,7 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("AUDIT_HMAC_KEYS", f"t1:{secrets.token_urlsafe(32)}")
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", f"f1:{secrets.token_urlsafe(32)}")
 os.environ.setdefault("SECURE_COOKIES", "false")  # live_server speaks plain HTTP
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
 from ehr.settings import *  # noqa: F403
 from ehr.settings import PASSWORD_HASHERS as REAL_PASSWORD_HASHERS
