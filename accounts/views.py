@@ -2,6 +2,7 @@
 
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -43,6 +44,15 @@ def password_change(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Your password has been changed.")
         return redirect("home")
     return render(request, "accounts/password_change.html", {"form": form})
+
+
+def locked_out(request: HttpRequest, credentials=None, *args) -> HttpResponse:
+    """The page django-axes answers with once a sign-in is locked out (429)."""
+    context = {
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+    }
+    return render(request, "registration/locked_out.html", context, status=429)
 
 
 @login_required

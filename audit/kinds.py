@@ -69,6 +69,24 @@ SIGN_IN_FAILED_UNKNOWN = EventKind(
     # The typed name is not recorded: people type passwords into the username field.
     "Failed sign-in with an unknown username",
 )
+SIGN_IN_LOCKED = EventKind(
+    "security.sign_in_locked",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Sign-in locked for user {account} after repeated failures",
+)
+SIGN_IN_LOCKED_UNKNOWN = EventKind(
+    "security.sign_in_locked_unknown",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Sign-in locked for an unknown username after repeated failures",
+)
+SIGN_IN_UNLOCKED = EventKind(
+    "security.sign_in_unlocked",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Sign-in unlocked for user {account}",
+)
 SIGNED_OUT = EventKind(
     "security.signed_out", EventType.SECURITY, Action.LOGOUT, "Signed out user {account}"
 )

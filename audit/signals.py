@@ -1,5 +1,6 @@
 """Record Django's sign-in, sign-out and failed sign-in signals in the audit log."""
 
+from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
@@ -7,6 +8,8 @@ from django.dispatch import receiver
 from audit import kinds
 from audit.services import audit_event_record
 from ehr.client_ip import client_ip
+
+PIN_PROMPT = "pin_prompt"  # credentials["purpose"] of failures sent by the PIN prompt
 
 
 def _ip(request) -> str | None:
@@ -28,6 +31,8 @@ def record_signed_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed, dispatch_uid="audit_sign_in_failed")
 def record_sign_in_failed(sender, credentials, request=None, **kwargs):
+    if credentials.get("purpose") == PIN_PROMPT:
+        return  # the PIN prompt records its own refusal; it signals only to count for lockout
     username = credentials.get("username") or ""
     user = get_user_model().objects.filter(username=username).first() if username else None
     if user is None:
@@ -35,3 +40,12 @@ def record_sign_in_failed(sender, credentials, request=None, **kwargs):
         audit_event_record(kind=kinds.SIGN_IN_FAILED_UNKNOWN, actor=None, ip=_ip(request))
     else:
         audit_event_record(kind=kinds.SIGN_IN_FAILED, actor=None, account=user, ip=_ip(request))
+
+
+@receiver(user_locked_out, dispatch_uid="audit_sign_in_locked")
+def record_sign_in_locked(sender, request=None, username=None, ip_address=None, **kwargs):
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    if user is None:
+        audit_event_record(kind=kinds.SIGN_IN_LOCKED_UNKNOWN, actor=None, ip=_ip(request))
+    else:
+        audit_event_record(kind=kinds.SIGN_IN_LOCKED, actor=None, account=user, ip=_ip(request))

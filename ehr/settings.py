@@ -6,6 +6,7 @@ writes one for development). `docs/configuration.md` lists the variables.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "django_filters",
     "phonenumber_field",
     "ehr",
@@ -110,6 +112,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
 ]
 
 ROOT_URLCONF = "ehr.urls"
@@ -150,6 +153,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out usernames before the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Sign-in lockout (django-axes). "username": 5 failures lock the username wherever they
+# come from (stops distributed guessing; anyone can lock a known username for 30 min).
+# "username_ip": 5 failures lock that username from that client IP only.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 30))
+_LOCKOUT_BY = os.environ.get("LOGIN_LOCKOUT_BY", "username")
+if _LOCKOUT_BY not in {"username", "username_ip"}:
+    raise ImproperlyConfigured("LOGIN_LOCKOUT_BY must be username or username_ip.")
+AXES_LOCKOUT_PARAMETERS = (
+    ["username"] if _LOCKOUT_BY == "username" else [["username", "ip_address"]]
+)
+AXES_CLIENT_IP_CALLABLE = "ehr.client_ip.client_ip"  # never X-Forwarded-For on its own say-so
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# axes.W006 warns that a lockout without the IP can be dodged by rotating user agents or
+# cookies; keyed on the username alone, neither changes the key, so it does not apply.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"] if _LOCKOUT_BY == "username" else []
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

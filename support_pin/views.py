@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -10,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit.signals import PIN_PROMPT
 from support_pin import policies, selectors, services
 from support_pin.forms import AppPinForm, ConsoleSearchForm, ConsoleValidateForm, PasswordPromptForm
 from support_pin.services import RevealOutcome, ValidationOutcome
@@ -45,6 +47,13 @@ def _prompt(request: HttpRequest, form, *, action: str, title: str, run) -> Http
     status = 200
     if request.method == "POST" and form.is_valid():
         result, note = run(form.cleaned_data)
+        if result.outcome is RevealOutcome.WRONG_PASSWORD:
+            # A wrong password here counts towards the sign-in lockout too.
+            user_login_failed.send(
+                sender=__name__,
+                credentials={"username": request.user.get_username(), "purpose": PIN_PROMPT},
+                request=request,
+            )
         if result.ok:
             return _pin_page(request, title=title, pin=result.pin, note=note)
         message, status = _refusal(result, request)

@@ -43,7 +43,8 @@ def test_env_helpers_reject_garbage(monkeypatch):
 
 def _start(env_overrides: dict, code: str = "print('started')") -> subprocess.CompletedProcess:
     """Start a fresh interpreter with the real settings and the given environment."""
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    unset = {"SECRET_KEY", "DEBUG", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update({"ENV_FILE": "", "DJANGO_SETTINGS_MODULE": "ehr.settings", **env_overrides})
     script = f"import django; django.setup(); {code}"
     return subprocess.run(  # noqa: S603
