@@ -1,6 +1,7 @@
 """Who may do what with accounts and profiles. Views ask these; templates only mirror them."""
 
 from accounts.models import User
+from accounts.roles import Role
 
 
 def can_use_account_settings(user: User) -> bool:
@@ -20,3 +21,26 @@ def can_view_profile_images(viewer: User, owner: User) -> bool:
     if viewer.pk == owner.pk:
         return True
     return viewer.practice_id is not None and viewer.practice_id == owner.practice_id
+
+
+def can_manage_practice_staff(user: User) -> bool:
+    """Practice admins see their practice's accounts; superusers use the Django admin."""
+    return (
+        user.is_authenticated
+        and user.is_active
+        and user.practice_id is not None
+        and user.has_role(Role.PRACTICE_ADMIN)
+    )
+
+
+def can_unlock_sign_in(actor: User, account: User) -> bool:
+    """Superusers unlock anyone; practice admins unlock the other members of their practice."""
+    if not actor.is_authenticated or not actor.is_active:
+        return False
+    if actor.is_superuser:
+        return True
+    return (
+        can_manage_practice_staff(actor)
+        and account.pk != actor.pk
+        and account.practice_id == actor.practice_id
+    )

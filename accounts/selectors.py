@@ -1,8 +1,14 @@
 """Reads for the account pages."""
 
+from dataclasses import dataclass
+
+from axes.models import AccessAttempt
+from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from accounts.models import ProviderProfile, User
+from accounts.roles import Role
 
 
 def provider_profile_for_page(*, user: User) -> ProviderProfile:
@@ -16,3 +22,35 @@ def provider_profile_for_page(*, user: User) -> ProviderProfile:
 
 def provider_profile_by_user_id(*, user_id: int) -> ProviderProfile:
     return get_object_or_404(ProviderProfile.objects.select_related("user"), user_id=user_id)
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    user: User
+    roles: list[str]
+    locked: bool
+
+
+def practice_staff(*, practice_id: int) -> list[StaffRow]:
+    """Return the practice's accounts with their roles and sign-in lock state, in 3 queries."""
+    users = list(
+        User.objects.filter(practice_id=practice_id)
+        .prefetch_related("groups")
+        .order_by("last_name", "first_name", "username")
+    )
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    locked = set(
+        AccessAttempt.objects.filter(
+            username__in=[u.username for u in users],
+            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
+            attempt_time__gte=since,
+        ).values_list("username", flat=True)
+    )
+    return [
+        StaffRow(
+            user=u,
+            roles=sorted(Role(g.name).label for g in u.groups.all()),
+            locked=u.username in locked,
+        )
+        for u in users
+    ]

@@ -3,12 +3,14 @@
 from collections.abc import Iterable
 from typing import Any
 
+from axes.utils import reset as axes_reset
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
+from accounts.policies import can_unlock_sign_in
 from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
 from audit import kinds
@@ -149,3 +151,13 @@ def staff_profile_update(
     profile.save()
     audit_event_record(kind=kinds.PROFILE_UPDATED, actor=acting_user, account=user, ip=ip)
     return profile
+
+
+@transaction.atomic
+def sign_in_unlock(*, account: User, acting_user: User, ip: str | None) -> int:
+    """Clear the sign-in lockout of `account`; return how many attempt records went."""
+    if not can_unlock_sign_in(acting_user, account):
+        raise PermissionDenied("not allowed to unlock this account")
+    cleared = axes_reset(username=account.get_username())
+    audit_event_record(kind=kinds.SIGN_IN_UNLOCKED, actor=acting_user, account=account, ip=ip)
+    return cleared

@@ -13,4 +13,10 @@ urlpatterns = [
         views.profile_image,
         name="profile_image",
     ),
+    path("practice/staff/", views.practice_staff, name="practice_staff"),
+    path(
+        "practice/staff/<int:user_id>/unlock/",
+        views.practice_staff_unlock,
+        name="practice_staff_unlock",
+    ),
 ]

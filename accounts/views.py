@@ -12,11 +12,12 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import policies, selectors, services
 from accounts.forms import ChangePasswordForm, ProviderProfileForm, SignInForm, StaffAccountForm
 from accounts.images import CONTENT_TYPES
+from accounts.models import User
 
 
 class SignInView(auth_views.LoginView):
@@ -151,3 +152,27 @@ def profile_image(request: HttpRequest, user_id: int, kind: str) -> HttpResponse
     response["Cache-Control"] = "private, max-age=300"
     response["Content-Disposition"] = "inline"
     return response
+
+
+@login_required
+@never_cache
+@require_GET
+def practice_staff(request: HttpRequest) -> HttpResponse:
+    """The practice admin's list of the practice's accounts, with sign-in locks."""
+    if not policies.can_manage_practice_staff(request.user):
+        raise PermissionDenied
+    rows = selectors.practice_staff(practice_id=request.user.practice_id)
+    return render(request, "accounts/practice_staff.html", {"rows": rows})
+
+
+@login_required
+@require_POST
+def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
+    if not policies.can_manage_practice_staff(request.user):
+        raise PermissionDenied
+    account = User.objects.filter(pk=user_id, practice_id=request.user.practice_id).first()
+    if account is None or not policies.can_unlock_sign_in(request.user, account):
+        raise Http404  # another practice's account: not even its existence is confirmed
+    services.sign_in_unlock(account=account, acting_user=request.user, ip=request.client_ip)
+    messages.success(request, f"Sign-in unlocked for {account.display_name}.")
+    return redirect("practice_staff")

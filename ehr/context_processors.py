@@ -15,6 +15,7 @@ def navigation(request: HttpRequest) -> dict:
         "nav": {
             "account_settings": policies.can_use_account_settings(user),
             "staff_account": policies.can_use_staff_account(user),
+            "practice_staff": policies.can_manage_practice_staff(user),
             "audit_log": audit_scope(user) is not None,
             "support_console": can_use_support_console(user),
         }

@@ -172,6 +172,9 @@ AXES_LOCKOUT_PARAMETERS = (
 AXES_CLIENT_IP_CALLABLE = "ehr.client_ip.client_ip"  # never X-Forwarded-For on its own say-so
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 AXES_RESET_ON_SUCCESS = True
+# Masked in the attempt records axes keeps (it always masks "password"): PINs typed in
+# forms whose failures count towards lockout, and tokens.
+AXES_SENSITIVE_PARAMETERS = ["new_app_pin", "pin", "csrfmiddlewaretoken", "otp_token"]
 # axes.W006 warns that a lockout without the IP can be dodged by rotating user agents or
 # cookies; keyed on the username alone, neither changes the key, so it does not apply.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"] if _LOCKOUT_BY == "username" else []

@@ -107,6 +107,7 @@ class RevealResult:
     outcome: RevealOutcome
     pin: str | None = None
     locked_until: datetime | None = None
+    password_was_wrong: bool = False  # also true on the wrong password that locks
 
     @property
     def ok(self) -> bool:
@@ -135,8 +136,10 @@ def _password_gate(pins: AccountPins, *, password: str, ip: str | None) -> Revea
             pins.reveal_locked_until, pins.failed_reveals = locked_until, 0
         pins.save(update_fields=["failed_reveals", "reveal_locked_until"])
         if locked_until:
-            return RevealResult(RevealOutcome.LOCKED, locked_until=locked_until)
-        return RevealResult(RevealOutcome.WRONG_PASSWORD)
+            return RevealResult(
+                RevealOutcome.LOCKED, locked_until=locked_until, password_was_wrong=True
+            )
+        return RevealResult(RevealOutcome.WRONG_PASSWORD, password_was_wrong=True)
     if pins.failed_reveals or pins.reveal_locked_until:
         pins.failed_reveals, pins.reveal_locked_until = 0, None
         pins.save(update_fields=["failed_reveals", "reveal_locked_until"])

@@ -47,7 +47,7 @@ def _prompt(request: HttpRequest, form, *, action: str, title: str, run) -> Http
     status = 200
     if request.method == "POST" and form.is_valid():
         result, note = run(form.cleaned_data)
-        if result.outcome is RevealOutcome.WRONG_PASSWORD:
+        if result.password_was_wrong:
             # A wrong password here counts towards the sign-in lockout too.
             user_login_failed.send(
                 sender=__name__,

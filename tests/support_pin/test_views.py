@@ -69,6 +69,10 @@ def test_a_wrong_password_shows_an_error_and_no_pin(provider_client, provider):
     assert current_pin(provider) not in response.content.decode()
     for _ in range(4):
         response = provider_client.post(VIEW, {"password": "not-it"})
+    # The fifth locks viewing, and (counted by the sign-in lockout too) signing in.
+    assert response.status_code == 429
+    assert current_pin(provider) not in response.content.decode()
+    response = provider_client.post(VIEW, {"password": "not-it"})
     assert response.status_code == 429
     assert "Viewing PINs is locked until" in response.content.decode()
 

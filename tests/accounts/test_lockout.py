@@ -1,0 +1,126 @@
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from accounts.roles import Role
+from audit.models import AuditEvent
+from tests.factories import make_user
+
+LOGIN = "/accounts/login/"
+
+
+def attempt(client, password, *, remote="192.0.2.10", xff=None, username="dorothy"):
+    extra = {"REMOTE_ADDR": remote}
+    if xff:
+        extra["HTTP_X_FORWARDED_FOR"] = xff
+    return client.post(LOGIN, {"username": username, "password": password}, **extra)
+
+
+def fail(client, times, **kwargs):
+    """Wrong passwords: answered with the form again, and with the lockout page at the limit."""
+    for n in range(1, times + 1):
+        status = attempt(client, "wrong-password", **kwargs).status_code
+        assert status == (429 if n >= 5 else 200)
+
+
+def test_five_failures_lock_the_username_for_30_minutes(client, provider, password):
+    fail(client, 4)
+    response = attempt(client, "wrong-password")
+    assert response.status_code == 429
+    response = attempt(client, password)
+    assert response.status_code == 429
+    assert "Sign-in is locked" in response.content.decode()
+    assert "30 minutes" in response.content.decode()
+    details = list(AuditEvent.objects.values_list("details", flat=True))
+    assert "Sign-in locked for user dorothy Ludwig after repeated failures" in details
+    assert "Failed sign-in for user dorothy Ludwig" in details
+    with time_machine.travel(timezone.now() + timedelta(minutes=31)):
+        assert attempt(client, password).status_code == 302
+
+
+def test_by_username_the_lock_holds_from_every_address(client, provider, password):
+    fail(client, 5, remote="192.0.2.10")
+    assert attempt(client, password, remote="203.0.113.99").status_code == 429
+
+
+@pytest.fixture
+def by_username_and_ip(settings):
+    settings.AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+
+
+def test_by_username_and_ip_other_addresses_still_get_in(
+    client, provider, password, by_username_and_ip
+):
+    fail(client, 5, remote="192.0.2.10")
+    assert attempt(client, password, remote="192.0.2.10").status_code == 429
+    assert attempt(client, password, remote="203.0.113.99").status_code == 302
+
+
+def test_a_spoofed_forwarded_for_does_not_buy_fresh_attempts(
+    client, provider, password, by_username_and_ip, settings
+):
+    settings.TRUSTED_PROXY_COUNT = 0
+    for n in range(5):
+        attempt(client, "wrong-password", remote="192.0.2.10", xff=f"10.9.9.{n}")
+    assert attempt(client, password, remote="192.0.2.10", xff="10.9.9.200").status_code == 429
+
+
+def test_one_proxy_does_not_lock_out_everyone_behind_it(
+    client, provider, password, by_username_and_ip, settings
+):
+    settings.TRUSTED_PROXY_COUNT = 1
+    fail(client, 5, remote="10.0.0.1", xff="198.51.100.1")
+    assert attempt(client, password, remote="10.0.0.1", xff="198.51.100.1").status_code == 429
+    assert attempt(client, password, remote="10.0.0.1", xff="198.51.100.2").status_code == 302
+
+
+def test_wrong_passwords_at_the_pin_prompt_count_towards_the_lockout(client, provider, password):
+    client.force_login(provider)
+    for _ in range(5):
+        client.post("/account/pins/support/", {"password": "wrong-password"})
+    client.logout()
+    assert attempt(client, password).status_code == 429
+
+
+@pytest.fixture
+def practice_admin(practice):
+    return make_user(Role.PRACTICE_ADMIN, practice=practice, username="padmin")
+
+
+def test_practice_admin_sees_and_unlocks_their_staff(client, provider, password, practice_admin):
+    fail(client, 5)
+    client.force_login(practice_admin)
+    page = client.get("/practice/staff/").content.decode()
+    assert "dorothy" in page and "Locked" in page and "Unlock" in page
+    response = client.post(f"/practice/staff/{provider.pk}/unlock/")
+    assert response.status_code == 302
+    assert "Sign-in unlocked for dorothy Ludwig." in client.get("/practice/staff/").content.decode()
+    client.logout()
+    assert attempt(client, password).status_code == 302
+    event = AuditEvent.objects.get(kind="security.sign_in_unlocked")
+    assert event.actor_id == practice_admin.pk and event.account_id == provider.pk
+
+
+def test_unlocking_is_limited_to_the_admins_own_practice(
+    client, provider, other_provider, practice_admin, nurse
+):
+    client.force_login(practice_admin)
+    assert client.post(f"/practice/staff/{other_provider.pk}/unlock/").status_code == 404
+    assert client.post(f"/practice/staff/{practice_admin.pk}/unlock/").status_code == 404
+    assert "otherdoc" not in client.get("/practice/staff/").content.decode()
+    client.force_login(nurse)
+    assert client.get("/practice/staff/").status_code == 403
+    assert client.post(f"/practice/staff/{provider.pk}/unlock/").status_code == 403
+
+
+def test_attempt_records_keep_no_pin_or_password(client, provider, password):
+    from axes.models import AccessAttempt
+
+    client.force_login(provider)
+    client.post("/account/pins/app/", {"password": "Secret-Typo-1", "new_app_pin": "4821"})
+    attempt(client, "Another-Secret-2")
+    for row in AccessAttempt.objects.values("post_data", "get_data"):
+        text = " ".join(row.values())
+        assert "4821" not in text and "Secret-Typo-1" not in text and "Another-Secret-2" not in text
