@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from accounts import sessions, views
 
 urlpatterns = [
     path("accounts/login/", views.SignInView.as_view(), name="login"),
@@ -13,6 +13,8 @@ urlpatterns = [
         views.profile_image,
         name="profile_image",
     ),
+    path("session/status/", sessions.session_status, name="session_status"),
+    path("session/keepalive/", sessions.session_keepalive, name="session_keepalive"),
     path("practice/staff/", views.practice_staff, name="practice_staff"),
     path(
         "practice/staff/<int:user_id>/unlock/",

@@ -90,6 +90,12 @@ SIGN_IN_UNLOCKED = EventKind(
 SIGNED_OUT = EventKind(
     "security.signed_out", EventType.SECURITY, Action.LOGOUT, "Signed out user {account}"
 )
+SIGNED_OUT_AUTOMATICALLY = EventKind(
+    "security.signed_out_automatically",
+    EventType.SECURITY,
+    Action.LOGOUT,
+    "Automatically signed out user {account} after inactivity",
+)
 AUDIT_EXPORTED = EventKind(
     "audit.exported",
     EventType.REPORT,

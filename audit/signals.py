@@ -25,7 +25,13 @@ def record_signed_in(sender, request, user, **kwargs):
 
 @receiver(user_logged_out, dispatch_uid="audit_signed_out")
 def record_signed_out(sender, request, user, **kwargs):
-    if user is not None:
+    if user is None:
+        return
+    if getattr(request, "automatic_sign_out", False):
+        audit_event_record(
+            kind=kinds.SIGNED_OUT_AUTOMATICALLY, actor=None, account=user, ip=_ip(request)
+        )
+    else:
         audit_event_record(kind=kinds.SIGNED_OUT, actor=user, account=user, ip=_ip(request))
 
 

@@ -1,5 +1,6 @@
 """Template context shared by every page: the navigation the user may use."""
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from accounts import policies
@@ -12,11 +13,15 @@ def navigation(request: HttpRequest) -> dict:
     if user is None or not user.is_authenticated:
         return {"nav": {}}
     return {
+        "idle": {
+            "timeout": settings.SESSION_IDLE_TIMEOUT,
+            "warning": settings.SESSION_IDLE_WARNING,
+        },
         "nav": {
             "account_settings": policies.can_use_account_settings(user),
             "staff_account": policies.can_use_staff_account(user),
             "practice_staff": policies.can_manage_practice_staff(user),
             "audit_log": audit_scope(user) is not None,
             "support_console": can_use_support_console(user),
-        }
+        },
     }

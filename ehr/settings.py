@@ -111,6 +111,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.sessions.InactivityTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
 ]
@@ -238,6 +239,10 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Signed out after this much inactivity (accounts/sessions.py), warned a minute before.
+SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_MINUTES", 15) * 60  # seconds
+SESSION_IDLE_WARNING = 60  # seconds of warning before the automatic sign-out
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12) * 3600  # absolute cap, active or not
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
