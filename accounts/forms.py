@@ -6,6 +6,7 @@ from django.core.validators import URLValidator
 from phonenumber_field.formfields import PhoneNumberField
 
 from accounts.images import clean_image_upload
+from accounts.mfa import normalize_code
 from accounts.models import ProviderProfile, Specialty, User
 from accounts.validators import time_zone_names
 
@@ -143,3 +144,57 @@ class StaffAccountForm(forms.Form):
 
 class ChangePasswordForm(PasswordChangeForm):
     """Django's password change form: the current password, then the new one twice."""
+
+
+class MfaCodeForm(forms.Form):
+    """A code from the authenticator app, or one of the backup codes: the user says which."""
+
+    method = forms.ChoiceField(
+        label="Code from",
+        choices=[("app", "Authenticator app"), ("backup", "Backup code")],
+        initial="app",
+        widget=forms.RadioSelect,
+    )
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        method, code = data.get("method"), data.get("code")
+        if method and code is not None:
+            normalized = normalize_code(method, code)
+            if normalized is None:
+                message = (
+                    "Enter the 6 digits your authenticator app shows."
+                    if method == "app"
+                    else "Enter one of your 8-character backup codes."
+                )
+                self.add_error("code", message)
+            else:
+                data["code"] = normalized
+        return data
+
+
+class MfaConfirmForm(forms.Form):
+    code = forms.CharField(
+        label="Code from the app",
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def clean_code(self):
+        code = normalize_code("app", self.cleaned_data["code"])
+        if code is None:
+            raise forms.ValidationError("Enter the 6 digits your authenticator app shows.")
+        return code
+
+
+class MfaRemoveForm(MfaCodeForm):
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )

@@ -1,29 +1,101 @@
 """Account pages: sign-in, Account Settings, Staff Account Information, profile images."""
 
+import time
+from base64 import b32encode
 from pathlib import PurePosixPath
 
+import django_otp
+import segno
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import policies, selectors, services
-from accounts.forms import ChangePasswordForm, ProviderProfileForm, SignInForm, StaffAccountForm
+from accounts import mfa, policies, selectors, services
+from accounts.forms import (
+    ChangePasswordForm,
+    MfaCodeForm,
+    MfaConfirmForm,
+    MfaRemoveForm,
+    ProviderProfileForm,
+    SignInForm,
+    StaffAccountForm,
+)
 from accounts.images import CONTENT_TYPES
 from accounts.models import User
 
+PENDING_MFA = "pending_mfa"  # session key between the password and the code
+PENDING_MFA_SECONDS = 300
+
 
 class SignInView(auth_views.LoginView):
+    """Password first; accounts with an authenticator then give a code before sign-in."""
+
     template_name = "registration/login.html"
     authentication_form = SignInForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        user = form.get_user()
+        if mfa.mfa_device(user) is None:
+            return super().form_valid(form)
+        # Not signed in yet: the session only remembers who passed the password step.
+        self.request.session.cycle_key()
+        self.request.session[PENDING_MFA] = {
+            "user": user.pk,
+            "backend": user.backend,
+            "at": time.time(),
+            "next": self.get_success_url(),
+        }
+        return redirect("login_mfa")
+
+
+@never_cache
+@sensitive_post_parameters("code")
+@require_http_methods(["GET", "POST"])
+def login_mfa(request: HttpRequest) -> HttpResponse:
+    """The second sign-in step: a code from the authenticator app or a backup code."""
+    pending = request.session.get(PENDING_MFA)
+    if not pending or time.time() - pending["at"] > PENDING_MFA_SECONDS:
+        request.session.pop(PENDING_MFA, None)
+        messages.info(request, "Please sign in again.")
+        return redirect("login")
+    user = User.objects.get(pk=pending["user"])
+    form = MfaCodeForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            check = mfa.mfa_check(
+                user=user,
+                method=form.cleaned_data["method"],
+                code=form.cleaned_data["code"],
+                ip=request.client_ip,
+            )
+            if check.ok:
+                del request.session[PENDING_MFA]
+                user.backend = pending["backend"]
+                user.otp_device = check.device  # django-otp marks the session verified
+                login(request, user)
+                return redirect(pending["next"])
+            if check.throttled_until:
+                wait = max(1, int((check.throttled_until - timezone.now()).total_seconds()))
+                unit = "second" if wait == 1 else "seconds"
+                form.add_error("code", f"Too many wrong codes. Try again in {wait} {unit}.")
+                status = 429
+            else:
+                form.add_error("code", "That code is not right.")
+    return render(request, "registration/login_mfa.html", {"form": form}, status=status)
 
 
 class SignOutView(auth_views.LogoutView):
@@ -176,3 +248,64 @@ def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
     services.sign_in_unlock(account=account, acting_user=request.user, ip=request.client_ip)
     messages.success(request, f"Sign-in unlocked for {account.display_name}.")
     return redirect("practice_staff")
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("password", "code")
+@require_http_methods(["GET", "POST"])
+def security(request: HttpRequest) -> HttpResponse:
+    """Security tab: two-factor authentication (set up, confirm, remove)."""
+    user = request.user
+    action = request.POST.get("action") if request.method == "POST" else None
+    context = {"required": mfa.mfa_required(user), "device": mfa.mfa_device(user)}
+    status = 200
+    if action == "start" and context["device"] is None:
+        mfa.mfa_enrollment_start(user=user)
+    elif action == "confirm":
+        form = MfaConfirmForm(request.POST)
+        codes = None
+        if form.is_valid():
+            codes = mfa.mfa_enrollment_confirm(
+                user=user, code=form.cleaned_data["code"], ip=request.client_ip
+            )
+            if codes is None:
+                form.add_error("code", "That code is not right. Check the app and try again.")
+        if codes is not None:
+            django_otp.login(request, mfa.mfa_device(user))
+            context.update(device=mfa.mfa_device(user), backup_codes=codes)
+            response = render(request, "accounts/security.html", context)
+            response["Cache-Control"] = "no-store"
+            return response
+        context["confirm_form"], status = form, 400
+    elif action == "remove" and context["device"] is not None:
+        form = MfaRemoveForm(request.POST)
+        if form.is_valid():
+            if not user.check_password(form.cleaned_data["password"]):
+                form.add_error("password", "The password is not correct.")
+            else:
+                check = mfa.mfa_check(
+                    user=user,
+                    method=form.cleaned_data["method"],
+                    code=form.cleaned_data["code"],
+                    ip=request.client_ip,
+                )
+                if check.ok:
+                    mfa.mfa_remove(user=user, ip=request.client_ip)
+                    messages.success(request, "Two-factor authentication is off.")
+                    return redirect("security")
+                form.add_error("code", "That code is not right.")
+        context["remove_form"], status = form, 400
+    elif action is not None:
+        return redirect("security")
+    pending = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if pending is not None and context["device"] is None:
+        secret = b32encode(pending.bin_key).decode()
+        context.update(
+            pending=True,
+            qr_svg=mark_safe(segno.make(pending.config_url, error="m").svg_inline(scale=4)),  # noqa: S308  (segno's own SVG of our URL)
+            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+            confirm_form=context.get("confirm_form") or MfaConfirmForm(),
+        )
+    context.setdefault("remove_form", MfaRemoveForm())
+    return render(request, "accounts/security.html", context, status=status)

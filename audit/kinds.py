@@ -96,6 +96,30 @@ SIGNED_OUT_AUTOMATICALLY = EventKind(
     Action.LOGOUT,
     "Automatically signed out user {account} after inactivity",
 )
+MFA_ENROLLED = EventKind(
+    "security.mfa_enrolled",
+    EventType.SECURITY,
+    Action.CREATE,
+    "Two-factor authentication turned on for user {account}",
+)
+MFA_REMOVED = EventKind(
+    "security.mfa_removed",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Two-factor authentication turned off for user {account}",
+)
+MFA_FAILED = EventKind(
+    "security.mfa_failed",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Wrong two-factor code for user {account}",
+)
+MFA_BACKUP_CODE_USED = EventKind(
+    "security.mfa_backup_code_used",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Backup code used by user {account}",
+)
 AUDIT_EXPORTED = EventKind(
     "audit.exported",
     EventType.REPORT,

@@ -92,6 +92,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_filters",
     "phonenumber_field",
     "ehr",
@@ -110,8 +113,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.sessions.InactivityTimeoutMiddleware",
+    "accounts.mfa.MfaRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
 ]
@@ -158,6 +163,13 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses locked-out usernames before the password
     "django.contrib.auth.backends.ModelBackend",
 ]
+
+# Two-factor authentication (accounts/mfa.py). Always required for support agents,
+# compliance officers, practice admins and platform auditors; for everyone with this on.
+MFA_REQUIRED_FOR_ALL = env_bool("MFA_REQUIRED_FOR_ALL", False)
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "EHR")
+OTP_TOTP_THROTTLE_FACTOR = 1  # seconds, doubled per consecutive wrong code
+OTP_STATIC_THROTTLE_FACTOR = 1
 
 # Sign-in lockout (django-axes). "username": 5 failures lock the username wherever they
 # come from (stops distributed guessing; anyone can lock a known username for 30 min).

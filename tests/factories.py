@@ -2,6 +2,10 @@
 
 import itertools
 
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.mfa import MFA_REQUIRED_ROLES
 from accounts.models import Practice, User
 from accounts.roles import Role
 from accounts.services import practice_create, user_create
@@ -25,12 +29,14 @@ def make_user(
     last_name: str = "User",
     password: str = PASSWORD,
     doctor_id: int | None = None,
+    mfa: bool | None = None,
 ) -> User:
+    """Create an account as production would; roles that require MFA get an authenticator."""
     n = next(_numbers)
     username = username or f"{role.value}{n}"
     if role == Role.PROVIDER and doctor_id is None:
         doctor_id = 400000 + n
-    return user_create(
+    user = user_create(
         username=username,
         email=f"{username}@example.org",
         password=password,
@@ -41,3 +47,12 @@ def make_user(
         doctor_id=doctor_id,
         acting_user=None,
     )
+    if mfa if mfa is not None else role in MFA_REQUIRED_ROLES:
+        TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    return user
+
+
+def totp_code(user: User) -> str:
+    """The code the user's authenticator app shows right now."""
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):06d}"

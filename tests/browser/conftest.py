@@ -70,7 +70,16 @@ def page(browser, live_server, request):
 
 
 def sign_in(page, username: str, password: str) -> None:
+    """Sign in through the form, and through the code step when the account has one."""
+    from accounts.models import User
+    from tests.factories import totp_code
+
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    if "/accounts/login/mfa/" in page.url:
+        page.get_by_label("Code", exact=True).fill(totp_code(User.objects.get(username=username)))
+        page.get_by_role("button", name="Verify").click()
+        page.wait_for_load_state()

@@ -1,14 +1,19 @@
 """Create the demo practice and accounts of the product spec (development only)."""
 
+from base64 import b32decode
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.mfa import mfa_device, mfa_enroll_with_key, mfa_required
 from accounts.models import Practice, User
 from accounts.roles import Role
 from accounts.services import practice_create, user_create
 
 DEMO_PASSWORD = "demo-pass-2024"  # noqa: S105  (documented development-only password)
+# Base32 TOTP secret of the demo accounts whose role requires MFA (development only).
+DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXP"  # noqa: S105  (documented in README, development only)
 
 PRACTICES = [
     {"key": "main", "name": "Ludwig Family Medicine", "group_id": 120450},
@@ -100,6 +105,9 @@ class Command(BaseCommand):
                     acting_user=None,
                 )
                 created.append(spec["username"])
+            for user in User.objects.filter(username__in=[a["username"] for a in ACCOUNTS]):
+                if mfa_required(user) and mfa_device(user) is None:
+                    mfa_enroll_with_key(user=user, key_hex=b32decode(DEMO_TOTP_SECRET).hex())
         if created:
             self.stdout.write(f"Created demo accounts: {', '.join(created)}")
         else:

@@ -1,0 +1,159 @@
+"""Two-factor authentication with django-otp: an authenticator app (TOTP) and backup codes.
+
+Services here write devices and their audit events; the sign-in step and the
+Security tab call them. Verification is always against the kind of device the
+user chose, so throttling on the app codes never blocks the backup codes
+(django-two-factor-auth #473), and a throttled user is told for how long.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve, reverse
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import User
+from accounts.roles import Role
+from audit import kinds
+from audit.services import audit_event_record
+
+MFA_REQUIRED_ROLES = frozenset(
+    {Role.SUPPORT_AGENT, Role.COMPLIANCE_OFFICER, Role.PRACTICE_ADMIN, Role.PLATFORM_AUDITOR}
+)
+BACKUP_CODES = 10
+APP = "app"
+BACKUP = "backup"
+TOTP_PATTERN = re.compile(r"[0-9]{6}")
+BACKUP_PATTERN = re.compile(r"[a-z2-7]{8}")
+
+
+def mfa_required(user: User) -> bool:
+    return settings.MFA_REQUIRED_FOR_ALL or bool(user.roles & {r.value for r in MFA_REQUIRED_ROLES})
+
+
+def mfa_device(user: User) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def normalize_code(method: str, raw: str) -> str | None:
+    """Return the code as the device expects it, or None when it cannot be one."""
+    text = re.sub(r"[\s-]", "", raw or "")
+    if method == APP:
+        return text if TOTP_PATTERN.fullmatch(text) else None
+    text = text.lower()
+    return text if BACKUP_PATTERN.fullmatch(text) else None
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    device: TOTPDevice | StaticDevice | None
+    throttled_until: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.device is not None
+
+
+def mfa_check(*, user: User, method: str, code: str, ip: str | None) -> CodeCheck:
+    """Check a code against the user's device of the chosen kind; record failures."""
+    model = TOTPDevice if method == APP else StaticDevice
+    device = model.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        return CodeCheck(None)
+    allowed, details = device.verify_is_allowed()
+    if not allowed:
+        return CodeCheck(None, throttled_until=(details or {}).get("locked_until"))
+    with transaction.atomic():
+        if device.verify_token(code):
+            if method == BACKUP:
+                audit_event_record(kind=kinds.MFA_BACKUP_CODE_USED, actor=user, account=user, ip=ip)
+            return CodeCheck(device)
+        audit_event_record(kind=kinds.MFA_FAILED, actor=user, account=user, ip=ip)
+    # A wrong code is reported as wrong; the delay it starts is reported when it refuses one.
+    return CodeCheck(None)
+
+
+@transaction.atomic
+def mfa_enrollment_start(*, user: User) -> TOTPDevice:
+    """A new, unconfirmed authenticator for `user` (any earlier unconfirmed one is dropped)."""
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+
+
+@transaction.atomic
+def mfa_enrollment_confirm(*, user: User, code: str, ip: str | None) -> list[str] | None:
+    """Confirm the pending authenticator with a code from it; return the new backup codes."""
+    device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
+    if device is None or not device.verify_token(code):
+        return None
+    TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    codes = _new_backup_codes(user)
+    audit_event_record(kind=kinds.MFA_ENROLLED, actor=user, account=user, ip=ip)
+    return codes
+
+
+def _new_backup_codes(user: User) -> list[str]:
+    StaticDevice.objects.filter(user=user).delete()
+    static = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(BACKUP_CODES)]
+    StaticToken.objects.bulk_create([StaticToken(device=static, token=code) for code in codes])
+    return codes
+
+
+@transaction.atomic
+def mfa_remove(*, user: User, ip: str | None) -> None:
+    """Remove every device (the caller checked the password and a current code)."""
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    audit_event_record(kind=kinds.MFA_REMOVED, actor=user, account=user, ip=ip)
+
+
+def mfa_enroll_with_key(*, user: User, key_hex: str) -> TOTPDevice:
+    """Enrol a known secret (the development demo accounts only)."""
+    TOTPDevice.objects.filter(user=user).delete()
+    device = TOTPDevice.objects.create(
+        user=user, name="Authenticator app", key=key_hex, confirmed=True
+    )
+    audit_event_record(kind=kinds.MFA_ENROLLED, actor=None, account=user, ip=None)
+    return device
+
+
+# Allowed without MFA by a user whose role requires it but who has not enrolled yet.
+ENROLMENT_PATHS = ("security", "logout", "session_status", "session_keepalive", "healthz")
+
+
+class MfaRequiredMiddleware:
+    """Roles that require MFA must enrol before anything else; enrolled users must be verified.
+
+    A session that signed in before the account's device existed (another browser)
+    is ended: it must sign in again with a code.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or user.is_verified():
+            return self.get_response(request)  # verified implies enrolled: no query
+        enrolled = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        if enrolled and not user.is_verified():
+            logout(request)
+            return redirect(f"{reverse('login')}?next={request.path}")
+        if not enrolled and mfa_required(user):
+            try:
+                name = resolve(request.path_info).url_name
+            except Resolver404:
+                name = None
+            if name not in ENROLMENT_PATHS:
+                return redirect("security")
+        return self.get_response(request)

@@ -1,0 +1,197 @@
+import time
+
+import pytest
+import time_machine
+from django_otp.oath import totp
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.roles import Role
+from audit.models import AuditEvent
+from tests.factories import make_user, totp_code
+
+LOGIN = "/accounts/login/"
+MFA = "/accounts/login/mfa/"
+SECURITY = "/account/security/"
+
+
+def code_for(device) -> str:
+    return f"{totp(device.bin_key, t0=0, step=30, digits=6, drift=0):06d}"
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(time.time(), tick=False) as traveller:
+        yield traveller
+
+
+def enrol(client, user) -> list[str]:
+    """Set up the authenticator from the Security tab; return the backup codes shown."""
+    client.force_login(user)
+    client.post(SECURITY, {"action": "start"})
+    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    response = client.post(SECURITY, {"action": "confirm", "code": code_for(device)})
+    assert response.status_code == 200, response.content
+    assert "no-store" in response["Cache-Control"]
+    return response.context["backup_codes"]
+
+
+def details() -> list[str]:
+    return list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
+
+
+def test_enrolment_shows_a_qr_code_and_the_secret_and_needs_a_valid_code(client, provider):
+    client.force_login(provider)
+    page = client.post(SECURITY, {"action": "start"}, follow=True).content.decode()
+    assert "<svg" in page and "Key:" in page
+    device = TOTPDevice.objects.get(user=provider, confirmed=False)
+    wrong = f"{(int(code_for(device)) + 1) % 1_000_000:06d}"
+    response = client.post(SECURITY, {"action": "confirm", "code": wrong})
+    assert response.status_code == 400
+    assert not TOTPDevice.objects.filter(user=provider, confirmed=True).exists()
+
+
+def test_enrolment_gives_ten_single_use_backup_codes(client, provider):
+    codes = enrol(client, provider)
+    assert len(codes) == 10 and len(set(codes)) == 10
+    assert StaticToken.objects.filter(device__user=provider).count() == 10
+    assert "Two-factor authentication turned on for user dorothy Ludwig" in details()
+
+
+def test_sign_in_asks_for_the_code_after_the_password(client, provider, password, clock):
+    enrol(client, provider)
+    client.logout()
+    clock.shift(31)  # a fresh time step: the enrolment code cannot be replayed
+    response = client.post(LOGIN, {"username": "dorothy", "password": password})
+    assert response["Location"] == MFA
+    assert "_auth_user_id" not in client.session  # not signed in before the code
+    assert client.get("/account/settings/").status_code == 302
+    device = TOTPDevice.objects.get(user=provider)
+    response = client.post(MFA, {"method": "app", "code": code_for(device)})
+    assert response.status_code == 302
+    assert client.get("/account/settings/").status_code == 200
+
+
+def test_a_used_code_cannot_be_replayed(client, provider, password, clock):
+    enrol(client, provider)
+    device = TOTPDevice.objects.get(user=provider)
+    clock.shift(31)
+    code = code_for(device)
+    client.logout()
+    client.post(LOGIN, {"username": "dorothy", "password": password})
+    assert client.post(MFA, {"method": "app", "code": code}).status_code == 302
+    client.logout()
+    client.post(LOGIN, {"username": "dorothy", "password": password})
+    response = client.post(MFA, {"method": "app", "code": code})
+    assert response.status_code in (400, 429)
+    assert "_auth_user_id" not in client.session
+
+
+def test_wrong_codes_are_throttled_and_the_user_is_told(client, provider, password, clock):
+    enrol(client, provider)
+    client.logout()
+    clock.shift(31)
+    client.post(LOGIN, {"username": "dorothy", "password": password})
+    device = TOTPDevice.objects.get(user=provider)
+    wrong = f"{(int(code_for(device)) + 7) % 1_000_000:06d}"
+    first = client.post(MFA, {"method": "app", "code": wrong})
+    assert first.status_code == 400 and "That code is not right." in first.content.decode()
+    response = client.post(MFA, {"method": "app", "code": code_for(device)})
+    assert response.status_code == 429
+    assert "Too many wrong codes. Try again in" in response.content.decode()
+    assert "Wrong two-factor code for user dorothy Ludwig" in details()
+
+
+def test_backup_codes_work_once_even_while_app_codes_are_throttled(client, provider, password):
+    codes = enrol(client, provider)
+    client.logout()
+    client.post(LOGIN, {"username": "dorothy", "password": password})
+    client.post(MFA, {"method": "app", "code": "000000"})
+    client.post(MFA, {"method": "app", "code": "000001"})
+    assert client.post(MFA, {"method": "backup", "code": codes[0].upper()}).status_code == 302
+    assert "Backup code used by user dorothy Ludwig" in details()
+    client.logout()
+    client.post(LOGIN, {"username": "dorothy", "password": password})
+    assert client.post(MFA, {"method": "backup", "code": codes[0]}).status_code in (400, 429)
+
+
+@pytest.mark.parametrize(
+    "code", ["12345", "1234567", "abcdef", "\\u0661\\u0662\\u0663\\u0664\\u0665\\u0666"]
+)
+def test_malformed_codes_are_form_errors_not_guesses(client, provider, password, code):
+    enrol(client, provider)
+    client.logout()
+    client.post(LOGIN, {"username": "dorothy", "password": password})
+    response = client.post(MFA, {"method": "app", "code": code.encode().decode("unicode_escape")})
+    assert "Enter the 6 digits your authenticator app shows." in response.content.decode()
+    assert TOTPDevice.objects.get(user=provider).throttling_failure_count == 0
+
+
+def test_the_code_step_expires(client, provider, password, clock):
+    enrol(client, provider)
+    client.logout()
+    client.post(LOGIN, {"username": "dorothy", "password": password})
+    clock.shift(301)
+    response = client.post(MFA, {"method": "app", "code": "123456"})
+    assert response["Location"] == LOGIN
+
+
+def test_removing_mfa_needs_the_password_and_a_current_code(client, provider, password, clock):
+    enrol(client, provider)
+    device = TOTPDevice.objects.get(user=provider)
+    clock.shift(31)
+    response = client.post(
+        SECURITY,
+        {"action": "remove", "password": "wrong", "method": "app", "code": code_for(device)},
+    )
+    assert response.status_code == 400 and TOTPDevice.objects.filter(user=provider).exists()
+    response = client.post(
+        SECURITY, {"action": "remove", "password": password, "method": "app", "code": "000000"}
+    )
+    assert response.status_code == 400 and TOTPDevice.objects.filter(user=provider).exists()
+    clock.shift(31)
+    response = client.post(
+        SECURITY,
+        {"action": "remove", "password": password, "method": "app", "code": code_for(device)},
+    )
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=provider).exists()
+    assert "Two-factor authentication turned off for user dorothy Ludwig" in details()
+
+
+@pytest.mark.parametrize(
+    "role",
+    [Role.SUPPORT_AGENT, Role.COMPLIANCE_OFFICER, Role.PRACTICE_ADMIN, Role.PLATFORM_AUDITOR],
+)
+def test_roles_that_require_mfa_must_enrol_before_anything_else(client, practice, role):
+    practice_or_none = None if role in (Role.SUPPORT_AGENT, Role.PLATFORM_AUDITOR) else practice
+    user = make_user(role, practice=practice_or_none, mfa=False)
+    client.force_login(user)
+    for url in ("/audit/", "/support/validate/", "/account/staff/", "/practice/staff/"):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"] == SECURITY, url
+    page = client.get(SECURITY).content.decode()
+    assert "Your role requires two-factor authentication." in page
+    enrol(client, user)
+    assert client.get("/account/staff/").status_code == 200
+
+
+def test_mfa_can_be_required_for_everyone(client, provider, settings):
+    settings.MFA_REQUIRED_FOR_ALL = True
+    client.force_login(provider)
+    assert client.get("/account/settings/")["Location"] == SECURITY
+
+
+def test_a_session_from_before_enrolment_elsewhere_must_sign_in_again(client, provider):
+    from django.test import Client
+
+    other = Client()
+    other.force_login(provider)
+    enrol(client, provider)
+    response = other.get("/account/settings/")
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN)
+
+
+def test_totp_code_helper_matches_the_device(provider):
+    user = make_user(Role.NURSE, practice=provider.practice, mfa=True)
+    assert len(totp_code(user)) == 6
