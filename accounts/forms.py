@@ -198,3 +198,13 @@ class MfaRemoveForm(MfaCodeForm):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
+
+
+class ReauthForm(forms.Form):
+    """Confirm it is you: the password, and a code when the account has an authenticator."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )

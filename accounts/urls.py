@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/login/mfa/", views.login_mfa, name="login_mfa"),
     path("accounts/logout/", views.SignOutView.as_view(), name="logout"),
     path("account/security/", views.security, name="security"),
+    path("account/confirm/", views.reauth_view, name="reauth"),
     path("account/settings/", views.account_settings, name="account_settings"),
     path("account/staff/", views.staff_account, name="staff_account"),
     path("account/password/", views.password_change, name="password_change"),

@@ -11,9 +11,11 @@ from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
@@ -21,18 +23,22 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import mfa, policies, selectors, services
+from accounts import mfa, policies, reauth, selectors, services
 from accounts.forms import (
     ChangePasswordForm,
     MfaCodeForm,
     MfaConfirmForm,
     MfaRemoveForm,
     ProviderProfileForm,
+    ReauthForm,
     SignInForm,
     StaffAccountForm,
 )
 from accounts.images import CONTENT_TYPES
 from accounts.models import User
+from audit import kinds
+from audit.services import audit_event_record
+from audit.signals import IN_SESSION_PROMPT
 
 PENDING_MFA = "pending_mfa"  # session key between the password and the code
 PENDING_MFA_SECONDS = 300
@@ -258,6 +264,8 @@ def security(request: HttpRequest) -> HttpResponse:
     """Security tab: two-factor authentication (set up, confirm, remove)."""
     user = request.user
     action = request.POST.get("action") if request.method == "POST" else None
+    if action is not None and not reauth.is_recent(request):
+        return reauth.confirm_first(request)
     context = {"required": mfa.mfa_required(user), "device": mfa.mfa_device(user)}
     status = 200
     if action == "start" and context["device"] is None:
@@ -309,3 +317,46 @@ def security(request: HttpRequest) -> HttpResponse:
         )
     context.setdefault("remove_form", MfaRemoveForm())
     return render(request, "accounts/security.html", context, status=status)
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("password", "code")
+@require_http_methods(["GET", "POST"])
+def reauth_view(request: HttpRequest) -> HttpResponse:
+    """Confirm the password (and the two-factor code where enrolled) before a sensitive action."""
+    user = request.user
+    device = mfa.mfa_device(user)
+    next_url = reauth.safe_next(request, request.GET.get("next"), reverse("home"))
+    password_form = ReauthForm(request.POST or None)
+    code_form = MfaCodeForm(request.POST or None) if device else None
+    status = 200
+    if request.method == "POST":
+        status = 400
+        forms_valid = password_form.is_valid() and (code_form is None or code_form.is_valid())
+        if forms_valid:
+            if not user.check_password(password_form.cleaned_data["password"]):
+                password_form.add_error("password", "The password is not correct.")
+                audit_event_record(
+                    kind=kinds.REAUTH_FAILED, actor=user, account=user, ip=request.client_ip
+                )
+                user_login_failed.send(
+                    sender=__name__,
+                    credentials={"username": user.get_username(), "purpose": IN_SESSION_PROMPT},
+                    request=request,
+                )
+            elif (
+                code_form is not None
+                and not mfa.mfa_check(
+                    user=user,
+                    method=code_form.cleaned_data["method"],
+                    code=code_form.cleaned_data["code"],
+                    ip=request.client_ip,
+                ).ok
+            ):
+                code_form.add_error("code", "That code is not right.")
+            else:
+                reauth.stamp(request)
+                return redirect(next_url)
+    context = {"password_form": password_form, "code_form": code_form, "next": next_url}
+    return render(request, "accounts/reauth.html", context, status=status)

@@ -120,6 +120,12 @@ MFA_BACKUP_CODE_USED = EventKind(
     Action.LOGIN,
     "Backup code used by user {account}",
 )
+REAUTH_FAILED = EventKind(
+    "security.reauth_failed",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Confirmation before a sensitive action failed for user {account}: wrong password",
+)
 AUDIT_EXPORTED = EventKind(
     "audit.exported",
     EventType.REPORT,

@@ -9,7 +9,9 @@ from audit import kinds
 from audit.services import audit_event_record
 from ehr.client_ip import client_ip
 
-PIN_PROMPT = "pin_prompt"  # credentials["purpose"] of failures sent by the PIN prompt
+# credentials["purpose"] of failures sent by password prompts inside a session (PIN view,
+# re-authentication): they count towards the sign-in lockout and record their own event.
+IN_SESSION_PROMPT = "in_session_prompt"
 
 
 def _ip(request) -> str | None:
@@ -37,8 +39,8 @@ def record_signed_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed, dispatch_uid="audit_sign_in_failed")
 def record_sign_in_failed(sender, credentials, request=None, **kwargs):
-    if credentials.get("purpose") == PIN_PROMPT:
-        return  # the PIN prompt records its own refusal; it signals only to count for lockout
+    if credentials.get("purpose") == IN_SESSION_PROMPT:
+        return
     username = credentials.get("username") or ""
     user = get_user_model().objects.filter(username=username).first() if username else None
     if user is None:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.reauth import recent_auth_required
 from audit import kinds, selectors
 from audit.export import export_rows
 from audit.formatting import event_date, event_time, ip_text
@@ -90,6 +91,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
 @login_required
 @never_cache
 @require_GET
+@recent_auth_required
 def audit_export(request: HttpRequest) -> HttpResponse:
     """Download exactly the filtered rows; the export is recorded before any row leaves."""
     filterset = _filterset(request)

@@ -255,6 +255,7 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_MINUTES", 15) * 60  # seconds
 SESSION_IDLE_WARNING = 60  # seconds of warning before the automatic sign-out
 SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12) * 3600  # absolute cap, active or not
+REAUTH_SECONDS = 5 * 60  # sensitive actions need the password (and code) this recently
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

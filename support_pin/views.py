@@ -11,7 +11,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from audit.signals import PIN_PROMPT
+from accounts.reauth import recent_auth_required
+from audit.signals import IN_SESSION_PROMPT
 from support_pin import policies, selectors, services
 from support_pin.forms import AppPinForm, ConsoleSearchForm, ConsoleValidateForm, PasswordPromptForm
 from support_pin.services import RevealOutcome, ValidationOutcome
@@ -51,7 +52,7 @@ def _prompt(request: HttpRequest, form, *, action: str, title: str, run) -> Http
             # A wrong password here counts towards the sign-in lockout too.
             user_login_failed.send(
                 sender=__name__,
-                credentials={"username": request.user.get_username(), "purpose": PIN_PROMPT},
+                credentials={"username": request.user.get_username(), "purpose": IN_SESSION_PROMPT},
                 request=request,
             )
         if result.ok:
@@ -68,6 +69,7 @@ def _prompt(request: HttpRequest, form, *, action: str, title: str, run) -> Http
 @never_cache
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
+@recent_auth_required
 def support_pin_view(request: HttpRequest) -> HttpResponse:
     """The seed's "Enter Your Password" prompt; the right password shows the Support PIN."""
     _require_own_pins(request)
@@ -87,6 +89,7 @@ def support_pin_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@recent_auth_required
 def support_pin_generate(request: HttpRequest) -> HttpResponse:
     _require_own_pins(request)
     services.support_pin_generate(
@@ -100,6 +103,7 @@ def support_pin_generate(request: HttpRequest) -> HttpResponse:
 @never_cache
 @sensitive_post_parameters("password", "new_app_pin")
 @require_http_methods(["GET", "POST"])
+@recent_auth_required
 def app_pin_view_edit(request: HttpRequest) -> HttpResponse:
     """View/Edit of the App Unlock PIN, behind the same password prompt."""
     _require_own_pins(request)

@@ -1,0 +1,83 @@
+import time
+
+import pytest
+import time_machine
+
+from audit.models import AuditEvent
+from tests.factories import totp_code
+from tests.support_pin.helpers import current_pin
+
+CONFIRM = "/account/confirm/"
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(time.time(), tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def stale(clock, provider_client):
+    """Signed in six minutes ago, active since (the idle timeout is not the point here)."""
+    clock.shift(6 * 60)
+    return provider_client
+
+
+def test_sensitive_pages_need_a_recent_confirmation(stale, provider, password):
+    response = stale.get("/account/pins/support/")
+    assert response.status_code == 302
+    assert response["Location"] == f"{CONFIRM}?next=%2Faccount%2Fpins%2Fsupport%2F"
+    assert stale.get("/audit/export.csv")["Location"].startswith(CONFIRM)
+    assert stale.get("/account/pins/app/")["Location"].startswith(CONFIRM)
+    response = stale.post(CONFIRM + "?next=/account/pins/support/", {"password": password})
+    assert response["Location"] == "/account/pins/support/"
+    assert stale.get("/account/pins/support/").status_code == 200
+
+
+def test_a_stale_post_changes_nothing_and_comes_back(stale, provider):
+    before = current_pin(provider)
+    response = stale.post(
+        "/account/pins/support/generate/", HTTP_REFERER="http://testserver/account/settings/"
+    )
+    assert response["Location"] == f"{CONFIRM}?next=%2Faccount%2Fsettings%2F"
+    assert current_pin(provider) == before
+
+
+def test_within_five_minutes_of_sign_in_no_confirmation(provider_client, clock):
+    clock.shift(4 * 60)
+    assert provider_client.get("/account/pins/support/").status_code == 200
+
+
+def test_a_wrong_password_is_refused_audited_and_counted(stale, provider):
+    response = stale.post(CONFIRM, {"password": "not-mine"})
+    assert response.status_code == 400
+    assert "The password is not correct." in response.content.decode()
+    assert AuditEvent.objects.filter(kind="security.reauth_failed").count() == 1
+    from axes.models import AccessAttempt
+
+    assert AccessAttempt.objects.get(username="dorothy").failures_since_start == 1
+
+
+def test_enrolled_accounts_also_give_a_code(client, agent, password, clock):
+    client.force_login(agent)
+    clock.shift(6 * 60)
+    page = client.get(CONFIRM).content.decode()
+    assert "Code from" in page
+    assert (
+        client.post(CONFIRM, {"password": password, "method": "app", "code": "000000"}).status_code
+        == 400
+    )
+    clock.shift(31)
+    response = client.post(
+        CONFIRM + "?next=/support/validate/",
+        {"password": password, "method": "app", "code": totp_code(agent)},
+    )
+    assert response["Location"] == "/support/validate/"
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"]
+)
+def test_next_never_leaves_the_site(stale, password, target):
+    response = stale.post(f"{CONFIRM}?next={target}", {"password": password})
+    assert response["Location"] == "/"
