@@ -189,3 +189,40 @@ class StaffProfile(models.Model):
 
     def __str__(self) -> str:
         return f"Staff profile of {self.user.username}"
+
+
+class UserSession(models.Model):
+    """One signed-in browser session of a user, for the Security tab and remote sign-out.
+
+    The session key itself is not stored: only its SHA-256, which identifies the
+    session on each request without making this table a list of usable keys.
+    """
+
+    class EndReason(models.TextChoices):
+        SIGNED_OUT = "signed_out", "Signed out"
+        REVOKED = "revoked", "Signed out remotely"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        DEACTIVATED = "deactivated", "Account deactivated"
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="sessions", help_text="Whose session."
+    )
+    key_hash = models.CharField(
+        max_length=64, unique=True, help_text="SHA-256 of the session key (never the key)."
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True, help_text="Client IP at sign-in.")
+    user_agent = models.CharField(max_length=256, blank=True, help_text="Browser at sign-in.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the session began.")
+    last_seen_at = models.DateTimeField(help_text="Last request (to the minute).")
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it ended; its next request is signed out."
+    )
+    end_reason = models.CharField(
+        max_length=20, blank=True, choices=EndReason.choices, help_text="Why it ended."
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "ended_at"], name="accounts_session_user_idx")]
+
+    def __str__(self) -> str:
+        return f"Session of user {self.user_id} from {self.ip}"

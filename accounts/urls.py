@@ -20,6 +20,11 @@ urlpatterns = [
     path("session/keepalive/", sessions.session_keepalive, name="session_keepalive"),
     path("practice/staff/", views.practice_staff, name="practice_staff"),
     path(
+        "practice/staff/<int:user_id>/sign-out/",
+        views.practice_staff_sign_out,
+        name="practice_staff_sign_out",
+    ),
+    path(
         "practice/staff/<int:user_id>/unlock/",
         views.practice_staff_unlock,
         name="practice_staff_unlock",

@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import mfa, policies, reauth, selectors, services
+from accounts import mfa, policies, reauth, selectors, services, session_registry
 from accounts.forms import (
     ChangePasswordForm,
     MfaCodeForm,
@@ -35,7 +35,7 @@ from accounts.forms import (
     StaffAccountForm,
 )
 from accounts.images import CONTENT_TYPES
-from accounts.models import User
+from accounts.models import User, UserSession
 from audit import kinds
 from audit.services import audit_event_record
 from audit.signals import IN_SESSION_PROMPT
@@ -119,8 +119,19 @@ def password_change(request: HttpRequest) -> HttpResponse:
         services.user_password_change(
             user=request.user, new_password=form.cleaned_data["new_password1"], ip=request.client_ip
         )
-        update_session_auth_hash(request, request.user)
-        messages.success(request, "Your password has been changed.")
+        old_key = request.session.session_key
+        session_registry.sessions_end_all(
+            user=request.user,
+            acting_user=request.user,
+            ip=request.client_ip,
+            keep_key=old_key,
+            reason=UserSession.EndReason.PASSWORD_CHANGED,
+        )
+        update_session_auth_hash(request, request.user)  # gives this session a new key
+        session_registry.session_rekeyed(old_key=old_key, new_key=request.session.session_key)
+        messages.success(
+            request, "Your password has been changed. Your other sessions are signed out."
+        )
         return redirect("home")
     return render(request, "accounts/password_change.html", {"form": form})
 
@@ -304,8 +315,33 @@ def security(request: HttpRequest) -> HttpResponse:
                     return redirect("security")
                 form.add_error("code", "That code is not right.")
         context["remove_form"], status = form, 400
+    elif action == "end_session":
+        raw = request.POST.get("session", "")
+        session_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else None
+        current = getattr(request, "user_session_id", None)
+        if session_id not in (None, current) and session_registry.session_end(
+            user=user, session_id=session_id, acting_user=user, ip=request.client_ip
+        ):
+            messages.success(request, "That session is signed out.")
+        return redirect("security")
+    elif action == "end_others":
+        ended = session_registry.sessions_end_all(
+            user=user, acting_user=user, ip=request.client_ip, keep_key=request.session.session_key
+        )
+        messages.success(request, f"Signed out {ended} other session(s).")
+        return redirect("security")
     elif action is not None:
         return redirect("security")
+    context["sessions"] = [
+        {
+            "id": row.pk,
+            "browser": session_registry.browser_summary(row.user_agent),
+            "ip": row.ip or "None",
+            "last_seen": row.last_seen_at,
+            "current": row.pk == getattr(request, "user_session_id", None),
+        }
+        for row in session_registry.active_sessions(user=user)
+    ]
     pending = TOTPDevice.objects.filter(user=user, confirmed=False).first()
     if pending is not None and context["device"] is None:
         secret = b32encode(pending.bin_key).decode()
@@ -360,3 +396,20 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
                 return redirect(next_url)
     context = {"password_form": password_form, "code_form": code_form, "next": next_url}
     return render(request, "accounts/reauth.html", context, status=status)
+
+
+@login_required
+@require_POST
+@reauth.recent_auth_required
+def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Sign a staff member out of every session at once."""
+    if not policies.can_manage_practice_staff(request.user):
+        raise PermissionDenied
+    account = User.objects.filter(pk=user_id, practice_id=request.user.practice_id).first()
+    if account is None or not policies.can_unlock_sign_in(request.user, account):
+        raise Http404
+    ended = session_registry.sessions_end_all(
+        user=account, acting_user=request.user, ip=request.client_ip
+    )
+    messages.success(request, f"Signed {account.display_name} out of {ended} session(s).")
+    return redirect("practice_staff")

@@ -126,6 +126,12 @@ REAUTH_FAILED = EventKind(
     Action.NOT_SPECIFIED,
     "Confirmation before a sensitive action failed for user {account}: wrong password",
 )
+SESSION_REVOKED = EventKind(
+    "security.session_revoked",
+    EventType.SECURITY,
+    Action.LOGOUT,
+    "Signed out {count} session(s) of user {account} remotely",
+)
 AUDIT_EXPORTED = EventKind(
     "audit.exported",
     EventType.REPORT,

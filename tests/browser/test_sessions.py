@@ -1,0 +1,30 @@
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import sign_in
+
+
+def test_revoke_another_session_and_see_it_die(page, browser, live_server, provider, password):
+    other_context = browser.new_context(base_url=live_server.url)
+    try:
+        other = other_context.new_page()
+        sign_in(other, "dorothy", password)
+        other.goto("/account/settings/")
+        expect(other.get_by_role("heading", name="Account Settings")).to_be_visible()
+
+        sign_in(page, "dorothy", password)
+        page.goto("/account/security/")
+        rows = page.locator("section[aria-labelledby=sessions-title] tbody tr")
+        expect(rows).to_have_count(2)
+        rows.filter(has_not_text="This session").get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("status")).to_contain_text("That session is signed out.")
+        expect(rows).to_have_count(1)
+
+        other.reload()
+        expect(other).to_have_url(re.compile(r"/accounts/login/"))
+        expect(
+            other.get_by_text("This session was signed out from another session.")
+        ).to_be_visible()
+    finally:
+        other_context.close()
