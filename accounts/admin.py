@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
+from accounts.services import sign_in_unlock
 
 
 @admin.register(User)
@@ -13,6 +14,13 @@ class UserAdmin(DjangoUserAdmin):
         *DjangoUserAdmin.fieldsets,
         ("Practice", {"fields": ("practice", "time_zone")}),
     )
+    actions = ["unlock_sign_in"]
+
+    @admin.action(description="Unlock sign-in (clear failed attempts)")
+    def unlock_sign_in(self, request, queryset):
+        for account in queryset:
+            sign_in_unlock(account=account, acting_user=request.user, ip=request.client_ip)
+        self.message_user(request, f"Unlocked sign-in for {queryset.count()} account(s).")
 
 
 @admin.register(Practice)

@@ -124,3 +124,19 @@ def test_attempt_records_keep_no_pin_or_password(client, provider, password):
     for row in AccessAttempt.objects.values("post_data", "get_data"):
         text = " ".join(row.values())
         assert "4821" not in text and "Secret-Typo-1" not in text and "Another-Secret-2" not in text
+
+
+def test_superusers_unlock_anyone_from_the_admin(client, provider, other_provider, password):
+    fail(client, 5)
+    root = make_user(Role.PLATFORM_AUDITOR, username="root")
+    type(root).objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
+    root.refresh_from_db()
+    client.force_login(root)
+    response = client.post(
+        "/admin/accounts/user/",
+        {"action": "unlock_sign_in", "_selected_action": [provider.pk]},
+    )
+    assert response.status_code == 302
+    client.logout()
+    assert attempt(client, password).status_code == 302
+    assert AuditEvent.objects.filter(kind="security.sign_in_unlocked", actor=root).exists()
