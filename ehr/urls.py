@@ -1,8 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
 
 from accounts import views as account_views
 from ehr import views
+
+# The Django admin: superusers (is_staff) whose session passed two-factor
+# authentication; everyone else signs in through the site's own sign-in.
+admin.site.__class__ = OTPAdminSite
+admin.site.login = views.admin_login
 
 urlpatterns = [
     path("", account_views.home, name="home"),

@@ -1,0 +1,137 @@
+"""Every URL the resolver knows, for every role and for anonymous, against one table.
+
+A URL added without a row here fails `test_every_url_has_a_row`: access rules are
+decided on purpose, never by default.
+"""
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from accounts.roles import Role
+
+ANON = "anonymous"
+ROLES = [ANON, *[role.value for role in Role]]
+PRACTICE_MEMBERS = [
+    Role.PROVIDER,
+    Role.NURSE,
+    Role.SCHEDULER,
+    Role.BILLING,
+    Role.PRACTICE_ADMIN,
+    Role.COMPLIANCE_OFFICER,
+]
+
+OK, DENIED, NOT_FOUND, NOT_ALLOWED, UNAUTHORIZED = 200, 403, 404, 405, 401
+LOGIN = "to sign-in"  # 302 to /accounts/login/
+REDIRECT = "redirect"  # 302 elsewhere (the user's own page)
+
+
+def everyone(expected, anonymous=LOGIN):
+    return {ANON: anonymous, **{role.value: expected for role in Role}}
+
+
+def only(allowed, expected_for_others=DENIED, allowed_status=OK):
+    table = everyone(expected_for_others)
+    for role in allowed:
+        table[role.value] = allowed_status
+    return table
+
+
+# url name -> {role: expected answer to GET}
+MATRIX = {
+    "home": everyone(REDIRECT),
+    "healthz": everyone(OK, anonymous=OK),
+    "login": everyone(REDIRECT, anonymous=OK),
+    "login_mfa": everyone(LOGIN, anonymous=LOGIN),
+    "logout": everyone(NOT_ALLOWED, anonymous=NOT_ALLOWED),
+    "security": everyone(OK),
+    "reauth": everyone(OK),
+    "password_change": everyone(OK),
+    "account_settings": only([Role.PROVIDER]),
+    "staff_account": {**everyone(OK), Role.PROVIDER.value: DENIED},
+    "profile_image": everyone(NOT_FOUND),  # the provider has no picture; others never see one
+    "session_status": everyone(OK, anonymous=UNAUTHORIZED),
+    "session_keepalive": everyone(NOT_ALLOWED, anonymous=NOT_ALLOWED),
+    "practice_staff": only([Role.PRACTICE_ADMIN]),
+    "practice_staff_unlock": everyone(NOT_ALLOWED),
+    "practice_staff_sign_out": everyone(NOT_ALLOWED),
+    "audit_report": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
+    "audit_export": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
+    "support_pin_view": everyone(OK),
+    "support_pin_generate": everyone(NOT_ALLOWED),
+    "app_pin_view_edit": everyone(OK),
+    "support_console": only([Role.SUPPORT_AGENT]),
+}
+ADMIN_PREFIX = "admin/"  # the Django admin: superusers only, tested below
+
+
+def named_patterns(patterns=None, prefix=""):
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(pattern, URLResolver):
+            yield from named_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.name
+
+
+def test_every_url_has_a_row():
+    missing = [
+        f"{route} ({name})"
+        for route, name in named_patterns()
+        if not route.startswith(ADMIN_PREFIX) and name not in MATRIX
+    ]
+    assert missing == [], "decide who may open these: " + ", ".join(missing)
+
+
+def concrete_url(name: str, people) -> str:
+    from django.urls import reverse
+
+    provider = people[Role.PROVIDER.value]
+    kwargs = {
+        "profile_image": {"user_id": provider.pk, "kind": "picture"},
+        "practice_staff_unlock": {"user_id": people[Role.NURSE.value].pk},
+        "practice_staff_sign_out": {"user_id": people[Role.NURSE.value].pk},
+    }.get(name, {})
+    return reverse(name, kwargs=kwargs)
+
+
+def answer(response) -> object:
+    if response.status_code == 302:
+        return LOGIN if response["Location"].startswith("/accounts/login/") else REDIRECT
+    return response.status_code
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_each_url_answers_each_role_as_the_table_says(name, people):
+    url = concrete_url(name, people)
+    wrong = {}
+    for role in ROLES:
+        client = Client()
+        if role != ANON:
+            client.force_login(people[role])
+        got = answer(client.get(url))
+        if got != MATRIX[name][role]:
+            wrong[role] = f"expected {MATRIX[name][role]}, got {got}"
+    assert wrong == {}, f"{url}: {wrong}"
+
+
+def test_the_admin_is_for_superusers_behind_two_factor_only(people):
+    for role in ROLES:
+        client = Client()
+        if role != ANON:
+            client.force_login(people[role])
+        response = client.get("/admin/", follow=True)
+        assert response.redirect_chain, role
+        final = response.redirect_chain[-1][0]
+        assert final.startswith("/accounts/login/") or final == "/account/security/", role
+    # A superuser without an authenticator is sent to set one up, not into the admin.
+    nurse = people[Role.NURSE.value]
+    type(nurse).objects.filter(pk=nurse.pk).update(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(type(nurse).objects.get(pk=nurse.pk))
+    assert client.get("/admin/", follow=True).redirect_chain[-1][0] == "/account/security/"
+    # With one, and a session that passed it, the admin opens.
+    root = people[Role.PLATFORM_AUDITOR.value]
+    type(root).objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(type(root).objects.get(pk=root.pk))
+    assert client.get("/admin/").status_code == 200

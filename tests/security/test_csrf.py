@@ -1,0 +1,70 @@
+"""Every endpoint that changes state refuses a request without a valid CSRF token."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.roles import Role
+from tests.security.test_access_matrix import MATRIX, concrete_url
+
+# url name -> who posts (None: anonymous). Every name in MATRIX that accepts POST.
+POSTERS = {
+    "login": None,
+    "login_mfa": None,
+    "logout": Role.PROVIDER,
+    "security": Role.PROVIDER,
+    "reauth": Role.PROVIDER,
+    "password_change": Role.PROVIDER,
+    "account_settings": Role.PROVIDER,
+    "staff_account": Role.NURSE,
+    "session_keepalive": Role.PROVIDER,
+    "practice_staff_unlock": Role.PRACTICE_ADMIN,
+    "practice_staff_sign_out": Role.PRACTICE_ADMIN,
+    "support_pin_view": Role.PROVIDER,
+    "support_pin_generate": Role.PROVIDER,
+    "app_pin_view_edit": Role.PROVIDER,
+    "support_console": Role.SUPPORT_AGENT,
+}
+READ_ONLY = {
+    "home",
+    "healthz",
+    "profile_image",
+    "session_status",
+    "practice_staff",
+    "audit_report",
+    "audit_export",
+}
+
+
+def test_every_url_is_classified():
+    assert set(POSTERS) | READ_ONLY == set(MATRIX)
+    assert not set(POSTERS) & READ_ONLY
+
+
+@pytest.mark.parametrize("name", sorted(POSTERS))
+def test_post_without_a_token_is_refused(name, people):
+    client = Client(enforce_csrf_checks=True)
+    role = POSTERS[name]
+    if role is not None:
+        client.force_login(people[role.value])
+    response = client.post(concrete_url(name, people), {"password": "x", "pin": "1234"})
+    assert response.status_code == 403, name
+    assert "CSRF" in response.content.decode() or response.status_code == 403
+
+
+@pytest.mark.parametrize("name", sorted(READ_ONLY))
+def test_read_only_urls_do_not_accept_posts(name, people):
+    client = Client()
+    client.force_login(people[Role.PLATFORM_AUDITOR.value])
+    response = client.post(concrete_url(name, people))
+    assert response.status_code in (302, 403, 404, 405), name
+    assert response.status_code != 200
+
+
+def test_the_admin_refuses_posts_without_a_token(people):
+    root = people[Role.PLATFORM_AUDITOR.value]
+    type(root).objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(type(root).objects.get(pk=root.pk))
+    response = client.post(reverse("admin:accounts_user_changelist"), {"action": "unlock_sign_in"})
+    assert response.status_code == 403
