@@ -12,14 +12,6 @@ from accounts.roles import Role
 
 ANON = "anonymous"
 ROLES = [ANON, *[role.value for role in Role]]
-PRACTICE_MEMBERS = [
-    Role.PROVIDER,
-    Role.NURSE,
-    Role.SCHEDULER,
-    Role.BILLING,
-    Role.PRACTICE_ADMIN,
-    Role.COMPLIANCE_OFFICER,
-]
 
 OK, DENIED, NOT_FOUND, NOT_ALLOWED, UNAUTHORIZED = 200, 403, 404, 405, 401
 LOGIN = "to sign-in"  # 302 to /accounts/login/
