@@ -347,7 +347,7 @@ def security(request: HttpRequest) -> HttpResponse:
         secret = b32encode(pending.bin_key).decode()
         context.update(
             pending=True,
-            qr_svg=mark_safe(segno.make(pending.config_url, error="m").svg_inline(scale=4)),  # noqa: S308  (segno's own SVG of our URL)
+            qr_svg=mark_safe(segno.make(pending.config_url, error="m").svg_inline(scale=4)),  # noqa: S308  (segno's own SVG of our URL)  # nosec B308 B703
             secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
             confirm_form=context.get("confirm_form") or MfaConfirmForm(),
         )

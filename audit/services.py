@@ -144,7 +144,7 @@ EVENT_COLUMNS = (
 def _insert_sql(vendor: str) -> str:
     casts = {"data": "::jsonb", "ip": "::inet"} if vendor == "postgresql" else {}
     placeholders = ", ".join(f"%s{casts.get(name, '')}" for name in EVENT_COLUMNS)
-    return f"INSERT INTO audit_auditevent ({', '.join(EVENT_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+    return f"INSERT INTO audit_auditevent ({', '.join(EVENT_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608  (fixed column names, values as parameters)  # nosec B608
 
 
 def _append(cursor, columns: dict) -> int:
@@ -163,7 +163,7 @@ def _append(cursor, columns: dict) -> int:
     head = [columns["seq"], columns["row_hash"]]
     if connection.vendor == "postgresql":
         cursor.execute(
-            "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1) "  # noqa: S608  (fixed column names)
+            "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1) "  # noqa: S608  (fixed column names)  # nosec B608
             + _insert_sql("postgresql")
             + " RETURNING id",
             head + values,
