@@ -5,17 +5,18 @@ change) is signed out on its very next request: the middleware looks its
 record up by the hash of its key, one indexed query.
 """
 
-import hashlib
 from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from accounts.models import User, UserSession
+from accounts.session_store import stored_key
 from audit import kinds
 from audit.services import audit_event_record
 from ehr.client_ip import client_ip
@@ -24,7 +25,7 @@ SEEN_EVERY = timedelta(minutes=1)  # last_seen_at is rewritten at most this ofte
 
 
 def key_hash(session_key: str) -> str:
-    return hashlib.sha256(session_key.encode()).hexdigest()
+    return stored_key(session_key)
 
 
 def browser_summary(user_agent: str) -> str:
@@ -100,7 +101,11 @@ def session_rekeyed(*, old_key: str | None, new_key: str | None) -> None:
 
 
 def _end(sessions, reason: str) -> int:
-    return sessions.filter(ended_at__isnull=True).update(ended_at=timezone.now(), end_reason=reason)
+    """Mark sessions ended and delete them from the session store at once."""
+    live = sessions.filter(ended_at__isnull=True)
+    # The store keeps sessions under the same SHA-256 (accounts/session_store.py).
+    Session.objects.filter(session_key__in=list(live.values_list("key_hash", flat=True))).delete()
+    return live.update(ended_at=timezone.now(), end_reason=reason)
 
 
 @transaction.atomic

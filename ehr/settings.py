@@ -252,6 +252,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_ENGINE = "accounts.session_store"  # database sessions, keys stored only as SHA-256
 # Signed out after this much inactivity (accounts/sessions.py), warned a minute before.
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_MINUTES", 15) * 60  # seconds
 SESSION_IDLE_WARNING = 60  # seconds of warning before the automatic sign-out

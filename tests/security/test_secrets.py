@@ -1,0 +1,83 @@
+"""Secrets looked for where an attacker would look: every page, the logs, the database."""
+
+import base64
+import itertools
+import logging
+
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.db import connection
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import UserSession
+from accounts.roles import Role
+from support_pin import services
+from tests.factories import PASSWORD
+from tests.security.test_access_matrix import ANON, MATRIX, ROLES, concrete_url
+
+
+def key_texts() -> list[str]:
+    texts = [settings.SECRET_KEY]
+    for ring in (settings.AUDIT_HMAC_KEYS, settings.FIELD_ENCRYPTION_KEYS):
+        for key in ring.keys.values():
+            texts += [key.hex(), base64.urlsafe_b64encode(key).decode().rstrip("=")]
+    return texts
+
+
+def test_no_page_for_any_role_shows_a_secret(people, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    draws = itertools.cycle([7391, 5826, 3047, 8152, 6703, 9264])
+    monkeypatch.setattr(services.secrets, "randbelow", lambda n: next(draws))
+    for user in people.values():
+        services.support_pin_generate(account=user, acting_user=user, ip=None)
+    pins = {f"{n:04d}" for n in (7391, 5826, 3047, 8152, 6703, 9264)}
+    otp_secrets = []
+    for device in TOTPDevice.objects.all():
+        otp_secrets += [device.key, base64.b32encode(device.bin_key).decode()]
+    secrets_ = [PASSWORD, *key_texts(), *otp_secrets]
+    cookies = []
+    for role in ROLES:
+        client = Client()
+        if role != ANON:
+            client.force_login(people[role])
+            cookies.append(client.cookies["sessionid"].value)
+        for name in MATRIX:
+            response = client.get(concrete_url(name, people))
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            text = body.decode(errors="replace") + str(response.headers)
+            for secret in [*secrets_, *cookies]:
+                assert secret not in text, (role, name)
+            for pin in pins:
+                assert f">{pin}<" not in text and f'"{pin}"' not in text, (role, name)
+    for secret in [*secrets_, *cookies]:
+        assert secret not in caplog.text
+
+
+def test_session_keys_are_not_in_the_database(people):
+    client = Client()
+    response = client.post(
+        "/accounts/login/", {"username": people[Role.PROVIDER.value].username, "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    key = client.cookies["sessionid"].value
+    assert not Session.objects.filter(session_key=key).exists()
+    with connection.cursor() as cursor:
+        for table in ("django_session", "accounts_usersession"):
+            cursor.execute(f"SELECT * FROM {table}")  # noqa: S608  (fixed table names)
+            for row in cursor.fetchall():
+                assert key not in " ".join(str(value) for value in row), table
+    assert client.get("/account/settings/").status_code == 200  # the session still works
+
+
+def test_a_remotely_ended_session_leaves_the_store_at_once(people):
+    provider = people[Role.PROVIDER.value]
+    client = Client()
+    client.post("/accounts/login/", {"username": provider.username, "password": PASSWORD})
+    assert Session.objects.count() == 1
+    record = UserSession.objects.get(user=provider)
+    from accounts.session_registry import session_end
+
+    session_end(user=provider, session_id=record.pk, acting_user=provider, ip=None)
+    assert Session.objects.count() == 0
+    assert client.get("/account/settings/").status_code == 302
