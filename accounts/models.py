@@ -208,7 +208,9 @@ class UserSession(models.Model):
         User, on_delete=models.CASCADE, related_name="sessions", help_text="Whose session."
     )
     key_hash = models.CharField(
-        max_length=64, unique=True, help_text="SHA-256 of the session key (never the key)."
+        max_length=64,
+        unique=True,
+        help_text="SHA-256 (160 bits) of the session key, never the key.",
     )
     ip = models.GenericIPAddressField(null=True, blank=True, help_text="Client IP at sign-in.")
     user_agent = models.CharField(max_length=256, blank=True, help_text="Browser at sign-in.")

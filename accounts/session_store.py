@@ -1,4 +1,4 @@
-"""Database sessions stored under the SHA-256 of their key.
+"""Database sessions stored under a SHA-256 hash of their key.
 
 Django's database backend keeps the session key, the value of the browser's
 cookie, in clear in `django_session`: anyone who can read that table (a backup,
@@ -15,7 +15,12 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionS
 
 
 def stored_key(session_key: str | None) -> str | None:
-    return hashlib.sha256(session_key.encode()).hexdigest() if session_key else session_key
+    """The first 160 bits of SHA-256, in hex: 40 characters, the width of Django's column.
+
+    The keys are 32 random characters; 160 bits keep lookups collision-free and the
+    hash impossible to reverse.
+    """
+    return hashlib.sha256(session_key.encode()).hexdigest()[:40] if session_key else session_key
 
 
 class SessionStore(DatabaseSessionStore):
