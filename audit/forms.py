@@ -99,6 +99,11 @@ class AuditEventFilter(django_filters.FilterSet):
         input_formats=DATE_FORMATS,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
+    break_glass = django_filters.BooleanFilter(
+        label="Break-glass only",
+        method="filter_break_glass",
+        widget=forms.CheckboxInput,
+    )
     last = django_filters.ChoiceFilter(
         label="View Last",
         choices=[(key, key.title()) for key in QUICK_RANGES],
@@ -107,7 +112,7 @@ class AuditEventFilter(django_filters.FilterSet):
 
     class Meta:
         form = AuditFilterForm
-        fields = ["patient", "username", "type", "date_from", "date_to", "last"]
+        fields = ["patient", "username", "type", "break_glass", "date_from", "date_to", "last"]
 
     def __init__(self, data, *, queryset, patients, time_zone: ZoneInfo, today: date):
         self._form_kwargs = {"time_zone": time_zone, "today": today}
@@ -131,6 +136,9 @@ class AuditEventFilter(django_filters.FilterSet):
     def filter_nothing(self, queryset, name, value):
         return queryset  # dates are applied together in filter_queryset
 
+    def filter_break_glass(self, queryset, name, value):
+        return queryset.filter(kind__startswith="break_glass.") if value else queryset
+
     def filter_patient(self, queryset, name, value):
         return queryset.filter(patient_id=value)
 
@@ -150,4 +158,6 @@ class AuditEventFilter(django_filters.FilterSet):
             parts.append(f"type {data['type']}")
         if data.get("patient"):
             parts.append(f"patient {data['patient']}")
+        if data.get("break_glass"):
+            parts.append("break-glass only")
         return "; ".join(parts)

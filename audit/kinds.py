@@ -204,6 +204,38 @@ FIELD_KEYS_ROTATED = EventKind(
     "Encrypted fields re-encrypted: {count} values now under key {key_id}",
 )
 
+# Break-glass access (details carry the grant's number; data carries its id).
+BREAK_GLASS_OPENED = EventKind(
+    "break_glass.opened",
+    EventType.SECURITY,
+    Action.CREATE,
+    "Break-glass access #{grant} opened for user {account} for {minutes} minutes: {justification}",
+)
+BREAK_GLASS_IDENTITY_VIEWED = EventKind(
+    "break_glass.identity_viewed",
+    EventType.SECURITY,
+    Action.VIEW,
+    "Identity details of user {account} viewed under break-glass access #{grant}",
+)
+BREAK_GLASS_PIN_ROTATED = EventKind(
+    "break_glass.pin_rotated",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Support PIN of user {account} replaced under break-glass access #{grant}",
+)
+BREAK_GLASS_EXPIRED = EventKind(
+    "break_glass.expired",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Break-glass access #{grant} to user {account} expired",
+)
+BREAK_GLASS_REVIEWED = EventKind(
+    "break_glass.reviewed",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Break-glass access #{grant} to user {account} reviewed",
+)
+
 # Written by the clinical modules of the EHR, which pass the patient; this slice
 # has none of them, so only the benchmark's generated log and the tests use it.
 PATIENT_CHART_VIEWED = EventKind(

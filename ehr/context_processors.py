@@ -4,7 +4,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from accounts import policies
-from audit.policies import audit_scope
+from audit.policies import AuditScope, audit_scope
 from support_pin.policies import can_use_support_console
 
 
@@ -22,6 +22,7 @@ def navigation(request: HttpRequest) -> dict:
             "staff_account": policies.can_use_staff_account(user),
             "practice_staff": policies.can_manage_practice_staff(user),
             "audit_log": audit_scope(user) is not None,
+            "break_glass_review": audit_scope(user) in (AuditScope.ALL, AuditScope.PRACTICE),
             "support_console": can_use_support_console(user),
         },
     }

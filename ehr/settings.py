@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "support_pin",
+    "break_glass",
 ]
 
 MIDDLEWARE = [

@@ -16,5 +16,6 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("audit.urls")),
     path("", include("support_pin.urls")),
+    path("", include("break_glass.urls")),
     path("admin/", admin.site.urls),
 ]

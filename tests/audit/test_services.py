@@ -24,6 +24,9 @@ def test_every_kind_fills_its_wording_from_the_account_name():
             "failures": 5,
             "count": 2,
             "key_id": "k",
+            "grant": 7,
+            "minutes": 15,
+            "justification": "j",
         }
         assert "{" not in kind.details(params)
 

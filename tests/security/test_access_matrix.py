@@ -53,6 +53,11 @@ MATRIX = {
     "support_pin_generate": everyone(NOT_ALLOWED),
     "app_pin_view_edit": everyone(OK),
     "support_console": only([Role.SUPPORT_AGENT]),
+    "break_glass_open": only([Role.SUPPORT_AGENT]),
+    # no such grant: the agent is sent back to the console; everyone else is refused
+    "break_glass_grant": only([Role.SUPPORT_AGENT], allowed_status=REDIRECT),
+    "break_glass_list": only([Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]),
+    "break_glass_review": everyone(NOT_ALLOWED),
 }
 ADMIN_PREFIX = "admin/"  # the Django admin: superusers only, tested below
 
@@ -82,6 +87,9 @@ def concrete_url(name: str, people) -> str:
         "profile_image": {"user_id": provider.pk, "kind": "picture"},
         "practice_staff_unlock": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_sign_out": {"user_id": people[Role.NURSE.value].pk},
+        "break_glass_open": {"account_id": provider.pk},
+        "break_glass_grant": {"grant_id": 999999},
+        "break_glass_review": {"grant_id": 999999},
     }.get(name, {})
     return reverse(name, kwargs=kwargs)
 

@@ -24,6 +24,9 @@ POSTERS = {
     "support_pin_generate": Role.PROVIDER,
     "app_pin_view_edit": Role.PROVIDER,
     "support_console": Role.SUPPORT_AGENT,
+    "break_glass_open": Role.SUPPORT_AGENT,
+    "break_glass_grant": Role.SUPPORT_AGENT,
+    "break_glass_review": Role.COMPLIANCE_OFFICER,
 }
 READ_ONLY = {
     "home",
@@ -33,6 +36,7 @@ READ_ONLY = {
     "practice_staff",
     "audit_report",
     "audit_export",
+    "break_glass_list",
 }
 
 

@@ -1,0 +1,6 @@
+"""Settings the break_glass app reads, with their defaults in one place."""
+
+from django.conf import settings
+
+MAX_MINUTES = getattr(settings, "BREAK_GLASS_MAX_MINUTES", 60)  # longest access a grant gives
+MIN_JUSTIFICATION = getattr(settings, "BREAK_GLASS_MIN_JUSTIFICATION", 30)  # characters

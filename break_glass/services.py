@@ -1,0 +1,200 @@
+"""Opening, using, expiring and reviewing break-glass access. Every step is audited."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.roles import Role
+from audit import kinds
+from audit.services import audit_event_record
+from break_glass import conf
+from break_glass.models import BreakGlassGrant
+from support_pin.services import support_pin_generate
+
+
+def _record(kind, grant: BreakGlassGrant, *, actor: User | None, ip: str | None, **params):
+    audit_event_record(
+        kind=kind,
+        actor=actor,
+        account=grant.account,
+        ip=ip,
+        params={"grant": grant.pk, **params},
+        data={"break_glass": grant.pk},
+    )
+
+
+@transaction.atomic
+def break_glass_open(
+    *, agent: User, account: User, justification: str, minutes: int, ip: str | None
+) -> BreakGlassGrant:
+    """Open time-limited access to `account`; tell its owner and compliance officers now."""
+    if not agent.has_role(Role.SUPPORT_AGENT):
+        raise PermissionDenied("only support agents open break-glass access")
+    reason = " ".join(justification.split())
+    if len(reason) < conf.MIN_JUSTIFICATION:
+        raise ValidationError(
+            f"Write at least {conf.MIN_JUSTIFICATION} characters on why this access is needed."
+        )
+    if not 1 <= minutes <= conf.MAX_MINUTES:
+        raise ValidationError(f"Choose between 1 and {conf.MAX_MINUTES} minutes.")
+    now = timezone.now()
+    grant = BreakGlassGrant.objects.create(
+        agent=agent,
+        account=account,
+        justification=reason,
+        opened_at=now,
+        expires_at=now + timedelta(minutes=minutes),
+    )
+    _record(
+        kinds.BREAK_GLASS_OPENED,
+        grant,
+        actor=agent,
+        ip=ip,
+        minutes=minutes,
+        justification=reason[:500],
+    )
+    transaction.on_commit(lambda: _mail_opened(grant.pk))
+    return grant
+
+
+def _mail_opened(grant_id: int) -> None:
+    grant = BreakGlassGrant.objects.select_related("account", "agent").get(pk=grant_id)
+    account = grant.account
+    officers = (
+        list(
+            User.objects.filter(
+                practice_id=account.practice_id,
+                groups__name=Role.COMPLIANCE_OFFICER.value,
+                is_active=True,
+            )
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
+        if account.practice_id
+        else []
+    )
+    recipients = [email for email in [account.email, *officers] if email]
+    if not recipients:
+        return
+    send_mail(
+        subject=f"Break-glass access #{grant.pk} opened on {account.display_name}'s account",
+        message=(
+            f"Support agent {grant.agent.display_name} opened break-glass access #{grant.pk} "
+            f"to the account of {account.display_name} at {grant.opened_at:%Y-%m-%d %H:%M} UTC, "
+            f"until {grant.expires_at:%H:%M} UTC.\n\nReason given: {grant.justification}\n\n"
+            "Compliance officers review every break-glass access in the Audit Log Report. "
+            "If you did not ask support for help, tell your compliance officer.\n"
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=recipients,
+    )
+
+
+def break_glass_active(*, agent: User, grant_id: int) -> BreakGlassGrant | None:
+    """Return the agent's grant if it is still open; record its expiry the first time it is not."""
+    grant = (
+        BreakGlassGrant.objects.select_related("account", "account__practice")
+        .filter(pk=grant_id, agent=agent)
+        .first()
+    )
+    if grant is None:
+        return None
+    if grant.expires_at <= timezone.now():
+        break_glass_record_expiry(grant=grant)
+        return None
+    return grant
+
+
+@transaction.atomic
+def break_glass_record_expiry(*, grant: BreakGlassGrant) -> bool:
+    """Write the expiry of a lapsed grant once (from a request or the expiry command)."""
+    locked = BreakGlassGrant.objects.select_for_update().get(pk=grant.pk)
+    if locked.expiry_recorded_at is not None or locked.expires_at > timezone.now():
+        return False
+    locked.expiry_recorded_at = timezone.now()
+    locked.save(update_fields=["expiry_recorded_at"])
+    _record(kinds.BREAK_GLASS_EXPIRED, locked, actor=None, ip=None)
+    return True
+
+
+@dataclass(frozen=True)
+class IdentityDetails:
+    name: str
+    username: str
+    email: str
+    practice: str
+    doctor_id: int | None
+    phones: list[tuple[str, str]]
+
+
+@transaction.atomic
+def break_glass_identity(*, grant: BreakGlassGrant, ip: str | None) -> IdentityDetails:
+    """The details an agent may use to verify a caller another way; viewing them is audited."""
+    account = grant.account
+    profile = getattr(account, "provider_profile", None) or getattr(account, "staff_profile", None)
+    phones = [
+        (label, str(getattr(profile, field)))
+        for field, label in (
+            ("office_phone", "Office phone"),
+            ("cell_phone", "Cell phone"),
+            ("home_phone", "Home phone"),
+        )
+        if profile is not None and getattr(profile, field, None)
+    ]
+    _record(kinds.BREAK_GLASS_IDENTITY_VIEWED, grant, actor=grant.agent, ip=ip)
+    provider = getattr(account, "provider_profile", None)
+    return IdentityDetails(
+        name=account.display_name,
+        username=account.username,
+        email=account.email,
+        practice=account.practice.name if account.practice else "",
+        doctor_id=provider.doctor_id if provider else None,
+        phones=phones,
+    )
+
+
+@transaction.atomic
+def break_glass_rotate_pin(*, grant: BreakGlassGrant, ip: str | None) -> None:
+    """Replace the account's Support PIN and tell the owner by email (never the PIN itself)."""
+    support_pin_generate(account=grant.account, acting_user=grant.agent, ip=ip)
+    _record(kinds.BREAK_GLASS_PIN_ROTATED, grant, actor=grant.agent, ip=ip)
+    account = grant.account
+    if account.email:
+        transaction.on_commit(
+            lambda: send_mail(
+                subject="Your Support PIN was replaced",
+                message=(
+                    f"Hello {account.display_name},\n\nDuring break-glass access #{grant.pk}, "
+                    "support replaced your Support PIN. View the new one under your account "
+                    "settings before you call support again.\n"
+                ),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=[account.email],
+            )
+        )
+
+
+def can_review(reviewer: User, grant: BreakGlassGrant) -> bool:
+    return (
+        reviewer.has_role(Role.COMPLIANCE_OFFICER)
+        and reviewer.practice_id is not None
+        and reviewer.practice_id == grant.account.practice_id
+    )
+
+
+@transaction.atomic
+def break_glass_review(*, grant: BreakGlassGrant, reviewer: User, ip: str | None) -> None:
+    if not can_review(reviewer, grant):
+        raise PermissionDenied("only the account's practice's compliance officers review it")
+    locked = BreakGlassGrant.objects.select_for_update().select_related("account").get(pk=grant.pk)
+    if locked.reviewed_at is not None:
+        return
+    locked.reviewed_by, locked.reviewed_at = reviewer, timezone.now()
+    locked.save(update_fields=["reviewed_by", "reviewed_at"])
+    _record(kinds.BREAK_GLASS_REVIEWED, locked, actor=reviewer, ip=ip)

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from break_glass import views
+
+urlpatterns = [
+    path("support/break-glass/<int:account_id>/", views.break_glass_open, name="break_glass_open"),
+    path(
+        "support/break-glass/grant/<int:grant_id>/",
+        views.break_glass_grant,
+        name="break_glass_grant",
+    ),
+    path("audit/break-glass/", views.break_glass_list, name="break_glass_list"),
+    path(
+        "audit/break-glass/<int:grant_id>/review/",
+        views.break_glass_review,
+        name="break_glass_review",
+    ),
+]

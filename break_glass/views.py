@@ -1,0 +1,113 @@
+"""Break-glass screens: opening and using a grant (agents), reviewing them (compliance)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.reauth import recent_auth_required
+from accounts.roles import Role
+from audit.policies import AuditScope, audit_scope
+from break_glass import services
+from break_glass.forms import BreakGlassOpenForm
+from break_glass.models import BreakGlassGrant
+from support_pin import selectors as pin_selectors
+from support_pin.policies import can_use_support_console
+
+
+def _agent_only(request: HttpRequest) -> None:
+    if not can_use_support_console(request.user):
+        raise PermissionDenied
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+@recent_auth_required
+def break_glass_open(request: HttpRequest, account_id: int) -> HttpResponse:
+    _agent_only(request)
+    account = pin_selectors.console_account(account_id=account_id)
+    if account is None:
+        raise Http404
+    form = BreakGlassOpenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            grant = services.break_glass_open(
+                agent=request.user,
+                account=account,
+                justification=form.cleaned_data["justification"],
+                minutes=form.cleaned_data["minutes"],
+                ip=request.client_ip,
+            )
+        except ValidationError as error:
+            form.add_error("justification", error)
+        else:
+            return redirect("break_glass_grant", grant_id=grant.pk)
+    status = 400 if form.errors else 200
+    return render(
+        request, "break_glass/open.html", {"form": form, "account": account}, status=status
+    )
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def break_glass_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
+    _agent_only(request)
+    grant = services.break_glass_active(agent=request.user, grant_id=grant_id)
+    if grant is None:
+        messages.error(request, "This break-glass access is over (or was never yours).")
+        return redirect("support_console")
+    if request.method == "POST":
+        if request.POST.get("action") == "rotate":
+            services.break_glass_rotate_pin(grant=grant, ip=request.client_ip)
+            messages.success(request, "The Support PIN was replaced and the owner emailed.")
+        return redirect("break_glass_grant", grant_id=grant.pk)
+    identity = services.break_glass_identity(grant=grant, ip=request.client_ip)
+    minutes_left = max(0, int((grant.expires_at - timezone.now()).total_seconds() // 60))
+    response = render(
+        request,
+        "break_glass/grant.html",
+        {"grant": grant, "identity": identity, "minutes_left": minutes_left},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _reviewable_grants(user):
+    scope = audit_scope(user)
+    grants = BreakGlassGrant.objects.select_related("agent", "account", "reviewed_by")
+    if scope is AuditScope.ALL:
+        return grants
+    if scope is AuditScope.PRACTICE:
+        return grants.filter(account__practice_id=user.practice_id)
+    raise PermissionDenied
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET"])
+def break_glass_list(request: HttpRequest) -> HttpResponse:
+    """Every break-glass access the viewer oversees, newest first, with its review."""
+    grants = list(_reviewable_grants(request.user)[:200])
+    can_review = request.user.has_role(Role.COMPLIANCE_OFFICER)
+    return render(
+        request,
+        "break_glass/list.html",
+        {"grants": grants, "can_review": can_review, "now": timezone.now()},
+    )
+
+
+@login_required
+@require_POST
+def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
+    grant = _reviewable_grants(request.user).filter(pk=grant_id).first()
+    if grant is None:
+        raise Http404
+    services.break_glass_review(grant=grant, reviewer=request.user, ip=request.client_ip)
+    messages.success(request, f"Break-glass access #{grant.pk} marked reviewed.")
+    return redirect("break_glass_list")
