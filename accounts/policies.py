@@ -44,3 +44,19 @@ def can_unlock_sign_in(actor: User, account: User) -> bool:
         and account.pk != actor.pk
         and account.practice_id == actor.practice_id
     )
+
+
+# Roles a practice admin may give: staff roles of the practice. Providers are created
+# with a Doctor ID by the platform, and platform roles are not the practice's to give.
+ASSIGNABLE_ROLES = (
+    Role.NURSE,
+    Role.SCHEDULER,
+    Role.BILLING,
+    Role.PRACTICE_ADMIN,
+    Role.COMPLIANCE_OFFICER,
+)
+
+
+def can_manage_account(actor: User, account: User) -> bool:
+    """Deactivate, reactivate, change roles: practice admins for the others of their practice."""
+    return can_unlock_sign_in(actor, account)

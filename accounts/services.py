@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
-from accounts.policies import can_unlock_sign_in
+from accounts.policies import ASSIGNABLE_ROLES, can_manage_account, can_unlock_sign_in
 from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
 from audit import kinds
@@ -161,3 +161,43 @@ def sign_in_unlock(*, account: User, acting_user: User, ip: str | None) -> int:
     cleared = axes_reset(username=account.get_username())
     audit_event_record(kind=kinds.SIGN_IN_UNLOCKED, actor=acting_user, account=account, ip=ip)
     return cleared
+
+
+@transaction.atomic
+def user_set_active(*, account: User, active: bool, acting_user: User, ip: str | None) -> None:
+    """Deactivate (ending every session at once) or reactivate an account."""
+    if not can_manage_account(acting_user, account):
+        raise PermissionDenied("not allowed to manage this account")
+    if account.is_active == active:
+        return
+    account.is_active = active
+    account.save(update_fields=["is_active"])
+    if not active:
+        from accounts.models import UserSession
+        from accounts.session_registry import sessions_end_all
+
+        sessions_end_all(
+            user=account, acting_user=acting_user, ip=ip, reason=UserSession.EndReason.DEACTIVATED
+        )
+    kind = kinds.ACCOUNT_REACTIVATED if active else kinds.ACCOUNT_DEACTIVATED
+    audit_event_record(kind=kind, actor=acting_user, account=account, ip=ip)
+
+
+@transaction.atomic
+def user_role_change(*, account: User, role: Role, acting_user: User, ip: str | None) -> None:
+    """Give a staff member of the practice another staff role."""
+    role = Role(role)
+    if not can_manage_account(acting_user, account) or role not in ASSIGNABLE_ROLES:
+        raise PermissionDenied("not allowed to give this role to this account")
+    if account.is_provider:
+        raise ValidationError("Providers keep their role; their accounts carry a Doctor ID.")
+    old = sorted(account.roles)
+    account.groups.set([Group.objects.get(name=role.value)])
+    if old != [role.value]:
+        audit_event_record(
+            kind=kinds.ROLE_CHANGED,
+            actor=acting_user,
+            account=account,
+            ip=ip,
+            params={"old": ", ".join(old) or "none", "new": role.value},
+        )

@@ -25,6 +25,11 @@ urlpatterns = [
         name="practice_staff_sign_out",
     ),
     path(
+        "practice/staff/<int:user_id>/manage/",
+        views.practice_staff_manage,
+        name="practice_staff_manage",
+    ),
+    path(
         "practice/staff/<int:user_id>/unlock/",
         views.practice_staff_unlock,
         name="practice_staff_unlock",

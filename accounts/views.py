@@ -36,6 +36,7 @@ from accounts.forms import (
 )
 from accounts.images import CONTENT_TYPES
 from accounts.models import User, UserSession
+from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
 from audit.signals import IN_SESSION_PROMPT
@@ -251,7 +252,8 @@ def practice_staff(request: HttpRequest) -> HttpResponse:
     if not policies.can_manage_practice_staff(request.user):
         raise PermissionDenied
     rows = selectors.practice_staff(practice_id=request.user.practice_id)
-    return render(request, "accounts/practice_staff.html", {"rows": rows})
+    roles = [(role.value, role.label) for role in policies.ASSIGNABLE_ROLES]
+    return render(request, "accounts/practice_staff.html", {"rows": rows, "roles": roles})
 
 
 @login_required
@@ -412,4 +414,35 @@ def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
         user=account, acting_user=request.user, ip=request.client_ip
     )
     messages.success(request, f"Signed {account.display_name} out of {ended} session(s).")
+    return redirect("practice_staff")
+
+
+@login_required
+@require_POST
+@reauth.recent_auth_required
+def practice_staff_manage(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Deactivate, reactivate or change the role of a member of the admin's practice."""
+    if not policies.can_manage_practice_staff(request.user):
+        raise PermissionDenied
+    account = User.objects.filter(pk=user_id, practice_id=request.user.practice_id).first()
+    if account is None or not policies.can_manage_account(request.user, account):
+        raise Http404
+    action = request.POST.get("action")
+    if action in {"deactivate", "reactivate"}:
+        services.user_set_active(
+            account=account,
+            active=action == "reactivate",
+            acting_user=request.user,
+            ip=request.client_ip,
+        )
+        messages.success(request, f"{account.display_name} was {action}d.")
+    elif action == "role":
+        role = request.POST.get("role", "")
+        if role not in {r.value for r in policies.ASSIGNABLE_ROLES} or account.is_provider:
+            messages.error(request, "Choose one of the staff roles.")
+        else:
+            services.user_role_change(
+                account=account, role=role, acting_user=request.user, ip=request.client_ip
+            )
+            messages.success(request, f"{account.display_name} is now {Role(role).label}.")
     return redirect("practice_staff")

@@ -47,6 +47,18 @@ PROFILE_UPDATED = EventKind(
     Action.UPDATE,
     "Profile updated for user {account}",
 )
+ACCOUNT_DEACTIVATED = EventKind(
+    "account.deactivated", EventType.ACCOUNT, Action.UPDATE, "Account of user {account} deactivated"
+)
+ACCOUNT_REACTIVATED = EventKind(
+    "account.reactivated", EventType.ACCOUNT, Action.UPDATE, "Account of user {account} reactivated"
+)
+ROLE_CHANGED = EventKind(
+    "account.role_changed",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Role of user {account} changed from {old} to {new}",
+)
 PASSWORD_CHANGED = EventKind(
     "security.password_changed",
     EventType.SECURITY,

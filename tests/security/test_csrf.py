@@ -20,6 +20,7 @@ POSTERS = {
     "session_keepalive": Role.PROVIDER,
     "practice_staff_unlock": Role.PRACTICE_ADMIN,
     "practice_staff_sign_out": Role.PRACTICE_ADMIN,
+    "practice_staff_manage": Role.PRACTICE_ADMIN,
     "support_pin_view": Role.PROVIDER,
     "support_pin_generate": Role.PROVIDER,
     "app_pin_view_edit": Role.PROVIDER,
