@@ -256,14 +256,21 @@ def practice_staff(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/practice_staff.html", {"rows": rows, "roles": roles})
 
 
-@login_required
-@require_POST
-def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
+def _managed_member(request: HttpRequest, user_id: int) -> User:
+    """The practice member a practice admin acts on; 404 for anyone else (not even whether
+    another practice's account exists is confirmed)."""
     if not policies.can_manage_practice_staff(request.user):
         raise PermissionDenied
     account = User.objects.filter(pk=user_id, practice_id=request.user.practice_id).first()
-    if account is None or not policies.can_unlock_sign_in(request.user, account):
-        raise Http404  # another practice's account: not even its existence is confirmed
+    if account is None or not policies.can_manage_account(request.user, account):
+        raise Http404
+    return account
+
+
+@login_required
+@require_POST
+def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
+    account = _managed_member(request, user_id)
     services.sign_in_unlock(account=account, acting_user=request.user, ip=request.client_ip)
     messages.success(request, f"Sign-in unlocked for {account.display_name}.")
     return redirect("practice_staff")
@@ -405,11 +412,7 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
 @reauth.recent_auth_required
 def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
     """Sign a staff member out of every session at once."""
-    if not policies.can_manage_practice_staff(request.user):
-        raise PermissionDenied
-    account = User.objects.filter(pk=user_id, practice_id=request.user.practice_id).first()
-    if account is None or not policies.can_unlock_sign_in(request.user, account):
-        raise Http404
+    account = _managed_member(request, user_id)
     ended = session_registry.sessions_end_all(
         user=account, acting_user=request.user, ip=request.client_ip
     )
@@ -422,11 +425,7 @@ def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
 @reauth.recent_auth_required
 def practice_staff_manage(request: HttpRequest, user_id: int) -> HttpResponse:
     """Deactivate, reactivate or change the role of a member of the admin's practice."""
-    if not policies.can_manage_practice_staff(request.user):
-        raise PermissionDenied
-    account = User.objects.filter(pk=user_id, practice_id=request.user.practice_id).first()
-    if account is None or not policies.can_manage_account(request.user, account):
-        raise Http404
+    account = _managed_member(request, user_id)
     action = request.POST.get("action")
     if action in {"deactivate", "reactivate"}:
         services.user_set_active(
