@@ -10,11 +10,11 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
-from accounts.policies import ASSIGNABLE_ROLES, can_manage_account, can_unlock_sign_in
 from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
 from audit import kinds
 from audit.services import audit_event_record
+from ehr.policies import ASSIGNABLE_ROLES, can_manage_account, can_unlock_sign_in
 from support_pin.services import account_pins_create
 
 

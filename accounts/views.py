@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import mfa, policies, reauth, selectors, services, session_registry
+from accounts import mfa, reauth, selectors, services, session_registry
 from accounts.forms import (
     ChangePasswordForm,
     MfaCodeForm,
@@ -40,6 +40,7 @@ from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
 from audit.signals import IN_SESSION_PROMPT
+from ehr import policies
 
 PENDING_MFA = "pending_mfa"  # session key between the password and the code
 PENDING_MFA_SECONDS = 300

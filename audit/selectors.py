@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from accounts.models import User
 from audit import chain
 from audit.models import AuditChainAnchor, AuditChainHead, AuditedPatient, AuditEvent
-from audit.policies import AuditScope, audit_scope
+from ehr.policies import AuditScope, audit_scope
 
 
 def audit_event_scope(*, viewer: User) -> QuerySet[AuditEvent]:

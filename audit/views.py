@@ -16,8 +16,8 @@ from audit import kinds, selectors
 from audit.export import export_rows
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
-from audit.policies import audit_scope
 from audit.services import audit_event_record
+from ehr.policies import audit_scope
 
 PAGE_SIZE = 50
 

@@ -15,6 +15,7 @@ from audit import kinds
 from audit.services import audit_event_record
 from break_glass import conf
 from break_glass.models import BreakGlassGrant
+from ehr.policies import can_review_break_glass
 from support_pin.services import support_pin_generate
 
 
@@ -180,17 +181,9 @@ def break_glass_rotate_pin(*, grant: BreakGlassGrant, ip: str | None) -> None:
         )
 
 
-def can_review(reviewer: User, grant: BreakGlassGrant) -> bool:
-    return (
-        reviewer.has_role(Role.COMPLIANCE_OFFICER)
-        and reviewer.practice_id is not None
-        and reviewer.practice_id == grant.account.practice_id
-    )
-
-
 @transaction.atomic
 def break_glass_review(*, grant: BreakGlassGrant, reviewer: User, ip: str | None) -> None:
-    if not can_review(reviewer, grant):
+    if not can_review_break_glass(reviewer, grant):
         raise PermissionDenied("only the account's practice's compliance officers review it")
     locked = BreakGlassGrant.objects.select_for_update().select_related("account").get(pk=grant.pk)
     if locked.reviewed_at is not None:

@@ -11,12 +11,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.reauth import recent_auth_required
 from accounts.roles import Role
-from audit.policies import AuditScope, audit_scope
 from break_glass import services
 from break_glass.forms import BreakGlassOpenForm
 from break_glass.models import BreakGlassGrant
+from ehr.policies import AuditScope, audit_scope, can_use_support_console
 from support_pin import selectors as pin_selectors
-from support_pin.policies import can_use_support_console
 
 
 def _agent_only(request: HttpRequest) -> None:

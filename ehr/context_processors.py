@@ -3,9 +3,8 @@
 from django.conf import settings
 from django.http import HttpRequest
 
-from accounts import policies
-from audit.policies import AuditScope, audit_scope
-from support_pin.policies import can_use_support_console
+from ehr import policies
+from ehr.policies import AuditScope, audit_scope, can_use_support_console
 
 
 def navigation(request: HttpRequest) -> dict:

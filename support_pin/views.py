@@ -13,7 +13,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.reauth import recent_auth_required
 from audit.signals import IN_SESSION_PROMPT
-from support_pin import policies, selectors, services
+from ehr import policies
+from support_pin import selectors, services
 from support_pin.forms import AppPinForm, ConsoleSearchForm, ConsoleValidateForm, PasswordPromptForm
 from support_pin.services import RevealOutcome, ValidationOutcome
 

@@ -1,7 +1,16 @@
-"""Who may do what with accounts and profiles. Views ask these; templates only mirror them."""
+"""Who may do what: every role's permissions and every object rule, in one place.
+
+Views ask these functions (and services assert the invariants that must never
+break); templates only mirror their answers. The matrix test in
+tests/security/test_access_matrix.py checks every URL against them for every role.
+"""
+
+from enum import Enum
 
 from accounts.models import User
 from accounts.roles import Role
+
+# Accounts and profiles
 
 
 def can_use_account_settings(user: User) -> bool:
@@ -60,3 +69,52 @@ ASSIGNABLE_ROLES = (
 def can_manage_account(actor: User, account: User) -> bool:
     """Deactivate, reactivate, change roles: practice admins for the others of their practice."""
     return can_unlock_sign_in(actor, account)
+
+
+# The audit log
+
+
+class AuditScope(Enum):
+    ALL = "all"  # platform auditors
+    PRACTICE = "practice"  # compliance officers: their practice
+    OWN_ACCOUNT = "own"  # providers and staff: events about their own account
+
+
+def audit_scope(user: User) -> AuditScope | None:
+    """Return how much of the log `user` may read, or None for nothing."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.has_role(Role.PLATFORM_AUDITOR):
+        return AuditScope.ALL
+    if user.has_role(Role.COMPLIANCE_OFFICER) and user.practice_id is not None:
+        return AuditScope.PRACTICE
+    if user.has_role(Role.SUPPORT_AGENT):
+        return None  # agents work across practices and must not read their logs
+    if user.practice_id is not None:
+        return AuditScope.OWN_ACCOUNT
+    return None
+
+
+# PINs and the support console
+
+
+def can_manage_own_pins(user: User) -> bool:
+    """Every signed-in account views and changes its own PINs."""
+    return user.is_authenticated and user.is_active and hasattr(user, "pins")
+
+
+def can_use_support_console(user: User) -> bool:
+    """Support agents validate callers' PINs; they never see one."""
+    return user.is_authenticated and user.is_active and user.has_role(Role.SUPPORT_AGENT)
+
+
+# Break-glass access
+
+
+def can_review_break_glass(reviewer: User, grant) -> bool:
+    """Compliance officers review break-glass access to the accounts of their practice."""
+    return (
+        reviewer.has_role(Role.COMPLIANCE_OFFICER)
+        and reviewer.practice_id is not None
+        and reviewer.practice_id == grant.account.practice_id
+    )
