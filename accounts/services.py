@@ -4,9 +4,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from axes.utils import reset as axes_reset
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
+from django.core.mail import send_mail
 from django.db import transaction
 
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
@@ -14,7 +16,12 @@ from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
 from audit import kinds
 from audit.services import audit_event_record
-from ehr.policies import ASSIGNABLE_ROLES, can_manage_account, can_unlock_sign_in
+from ehr.policies import (
+    ASSIGNABLE_ROLES,
+    can_manage_account,
+    can_manage_practice_staff,
+    can_unlock_sign_in,
+)
 from support_pin.services import account_pins_create
 
 
@@ -27,7 +34,7 @@ def user_create(
     *,
     username: str,
     email: str,
-    password: str,
+    password: str | None,
     first_name: str,
     last_name: str,
     role: Role,
@@ -63,7 +70,10 @@ def user_create(
     if time_zone:
         validate_time_zone(time_zone)
         user.time_zone = time_zone
-    user.set_password(password)
+    if password is None:
+        user.set_unusable_password()  # the person sets one from the emailed link
+    else:
+        user.set_password(password)
     user.save()
     user.groups.add(Group.objects.get(name=role.value))
     if role == Role.PROVIDER:
@@ -201,3 +211,46 @@ def user_role_change(*, account: User, role: Role, acting_user: User, ip: str | 
             ip=ip,
             params={"old": ", ".join(old) or "none", "new": role.value},
         )
+
+
+@transaction.atomic
+def staff_account_create(
+    *,
+    acting_user: User,
+    username: str,
+    email: str,
+    first_name: str,
+    last_name: str,
+    role: Role,
+    ip: str | None,
+    set_password_url,
+) -> User:
+    """A practice admin adds a staff member, who is emailed a link to choose a password."""
+    role = Role(role)
+    if not can_manage_practice_staff(acting_user) or role not in ASSIGNABLE_ROLES:
+        raise PermissionDenied("not allowed to create this account")
+    user = user_create(
+        username=username,
+        email=email,
+        password=None,
+        first_name=first_name,
+        last_name=last_name,
+        role=role,
+        practice=acting_user.practice,
+        acting_user=acting_user,
+        ip=ip,
+    )
+    link = set_password_url(user)
+    transaction.on_commit(
+        lambda: send_mail(
+            subject="Your EHR account",
+            message=(
+                f"Hello {user.display_name},\n\n{acting_user.display_name} created an account "
+                f"for you (username {user.username}). Choose your password here; the link works "
+                f"once and expires in a few days:\n\n{link}\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[user.email],
+        )
+    )
+    return user

@@ -19,6 +19,12 @@ urlpatterns = [
     path("session/status/", sessions.session_status, name="session_status"),
     path("session/keepalive/", sessions.session_keepalive, name="session_keepalive"),
     path("practice/staff/", views.practice_staff, name="practice_staff"),
+    path("practice/staff/new/", views.practice_staff_create, name="practice_staff_create"),
+    path(
+        "accounts/set-password/<uidb64>/<token>/",
+        views.SetPasswordView.as_view(),
+        name="password_reset_confirm",
+    ),
     path(
         "practice/staff/<int:user_id>/sign-out/",
         views.practice_staff_sign_out,

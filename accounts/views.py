@@ -12,11 +12,14 @@ from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -33,6 +36,7 @@ from accounts.forms import (
     ReauthForm,
     SignInForm,
     StaffAccountForm,
+    StaffCreateForm,
 )
 from accounts.images import CONTENT_TYPES
 from accounts.models import User, UserSession
@@ -254,7 +258,59 @@ def practice_staff(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     rows = selectors.practice_staff(practice_id=request.user.practice_id)
     roles = [(role.value, role.label) for role in policies.ASSIGNABLE_ROLES]
-    return render(request, "accounts/practice_staff.html", {"rows": rows, "roles": roles})
+    form = StaffCreateForm(roles=roles)
+    context = {"rows": rows, "roles": roles, "form": form}
+    return render(request, "accounts/practice_staff.html", context)
+
+
+@login_required
+@never_cache
+@require_POST
+@reauth.recent_auth_required
+def practice_staff_create(request: HttpRequest) -> HttpResponse:
+    """Add a staff member to the admin's practice; they choose a password from an email."""
+    if not policies.can_manage_practice_staff(request.user):
+        raise PermissionDenied
+    roles = [(role.value, role.label) for role in policies.ASSIGNABLE_ROLES]
+    form = StaffCreateForm(request.POST, roles=roles)
+    if form.is_valid():
+
+        def set_password_url(user: User) -> str:
+            uid = urlsafe_base64_encode(force_bytes(user.pk))
+            token = default_token_generator.make_token(user)
+            return request.build_absolute_uri(
+                reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
+            )
+
+        user = services.staff_account_create(
+            acting_user=request.user,
+            ip=request.client_ip,
+            set_password_url=set_password_url,
+            **form.cleaned_data,
+        )
+        messages.success(request, f"{user.display_name} was added and emailed a link.")
+        return redirect("practice_staff")
+    rows = selectors.practice_staff(practice_id=request.user.practice_id)
+    context = {"rows": rows, "roles": roles, "form": form}
+    return render(request, "accounts/practice_staff.html", context, status=400)
+
+
+class SetPasswordView(auth_views.PasswordResetConfirmView):
+    """The emailed link: a new account's first password (one use, expires)."""
+
+    template_name = "registration/set_password.html"
+    success_url = reverse_lazy("login")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_event_record(
+            kind=kinds.PASSWORD_CHANGED,
+            actor=form.user,
+            account=form.user,
+            ip=self.request.client_ip,
+        )
+        messages.success(self.request, "Your password is set. Sign in with it.")
+        return response
 
 
 def _managed_member(request: HttpRequest, user_id: int) -> User:

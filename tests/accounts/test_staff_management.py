@@ -83,3 +83,114 @@ def test_staff_cannot_manage_anyone(nurse_client, provider):
         ).status_code
         == 403
     )
+
+
+def test_admin_adds_a_staff_member_who_sets_a_password_from_the_email(
+    practice, django_capture_on_commit_callbacks
+):
+    import re
+
+    from django.core import mail
+
+    from accounts.models import User
+
+    _, client = admin_client(practice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/practice/staff/new/",
+            {
+                "first_name": "Sara",
+                "last_name": "Ng",
+                "username": "sng",
+                "email": "sng@example.org",
+                "role": "scheduler",
+            },
+        )
+    assert response.status_code == 302
+    user = User.objects.get(username="sng")
+    assert user.practice == practice and user.roles == {"scheduler"}
+    assert not user.has_usable_password()
+    assert hasattr(user, "pins")
+    link = re.search(r"http://testserver(/accounts/set-password/\S+/)", mail.outbox[0].body).group(
+        1
+    )
+    visitor = Client()
+    page = visitor.get(link, follow=True)
+    assert "Choose your password" in page.content.decode()
+    form_url = page.redirect_chain[-1][0] if page.redirect_chain else link
+    response = visitor.post(
+        form_url, {"new_password1": "Sched-Pass-2031!", "new_password2": "Sched-Pass-2031!"}
+    )
+    assert response.status_code == 302
+    assert (
+        Client()
+        .post("/accounts/login/", {"username": "sng", "password": "Sched-Pass-2031!"})
+        .status_code
+        == 302
+    )
+    # The link works once.
+    again = Client().get(link, follow=True).content.decode()
+    assert "This link is not valid any more" in again
+    details = list(AuditEvent.objects.values_list("details", flat=True))
+    assert "Account created for user Sara Ng" in details
+    assert "Password changed for user Sara Ng" in details
+
+
+def test_adding_refuses_bad_input_and_creates_nothing(practice, nurse):
+    from accounts.models import User
+
+    _, client = admin_client(practice)
+    before = User.objects.count()
+    for data in (
+        {
+            "first_name": "A",
+            "last_name": "B",
+            "username": "dori",
+            "email": "x@example.org",
+            "role": "nurse",
+        },
+        {
+            "first_name": "A",
+            "last_name": "B",
+            "username": "new1",
+            "email": nurse.email,
+            "role": "nurse",
+        },
+        {
+            "first_name": "A",
+            "last_name": "B",
+            "username": "bad name!",
+            "email": "y@example.org",
+            "role": "nurse",
+        },
+        {
+            "first_name": "A",
+            "last_name": "B",
+            "username": "new2",
+            "email": "z@example.org",
+            "role": "support_agent",
+        },
+        {
+            "first_name": "A",
+            "last_name": "B",
+            "username": "new3",
+            "email": "z@example.org",
+            "role": "provider",
+        },
+    ):
+        assert client.post("/practice/staff/new/", data).status_code == 400, data
+    assert User.objects.count() == before
+
+
+def test_only_practice_admins_add_staff(nurse_client):
+    response = nurse_client.post(
+        "/practice/staff/new/",
+        {
+            "first_name": "A",
+            "last_name": "B",
+            "username": "x9",
+            "email": "x9@example.org",
+            "role": "nurse",
+        },
+    )
+    assert response.status_code == 403

@@ -48,6 +48,9 @@ MATRIX = {
     "practice_staff_unlock": everyone(NOT_ALLOWED),
     "practice_staff_sign_out": everyone(NOT_ALLOWED),
     "practice_staff_manage": everyone(NOT_ALLOWED),
+    "practice_staff_create": everyone(NOT_ALLOWED),
+    # a link with a made-up token: the page says it is not valid, to anyone
+    "password_reset_confirm": everyone(OK, anonymous=OK),
     "audit_report": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
     "audit_export": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
     "support_pin_view": everyone(OK),
@@ -89,6 +92,7 @@ def concrete_url(name: str, people) -> str:
         "practice_staff_unlock": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_sign_out": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_manage": {"user_id": people[Role.NURSE.value].pk},
+        "password_reset_confirm": {"uidb64": "MQ", "token": "bogus-token"},
         "break_glass_open": {"account_id": provider.pk},
         "break_glass_grant": {"grant_id": 999999},
         "break_glass_review": {"grant_id": 999999},

@@ -21,6 +21,8 @@ POSTERS = {
     "practice_staff_unlock": Role.PRACTICE_ADMIN,
     "practice_staff_sign_out": Role.PRACTICE_ADMIN,
     "practice_staff_manage": Role.PRACTICE_ADMIN,
+    "practice_staff_create": Role.PRACTICE_ADMIN,
+    "password_reset_confirm": None,
     "support_pin_view": Role.PROVIDER,
     "support_pin_generate": Role.PROVIDER,
     "app_pin_view_edit": Role.PROVIDER,
