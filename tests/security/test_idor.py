@@ -1,0 +1,108 @@
+"""Every id a request carries, swapped for another practice's or another user's: nothing of
+theirs is shown or changed."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User, UserSession
+from accounts.roles import Role
+from break_glass.models import BreakGlassGrant
+from break_glass.services import break_glass_open
+from tests.factories import PASSWORD, make_practice, make_user
+from tests.support_pin.helpers import current_pin
+
+REASON = "Caller cannot give the PIN; verifying identity by callback to the office."
+
+
+@pytest.fixture
+def world(people):
+    """Practice A (the `people`) and practice B, with one of everything in B."""
+    other = make_practice("Harbor Street Clinic")
+    victim = make_user(Role.NURSE, practice=other, username="victim", first_name="Vera")
+    victim_doctor = make_user(Role.PROVIDER, practice=other, username="victimdoc")
+    client = Client()
+    client.post("/accounts/login/", {"username": "victim", "password": PASSWORD})
+    second_agent = make_user(Role.SUPPORT_AGENT, username="agent2")
+    grant = break_glass_open(
+        agent=second_agent, account=victim_doctor, justification=REASON, minutes=30, ip=None
+    )
+    return {
+        "victim": victim,
+        "victim_doctor": victim_doctor,
+        "victim_session": UserSession.objects.get(user=victim),
+        "victim_client": client,
+        "grant": grant,
+    }
+
+
+def signed_in(people, role):
+    client = Client()
+    client.force_login(people[role.value])
+    return client
+
+
+def test_practice_admin_actions_on_another_practices_user(people, world):
+    admin = signed_in(people, Role.PRACTICE_ADMIN)
+    victim = world["victim"]
+    for name, data in (
+        ("practice_staff_unlock", {}),
+        ("practice_staff_sign_out", {}),
+        ("practice_staff_manage", {"action": "deactivate"}),
+        ("practice_staff_manage", {"action": "role", "role": "billing"}),
+    ):
+        response = admin.post(reverse(name, kwargs={"user_id": victim.pk}), data)
+        assert response.status_code == 404, name
+    victim.refresh_from_db()
+    assert victim.is_active and victim.roles == {"nurse"}
+    assert world["victim_client"].get("/account/staff/").status_code == 200
+
+
+def test_another_users_images_and_sessions(people, world):
+    provider = signed_in(people, Role.PROVIDER)
+    doctor = world["victim_doctor"]
+    assert provider.get(f"/account/images/{doctor.pk}/picture/").status_code == 404
+    provider.post(
+        "/account/security/", {"action": "end_session", "session": world["victim_session"].pk}
+    )
+    assert world["victim_client"].get("/account/staff/").status_code == 200
+
+
+def test_another_agents_break_glass_grant(people, world):
+    agent = signed_in(people, Role.SUPPORT_AGENT)
+    grant = world["grant"]
+    pin = current_pin(world["victim_doctor"])
+    page = agent.get(reverse("break_glass_grant", kwargs={"grant_id": grant.pk}), follow=True)
+    assert world["victim_doctor"].email not in page.content.decode()
+    agent.post(reverse("break_glass_grant", kwargs={"grant_id": grant.pk}), {"action": "rotate"})
+    assert current_pin(world["victim_doctor"]) == pin
+
+
+def test_another_practices_break_glass_review(people, world):
+    compliance = signed_in(people, Role.COMPLIANCE_OFFICER)
+    grant = world["grant"]
+    response = compliance.post(reverse("break_glass_review", kwargs={"grant_id": grant.pk}))
+    assert response.status_code == 404
+    assert BreakGlassGrant.objects.get(pk=grant.pk).reviewed_at is None
+    assert f">{grant.pk}<" not in compliance.get("/audit/break-glass/").content.decode()
+
+
+def test_another_practices_events_and_patients_by_filter(people, world):
+    compliance = signed_in(people, Role.COMPLIANCE_OFFICER)
+    page = compliance.get("/audit/", {"username": "victim", "last": "year"}).content.decode()
+    assert "Vera" not in page
+    export = compliance.get("/audit/export.csv", {"username": "victimdoc", "last": "year"})
+    body = b"".join(export.streaming_content).decode()
+    assert body.count("\n") == 1  # the header only
+
+
+def test_unknown_and_malformed_ids_are_answered_without_errors(people):
+    admin = signed_in(people, Role.PRACTICE_ADMIN)
+    assert (
+        admin.post("/practice/staff/99999999/manage/", {"action": "deactivate"}).status_code == 404
+    )
+    provider = signed_in(people, Role.PROVIDER)
+    for value in ("x", "-1", "1e9", "", "9" * 40):
+        response = provider.post("/account/security/", {"action": "end_session", "session": value})
+        assert response.status_code == 302, value
+    assert User.objects.filter(is_active=True).count() == len(people)
