@@ -17,12 +17,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve, reverse
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import User
+from accounts.models import AuthenticatorDevice, User
 from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
+from ehr import crypto
 
 MFA_REQUIRED_ROLES = frozenset(
     {Role.SUPPORT_AGENT, Role.COMPLIANCE_OFFICER, Role.PRACTICE_ADMIN, Role.PLATFORM_AUDITOR}
@@ -38,8 +38,8 @@ def mfa_required(user: User) -> bool:
     return settings.MFA_REQUIRED_FOR_ALL or bool(user.roles & {r.value for r in MFA_REQUIRED_ROLES})
 
 
-def mfa_device(user: User) -> TOTPDevice | None:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+def mfa_device(user: User) -> AuthenticatorDevice | None:
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=True).first()
 
 
 def normalize_code(method: str, raw: str) -> str | None:
@@ -53,7 +53,7 @@ def normalize_code(method: str, raw: str) -> str | None:
 
 @dataclass(frozen=True)
 class CodeCheck:
-    device: TOTPDevice | StaticDevice | None
+    device: AuthenticatorDevice | StaticDevice | None
     throttled_until: datetime | None = None
 
     @property
@@ -63,7 +63,7 @@ class CodeCheck:
 
 def mfa_check(*, user: User, method: str, code: str, ip: str | None) -> CodeCheck:
     """Check a code against the user's device of the chosen kind; record failures."""
-    model = TOTPDevice if method == APP else StaticDevice
+    model = AuthenticatorDevice if method == APP else StaticDevice
     device = model.objects.filter(user=user, confirmed=True).first()
     if device is None:
         return CodeCheck(None)
@@ -81,19 +81,21 @@ def mfa_check(*, user: User, method: str, code: str, ip: str | None) -> CodeChec
 
 
 @transaction.atomic
-def mfa_enrollment_start(*, user: User) -> TOTPDevice:
+def mfa_enrollment_start(*, user: User) -> AuthenticatorDevice:
     """A new, unconfirmed authenticator for `user` (any earlier unconfirmed one is dropped)."""
-    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    AuthenticatorDevice.objects.filter(user=user, confirmed=False).delete()
+    return AuthenticatorDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
 
 
 @transaction.atomic
 def mfa_enrollment_confirm(*, user: User, code: str, ip: str | None) -> list[str] | None:
     """Confirm the pending authenticator with a code from it; return the new backup codes."""
-    device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
+    device = (
+        AuthenticatorDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
+    )
     if device is None or not device.verify_token(code):
         return None
-    TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+    AuthenticatorDevice.objects.filter(user=user, confirmed=True).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     codes = _new_backup_codes(user)
@@ -112,15 +114,15 @@ def _new_backup_codes(user: User) -> list[str]:
 @transaction.atomic
 def mfa_remove(*, user: User, ip: str | None) -> None:
     """Remove every device (the caller checked the password and a current code)."""
-    TOTPDevice.objects.filter(user=user).delete()
+    AuthenticatorDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     audit_event_record(kind=kinds.MFA_REMOVED, actor=user, account=user, ip=ip)
 
 
-def mfa_enroll_with_key(*, user: User, key_hex: str) -> TOTPDevice:
+def mfa_enroll_with_key(*, user: User, key_hex: str) -> AuthenticatorDevice:
     """Enrol a known secret (the development demo accounts only)."""
-    TOTPDevice.objects.filter(user=user).delete()
-    device = TOTPDevice.objects.create(
+    AuthenticatorDevice.objects.filter(user=user).delete()
+    device = AuthenticatorDevice.objects.create(
         user=user, name="Authenticator app", key=key_hex, confirmed=True
     )
     audit_event_record(kind=kinds.MFA_ENROLLED, actor=None, account=user, ip=None)
@@ -145,7 +147,7 @@ class MfaRequiredMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated or user.is_verified():
             return self.get_response(request)  # verified implies enrolled: no query
-        enrolled = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        enrolled = AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
         if enrolled and not user.is_verified():
             logout(request)
             return redirect(f"{reverse('login')}?next={request.path}")
@@ -157,3 +159,23 @@ class MfaRequiredMiddleware:
             if name not in ENROLMENT_PATHS:
                 return redirect("security")
         return self.get_response(request)
+
+
+def authenticator_keys_rotate(*, batch_size: int = 500) -> int:
+    """Re-seal authenticator secrets not under the primary FIELD_ENCRYPTION_KEYS key."""
+    prefix = f"{crypto.VERSION}:{settings.FIELD_ENCRYPTION_KEYS.current_id}:"
+    done = 0
+    while True:
+        with transaction.atomic():
+            devices = list(
+                AuthenticatorDevice.objects.select_for_update(skip_locked=True)
+                .exclude(key__startswith=prefix)
+                .order_by("pk")[:batch_size]
+            )
+            for device in devices:
+                secret = device.bin_key
+                device.key = crypto.encrypt_bytes(secret, aad=device._aad())
+                device.save(update_fields=["key"])
+        done += len(devices)
+        if len(devices) < batch_size:
+            return done

@@ -1,16 +1,19 @@
 """Users, practices and the profiles of the Account Settings pages."""
 
 import secrets
+from binascii import unhexlify
 from functools import cached_property
 from pathlib import PurePosixPath
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from phonenumber_field.modelfields import PhoneNumberField
 
 from accounts.roles import Role
 from accounts.validators import validate_time_zone
+from ehr import crypto
 
 DEFAULT_TIME_ZONE = "America/New_York"
 
@@ -228,3 +231,32 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"Session of user {self.user_id} from {self.ip}"
+
+
+class AuthenticatorDevice(TOTPDevice):
+    """django-otp's TOTP device, with its secret encrypted at rest.
+
+    Same table as TOTPDevice (a proxy): `key` holds the 20-byte secret sealed by
+    AES-256-GCM (ehr/crypto.py), bound to this model, field and user, instead of
+    django-otp's plain hex. Everything that verifies codes goes through `bin_key`.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "authenticator app"
+
+    def _aad(self) -> bytes:
+        return crypto.associated_data(
+            model="accounts.AuthenticatorDevice", field="key", owner_pk=self.user_id
+        )
+
+    def save(self, *args, **kwargs):
+        if self.key and not self.key.startswith(f"{crypto.VERSION}:"):
+            self.key = crypto.encrypt_bytes(unhexlify(self.key.encode()), aad=self._aad())
+        super().save(*args, **kwargs)
+
+    @property
+    def bin_key(self) -> bytes:
+        if self.key.startswith(f"{crypto.VERSION}:"):
+            return crypto.decrypt_bytes(self.key, aad=self._aad())
+        return unhexlify(self.key.encode())

@@ -24,7 +24,6 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import mfa, reauth, selectors, services, session_registry
 from accounts.forms import (
@@ -39,7 +38,7 @@ from accounts.forms import (
     StaffCreateForm,
 )
 from accounts.images import CONTENT_TYPES
-from accounts.models import User, UserSession
+from accounts.models import AuthenticatorDevice, User, UserSession
 from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
@@ -408,7 +407,7 @@ def security(request: HttpRequest) -> HttpResponse:
         }
         for row in session_registry.active_sessions(user=user)
     ]
-    pending = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    pending = AuthenticatorDevice.objects.filter(user=user, confirmed=False).first()
     if pending is not None and context["device"] is None:
         secret = b32encode(pending.bin_key).decode()
         context.update(

@@ -29,9 +29,13 @@ def associated_data(*, model: str, field: str, owner_pk: int) -> bytes:
 
 
 def encrypt(plaintext: str, *, aad: bytes) -> str:
+    return encrypt_bytes(plaintext.encode(), aad=aad)
+
+
+def encrypt_bytes(data: bytes, *, aad: bytes) -> str:
     ring = settings.FIELD_ENCRYPTION_KEYS
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(ring.current).encrypt(nonce, plaintext.encode(), aad)
+    sealed = AESGCM(ring.current).encrypt(nonce, data, aad)
     token = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
     return f"{VERSION}:{ring.current_id}:{token}"
 
@@ -42,6 +46,10 @@ def key_id_of(stored: str) -> str | None:
 
 
 def decrypt(stored: str, *, aad: bytes) -> str:
+    return decrypt_bytes(stored, aad=aad).decode()
+
+
+def decrypt_bytes(stored: str, *, aad: bytes) -> bytes:
     version, _, rest = stored.partition(":")
     key_id, _, token = rest.partition(":")
     if version != VERSION or not key_id or not token:
@@ -56,7 +64,7 @@ def decrypt(stored: str, *, aad: bytes) -> str:
     if len(raw) < NONCE_BYTES + 16:
         raise DecryptionError("the encrypted value is truncated")
     try:
-        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode()
+        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
     except InvalidTag:
         raise DecryptionError("the value does not belong here or was altered") from None
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
 
-KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+# At most 12 characters: an encrypted 20-byte TOTP secret must fit django-otp's 80-character column.
+KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,12}$")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def parse_key_ring(name: str, raw: str | None, *, min_bytes: int = 32) -> KeyRin
         key_id, sep, encoded = entry.partition(":")
         if not sep or not KEY_ID.match(key_id):
             raise ImproperlyConfigured(
-                f"{name}: each entry must be `id:base64key` (id: 1-16 of A-Z a-z 0-9 _ -)."
+                f"{name}: each entry must be `id:base64key` (id: 1-12 of A-Z a-z 0-9 _ -)."
             )
         try:
             key = base64.urlsafe_b64decode(encoded.encode() + b"=" * (-len(encoded) % 4))

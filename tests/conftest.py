@@ -5,8 +5,8 @@ from django.apps import apps
 from django.db import connection
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import AuthenticatorDevice
 from accounts.roles import Role
 from tests.factories import PASSWORD, make_practice, make_user
 
@@ -18,7 +18,7 @@ def _force_login_is_a_complete_sign_in(monkeypatch):
 
     def force_login(self, user, backend=None):
         original(self, user, backend)
-        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        device = AuthenticatorDevice.objects.filter(user=user, confirmed=True).first()
         if device is not None:
             session = self.session
             session[DEVICE_ID_SESSION_KEY] = device.persistent_id

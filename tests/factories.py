@@ -3,10 +3,9 @@
 import itertools
 
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.mfa import MFA_REQUIRED_ROLES
-from accounts.models import Practice, User
+from accounts.models import AuthenticatorDevice, Practice, User
 from accounts.roles import Role
 from accounts.services import practice_create, user_create
 
@@ -48,11 +47,11 @@ def make_user(
         acting_user=None,
     )
     if mfa if mfa is not None else role in MFA_REQUIRED_ROLES:
-        TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+        AuthenticatorDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
     return user
 
 
 def totp_code(user: User) -> str:
     """The code the user's authenticator app shows right now."""
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    device = AuthenticatorDevice.objects.get(user=user, confirmed=True)
     return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):06d}"

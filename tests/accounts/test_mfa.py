@@ -4,8 +4,8 @@ import pytest
 import time_machine
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import AuthenticatorDevice
 from accounts.roles import Role
 from audit.models import AuditEvent
 from tests.factories import make_user, totp_code
@@ -29,7 +29,7 @@ def enrol(client, user) -> list[str]:
     """Set up the authenticator from the Security tab; return the backup codes shown."""
     client.force_login(user)
     client.post(SECURITY, {"action": "start"})
-    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    device = AuthenticatorDevice.objects.get(user=user, confirmed=False)
     response = client.post(SECURITY, {"action": "confirm", "code": code_for(device)})
     assert response.status_code == 200, response.content
     assert "no-store" in response["Cache-Control"]
@@ -44,11 +44,11 @@ def test_enrolment_shows_a_qr_code_and_the_secret_and_needs_a_valid_code(client,
     client.force_login(provider)
     page = client.post(SECURITY, {"action": "start"}, follow=True).content.decode()
     assert "<svg" in page and "Key:" in page
-    device = TOTPDevice.objects.get(user=provider, confirmed=False)
+    device = AuthenticatorDevice.objects.get(user=provider, confirmed=False)
     wrong = f"{(int(code_for(device)) + 1) % 1_000_000:06d}"
     response = client.post(SECURITY, {"action": "confirm", "code": wrong})
     assert response.status_code == 400
-    assert not TOTPDevice.objects.filter(user=provider, confirmed=True).exists()
+    assert not AuthenticatorDevice.objects.filter(user=provider, confirmed=True).exists()
 
 
 def test_enrolment_gives_ten_single_use_backup_codes(client, provider):
@@ -66,7 +66,7 @@ def test_sign_in_asks_for_the_code_after_the_password(client, provider, password
     assert response["Location"] == MFA
     assert "_auth_user_id" not in client.session  # not signed in before the code
     assert client.get("/account/settings/").status_code == 302
-    device = TOTPDevice.objects.get(user=provider)
+    device = AuthenticatorDevice.objects.get(user=provider)
     response = client.post(MFA, {"method": "app", "code": code_for(device)})
     assert response.status_code == 302
     assert client.get("/account/settings/").status_code == 200
@@ -74,7 +74,7 @@ def test_sign_in_asks_for_the_code_after_the_password(client, provider, password
 
 def test_a_used_code_cannot_be_replayed(client, provider, password, clock):
     enrol(client, provider)
-    device = TOTPDevice.objects.get(user=provider)
+    device = AuthenticatorDevice.objects.get(user=provider)
     clock.shift(31)
     code = code_for(device)
     client.logout()
@@ -92,7 +92,7 @@ def test_wrong_codes_are_throttled_and_the_user_is_told(client, provider, passwo
     client.logout()
     clock.shift(31)
     client.post(LOGIN, {"username": "dorothy", "password": password})
-    device = TOTPDevice.objects.get(user=provider)
+    device = AuthenticatorDevice.objects.get(user=provider)
     wrong = f"{(int(code_for(device)) + 7) % 1_000_000:06d}"
     first = client.post(MFA, {"method": "app", "code": wrong})
     assert first.status_code == 400 and "That code is not right." in first.content.decode()
@@ -124,7 +124,7 @@ def test_malformed_codes_are_form_errors_not_guesses(client, provider, password,
     client.post(LOGIN, {"username": "dorothy", "password": password})
     response = client.post(MFA, {"method": "app", "code": code.encode().decode("unicode_escape")})
     assert "Enter the 6 digits your authenticator app shows." in response.content.decode()
-    assert TOTPDevice.objects.get(user=provider).throttling_failure_count == 0
+    assert AuthenticatorDevice.objects.get(user=provider).throttling_failure_count == 0
 
 
 def test_the_code_step_expires(client, provider, password, clock):
@@ -138,24 +138,28 @@ def test_the_code_step_expires(client, provider, password, clock):
 
 def test_removing_mfa_needs_the_password_and_a_current_code(client, provider, password, clock):
     enrol(client, provider)
-    device = TOTPDevice.objects.get(user=provider)
+    device = AuthenticatorDevice.objects.get(user=provider)
     clock.shift(31)
     response = client.post(
         SECURITY,
         {"action": "remove", "password": "wrong", "method": "app", "code": code_for(device)},
     )
-    assert response.status_code == 400 and TOTPDevice.objects.filter(user=provider).exists()
+    assert (
+        response.status_code == 400 and AuthenticatorDevice.objects.filter(user=provider).exists()
+    )
     response = client.post(
         SECURITY, {"action": "remove", "password": password, "method": "app", "code": "000000"}
     )
-    assert response.status_code == 400 and TOTPDevice.objects.filter(user=provider).exists()
+    assert (
+        response.status_code == 400 and AuthenticatorDevice.objects.filter(user=provider).exists()
+    )
     clock.shift(31)
     response = client.post(
         SECURITY,
         {"action": "remove", "password": password, "method": "app", "code": code_for(device)},
     )
     assert response.status_code == 302
-    assert not TOTPDevice.objects.filter(user=provider).exists()
+    assert not AuthenticatorDevice.objects.filter(user=provider).exists()
     assert "Two-factor authentication turned off for user dorothy Ludwig" in details()
 
 

@@ -8,9 +8,8 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import UserSession
+from accounts.models import AuthenticatorDevice, UserSession
 from accounts.roles import Role
 from support_pin import services
 from tests.factories import PASSWORD
@@ -33,7 +32,7 @@ def test_no_page_for_any_role_shows_a_secret(people, monkeypatch, caplog):
         services.support_pin_generate(account=user, acting_user=user, ip=None)
     pins = {f"{n:04d}" for n in (7391, 5826, 3047, 8152, 6703, 9264)}
     otp_secrets = []
-    for device in TOTPDevice.objects.all():
+    for device in AuthenticatorDevice.objects.all():
         otp_secrets += [device.key, base64.b32encode(device.bin_key).decode()]
     secrets_ = [PASSWORD, *key_texts(), *otp_secrets]
     cookies = []
@@ -81,3 +80,30 @@ def test_a_remotely_ended_session_leaves_the_store_at_once(people):
     session_end(user=provider, session_id=record.pk, acting_user=provider, ip=None)
     assert Session.objects.count() == 0
     assert client.get("/account/settings/").status_code == 302
+
+
+def test_authenticator_secrets_are_sealed_in_the_database_and_re_keyed(people, capsys):
+    from binascii import hexlify
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    from ehr.keys import KeyRing
+
+    devices = list(AuthenticatorDevice.objects.all())
+    assert devices
+    secrets_ = {device.pk: device.bin_key for device in devices}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, key FROM otp_totp_totpdevice")
+        rows = cursor.fetchall()
+    for pk, stored in rows:
+        assert stored.startswith("v1:")
+        assert hexlify(secrets_[pk]).decode() not in stored
+        assert base64.b32encode(secrets_[pk]).decode() not in stored
+    ring = settings.FIELD_ENCRYPTION_KEYS
+    new = KeyRing(current_id="n2", keys={"n2": b"n" * 32, **ring.keys})
+    with override_settings(FIELD_ENCRYPTION_KEYS=new):
+        call_command("rotate_field_keys")
+        for device in AuthenticatorDevice.objects.all():
+            assert device.key.startswith("v1:n2:") and device.bin_key == secrets_[device.pk]
+    assert "authenticator secrets under key n2" in capsys.readouterr().out

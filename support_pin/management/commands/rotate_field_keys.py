@@ -3,12 +3,14 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from accounts.mfa import authenticator_keys_rotate
 from support_pin.services import field_keys_rotate_batch, field_keys_rotation_record
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt stored PINs under the first key of FIELD_ENCRYPTION_KEYS. "
+        "Re-encrypt stored PINs and authenticator secrets under the first key of "
+        "FIELD_ENCRYPTION_KEYS. "
         "Safe to stop and run again; runs while the site serves."
     )
 
@@ -26,6 +28,9 @@ class Command(BaseCommand):
             )
             if progress.done == 0:
                 break
+        devices = authenticator_keys_rotate(batch_size=batch_size)
+        self.stdout.write(f"re-encrypted {devices} authenticator secrets under key {key_id}")
+        total += devices
         field_keys_rotation_record(count=total)
         if progress.remaining:
             self.stdout.write(
