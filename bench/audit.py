@@ -24,7 +24,6 @@ import django
 django.setup()
 
 from django.db import connection, transaction  # noqa: E402
-from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
@@ -34,6 +33,7 @@ from audit import chain, kinds  # noqa: E402
 from audit.models import AuditChainHead, AuditEvent  # noqa: E402
 from audit.selectors import audit_chain_verify  # noqa: E402
 from audit.services import EVENT_COLUMNS, audit_event_record, user_label  # noqa: E402
+from bench.signin import signed_in_client  # noqa: E402
 
 PASSWORD = "bench-password-0000"  # noqa: S105
 RUNS = 30
@@ -238,8 +238,7 @@ def report() -> None:
     compliance = User.objects.get(username="bench_compliance")
     username = "bench_user2"
     target = User.objects.get(username=username)
-    client = Client()
-    client.force_login(compliance)
+    client = signed_in_client(compliance)
     tz = compliance.time_zone
     today = timezone.now().astimezone(__import__("zoneinfo").ZoneInfo(tz)).date()
     full = {"date_from": (today - timedelta(days=730)).isoformat(), "date_to": today.isoformat()}
@@ -290,8 +289,7 @@ def report() -> None:
 
 def export() -> None:
     auditor = User.objects.get(username="bench_auditor")
-    client = Client()
-    client.force_login(auditor)
+    client = signed_in_client(auditor)
     baseline = peak_rss_mb()
     params = {"date_from": "2000-01-01", "date_to": "2100-01-01"}
     t0 = time.perf_counter()
