@@ -141,7 +141,7 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 
-def _insert_sql(vendor: str) -> str:
+def insert_sql(vendor: str) -> str:
     casts = {"data": "::jsonb", "ip": "::inet"} if vendor == "postgresql" else {}
     placeholders = ", ".join(f"%s{casts.get(name, '')}" for name in EVENT_COLUMNS)
     return f"INSERT INTO audit_auditevent ({', '.join(EVENT_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608  (fixed column names, values as parameters)  # nosec B608
@@ -164,12 +164,12 @@ def _append(cursor, columns: dict) -> int:
     if connection.vendor == "postgresql":
         cursor.execute(
             "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1) "  # noqa: S608  (fixed column names)  # nosec B608
-            + _insert_sql("postgresql")
+            + insert_sql("postgresql")
             + " RETURNING id",
             head + values,
         )
         return cursor.fetchone()[0]
-    cursor.execute(_insert_sql(connection.vendor), values)
+    cursor.execute(insert_sql(connection.vendor), values)
     event_id = cursor.lastrowid
     cursor.execute("UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1", head)
     return event_id

@@ -32,7 +32,12 @@ from accounts.services import practice_create, user_create  # noqa: E402
 from audit import chain, kinds  # noqa: E402
 from audit.models import AuditChainHead, AuditEvent  # noqa: E402
 from audit.selectors import audit_chain_verify  # noqa: E402
-from audit.services import EVENT_COLUMNS, audit_event_record, user_label  # noqa: E402
+from audit.services import (  # noqa: E402
+    EVENT_COLUMNS,
+    audit_event_record,
+    insert_sql,
+    user_label,
+)
 from bench.signin import signed_in_client  # noqa: E402
 
 PASSWORD = "bench-password-0000"  # noqa: S105
@@ -210,9 +215,9 @@ def _insert(columns: list[str], rows: list[tuple]) -> None:
                 for row in rows:
                     copy.write_row(row)
         else:
-            placeholders = ", ".join(["%s"] * len(columns))
+            # The writer's own statement (audit/services.py), so both insert the same columns.
             cursor.executemany(
-                f"INSERT INTO audit_auditevent ({', '.join(columns)}) VALUES ({placeholders})",  # noqa: S608
+                insert_sql("sqlite"),
                 [(*r[:1], r[1].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[2:]) for r in rows],
             )
 
