@@ -1,3 +1,5 @@
+import re
+
 from support_pin.models import AccountPins
 from support_pin.services import _open
 
@@ -13,3 +15,8 @@ def current_pin(user, field: str = "support_pin") -> str:
 def wrong_pin(user) -> str:
     pin = current_pin(user)
     return f"{(int(pin) + 1) % 10_000:04d}"
+
+
+def mentions(text: str, pin: str) -> bool:
+    """The PIN as a number of its own (not the middle of a timestamp or an id)."""
+    return re.search(rf"(?<!\d){re.escape(pin)}(?!\d)", text) is not None
