@@ -142,6 +142,8 @@ TEMPLATES = [
     },
 ]
 
+FORM_RENDERER = "ehr.form_renderer.FormRenderer"  # Django's, <input> widgets without templates
+
 # Database: SQLite in the project by default, PostgreSQL (psycopg 3) through DATABASE_URL.
 DATABASES = {
     "default": dj_database_url.config(
@@ -163,7 +165,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses locked-out usernames before the password
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.AccountBackend",  # ModelBackend, loading the profile with the user
 ]
 
 # Two-factor authentication (accounts/mfa.py). Always required for support agents,
