@@ -65,11 +65,10 @@ def new_pin(*, differs_from: str | None = None) -> str:
 
 
 def _pins_of(user: User) -> AccountPins:
-    return (
-        AccountPins.objects.select_for_update(of=("self",))
-        .select_related("user")
-        .get(user_id=user.pk)
-    )
+    """The account's PIN row, locked until the caller's transaction ends."""
+    pins = AccountPins.objects.select_for_update().get(user_id=user.pk)
+    pins.user = user  # the caller's object (and whatever profile it already loaded)
+    return pins
 
 
 @transaction.atomic
@@ -83,14 +82,17 @@ def account_pins_create(*, user: User) -> AccountPins:
     )
 
 
-def _rotate_support_pin(pins: AccountPins, *, current: str, acting_user: User | None, ip) -> None:
+def _replace_support_pin(pins: AccountPins, *, current: str) -> None:
+    """Seal a new Support PIN into `pins`; the caller saves it and records the event.
+
+    Callers save their rows before recording events: the audit chain head stays
+    locked from the first event to the commit, so events last keeps every other
+    writer waiting the least.
+    """
     pins.support_pin = _seal(
         new_pin(differs_from=current), user_id=pins.user_id, field="support_pin"
     )
     pins.support_pin_changed_at = timezone.now()
-    audit_event_record(
-        kind=kinds.SUPPORT_PIN_GENERATED, actor=acting_user, account=pins.user, ip=ip
-    )
 
 
 # Reveal (the owner, behind the password)
@@ -121,21 +123,23 @@ def _password_gate(pins: AccountPins, *, password: str, ip: str | None) -> Revea
     if pins.reveal_locked_until and pins.reveal_locked_until > now:
         return RevealResult(RevealOutcome.LOCKED, locked_until=pins.reveal_locked_until)
     if not user.check_password(password):
-        pins.failed_reveals += 1
-        audit_event_record(kind=kinds.PIN_VIEW_REFUSED, actor=user, account=user, ip=ip)
+        failures = pins.failed_reveals + 1
         locked_until = None
-        if pins.failed_reveals >= conf.REVEAL_LOCK_AFTER:
+        if failures >= conf.REVEAL_LOCK_AFTER:
             locked_until = now + conf.REVEAL_LOCK_FOR
+            pins.failed_reveals, pins.reveal_locked_until = 0, locked_until
+        else:
+            pins.failed_reveals = failures
+        pins.save(update_fields=["failed_reveals", "reveal_locked_until"])
+        audit_event_record(kind=kinds.PIN_VIEW_REFUSED, actor=user, account=user, ip=ip)
+        if locked_until:
             audit_event_record(
                 kind=kinds.PIN_VIEW_LOCKED,
                 actor=None,
                 account=user,
                 ip=None,
-                params={"failures": pins.failed_reveals},
+                params={"failures": failures},
             )
-            pins.reveal_locked_until, pins.failed_reveals = locked_until, 0
-        pins.save(update_fields=["failed_reveals", "reveal_locked_until"])
-        if locked_until:
             return RevealResult(
                 RevealOutcome.LOCKED, locked_until=locked_until, password_was_wrong=True
             )
@@ -190,8 +194,9 @@ def app_pin_change(*, user: User, password: str, new_app_pin: str, ip: str | Non
 def support_pin_generate(*, account: User, acting_user: User | None, ip: str | None) -> None:
     """Replace the Support PIN now with a different random one."""
     pins = _pins_of(account)
-    _rotate_support_pin(pins, current=_open(pins, "support_pin"), acting_user=acting_user, ip=ip)
-    pins.save(update_fields=["support_pin", "support_pin_changed_at"])
+    _replace_support_pin(pins, current=_open(pins, "support_pin"))
+    pins.save(update_fields=_ROTATION_FIELDS)
+    audit_event_record(kind=kinds.SUPPORT_PIN_GENERATED, actor=acting_user, account=account, ip=ip)
 
 
 # Validate (a support agent, with the PIN a caller gives)
@@ -233,34 +238,46 @@ def support_pin_validate(
         )
         return ValidationResult(ValidationOutcome.LOCKED, pins.validation_locked_until)
     current = _open(pins, "support_pin")
+    # The row is saved before the events are recorded (see _replace_support_pin).
     if constant_time_compare(given, current):
-        audit_event_record(kind=kinds.SUPPORT_PIN_VALIDATED, actor=agent, account=account, ip=ip)
-        _rotate_support_pin(pins, current=current, acting_user=None, ip=None)
+        _replace_support_pin(pins, current=current)
         pins.failed_validations, pins.validation_locked_until = 0, None
         pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
+        audit_event_record(kind=kinds.SUPPORT_PIN_VALIDATED, actor=agent, account=account, ip=ip)
+        _record_rotation(account)
         return ValidationResult(ValidationOutcome.MATCHED)
 
-    pins.failed_validations += 1
+    failures = pins.failed_validations + 1
+    if failures < conf.VALIDATION_LOCK_AFTER:
+        pins.failed_validations = failures
+        pins.save(update_fields=_VALIDATION_FIELDS)
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, actor=agent, account=account, ip=ip
+        )
+        return ValidationResult(ValidationOutcome.MISMATCHED)
+
+    locked_until = now + conf.VALIDATION_LOCK_FOR
+    _replace_support_pin(pins, current=current)
+    pins.failed_validations, pins.validation_locked_until = 0, locked_until
+    pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
     audit_event_record(
         kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, actor=agent, account=account, ip=ip
     )
-    locked_until = None
-    if pins.failed_validations >= conf.VALIDATION_LOCK_AFTER:
-        locked_until = now + conf.VALIDATION_LOCK_FOR
-        audit_event_record(
-            kind=kinds.SUPPORT_PIN_VALIDATION_LOCKED,
-            actor=None,
-            account=account,
-            ip=None,
-            params={"failures": pins.failed_validations},
-        )
-        _rotate_support_pin(pins, current=current, acting_user=None, ip=None)
-        pins.failed_validations, pins.validation_locked_until = 0, locked_until
-        transaction.on_commit(lambda: _mail_validation_locked(account, locked_until))
-        pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
-    else:
-        pins.save(update_fields=_VALIDATION_FIELDS)
+    audit_event_record(
+        kind=kinds.SUPPORT_PIN_VALIDATION_LOCKED,
+        actor=None,
+        account=account,
+        ip=None,
+        params={"failures": failures},
+    )
+    _record_rotation(account)
+    transaction.on_commit(lambda: _mail_validation_locked(account, locked_until))
     return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
+
+
+def _record_rotation(account: User) -> None:
+    """The system's rotation, as the seed shows it: no acting user, IP None."""
+    audit_event_record(kind=kinds.SUPPORT_PIN_GENERATED, actor=None, account=account, ip=None)
 
 
 _VALIDATION_FIELDS = ["failed_validations", "validation_locked_until"]
