@@ -2,11 +2,9 @@
 
 from dataclasses import dataclass
 
-from axes.models import AccessAttempt
-from django.conf import settings
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 
+from accounts.lockout import locked_usernames
 from accounts.models import ProviderProfile, User
 from accounts.roles import Role
 
@@ -38,14 +36,7 @@ def practice_staff(*, practice_id: int) -> list[StaffRow]:
         .prefetch_related("groups")
         .order_by("last_name", "first_name", "username")
     )
-    since = timezone.now() - settings.AXES_COOLOFF_TIME
-    locked = set(
-        AccessAttempt.objects.filter(
-            username__in=[u.username for u in users],
-            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
-            attempt_time__gte=since,
-        ).values_list("username", flat=True)
-    )
+    locked = locked_usernames([u.username for u in users])
     return [
         StaffRow(
             user=u,

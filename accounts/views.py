@@ -143,10 +143,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
 
 def locked_out(request: HttpRequest, credentials=None, *args) -> HttpResponse:
     """The page django-axes answers with once a sign-in is locked out (429)."""
-    context = {
-        "failure_limit": settings.AXES_FAILURE_LIMIT,
-        "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
-    }
+    context = {"minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
     return render(request, "registration/locked_out.html", context, status=429)
 
 

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.test import Client
 from django.utils import timezone
 
 from accounts.roles import Role
@@ -47,7 +48,53 @@ def test_by_username_the_lock_holds_from_every_address(client, provider, passwor
 
 @pytest.fixture
 def by_username_and_ip(settings):
-    settings.AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+    """Only the username + IP lock: the username-wide one switched off."""
+    settings.LOGIN_FAILURE_LIMIT_USERNAME = 0
+
+
+def test_with_a_higher_username_limit_one_address_locks_only_itself(
+    client, provider, password, settings
+):
+    settings.LOGIN_FAILURE_LIMIT_USERNAME = 8
+    fail(client, 5, remote="192.0.2.10")  # the username + IP lock
+    assert attempt(client, password, remote="192.0.2.10").status_code == 429
+    assert attempt(client, "wrong-password", remote="192.0.2.10").status_code == 429
+    # The owner elsewhere still signs in (which resets the count, as axes does).
+    assert attempt(client, password, remote="203.0.113.99").status_code == 302
+    client.logout()
+
+
+def test_guessing_spread_over_addresses_locks_the_username_everywhere(
+    client, provider, password, settings
+):
+    settings.LOGIN_FAILURE_LIMIT_USERNAME = 8
+    for n in range(8):  # 2 from each of 4 addresses: no pair reaches 5
+        status = attempt(client, "wrong-password", remote=f"198.51.100.{n // 2}").status_code
+        assert status == (429 if n == 7 else 200)
+    assert attempt(client, password, remote="203.0.113.99").status_code == 429
+    assert AuditEvent.objects.filter(kind="security.sign_in_locked").exists()
+
+
+def test_the_staff_page_shows_either_lock(client, provider, settings, practice_admin):
+    from axes.models import AccessAttempt
+
+    def shown_locked() -> bool:
+        admin = Client()
+        admin.force_login(practice_admin)
+        return "Locked" in admin.get("/practice/staff/").content.decode()
+
+    settings.LOGIN_FAILURE_LIMIT_USERNAME = 20
+    for n in range(4):
+        attempt(client, "wrong-password", remote=f"198.51.100.{n}")
+    assert not shown_locked()
+    fail(client, 5, remote="192.0.2.10")  # the username + IP lock alone (9 of 20)
+    assert shown_locked()
+
+    AccessAttempt.objects.all().delete()
+    settings.LOGIN_FAILURE_LIMIT_USERNAME = 6
+    for n in range(6):  # the username lock alone: one failure from each address
+        attempt(client, "wrong-password", remote=f"203.0.113.{n}")
+    assert shown_locked()
 
 
 def test_by_username_and_ip_other_addresses_still_get_in(

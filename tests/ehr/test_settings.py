@@ -95,3 +95,16 @@ def test_without_database_url_the_default_is_a_sqlite_file_in_the_project():
 def test_storage_is_utc(settings):
     assert settings.TIME_ZONE == "UTC"
     assert settings.USE_TZ is True
+
+
+@pytest.mark.parametrize("limits", [("0", "5"), ("5", "-1"), ("five", "5")])
+def test_bad_sign_in_lockout_limits_refuse_to_start(limits):
+    result = _start(
+        {
+            "SECRET_KEY": STRONG,
+            "LOGIN_FAILURE_LIMIT": limits[0],
+            "LOGIN_FAILURE_LIMIT_USERNAME": limits[1],
+        }
+    )
+    assert result.returncode != 0
+    assert "LOGIN_FAILURE_LIMIT" in result.stderr
