@@ -7,6 +7,7 @@ record up by the hash of its key, one indexed query.
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
@@ -156,12 +157,43 @@ def active_sessions(*, user: User) -> list[UserSession]:
     )
 
 
+# What a browser is told when it comes back with the cookie of a session ended elsewhere.
+ENDED_ELSEWHERE = {
+    UserSession.EndReason.REVOKED: "This session was signed out from another session.",
+    UserSession.EndReason.PASSWORD_CHANGED: (
+        "This session was signed out because the account's password was changed."
+    ),
+    UserSession.EndReason.DEACTIVATED: "This session was signed out: the account is deactivated.",
+}
+
+
+def _explain_ended_session(request: HttpRequest) -> None:
+    """Say why, when the cookie names a session that was ended remotely.
+
+    Ended sessions are deleted from the store at once, so the browser arrives
+    signed out; its cookie still hashes to the session's record. Django's session
+    middleware then deletes the stale cookie, so this is said once.
+    """
+    cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not cookie or request.session.session_key is not None:
+        return
+    reason = (
+        UserSession.objects.filter(key_hash=key_hash(cookie), ended_at__isnull=False)
+        .values_list("end_reason", flat=True)
+        .first()
+    )
+    if reason in ENDED_ELSEWHERE:
+        messages.info(request, ENDED_ELSEWHERE[reason])
+
+
 class SessionRegistryMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
+        if user is not None and not user.is_authenticated:
+            _explain_ended_session(request)
         key = request.session.session_key
         if user is not None and user.is_authenticated and key:
             digest = key_hash(key)

@@ -24,8 +24,10 @@ def test_the_security_tab_lists_sessions_and_signs_one_out(provider, password):
     assert "session_key" not in page
     other = UserSession.objects.get(user=provider, user_agent=FIREFOX)
     laptop.post("/account/security/", {"action": "end_session", "session": other.pk})
-    response = phone.get("/account/settings/")
-    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    response = phone.get("/account/settings/", follow=True)
+    assert response.redirect_chain[0][0].startswith("/accounts/login/")
+    assert "This session was signed out from another session." in response.content.decode()
+    assert "signed out from another" not in phone.get("/accounts/login/").content.decode()
     assert laptop.get("/account/settings/").status_code == 200
     event = AuditEvent.objects.get(kind="security.session_revoked")
     assert event.details == "Signed out 1 session(s) of user dorothy Ludwig remotely"
@@ -73,8 +75,20 @@ def test_changing_the_password_signs_out_the_other_sessions(provider, password):
     )
     assert response.status_code == 302
     assert mine.get("/account/settings/").status_code == 200
-    assert other.get("/account/settings/").status_code == 302
+    response = other.get("/account/settings/", follow=True)
+    assert "because the account&#x27;s password was changed" in response.content.decode()
     assert UserSession.objects.filter(end_reason="password_changed").count() == 1
+
+
+def test_an_unknown_or_forged_session_cookie_gets_no_message(provider, password):
+    client = Client()
+    client.cookies["sessionid"] = "x" * 32
+    page = client.get("/accounts/login/").content.decode()
+    assert "signed out" not in page
+    client.post("/accounts/login/", {"username": "dorothy", "password": password})
+    client.post("/accounts/logout/")  # ended by its owner: nothing to explain next time
+    client.cookies["sessionid"] = UserSession.objects.get(user=provider).key_hash
+    assert "signed out" not in client.get("/accounts/login/").content.decode()
 
 
 def test_practice_admin_signs_a_staff_member_out_everywhere(provider, nurse, password, practice):

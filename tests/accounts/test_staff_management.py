@@ -31,7 +31,9 @@ def test_deactivation_ends_every_session_at_once(practice, nurse, password):
     assert response.status_code == 302
     nurse.refresh_from_db()
     assert not nurse.is_active
-    assert dori.get("/account/staff/").status_code == 302
+    response = dori.get("/account/staff/", follow=True)
+    assert response.redirect_chain[0][1] == 302
+    assert "the account is deactivated" in response.content.decode()
     assert UserSession.objects.get(user=nurse).end_reason == "deactivated"
     assert (
         Client().post("/accounts/login/", {"username": "dori", "password": password}).status_code

@@ -24,5 +24,8 @@ def test_revoke_another_session_and_see_it_die(page, browser, live_server, provi
         other.reload()  # the session is gone from the store: straight back to sign-in
         expect(other).to_have_url(re.compile(r"/accounts/login/"))
         expect(other.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(other.get_by_role("status")).to_contain_text(
+            "This session was signed out from another session."
+        )
     finally:
         other_context.close()
