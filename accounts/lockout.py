@@ -36,6 +36,13 @@ class LockoutHandler(AxesDatabaseHandler):
     count * base // limit >= base holds exactly when count >= limit.
     """
 
+    def is_locked(self, request, credentials=None) -> bool:
+        """Also mark the request: its failure is then a refusal, not a new lockout."""
+        locked = super().is_locked(request, credentials)
+        if locked and request is not None:
+            request.sign_in_was_locked = True
+        return locked
+
     def get_failures(self, request, credentials=None) -> int:
         base = settings.AXES_FAILURE_LIMIT
         scaled = 0

@@ -93,6 +93,18 @@ SIGN_IN_LOCKED_UNKNOWN = EventKind(
     Action.LOGIN,
     "Sign-in locked for an unknown username after repeated failures",
 )
+SIGN_IN_REFUSED_LOCKED = EventKind(
+    "security.sign_in_refused_locked",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Sign-in refused for user {account}: sign-in is locked",
+)
+SIGN_IN_REFUSED_LOCKED_UNKNOWN = EventKind(
+    "security.sign_in_refused_locked_unknown",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Sign-in refused for an unknown username: sign-in is locked",
+)
 SIGN_IN_UNLOCKED = EventKind(
     "security.sign_in_unlocked",
     EventType.SECURITY,

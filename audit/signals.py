@@ -43,15 +43,26 @@ def record_sign_in_failed(sender, credentials, request=None, **kwargs):
         return
     username = credentials.get("username") or ""
     user = get_user_model().objects.filter(username=username).first() if username else None
+    if _was_locked(request):  # refused before the password was looked at
+        known, unknown = kinds.SIGN_IN_REFUSED_LOCKED, kinds.SIGN_IN_REFUSED_LOCKED_UNKNOWN
+    else:
+        known, unknown = kinds.SIGN_IN_FAILED, kinds.SIGN_IN_FAILED_UNKNOWN
     if user is None:
         # The typed text is not recorded: it may be a password typed in the wrong field.
-        audit_event_record(kind=kinds.SIGN_IN_FAILED_UNKNOWN, actor=None, ip=_ip(request))
+        audit_event_record(kind=unknown, actor=None, ip=_ip(request))
     else:
-        audit_event_record(kind=kinds.SIGN_IN_FAILED, actor=None, account=user, ip=_ip(request))
+        audit_event_record(kind=known, actor=None, account=user, ip=_ip(request))
+
+
+def _was_locked(request) -> bool:
+    """Set by accounts.lockout when sign-in was already locked before this attempt."""
+    return bool(getattr(request, "sign_in_was_locked", False))
 
 
 @receiver(user_locked_out, dispatch_uid="audit_sign_in_locked")
 def record_sign_in_locked(sender, request=None, username=None, ip_address=None, **kwargs):
+    if _was_locked(request):
+        return  # the lock is already recorded; the refusal is (record_sign_in_failed)
     user = get_user_model().objects.filter(username=username).first() if username else None
     if user is None:
         audit_event_record(kind=kinds.SIGN_IN_LOCKED_UNKNOWN, actor=None, ip=_ip(request))
