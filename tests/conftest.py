@@ -5,10 +5,16 @@ from django.apps import apps
 from django.db import connection
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
+from hypothesis import settings as hypothesis_settings
 
 from accounts.models import AuthenticatorDevice
 from accounts.roles import Role
 from tests.factories import PASSWORD, make_practice, make_user
+
+# Property tests check behaviour, never time: no per-example deadline (a loaded CI
+# machine would otherwise fail a correct example), and a failure prints how to replay it.
+hypothesis_settings.register_profile("ehr", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("ehr")
 
 
 @pytest.fixture(autouse=True)
