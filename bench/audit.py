@@ -159,32 +159,16 @@ def generate(total: int) -> None:
             "data": {},
         }
         digest = chain.row_hash(row, prev_hash=prev, key=key)
-        batch.append(
-            (
-                seq,
-                row["occurred_at"],
-                user.pk,
-                user.pk,
-                row["actor_label"],
-                user.pk,
-                user.pk,
-                row["account_label"],
-                row["practice_id"],
-                patient_id,
-                patient_name,
-                row["kind"],
-                row["type"],
-                row["action"],
-                row["details"],
-                ip,
-                row["user_agent"],
-                row["request_id"],
-                "{}",
-                key_id,
-                prev,
-                digest,
-            )
-        )
+        stored = {
+            **row,
+            "actor_id": user.pk,
+            "account_id": user.pk,
+            "data": "{}",
+            "key_id": key_id,
+            "prev_hash": prev,
+            "row_hash": digest,
+        }
+        batch.append(tuple(stored[name] for name in columns))
         prev = digest
         if len(batch) == 20000 or n == total - 1:
             _insert(columns, batch)
