@@ -163,7 +163,7 @@ class MfaRequiredMiddleware:
 
 def authenticator_keys_rotate(*, batch_size: int = 500) -> int:
     """Re-seal authenticator secrets not under the primary FIELD_ENCRYPTION_KEYS key."""
-    prefix = f"{crypto.VERSION}:{settings.FIELD_ENCRYPTION_KEYS.current_id}:"
+    prefix = crypto.current_prefix()
     done = 0
     while True:
         with transaction.atomic():

@@ -71,3 +71,8 @@ def decrypt_bytes(stored: str, *, aad: bytes) -> bytes:
 
 def needs_rotation(stored: str) -> bool:
     return key_id_of(stored) != settings.FIELD_ENCRYPTION_KEYS.current_id
+
+
+def current_prefix() -> str:
+    """How every value sealed under the primary key begins (to find the ones that are not)."""
+    return f"{VERSION}:{settings.FIELD_ENCRYPTION_KEYS.current_id}:"

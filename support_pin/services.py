@@ -318,17 +318,12 @@ def field_keys_rotate_batch(*, batch_size: int = 500) -> RekeyProgress:
     (SKIP LOCKED), so the site keeps serving and the command can be stopped and
     run again at any point: rows already re-keyed are not selected again.
     """
-    current = settings.FIELD_ENCRYPTION_KEYS.current_id
-    prefix = f"{crypto.VERSION}:{current}:"
+    prefix = crypto.current_prefix()
     stale = AccountPins.objects.exclude(
         support_pin__startswith=prefix
     ) | AccountPins.objects.exclude(app_pin__startswith=prefix)
     with transaction.atomic():
-        rows = list(
-            stale.select_for_update(skip_locked=True, of=("self",))
-            .select_related("user")
-            .order_by("pk")[:batch_size]
-        )
+        rows = list(stale.select_for_update(skip_locked=True).order_by("pk")[:batch_size])
         for pins in rows:
             for field in PIN_FIELDS:
                 if crypto.needs_rotation(getattr(pins, field)):
@@ -336,11 +331,7 @@ def field_keys_rotate_batch(*, batch_size: int = 500) -> RekeyProgress:
                         pins, field, _seal(_open(pins, field), user_id=pins.user_id, field=field)
                     )
             pins.save(update_fields=list(PIN_FIELDS))
-    remaining = (
-        AccountPins.objects.exclude(support_pin__startswith=prefix)
-        | AccountPins.objects.exclude(app_pin__startswith=prefix)
-    ).count()
-    return RekeyProgress(done=len(rows), remaining=remaining)
+    return RekeyProgress(done=len(rows), remaining=stale.count())
 
 
 def field_keys_rotation_record(*, count: int) -> None:
