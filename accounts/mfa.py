@@ -73,9 +73,11 @@ def mfa_check(*, user: User, method: str, code: str, ip: str | None) -> CodeChec
     with transaction.atomic():
         if device.verify_token(code):
             if method == BACKUP:
-                audit_event_record(kind=kinds.MFA_BACKUP_CODE_USED, actor=user, account=user, ip=ip)
+                audit_event_record(
+                    kind=kinds.MFA_BACKUP_CODE_USED, acting_user=user, account=user, ip=ip
+                )
             return CodeCheck(device)
-        audit_event_record(kind=kinds.MFA_FAILED, actor=user, account=user, ip=ip)
+        audit_event_record(kind=kinds.MFA_FAILED, acting_user=user, account=user, ip=ip)
     # A wrong code is reported as wrong; the delay it starts is reported when it refuses one.
     return CodeCheck(None)
 
@@ -99,7 +101,7 @@ def mfa_enrollment_confirm(*, user: User, code: str, ip: str | None) -> list[str
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     codes = _new_backup_codes(user)
-    audit_event_record(kind=kinds.MFA_ENROLLED, actor=user, account=user, ip=ip)
+    audit_event_record(kind=kinds.MFA_ENROLLED, acting_user=user, account=user, ip=ip)
     return codes
 
 
@@ -116,7 +118,7 @@ def mfa_remove(*, user: User, ip: str | None) -> None:
     """Remove every device (the caller checked the password and a current code)."""
     AuthenticatorDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
-    audit_event_record(kind=kinds.MFA_REMOVED, actor=user, account=user, ip=ip)
+    audit_event_record(kind=kinds.MFA_REMOVED, acting_user=user, account=user, ip=ip)
 
 
 def mfa_enroll_with_key(*, user: User, key_hex: str) -> AuthenticatorDevice:
@@ -125,7 +127,7 @@ def mfa_enroll_with_key(*, user: User, key_hex: str) -> AuthenticatorDevice:
     device = AuthenticatorDevice.objects.create(
         user=user, name="Authenticator app", key=key_hex, confirmed=True
     )
-    audit_event_record(kind=kinds.MFA_ENROLLED, actor=None, account=user, ip=None)
+    audit_event_record(kind=kinds.MFA_ENROLLED, acting_user=None, account=user, ip=None)
     return device
 
 

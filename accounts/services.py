@@ -81,7 +81,7 @@ def user_create(
     else:
         StaffProfile.objects.create(user=user)
     account_pins_create(user=user)
-    audit_event_record(kind=kinds.ACCOUNT_CREATED, actor=acting_user, account=user, ip=ip)
+    audit_event_record(kind=kinds.ACCOUNT_CREATED, acting_user=acting_user, account=user, ip=ip)
     return user
 
 
@@ -90,7 +90,7 @@ def user_password_change(*, user: User, new_password: str, ip: str | None) -> No
     """Set a new password (already validated by the form) and record it."""
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    audit_event_record(kind=kinds.PASSWORD_CHANGED, actor=user, account=user, ip=ip)
+    audit_event_record(kind=kinds.PASSWORD_CHANGED, acting_user=user, account=user, ip=ip)
 
 
 def _replace_image(profile: ProviderProfile, field: str, value: ContentFile | bool | None) -> None:
@@ -138,7 +138,7 @@ def provider_profile_update(
     if "specialties" in changes:
         specialties: Iterable[Specialty] = changes["specialties"]
         profile.specialties.set(specialties)
-    audit_event_record(kind=kinds.PROFILE_UPDATED, actor=acting_user, account=user, ip=ip)
+    audit_event_record(kind=kinds.PROFILE_UPDATED, acting_user=acting_user, account=user, ip=ip)
     return profile
 
 
@@ -159,7 +159,7 @@ def staff_profile_update(
             setattr(profile, field, changes[field] if changes[field] is not None else "")
     profile.full_clean(exclude=["user"])
     profile.save()
-    audit_event_record(kind=kinds.PROFILE_UPDATED, actor=acting_user, account=user, ip=ip)
+    audit_event_record(kind=kinds.PROFILE_UPDATED, acting_user=acting_user, account=user, ip=ip)
     return profile
 
 
@@ -169,7 +169,7 @@ def sign_in_unlock(*, account: User, acting_user: User, ip: str | None) -> int:
     if not can_unlock_sign_in(acting_user, account):
         raise PermissionDenied("not allowed to unlock this account")
     cleared = axes_reset(username=account.get_username())
-    audit_event_record(kind=kinds.SIGN_IN_UNLOCKED, actor=acting_user, account=account, ip=ip)
+    audit_event_record(kind=kinds.SIGN_IN_UNLOCKED, acting_user=acting_user, account=account, ip=ip)
     return cleared
 
 
@@ -190,7 +190,7 @@ def user_set_active(*, account: User, active: bool, acting_user: User, ip: str |
             user=account, acting_user=acting_user, ip=ip, reason=UserSession.EndReason.DEACTIVATED
         )
     kind = kinds.ACCOUNT_REACTIVATED if active else kinds.ACCOUNT_DEACTIVATED
-    audit_event_record(kind=kind, actor=acting_user, account=account, ip=ip)
+    audit_event_record(kind=kind, acting_user=acting_user, account=account, ip=ip)
 
 
 @transaction.atomic
@@ -206,7 +206,7 @@ def user_role_change(*, account: User, role: Role, acting_user: User, ip: str | 
     if old != [role.value]:
         audit_event_record(
             kind=kinds.ROLE_CHANGED,
-            actor=acting_user,
+            acting_user=acting_user,
             account=account,
             ip=ip,
             params={"old": ", ".join(old) or "none", "new": role.value},

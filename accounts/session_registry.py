@@ -118,7 +118,7 @@ def session_end(*, user: User, session_id: int, acting_user: User, ip: str | Non
     if ended:
         audit_event_record(
             kind=kinds.SESSION_REVOKED,
-            actor=acting_user,
+            acting_user=acting_user,
             account=user,
             ip=ip,
             params={"count": ended},
@@ -143,7 +143,7 @@ def sessions_end_all(
     if ended and reason == UserSession.EndReason.REVOKED:
         audit_event_record(
             kind=kinds.SESSION_REVOKED,
-            actor=acting_user,
+            acting_user=acting_user,
             account=user,
             ip=ip,
             params={"count": ended},

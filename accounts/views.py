@@ -301,7 +301,7 @@ class SetPasswordView(auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         audit_event_record(
             kind=kinds.PASSWORD_CHANGED,
-            actor=form.user,
+            acting_user=form.user,
             account=form.user,
             ip=self.request.client_ip,
         )
@@ -436,7 +436,7 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
             if not user.check_password(password_form.cleaned_data["password"]):
                 password_form.add_error("password", "The password is not correct.")
                 audit_event_record(
-                    kind=kinds.REAUTH_FAILED, actor=user, account=user, ip=request.client_ip
+                    kind=kinds.REAUTH_FAILED, acting_user=user, account=user, ip=request.client_ip
                 )
                 user_login_failed.send(
                     sender=__name__,

@@ -36,7 +36,7 @@ class AuditWriteError(RuntimeError):
 def audit_event_record(
     *,
     kind: EventKind,
-    actor: User | None,
+    acting_user: User | None,
     account: User | None = None,
     ip: str | None,
     practice: Practice | None = None,
@@ -72,12 +72,12 @@ def audit_event_record(
         practice_id = practice.pk
     else:  # ids, not objects: no query for the practice itself
         practice_id = (account.practice_id if account else None) or (
-            actor.practice_id if actor else None
+            acting_user.practice_id if acting_user else None
         )
 
     key_id, key = chain.signing_key()
     row = {
-        "actor_ref": actor.pk if actor else None,
+        "actor_ref": acting_user.pk if acting_user else None,
         "account_ref": account.pk if account else None,
         "practice_id": practice_id,
         "patient_id": patient_id[:64],
@@ -90,7 +90,7 @@ def audit_event_record(
         "user_agent": context.user_agent if context else "",
         "request_id": context.request_id if context else "",
         "data": dict(data or {}),
-        "actor_label": user_label(actor)[:200],
+        "actor_label": user_label(acting_user)[:200],
         "account_label": user_label(account)[:200],
     }
     # No savepoint: if the event cannot be written, the caller's whole transaction
@@ -127,7 +127,7 @@ def audit_event_record(
                 defaults={"patient_name": patient_name[:200]},
             )
     event = AuditEvent(id=event_id, **{k: v for k, v in columns.items() if k not in _FK_IDS})
-    event.actor, event.account = actor, account
+    event.actor, event.account = acting_user, account
     event._state.adding = False
     event._state.db = connection.alias
     return event

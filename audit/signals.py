@@ -22,7 +22,7 @@ def _ip(request) -> str | None:
 
 @receiver(user_logged_in, dispatch_uid="audit_signed_in")
 def record_signed_in(sender, request, user, **kwargs):
-    audit_event_record(kind=kinds.SIGNED_IN, actor=user, account=user, ip=_ip(request))
+    audit_event_record(kind=kinds.SIGNED_IN, acting_user=user, account=user, ip=_ip(request))
 
 
 @receiver(user_logged_out, dispatch_uid="audit_signed_out")
@@ -31,10 +31,10 @@ def record_signed_out(sender, request, user, **kwargs):
         return
     if getattr(request, "automatic_sign_out", False):
         audit_event_record(
-            kind=kinds.SIGNED_OUT_AUTOMATICALLY, actor=None, account=user, ip=_ip(request)
+            kind=kinds.SIGNED_OUT_AUTOMATICALLY, acting_user=None, account=user, ip=_ip(request)
         )
     else:
-        audit_event_record(kind=kinds.SIGNED_OUT, actor=user, account=user, ip=_ip(request))
+        audit_event_record(kind=kinds.SIGNED_OUT, acting_user=user, account=user, ip=_ip(request))
 
 
 @receiver(user_login_failed, dispatch_uid="audit_sign_in_failed")
@@ -49,9 +49,9 @@ def record_sign_in_failed(sender, credentials, request=None, **kwargs):
         known, unknown = kinds.SIGN_IN_FAILED, kinds.SIGN_IN_FAILED_UNKNOWN
     if user is None:
         # The typed text is not recorded: it may be a password typed in the wrong field.
-        audit_event_record(kind=unknown, actor=None, ip=_ip(request))
+        audit_event_record(kind=unknown, acting_user=None, ip=_ip(request))
     else:
-        audit_event_record(kind=known, actor=None, account=user, ip=_ip(request))
+        audit_event_record(kind=known, acting_user=None, account=user, ip=_ip(request))
 
 
 def _was_locked(request) -> bool:
@@ -65,6 +65,8 @@ def record_sign_in_locked(sender, request=None, username=None, ip_address=None, 
         return  # the lock is already recorded; the refusal is (record_sign_in_failed)
     user = get_user_model().objects.filter(username=username).first() if username else None
     if user is None:
-        audit_event_record(kind=kinds.SIGN_IN_LOCKED_UNKNOWN, actor=None, ip=_ip(request))
+        audit_event_record(kind=kinds.SIGN_IN_LOCKED_UNKNOWN, acting_user=None, ip=_ip(request))
     else:
-        audit_event_record(kind=kinds.SIGN_IN_LOCKED, actor=None, account=user, ip=_ip(request))
+        audit_event_record(
+            kind=kinds.SIGN_IN_LOCKED, acting_user=None, account=user, ip=_ip(request)
+        )

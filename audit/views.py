@@ -107,7 +107,7 @@ def audit_export(request: HttpRequest) -> HttpResponse:
         rows = events.count()
         audit_event_record(
             kind=kinds.AUDIT_EXPORTED,
-            actor=request.user,
+            acting_user=request.user,
             account=request.user,
             ip=request.client_ip,
             params={"rows": rows, "filters": filterset.describe()},

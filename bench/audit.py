@@ -345,7 +345,9 @@ def _write_loop(user_pk: int, count: int) -> list[float]:
     samples = []
     for _ in range(count):
         t0 = time.perf_counter()
-        audit_event_record(kind=kinds.PROFILE_UPDATED, actor=user, account=user, ip="192.0.2.1")
+        audit_event_record(
+            kind=kinds.PROFILE_UPDATED, acting_user=user, account=user, ip="192.0.2.1"
+        )
         samples.append((time.perf_counter() - t0) * 1000)
     connection.close()
     return samples

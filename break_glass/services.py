@@ -19,10 +19,10 @@ from ehr.policies import can_review_break_glass
 from support_pin.services import support_pin_generate
 
 
-def _record(kind, grant: BreakGlassGrant, *, actor: User | None, ip: str | None, **params):
+def _record(kind, grant: BreakGlassGrant, *, acting_user: User | None, ip: str | None, **params):
     audit_event_record(
         kind=kind,
-        actor=actor,
+        acting_user=acting_user,
         account=grant.account,
         ip=ip,
         params={"grant": grant.pk, **params},
@@ -32,10 +32,10 @@ def _record(kind, grant: BreakGlassGrant, *, actor: User | None, ip: str | None,
 
 @transaction.atomic
 def break_glass_open(
-    *, agent: User, account: User, justification: str, minutes: int, ip: str | None
+    *, acting_user: User, account: User, justification: str, minutes: int, ip: str | None
 ) -> BreakGlassGrant:
     """Open time-limited access to `account`; tell its owner and compliance officers now."""
-    if not agent.has_role(Role.SUPPORT_AGENT):
+    if not acting_user.has_role(Role.SUPPORT_AGENT):
         raise PermissionDenied("only support agents open break-glass access")
     reason = " ".join(justification.split())
     if len(reason) < conf.MIN_JUSTIFICATION:
@@ -46,7 +46,7 @@ def break_glass_open(
         raise ValidationError(f"Choose between 1 and {conf.MAX_MINUTES} minutes.")
     now = timezone.now()
     grant = BreakGlassGrant.objects.create(
-        agent=agent,
+        agent=acting_user,
         account=account,
         justification=reason,
         opened_at=now,
@@ -55,7 +55,7 @@ def break_glass_open(
     _record(
         kinds.BREAK_GLASS_OPENED,
         grant,
-        actor=agent,
+        acting_user=acting_user,
         ip=ip,
         minutes=minutes,
         justification=reason[:500],
@@ -97,11 +97,12 @@ def _mail_opened(grant_id: int) -> None:
     )
 
 
-def break_glass_active(*, agent: User, grant_id: int) -> BreakGlassGrant | None:
-    """Return the agent's grant if it is still open; record its expiry the first time it is not."""
+def break_glass_active(*, acting_user: User, grant_id: int) -> BreakGlassGrant | None:
+    """Return the acting agent's grant if it is still open; record its expiry the first time
+    it is not."""
     grant = (
         BreakGlassGrant.objects.select_related("account", "account__practice")
-        .filter(pk=grant_id, agent=agent)
+        .filter(pk=grant_id, agent=acting_user)
         .first()
     )
     if grant is None:
@@ -120,8 +121,13 @@ def break_glass_record_expiry(*, grant: BreakGlassGrant) -> bool:
         return False
     locked.expiry_recorded_at = timezone.now()
     locked.save(update_fields=["expiry_recorded_at"])
-    _record(kinds.BREAK_GLASS_EXPIRED, locked, actor=None, ip=None)
+    _record(kinds.BREAK_GLASS_EXPIRED, locked, acting_user=None, ip=None)
     return True
+
+
+def _assert_grant_holder(grant: BreakGlassGrant, acting_user: User) -> None:
+    if grant.agent_id != acting_user.pk:
+        raise PermissionDenied("only the agent who opened a grant uses it")
 
 
 @dataclass(frozen=True)
@@ -135,8 +141,11 @@ class IdentityDetails:
 
 
 @transaction.atomic
-def break_glass_identity(*, grant: BreakGlassGrant, ip: str | None) -> IdentityDetails:
+def break_glass_identity(
+    *, grant: BreakGlassGrant, acting_user: User, ip: str | None
+) -> IdentityDetails:
     """The details an agent may use to verify a caller another way; viewing them is audited."""
+    _assert_grant_holder(grant, acting_user)
     account = grant.account
     profile = getattr(account, "provider_profile", None) or getattr(account, "staff_profile", None)
     phones = [
@@ -148,7 +157,7 @@ def break_glass_identity(*, grant: BreakGlassGrant, ip: str | None) -> IdentityD
         )
         if profile is not None and getattr(profile, field, None)
     ]
-    _record(kinds.BREAK_GLASS_IDENTITY_VIEWED, grant, actor=grant.agent, ip=ip)
+    _record(kinds.BREAK_GLASS_IDENTITY_VIEWED, grant, acting_user=acting_user, ip=ip)
     provider = getattr(account, "provider_profile", None)
     return IdentityDetails(
         name=account.display_name,
@@ -161,10 +170,11 @@ def break_glass_identity(*, grant: BreakGlassGrant, ip: str | None) -> IdentityD
 
 
 @transaction.atomic
-def break_glass_rotate_pin(*, grant: BreakGlassGrant, ip: str | None) -> None:
+def break_glass_rotate_pin(*, grant: BreakGlassGrant, acting_user: User, ip: str | None) -> None:
     """Replace the account's Support PIN and tell the owner by email (never the PIN itself)."""
-    support_pin_generate(account=grant.account, acting_user=grant.agent, ip=ip)
-    _record(kinds.BREAK_GLASS_PIN_ROTATED, grant, actor=grant.agent, ip=ip)
+    _assert_grant_holder(grant, acting_user)
+    support_pin_generate(account=grant.account, acting_user=acting_user, ip=ip)
+    _record(kinds.BREAK_GLASS_PIN_ROTATED, grant, acting_user=acting_user, ip=ip)
     account = grant.account
     if account.email:
         transaction.on_commit(
@@ -182,12 +192,12 @@ def break_glass_rotate_pin(*, grant: BreakGlassGrant, ip: str | None) -> None:
 
 
 @transaction.atomic
-def break_glass_review(*, grant: BreakGlassGrant, reviewer: User, ip: str | None) -> None:
-    if not can_review_break_glass(reviewer, grant):
+def break_glass_review(*, grant: BreakGlassGrant, acting_user: User, ip: str | None) -> None:
+    if not can_review_break_glass(acting_user, grant):
         raise PermissionDenied("only the account's practice's compliance officers review it")
     locked = BreakGlassGrant.objects.select_for_update().select_related("account").get(pk=grant.pk)
     if locked.reviewed_at is not None:
         return
-    locked.reviewed_by, locked.reviewed_at = reviewer, timezone.now()
+    locked.reviewed_by, locked.reviewed_at = acting_user, timezone.now()
     locked.save(update_fields=["reviewed_by", "reviewed_at"])
-    _record(kinds.BREAK_GLASS_REVIEWED, locked, actor=reviewer, ip=ip)
+    _record(kinds.BREAK_GLASS_REVIEWED, locked, acting_user=acting_user, ip=ip)

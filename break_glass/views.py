@@ -36,7 +36,7 @@ def break_glass_open(request: HttpRequest, account_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             grant = services.break_glass_open(
-                agent=request.user,
+                acting_user=request.user,
                 account=account,
                 justification=form.cleaned_data["justification"],
                 minutes=form.cleaned_data["minutes"],
@@ -57,16 +57,20 @@ def break_glass_open(request: HttpRequest, account_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def break_glass_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
     _agent_only(request)
-    grant = services.break_glass_active(agent=request.user, grant_id=grant_id)
+    grant = services.break_glass_active(acting_user=request.user, grant_id=grant_id)
     if grant is None:
         messages.error(request, "This break-glass access is over (or was never yours).")
         return redirect("support_console")
     if request.method == "POST":
         if request.POST.get("action") == "rotate":
-            services.break_glass_rotate_pin(grant=grant, ip=request.client_ip)
+            services.break_glass_rotate_pin(
+                grant=grant, acting_user=request.user, ip=request.client_ip
+            )
             messages.success(request, "The Support PIN was replaced and the owner emailed.")
         return redirect("break_glass_grant", grant_id=grant.pk)
-    identity = services.break_glass_identity(grant=grant, ip=request.client_ip)
+    identity = services.break_glass_identity(
+        grant=grant, acting_user=request.user, ip=request.client_ip
+    )
     minutes_left = max(0, int((grant.expires_at - timezone.now()).total_seconds() // 60))
     response = render(
         request,
@@ -107,6 +111,6 @@ def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
     grant = _reviewable_grants(request.user).filter(pk=grant_id).first()
     if grant is None:
         raise Http404
-    services.break_glass_review(grant=grant, reviewer=request.user, ip=request.client_ip)
+    services.break_glass_review(grant=grant, acting_user=request.user, ip=request.client_ip)
     messages.success(request, f"Break-glass access #{grant.pk} marked reviewed.")
     return redirect("break_glass_list")

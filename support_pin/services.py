@@ -131,11 +131,11 @@ def _password_gate(pins: AccountPins, *, password: str, ip: str | None) -> Revea
         else:
             pins.failed_reveals = failures
         pins.save(update_fields=["failed_reveals", "reveal_locked_until"])
-        audit_event_record(kind=kinds.PIN_VIEW_REFUSED, actor=user, account=user, ip=ip)
+        audit_event_record(kind=kinds.PIN_VIEW_REFUSED, acting_user=user, account=user, ip=ip)
         if locked_until:
             audit_event_record(
                 kind=kinds.PIN_VIEW_LOCKED,
-                actor=None,
+                acting_user=None,
                 account=user,
                 ip=None,
                 params={"failures": failures},
@@ -150,32 +150,46 @@ def _password_gate(pins: AccountPins, *, password: str, ip: str | None) -> Revea
     return None
 
 
-def _reveal(*, user: User, password: str, ip: str | None, field: str, kind) -> RevealResult:
+def _reveal(*, acting_user: User, password: str, ip: str | None, field: str, kind) -> RevealResult:
+    user = acting_user
     with transaction.atomic():
         pins = _pins_of(user)
         refused = _password_gate(pins, password=password, ip=ip)
         if refused:
             return refused
         pin = _open(pins, field)
-        audit_event_record(kind=kind, actor=user, account=user, ip=ip)
+        audit_event_record(kind=kind, acting_user=user, account=user, ip=ip)
         return RevealResult(RevealOutcome.SHOWN, pin=pin)
 
 
-def support_pin_reveal(*, user: User, password: str, ip: str | None) -> RevealResult:
+def support_pin_reveal(*, acting_user: User, password: str, ip: str | None) -> RevealResult:
     """Show the owner their Support PIN if `password` is theirs."""
     return _reveal(
-        user=user, password=password, ip=ip, field="support_pin", kind=kinds.SUPPORT_PIN_VIEWED
+        acting_user=acting_user,
+        password=password,
+        ip=ip,
+        field="support_pin",
+        kind=kinds.SUPPORT_PIN_VIEWED,
     )
 
 
-def app_pin_reveal(*, user: User, password: str, ip: str | None) -> RevealResult:
+def app_pin_reveal(*, acting_user: User, password: str, ip: str | None) -> RevealResult:
     """Show the owner their App Unlock PIN if `password` is theirs."""
-    return _reveal(user=user, password=password, ip=ip, field="app_pin", kind=kinds.APP_PIN_VIEWED)
+    return _reveal(
+        acting_user=acting_user,
+        password=password,
+        ip=ip,
+        field="app_pin",
+        kind=kinds.APP_PIN_VIEWED,
+    )
 
 
 @transaction.atomic
-def app_pin_change(*, user: User, password: str, new_app_pin: str, ip: str | None) -> RevealResult:
+def app_pin_change(
+    *, acting_user: User, password: str, new_app_pin: str, ip: str | None
+) -> RevealResult:
     """Set the App Unlock PIN (4 ASCII digits) if `password` is the owner's."""
+    user = acting_user
     pin = normalize_pin(new_app_pin)
     pins = _pins_of(user)
     refused = _password_gate(pins, password=password, ip=ip)
@@ -183,7 +197,7 @@ def app_pin_change(*, user: User, password: str, new_app_pin: str, ip: str | Non
         return refused
     pins.app_pin = _seal(pin, user_id=user.pk, field="app_pin")
     pins.save(update_fields=["app_pin"])
-    audit_event_record(kind=kinds.APP_PIN_CHANGED, actor=user, account=user, ip=ip)
+    audit_event_record(kind=kinds.APP_PIN_CHANGED, acting_user=user, account=user, ip=ip)
     return RevealResult(RevealOutcome.SHOWN, pin=pin)
 
 
@@ -196,7 +210,9 @@ def support_pin_generate(*, account: User, acting_user: User | None, ip: str | N
     pins = _pins_of(account)
     _replace_support_pin(pins, current=_open(pins, "support_pin"))
     pins.save(update_fields=_ROTATION_FIELDS)
-    audit_event_record(kind=kinds.SUPPORT_PIN_GENERATED, actor=acting_user, account=account, ip=ip)
+    audit_event_record(
+        kind=kinds.SUPPORT_PIN_GENERATED, acting_user=acting_user, account=account, ip=ip
+    )
 
 
 # Validate (a support agent, with the PIN a caller gives)
@@ -216,7 +232,7 @@ class ValidationResult:
 
 @transaction.atomic
 def support_pin_validate(
-    *, agent: User, account: User, pin: str, ip: str | None
+    *, acting_user: User, account: User, pin: str, ip: str | None
 ) -> ValidationResult:
     """Tell a support agent whether `pin` is the account's Support PIN.
 
@@ -227,6 +243,7 @@ def support_pin_validate(
     VALIDATION_LOCK_AFTER consecutive failures validation locks for
     VALIDATION_LOCK_FOR, the PIN rotates, and the owner is emailed.
     """
+    agent = acting_user
     if not agent.has_role(Role.SUPPORT_AGENT):
         raise PermissionDenied("only support agents validate Support PINs")
     given = normalize_pin(pin)  # a malformed PIN is refused before anything is counted
@@ -234,7 +251,7 @@ def support_pin_validate(
     now = timezone.now()
     if pins.validation_locked_until and pins.validation_locked_until > now:
         audit_event_record(
-            kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED, actor=agent, account=account, ip=ip
+            kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED, acting_user=agent, account=account, ip=ip
         )
         return ValidationResult(ValidationOutcome.LOCKED, pins.validation_locked_until)
     current = _open(pins, "support_pin")
@@ -243,7 +260,9 @@ def support_pin_validate(
         _replace_support_pin(pins, current=current)
         pins.failed_validations, pins.validation_locked_until = 0, None
         pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
-        audit_event_record(kind=kinds.SUPPORT_PIN_VALIDATED, actor=agent, account=account, ip=ip)
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATED, acting_user=agent, account=account, ip=ip
+        )
         _record_rotation(account)
         return ValidationResult(ValidationOutcome.MATCHED)
 
@@ -252,7 +271,7 @@ def support_pin_validate(
         pins.failed_validations = failures
         pins.save(update_fields=_VALIDATION_FIELDS)
         audit_event_record(
-            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, actor=agent, account=account, ip=ip
+            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, acting_user=agent, account=account, ip=ip
         )
         return ValidationResult(ValidationOutcome.MISMATCHED)
 
@@ -261,11 +280,11 @@ def support_pin_validate(
     pins.failed_validations, pins.validation_locked_until = 0, locked_until
     pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
     audit_event_record(
-        kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, actor=agent, account=account, ip=ip
+        kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, acting_user=agent, account=account, ip=ip
     )
     audit_event_record(
         kind=kinds.SUPPORT_PIN_VALIDATION_LOCKED,
-        actor=None,
+        acting_user=None,
         account=account,
         ip=None,
         params={"failures": failures},
@@ -277,7 +296,7 @@ def support_pin_validate(
 
 def _record_rotation(account: User) -> None:
     """The system's rotation, as the seed shows it: no acting user, IP None."""
-    audit_event_record(kind=kinds.SUPPORT_PIN_GENERATED, actor=None, account=account, ip=None)
+    audit_event_record(kind=kinds.SUPPORT_PIN_GENERATED, acting_user=None, account=account, ip=None)
 
 
 _VALIDATION_FIELDS = ["failed_validations", "validation_locked_until"]
@@ -337,7 +356,7 @@ def field_keys_rotate_batch(*, batch_size: int = 500) -> RekeyProgress:
 def field_keys_rotation_record(*, count: int) -> None:
     audit_event_record(
         kind=kinds.FIELD_KEYS_ROTATED,
-        actor=None,
+        acting_user=None,
         ip=None,
         params={"count": count, "key_id": settings.FIELD_ENCRYPTION_KEYS.current_id},
         data={"count": count},

@@ -77,7 +77,7 @@ def support_pin_view(request: HttpRequest) -> HttpResponse:
 
     def run(data):
         result = services.support_pin_reveal(
-            user=request.user, password=data["password"], ip=request.client_ip
+            acting_user=request.user, password=data["password"], ip=request.client_ip
         )
         return result, (
             "Give this PIN to support when they ask for it. "
@@ -110,7 +110,11 @@ def app_pin_view_edit(request: HttpRequest) -> HttpResponse:
     _require_own_pins(request)
 
     def run(data):
-        common = {"user": request.user, "password": data["password"], "ip": request.client_ip}
+        common = {
+            "acting_user": request.user,
+            "password": data["password"],
+            "ip": request.client_ip,
+        }
         if data["new_app_pin"]:
             result = services.app_pin_change(new_app_pin=data["new_app_pin"], **common)
             changed = "Your App Unlock PIN was changed. "
@@ -147,7 +151,7 @@ def support_console(request: HttpRequest) -> HttpResponse:
                 status = 400
             else:
                 outcome = services.support_pin_validate(
-                    agent=request.user,
+                    acting_user=request.user,
                     account=account,
                     pin=form.cleaned_data["pin"],
                     ip=request.client_ip,

@@ -14,12 +14,12 @@ def record_at(when: datetime, **kwargs):
         return audit_event_record(**kwargs)
 
 
-def chart_viewed(actor, patient_id: str, patient_name: str, when: datetime):
+def chart_viewed(acting_user, patient_id: str, patient_name: str, when: datetime):
     return record_at(
         when,
         kind=kinds.PATIENT_CHART_VIEWED,
-        actor=actor,
-        account=actor,
+        acting_user=acting_user,
+        account=acting_user,
         ip="203.0.113.9",
         patient_id=patient_id,
         patient_name=patient_name,

@@ -51,24 +51,28 @@ def log(provider, nurse, other_provider, compliance, auditor, agent, clock):
     record_at(
         seed_time,
         kind=kinds.SIGNED_IN,
-        actor=provider,
+        acting_user=provider,
         account=provider,
         ip="2605:a601:ac72:c200:d5e7:5fe4:ad72:8204",
     )
     record_at(
         NOW - timedelta(days=2),
         kind=kinds.PROFILE_UPDATED,
-        actor=nurse,
+        acting_user=nurse,
         account=nurse,
         ip="192.0.2.4",
     )
     record_at(
-        NOW - timedelta(days=10), kind=kinds.SIGNED_OUT, actor=provider, account=provider, ip=None
+        NOW - timedelta(days=10),
+        kind=kinds.SIGNED_OUT,
+        acting_user=provider,
+        account=provider,
+        ip=None,
     )
     record_at(
         NOW - timedelta(hours=1),
         kind=kinds.SIGNED_IN,
-        actor=other_provider,
+        acting_user=other_provider,
         account=other_provider,
         ip="198.51.100.1",
     )
@@ -250,7 +254,7 @@ def test_keyset_pages_reach_the_oldest_rows_with_a_fixed_number_of_queries(
         record_at(
             base + timedelta(minutes=i),
             kind=kinds.SIGNED_IN,
-            actor=provider,
+            acting_user=provider,
             account=provider,
             ip=None,
         )

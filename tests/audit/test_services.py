@@ -48,7 +48,7 @@ def test_labels_follow_the_seed(provider, nurse):
 
 def test_record_writes_who_whom_practice_and_wording(provider, agent):
     event = audit_event_record(
-        kind=kinds.SIGN_IN_FAILED, actor=agent, account=provider, ip="2001:db8::5"
+        kind=kinds.SIGN_IN_FAILED, acting_user=agent, account=provider, ip="2001:db8::5"
     )
     event.refresh_from_db()
     assert event.actor_id == agent.pk and event.actor_ref == agent.pk
@@ -63,18 +63,30 @@ def test_record_writes_who_whom_practice_and_wording(provider, agent):
 def test_record_refuses_anything_but_scalars(provider):
     with pytest.raises(TypeError):
         audit_event_record(
-            kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None, params={"x": object()}
+            kind=kinds.SIGNED_IN,
+            acting_user=provider,
+            account=provider,
+            ip=None,
+            params={"x": object()},
         )
     with pytest.raises(TypeError):
         audit_event_record(
-            kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None, data={"x": [1, 2]}
+            kind=kinds.SIGNED_IN,
+            acting_user=provider,
+            account=provider,
+            ip=None,
+            data={"x": [1, 2]},
         )
 
 
 def test_seq_and_links_form_a_chain(provider):
     before = AuditChainHead.objects.get().seq
-    first = audit_event_record(kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None)
-    second = audit_event_record(kind=kinds.SIGNED_OUT, actor=provider, account=provider, ip=None)
+    first = audit_event_record(
+        kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None
+    )
+    second = audit_event_record(
+        kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None
+    )
     assert (first.seq, second.seq) == (before + 1, before + 2)
     assert second.prev_hash == first.row_hash
     head = AuditChainHead.objects.get()
@@ -87,10 +99,10 @@ def test_seq_and_links_form_a_chain(provider):
 def test_a_rolled_back_action_leaves_no_event_and_no_gap(provider):
     head = AuditChainHead.objects.get()
     with pytest.raises(RuntimeError), transaction.atomic():
-        audit_event_record(kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None)
+        audit_event_record(kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None)
         raise RuntimeError("the action failed after recording")
     assert AuditChainHead.objects.get().seq == head.seq
-    audit_event_record(kind=kinds.SIGNED_IN, actor=provider, account=provider, ip=None)
+    audit_event_record(kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None)
     assert audit_chain_verify().problem is None
 
 

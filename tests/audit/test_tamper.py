@@ -18,7 +18,9 @@ from tests.factories import make_user
 @pytest.fixture
 def events(provider):
     for _ in range(6):
-        audit_event_record(kind=kinds.SIGNED_IN, actor=provider, account=provider, ip="192.0.2.1")
+        audit_event_record(
+            kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip="192.0.2.1"
+        )
     return list(AuditEvent.objects.order_by("seq"))
 
 
@@ -74,7 +76,7 @@ def test_columns_list_of_the_sqlite_guard_is_complete():
 
 def test_deleting_a_user_keeps_the_events_and_the_chain(practice):
     temp = make_user(Role.NURSE, practice=practice, username="temp")
-    audit_event_record(kind=kinds.SIGNED_IN, actor=temp, account=temp, ip=None)
+    audit_event_record(kind=kinds.SIGNED_IN, acting_user=temp, account=temp, ip=None)
     temp_pk = temp.pk
     temp.delete()
     event = AuditEvent.objects.get(kind=kinds.SIGNED_IN.code, actor_ref=temp_pk)
@@ -192,7 +194,7 @@ def test_concurrent_writers_keep_one_unbroken_chain(practice):
 
     def writer(user: User) -> None:
         for _ in range(25):
-            audit_event_record(kind=kinds.SIGNED_IN, actor=user, account=user, ip=None)
+            audit_event_record(kind=kinds.SIGNED_IN, acting_user=user, account=user, ip=None)
 
     _, errors = run_together(writer, users)
     assert errors == []

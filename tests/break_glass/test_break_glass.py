@@ -41,19 +41,21 @@ def grant_events(grant) -> list[str]:
 def test_opening_needs_a_real_justification_and_at_most_an_hour(agent, provider):
     with pytest.raises(ValidationError, match="at least 30 characters"):
         break_glass_open(
-            agent=agent, account=provider, justification="  too   short ", minutes=10, ip=None
+            acting_user=agent, account=provider, justification="  too   short ", minutes=10, ip=None
         )
     for minutes in (0, 61):
         with pytest.raises(ValidationError, match="between 1 and 60"):
             break_glass_open(
-                agent=agent, account=provider, justification=REASON, minutes=minutes, ip=None
+                acting_user=agent, account=provider, justification=REASON, minutes=minutes, ip=None
             )
     assert not BreakGlassGrant.objects.exists()
 
 
 def test_only_agents_open_it(nurse, provider):
     with pytest.raises(PermissionDenied):
-        break_glass_open(agent=nurse, account=provider, justification=REASON, minutes=10, ip=None)
+        break_glass_open(
+            acting_user=nurse, account=provider, justification=REASON, minutes=10, ip=None
+        )
 
 
 def test_opening_tells_the_owner_and_the_compliance_officers_at_once(
@@ -61,7 +63,7 @@ def test_opening_tells_the_owner_and_the_compliance_officers_at_once(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         grant = break_glass_open(
-            agent=agent, account=provider, justification=REASON, minutes=15, ip="203.0.113.4"
+            acting_user=agent, account=provider, justification=REASON, minutes=15, ip="203.0.113.4"
         )
     assert len(mail.outbox) == 1
     assert set(mail.outbox[0].to) == {provider.email, compliance.email}
@@ -101,7 +103,7 @@ def test_using_it_shows_identity_rotates_the_pin_and_audits_every_step(
 
 def test_it_stops_at_expiry_and_the_expiry_is_recorded_once(agent_client, agent, provider):
     grant = break_glass_open(
-        agent=agent, account=provider, justification=REASON, minutes=5, ip=None
+        acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
     )
     with time_machine.travel(timezone.now() + timedelta(minutes=6)):
         response = agent_client.get(f"/support/break-glass/grant/{grant.pk}/")
@@ -115,7 +117,7 @@ def test_it_stops_at_expiry_and_the_expiry_is_recorded_once(agent_client, agent,
 
 def test_another_agent_cannot_use_a_grant(agent, provider):
     grant = break_glass_open(
-        agent=agent, account=provider, justification=REASON, minutes=5, ip=None
+        acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
     )
     other = make_user(Role.SUPPORT_AGENT)
     client = Client()
@@ -125,9 +127,11 @@ def test_another_agent_cannot_use_a_grant(agent, provider):
 
 
 def test_compliance_reviews_their_practice_only(agent, provider, other_provider, compliance):
-    mine = break_glass_open(agent=agent, account=provider, justification=REASON, minutes=5, ip=None)
+    mine = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
+    )
     theirs = break_glass_open(
-        agent=agent, account=other_provider, justification=REASON, minutes=5, ip=None
+        acting_user=agent, account=other_provider, justification=REASON, minutes=5, ip=None
     )
     client = Client()
     client.force_login(compliance)
@@ -142,11 +146,11 @@ def test_compliance_reviews_their_practice_only(agent, provider, other_provider,
         grant_events(mine)[-1] == f"Break-glass access #{mine.pk} to user dorothy Ludwig reviewed"
     )
     with pytest.raises(PermissionDenied):
-        break_glass_review(grant=theirs, reviewer=compliance, ip=None)
+        break_glass_review(grant=theirs, acting_user=compliance, ip=None)
 
 
 def test_the_report_filters_break_glass_events(agent, provider, compliance):
-    break_glass_open(agent=agent, account=provider, justification=REASON, minutes=5, ip=None)
+    break_glass_open(acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None)
     client = Client()
     client.force_login(compliance)
     rows = client.get("/audit/", {"break_glass": "on"}).context["rows"]

@@ -11,8 +11,10 @@ from tests.factories import make_user
 
 def test_compliance_filters_the_report_and_downloads_the_export(page, provider, nurse, password):
     make_user(Role.COMPLIANCE_OFFICER, practice=provider.practice, username="compliance")
-    audit_event_record(kind=kinds.PROFILE_UPDATED, actor=provider, account=provider, ip="192.0.2.8")
-    audit_event_record(kind=kinds.PROFILE_UPDATED, actor=nurse, account=nurse, ip="192.0.2.9")
+    audit_event_record(
+        kind=kinds.PROFILE_UPDATED, acting_user=provider, account=provider, ip="192.0.2.8"
+    )
+    audit_event_record(kind=kinds.PROFILE_UPDATED, acting_user=nurse, account=nurse, ip="192.0.2.9")
 
     sign_in(page, "compliance", password)
     page.get_by_text("Reports", exact=True).click()

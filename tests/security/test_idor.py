@@ -25,7 +25,7 @@ def world(people):
     client.post("/accounts/login/", {"username": "victim", "password": PASSWORD})
     second_agent = make_user(Role.SUPPORT_AGENT, username="agent2")
     grant = break_glass_open(
-        agent=second_agent, account=victim_doctor, justification=REASON, minutes=30, ip=None
+        acting_user=second_agent, account=victim_doctor, justification=REASON, minutes=30, ip=None
     )
     return {
         "victim": victim,

@@ -39,7 +39,7 @@ def smtp_server(settings):
 def lock_out(provider, agent):
     for _ in range(conf.VALIDATION_LOCK_AFTER):
         services.support_pin_validate(
-            agent=agent, account=provider, pin=wrong_pin(provider), ip=None
+            acting_user=agent, account=provider, pin=wrong_pin(provider), ip=None
         )
 
 
@@ -84,7 +84,9 @@ def test_twenty_agents_validating_the_same_pin_at_once_get_exactly_one_success(
     start = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
 
     def validate(agent):
-        return services.support_pin_validate(agent=agent, account=owner, pin=pin, ip=None).outcome
+        return services.support_pin_validate(
+            acting_user=agent, account=owner, pin=pin, ip=None
+        ).outcome
 
     outcomes, errors = run_together(validate, agents)
     assert errors == []

@@ -63,7 +63,7 @@ def test_anything_but_four_ascii_digits_is_refused(raw):
 
 def test_reveal_with_the_right_password(provider, password):
     start = head()
-    result = services.support_pin_reveal(user=provider, password=password, ip="2001:db8::9")
+    result = services.support_pin_reveal(acting_user=provider, password=password, ip="2001:db8::9")
     assert result.outcome is RevealOutcome.SHOWN and result.pin == current_pin(provider)
     assert events_since(start) == [
         (
@@ -78,40 +78,40 @@ def test_reveal_with_the_right_password(provider, password):
 
 def test_wrong_passwords_are_counted_and_lock_reveals(provider, password):
     for _ in range(4):
-        result = services.support_pin_reveal(user=provider, password="nope", ip=None)
+        result = services.support_pin_reveal(acting_user=provider, password="nope", ip=None)
         assert result.outcome is RevealOutcome.WRONG_PASSWORD and result.pin is None
-    result = services.app_pin_reveal(user=provider, password="nope", ip=None)
+    result = services.app_pin_reveal(acting_user=provider, password="nope", ip=None)
     assert result.outcome is RevealOutcome.LOCKED
     # Locked: even the right password shows nothing, for 30 minutes.
-    assert services.support_pin_reveal(user=provider, password=password, ip=None).pin is None
+    assert services.support_pin_reveal(acting_user=provider, password=password, ip=None).pin is None
     details = list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
     assert details.count("PIN view refused for user dorothy Ludwig: wrong password") == 5
     assert "Viewing PINs locked for user dorothy Ludwig after 5 wrong passwords" in details
     with time_machine.travel(timezone.now() + timedelta(minutes=31)):
-        assert services.support_pin_reveal(user=provider, password=password, ip=None).ok
+        assert services.support_pin_reveal(acting_user=provider, password=password, ip=None).ok
 
 
 def test_a_right_password_resets_the_count(provider, password):
     for _ in range(4):
-        services.support_pin_reveal(user=provider, password="nope", ip=None)
-    assert services.support_pin_reveal(user=provider, password=password, ip=None).ok
-    assert services.support_pin_reveal(user=provider, password="nope", ip=None).outcome is (
+        services.support_pin_reveal(acting_user=provider, password="nope", ip=None)
+    assert services.support_pin_reveal(acting_user=provider, password=password, ip=None).ok
+    assert services.support_pin_reveal(acting_user=provider, password="nope", ip=None).outcome is (
         RevealOutcome.WRONG_PASSWORD
     )
 
 
 def test_app_pin_view_and_change(provider, password):
     start = head()
-    assert services.app_pin_reveal(user=provider, password=password, ip=None).pin == current_pin(
-        provider, "app_pin"
-    )
+    assert services.app_pin_reveal(
+        acting_user=provider, password=password, ip=None
+    ).pin == current_pin(provider, "app_pin")
     result = services.app_pin_change(
-        user=provider, password=password, new_app_pin=" 0420 ", ip=None
+        acting_user=provider, password=password, new_app_pin=" 0420 ", ip=None
     )
     assert result.pin == "0420" == current_pin(provider, "app_pin")
     with pytest.raises(InvalidPinFormat):
-        services.app_pin_change(user=provider, password=password, new_app_pin="42", ip=None)
-    wrong = services.app_pin_change(user=provider, password="x", new_app_pin="1111", ip=None)
+        services.app_pin_change(acting_user=provider, password=password, new_app_pin="42", ip=None)
+    wrong = services.app_pin_change(acting_user=provider, password="x", new_app_pin="1111", ip=None)
     assert not wrong.ok and current_pin(provider, "app_pin") == "0420"
     assert [e[0] for e in events_since(start)] == [
         "App Unlock PIN viewed for user dorothy Ludwig",
@@ -145,7 +145,9 @@ def test_generate_replaces_the_pin_now(provider):
 def test_a_matching_pin_rotates_at_once_as_the_seed_records_it(provider, agent):
     pin = current_pin(provider)
     start = head()
-    result = support_pin_validate(agent=agent, account=provider, pin=f" {pin} ", ip="203.0.113.5")
+    result = support_pin_validate(
+        acting_user=agent, account=provider, pin=f" {pin} ", ip="203.0.113.5"
+    )
     assert result.outcome is ValidationOutcome.MATCHED
     assert current_pin(provider) != pin
     assert events_since(start) == [
@@ -159,13 +161,15 @@ def test_a_matching_pin_rotates_at_once_as_the_seed_records_it(provider, agent):
         ("Generated New PIN for user dorothy Ludwig", "", "Account", "Update", None),
     ]
     # The old PIN is spent.
-    again = support_pin_validate(agent=agent, account=provider, pin=pin, ip=None)
+    again = support_pin_validate(acting_user=agent, account=provider, pin=pin, ip=None)
     assert again.outcome is ValidationOutcome.MISMATCHED
 
 
 def test_a_wrong_pin_is_recorded(provider, agent):
     start = head()
-    result = support_pin_validate(agent=agent, account=provider, pin=wrong_pin(provider), ip=None)
+    result = support_pin_validate(
+        acting_user=agent, account=provider, pin=wrong_pin(provider), ip=None
+    )
     assert result.outcome is ValidationOutcome.MISMATCHED and result.locked_until is None
     assert (
         events_since(start)[0][0]
@@ -178,14 +182,14 @@ def test_malformed_input_is_not_a_guess(provider, agent):
     start = head()
     for raw in (ARABIC_INDIC, FULL_WIDTH, "12345", "abcd"):
         with pytest.raises(InvalidPinFormat):
-            support_pin_validate(agent=agent, account=provider, pin=raw, ip=None)
+            support_pin_validate(acting_user=agent, account=provider, pin=raw, ip=None)
     assert AccountPins.objects.get(user=provider).failed_validations == 0
     assert events_since(start) == []
 
 
 def test_only_support_agents_validate(provider, nurse):
     with pytest.raises(PermissionDenied):
-        support_pin_validate(agent=nurse, account=provider, pin="1234", ip=None)
+        support_pin_validate(acting_user=nurse, account=provider, pin="1234", ip=None)
 
 
 def test_five_failures_lock_rotate_and_email_the_owner(
@@ -195,7 +199,7 @@ def test_five_failures_lock_rotate_and_email_the_owner(
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(5):
             result = support_pin_validate(
-                agent=agent, account=provider, pin=wrong_pin(provider), ip=None
+                acting_user=agent, account=provider, pin=wrong_pin(provider), ip=None
             )
     assert result.locked_until is not None
     assert current_pin(provider) != original
@@ -209,11 +213,13 @@ def test_five_failures_lock_rotate_and_email_the_owner(
         in details
     )
     # Locked: the right PIN is not even compared.
-    locked = support_pin_validate(agent=agent, account=provider, pin=current_pin(provider), ip=None)
+    locked = support_pin_validate(
+        acting_user=agent, account=provider, pin=current_pin(provider), ip=None
+    )
     assert locked.outcome is ValidationOutcome.LOCKED
     with time_machine.travel(timezone.now() + timedelta(minutes=31)):
         fine = support_pin_validate(
-            agent=agent, account=provider, pin=current_pin(provider), ip=None
+            acting_user=agent, account=provider, pin=current_pin(provider), ip=None
         )
     assert fine.outcome is ValidationOutcome.MATCHED
 
@@ -224,15 +230,15 @@ def test_five_failures_lock_rotate_and_email_the_owner(
 def test_brute_force_over_all_10000_pins_stops_after_5_tries(provider, agent):
     secret = current_pin(provider)
     outcomes = [
-        support_pin_validate(agent=agent, account=provider, pin=f"{n:04d}", ip=None).outcome
+        support_pin_validate(acting_user=agent, account=provider, pin=f"{n:04d}", ip=None).outcome
         for n in range(10_000)
         if f"{n:04d}" != secret
     ]
     compared = [o for o in outcomes if o is not ValidationOutcome.LOCKED]
     assert len(compared) == 5 and all(o is ValidationOutcome.MISMATCHED for o in compared)
-    assert support_pin_validate(agent=agent, account=provider, pin=secret, ip=None).outcome is (
-        ValidationOutcome.LOCKED
-    )
+    assert support_pin_validate(
+        acting_user=agent, account=provider, pin=secret, ip=None
+    ).outcome is (ValidationOutcome.LOCKED)
 
 
 def test_fail_closed_when_the_audit_event_cannot_be_written(provider, agent, password, monkeypatch):
@@ -242,11 +248,11 @@ def test_fail_closed_when_the_audit_event_cannot_be_written(provider, agent, pas
     pin = current_pin(provider)
     monkeypatch.setattr("audit.chain.row_hash", broken)
     with pytest.raises(RuntimeError):
-        services.support_pin_reveal(user=provider, password=password, ip=None)
+        services.support_pin_reveal(acting_user=provider, password=password, ip=None)
     with pytest.raises(RuntimeError):
-        support_pin_validate(agent=agent, account=provider, pin=pin, ip=None)
+        support_pin_validate(acting_user=agent, account=provider, pin=pin, ip=None)
     with pytest.raises(RuntimeError):
-        support_pin_validate(agent=agent, account=provider, pin=wrong_pin(provider), ip=None)
+        support_pin_validate(acting_user=agent, account=provider, pin=wrong_pin(provider), ip=None)
     pins = AccountPins.objects.get(user=provider)
     assert pins.failed_validations == 0
     assert current_pin(provider) == pin

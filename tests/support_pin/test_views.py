@@ -231,7 +231,7 @@ def test_the_database_holds_no_pin_in_clear(provider, agent, password, monkeypat
     draws = itertools.cycle([7391, 5826, 3047, 8152])
     monkeypatch.setattr(services.secrets, "randbelow", lambda n: next(draws))
     services.support_pin_generate(account=provider, acting_user=provider, ip=None)
-    services.app_pin_change(user=provider, password=password, new_app_pin="5826", ip=None)
+    services.app_pin_change(acting_user=provider, password=password, new_app_pin="5826", ip=None)
     client.force_login(provider)
     client.post(VIEW, {"password": password})
     known = {current_pin(provider), current_pin(provider, "app_pin")}
