@@ -1,12 +1,14 @@
 """Forms of the Account Settings and Staff Account Information pages."""
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
 from django.core.validators import URLValidator
+from django.utils import timezone
 from phonenumber_field.formfields import PhoneNumberField
 
 from accounts.images import clean_image_upload
-from accounts.mfa import normalize_code
+from accounts.mfa import mfa_device, normalize_code
 from accounts.models import ProviderProfile, Specialty, User
 from accounts.validators import time_zone_names
 
@@ -123,29 +125,6 @@ class ProviderProfileForm(forms.ModelForm):
         return dict(self.cleaned_data)
 
 
-class StaffAccountForm(forms.Form):
-    """The editable fields of Staff Account Information."""
-
-    email = forms.EmailField(label="Email address", max_length=254)
-    home_phone = _phone_field("Home phone")
-    cell_phone = _phone_field("Cell phone")
-
-    def __init__(self, *args, user: User, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user = user
-
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip()
-        taken = User.objects.filter(email__iexact=email).exclude(pk=self.user.pk).exists()
-        if taken:
-            raise forms.ValidationError("Another account already uses this email address.")
-        return email
-
-
-class ChangePasswordForm(PasswordChangeForm):
-    """Django's password change form: the current password, then the new one twice."""
-
-
 class MfaCodeForm(forms.Form):
     """A code from the authenticator app, or one of the backup codes: the user says which."""
 
@@ -163,19 +142,24 @@ class MfaCodeForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        method, code = data.get("method"), data.get("code")
-        if method and code is not None:
-            normalized = normalize_code(method, code)
-            if normalized is None:
-                message = (
-                    "Enter the 6 digits your authenticator app shows."
-                    if method == "app"
-                    else "Enter one of your 8-character backup codes."
-                )
-                self.add_error("code", message)
-            else:
-                data["code"] = normalized
+        clean_code_fields(self, data)
         return data
+
+
+def clean_code_fields(form: forms.Form, data: dict) -> None:
+    """Normalise the code for the device kind chosen, or put a field error on it."""
+    method, code = data.get("method"), data.get("code")
+    if method and code:
+        normalized = normalize_code(method, code)
+        if normalized is None:
+            message = (
+                "Enter the 6 digits your authenticator app shows."
+                if method == "app"
+                else "Enter one of your 8-character backup codes."
+            )
+            form.add_error("code", message)
+        else:
+            data["code"] = normalized
 
 
 class MfaConfirmForm(forms.Form):
@@ -192,22 +176,136 @@ class MfaConfirmForm(forms.Form):
         return code
 
 
-class MfaRemoveForm(MfaCodeForm):
+class IdentityForm(forms.Form):
+    """Confirm it is you: the password, and a code when the account has a second factor.
+
+    Every password prompt inside a session uses this form (or extends it), and
+    `confirm` checks it through accounts.auth_events.identity_confirm.
+    """
+
     password = forms.CharField(
         label="Your password",
         strip=False,
+        max_length=4096,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if mfa_device(user) is not None:
+            code_fields = MfaCodeForm()
+            self.fields["method"] = code_fields.fields["method"]
+            self.fields["code"] = code_fields.fields["code"]
+            self.fields["code"].widget.attrs.pop("autofocus", None)
 
-class ReauthForm(forms.Form):
-    """Confirm it is you: the password, and a code when the account has an authenticator."""
+    locked = False  # set by `confirm`: the account's prompts are locked
 
-    password = forms.CharField(
-        label="Your password",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    @property
+    def asks_for_code(self) -> bool:
+        return "code" in self.fields
+
+    def clean(self):
+        data = super().clean()
+        if self.asks_for_code:
+            clean_code_fields(self, data)
+        return data
+
+    def confirm(self, request, *, purpose) -> bool:
+        """Check the valid form's password (and code) for `purpose`; put a refusal on the form."""
+        from accounts.auth_events import identity_confirm
+
+        data = self.cleaned_data
+        result = identity_confirm(
+            request,
+            password=data["password"],
+            purpose=purpose,
+            method=data.get("method"),
+            code=data.get("code"),
+        )
+        self.locked = result.locked
+        if result.ok:
+            return True
+        if result.locked:
+            minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+            self.add_error(
+                "password",
+                f"Too many wrong passwords: sign-in and password prompts are locked for up to "
+                f"{minutes} minutes. A practice administrator can unlock your account sooner.",
+            )
+        elif result.throttled_until is not None:
+            wait = max(1, int((result.throttled_until - timezone.now()).total_seconds()))
+            self.add_error("code", f"Too many wrong codes. Try again in {wait} seconds.")
+        elif result.code_wrong:
+            self.add_error("code", "That code is not right.")
+        else:
+            self.add_error("password", "The password is not correct.")
+        return False
+
+
+class ChangePasswordForm(SetPasswordMixin, IdentityForm):
+    """The current password (and a code, where enrolled), then the new one twice.
+
+    Django's own new-password fields and validation; the current password is
+    checked through the same gate as every other prompt, not by the form.
+    """
+
+    new_password1, new_password2 = SetPasswordMixin.create_password_fields(
+        label1="New password", label2="New password confirmation"
     )
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["password"].label = "Current password"
+        self.order_fields(["password", "method", "code", "new_password1", "new_password2"])
+
+    def clean(self):
+        self.validate_passwords("new_password1", "new_password2")
+        self.validate_password_for_user(self.user, "new_password2")
+        return super().clean()
+
+
+class StaffAccountForm(IdentityForm):
+    """The editable fields of Staff Account Information.
+
+    A new email address is where password resets and security notices go, so
+    changing it asks for the password (and the code, where enrolled) as well.
+    """
+
+    email = forms.EmailField(label="Email address", max_length=254)
+    home_phone = _phone_field("Home phone")
+    cell_phone = _phone_field("Cell phone")
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
+        self.order_fields(["email", "home_phone", "cell_phone"])
+        self.fields["password"].required = False
+        self.fields["password"].label = "Your password (only to change the email address)"
+        if self.asks_for_code:
+            self.fields["code"].required = False
+
+    def clean_email(self) -> str:
+        return self.cleaned_data["email"].strip()
+
+    @property
+    def email_changed(self) -> bool:
+        return self.cleaned_data["email"].lower() != self.user.email.lower()
+
+    def clean(self):
+        data = forms.Form.clean(self)
+        if "email" not in data or not self.email_changed:
+            return data
+        if not data.get("password"):
+            self.add_error("password", "Enter your password to change the email address.")
+        if self.asks_for_code:
+            if not data.get("code"):
+                self.add_error("code", "Enter a code to change the email address.")
+            else:
+                clean_code_fields(self, data)
+        return data
+
+    def changes(self) -> dict:
+        return {name: self.cleaned_data[name] for name in ("email", "home_phone", "cell_phone")}
 
 
 class StaffCreateForm(forms.Form):
@@ -226,14 +324,5 @@ class StaffCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = roles
 
-    def clean_username(self):
-        username = self.cleaned_data["username"]
-        if User.objects.filter(username__iexact=username).exists():
-            raise forms.ValidationError("That username is taken.")
-        return username
-
     def clean_email(self):
-        email = self.cleaned_data["email"].strip()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("Another account already uses this email address.")
-        return email
+        return self.cleaned_data["email"].strip()

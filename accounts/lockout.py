@@ -8,13 +8,19 @@
 Both default to 5. Raising the second above the first means one attacker cannot
 lock the owner out everywhere with a handful of tries, while distributed guessing
 is still bounded. Failures are counted within the cool-off period
-(AXES_COOLOFF_TIME); wrong passwords at the PIN and confirmation prompts count
-as sign-in failures (accounts/reauth.py, support_pin/views.py).
+(AXES_COOLOFF_TIME); wrong passwords at every prompt inside a session count as
+sign-in failures (accounts/auth_events.py, `identity_confirm`).
+
+The handler is also axes' adapter to accounts/auth_events.py: after counting a
+sign-in failure it reports it, with whether sign-in was already locked (axes'
+backend refused before the password was checked) and whether this failure
+locked it.
 """
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -36,12 +42,31 @@ class LockoutHandler(AxesDatabaseHandler):
     count * base // limit >= base holds exactly when count >= limit.
     """
 
-    def is_locked(self, request, credentials=None) -> bool:
-        """Also mark the request: its failure is then a refusal, not a new lockout."""
-        locked = super().is_locked(request, credentials)
-        if locked and request is not None:
-            request.sign_in_was_locked = True
-        return locked
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        """Count the failure, then report a sign-in's to auth_events in the same transaction.
+
+        A prompt's failure (its credentials carry the prompt's purpose) is
+        reported by the prompt itself, which also explains the lock on its own
+        page: axes' middleware is not asked to replace that page.
+        """
+        from accounts import auth_events
+
+        prompt = bool(credentials.get(auth_events.PROMPT))
+        # Already locked before this attempt: axes' backend refused it unchecked.
+        refused = request is not None and not prompt and self.is_locked(request, credentials)
+        with transaction.atomic():
+            super().user_login_failed(sender, credentials, request, **kwargs)
+            if request is None:
+                return
+            if prompt:
+                request.axes_locked_out = False
+                return
+            auth_events.sign_in_failed(
+                request=request,
+                username=credentials.get("username") or "",
+                refused=refused,
+                locked=not refused and bool(request.axes_locked_out),
+            )
 
     def get_failures(self, request, credentials=None) -> int:
         base = settings.AXES_FAILURE_LIMIT

@@ -11,11 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth import logout
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.urls import Resolver404, resolve, reverse
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from accounts.models import AuthenticatorDevice, User
@@ -61,37 +57,63 @@ class CodeCheck:
         return self.device is not None
 
 
-def mfa_check(*, user: User, method: str, code: str, ip: str | None) -> CodeCheck:
-    """Check a code against the user's device of the chosen kind; record failures."""
+def mfa_check(*, acting_user: User, method: str, code: str, ip: str | None) -> CodeCheck:
+    """Check a code against the user's device of the chosen kind; record failures.
+
+    The device row is locked for the check, as django-otp's own `for_verify`
+    lookup does: two requests carrying the same code are served one after the
+    other, and the second finds the code already used (`last_t`, or the backup
+    code deleted).
+    """
     model = AuthenticatorDevice if method == APP else StaticDevice
-    device = model.objects.filter(user=user, confirmed=True).first()
-    if device is None:
-        return CodeCheck(None)
-    allowed, details = device.verify_is_allowed()
-    if not allowed:
-        return CodeCheck(None, throttled_until=(details or {}).get("locked_until"))
     with transaction.atomic():
+        device = model.objects.select_for_update().filter(user=acting_user, confirmed=True).first()
+        if device is None:
+            return CodeCheck(None)
+        allowed, details = device.verify_is_allowed()
+        if not allowed:
+            return CodeCheck(None, throttled_until=(details or {}).get("locked_until"))
         if device.verify_token(code):
             if method == BACKUP:
                 audit_event_record(
-                    kind=kinds.MFA_BACKUP_CODE_USED, acting_user=user, account=user, ip=ip
+                    kind=kinds.MFA_BACKUP_CODE_USED,
+                    acting_user=acting_user,
+                    account=acting_user,
+                    ip=ip,
                 )
             return CodeCheck(device)
-        audit_event_record(kind=kinds.MFA_FAILED, acting_user=user, account=user, ip=ip)
+        audit_event_record(
+            kind=kinds.MFA_FAILED, acting_user=acting_user, account=acting_user, ip=ip
+        )
     # A wrong code is reported as wrong; the delay it starts is reported when it refuses one.
     return CodeCheck(None)
 
 
-@transaction.atomic
-def mfa_enrollment_start(*, user: User) -> AuthenticatorDevice:
-    """A new, unconfirmed authenticator for `user` (any earlier unconfirmed one is dropped)."""
-    AuthenticatorDevice.objects.filter(user=user, confirmed=False).delete()
-    return AuthenticatorDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+def mfa_pending_device(user: User) -> AuthenticatorDevice | None:
+    """The authenticator being set up (shown as a QR code until a code confirms it)."""
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=False).first()
 
 
 @transaction.atomic
-def mfa_enrollment_confirm(*, user: User, code: str, ip: str | None) -> list[str] | None:
-    """Confirm the pending authenticator with a code from it; return the new backup codes."""
+def mfa_enrollment_start(*, acting_user: User) -> AuthenticatorDevice:
+    """A new, unconfirmed authenticator for the user (any earlier unconfirmed one is dropped)."""
+    AuthenticatorDevice.objects.filter(user=acting_user, confirmed=False).delete()
+    return AuthenticatorDevice.objects.create(
+        user=acting_user, name="Authenticator app", confirmed=False
+    )
+
+
+@transaction.atomic
+def mfa_enrollment_confirm(
+    *, acting_user: User, code: str, ip: str | None, keep_session_key: str | None
+) -> list[str] | None:
+    """Confirm the pending authenticator with a code from it; return the new backup codes.
+
+    The account's other sessions signed in without a code: they are signed out.
+    """
+    from accounts.auth_events import sessions_end_all
+
+    user = acting_user
     device = (
         AuthenticatorDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
     )
@@ -102,6 +124,17 @@ def mfa_enrollment_confirm(*, user: User, code: str, ip: str | None) -> list[str
     device.save(update_fields=["confirmed"])
     codes = _new_backup_codes(user)
     audit_event_record(kind=kinds.MFA_ENROLLED, acting_user=user, account=user, ip=ip)
+    sessions_end_all(account=user, acting_user=user, ip=ip, keep_session_key=keep_session_key)
+    return codes
+
+
+@transaction.atomic
+def mfa_backup_codes_replace(*, acting_user: User, ip: str | None) -> list[str]:
+    """New backup codes for the user (the old ones stop working); shown once."""
+    codes = _new_backup_codes(acting_user)
+    audit_event_record(
+        kind=kinds.MFA_BACKUP_CODES_REPLACED, acting_user=acting_user, account=acting_user, ip=ip
+    )
     return codes
 
 
@@ -114,11 +147,11 @@ def _new_backup_codes(user: User) -> list[str]:
 
 
 @transaction.atomic
-def mfa_remove(*, user: User, ip: str | None) -> None:
-    """Remove every device (the caller checked the password and a current code)."""
-    AuthenticatorDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
-    audit_event_record(kind=kinds.MFA_REMOVED, acting_user=user, account=user, ip=ip)
+def mfa_remove(*, acting_user: User, ip: str | None) -> None:
+    """Remove every device (the caller confirmed the password and a current code)."""
+    AuthenticatorDevice.objects.filter(user=acting_user).delete()
+    StaticDevice.objects.filter(user=acting_user).delete()
+    audit_event_record(kind=kinds.MFA_REMOVED, acting_user=acting_user, account=acting_user, ip=ip)
 
 
 def mfa_enroll_with_key(*, user: User, key_hex: str) -> AuthenticatorDevice:
@@ -129,38 +162,6 @@ def mfa_enroll_with_key(*, user: User, key_hex: str) -> AuthenticatorDevice:
     )
     audit_event_record(kind=kinds.MFA_ENROLLED, acting_user=None, account=user, ip=None)
     return device
-
-
-# Allowed without MFA by a user whose role requires it but who has not enrolled yet.
-ENROLMENT_PATHS = ("security", "logout", "session_status", "session_keepalive", "healthz")
-
-
-class MfaRequiredMiddleware:
-    """Roles that require MFA must enrol before anything else; enrolled users must be verified.
-
-    A session that signed in before the account's device existed (another browser)
-    is ended: it must sign in again with a code.
-    """
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or user.is_verified():
-            return self.get_response(request)  # verified implies enrolled: no query
-        enrolled = AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
-        if enrolled and not user.is_verified():
-            logout(request)
-            return redirect(f"{reverse('login')}?next={request.path}")
-        if not enrolled and mfa_required(user):
-            try:
-                name = resolve(request.path_info).url_name
-            except Resolver404:
-                name = None
-            if name not in ENROLMENT_PATHS:
-                return redirect("security")
-        return self.get_response(request)
 
 
 def authenticator_keys_rotate(*, batch_size: int = 500) -> int:

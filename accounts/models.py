@@ -6,8 +6,10 @@ from functools import cached_property
 from pathlib import PurePosixPath
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from phonenumber_field.modelfields import PhoneNumberField
 
@@ -54,11 +56,16 @@ class User(AbstractUser):
     class Meta:
         constraints = [
             models.UniqueConstraint(
+                Lower("username"),
+                name="accounts_user_username_ci_unique",
+                violation_error_message="That username is taken.",
+            ),
+            models.UniqueConstraint(
                 Lower("email"),
                 condition=~models.Q(email=""),
                 name="accounts_user_email_ci_unique",
                 violation_error_message="Another account already uses this email address.",
-            )
+            ),
         ]
 
     @cached_property
@@ -194,33 +201,44 @@ class StaffProfile(models.Model):
         return f"Staff profile of {self.user.username}"
 
 
-class UserSession(models.Model):
-    """One signed-in browser session of a user, for the Security tab and remote sign-out.
+class UserSession(AbstractBaseSession):
+    """One browser session: Django's session store and the Security tab's list, in one row.
 
-    The session key itself is not stored: only its SHA-256, which identifies the
-    session on each request without making this table a list of usable keys.
+    `session_key` holds the first 160 bits of the SHA-256 of the key the
+    browser's cookie carries, never the key itself (accounts/session_store.py):
+    a reader of this table cannot take over a session. A signed-in session
+    names its user. `expire_date` is fixed when the session begins (sign-in
+    begins a new one), so SESSION_MAX_HOURS is an absolute cap whatever the
+    activity. A session ended from elsewhere keeps its row, without its data,
+    until it expires, so its browser can be told why it was signed out.
     """
 
     class EndReason(models.TextChoices):
         SIGNED_OUT = "signed_out", "Signed out"
+        IDLE = "idle", "Signed out after inactivity"
         REVOKED = "revoked", "Signed out remotely"
         PASSWORD_CHANGED = "password_changed", "Password changed"
         DEACTIVATED = "deactivated", "Account deactivated"
+        SESSION_CAP = "session_cap", "Reached the session time limit"
 
     user = models.ForeignKey(
-        User, on_delete=models.CASCADE, related_name="sessions", help_text="Whose session."
-    )
-    key_hash = models.CharField(
-        max_length=64,
-        unique=True,
-        help_text="SHA-256 (160 bits) of the session key, never the key.",
+        User,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        help_text="Who signed in with this session; empty before sign-in.",
     )
     ip = models.GenericIPAddressField(null=True, blank=True, help_text="Client IP at sign-in.")
     user_agent = models.CharField(max_length=256, blank=True, help_text="Browser at sign-in.")
-    created_at = models.DateTimeField(auto_now_add=True, help_text="When the session began.")
-    last_seen_at = models.DateTimeField(help_text="Last request (to the minute).")
+    created_at = models.DateTimeField(
+        default=timezone.now, help_text="When the session began (for a signed-in one: sign-in)."
+    )
+    last_seen_at = models.DateTimeField(
+        default=timezone.now, help_text="When the session was last saved by a request."
+    )
     ended_at = models.DateTimeField(
-        null=True, blank=True, help_text="When it ended; its next request is signed out."
+        null=True, blank=True, help_text="When it was ended from elsewhere; it no longer loads."
     )
     end_reason = models.CharField(
         max_length=20, blank=True, choices=EndReason.choices, help_text="Why it ended."
@@ -228,6 +246,12 @@ class UserSession(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user", "ended_at"], name="accounts_session_user_idx")]
+
+    @classmethod
+    def get_session_store_class(cls):
+        from accounts.session_store import SessionStore
+
+        return SessionStore
 
     def __str__(self) -> str:
         return f"Session of user {self.user_id} from {self.ip}"

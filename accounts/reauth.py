@@ -1,9 +1,10 @@
 """Re-authentication before sensitive actions: one mechanism, used as a decorator.
 
-Signing in, or confirming the password (and the two-factor code where the
-account has one) on the re-authentication page, stamps the session. A view
-wrapped in `recent_auth_required` runs only within REAUTH_SECONDS of that
-stamp; otherwise the user is sent to confirm it and then back to the page.
+Confirming the password (and the second factor where the account has one) at
+any prompt inside the session stamps it (accounts/auth_events.py,
+`identity_confirm`); signing in does not. A view wrapped in
+`recent_auth_required` runs only within REAUTH_SECONDS of that stamp;
+otherwise the user is sent to confirm it and then back to the page.
 """
 
 import time
@@ -27,11 +28,6 @@ def stamp(request: HttpRequest) -> None:
 def is_recent(request: HttpRequest) -> bool:
     at = request.session.get(REAUTH_AT)
     return at is not None and time.time() - at <= settings.REAUTH_SECONDS
-
-
-def stamp_at_sign_in(sender, request, user, **kwargs) -> None:
-    if request is not None and hasattr(request, "session"):
-        stamp(request)
 
 
 def safe_next(request: HttpRequest, candidate: str | None, default: str) -> str:

@@ -1,11 +1,13 @@
 """Reads for the account pages."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from accounts.lockout import locked_usernames
-from accounts.models import ProviderProfile, User
+from accounts.models import ProviderProfile, User, UserSession
 from accounts.roles import Role
 
 
@@ -45,3 +47,57 @@ def practice_staff(*, practice_id: int) -> list[StaffRow]:
         )
         for u in users
     ]
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str  # the stored (hashed) key: identifies the row, opens nothing
+    browser: str
+    ip: str
+    last_seen: datetime
+    current: bool
+
+
+def active_sessions(*, account: User, current_key: str | None) -> list[SessionRow]:
+    """Return the account's live signed-in sessions for the Security tab, newest activity first."""
+    rows = UserSession.objects.filter(
+        user=account, ended_at__isnull=True, expire_date__gt=timezone.now()
+    ).order_by("-last_seen_at")
+    return [
+        SessionRow(
+            id=row.session_key,
+            browser=browser_summary(row.user_agent),
+            ip=row.ip or "None",
+            last_seen=row.last_seen_at,
+            current=row.session_key == current_key,
+        )
+        for row in rows.only("session_key", "user_agent", "ip", "last_seen_at")
+    ]
+
+
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("Windows", "Windows"),
+    ("Android", "Android"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Mac OS X", "macOS"),
+    ("Linux", "Linux"),
+)
+
+
+def browser_summary(user_agent: str) -> str:
+    """`Chrome on Windows` from a User-Agent string.
+
+    Written here rather than with a parsing library: the maintained ones carry large
+    rule files, and the Security tab needs only the browser family and the system.
+    """
+    ua = user_agent or ""
+    browser = next((name for token, name in _BROWSERS if token in ua), "Unknown browser")
+    system = next((name for token, name in _SYSTEMS if token in ua), "unknown system")
+    return f"{browser} on {system}"

@@ -11,7 +11,8 @@ from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import transaction
 
-from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
+from accounts.auth_events import sessions_end_all
+from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User, UserSession
 from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
 from audit import kinds
@@ -57,8 +58,6 @@ def user_create(
         raise ValidationError(f"A {role.label.lower()} does not belong to a practice.")
     if (role == Role.PROVIDER) != (doctor_id is not None):
         raise ValidationError("A Doctor ID is given to providers, and only to them.")
-    if email and User.objects.filter(email__iexact=email).exists():
-        raise ValidationError("Another account already uses this email address.")
 
     user = User(
         username=username,
@@ -68,12 +67,12 @@ def user_create(
         practice=practice,
     )
     if time_zone:
-        validate_time_zone(time_zone)
         user.time_zone = time_zone
     if password is None:
         user.set_unusable_password()  # the person sets one from the emailed link
     else:
         user.set_password(password)
+    user.full_clean()  # the username, the email and their case-insensitive uniqueness
     user.save()
     user.groups.add(Group.objects.get(name=role.value))
     if role == Role.PROVIDER:
@@ -86,11 +85,26 @@ def user_create(
 
 
 @transaction.atomic
-def user_password_change(*, user: User, new_password: str, ip: str | None) -> None:
-    """Set a new password (already validated by the form) and record it."""
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    audit_event_record(kind=kinds.PASSWORD_CHANGED, acting_user=user, account=user, ip=ip)
+def user_password_change(
+    *,
+    account: User,
+    acting_user: User,
+    new_password: str,
+    ip: str | None,
+    keep_session_key: str | None = None,
+) -> None:
+    """Set a new password (already validated by the form), record it, and sign out the
+    account's sessions but the one whose key is `keep_session_key`."""
+    account.set_password(new_password)
+    account.save(update_fields=["password"])
+    audit_event_record(kind=kinds.PASSWORD_CHANGED, acting_user=acting_user, account=account, ip=ip)
+    sessions_end_all(
+        account=account,
+        acting_user=acting_user,
+        ip=ip,
+        keep_session_key=keep_session_key,
+        reason=UserSession.EndReason.PASSWORD_CHANGED,
+    )
 
 
 def _replace_image(profile: ProviderProfile, field: str, value: ContentFile | bool | None) -> None:
@@ -144,15 +158,14 @@ def provider_profile_update(
 
 @transaction.atomic
 def staff_profile_update(
-    *, user: User, acting_user: User, changes: dict[str, Any], ip: str | None
+    *, account: User, acting_user: User, changes: dict[str, Any], ip: str | None
 ) -> StaffProfile:
     """Apply Staff Account Information's cleaned values."""
+    user = account
     profile = StaffProfile.objects.select_for_update().get(user=user)
-    if "email" in changes:
-        email = changes["email"]
-        if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
-            raise ValidationError("Another account already uses this email address.")
-        user.email = email
+    if "email" in changes and changes["email"] != user.email:
+        user.email = changes["email"]
+        user.full_clean()
         user.save(update_fields=["email"])
     for field in ("home_phone", "cell_phone"):
         if field in changes:
@@ -183,11 +196,11 @@ def user_set_active(*, account: User, active: bool, acting_user: User, ip: str |
     account.is_active = active
     account.save(update_fields=["is_active"])
     if not active:
-        from accounts.models import UserSession
-        from accounts.session_registry import sessions_end_all
-
         sessions_end_all(
-            user=account, acting_user=acting_user, ip=ip, reason=UserSession.EndReason.DEACTIVATED
+            account=account,
+            acting_user=acting_user,
+            ip=ip,
+            reason=UserSession.EndReason.DEACTIVATED,
         )
     kind = kinds.ACCOUNT_REACTIVATED if active else kinds.ACCOUNT_DEACTIVATED
     audit_event_record(kind=kind, acting_user=acting_user, account=account, ip=ip)

@@ -1,75 +1,133 @@
-"""Database sessions stored under a SHA-256 hash of their key.
+"""The session engine: Django's database sessions on `accounts.UserSession`, keys hashed.
 
 Django's database backend keeps the session key, the value of the browser's
-cookie, in clear in `django_session`: anyone who can read that table (a backup,
-a read replica, an SQL injection) could take over every signed-in session. Here
-the table holds only the hash; the cookie still carries the key, and each
-request looks its session up by hashing what it presents. The hash is also
-what `accounts.UserSession.key_hash` holds, so a session ended remotely is
-deleted from the store at once.
+cookie, in clear: anyone who can read that table (a backup, a read replica, an
+SQL injection) could take over every signed-in session. This store keeps only
+`stored_key(key)` and looks each request's session up by hashing what the
+cookie presents. It uses Django's documented extension point for a custom
+session model (`get_model_class()`) and implements the session backend
+interface (load, exists, save, delete, cycle_key) over it:
+
+- `save` writes only the session's own data and last-seen time; who signed in
+  from where is written by accounts/auth_events.py, and `expire_date` is fixed
+  when the row is created, which makes SESSION_MAX_HOURS an absolute cap.
+- A row ended from elsewhere (`ended_at` set) or past its expiry never loads:
+  the browser arrives signed out, and `record` still tells the middleware why.
+- `cycle_key` (a new key after sign-in or a password change) moves a signed-in
+  session to its new key with its history and its expiry.
 """
 
 import hashlib
+from datetime import timedelta
 
+from asgiref.sync import sync_to_async
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.db import IntegrityError, router, transaction
+from django.utils import timezone
+
+from accounts.models import UserSession
 
 
-def stored_key(session_key: str | None) -> str | None:
+def stored_key(session_key: str) -> str:
     """The first 160 bits of SHA-256, in hex: 40 characters, the width of Django's column.
 
-    The keys are 32 random characters; 160 bits keep lookups collision-free and the
+    Keys are 32 random characters; 160 bits keep lookups collision-free and the
     hash impossible to reverse.
     """
-    return hashlib.sha256(session_key.encode()).hexdigest()[:40] if session_key else session_key
+    return hashlib.sha256(session_key.encode()).hexdigest()[:40]
+
+
+def _user_id(data: dict) -> int | None:
+    try:
+        return int(data[SESSION_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class SessionStore(DatabaseSessionStore):
-    def _get_session_from_db(self):
-        return self._with_stored_key(super()._get_session_from_db)
+    _record: UserSession | None = None
 
-    async def _aget_session_from_db(self):
-        raw = self._session_key
-        self._session_key = stored_key(raw)
-        try:
-            return await super()._aget_session_from_db()
-        finally:
-            self._session_key = raw if self._session_key is not None else None
+    @classmethod
+    def get_model_class(cls):
+        return UserSession
 
-    def _with_stored_key(self, read):
-        raw = self._session_key
-        self._session_key = stored_key(raw)
-        try:
-            return read()
-        finally:
-            # The parent clears the key when no session matches; keep that outcome.
-            self._session_key = raw if self._session_key is not None else None
+    @property
+    def record(self) -> UserSession | None:
+        """The row the cookie named, loaded with the session: live, ended or expired."""
+        self._get_session()  # loads once per request
+        return self._record
 
-    def exists(self, session_key):
-        return super().exists(stored_key(session_key))
+    def load(self) -> dict:
+        self._record = self.model.objects.filter(session_key=stored_key(self.session_key)).first()
+        row = self._record
+        if row is None or row.ended_at is not None or row.expire_date <= timezone.now():
+            self._session_key = None  # as Django's store does: the next save starts a new one
+            return {}
+        return self.decode(row.session_data)
 
-    async def aexists(self, session_key):
-        return await super().aexists(stored_key(session_key))
+    def exists(self, session_key) -> bool:
+        return self.model.objects.filter(session_key=stored_key(session_key)).exists()
 
-    def create_model_instance(self, data):
-        instance = super().create_model_instance(data)
-        instance.session_key = stored_key(instance.session_key)
-        return instance
+    def save(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return self.create()
+        data = self._get_session(no_load=must_create)
+        now = timezone.now()
+        fields = {
+            "session_data": self.encode(data),
+            "user_id": _user_id(data),
+            "last_seen_at": now,
+        }
+        key = stored_key(self.session_key)
+        using = router.db_for_write(self.model)
+        if must_create:
+            age = timedelta(seconds=self.get_session_cookie_age())
+            try:
+                with transaction.atomic(using=using):
+                    self.model.objects.using(using).create(
+                        session_key=key, created_at=now, expire_date=now + age, **fields
+                    )
+            except IntegrityError:
+                raise CreateError from None
+            return None
+        live = self.model.objects.using(using).filter(session_key=key, ended_at__isnull=True)
+        if not live.update(**fields):
+            raise UpdateError  # ended elsewhere during this request, or gone
+        return None
 
-    async def acreate_model_instance(self, data):
-        instance = await super().acreate_model_instance(data)
-        instance.session_key = stored_key(instance.session_key)
-        return instance
-
-    def delete(self, session_key=None):
+    def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
             if self.session_key is None:
                 return
             session_key = self.session_key
         self.model.objects.filter(session_key=stored_key(session_key)).delete()
 
-    async def adelete(self, session_key=None):
-        if session_key is None:
-            if self.session_key is None:
-                return
-            session_key = self.session_key
-        await self.model.objects.filter(session_key=stored_key(session_key)).adelete()
+    def cycle_key(self) -> None:
+        before = self.record if self.session_key else None
+        super().cycle_key()
+        if before is not None and before.user_id is not None and before.ended_at is None:
+            # The same signed-in session under a new key: it keeps its sign-in and its cap.
+            self.model.objects.filter(session_key=stored_key(self.session_key)).update(
+                ip=before.ip,
+                user_agent=before.user_agent,
+                created_at=before.created_at,
+                expire_date=before.expire_date,
+            )
+
+    # The asynchronous interface runs the same code (Django's would skip the hashing).
+    async def aload(self) -> dict:
+        return await sync_to_async(self.load)()
+
+    async def aexists(self, session_key) -> bool:
+        return await sync_to_async(self.exists)(session_key)
+
+    async def asave(self, must_create: bool = False) -> None:
+        return await sync_to_async(self.save)(must_create)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        return await sync_to_async(self.delete)(session_key)
+
+    async def acycle_key(self) -> None:
+        return await sync_to_async(self.cycle_key)()

@@ -1,43 +1,67 @@
 from django.urls import path
 
-from accounts import sessions, views
+from accounts.views import idle, practice_staff, profile, security, sign_in
 
 urlpatterns = [
-    path("accounts/login/", views.SignInView.as_view(), name="login"),
-    path("accounts/login/mfa/", views.login_mfa, name="login_mfa"),
-    path("accounts/logout/", views.SignOutView.as_view(), name="logout"),
-    path("account/security/", views.security, name="security"),
-    path("account/confirm/", views.reauth_view, name="reauth"),
-    path("account/settings/", views.account_settings, name="account_settings"),
-    path("account/staff/", views.staff_account, name="staff_account"),
-    path("account/password/", views.password_change, name="password_change"),
-    path(
-        "account/images/<int:user_id>/<str:kind>/",
-        views.profile_image,
-        name="profile_image",
-    ),
-    path("session/status/", sessions.session_status, name="session_status"),
-    path("session/keepalive/", sessions.session_keepalive, name="session_keepalive"),
-    path("practice/staff/", views.practice_staff, name="practice_staff"),
-    path("practice/staff/new/", views.practice_staff_create, name="practice_staff_create"),
+    # Sign-in and confirmation
+    path("accounts/login/", sign_in.SignInView.as_view(), name="login"),
+    path("accounts/login/mfa/", sign_in.login_mfa, name="login_mfa"),
+    path("accounts/logout/", sign_in.SignOutView.as_view(), name="logout"),
+    path("account/confirm/", sign_in.reauth_view, name="reauth"),
     path(
         "accounts/set-password/<uidb64>/<token>/",
-        views.SetPasswordView.as_view(),
+        sign_in.SetPasswordView.as_view(),
         name="password_reset_confirm",
     ),
+    # The user's own pages
+    path("account/settings/", profile.account_settings, name="account_settings"),
+    path("account/staff/", profile.staff_account, name="staff_account"),
+    path("account/password/", profile.password_change, name="password_change"),
+    path("account/images/<int:user_id>/<str:kind>/", profile.profile_image, name="profile_image"),
+    # Security tab
+    path("account/security/", security.security, name="security"),
+    path("account/security/mfa/start/", security.mfa_enrol_start, name="mfa_enrol_start"),
+    path("account/security/mfa/confirm/", security.mfa_enrol_confirm, name="mfa_enrol_confirm"),
+    path("account/security/mfa/backup-codes/", security.mfa_backup_codes, name="mfa_backup_codes"),
+    path("account/security/mfa/remove/", security.mfa_remove, name="mfa_remove"),
+    path(
+        "account/security/sessions/<str:session_id>/end/",
+        security.session_end,
+        name="session_end",
+    ),
+    path(
+        "account/security/sessions/end-others/",
+        security.sessions_end_others,
+        name="sessions_end_others",
+    ),
+    path("session/status/", idle.session_status, name="session_status"),
+    path("session/keepalive/", idle.session_keepalive, name="session_keepalive"),
+    # Practice staff (practice admins)
+    path("practice/staff/", practice_staff.practice_staff, name="practice_staff"),
+    path("practice/staff/new/", practice_staff.practice_staff_create, name="practice_staff_create"),
     path(
         "practice/staff/<int:user_id>/sign-out/",
-        views.practice_staff_sign_out,
+        practice_staff.practice_staff_sign_out,
         name="practice_staff_sign_out",
     ),
     path(
-        "practice/staff/<int:user_id>/manage/",
-        views.practice_staff_manage,
-        name="practice_staff_manage",
+        "practice/staff/<int:user_id>/unlock/",
+        practice_staff.practice_staff_unlock,
+        name="practice_staff_unlock",
     ),
     path(
-        "practice/staff/<int:user_id>/unlock/",
-        views.practice_staff_unlock,
-        name="practice_staff_unlock",
+        "practice/staff/<int:user_id>/deactivate/",
+        practice_staff.practice_staff_deactivate,
+        name="practice_staff_deactivate",
+    ),
+    path(
+        "practice/staff/<int:user_id>/reactivate/",
+        practice_staff.practice_staff_reactivate,
+        name="practice_staff_reactivate",
+    ),
+    path(
+        "practice/staff/<int:user_id>/role/",
+        practice_staff.practice_staff_role,
+        name="practice_staff_role",
     ),
 ]

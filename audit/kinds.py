@@ -132,6 +132,12 @@ MFA_REMOVED = EventKind(
     Action.UPDATE,
     "Two-factor authentication turned off for user {account}",
 )
+MFA_BACKUP_CODES_REPLACED = EventKind(
+    "security.mfa_backup_codes_replaced",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "New backup codes made for user {account}",
+)
 MFA_FAILED = EventKind(
     "security.mfa_failed",
     EventType.SECURITY,
@@ -149,6 +155,30 @@ REAUTH_FAILED = EventKind(
     EventType.SECURITY,
     Action.NOT_SPECIFIED,
     "Confirmation before a sensitive action failed for user {account}: wrong password",
+)
+PASSWORD_CHANGE_REFUSED = EventKind(
+    "security.password_change_refused",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Password change refused for user {account}: wrong current password",
+)
+MFA_CHANGE_REFUSED = EventKind(
+    "security.mfa_change_refused",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Two-factor change refused for user {account}: wrong password",
+)
+PASSWORD_PROMPT_REFUSED_LOCKED = EventKind(
+    "security.password_prompt_refused_locked",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Password prompt ({purpose}) refused for user {account}: sign-in is locked",
+)
+SESSION_CAPPED = EventKind(
+    "security.session_capped",
+    EventType.SECURITY,
+    Action.LOGOUT,
+    "Automatically signed out user {account}: the session reached its time limit",
 )
 SESSION_REVOKED = EventKind(
     "security.session_revoked",
@@ -214,12 +244,6 @@ PIN_VIEW_REFUSED = EventKind(
     EventType.SECURITY,
     Action.NOT_SPECIFIED,
     "PIN view refused for user {account}: wrong password",
-)
-PIN_VIEW_LOCKED = EventKind(
-    "pins.view_locked",
-    EventType.SECURITY,
-    Action.UPDATE,
-    "Viewing PINs locked for user {account} after {failures} wrong passwords",
 )
 FIELD_KEYS_ROTATED = EventKind(
     "security.field_keys_rotated",

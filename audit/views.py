@@ -17,7 +17,7 @@ from audit.export import export_rows
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
 from audit.services import audit_event_record
-from ehr.policies import audit_scope
+from ehr.policies import allowed_only, audit_scope, can_read_audit_log
 
 PAGE_SIZE = 50
 
@@ -91,6 +91,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
 @login_required
 @never_cache
 @require_GET
+@allowed_only(can_read_audit_log)
 @recent_auth_required
 def audit_export(request: HttpRequest) -> HttpResponse:
     """Download exactly the filtered rows; the export is recorded before any row leaves."""

@@ -14,7 +14,7 @@ from accounts.roles import Role
 from break_glass import services
 from break_glass.forms import BreakGlassOpenForm
 from break_glass.models import BreakGlassGrant
-from ehr.policies import AuditScope, audit_scope, can_use_support_console
+from ehr.policies import AuditScope, allowed_only, audit_scope, can_use_support_console
 from support_pin import selectors as pin_selectors
 
 
@@ -26,6 +26,7 @@ def _agent_only(request: HttpRequest) -> None:
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
+@allowed_only(can_use_support_console)
 @recent_auth_required
 def break_glass_open(request: HttpRequest, account_id: int) -> HttpResponse:
     _agent_only(request)

@@ -6,6 +6,9 @@ tests/security/test_access_matrix.py checks every URL against them for every rol
 """
 
 from enum import Enum
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
 
 from accounts.models import User
 from accounts.roles import Role
@@ -98,6 +101,10 @@ def audit_scope(user: User) -> AuditScope | None:
 # PINs and the support console
 
 
+def can_read_audit_log(user: User) -> bool:
+    return audit_scope(user) is not None
+
+
 def can_manage_own_pins(user: User) -> bool:
     """Every signed-in account views and changes its own PINs."""
     return user.is_authenticated and user.is_active and hasattr(user, "pins")
@@ -118,3 +125,22 @@ def can_review_break_glass(reviewer: User, grant) -> bool:
         and reviewer.practice_id is not None
         and reviewer.practice_id == grant.account.practice_id
     )
+
+
+def allowed_only(check):
+    """Decorate a view: refuse (403) whoever `check` refuses, before anything else is asked.
+
+    Placed above `recent_auth_required`, so a user who may not use a page is
+    refused at once instead of being asked to confirm their password first.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not check(request.user):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

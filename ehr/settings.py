@@ -87,7 +87,6 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
@@ -116,9 +115,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "accounts.session_registry.SessionRegistryMiddleware",
-    "accounts.sessions.InactivityTimeoutMiddleware",
-    "accounts.mfa.MfaRequiredMiddleware",
+    "accounts.middleware.SessionGuardMiddleware",
+    "accounts.middleware.IdleTimeoutMiddleware",
+    "accounts.middleware.MfaRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
 ]
@@ -188,7 +187,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 30))
 AXES_HANDLER = "accounts.lockout.LockoutHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]  # = accounts.lockout
 AXES_CLIENT_IP_CALLABLE = "ehr.client_ip.client_ip"  # never X-Forwarded-For on its own say-so
-AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_LOCKOUT_CALLABLE = "accounts.views.sign_in.locked_out"
 AXES_RESET_ON_SUCCESS = True
 # Masked in the attempt records axes keeps (it always masks "password"): PINs typed in
 # forms whose failures count towards lockout, and tokens.
@@ -253,11 +252,13 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-SESSION_ENGINE = "accounts.session_store"  # database sessions, keys stored only as SHA-256
-# Signed out after this much inactivity (accounts/sessions.py), warned a minute before.
+# Database sessions in accounts.UserSession, keys stored only as SHA-256 (accounts/session_store.py).
+SESSION_ENGINE = "accounts.session_store"
+# Signed out after this much inactivity (accounts/middleware.py), warned a minute before.
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_MINUTES", 15) * 60  # seconds
 SESSION_IDLE_WARNING = 60  # seconds of warning before the automatic sign-out
-SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12) * 3600  # absolute cap, active or not
+# Absolute cap from sign-in, active or not: the session's expiry is fixed when it begins.
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12) * 3600
 REAUTH_SECONDS = 5 * 60  # sensitive actions need the password (and code) this recently
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

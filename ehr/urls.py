@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 
-from accounts import views as account_views
+from accounts.views import profile as account_views
 from ehr import views
 
 # The Django admin: superusers (is_staff) whose session passed two-factor

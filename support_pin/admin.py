@@ -19,10 +19,8 @@ class AccountPinsAdmin(admin.ModelAdmin):
         "support_pin_changed_at",
         "failed_validations",
         "validation_locked_until",
-        "failed_reveals",
-        "reveal_locked_until",
     )
-    readonly_fields = ("user", "support_pin_changed_at", "failed_validations", "failed_reveals")
+    readonly_fields = ("user", "support_pin_changed_at", "failed_validations")
     search_fields = ("user__username",)
 
     def has_add_permission(self, request):

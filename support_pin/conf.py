@@ -6,6 +6,4 @@ from django.conf import settings
 
 VALIDATION_LOCK_AFTER = getattr(settings, "SUPPORT_PIN_VALIDATION_LOCK_AFTER", 5)  # failures
 VALIDATION_LOCK_FOR = getattr(settings, "SUPPORT_PIN_VALIDATION_LOCK_FOR", timedelta(minutes=30))
-REVEAL_LOCK_AFTER = getattr(settings, "SUPPORT_PIN_REVEAL_LOCK_AFTER", 5)  # wrong passwords
-REVEAL_LOCK_FOR = getattr(settings, "SUPPORT_PIN_REVEAL_LOCK_FOR", timedelta(minutes=30))
 CONSOLE_RESULTS = 20  # accounts listed per search in the support console

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from accounts.forms import IdentityForm
 from support_pin.services import InvalidPinFormat, normalize_pin
 
 PIN_HELP = "Exactly 4 digits, 0-9."
@@ -32,15 +33,8 @@ class PinField(forms.CharField):
             ) from None
 
 
-class PasswordPromptForm(forms.Form):
-    """The seed's "Enter Your Password" modal."""
-
-    password = forms.CharField(
-        label="Your password",
-        strip=False,
-        max_length=4096,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
-    )
+class PasswordPromptForm(IdentityForm):
+    """The "Enter Your Password" prompt before a PIN is shown (and a code, where enrolled)."""
 
 
 class AppPinForm(PasswordPromptForm):
@@ -64,3 +58,11 @@ class ConsoleSearchForm(forms.Form):
 class ConsoleValidateForm(forms.Form):
     account = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     pin = PinField(label="Support PIN the caller gives", help_text=PIN_HELP)
+
+
+def pin_prompt_forms(user) -> dict:
+    """The two PIN prompts the account pages open as dialogs, with ids of their own."""
+    return {
+        "support_pin_prompt": PasswordPromptForm(user=user, auto_id="support-pin-%s"),
+        "app_pin_prompt": AppPinForm(user=user, auto_id="app-pin-%s"),
+    }

@@ -32,12 +32,6 @@ class AccountPins(models.Model):
     validation_locked_until = models.DateTimeField(
         null=True, blank=True, help_text="Validation refuses every PIN until then."
     )
-    failed_reveals = models.PositiveSmallIntegerField(
-        default=0, help_text="Consecutive wrong passwords in the View prompt."
-    )
-    reveal_locked_until = models.DateTimeField(
-        null=True, blank=True, help_text="Viewing the PINs is refused until then."
-    )
 
     class Meta:
         verbose_name = "account PINs"

@@ -95,110 +95,40 @@ def _replace_support_pin(pins: AccountPins, *, current: str) -> None:
     pins.support_pin_changed_at = timezone.now()
 
 
-# Reveal (the owner, behind the password)
+# Reveal and change (the owner, after accounts.auth_events.identity_confirm passed)
 
 
-class RevealOutcome(Enum):
-    SHOWN = "shown"
-    WRONG_PASSWORD = "wrong_password"  # noqa: S105  (an outcome's name, not a password)
-    LOCKED = "locked"
-
-
-@dataclass(frozen=True)
-class RevealResult:
-    outcome: RevealOutcome
-    pin: str | None = None
-    locked_until: datetime | None = None
-    password_was_wrong: bool = False  # also true on the wrong password that locks
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is RevealOutcome.SHOWN
-
-
-def _password_gate(pins: AccountPins, *, password: str, ip: str | None) -> RevealResult | None:
-    """Check the owner's password, counting wrong ones; None when the password is right."""
-    now = timezone.now()
-    user = pins.user
-    if pins.reveal_locked_until and pins.reveal_locked_until > now:
-        return RevealResult(RevealOutcome.LOCKED, locked_until=pins.reveal_locked_until)
-    if not user.check_password(password):
-        failures = pins.failed_reveals + 1
-        locked_until = None
-        if failures >= conf.REVEAL_LOCK_AFTER:
-            locked_until = now + conf.REVEAL_LOCK_FOR
-            pins.failed_reveals, pins.reveal_locked_until = 0, locked_until
-        else:
-            pins.failed_reveals = failures
-        pins.save(update_fields=["failed_reveals", "reveal_locked_until"])
-        audit_event_record(kind=kinds.PIN_VIEW_REFUSED, acting_user=user, account=user, ip=ip)
-        if locked_until:
-            audit_event_record(
-                kind=kinds.PIN_VIEW_LOCKED,
-                acting_user=None,
-                account=user,
-                ip=None,
-                params={"failures": failures},
-            )
-            return RevealResult(
-                RevealOutcome.LOCKED, locked_until=locked_until, password_was_wrong=True
-            )
-        return RevealResult(RevealOutcome.WRONG_PASSWORD, password_was_wrong=True)
-    if pins.failed_reveals or pins.reveal_locked_until:
-        pins.failed_reveals, pins.reveal_locked_until = 0, None
-        pins.save(update_fields=["failed_reveals", "reveal_locked_until"])
-    return None
-
-
-def _reveal(*, acting_user: User, password: str, ip: str | None, field: str, kind) -> RevealResult:
-    user = acting_user
+def _reveal(*, acting_user: User, ip: str | None, field: str, kind) -> str:
     with transaction.atomic():
-        pins = _pins_of(user)
-        refused = _password_gate(pins, password=password, ip=ip)
-        if refused:
-            return refused
+        pins = _pins_of(acting_user)
         pin = _open(pins, field)
-        audit_event_record(kind=kind, acting_user=user, account=user, ip=ip)
-        return RevealResult(RevealOutcome.SHOWN, pin=pin)
+        audit_event_record(kind=kind, acting_user=acting_user, account=acting_user, ip=ip)
+        return pin
 
 
-def support_pin_reveal(*, acting_user: User, password: str, ip: str | None) -> RevealResult:
-    """Show the owner their Support PIN if `password` is theirs."""
+def support_pin_reveal(*, acting_user: User, ip: str | None) -> str:
+    """Return the owner's Support PIN, recorded; the caller has confirmed who they are."""
     return _reveal(
-        acting_user=acting_user,
-        password=password,
-        ip=ip,
-        field="support_pin",
-        kind=kinds.SUPPORT_PIN_VIEWED,
+        acting_user=acting_user, ip=ip, field="support_pin", kind=kinds.SUPPORT_PIN_VIEWED
     )
 
 
-def app_pin_reveal(*, acting_user: User, password: str, ip: str | None) -> RevealResult:
-    """Show the owner their App Unlock PIN if `password` is theirs."""
-    return _reveal(
-        acting_user=acting_user,
-        password=password,
-        ip=ip,
-        field="app_pin",
-        kind=kinds.APP_PIN_VIEWED,
-    )
+def app_pin_reveal(*, acting_user: User, ip: str | None) -> str:
+    """Return the owner's App Unlock PIN, recorded; the caller has confirmed who they are."""
+    return _reveal(acting_user=acting_user, ip=ip, field="app_pin", kind=kinds.APP_PIN_VIEWED)
 
 
 @transaction.atomic
-def app_pin_change(
-    *, acting_user: User, password: str, new_app_pin: str, ip: str | None
-) -> RevealResult:
-    """Set the App Unlock PIN (4 ASCII digits) if `password` is the owner's."""
-    user = acting_user
+def app_pin_change(*, acting_user: User, new_app_pin: str, ip: str | None) -> str:
+    """Set the owner's App Unlock PIN (4 ASCII digits); the caller has confirmed who they are."""
     pin = normalize_pin(new_app_pin)
-    pins = _pins_of(user)
-    refused = _password_gate(pins, password=password, ip=ip)
-    if refused:
-        return refused
-    pins.app_pin = _seal(pin, user_id=user.pk, field="app_pin")
+    pins = _pins_of(acting_user)
+    pins.app_pin = _seal(pin, user_id=acting_user.pk, field="app_pin")
     pins.save(update_fields=["app_pin"])
-    audit_event_record(kind=kinds.APP_PIN_CHANGED, acting_user=user, account=user, ip=ip)
-    return RevealResult(RevealOutcome.SHOWN, pin=pin)
+    audit_event_record(
+        kind=kinds.APP_PIN_CHANGED, acting_user=acting_user, account=acting_user, ip=ip
+    )
+    return pin
 
 
 # Generate (the owner, or the system after a validation)

@@ -1,11 +1,13 @@
 """Test data built through the services, so invariants and side effects come along."""
 
 import itertools
+import time
 
 from django_otp.oath import totp
 
 from accounts.mfa import MFA_REQUIRED_ROLES
 from accounts.models import AuthenticatorDevice, Practice, User
+from accounts.reauth import REAUTH_AT
 from accounts.roles import Role
 from accounts.services import practice_create, user_create
 
@@ -55,3 +57,14 @@ def totp_code(user: User) -> str:
     """The code the user's authenticator app shows right now."""
     device = AuthenticatorDevice.objects.get(user=user, confirmed=True)
     return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):06d}"
+
+
+def confirm_identity(client) -> None:
+    """Stand for the confirmation prompt: the re-authentication window starts now.
+
+    Signing in does not open it; sensitive actions ask for the password (and a
+    code) again, or run within a few minutes of that.
+    """
+    session = client.session
+    session[REAUTH_AT] = time.time()
+    session.save()

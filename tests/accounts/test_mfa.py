@@ -8,11 +8,15 @@ from django_otp.plugins.otp_static.models import StaticToken
 from accounts.models import AuthenticatorDevice
 from accounts.roles import Role
 from audit.models import AuditEvent
-from tests.factories import make_user, totp_code
+from tests.factories import PASSWORD, make_user, totp_code
 
 LOGIN = "/accounts/login/"
 MFA = "/accounts/login/mfa/"
 SECURITY = "/account/security/"
+START = "/account/security/mfa/start/"
+CONFIRM = "/account/security/mfa/confirm/"
+BACKUP_CODES = "/account/security/mfa/backup-codes/"
+REMOVE = "/account/security/mfa/remove/"
 
 
 def code_for(device) -> str:
@@ -28,9 +32,9 @@ def clock():
 def enrol(client, user) -> list[str]:
     """Set up the authenticator from the Security tab; return the backup codes shown."""
     client.force_login(user)
-    client.post(SECURITY, {"action": "start"})
+    assert client.post(START, {"password": PASSWORD})["Location"] == SECURITY
     device = AuthenticatorDevice.objects.get(user=user, confirmed=False)
-    response = client.post(SECURITY, {"action": "confirm", "code": code_for(device)})
+    response = client.post(CONFIRM, {"code": code_for(device)})
     assert response.status_code == 200, response.content
     assert "no-store" in response["Cache-Control"]
     return response.context["backup_codes"]
@@ -42,11 +46,11 @@ def details() -> list[str]:
 
 def test_enrolment_shows_a_qr_code_and_the_secret_and_needs_a_valid_code(client, provider):
     client.force_login(provider)
-    page = client.post(SECURITY, {"action": "start"}, follow=True).content.decode()
+    page = client.post(START, {"password": PASSWORD}, follow=True).content.decode()
     assert "<svg" in page and "Key:" in page
     device = AuthenticatorDevice.objects.get(user=provider, confirmed=False)
     wrong = f"{(int(code_for(device)) + 1) % 1_000_000:06d}"
-    response = client.post(SECURITY, {"action": "confirm", "code": wrong})
+    response = client.post(CONFIRM, {"code": wrong})
     assert response.status_code == 400
     assert not AuthenticatorDevice.objects.filter(user=provider, confirmed=True).exists()
 
@@ -140,23 +144,17 @@ def test_removing_mfa_needs_the_password_and_a_current_code(client, provider, pa
     enrol(client, provider)
     device = AuthenticatorDevice.objects.get(user=provider)
     clock.shift(31)
-    response = client.post(
-        SECURITY,
-        {"action": "remove", "password": "wrong", "method": "app", "code": code_for(device)},
-    )
+    response = client.post(REMOVE, {"password": "wrong", "method": "app", "code": code_for(device)})
     assert (
         response.status_code == 400 and AuthenticatorDevice.objects.filter(user=provider).exists()
     )
-    response = client.post(
-        SECURITY, {"action": "remove", "password": password, "method": "app", "code": "000000"}
-    )
+    response = client.post(REMOVE, {"password": password, "method": "app", "code": "000000"})
     assert (
         response.status_code == 400 and AuthenticatorDevice.objects.filter(user=provider).exists()
     )
     clock.shift(31)
     response = client.post(
-        SECURITY,
-        {"action": "remove", "password": password, "method": "app", "code": code_for(device)},
+        REMOVE, {"password": password, "method": "app", "code": code_for(device)}
     )
     assert response.status_code == 302
     assert not AuthenticatorDevice.objects.filter(user=provider).exists()
@@ -199,3 +197,41 @@ def test_a_session_from_before_enrolment_elsewhere_must_sign_in_again(client, pr
 def test_totp_code_helper_matches_the_device(provider):
     user = make_user(Role.NURSE, practice=provider.practice, mfa=True)
     assert len(totp_code(user)) == 6
+
+
+def test_setting_up_an_authenticator_asks_for_the_password_at_that_moment(client, provider):
+    client.force_login(provider)
+    response = client.post(START, {"password": "not-mine"})
+    assert (
+        response.status_code == 400 and "The password is not correct." in response.content.decode()
+    )
+    assert not AuthenticatorDevice.objects.filter(user=provider).exists()
+    assert "Two-factor change refused for user dorothy Ludwig: wrong password" in details()
+    assert client.post(START, {"password": PASSWORD}).status_code == 302
+    assert AuthenticatorDevice.objects.filter(user=provider, confirmed=False).exists()
+
+
+def test_new_backup_codes_need_the_password_and_a_code_and_replace_the_old(client, provider, clock):
+    old = enrol(client, provider)
+    device = AuthenticatorDevice.objects.get(user=provider)
+    clock.shift(31)
+    response = client.post(BACKUP_CODES, {"password": PASSWORD, "method": "app", "code": "000000"})
+    assert response.status_code == 400 and "backup_codes" not in response.context
+    clock.shift(31)
+    response = client.post(
+        BACKUP_CODES, {"password": PASSWORD, "method": "app", "code": code_for(device)}
+    )
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    new = response.context["backup_codes"]
+    assert len(new) == 10 and not set(new) & set(old)
+    tokens = set(StaticToken.objects.filter(device__user=provider).values_list("token", flat=True))
+    assert tokens == set(new)
+    assert "New backup codes made for user dorothy Ludwig" in details()
+
+
+def test_roles_that_require_mfa_cannot_turn_it_off(client, practice):
+    user = make_user(Role.COMPLIANCE_OFFICER, practice=practice)
+    client.force_login(user)
+    response = client.post(REMOVE, {"password": PASSWORD, "method": "app", "code": totp_code(user)})
+    assert response.status_code == 404
+    assert AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()

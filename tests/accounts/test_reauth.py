@@ -24,14 +24,12 @@ def stale(clock, provider_client):
 
 
 def test_sensitive_pages_need_a_recent_confirmation(stale, provider, password):
-    response = stale.get("/account/pins/support/")
+    response = stale.get("/audit/export.csv")
     assert response.status_code == 302
-    assert response["Location"] == f"{CONFIRM}?next=%2Faccount%2Fpins%2Fsupport%2F"
-    assert stale.get("/audit/export.csv")["Location"].startswith(CONFIRM)
-    assert stale.get("/account/pins/app/")["Location"].startswith(CONFIRM)
-    response = stale.post(CONFIRM + "?next=/account/pins/support/", {"password": password})
-    assert response["Location"] == "/account/pins/support/"
-    assert stale.get("/account/pins/support/").status_code == 200
+    assert response["Location"] == f"{CONFIRM}?next=%2Faudit%2Fexport.csv"
+    response = stale.post(CONFIRM + "?next=/audit/export.csv", {"password": password})
+    assert response["Location"] == "/audit/export.csv"
+    assert stale.get("/audit/export.csv").status_code == 200
 
 
 def test_a_stale_post_changes_nothing_and_comes_back(stale, provider):
@@ -43,9 +41,18 @@ def test_a_stale_post_changes_nothing_and_comes_back(stale, provider):
     assert current_pin(provider) == before
 
 
-def test_within_five_minutes_of_sign_in_no_confirmation(provider_client, clock):
+def test_signing_in_is_not_a_confirmation(client, provider, password):
+    client.post("/accounts/login/", {"username": "dorothy", "password": password})
+    assert client.get("/audit/export.csv")["Location"].startswith(CONFIRM)
+
+
+def test_any_prompt_passed_opens_the_window_for_five_minutes(provider_client, password, clock):
+    """The PIN prompt is a confirmation too: the export needs no second one right after."""
+    assert provider_client.post("/account/pins/support/", {"password": password}).status_code == 200
     clock.shift(4 * 60)
-    assert provider_client.get("/account/pins/support/").status_code == 200
+    assert provider_client.get("/audit/export.csv").status_code == 200
+    clock.shift(2 * 60)
+    assert provider_client.get("/audit/export.csv")["Location"].startswith(CONFIRM)
 
 
 def test_a_wrong_password_is_refused_audited_and_counted(stale, provider):

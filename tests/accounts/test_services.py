@@ -93,7 +93,7 @@ def test_provider_profile_update_rejects_bad_values_and_changes_nothing(provider
 
 def test_staff_profile_update(nurse, provider):
     staff_profile_update(
-        user=nurse,
+        account=nurse,
         acting_user=nurse,
         ip=None,
         changes={"email": "dori@new.example", "cell_phone": ""},
@@ -102,7 +102,7 @@ def test_staff_profile_update(nurse, provider):
     assert nurse.email == "dori@new.example"
     with pytest.raises(ValidationError, match="already uses this email"):
         staff_profile_update(
-            user=nurse, acting_user=nurse, ip=None, changes={"email": provider.email}
+            account=nurse, acting_user=nurse, ip=None, changes={"email": provider.email.upper()}
         )
 
 

@@ -1,9 +1,14 @@
+import hashlib
+from datetime import timedelta
+
+import time_machine
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import UserSession
 from accounts.roles import Role
 from audit.models import AuditEvent
-from tests.factories import make_user
+from tests.factories import confirm_identity, make_user
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
@@ -23,7 +28,10 @@ def test_the_security_tab_lists_sessions_and_signs_one_out(provider, password):
     assert "Chrome on Windows" in page and "Firefox on Linux" in page and "This session" in page
     assert "session_key" not in page
     other = UserSession.objects.get(user=provider, user_agent=FIREFOX)
-    laptop.post("/account/security/", {"action": "end_session", "session": other.pk})
+    end = f"/account/security/sessions/{other.pk}/end/"
+    assert laptop.post(end, {"password": "not-mine"}).status_code == 400  # asked at that moment
+    assert phone.get("/account/settings/").status_code == 200
+    laptop.post(end, {"password": password})
     response = phone.get("/account/settings/", follow=True)
     assert response.redirect_chain[0][0].startswith("/accounts/login/")
     assert "This session was signed out from another session." in response.content.decode()
@@ -37,7 +45,7 @@ def test_sign_out_all_other_sessions(provider, password):
     first = browser(provider, password, CHROME)
     second = browser(provider, password, FIREFOX)
     third = browser(provider, password, FIREFOX)
-    first.post("/account/security/", {"action": "end_others"})
+    first.post("/account/security/sessions/end-others/", {"password": password})
     assert second.get("/account/settings/").status_code == 302
     assert third.get("/account/settings/").status_code == 302
     assert first.get("/account/settings/").status_code == 200
@@ -47,7 +55,7 @@ def test_a_session_cannot_end_another_users_session(provider, nurse, password):
     dorothy = browser(provider, password, CHROME)
     dori = browser(nurse, password, FIREFOX)
     dori_session = UserSession.objects.get(user=nurse)
-    dorothy.post("/account/security/", {"action": "end_session", "session": dori_session.pk})
+    dorothy.post(f"/account/security/sessions/{dori_session.pk}/end/", {"password": password})
     assert dori.get("/account/staff/").status_code == 200
 
 
@@ -60,6 +68,7 @@ def test_the_session_key_changes_at_sign_in_and_is_never_stored(provider, passwo
     assert before is None or before.value != key
     record = UserSession.objects.get(user=provider)
     assert key not in str(UserSession.objects.filter(pk=record.pk).values().get())
+    assert record.pk == hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def test_changing_the_password_signs_out_the_other_sessions(provider, password):
@@ -68,7 +77,7 @@ def test_changing_the_password_signs_out_the_other_sessions(provider, password):
     response = mine.post(
         "/account/password/",
         {
-            "old_password": password,
+            "password": password,
             "new_password1": "A-new-passw0rd-9",
             "new_password2": "A-new-passw0rd-9",
         },
@@ -86,8 +95,9 @@ def test_an_unknown_or_forged_session_cookie_gets_no_message(provider, password)
     page = client.get("/accounts/login/").content.decode()
     assert "signed out" not in page
     client.post("/accounts/login/", {"username": "dorothy", "password": password})
+    hashed = UserSession.objects.get(user=provider).pk
     client.post("/accounts/logout/")  # ended by its owner: nothing to explain next time
-    client.cookies["sessionid"] = UserSession.objects.get(user=provider).key_hash
+    client.cookies["sessionid"] = hashed
     assert "signed out" not in client.get("/accounts/login/").content.decode()
 
 
@@ -96,12 +106,63 @@ def test_practice_admin_signs_a_staff_member_out_everywhere(provider, nurse, pas
     dori = browser(nurse, password, CHROME)
     client = Client()
     client.force_login(admin)
+    confirm_identity(client)
     response = client.post(f"/practice/staff/{nurse.pk}/sign-out/")
     assert response.status_code == 302
     assert dori.get("/account/staff/").status_code == 302
 
 
-def test_signing_out_ends_the_record(provider, password):
+def test_signing_out_removes_the_session(provider, password):
     client = browser(provider, password, CHROME)
     client.post("/accounts/logout/")
-    assert UserSession.objects.get(user=provider).end_reason == "signed_out"
+    assert not UserSession.objects.filter(user=provider).exists()
+    assert AuditEvent.objects.filter(kind="security.signed_out").count() == 1
+
+
+def test_an_ended_session_never_loads_even_with_its_data_still_stored(provider, password):
+    client = browser(provider, password, CHROME)
+    row = UserSession.objects.get(user=provider)
+    # Ended, as a remote sign-out does, but with the signed-in data left in place.
+    UserSession.objects.filter(pk=row.pk).update(ended_at=timezone.now(), end_reason="revoked")
+    assert UserSession.objects.get(pk=row.pk).session_data == row.session_data
+    response = client.get("/account/settings/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_session_cap_holds_however_active_the_session_is(provider, password, settings):
+    settings.SESSION_IDLE_TIMEOUT = 60 * 60  # so that hourly use keeps it active
+    client = browser(provider, password, CHROME)
+    signed_in = timezone.now()
+    # A request every 50 minutes for twelve hours: active all along, never idle.
+    for minutes in range(50, 12 * 60, 50):
+        with time_machine.travel(signed_in + timedelta(minutes=minutes), tick=False):
+            assert client.get("/account/settings/").status_code == 200, minutes
+    with time_machine.travel(signed_in + timedelta(hours=12, minutes=1), tick=False):
+        response = client.get("/account/settings/", follow=True)
+    assert response.redirect_chain[0][0].startswith("/accounts/login/")
+    assert "This session reached its time limit." in response.content.decode()
+    event = AuditEvent.objects.get(kind="security.session_capped")
+    assert event.details == (
+        "Automatically signed out user dorothy Ludwig: the session reached its time limit"
+    )
+    assert UserSession.objects.get(user=provider).end_reason == "session_cap"
+
+
+def test_a_password_change_keeps_this_session_with_its_sign_in_time(provider, password):
+    client = browser(provider, password, CHROME)
+    before = UserSession.objects.get(user=provider)
+    client.post(
+        "/account/password/",
+        {
+            "password": password,
+            "new_password1": "A-new-passw0rd-9",
+            "new_password2": "A-new-passw0rd-9",
+        },
+    )
+    after = UserSession.objects.get(user=provider, ended_at__isnull=True)
+    assert after.pk != before.pk  # a new key
+    assert (after.created_at, after.expire_date, after.ip) == (
+        before.created_at,
+        before.expire_date,
+        before.ip,
+    )

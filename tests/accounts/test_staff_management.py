@@ -3,7 +3,7 @@ from django.test import Client
 from accounts.models import UserSession
 from accounts.roles import Role
 from audit.models import AuditEvent
-from tests.factories import make_user
+from tests.factories import confirm_identity, make_user
 
 
 def signed_in_browser(user, password):
@@ -21,13 +21,14 @@ def admin_client(practice):
     admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="padmin")
     client = Client()
     client.force_login(admin)
+    confirm_identity(client)  # staff changes are behind re-authentication
     return admin, client
 
 
 def test_deactivation_ends_every_session_at_once(practice, nurse, password):
     dori = signed_in_browser(nurse, password)
     _, client = admin_client(practice)
-    response = client.post(f"/practice/staff/{nurse.pk}/manage/", {"action": "deactivate"})
+    response = client.post(f"/practice/staff/{nurse.pk}/deactivate/")
     assert response.status_code == 302
     nurse.refresh_from_db()
     assert not nurse.is_active
@@ -39,7 +40,7 @@ def test_deactivation_ends_every_session_at_once(practice, nurse, password):
         Client().post("/accounts/login/", {"username": "dori", "password": password}).status_code
         == 200
     )
-    client.post(f"/practice/staff/{nurse.pk}/manage/", {"action": "reactivate"})
+    client.post(f"/practice/staff/{nurse.pk}/reactivate/")
     nurse.refresh_from_db()
     assert nurse.is_active
     details = list(AuditEvent.objects.values_list("details", flat=True))
@@ -49,42 +50,29 @@ def test_deactivation_ends_every_session_at_once(practice, nurse, password):
 
 def test_roles_change_within_the_practice_staff_roles_only(practice, nurse, provider):
     _, client = admin_client(practice)
-    client.post(f"/practice/staff/{nurse.pk}/manage/", {"action": "role", "role": "billing"})
+    client.post(f"/practice/staff/{nurse.pk}/role/", {"role": "billing"})
     nurse.refresh_from_db()
     assert set(nurse.groups.values_list("name", flat=True)) == {"billing"}
     assert AuditEvent.objects.filter(
         details="Role of user Dori User changed from nurse to billing"
     ).exists()
     for role in ("support_agent", "platform_auditor", "provider", "superuser"):
-        client.post(f"/practice/staff/{nurse.pk}/manage/", {"action": "role", "role": role})
+        client.post(f"/practice/staff/{nurse.pk}/role/", {"role": role})
         assert set(nurse.groups.values_list("name", flat=True)) == {"billing"}, role
-    client.post(f"/practice/staff/{provider.pk}/manage/", {"action": "role", "role": "nurse"})
+    client.post(f"/practice/staff/{provider.pk}/role/", {"role": "nurse"})
     assert set(provider.groups.values_list("name", flat=True)) == {"provider"}
 
 
 def test_admins_cannot_manage_themselves_or_other_practices(practice, other_provider):
     admin, client = admin_client(practice)
-    assert (
-        client.post(f"/practice/staff/{admin.pk}/manage/", {"action": "deactivate"}).status_code
-        == 404
-    )
-    assert (
-        client.post(
-            f"/practice/staff/{other_provider.pk}/manage/", {"action": "deactivate"}
-        ).status_code
-        == 404
-    )
+    assert client.post(f"/practice/staff/{admin.pk}/deactivate/").status_code == 404
+    assert client.post(f"/practice/staff/{other_provider.pk}/deactivate/").status_code == 404
     other_provider.refresh_from_db()
     assert other_provider.is_active
 
 
 def test_staff_cannot_manage_anyone(nurse_client, provider):
-    assert (
-        nurse_client.post(
-            f"/practice/staff/{provider.pk}/manage/", {"action": "deactivate"}
-        ).status_code
-        == 403
-    )
+    assert nurse_client.post(f"/practice/staff/{provider.pk}/deactivate/").status_code == 403
 
 
 def test_admin_adds_a_staff_member_who_sets_a_password_from_the_email(

@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth import SESSION_KEY
 
 from accounts.models import ProviderProfile, Specialty, StaffProfile
+from audit.models import AuditEvent
 from tests.images import image_bytes, upload
 
 SETTINGS = "/account/settings/"
@@ -250,23 +251,35 @@ def test_staff_page_shows_the_seed_fields(nurse_client):
         assert text in page, text
 
 
-def test_staff_account_saves(nurse_client, nurse):
+def test_staff_account_saves(nurse_client, nurse, password):
+    phones = {"home_phone": "202-555-0143", "cell_phone": ""}
+    response = nurse_client.post(STAFF, {"email": nurse.email, **phones})
+    assert response.status_code == 302  # phones alone: no password asked
+    assert str(StaffProfile.objects.get(user=nurse).home_phone) == "+12025550143"
+    response = nurse_client.post(STAFF, {"email": "dori@clinic.example", **phones})
+    assert response.status_code == 400
+    assert "Enter your password to change the email address." in response.content.decode()
     response = nurse_client.post(
-        STAFF, {"email": "dori@clinic.example", "home_phone": "202-555-0143", "cell_phone": ""}
+        STAFF, {"email": "dori@clinic.example", "password": "not-mine", **phones}
+    )
+    assert response.status_code == 400
+    nurse.refresh_from_db()
+    assert nurse.email == "dori@example.org"
+    response = nurse_client.post(
+        STAFF, {"email": "dori@clinic.example", "password": password, **phones}
     )
     assert response.status_code == 302
     nurse.refresh_from_db()
     assert nurse.email == "dori@clinic.example"
-    assert str(StaffProfile.objects.get(user=nurse).home_phone) == "+12025550143"
 
 
-def test_staff_account_bad_input_saves_nothing(nurse_client, nurse, provider):
+def test_staff_account_bad_input_saves_nothing(nurse_client, nurse, provider, password):
     for data, message in (
         ({"email": "not-an-email", "home_phone": ""}, "Enter a valid email address"),
-        ({"email": provider.email, "home_phone": ""}, "already uses this email"),
+        ({"email": provider.email.upper(), "home_phone": ""}, "already uses this email"),
         ({"email": "ok@example.org", "home_phone": "abc"}, "Enter a valid phone number"),
     ):
-        response = nurse_client.post(STAFF, data)
+        response = nurse_client.post(STAFF, {**data, "password": password})
         assert response.status_code == 400
         assert message in response.content.decode()
     nurse.refresh_from_db()
@@ -280,21 +293,24 @@ def test_change_password_requires_the_current_one(provider_client, provider, pas
     response = provider_client.post(
         "/account/password/",
         {
-            "old_password": "wrong",
+            "password": "wrong",
             "new_password1": "N3w-Longer-Pass!",
             "new_password2": "N3w-Longer-Pass!",
         },
     )
-    assert response.status_code == 200
-    assert "Your old password was entered incorrectly" in response.content.decode()
+    assert response.status_code == 400
+    assert "The password is not correct." in response.content.decode()
     provider.refresh_from_db()
     assert provider.check_password(password)
+    assert AuditEvent.objects.filter(
+        details="Password change refused for user dorothy Ludwig: wrong current password"
+    ).exists()
 
 
 def test_change_password_enforces_the_policy(provider_client, provider, password):
     response = provider_client.post(
         "/account/password/",
-        {"old_password": password, "new_password1": "short", "new_password2": "short"},
+        {"password": password, "new_password1": "short", "new_password2": "short"},
     )
     assert "at least 12 characters" in response.content.decode()
     provider.refresh_from_db()
@@ -305,7 +321,7 @@ def test_change_password_keeps_the_user_signed_in(provider_client, provider, pas
     response = provider_client.post(
         "/account/password/",
         {
-            "old_password": password,
+            "password": password,
             "new_password1": "N3w-Longer-Pass!",
             "new_password2": "N3w-Longer-Pass!",
         },

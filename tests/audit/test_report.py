@@ -13,7 +13,7 @@ from audit import kinds
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.models import AuditEvent
 from tests.audit.helpers import chart_viewed, record_at
-from tests.factories import make_user
+from tests.factories import confirm_identity, make_user
 
 NOW = datetime(2024, 3, 19, 16, 0, tzinfo=UTC)  # 12:00 PM EDT
 
@@ -224,6 +224,7 @@ def test_view_last_quick_ranges(client, compliance, log):
 )
 def test_invalid_filters_show_errors_not_500(client, compliance, log, params):
     client.force_login(compliance)
+    confirm_identity(client)
     response = client.get("/audit/", params)
     assert response.status_code == 400
     assert 'class="error"' in response.content.decode()
@@ -295,6 +296,7 @@ def read_csv(response) -> list[list[str]]:
 
 def test_export_is_exactly_the_filtered_rows_and_safe_in_a_spreadsheet(client, compliance, log):
     client.force_login(compliance)
+    confirm_identity(client)
     page = client.get("/audit/")
     response = client.get("/audit/export.csv")
     assert response.status_code == 200
@@ -328,6 +330,7 @@ def test_export_neutralizes_every_formula_trigger(client, compliance, provider, 
     for i, name in enumerate(names):
         chart_viewed(provider, f"P-{i}", name, NOW - timedelta(minutes=i + 1))
     client.force_login(compliance)
+    confirm_identity(client)
     rows = read_csv(client.get("/audit/export.csv", {"type": "Patient"}))
     patients = [row[2] for row in rows[1:]]
     assert patients == [
@@ -344,6 +347,7 @@ def test_export_neutralizes_every_formula_trigger(client, compliance, provider, 
 
 def test_export_is_audited_with_filters_and_row_count(client, compliance, log):
     client.force_login(compliance)
+    confirm_identity(client)
     response = client.get("/audit/export.csv", {"username": "dorothy"})
     rows = read_csv(response)
     event = AuditEvent.objects.filter(kind=kinds.AUDIT_EXPORTED.code).get()
@@ -358,6 +362,7 @@ def test_export_is_audited_with_filters_and_row_count(client, compliance, log):
 
 def test_export_filename_carries_only_validated_dates(client, compliance, log):
     client.force_login(compliance)
+    confirm_identity(client)
     response = client.get(
         "/audit/export.csv", {"username": 'x"; filename=evil.exe', "last": "month"}
     )

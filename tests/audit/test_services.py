@@ -28,6 +28,7 @@ KNOWN_PARAMETERS = {
     "justification",
     "old",
     "new",
+    "purpose",
 }
 
 
@@ -160,8 +161,10 @@ def test_no_secret_reaches_any_audit_column(client, provider, password, settings
     client.post("/accounts/login/", {"username": "dorothy", "password": password})
     client.post(
         "/account/password/",
-        {"old_password": password, "new_password1": new_password, "new_password2": new_password},
+        {"password": password, "new_password1": new_password, "new_password2": new_password},
     )
+    client.post("/account/confirm/", {"password": "Wrong-Passw0rd-99"})
+    client.post("/account/confirm/", {"password": new_password})
     client.get("/audit/export.csv")
     secrets = [
         password,
@@ -171,7 +174,7 @@ def test_no_secret_reaches_any_audit_column(client, provider, password, settings
         settings.SECRET_KEY,
         *(key.hex() for key in settings.AUDIT_HMAC_KEYS.keys.values()),
     ]
-    assert AuditEvent.objects.count() >= 5
+    assert AuditEvent.objects.count() >= 7
     for row in AuditEvent.objects.values():
         blob = " ".join(str(value) for value in row.values())
         for secret in secrets:

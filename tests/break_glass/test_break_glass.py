@@ -12,7 +12,7 @@ from accounts.roles import Role
 from audit.models import AuditEvent
 from break_glass.models import BreakGlassGrant
 from break_glass.services import break_glass_open, break_glass_review
-from tests.factories import make_user
+from tests.factories import confirm_identity, make_user
 from tests.support_pin.helpers import current_pin
 
 REASON = "Caller lost her phone and cannot sign in to read her Support PIN; verified by callback."
@@ -27,6 +27,7 @@ def compliance(practice):
 def agent_client(agent):
     client = Client()
     client.force_login(agent)
+    confirm_identity(client)  # opening break-glass access is behind re-authentication
     return client
 
 

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -83,3 +84,22 @@ def sign_in(page, username: str, password: str) -> None:
         page.get_by_label("Code", exact=True).fill(totp_code(User.objects.get(username=username)))
         page.get_by_role("button", name="Verify").click()
         page.wait_for_load_state()
+
+
+def confirm_it_is_you(page, username: str, password: str) -> None:
+    """Answer the re-authentication prompt: the password, and a backup code where enrolled.
+
+    A backup code rather than the app's code: the sign-in just used the current
+    time step's code, and a replay within the step is refused.
+    """
+    from accounts.mfa import mfa_backup_codes_replace
+    from accounts.models import User
+
+    expect(page.get_by_role("heading", name="Confirm it is you")).to_be_visible()
+    page.get_by_label("Your password").fill(password)
+    if page.get_by_label("Code", exact=True).count():
+        user = User.objects.get(username=username)
+        code = mfa_backup_codes_replace(acting_user=user, ip=None)[0]
+        page.get_by_label("Backup code").check()
+        page.get_by_label("Code", exact=True).fill(code)
+    page.get_by_role("button", name="Confirm").click()

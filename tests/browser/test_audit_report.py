@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import confirm_it_is_you, sign_in
 from tests.factories import make_user
 
 
@@ -27,8 +27,10 @@ def test_compliance_filters_the_report_and_downloads_the_export(page, provider, 
     expect(page.get_by_role("cell", name="Profile updated for user dorothy Ludwig")).to_be_visible()
     expect(page.get_by_role("cell", name="Profile updated for user Dori User")).to_have_count(0)
 
+    # Signing in is not a confirmation: the export asks first, then downloads.
+    page.get_by_role("link", name="Export to File").click()
     with page.expect_download() as download_info:
-        page.get_by_role("link", name="Export to File").click()
+        confirm_it_is_you(page, "compliance", password)
     download = download_info.value
     assert download.suggested_filename.startswith("audit-log_")
     with open(download.path(), encoding="utf-8", newline="") as handle:
@@ -40,6 +42,7 @@ def test_compliance_filters_the_report_and_downloads_the_export(page, provider, 
     ]
 
     # The quick range keeps the username filter; the export is compliance's own event.
+    page.goto("/audit/?username=dorothy")
     page.get_by_role("link", name="Week").click()
     expect(page.get_by_label("Username")).to_have_value("dorothy")
     page.get_by_label("Username").fill("compliance")

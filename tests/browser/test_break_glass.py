@@ -3,7 +3,7 @@ import re
 from playwright.sync_api import expect
 
 from accounts.roles import Role
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import confirm_it_is_you, sign_in
 from tests.factories import make_user
 
 REASON = "Caller lost her phone and cannot read her Support PIN; verified by a callback."
@@ -14,6 +14,7 @@ def test_agent_opens_break_glass_with_a_justification(page, provider, password):
     sign_in(page, "agent", password)
     page.goto(f"/support/validate/?account={provider.pk}")
     page.get_by_role("link", name="Open break-glass access").click()
+    confirm_it_is_you(page, "agent", password)
     page.get_by_label("Why is this access needed?").fill("because")
     page.get_by_label("For how many minutes").fill("90")
     page.get_by_role("button", name="Open break-glass access").click()

@@ -16,6 +16,7 @@ def test_enrol_an_authenticator_then_sign_in_with_a_code(page, provider, passwor
     sign_in(page, "dorothy", password)
     page.goto("/account/settings/")
     page.get_by_role("link", name="Security").first.click()
+    page.get_by_label("Your password").fill(password)  # asked again, at that moment
     page.get_by_role("button", name="Set up an authenticator app").click()
     expect(page.locator(".qr svg")).to_be_visible()
     secret = page.locator("code.secret").inner_text()

@@ -15,8 +15,10 @@ def test_revoke_another_session_and_see_it_die(page, browser, live_server, provi
 
         sign_in(page, "dorothy", password)
         page.goto("/account/security/")
-        rows = page.locator("section[aria-labelledby=sessions-title] tbody tr")
+        sessions = page.locator("section[aria-labelledby=sessions-title]")
+        rows = sessions.locator("tbody tr")
         expect(rows).to_have_count(2)
+        sessions.get_by_label("Your password").fill(password)  # asked at that moment
         rows.filter(has_not_text="This session").get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("status")).to_contain_text("That session is signed out.")
         expect(rows).to_have_count(1)

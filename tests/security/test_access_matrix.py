@@ -16,6 +16,7 @@ ROLES = [ANON, *[role.value for role in Role]]
 OK, DENIED, NOT_FOUND, NOT_ALLOWED, UNAUTHORIZED = 200, 403, 404, 405, 401
 LOGIN = "to sign-in"  # 302 to /accounts/login/
 REDIRECT = "redirect"  # 302 elsewhere (the user's own page)
+CONFIRM = "to confirm"  # 302 to /account/confirm/: allowed, after the password (and code) again
 
 
 def everyone(expected, anonymous=LOGIN):
@@ -47,17 +48,26 @@ MATRIX = {
     "practice_staff": only([Role.PRACTICE_ADMIN]),
     "practice_staff_unlock": everyone(NOT_ALLOWED),
     "practice_staff_sign_out": everyone(NOT_ALLOWED),
-    "practice_staff_manage": everyone(NOT_ALLOWED),
+    "practice_staff_deactivate": everyone(NOT_ALLOWED),
+    "practice_staff_reactivate": everyone(NOT_ALLOWED),
+    "practice_staff_role": everyone(NOT_ALLOWED),
+    "mfa_enrol_start": everyone(NOT_ALLOWED),
+    "mfa_enrol_confirm": everyone(NOT_ALLOWED),
+    "mfa_backup_codes": everyone(NOT_ALLOWED),
+    "mfa_remove": everyone(NOT_ALLOWED),
+    "session_end": everyone(NOT_ALLOWED),
+    "sessions_end_others": everyone(NOT_ALLOWED),
     "practice_staff_create": everyone(NOT_ALLOWED),
     # a link with a made-up token: the page says it is not valid, to anyone
     "password_reset_confirm": everyone(OK, anonymous=OK),
     "audit_report": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
-    "audit_export": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
+    "audit_export": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
     "support_pin_view": everyone(OK),
     "support_pin_generate": everyone(NOT_ALLOWED),
     "app_pin_view_edit": everyone(OK),
     "support_console": only([Role.SUPPORT_AGENT]),
-    "break_glass_open": only([Role.SUPPORT_AGENT]),
+    "support_console_validate": everyone(NOT_ALLOWED),
+    "break_glass_open": only([Role.SUPPORT_AGENT], allowed_status=CONFIRM),
     # no such grant: the agent is sent back to the console; everyone else is refused
     "break_glass_grant": only([Role.SUPPORT_AGENT], allowed_status=REDIRECT),
     "break_glass_list": only([Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]),
@@ -91,7 +101,10 @@ def concrete_url(name: str, people) -> str:
         "profile_image": {"user_id": provider.pk, "kind": "picture"},
         "practice_staff_unlock": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_sign_out": {"user_id": people[Role.NURSE.value].pk},
-        "practice_staff_manage": {"user_id": people[Role.NURSE.value].pk},
+        "practice_staff_deactivate": {"user_id": people[Role.NURSE.value].pk},
+        "practice_staff_reactivate": {"user_id": people[Role.NURSE.value].pk},
+        "practice_staff_role": {"user_id": people[Role.NURSE.value].pk},
+        "session_end": {"session_id": "0" * 40},
         "password_reset_confirm": {"uidb64": "MQ", "token": "bogus-token"},
         "break_glass_open": {"account_id": provider.pk},
         "break_glass_grant": {"grant_id": 999999},
@@ -102,7 +115,10 @@ def concrete_url(name: str, people) -> str:
 
 def answer(response) -> object:
     if response.status_code == 302:
-        return LOGIN if response["Location"].startswith("/accounts/login/") else REDIRECT
+        location = response["Location"]
+        if location.startswith("/accounts/login/"):
+            return LOGIN
+        return CONFIRM if location.startswith("/account/confirm/") else REDIRECT
     return response.status_code
 
 

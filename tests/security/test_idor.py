@@ -9,7 +9,7 @@ from accounts.models import User, UserSession
 from accounts.roles import Role
 from break_glass.models import BreakGlassGrant
 from break_glass.services import break_glass_open
-from tests.factories import PASSWORD, make_practice, make_user
+from tests.factories import PASSWORD, confirm_identity, make_practice, make_user
 from tests.support_pin.helpers import current_pin
 
 REASON = "Caller cannot give the PIN; verifying identity by callback to the office."
@@ -37,8 +37,10 @@ def world(people):
 
 
 def signed_in(people, role):
+    """Signed in and recently confirmed: what is left to stop them is the object check."""
     client = Client()
     client.force_login(people[role.value])
+    confirm_identity(client)
     return client
 
 
@@ -48,8 +50,9 @@ def test_practice_admin_actions_on_another_practices_user(people, world):
     for name, data in (
         ("practice_staff_unlock", {}),
         ("practice_staff_sign_out", {}),
-        ("practice_staff_manage", {"action": "deactivate"}),
-        ("practice_staff_manage", {"action": "role", "role": "billing"}),
+        ("practice_staff_deactivate", {}),
+        ("practice_staff_reactivate", {}),
+        ("practice_staff_role", {"role": "billing"}),
     ):
         response = admin.post(reverse(name, kwargs={"user_id": victim.pk}), data)
         assert response.status_code == 404, name
@@ -62,9 +65,10 @@ def test_another_users_images_and_sessions(people, world):
     provider = signed_in(people, Role.PROVIDER)
     doctor = world["victim_doctor"]
     assert provider.get(f"/account/images/{doctor.pk}/picture/").status_code == 404
-    provider.post(
-        "/account/security/", {"action": "end_session", "session": world["victim_session"].pk}
+    response = provider.post(
+        f"/account/security/sessions/{world['victim_session'].pk}/end/", {"password": PASSWORD}
     )
+    assert response.status_code == 302
     assert world["victim_client"].get("/account/staff/").status_code == 200
 
 
@@ -98,11 +102,11 @@ def test_another_practices_events_and_patients_by_filter(people, world):
 
 def test_unknown_and_malformed_ids_are_answered_without_errors(people):
     admin = signed_in(people, Role.PRACTICE_ADMIN)
-    assert (
-        admin.post("/practice/staff/99999999/manage/", {"action": "deactivate"}).status_code == 404
-    )
+    assert admin.post("/practice/staff/99999999/deactivate/").status_code == 404
+    assert admin.post("/practice/staff/99999999999999999999/role/").status_code == 404
     provider = signed_in(people, Role.PROVIDER)
-    for value in ("x", "-1", "1e9", "", "9" * 40):
-        response = provider.post("/account/security/", {"action": "end_session", "session": value})
-        assert response.status_code == 302, value
+    for value in ("x", "-1", "1e9", "9" * 40, "9" * 400, "%00", "..%2F.."):
+        url = f"/account/security/sessions/{value}/end/"
+        response = provider.post(url, {"password": PASSWORD})
+        assert response.status_code in (302, 404), value
     assert User.objects.filter(is_active=True).count() == len(people)

@@ -11,7 +11,6 @@ from support_pin import services
 from support_pin.models import AccountPins
 from support_pin.services import (
     InvalidPinFormat,
-    RevealOutcome,
     ValidationOutcome,
     normalize_pin,
     support_pin_validate,
@@ -61,10 +60,10 @@ def test_anything_but_four_ascii_digits_is_refused(raw):
 # Reveal
 
 
-def test_reveal_with_the_right_password(provider, password):
+def test_reveal_shows_the_pin_and_records_it(provider):
     start = head()
-    result = services.support_pin_reveal(acting_user=provider, password=password, ip="2001:db8::9")
-    assert result.outcome is RevealOutcome.SHOWN and result.pin == current_pin(provider)
+    pin = services.support_pin_reveal(acting_user=provider, ip="2001:db8::9")
+    assert pin == current_pin(provider)
     assert events_since(start) == [
         (
             "Support PIN viewed for user dorothy Ludwig",
@@ -76,47 +75,19 @@ def test_reveal_with_the_right_password(provider, password):
     ]
 
 
-def test_wrong_passwords_are_counted_and_lock_reveals(provider, password):
-    for _ in range(4):
-        result = services.support_pin_reveal(acting_user=provider, password="nope", ip=None)
-        assert result.outcome is RevealOutcome.WRONG_PASSWORD and result.pin is None
-    result = services.app_pin_reveal(acting_user=provider, password="nope", ip=None)
-    assert result.outcome is RevealOutcome.LOCKED
-    # Locked: even the right password shows nothing, for 30 minutes.
-    assert services.support_pin_reveal(acting_user=provider, password=password, ip=None).pin is None
-    details = list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
-    assert details.count("PIN view refused for user dorothy Ludwig: wrong password") == 5
-    assert "Viewing PINs locked for user dorothy Ludwig after 5 wrong passwords" in details
-    with time_machine.travel(timezone.now() + timedelta(minutes=31)):
-        assert services.support_pin_reveal(acting_user=provider, password=password, ip=None).ok
-
-
-def test_a_right_password_resets_the_count(provider, password):
-    for _ in range(4):
-        services.support_pin_reveal(acting_user=provider, password="nope", ip=None)
-    assert services.support_pin_reveal(acting_user=provider, password=password, ip=None).ok
-    assert services.support_pin_reveal(acting_user=provider, password="nope", ip=None).outcome is (
-        RevealOutcome.WRONG_PASSWORD
-    )
-
-
-def test_app_pin_view_and_change(provider, password):
+def test_app_pin_view_and_change(provider):
     start = head()
-    assert services.app_pin_reveal(
-        acting_user=provider, password=password, ip=None
-    ).pin == current_pin(provider, "app_pin")
-    result = services.app_pin_change(
-        acting_user=provider, password=password, new_app_pin=" 0420 ", ip=None
+    assert services.app_pin_reveal(acting_user=provider, ip=None) == current_pin(
+        provider, "app_pin"
     )
-    assert result.pin == "0420" == current_pin(provider, "app_pin")
+    assert services.app_pin_change(acting_user=provider, new_app_pin=" 0420 ", ip=None) == "0420"
+    assert current_pin(provider, "app_pin") == "0420"
     with pytest.raises(InvalidPinFormat):
-        services.app_pin_change(acting_user=provider, password=password, new_app_pin="42", ip=None)
-    wrong = services.app_pin_change(acting_user=provider, password="x", new_app_pin="1111", ip=None)
-    assert not wrong.ok and current_pin(provider, "app_pin") == "0420"
+        services.app_pin_change(acting_user=provider, new_app_pin="42", ip=None)
+    assert current_pin(provider, "app_pin") == "0420"
     assert [e[0] for e in events_since(start)] == [
         "App Unlock PIN viewed for user dorothy Ludwig",
         "App Unlock PIN changed for user dorothy Ludwig",
-        "PIN view refused for user dorothy Ludwig: wrong password",
     ]
 
 
@@ -248,7 +219,7 @@ def test_fail_closed_when_the_audit_event_cannot_be_written(provider, agent, pas
     pin = current_pin(provider)
     monkeypatch.setattr("audit.chain.row_hash", broken)
     with pytest.raises(RuntimeError):
-        services.support_pin_reveal(acting_user=provider, password=password, ip=None)
+        services.support_pin_reveal(acting_user=provider, ip=None)
     with pytest.raises(RuntimeError):
         support_pin_validate(acting_user=agent, account=provider, pin=pin, ip=None)
     with pytest.raises(RuntimeError):

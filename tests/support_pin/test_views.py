@@ -8,13 +8,14 @@ from accounts.roles import Role
 from audit.models import AuditEvent
 from support_pin import services
 from support_pin.models import AccountPins
-from tests.factories import make_user
+from tests.factories import confirm_identity, make_user
 from tests.support_pin.helpers import ARABIC_INDIC, FULL_WIDTH, current_pin, mentions, wrong_pin
 
 VIEW = "/account/pins/support/"
 GENERATE = "/account/pins/support/generate/"
 APP = "/account/pins/app/"
 CONSOLE = "/support/validate/"
+VALIDATE = "/support/validate/pin/"
 
 
 @pytest.fixture
@@ -64,19 +65,22 @@ def test_the_prompt_works_without_javascript(provider_client, provider, password
     assert "no-store" in response["Cache-Control"]
 
 
-def test_a_wrong_password_shows_an_error_and_no_pin(unusual_pins, provider_client, provider):
+def test_a_wrong_password_shows_an_error_and_no_pin(
+    unusual_pins, provider_client, provider, password
+):
     response = provider_client.post(VIEW, {"password": "not-it"})
     assert response.status_code == 400
     assert "The password is not correct." in response.content.decode()
     assert not mentions(response.content.decode(), current_pin(provider))
     for _ in range(4):
         response = provider_client.post(VIEW, {"password": "not-it"})
-    # The fifth locks viewing, and (counted by the sign-in lockout too) signing in.
+    # The fifth locks the prompts and signing in: they are counted as sign-in failures.
     assert response.status_code == 429
     assert not mentions(response.content.decode(), current_pin(provider))
-    response = provider_client.post(VIEW, {"password": "not-it"})
+    response = provider_client.post(VIEW, {"password": password})  # even the right one
     assert response.status_code == 429
-    assert "Viewing PINs is locked until" in response.content.decode()
+    assert "Too many wrong passwords" in response.content.decode()
+    assert not mentions(response.content.decode(), current_pin(provider))
 
 
 def test_generate_is_post_only_with_csrf(provider, provider_client):
@@ -86,6 +90,10 @@ def test_generate_is_post_only_with_csrf(provider, provider_client):
     strict.force_login(provider)
     assert strict.post(GENERATE).status_code == 403
     assert current_pin(provider) == before
+    response = provider_client.post(GENERATE)  # signing in is not a fresh confirmation
+    assert response["Location"].startswith("/account/confirm/")
+    assert current_pin(provider) == before
+    confirm_identity(provider_client)
     response = provider_client.post(GENERATE)
     assert response.status_code == 302
     assert current_pin(provider) != before
@@ -143,11 +151,11 @@ def test_console_validation_flow(unusual_pins, agent_client, provider):
     page = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
     assert "Support PIN the caller gives" in page
     wrong = wrong_pin(provider)
-    response = agent_client.post(CONSOLE, {"account": provider.pk, "pin": wrong})
+    response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": wrong})
     assert "The Support PIN did not match." in response.content.decode()
     assert not mentions(response.content.decode().split("</h2>", 1)[1], wrong)
     pin = current_pin(provider)
-    response = agent_client.post(CONSOLE, {"account": provider.pk, "pin": f" {pin} "})
+    response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": f" {pin} "})
     page = response.content.decode()
     assert "The Support PIN matched." in page
     assert not mentions(page, pin) and not mentions(page, current_pin(provider))
@@ -155,24 +163,24 @@ def test_console_validation_flow(unusual_pins, agent_client, provider):
 
 def test_console_rejects_malformed_pins_without_counting_them(agent_client, provider):
     for bad in (ARABIC_INDIC, FULL_WIDTH, "12345", "abcd", ""):
-        response = agent_client.post(CONSOLE, {"account": provider.pk, "pin": bad})
+        response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": bad})
         assert response.status_code == 400
     assert AccountPins.objects.get(user=provider).failed_validations == 0
 
 
 def test_console_shows_the_lock(agent_client, provider):
     for _ in range(5):
-        agent_client.post(CONSOLE, {"account": provider.pk, "pin": wrong_pin(provider)})
+        agent_client.post(VALIDATE, {"account": provider.pk, "pin": wrong_pin(provider)})
     page = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
     assert "Validation is locked for this account until" in page
-    response = agent_client.post(CONSOLE, {"account": provider.pk, "pin": current_pin(provider)})
+    response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": current_pin(provider)})
     assert "Validation is locked; the PIN was not checked." in response.content.decode()
 
 
 def test_console_unknown_or_malformed_account(agent_client):
-    assert agent_client.post(CONSOLE, {"account": 999999, "pin": "1234"}).status_code == 400
+    assert agent_client.post(VALIDATE, {"account": 999999, "pin": "1234"}).status_code == 400
     assert agent_client.get(CONSOLE, {"account": "../../1"}).status_code == 200
-    assert agent_client.post(CONSOLE, {"account": "x", "pin": "1234"}).status_code == 400
+    assert agent_client.post(VALIDATE, {"account": "x", "pin": "1234"}).status_code == 400
 
 
 def test_the_pin_never_reaches_logs_pages_admin_or_audit(
@@ -194,7 +202,7 @@ def test_the_pin_never_reaches_logs_pages_admin_or_audit(
 
     client.force_login(agent)
     pins_seen.add(current_pin(provider))
-    client.post(CONSOLE, {"account": provider.pk, "pin": current_pin(provider)})
+    client.post(VALIDATE, {"account": provider.pk, "pin": current_pin(provider)})
     pins_seen.add(current_pin(provider))
     console = client.get(CONSOLE, {"account": provider.pk}).content.decode()
 
@@ -231,7 +239,7 @@ def test_the_database_holds_no_pin_in_clear(provider, agent, password, monkeypat
     draws = itertools.cycle([7391, 5826, 3047, 8152])
     monkeypatch.setattr(services.secrets, "randbelow", lambda n: next(draws))
     services.support_pin_generate(account=provider, acting_user=provider, ip=None)
-    services.app_pin_change(acting_user=provider, password=password, new_app_pin="5826", ip=None)
+    services.app_pin_change(acting_user=provider, new_app_pin="5826", ip=None)
     client.force_login(provider)
     client.post(VIEW, {"password": password})
     known = {current_pin(provider), current_pin(provider, "app_pin")}

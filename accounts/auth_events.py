@@ -1,0 +1,249 @@
+"""Every authentication event, in one place: sign-in, password prompts, sign-out, session ends.
+
+Each function writes the audit event, the lockout count and the session record
+of one event in one transaction. Views call these; Django's and django-axes'
+signals reach them through one adapter each (accounts/receivers.py for
+Django's sign-in and sign-out, accounts/lockout.py for axes' failure count).
+
+Password prompts inside a signed-in session (the PIN view, re-authentication,
+password change, two-factor changes) all go through `identity_confirm`: it
+refuses while the account's sign-in is locked, counts a wrong password where
+sign-in failures count, and records it, so a stolen session cannot guess the
+password any faster than the sign-in page allows.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from axes.handlers.proxy import AxesProxyHandler
+from django.contrib.auth import logout
+from django.db import models, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts import idle, mfa, reauth
+from accounts.models import User, UserSession
+from accounts.session_store import stored_key
+from audit import kinds
+from audit.services import audit_event_record
+from ehr.middleware import USER_AGENT_MAX
+
+EndReason = UserSession.EndReason
+PROMPT = "prompt"  # credentials key axes is given for a prompt's failure (accounts/lockout.py)
+
+
+class PromptPurpose(models.TextChoices):
+    REAUTH = "reauth", "confirmation before a sensitive action"
+    PIN_VIEW = "pin_view", "PIN view"
+    PASSWORD_CHANGE = "password_change", "password change"
+    MFA_CHANGE = "mfa_change", "two-factor change"
+
+
+_PROMPT_FAILED = {
+    PromptPurpose.REAUTH: kinds.REAUTH_FAILED,
+    PromptPurpose.PIN_VIEW: kinds.PIN_VIEW_REFUSED,
+    PromptPurpose.PASSWORD_CHANGE: kinds.PASSWORD_CHANGE_REFUSED,
+    PromptPurpose.MFA_CHANGE: kinds.MFA_CHANGE_REFUSED,
+}
+
+
+def _ip(request: HttpRequest | None) -> str | None:
+    return getattr(request, "client_ip", None)
+
+
+def _session_row(request: HttpRequest | None):
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    return UserSession.objects.filter(session_key=stored_key(key)) if key else None
+
+
+# Sign-in
+
+
+def signed_in(*, request: HttpRequest, user: User) -> None:
+    """Record a completed sign-in: the event, and who signed in from where on its session."""
+    ip = _ip(request)
+    with transaction.atomic():
+        audit_event_record(kind=kinds.SIGNED_IN, acting_user=user, account=user, ip=ip)
+        row = _session_row(request)
+        if row is not None:
+            row.update(
+                user=user,
+                ip=ip,
+                user_agent=request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_MAX],
+                last_seen_at=timezone.now(),
+            )
+    idle.touch(request)  # the inactivity clock starts at sign-in; re-authentication does not
+
+
+def sign_in_failed(*, request: HttpRequest, username: str, refused: bool, locked: bool) -> None:
+    """Record a sign-in that failed (axes has counted it), and the lock it caused.
+
+    `refused`: sign-in was already locked, so the password was never checked.
+    """
+    account = User.objects.filter(username=username).first() if username else None
+    if refused:
+        known, unknown = kinds.SIGN_IN_REFUSED_LOCKED, kinds.SIGN_IN_REFUSED_LOCKED_UNKNOWN
+    else:
+        known, unknown = kinds.SIGN_IN_FAILED, kinds.SIGN_IN_FAILED_UNKNOWN
+    ip = _ip(request)
+    with transaction.atomic():
+        # The typed name of an unknown account is not recorded: it may be a password.
+        audit_event_record(
+            kind=known if account else unknown, acting_user=None, account=account, ip=ip
+        )
+        if locked:
+            kind = kinds.SIGN_IN_LOCKED if account else kinds.SIGN_IN_LOCKED_UNKNOWN
+            audit_event_record(kind=kind, acting_user=None, account=account, ip=ip)
+
+
+# Password prompts inside a session
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    ok: bool
+    locked: bool = False  # sign-in (and so every prompt) is locked for this account
+    code_wrong: bool = False
+    throttled_until: datetime | None = None  # wrong codes: django-otp's delay
+
+
+def identity_confirm(
+    request: HttpRequest,
+    *,
+    password: str,
+    purpose: PromptPurpose,
+    method: str | None = None,
+    code: str | None = None,
+) -> PromptResult:
+    """Check the signed-in user's password, then the second factor where they have one.
+
+    Refused without looking while sign-in is locked for this account and
+    address; a wrong password counts towards that lock and is recorded with
+    its purpose. Success starts the re-authentication window.
+    """
+    user = request.user
+    credentials = {"username": user.get_username(), PROMPT: purpose.value}
+    ip = _ip(request)
+    if AxesProxyHandler.is_locked(request, credentials):
+        audit_event_record(
+            kind=kinds.PASSWORD_PROMPT_REFUSED_LOCKED,
+            acting_user=user,
+            account=user,
+            ip=ip,
+            params={"purpose": purpose.label},
+        )
+        return PromptResult(ok=False, locked=True)
+    if not user.check_password(password):
+        with transaction.atomic():
+            AxesProxyHandler.user_login_failed(
+                sender=identity_confirm, credentials=credentials, request=request
+            )
+            audit_event_record(kind=_PROMPT_FAILED[purpose], acting_user=user, account=user, ip=ip)
+        return PromptResult(ok=False, locked=AxesProxyHandler.is_locked(request, credentials))
+    if mfa.mfa_device(user) is not None:
+        check = mfa.mfa_check(acting_user=user, method=method or "", code=code or "", ip=ip)
+        if not check.ok:
+            return PromptResult(ok=False, code_wrong=True, throttled_until=check.throttled_until)
+    reauth.stamp(request)
+    return PromptResult(ok=True)
+
+
+# Sign-out and the end of sessions
+
+
+def _record_sign_out(request: HttpRequest, user: User, reason: str) -> None:
+    """Mark the request's session ended and record why, once."""
+    row = _session_row(request)
+    if row is not None and not row.filter(ended_at__isnull=True).update(
+        ended_at=timezone.now(), end_reason=reason
+    ):
+        return  # already ended and recorded
+    ip = _ip(request)
+    if reason == EndReason.SIGNED_OUT:
+        audit_event_record(kind=kinds.SIGNED_OUT, acting_user=user, account=user, ip=ip)
+    elif reason == EndReason.IDLE:
+        audit_event_record(
+            kind=kinds.SIGNED_OUT_AUTOMATICALLY, acting_user=None, account=user, ip=ip
+        )
+    else:  # ended by the server because of something done elsewhere
+        audit_event_record(
+            kind=kinds.SESSION_REVOKED, acting_user=None, account=user, ip=ip, params={"count": 1}
+        )
+
+
+def signed_out(*, request: HttpRequest, user: User) -> None:
+    """Record that `user` signed out (Django's logout() tells us through its signal)."""
+    with transaction.atomic():
+        _record_sign_out(request, user, EndReason.SIGNED_OUT)
+
+
+def sign_out(request: HttpRequest, *, reason: str) -> None:
+    """Sign the request's user out by the server's decision, recorded with its reason."""
+    with transaction.atomic():
+        _record_sign_out(request, request.user, reason)
+    logout(request)
+
+
+def session_capped(*, request: HttpRequest, session: UserSession) -> None:
+    """Record the end of a session that reached SESSION_MAX_HOURS (it no longer loads)."""
+    with transaction.atomic():
+        ended = UserSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
+            ended_at=timezone.now(), end_reason=EndReason.SESSION_CAP, session_data=""
+        )
+        if ended:
+            audit_event_record(
+                kind=kinds.SESSION_CAPPED, acting_user=None, account=session.user, ip=_ip(request)
+            )
+
+
+def _end(sessions, reason: str) -> int:
+    """End live sessions now: they keep their rows, without data, so nothing loads them."""
+    return sessions.filter(ended_at__isnull=True).update(
+        ended_at=timezone.now(), end_reason=reason, session_data=""
+    )
+
+
+@transaction.atomic
+def session_end(*, account: User, session_key: str, acting_user: User, ip: str | None) -> bool:
+    """Sign out one of `account`'s sessions remotely (`session_key` as stored: hashed)."""
+    ended = _end(
+        UserSession.objects.filter(user=account, session_key=session_key), EndReason.REVOKED
+    )
+    if ended:
+        audit_event_record(
+            kind=kinds.SESSION_REVOKED,
+            acting_user=acting_user,
+            account=account,
+            ip=ip,
+            params={"count": ended},
+        )
+    return bool(ended)
+
+
+@transaction.atomic
+def sessions_end_all(
+    *,
+    account: User,
+    acting_user: User | None,
+    ip: str | None,
+    keep_session_key: str | None = None,
+    reason: str = EndReason.REVOKED,
+) -> int:
+    """Sign out every session of `account` but the one whose cookie key is `keep_session_key`.
+
+    Only a revocation records its own event; a password change or a
+    deactivation records the change that ended the sessions.
+    """
+    sessions = UserSession.objects.filter(user=account)
+    if keep_session_key:
+        sessions = sessions.exclude(session_key=stored_key(keep_session_key))
+    ended = _end(sessions, reason)
+    if ended and reason == EndReason.REVOKED:
+        audit_event_record(
+            kind=kinds.SESSION_REVOKED,
+            acting_user=acting_user,
+            account=account,
+            ip=ip,
+            params={"count": ended},
+        )
+    return ended

@@ -1,0 +1,113 @@
+"""What every request checks about its session, in order: ended or capped, idle, two-factor."""
+
+import time
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve, reverse
+
+from accounts import auth_events, idle, mfa
+from accounts.models import AuthenticatorDevice, UserSession
+
+EndReason = UserSession.EndReason
+
+# What a browser is told when it comes back with the cookie of a session ended elsewhere.
+ENDED_ELSEWHERE = {
+    EndReason.REVOKED: "This session was signed out from another session.",
+    EndReason.PASSWORD_CHANGED: (
+        "This session was signed out because the account's password was changed."
+    ),
+    EndReason.DEACTIVATED: "This session was signed out: the account is deactivated.",
+    EndReason.SESSION_CAP: "This session reached its time limit. Please sign in again.",
+}
+
+
+class SessionGuardMiddleware:
+    """Tell a browser why its session ended; record a session that reached its time limit.
+
+    An ended or expired session never loads (accounts/session_store.py), so the
+    request arrives signed out; its row still says why. Django's session
+    middleware then drops the stale cookie, so this is said once.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.is_authenticated and settings.SESSION_COOKIE_NAME in request.COOKIES:
+            record = request.session.record
+            if record is not None and record.user_id is not None:
+                if record.ended_at is None:  # it did not load: past SESSION_MAX_HOURS
+                    auth_events.session_capped(request=request, session=record)
+                    record.end_reason = EndReason.SESSION_CAP
+                if record.end_reason in ENDED_ELSEWHERE:
+                    messages.info(request, ENDED_ELSEWHERE[record.end_reason])
+        return self.get_response(request)
+
+
+class IdleTimeoutMiddleware:
+    """End a session idle for SESSION_IDLE_TIMEOUT seconds, on the server, before the view."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            now = time.time()
+            if idle.idle_seconds(request, now) > settings.SESSION_IDLE_TIMEOUT:
+                auth_events.sign_out(request, reason=EndReason.IDLE)
+                if idle.is_background(request):
+                    return JsonResponse({"signed_in": False}, status=401)
+                minutes = settings.SESSION_IDLE_TIMEOUT // 60
+                messages.info(
+                    request, f"You were signed out after {minutes} minutes of inactivity."
+                )
+                return redirect_to_login(request.get_full_path())
+            if idle.counts_as_activity(request, now):
+                idle.touch(request, now)
+        return self.get_response(request)
+
+
+# Allowed without MFA by a user whose role requires it but who has not enrolled yet.
+ENROLMENT_PATHS = (
+    "security",
+    "mfa_enrol_start",
+    "mfa_enrol_confirm",
+    "logout",
+    "session_status",
+    "session_keepalive",
+    "healthz",
+)
+
+
+class MfaRequiredMiddleware:
+    """Roles that require MFA must enrol before anything else; enrolled users must be verified.
+
+    A session that signed in before the account's device existed cannot pass
+    (enrolment also ends the account's other sessions): it must sign in again
+    with a code.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated or user.is_verified():
+            return self.get_response(request)  # verified implies enrolled: no query
+        enrolled = AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
+        if enrolled:
+            logout(request)
+            return redirect(f"{reverse('login')}?next={request.path}")
+        if mfa.mfa_required(user):
+            try:
+                name = resolve(request.path_info).url_name
+            except Resolver404:
+                name = None
+            if name not in ENROLMENT_PATHS:
+                return redirect("security")
+        return self.get_response(request)

@@ -1,0 +1,1 @@
+"""Account pages, one module per concern: sign-in, profile, practice staff, security."""

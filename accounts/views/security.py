@@ -1,0 +1,154 @@
+"""The Security tab: two-factor authentication and the account's sessions.
+
+One URL and one small view per action. Every action that changes how the
+account signs in, shows backup codes or ends other sessions asks for the
+password (and the code, where enrolled) at that moment.
+"""
+
+from base64 import b32encode
+
+import django_otp
+import segno
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import auth_events, mfa, selectors
+from accounts.auth_events import PromptPurpose
+from accounts.forms import IdentityForm, MfaConfirmForm
+from accounts.session_store import stored_key
+
+
+def security_action(view):
+    """A Security tab action: signed in, POST only, never cached, secrets kept out of reports."""
+    view = sensitive_post_parameters("password", "code")(require_POST(view))
+    return login_required(never_cache(view))
+
+
+def _page(request: HttpRequest, status: int = 200, **context) -> HttpResponse:
+    """Render the Security tab, with any form the action handed back for its errors."""
+    user = request.user
+    device = mfa.mfa_device(user)
+    context.setdefault("identity_form", IdentityForm(user=user))
+    context.setdefault("sessions_form", IdentityForm(user=user, auto_id="session_%s"))
+    context.update(
+        required=mfa.mfa_required(user),
+        device=device,
+        sessions=selectors.active_sessions(
+            account=user, current_key=stored_key(request.session.session_key)
+        ),
+    )
+    pending = None if device else mfa.mfa_pending_device(user)
+    if pending is not None:
+        secret = b32encode(pending.bin_key).decode()
+        qr = segno.make(pending.config_url, error="m").svg_inline(scale=4)
+        context.update(
+            pending=True,
+            qr_svg=mark_safe(qr),  # noqa: S308  (segno's own SVG of our URL)  # nosec B308 B703
+            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        )
+        context.setdefault("confirm_form", MfaConfirmForm())
+    response = render(request, "accounts/security.html", context, status=status)
+    if "backup_codes" in context:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@never_cache
+@require_GET
+def security(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+def _confirmed(request: HttpRequest, auto_id: str = "id_%s") -> tuple[bool, IdentityForm]:
+    form = IdentityForm(request.POST, user=request.user, auto_id=auto_id)
+    return form.is_valid() and form.confirm(request, purpose=PromptPurpose.MFA_CHANGE), form
+
+
+@security_action
+def mfa_enrol_start(request: HttpRequest) -> HttpResponse:
+    """Begin setting up an authenticator app (the QR code is shown next)."""
+    ok, form = _confirmed(request)
+    if not ok:
+        return _page(request, 400, identity_form=form)
+    mfa.mfa_enrollment_start(acting_user=request.user)
+    return redirect("security")
+
+
+@security_action
+def mfa_enrol_confirm(request: HttpRequest) -> HttpResponse:
+    """Turn two-factor on with a code from the new app; show the backup codes once."""
+    form = MfaConfirmForm(request.POST)
+    codes = None
+    if form.is_valid():
+        codes = mfa.mfa_enrollment_confirm(
+            acting_user=request.user,
+            code=form.cleaned_data["code"],
+            ip=request.client_ip,
+            keep_session_key=request.session.session_key,
+        )
+        if codes is None:
+            form.add_error("code", "That code is not right. Check the app and try again.")
+    if codes is None:
+        return _page(request, 400, confirm_form=form)
+    django_otp.login(request, mfa.mfa_device(request.user))
+    return _page(request, backup_codes=codes)
+
+
+@security_action
+def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
+    """Replace the backup codes and show the new ones once."""
+    ok, form = _confirmed(request)
+    if not ok or mfa.mfa_device(request.user) is None:
+        return _page(request, 400, identity_form=form)
+    codes = mfa.mfa_backup_codes_replace(acting_user=request.user, ip=request.client_ip)
+    return _page(request, backup_codes=codes)
+
+
+@security_action
+def mfa_remove(request: HttpRequest) -> HttpResponse:
+    """Turn two-factor authentication off (not for roles that require it)."""
+    if mfa.mfa_required(request.user):
+        raise Http404
+    ok, form = _confirmed(request)
+    if not ok:
+        return _page(request, 400, identity_form=form)
+    mfa.mfa_remove(acting_user=request.user, ip=request.client_ip)
+    messages.success(request, "Two-factor authentication is off.")
+    return redirect("security")
+
+
+@security_action
+def session_end(request: HttpRequest, session_id: str) -> HttpResponse:
+    """Sign out one of the user's other sessions."""
+    ok, form = _confirmed(request, auto_id="session_%s")
+    if not ok:
+        return _page(request, 400, sessions_form=form)
+    mine = stored_key(request.session.session_key)
+    if session_id != mine and auth_events.session_end(
+        account=request.user, session_key=session_id, acting_user=request.user, ip=request.client_ip
+    ):
+        messages.success(request, "That session is signed out.")
+    return redirect("security")
+
+
+@security_action
+def sessions_end_others(request: HttpRequest) -> HttpResponse:
+    """Sign out every session of the user but this one."""
+    ok, form = _confirmed(request, auto_id="session_%s")
+    if not ok:
+        return _page(request, 400, sessions_form=form)
+    ended = auth_events.sessions_end_all(
+        account=request.user,
+        acting_user=request.user,
+        ip=request.client_ip,
+        keep_session_key=request.session.session_key,
+    )
+    messages.success(request, f"Signed out {ended} other session(s).")
+    return redirect("security")

@@ -1,0 +1,127 @@
+"""Sign-in (password, then the second factor), sign-out, re-authentication, first password."""
+
+import time
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from accounts import mfa, reauth, services
+from accounts.auth_events import PromptPurpose
+from accounts.forms import IdentityForm, MfaCodeForm, SignInForm
+from accounts.models import User
+
+PENDING_MFA = "pending_mfa"  # session key between the password and the code
+PENDING_MFA_SECONDS = 300
+
+
+class SignInView(auth_views.LoginView):
+    """Password first; accounts with an authenticator then give a code before sign-in."""
+
+    template_name = "registration/login.html"
+    authentication_form = SignInForm
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        user = form.get_user()
+        if mfa.mfa_device(user) is None:
+            return super().form_valid(form)
+        # Not signed in yet: the session only remembers who passed the password step.
+        self.request.session.cycle_key()
+        self.request.session[PENDING_MFA] = {
+            "user": user.pk,
+            "backend": user.backend,
+            "at": time.time(),
+            "next": self.get_success_url(),
+        }
+        return redirect("login_mfa")
+
+
+@never_cache
+@sensitive_post_parameters("code")
+@require_http_methods(["GET", "POST"])
+def login_mfa(request: HttpRequest) -> HttpResponse:
+    """The second sign-in step: a code from the authenticator app or a backup code."""
+    pending = request.session.get(PENDING_MFA)
+    if not pending or time.time() - pending["at"] > PENDING_MFA_SECONDS:
+        request.session.pop(PENDING_MFA, None)
+        messages.info(request, "Please sign in again.")
+        return redirect("login")
+    user = User.objects.get(pk=pending["user"])
+    form = MfaCodeForm(request.POST or None)
+    if request.method != "POST":
+        return render(request, "registration/login_mfa.html", {"form": form})
+    status = 400
+    if form.is_valid():
+        check = mfa.mfa_check(acting_user=user, ip=request.client_ip, **form.cleaned_data)
+        if check.ok:
+            del request.session[PENDING_MFA]
+            user.backend = pending["backend"]
+            user.otp_device = check.device  # django-otp marks the session verified
+            login(request, user)
+            return redirect(pending["next"])
+        if check.throttled_until:
+            wait = max(1, int((check.throttled_until - timezone.now()).total_seconds()))
+            unit = "second" if wait == 1 else "seconds"
+            form.add_error("code", f"Too many wrong codes. Try again in {wait} {unit}.")
+            status = 429
+        else:
+            form.add_error("code", "That code is not right.")
+    return render(request, "registration/login_mfa.html", {"form": form}, status=status)
+
+
+class SignOutView(auth_views.LogoutView):
+    """Sign out (POST only, as Django requires since 5.0)."""
+
+
+def locked_out(request: HttpRequest, credentials=None, *args) -> HttpResponse:
+    """The page django-axes answers with once a sign-in is locked out (429)."""
+    context = {"minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
+    return render(request, "registration/locked_out.html", context, status=429)
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("password", "code")
+@require_http_methods(["GET", "POST"])
+def reauth_view(request: HttpRequest) -> HttpResponse:
+    """Confirm the password (and the second factor where enrolled) before a sensitive action."""
+    next_url = reauth.safe_next(request, request.GET.get("next"), reverse("home"))
+    form = IdentityForm(request.POST or None, user=request.user)
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and form.confirm(request, purpose=PromptPurpose.REAUTH)
+    ):
+        return redirect(next_url)
+    context = {"form": form, "next": next_url}
+    status = 429 if form.locked else 400 if form.errors else 200
+    return render(request, "accounts/reauth.html", context, status=status)
+
+
+class SetPasswordView(auth_views.PasswordResetConfirmView):
+    """The emailed link: a new account's first password (one use, expires)."""
+
+    template_name = "registration/set_password.html"
+    success_url = reverse_lazy("login")
+
+    def form_valid(self, form):
+        services.user_password_change(
+            account=form.user,
+            acting_user=form.user,
+            new_password=form.cleaned_data["new_password1"],
+            ip=self.request.client_ip,
+        )
+        del self.request.session[INTERNAL_RESET_SESSION_TOKEN]
+        messages.success(self.request, "Your password is set. Sign in with it.")
+        return redirect(self.success_url)
