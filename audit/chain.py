@@ -9,6 +9,11 @@ may set to NULL when a user is deleted; their values are covered through
 `actor_ref`/`account_ref`. Without the key nobody can compute a valid hash, so
 an edited, inserted or reordered row breaks the chain at that row, and a
 deleted one leaves a gap in `seq` and a broken link.
+
+The foreign keys still decide who reads a row (a provider's own log, the
+username filter), so verification holds them to the hashed ids: each must equal
+its ref, or be NULL only once that user no longer exists. The append-only guards
+let anyone clear them, as a deletion does; this check is what tells the two apart.
 """
 
 import hashlib
@@ -37,6 +42,15 @@ FIELDS = (
     "user_agent",
     "request_id",
     "data",
+)
+
+
+# Each foreign key column, the hashed id it must equal, and the flag a row given
+# to verify() carries: whether a user with that id exists (needed, and looked up,
+# only where the foreign key is NULL).
+USER_LINKS = (
+    ("actor_id", "actor_ref", "actor_ref_exists"),
+    ("account_id", "account_ref", "account_ref_exists"),
 )
 
 
@@ -80,7 +94,11 @@ class Problem:
 
 
 def verify(rows, *, start_seq: int, start_hash: str) -> tuple[int, Problem | None]:
-    """Walk `rows` (dicts ordered by seq) from an anchor; return (rows checked, first problem)."""
+    """Walk `rows` (dicts ordered by seq) from an anchor; return (rows checked, first problem).
+
+    Each row carries the hashed fields, the chain's columns, the foreign keys and
+    the flags named in USER_LINKS.
+    """
     expected_seq, expected_prev = start_seq, start_hash
     checked = 0
     for row in rows:
@@ -99,8 +117,14 @@ def verify(rows, *, start_seq: int, start_hash: str) -> tuple[int, Problem | Non
             row["row_hash"], row_hash(row, prev_hash=row["prev_hash"], key=key)
         ):
             return checked, Problem(reason="content does not match its hash (edited)", **where)
-        for fk, ref in (("actor_id", "actor_ref"), ("account_id", "account_ref")):
-            if row[fk] is not None and row[fk] != row[ref]:
+        for fk, ref, exists in USER_LINKS:
+            if row[fk] is None:
+                # NULL is what deleting the user leaves; while the user exists,
+                # someone cleared it to take the row out of that user's log.
+                if row[ref] is not None and row[exists]:
+                    reason = f"{fk} was cleared while user {row[ref]} still exists"
+                    return checked, Problem(reason=reason, **where)
+            elif row[fk] != row[ref]:
                 return checked, Problem(reason=f"{fk} was changed", **where)
         expected_seq, expected_prev = row["seq"] + 1, row["row_hash"]
         checked += 1

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 
 from accounts.models import User
 from audit import chain
@@ -194,6 +194,20 @@ def _tail_matches(head: AuditChainHead) -> bool:
 VERIFY_COLUMNS = ("id", "actor_id", "account_id", "key_id", "prev_hash", "row_hash", *chain.FIELDS)
 
 
+def _user_exists(fk: str, ref: str) -> Case:
+    """Return whether the user `ref` names exists; look it up only where `fk` is NULL."""
+    return Case(
+        When(
+            Q(**{f"{fk}__isnull": True, f"{ref}__isnull": False}),
+            then=Exists(User.objects.filter(pk=OuterRef(ref))),
+        ),
+        default=Value(False),
+    )
+
+
+VERIFY_FLAGS = {exists: _user_exists(fk, ref) for fk, ref, exists in chain.USER_LINKS}
+
+
 def _rows_from(start_seq: int, head_seq: int, batch: int) -> Iterator[dict]:
     """Yield every event from `start_seq` in seq order, in batches (constant memory).
 
@@ -203,7 +217,9 @@ def _rows_from(start_seq: int, head_seq: int, batch: int) -> Iterator[dict]:
     after = start_seq - 1
     while True:
         chunk = list(
-            AuditEvent.objects.filter(seq__gt=after).order_by("seq").values(*VERIFY_COLUMNS)[:batch]
+            AuditEvent.objects.filter(seq__gt=after)
+            .order_by("seq")
+            .values(*VERIFY_COLUMNS, **VERIFY_FLAGS)[:batch]
         )
         yield from chunk
         if len(chunk) < batch:

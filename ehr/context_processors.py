@@ -1,47 +1,18 @@
-"""Template context shared by every page: the navigation the user may use, and its URLs."""
-
-from functools import cache
+"""Template context shared by every page: the navigation the user may use."""
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.urls import get_script_prefix, get_urlconf, reverse
 
 from ehr import policies
 from ehr.policies import AuditScope, audit_scope, can_use_support_console
 
-# The URLs the base layout links to. They take no arguments, so they are reversed
-# once per URLconf and script prefix instead of a dozen times on every page.
-LAYOUT_URLS = (
-    "home",
-    "login",
-    "logout",
-    "support_console",
-    "audit_report",
-    "break_glass_list",
-    "account_settings",
-    "staff_account",
-    "security",
-    "practice_staff",
-    "session_status",
-    "session_keepalive",
-)
-
-
-@cache
-def _layout_urls(urlconf: str, prefix: str) -> dict[str, str]:
-    return {name: reverse(name, urlconf=urlconf) for name in LAYOUT_URLS}
-
-
-def layout_urls() -> dict[str, str]:
-    return _layout_urls(get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
-
 
 def navigation(request: HttpRequest) -> dict:
+    """Return the menu entries this user may use and, when signed in, the idle sign-out timing."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav": {}, "urls": layout_urls()}
+        return {"nav": {}}
     return {
-        "urls": layout_urls(),
         "idle": {
             "timeout": settings.SESSION_IDLE_TIMEOUT,
             "warning": settings.SESSION_IDLE_WARNING,

@@ -141,7 +141,6 @@ TEMPLATES = [
     },
 ]
 
-FORM_RENDERER = "ehr.form_renderer.FormRenderer"  # Django's, <input> widgets without templates
 
 # Database: SQLite in the project by default, PostgreSQL (psycopg 3) through DATABASE_URL.
 DATABASES = {

@@ -1,5 +1,9 @@
 """The log as an attacker with database access would try to change it."""
 
+import contextlib
+import csv
+import io
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
@@ -8,8 +12,8 @@ from accounts.models import User
 from accounts.roles import Role
 from audit import chain, kinds
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
-from audit.selectors import audit_chain_verify
-from audit.services import audit_event_record
+from audit.selectors import VERIFY_COLUMNS, audit_chain_verify
+from audit.services import EVENT_COLUMNS, audit_event_record
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
 from tests.factories import make_user
@@ -203,3 +207,109 @@ def test_concurrent_writers_keep_one_unbroken_chain(practice):
     seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, head.seq + 1))
     assert audit_chain_verify().problem is None
+
+
+class _Abandon(Exception):
+    """Roll a history back on purpose."""
+
+
+def own_mac_is_valid(row: dict) -> bool:
+    key = chain.verification_key(row["key_id"])
+    return row["row_hash"] == chain.row_hash(row, prev_hash=row["prev_hash"], key=key)
+
+
+def test_a_row_spliced_in_from_another_history_breaks_the_link_after_it(unguarded, nurse):
+    """A valid MAC per row is not enough: each row must point at the row before it.
+
+    The spliced row is one the app really signed for that position, in a history
+    that was then abandoned (a restored backup, a copy signed with the same key).
+    Its MAC over its own fields and its own prev_hash is valid; per-row MACs would
+    pass it. Only the next row's link to it gives it away.
+    """
+    with contextlib.suppress(_Abandon), transaction.atomic():
+        other = audit_event_record(kind=kinds.SIGNED_OUT, acting_user=nurse, account=nurse, ip=None)
+        spliced = AuditEvent.objects.filter(pk=other.pk).values(*EVENT_COLUMNS).get()
+        raise _Abandon
+    real = audit_event_record(kind=kinds.SIGNED_IN, acting_user=nurse, account=nurse, ip=None)
+    after = audit_event_record(kind=kinds.SIGNED_OUT, acting_user=nurse, account=nurse, ip=None)
+    assert real.seq == spliced["seq"] and real.prev_hash == spliced["prev_hash"]
+    assert real.row_hash != spliced["row_hash"]
+    call_command("audit_verify")
+
+    AuditEvent.objects.filter(pk=real.pk).update(**spliced)
+
+    rows = AuditEvent.objects.order_by("seq").values(*VERIFY_COLUMNS)
+    assert all(own_mac_is_valid(row) for row in rows)
+    message = verify_fails("prev_hash does not match the previous event")
+    assert f"seq {after.seq} (row id {after.pk})" in message
+    assert audit_chain_verify().problem.seq == after.seq
+
+
+# Who an event is about is hashed as actor_ref/account_ref. The foreign keys
+# beside them are not (deleting a user sets them to NULL), yet they decide who
+# reads a row: a provider's own log is the events whose `account_id` is theirs,
+# and the username filter matches `actor_id`/`account_id`. The page and the
+# export print the hashed labels, so a re-pointed key would put a row in the
+# wrong reader's log under the right name.
+
+
+def repoint(event: AuditEvent, **columns) -> None:
+    AuditEvent.objects.filter(pk=event.pk).update(**columns)
+
+
+@pytest.mark.parametrize("column", ["actor_ref", "account_ref"])
+def test_a_repointed_hashed_reference_is_named(unguarded, nurse, column):
+    target = unguarded[3]
+    repoint(target, **{column: nurse.pk})
+    message = verify_fails("content does not match its hash")
+    assert f"seq {target.seq} (row id {target.pk})" in message
+
+
+@pytest.mark.parametrize("column", ["actor_id", "account_id"])
+def test_a_repointed_foreign_key_is_named(unguarded, nurse, column):
+    target = unguarded[3]
+    repoint(target, **{column: nurse.pk})
+    message = verify_fails(f"{column} was changed")
+    assert f"seq {target.seq} (row id {target.pk})" in message
+
+
+def test_a_repointed_account_puts_the_row_in_someone_elses_log(unguarded, client, nurse):
+    """Show what the check on the keys guards: a row in the wrong reader's log.
+
+    The nurse reads the provider's event, under the provider's name, on the page
+    and in the export.
+    """
+    target = unguarded[3]
+    client.force_login(nurse)
+    assert target.details not in [row["details"] for row in client.get("/audit/").context["rows"]]
+
+    repoint(target, account_id=nurse.pk)
+
+    page = client.get("/audit/").context["rows"]
+    assert [row["user"] for row in page if row["details"] == target.details] == [target.actor_label]
+    response = client.get("/audit/export.csv")
+    assert response.status_code == 200
+    export = csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert [row[3] for row in export if row[6] == target.details] == [target.actor_label]
+
+
+@pytest.mark.parametrize("column", ["actor_id", "account_id"])
+def test_a_foreign_key_cleared_while_the_user_exists_is_named(events, column):
+    """The guards let anyone clear the keys, as a deletion does; verification tells them apart.
+
+    (Deleting the user is not reported: test_deleting_a_user_keeps_the_events_and_the_chain.)
+    """
+    target = events[3]
+    repoint(target, **{column: None})
+    message = verify_fails(f"{column} was cleared while user {target.actor_ref} still exists")
+    assert f"seq {target.seq} (row id {target.pk})" in message
+
+
+def test_a_cleared_account_takes_the_row_out_of_its_own_log(events, client, provider):
+    target = events[3]
+    client.force_login(provider)
+    before = client.get("/audit/").context["rows"]
+
+    repoint(target, account_id=None)
+
+    assert len(client.get("/audit/").context["rows"]) == len(before) - 1

@@ -195,6 +195,28 @@ def test_five_failures_lock_rotate_and_email_the_owner(
     assert fine.outcome is ValidationOutcome.MATCHED
 
 
+def test_a_match_resets_the_failure_count(provider, agent):
+    """Only consecutive failures lock: 4 wrong, the right one, 4 wrong is not a lock."""
+
+    def validate(pin: str) -> services.ValidationResult:
+        return support_pin_validate(acting_user=agent, account=provider, pin=pin, ip=None)
+
+    for _ in range(4):
+        assert validate(wrong_pin(provider)).outcome is ValidationOutcome.MISMATCHED
+    assert AccountPins.objects.get(user=provider).failed_validations == 4
+    assert validate(current_pin(provider)).outcome is ValidationOutcome.MATCHED
+    assert AccountPins.objects.get(user=provider).failed_validations == 0
+
+    results = [validate(wrong_pin(provider)) for _ in range(4)]
+
+    assert [r.outcome for r in results] == [ValidationOutcome.MISMATCHED] * 4
+    assert results[-1].locked_until is None
+    pins = AccountPins.objects.get(user=provider)
+    assert pins.failed_validations == 4 and pins.validation_locked_until is None
+    # The count still runs: the fifth in a row locks.
+    assert validate(wrong_pin(provider)).locked_until is not None
+
+
 # Committed transactions, as in production: ten thousand savepoints inside one test
 # transaction would overflow PostgreSQL's subtransaction cache and measure that instead.
 @pytest.mark.django_db(transaction=True)

@@ -1,8 +1,11 @@
 import itertools
 import logging
+import re
 
 import pytest
 from django.test import Client
+from django.urls import reverse
+from django.utils.html import escape
 
 from accounts.roles import Role
 from audit.models import AuditEvent
@@ -166,6 +169,23 @@ def test_console_rejects_malformed_pins_without_counting_them(agent_client, prov
         response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": bad})
         assert response.status_code == 400
     assert AccountPins.objects.get(user=provider).failed_validations == 0
+
+
+# Random per response, letters and digits: one could contain "12a4" by chance.
+CSRF_VALUE = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["12a4", "98765", "\u0663\u0664\u0665\u0666", "<b>7391</b>"],  # 3456 in Arabic-Indic digits
+)
+def test_a_malformed_console_pin_is_not_echoed(agent_client, provider, typed):
+    """What an agent typed may be most of the caller's PIN; the page never repeats it."""
+    response = agent_client.post(reverse("support_console"), {"account": provider.pk, "pin": typed})
+    assert response.status_code == 400
+    body = CSRF_VALUE.sub("", response.content.decode())
+    assert "Enter exactly 4 digits (0-9)." in body
+    assert typed not in body and escape(typed) not in body
 
 
 def test_console_shows_the_lock(agent_client, provider):
