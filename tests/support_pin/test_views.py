@@ -181,7 +181,9 @@ CSRF_VALUE = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
 )
 def test_a_malformed_console_pin_is_not_echoed(agent_client, provider, typed):
     """What an agent typed may be most of the caller's PIN; the page never repeats it."""
-    response = agent_client.post(reverse("support_console"), {"account": provider.pk, "pin": typed})
+    response = agent_client.post(
+        reverse("support_console_validate"), {"account": provider.pk, "pin": typed}
+    )
     assert response.status_code == 400
     body = CSRF_VALUE.sub("", response.content.decode())
     assert "Enter exactly 4 digits (0-9)." in body
