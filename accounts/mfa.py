@@ -35,7 +35,22 @@ def mfa_required(user: User) -> bool:
 
 
 def mfa_device(user: User) -> AuthenticatorDevice | None:
-    return AuthenticatorDevice.objects.filter(user=user, confirmed=True).first()
+    """The user's confirmed authenticator, looked up once per user object (so once a request).
+
+    The services below that add or remove devices forget the answer they changed.
+    """
+    if _DEVICE not in user.__dict__:
+        user.__dict__[_DEVICE] = AuthenticatorDevice.objects.filter(
+            user=user, confirmed=True
+        ).first()
+    return user.__dict__[_DEVICE]
+
+
+_DEVICE = "_mfa_device"
+
+
+def _forget_device(user: User) -> None:
+    user.__dict__.pop(_DEVICE, None)
 
 
 def normalize_code(method: str, raw: str) -> str | None:
@@ -122,6 +137,7 @@ def mfa_enrollment_confirm(
     AuthenticatorDevice.objects.filter(user=user, confirmed=True).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
+    _forget_device(user)
     codes = _new_backup_codes(user)
     audit_event_record(kind=kinds.MFA_ENROLLED, acting_user=user, account=user, ip=ip)
     sessions_end_all(account=user, acting_user=user, ip=ip, keep_session_key=keep_session_key)
@@ -151,6 +167,7 @@ def mfa_remove(*, acting_user: User, ip: str | None) -> None:
     """Remove every device (the caller confirmed the password and a current code)."""
     AuthenticatorDevice.objects.filter(user=acting_user).delete()
     StaticDevice.objects.filter(user=acting_user).delete()
+    _forget_device(acting_user)
     audit_event_record(kind=kinds.MFA_REMOVED, acting_user=acting_user, account=acting_user, ip=ip)
 
 
@@ -160,6 +177,7 @@ def mfa_enroll_with_key(*, user: User, key_hex: str) -> AuthenticatorDevice:
     device = AuthenticatorDevice.objects.create(
         user=user, name="Authenticator app", key=key_hex, confirmed=True
     )
+    _forget_device(user)
     audit_event_record(kind=kinds.MFA_ENROLLED, acting_user=None, account=user, ip=None)
     return device
 

@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.urls import Resolver404, resolve, reverse
 
 from accounts import auth_events, idle, mfa
-from accounts.models import AuthenticatorDevice, UserSession
+from accounts.models import UserSession
 
 EndReason = UserSession.EndReason
 
@@ -99,8 +99,7 @@ class MfaRequiredMiddleware:
         user = request.user
         if not user.is_authenticated or user.is_verified():
             return self.get_response(request)  # verified implies enrolled: no query
-        enrolled = AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
-        if enrolled:
+        if mfa.mfa_device(user) is not None:  # enrolled, but this session never gave a code
             logout(request)
             return redirect(f"{reverse('login')}?next={request.path}")
         if mfa.mfa_required(user):

@@ -12,7 +12,8 @@ from accounts.roles import Role
 
 
 def provider_profile_for_page(*, user: User) -> ProviderProfile:
-    """Return the user's profile with what the Profile tab shows, in one query."""
+    """Return the user's profile with what the Profile tab shows, in two queries (the
+    profile with its user and practice, then its specialties)."""
     return (
         ProviderProfile.objects.select_related("user", "user__practice")
         .prefetch_related("specialties")
@@ -27,12 +28,14 @@ def provider_profile_by_user_id(*, user_id: int) -> ProviderProfile:
 @dataclass(frozen=True)
 class StaffRow:
     user: User
-    roles: list[str]
+    roles: list[str]  # labels, for the page
+    is_provider: bool
     locked: bool
 
 
 def practice_staff(*, practice_id: int) -> list[StaffRow]:
-    """Return the practice's accounts with their roles and sign-in lock state, in 3 queries."""
+    """Return the practice's accounts with their roles and sign-in lock state, in 4 queries
+    (the accounts, their roles, and the two sign-in locks)."""
     users = list(
         User.objects.filter(practice_id=practice_id)
         .prefetch_related("groups")
@@ -43,6 +46,7 @@ def practice_staff(*, practice_id: int) -> list[StaffRow]:
         StaffRow(
             user=u,
             roles=sorted(Role(g.name).label for g in u.groups.all()),
+            is_provider=any(g.name == Role.PROVIDER.value for g in u.groups.all()),
             locked=u.username in locked,
         )
         for u in users

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django_otp import DEVICE_ID_SESSION_KEY
 
+from accounts.idle import LAST_ACTIVITY
 from accounts.models import AuthenticatorDevice, User
 from accounts.reauth import REAUTH_AT
-from accounts.sessions import LAST_ACTIVITY
 
 
 def device_for(user: User) -> AuthenticatorDevice:

@@ -16,7 +16,7 @@ from audit.selectors import VERIFY_COLUMNS, audit_chain_verify
 from audit.services import EVENT_COLUMNS, audit_event_record
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
-from tests.factories import make_user
+from tests.factories import confirm_identity, make_user
 
 
 @pytest.fixture
@@ -287,6 +287,7 @@ def test_a_repointed_account_puts_the_row_in_someone_elses_log(unguarded, client
 
     page = client.get("/audit/").context["rows"]
     assert [row["user"] for row in page if row["details"] == target.details] == [target.actor_label]
+    confirm_identity(client)
     response = client.get("/audit/export.csv")
     assert response.status_code == 200
     export = csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))
