@@ -202,6 +202,11 @@ class IdentityForm(forms.Form):
     locked = False  # set by `confirm`: the account's prompts are locked
 
     @property
+    def http_status(self) -> int:
+        """429 while the account's prompts are locked, 400 for any other error, else 200."""
+        return 429 if self.locked else 400 if self.errors else 200
+
+    @property
     def asks_for_code(self) -> bool:
         return "code" in self.fields
 

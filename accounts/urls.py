@@ -1,6 +1,21 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from accounts.views import idle, practice_staff, profile, security, sign_in
+
+
+class StoredSessionKey:
+    """A session as the Security tab names it: the 40 hex digits it is stored under."""
+
+    regex = "[0-9a-f]{40}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(StoredSessionKey, "stored_session_key")
 
 urlpatterns = [
     # Sign-in and confirmation
@@ -25,7 +40,7 @@ urlpatterns = [
     path("account/security/mfa/backup-codes/", security.mfa_backup_codes, name="mfa_backup_codes"),
     path("account/security/mfa/remove/", security.mfa_remove, name="mfa_remove"),
     path(
-        "account/security/sessions/<str:session_id>/end/",
+        "account/security/sessions/<stored_session_key:session_id>/end/",
         security.session_end,
         name="session_end",
     ),

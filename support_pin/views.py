@@ -42,8 +42,7 @@ def _prompt(request: HttpRequest, form, *, action: str, title: str, show) -> Htt
         response["Cache-Control"] = "no-store"  # never_cache adds the rest; this page holds a PIN
         return response
     context = {"form": form, "action": action, "title": title}
-    status = 429 if form.locked else 400 if form.errors else 200
-    return render(request, "support_pin/password_prompt.html", context, status=status)
+    return render(request, "support_pin/password_prompt.html", context, status=form.http_status)
 
 
 @login_required

@@ -6,6 +6,8 @@ the session list kept, so a list entry and its stored session are joined on
 that hash. The old tables are then dropped.
 """
 
+from datetime import UTC, datetime
+
 import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
@@ -31,8 +33,10 @@ def move_live_sessions(apps, schema_editor):
         if old.key_hash not in stored:
             continue
         data, expires = stored[old.key_hash]
-        if isinstance(expires, str):  # SQLite hands back text
-            expires = models.DateTimeField().to_python(expires)
+        if isinstance(expires, str):  # SQLite hands back text, in UTC
+            expires = datetime.fromisoformat(expires)
+        if django.utils.timezone.is_naive(expires):
+            expires = expires.replace(tzinfo=UTC)
         rows.append(
             UserSession(
                 session_key=old.key_hash,

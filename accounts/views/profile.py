@@ -93,9 +93,7 @@ def staff_account(request: HttpRequest) -> HttpResponse:
                 messages.success(request, "Staff account saved.")
                 return redirect("staff_account")
     context = {"form": form, "account": user, **pin_prompt_forms(user)}
-    return render(
-        request, "accounts/staff_account.html", context, status=400 if form.errors else 200
-    )
+    return render(request, "accounts/staff_account.html", context, status=form.http_status)
 
 
 @login_required
@@ -123,9 +121,8 @@ def password_change(request: HttpRequest) -> HttpResponse:
             request, "Your password has been changed. Your other sessions are signed out."
         )
         return redirect("home")
-    return render(
-        request, "accounts/password_change.html", {"form": form}, status=400 if form.errors else 200
-    )
+    context = {"form": form}
+    return render(request, "accounts/password_change.html", context, status=form.http_status)
 
 
 @login_required

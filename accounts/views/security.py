@@ -76,7 +76,7 @@ def mfa_enrol_start(request: HttpRequest) -> HttpResponse:
     """Begin setting up an authenticator app (the QR code is shown next)."""
     ok, form = _confirmed(request)
     if not ok:
-        return _page(request, 400, identity_form=form)
+        return _page(request, form.http_status, identity_form=form)
     mfa.mfa_enrollment_start(acting_user=request.user)
     return redirect("security")
 
@@ -106,7 +106,7 @@ def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
     """Replace the backup codes and show the new ones once."""
     ok, form = _confirmed(request)
     if not ok or mfa.mfa_device(request.user) is None:
-        return _page(request, 400, identity_form=form)
+        return _page(request, form.http_status, identity_form=form)
     codes = mfa.mfa_backup_codes_replace(acting_user=request.user, ip=request.client_ip)
     return _page(request, backup_codes=codes)
 
@@ -118,7 +118,7 @@ def mfa_remove(request: HttpRequest) -> HttpResponse:
         raise Http404
     ok, form = _confirmed(request)
     if not ok:
-        return _page(request, 400, identity_form=form)
+        return _page(request, form.http_status, identity_form=form)
     mfa.mfa_remove(acting_user=request.user, ip=request.client_ip)
     messages.success(request, "Two-factor authentication is off.")
     return redirect("security")
@@ -129,7 +129,7 @@ def session_end(request: HttpRequest, session_id: str) -> HttpResponse:
     """Sign out one of the user's other sessions."""
     ok, form = _confirmed(request, auto_id="session_%s")
     if not ok:
-        return _page(request, 400, sessions_form=form)
+        return _page(request, form.http_status, sessions_form=form)
     mine = stored_key(request.session.session_key)
     if session_id != mine and auth_events.session_end(
         account=request.user, session_key=session_id, acting_user=request.user, ip=request.client_ip
@@ -143,7 +143,7 @@ def sessions_end_others(request: HttpRequest) -> HttpResponse:
     """Sign out every session of the user but this one."""
     ok, form = _confirmed(request, auto_id="session_%s")
     if not ok:
-        return _page(request, 400, sessions_form=form)
+        return _page(request, form.http_status, sessions_form=form)
     ended = auth_events.sessions_end_all(
         account=request.user,
         acting_user=request.user,

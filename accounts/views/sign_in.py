@@ -105,8 +105,7 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     ):
         return redirect(next_url)
     context = {"form": form, "next": next_url}
-    status = 429 if form.locked else 400 if form.errors else 200
-    return render(request, "accounts/reauth.html", context, status=status)
+    return render(request, "accounts/reauth.html", context, status=form.http_status)
 
 
 class SetPasswordView(auth_views.PasswordResetConfirmView):

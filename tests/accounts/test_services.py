@@ -120,3 +120,13 @@ def test_platform_roles_have_no_practice(db):
     agent = make_user(Role.SUPPORT_AGENT)
     assert agent.practice is None
     assert hasattr(agent, "staff_profile")
+
+
+def test_usernames_are_unique_whatever_their_case_in_the_database(nurse, practice):
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(ValidationError, match="That username is taken"):
+        _create(username="DORI", email="other@example.org", practice=practice)
+    with transaction.atomic(), pytest.raises(IntegrityError):  # not only the service's check
+        User.objects.create(username="Dori", email="third@example.org")
+    assert User.objects.filter(username__iexact="dori").count() == 1
