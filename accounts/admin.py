@@ -1,5 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.shortcuts import redirect
 
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
 from accounts.services import sign_in_unlock
@@ -15,6 +16,18 @@ class UserAdmin(DjangoUserAdmin):
         ("Practice", {"fields": ("practice", "time_zone")}),
     )
     actions = ["unlock_sign_in"]
+
+    def user_change_password(self, request, id, form_url=""):
+        """Not here: a password is changed by its owner behind the password prompt (which
+        counts wrong guesses and signs out the other sessions), or chosen from a
+        set-password link; the admin would do neither."""
+        self.message_user(
+            request,
+            "Passwords are not set in the admin: the owner changes theirs under Change "
+            "Password, and new staff choose theirs from the emailed link.",
+            level=messages.WARNING,
+        )
+        return redirect("admin:accounts_user_change", id)
 
     @admin.action(description="Unlock sign-in (clear failed attempts)")
     def unlock_sign_in(self, request, queryset):

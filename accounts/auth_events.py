@@ -6,10 +6,11 @@ signals reach them through one adapter each (accounts/receivers.py for
 Django's sign-in and sign-out, accounts/lockout.py for axes' failure count).
 
 Password prompts inside a signed-in session (the PIN view, re-authentication,
-password change, two-factor changes) all go through `identity_confirm`: it
-refuses while the account's sign-in is locked, counts a wrong password where
-sign-in failures count, and records it, so a stolen session cannot guess the
-password any faster than the sign-in page allows.
+password change, two-factor changes, a new email address, ending other
+sessions) all go through `identity_confirm`: it refuses while the account's
+sign-in is locked, counts a wrong password where sign-in failures count, and
+records it, so a stolen session cannot guess the password any faster than the
+sign-in page allows.
 """
 
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ class PromptPurpose(models.TextChoices):
     PIN_VIEW = "pin_view", "PIN view"
     PASSWORD_CHANGE = "password_change", "password change"
     MFA_CHANGE = "mfa_change", "two-factor change"
+    EMAIL_CHANGE = "email_change", "email address change"
+    SESSIONS_END = "sessions_end", "signing out other sessions"
 
 
 _PROMPT_FAILED = {
@@ -44,6 +47,8 @@ _PROMPT_FAILED = {
     PromptPurpose.PIN_VIEW: kinds.PIN_VIEW_REFUSED,
     PromptPurpose.PASSWORD_CHANGE: kinds.PASSWORD_CHANGE_REFUSED,
     PromptPurpose.MFA_CHANGE: kinds.MFA_CHANGE_REFUSED,
+    PromptPurpose.EMAIL_CHANGE: kinds.EMAIL_CHANGE_REFUSED,
+    PromptPurpose.SESSIONS_END: kinds.SESSIONS_END_REFUSED,
 }
 
 
@@ -56,10 +61,15 @@ def _session_row(request: HttpRequest | None):
     return UserSession.objects.filter(session_key=stored_key(key)) if key else None
 
 
+def _record_lock(*, account: User | None, ip: str | None) -> None:
+    kind = kinds.SIGN_IN_LOCKED if account else kinds.SIGN_IN_LOCKED_UNKNOWN
+    audit_event_record(kind=kind, acting_user=None, account=account, ip=ip)
+
+
 # Sign-in
 
 
-def signed_in(*, request: HttpRequest, user: User) -> None:
+def sign_in_succeeded(*, request: HttpRequest, user: User) -> None:
     """Record a completed sign-in: the event, and who signed in from where on its session."""
     ip = _ip(request)
     with transaction.atomic():
@@ -92,8 +102,7 @@ def sign_in_failed(*, request: HttpRequest, username: str, refused: bool, locked
             kind=known if account else unknown, acting_user=None, account=account, ip=ip
         )
         if locked:
-            kind = kinds.SIGN_IN_LOCKED if account else kinds.SIGN_IN_LOCKED_UNKNOWN
-            audit_event_record(kind=kind, acting_user=None, account=account, ip=ip)
+            _record_lock(account=account, ip=ip)
 
 
 # Password prompts inside a session
@@ -108,8 +117,8 @@ class PromptResult:
 
 
 def identity_confirm(
-    request: HttpRequest,
     *,
+    request: HttpRequest,
     password: str,
     purpose: PromptPurpose,
     method: str | None = None,
@@ -117,9 +126,10 @@ def identity_confirm(
 ) -> PromptResult:
     """Check the signed-in user's password, then the second factor where they have one.
 
-    Refused without looking while sign-in is locked for this account and
-    address; a wrong password counts towards that lock and is recorded with
-    its purpose. Success starts the re-authentication window.
+    The acting user is the request's. Refused without looking while sign-in
+    is locked for this account and address; a wrong password counts towards
+    that lock and is recorded with its purpose (and the lock, if it caused
+    one). Success starts the re-authentication window.
     """
     user = request.user
     credentials = {"username": user.get_username(), PROMPT: purpose.value}
@@ -139,7 +149,10 @@ def identity_confirm(
                 sender=identity_confirm, credentials=credentials, request=request
             )
             audit_event_record(kind=_PROMPT_FAILED[purpose], acting_user=user, account=user, ip=ip)
-        return PromptResult(ok=False, locked=AxesProxyHandler.is_locked(request, credentials))
+            locked = AxesProxyHandler.is_locked(request, credentials)
+            if locked:  # it was not before this failure
+                _record_lock(account=user, ip=ip)
+        return PromptResult(ok=False, locked=locked)
     if mfa.mfa_device(user) is not None:
         check = mfa.mfa_check(acting_user=user, method=method or "", code=code or "", ip=ip)
         if not check.ok:
@@ -152,7 +165,11 @@ def identity_confirm(
 
 
 def _record_sign_out(request: HttpRequest, user: User, reason: str) -> None:
-    """Mark the request's session ended and record why, once."""
+    """Record why the request's session ends, once.
+
+    The row is marked ended first: the signal Django's logout() then sends
+    finds it ended and records nothing more. (logout() deletes the row.)
+    """
     row = _session_row(request)
     if row is not None and not row.filter(ended_at__isnull=True).update(
         ended_at=timezone.now(), end_reason=reason
@@ -171,29 +188,40 @@ def _record_sign_out(request: HttpRequest, user: User, reason: str) -> None:
         )
 
 
-def signed_out(*, request: HttpRequest, user: User) -> None:
+def sign_out_record(*, request: HttpRequest, user: User) -> None:
     """Record that `user` signed out (Django's logout() tells us through its signal)."""
     with transaction.atomic():
         _record_sign_out(request, user, EndReason.SIGNED_OUT)
 
 
-def sign_out(request: HttpRequest, *, reason: str) -> None:
+def sign_out(*, request: HttpRequest, reason: str) -> None:
     """Sign the request's user out by the server's decision, recorded with its reason."""
     with transaction.atomic():
         _record_sign_out(request, request.user, reason)
     logout(request)
 
 
-def session_capped(*, request: HttpRequest, session: UserSession) -> None:
+def _record_cap(session: UserSession, *, ip: str | None) -> None:
+    audit_event_record(kind=kinds.SESSION_CAPPED, acting_user=None, account=session.user, ip=ip)
+
+
+def session_cap_record(*, request: HttpRequest, session: UserSession) -> None:
     """Record the end of a session that reached SESSION_MAX_HOURS (it no longer loads)."""
     with transaction.atomic():
         ended = UserSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
             ended_at=timezone.now(), end_reason=EndReason.SESSION_CAP, session_data=""
         )
         if ended:
-            audit_event_record(
-                kind=kinds.SESSION_CAPPED, acting_user=None, account=session.user, ip=_ip(request)
-            )
+            _record_cap(session, ip=_ip(request))
+
+
+@transaction.atomic
+def sessions_clear_expired() -> int:
+    """Delete expired sessions, recording the end of signed-in ones nobody came back to."""
+    expired = UserSession.objects.filter(expire_date__lt=timezone.now())
+    for session in expired.filter(user__isnull=False, ended_at__isnull=True).select_related("user"):
+        _record_cap(session, ip=None)
+    return expired.delete()[0]
 
 
 def _end(sessions, reason: str) -> int:

@@ -1,10 +1,8 @@
 """Forms of the Account Settings and Staff Account Information pages."""
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
 from django.core.validators import URLValidator
-from django.utils import timezone
 from phonenumber_field.formfields import PhoneNumberField
 
 from accounts.images import clean_image_upload
@@ -179,8 +177,8 @@ class MfaConfirmForm(forms.Form):
 class IdentityForm(forms.Form):
     """Confirm it is you: the password, and a code when the account has a second factor.
 
-    Every password prompt inside a session uses this form (or extends it), and
-    `confirm` checks it through accounts.auth_events.identity_confirm.
+    Every password prompt inside a session uses this form (or extends it); the
+    view checks it with accounts.views.prompts.identity_confirmed.
     """
 
     password = forms.CharField(
@@ -199,7 +197,7 @@ class IdentityForm(forms.Form):
             self.fields["code"] = code_fields.fields["code"]
             self.fields["code"].widget.attrs.pop("autofocus", None)
 
-    locked = False  # set by `confirm`: the account's prompts are locked
+    locked = False  # set when the check found the account's prompts locked
 
     @property
     def http_status(self) -> int:
@@ -212,40 +210,9 @@ class IdentityForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if self.asks_for_code:
+        if self.asks_for_code and data.get("code"):
             clean_code_fields(self, data)
         return data
-
-    def confirm(self, request, *, purpose) -> bool:
-        """Check the valid form's password (and code) for `purpose`; put a refusal on the form."""
-        from accounts.auth_events import identity_confirm
-
-        data = self.cleaned_data
-        result = identity_confirm(
-            request,
-            password=data["password"],
-            purpose=purpose,
-            method=data.get("method"),
-            code=data.get("code"),
-        )
-        self.locked = result.locked
-        if result.ok:
-            return True
-        if result.locked:
-            minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
-            self.add_error(
-                "password",
-                f"Too many wrong passwords: sign-in and password prompts are locked for up to "
-                f"{minutes} minutes. A practice administrator can unlock your account sooner.",
-            )
-        elif result.throttled_until is not None:
-            wait = max(1, int((result.throttled_until - timezone.now()).total_seconds()))
-            self.add_error("code", f"Too many wrong codes. Try again in {wait} seconds.")
-        elif result.code_wrong:
-            self.add_error("code", "That code is not right.")
-        else:
-            self.add_error("password", "The password is not correct.")
-        return False
 
 
 class ChangePasswordForm(SetPasswordMixin, IdentityForm):
@@ -287,26 +254,23 @@ class StaffAccountForm(IdentityForm):
         self.fields["password"].required = False
         self.fields["password"].label = "Your password (only to change the email address)"
         if self.asks_for_code:
-            self.fields["code"].required = False
+            self.fields["method"].required = self.fields["code"].required = False
 
     def clean_email(self) -> str:
         return self.cleaned_data["email"].strip()
 
     @property
     def email_changed(self) -> bool:
-        return self.cleaned_data["email"].lower() != self.user.email.lower()
+        return self.cleaned_data["email"] != self.user.email
 
     def clean(self):
-        data = forms.Form.clean(self)
+        data = super().clean()
         if "email" not in data or not self.email_changed:
             return data
         if not data.get("password"):
             self.add_error("password", "Enter your password to change the email address.")
-        if self.asks_for_code:
-            if not data.get("code"):
-                self.add_error("code", "Enter a code to change the email address.")
-            else:
-                clean_code_fields(self, data)
+        if self.asks_for_code and not (data.get("method") and data.get("code")):
+            self.add_error("code", "Enter a code to change the email address.")
         return data
 
     def changes(self) -> dict:

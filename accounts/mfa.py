@@ -34,6 +34,9 @@ def mfa_required(user: User) -> bool:
     return settings.MFA_REQUIRED_FOR_ALL or bool(user.roles & {r.value for r in MFA_REQUIRED_ROLES})
 
 
+_DEVICE = "_mfa_device"  # where mfa_device keeps its answer on the user object
+
+
 def mfa_device(user: User) -> AuthenticatorDevice | None:
     """The user's confirmed authenticator, looked up once per user object (so once a request).
 
@@ -44,9 +47,6 @@ def mfa_device(user: User) -> AuthenticatorDevice | None:
             user=user, confirmed=True
         ).first()
     return user.__dict__[_DEVICE]
-
-
-_DEVICE = "_mfa_device"
 
 
 def _forget_device(user: User) -> None:
@@ -105,7 +105,7 @@ def mfa_check(*, acting_user: User, method: str, code: str, ip: str | None) -> C
 
 
 def mfa_pending_device(user: User) -> AuthenticatorDevice | None:
-    """The authenticator being set up (shown as a QR code until a code confirms it)."""
+    """Return the authenticator being set up (shown as a QR code until a code confirms it)."""
     return AuthenticatorDevice.objects.filter(user=user, confirmed=False).first()
 
 
@@ -120,7 +120,7 @@ def mfa_enrollment_start(*, acting_user: User) -> AuthenticatorDevice:
 
 @transaction.atomic
 def mfa_enrollment_confirm(
-    *, acting_user: User, code: str, ip: str | None, keep_session_key: str | None
+    *, acting_user: User, device_id: int, code: str, ip: str | None, keep_session_key: str | None
 ) -> list[str] | None:
     """Confirm the pending authenticator with a code from it; return the new backup codes.
 
@@ -130,7 +130,9 @@ def mfa_enrollment_confirm(
 
     user = acting_user
     device = (
-        AuthenticatorDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
+        AuthenticatorDevice.objects.select_for_update()
+        .filter(pk=device_id, user=user, confirmed=False)
+        .first()
     )
     if device is None or not device.verify_token(code):
         return None
@@ -171,6 +173,7 @@ def mfa_remove(*, acting_user: User, ip: str | None) -> None:
     audit_event_record(kind=kinds.MFA_REMOVED, acting_user=acting_user, account=acting_user, ip=ip)
 
 
+@transaction.atomic
 def mfa_enroll_with_key(*, user: User, key_hex: str) -> AuthenticatorDevice:
     """Enrol a known secret (the development demo accounts only)."""
     AuthenticatorDevice.objects.filter(user=user).delete()

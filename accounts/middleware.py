@@ -4,11 +4,11 @@ import time
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve, reverse
+from django.utils import timezone
 
 from accounts import auth_events, idle, mfa
 from accounts.models import UserSession
@@ -41,8 +41,8 @@ class SessionGuardMiddleware:
         if not request.user.is_authenticated and settings.SESSION_COOKIE_NAME in request.COOKIES:
             record = request.session.record
             if record is not None and record.user_id is not None:
-                if record.ended_at is None:  # it did not load: past SESSION_MAX_HOURS
-                    auth_events.session_capped(request=request, session=record)
+                if record.ended_at is None and record.expire_date <= timezone.now():
+                    auth_events.session_cap_record(request=request, session=record)
                     record.end_reason = EndReason.SESSION_CAP
                 if record.end_reason in ENDED_ELSEWHERE:
                     messages.info(request, ENDED_ELSEWHERE[record.end_reason])
@@ -59,7 +59,7 @@ class IdleTimeoutMiddleware:
         if request.user.is_authenticated:
             now = time.time()
             if idle.idle_seconds(request, now) > settings.SESSION_IDLE_TIMEOUT:
-                auth_events.sign_out(request, reason=EndReason.IDLE)
+                auth_events.sign_out(request=request, reason=EndReason.IDLE)
                 if idle.is_background(request):
                     return JsonResponse({"signed_in": False}, status=401)
                 minutes = settings.SESSION_IDLE_TIMEOUT // 60
@@ -100,7 +100,7 @@ class MfaRequiredMiddleware:
         if not user.is_authenticated or user.is_verified():
             return self.get_response(request)  # verified implies enrolled: no query
         if mfa.mfa_device(user) is not None:  # enrolled, but this session never gave a code
-            logout(request)
+            auth_events.sign_out(request=request, reason=EndReason.REVOKED)
             return redirect(f"{reverse('login')}?next={request.path}")
         if mfa.mfa_required(user):
             try:

@@ -13,10 +13,10 @@ from accounts import auth_events
 
 @receiver(user_logged_in, dispatch_uid="accounts_signed_in")
 def on_signed_in(sender, request, user, **kwargs) -> None:
-    auth_events.signed_in(request=request, user=user)
+    auth_events.sign_in_succeeded(request=request, user=user)
 
 
 @receiver(user_logged_out, dispatch_uid="accounts_signed_out")
 def on_signed_out(sender, request, user, **kwargs) -> None:
     if user is not None:
-        auth_events.signed_out(request=request, user=user)
+        auth_events.sign_out_record(request=request, user=user)

@@ -14,7 +14,10 @@ interface (load, exists, save, delete, cycle_key) over it:
 - A row ended from elsewhere (`ended_at` set) or past its expiry never loads:
   the browser arrives signed out, and `record` still tells the middleware why.
 - `cycle_key` (a new key after sign-in or a password change) moves a signed-in
-  session to its new key with its history and its expiry.
+  session to its new key with its history and its expiry, never one that was
+  ended meanwhile.
+- `clear_expired` (`manage.py clearsessions`) records the end of signed-in
+  sessions that reached their limit without their browser coming back.
 """
 
 import hashlib
@@ -24,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
@@ -105,16 +109,36 @@ class SessionStore(DatabaseSessionStore):
         self.model.objects.filter(session_key=stored_key(session_key)).delete()
 
     def cycle_key(self) -> None:
-        before = self.record if self.session_key else None
-        super().cycle_key()
-        if before is not None and before.user_id is not None and before.ended_at is None:
-            # The same signed-in session under a new key: it keeps its sign-in and its cap.
-            self.model.objects.filter(session_key=stored_key(self.session_key)).update(
-                ip=before.ip,
-                user_agent=before.user_agent,
-                created_at=before.created_at,
-                expire_date=before.expire_date,
+        """Move the session to a new key; a signed-in one keeps its sign-in time and cap.
+
+        A signed-in session that was ended elsewhere while this request ran is
+        not brought back under a new key: the request is refused instead.
+        """
+        loaded = self.record if self.session_key else None
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            before = (
+                self.model.objects.select_for_update()
+                .filter(session_key=stored_key(self.session_key), ended_at__isnull=True)
+                .first()
+                if self.session_key
+                else None
             )
+            if loaded is not None and loaded.user_id is not None and before is None:
+                raise SessionInterrupted("The session was ended while this request ran.")
+            super().cycle_key()
+            if before is not None and before.user_id is not None:
+                self.model.objects.filter(session_key=stored_key(self.session_key)).update(
+                    ip=before.ip,
+                    user_agent=before.user_agent,
+                    created_at=before.created_at,
+                    expire_date=before.expire_date,
+                )
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        from accounts.auth_events import sessions_clear_expired
+
+        sessions_clear_expired()
 
     # The asynchronous interface runs the same code (Django's would skip the hashing).
     async def aload(self) -> dict:
@@ -131,3 +155,7 @@ class SessionStore(DatabaseSessionStore):
 
     async def acycle_key(self) -> None:
         return await sync_to_async(self.cycle_key)()
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        return await sync_to_async(cls.clear_expired)()

@@ -168,6 +168,18 @@ MFA_CHANGE_REFUSED = EventKind(
     Action.UPDATE,
     "Two-factor change refused for user {account}: wrong password",
 )
+EMAIL_CHANGE_REFUSED = EventKind(
+    "security.email_change_refused",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Email address change refused for user {account}: wrong password",
+)
+SESSIONS_END_REFUSED = EventKind(
+    "security.sessions_end_refused",
+    EventType.SECURITY,
+    Action.LOGOUT,
+    "Signing out other sessions refused for user {account}: wrong password",
+)
 PASSWORD_PROMPT_REFUSED_LOCKED = EventKind(
     "security.password_prompt_refused_locked",
     EventType.SECURITY,

@@ -4,7 +4,7 @@
 
 Starts gunicorn on a free loopback port with the benchmark settings, signs in
 8 client threads as a support agent, and in three alternating rounds has them either
-validate Support PINs through /support/validate/ (a PIN check, an audit event
+validate Support PINs through /support/validate/pin/ (a PIN check, an audit event
 and its hash chain, a page) or request a trivial signed-in view (`/`, which
 loads the session and the user and redirects). Prints requests/s of both and
 the ratio. Wrong PINs are used, so lockout is switched off for the run
@@ -94,7 +94,7 @@ def load(port: int, agent: str, accounts: list[int], mode: str) -> dict:
                     body = urlencode(
                         {"csrfmiddlewaretoken": tokens[i], "account": account, "pin": "0000"}
                     )
-                    status, page = session.request("POST", "/support/validate/", body)
+                    status, page = session.request("POST", "/support/validate/pin/", body)
                     if status != 200 or "outcome" not in page:
                         raise RuntimeError(f"validate answered {status}")
                 else:

@@ -188,9 +188,24 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]  # = accounts
 AXES_CLIENT_IP_CALLABLE = "ehr.client_ip.client_ip"  # never X-Forwarded-For on its own say-so
 AXES_LOCKOUT_CALLABLE = "accounts.views.sign_in.locked_out"
 AXES_RESET_ON_SUCCESS = True
-# Masked in the attempt records axes keeps (it always masks "password"): PINs typed in
-# forms whose failures count towards lockout, and tokens.
-AXES_SENSITIVE_PARAMETERS = ["new_app_pin", "pin", "csrfmiddlewaretoken", "otp_token"]
+# Masked in the attempt records axes keeps (it always masks "password"): every field of
+# every form whose wrong password counts towards lockout (the prompts inside a session
+# post new passwords, PINs, codes and contact details next to the password), and tokens.
+# tests/security/test_secrets.py fails when a prompt form gains a field missing here.
+AXES_SENSITIVE_PARAMETERS = [
+    "new_password1",
+    "new_password2",
+    "new_app_pin",
+    "pin",
+    "code",
+    "method",
+    "email",
+    "home_phone",
+    "cell_phone",
+    "username",
+    "csrfmiddlewaretoken",
+    "otp_token",
+]
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

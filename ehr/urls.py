@@ -9,6 +9,7 @@ from ehr import views
 # authentication; everyone else signs in through the site's own sign-in.
 admin.site.__class__ = OTPAdminSite
 admin.site.login = views.admin_login
+admin.site.password_change = views.admin_password_change
 
 urlpatterns = [
     path("", account_views.home, name="home"),

@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -12,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.auth_events import PromptPurpose
 from accounts.reauth import recent_auth_required
+from accounts.views.prompts import identity_confirmed
 from ehr import policies
 from support_pin import selectors, services
 from support_pin.forms import AppPinForm, ConsoleSearchForm, ConsoleValidateForm, PasswordPromptForm
@@ -22,18 +22,13 @@ def _local(moment) -> str:
     return timezone.localtime(moment).strftime("%I:%M %p %Z")
 
 
-def _require_own_pins(request: HttpRequest) -> None:
-    if not policies.can_manage_own_pins(request.user):
-        raise PermissionDenied
-
-
 def _prompt(request: HttpRequest, form, *, action: str, title: str, show) -> HttpResponse:
     """The password prompt; once it confirms who the user is, `show(cleaned_data)` returns
     (pin, note) for the page that shows the PIN."""
     if (
         request.method == "POST"
         and form.is_valid()
-        and form.confirm(request, purpose=PromptPurpose.PIN_VIEW)
+        and identity_confirmed(request, form, purpose=PromptPurpose.PIN_VIEW)
     ):
         pin, note = show(form.cleaned_data)
         response = render(
@@ -49,9 +44,9 @@ def _prompt(request: HttpRequest, form, *, action: str, title: str, show) -> Htt
 @never_cache
 @sensitive_post_parameters("password", "code")
 @require_http_methods(["GET", "POST"])
+@policies.allowed_only(policies.can_manage_own_pins)
 def support_pin_view(request: HttpRequest) -> HttpResponse:
     """The "Enter Your Password" prompt; the right password shows the Support PIN."""
-    _require_own_pins(request)
 
     def show(data):
         pin = services.support_pin_reveal(acting_user=request.user, ip=request.client_ip)
@@ -69,7 +64,6 @@ def support_pin_view(request: HttpRequest) -> HttpResponse:
 @policies.allowed_only(policies.can_manage_own_pins)
 @recent_auth_required
 def support_pin_generate(request: HttpRequest) -> HttpResponse:
-    _require_own_pins(request)
     services.support_pin_generate(
         account=request.user, acting_user=request.user, ip=request.client_ip
     )
@@ -81,9 +75,9 @@ def support_pin_generate(request: HttpRequest) -> HttpResponse:
 @never_cache
 @sensitive_post_parameters("password", "code", "new_app_pin")
 @require_http_methods(["GET", "POST"])
+@policies.allowed_only(policies.can_manage_own_pins)
 def app_pin_view_edit(request: HttpRequest) -> HttpResponse:
     """View/Edit of the App Unlock PIN, behind the same password prompt."""
-    _require_own_pins(request)
 
     def show(data):
         common = {"acting_user": request.user, "ip": request.client_ip}
@@ -128,17 +122,12 @@ def _console(request: HttpRequest, *, account, form, outcome=None, status=200) -
     return render(request, "support_pin/console.html", context, status=status)
 
 
-def _require_console(request: HttpRequest) -> None:
-    if not policies.can_use_support_console(request.user):
-        raise PermissionDenied
-
-
 @login_required
 @never_cache
 @require_GET
+@policies.allowed_only(policies.can_use_support_console)
 def support_console(request: HttpRequest) -> HttpResponse:
     """Find an account and choose it; no PIN is ever shown here."""
-    _require_console(request)
     account = _account_from(request.GET.get("account", ""))
     form = ConsoleValidateForm(initial={"account": account.pk if account else None})
     return _console(request, account=account, form=form)
@@ -147,9 +136,9 @@ def support_console(request: HttpRequest) -> HttpResponse:
 @login_required
 @never_cache
 @require_POST
+@policies.allowed_only(policies.can_use_support_console)
 def support_console_validate(request: HttpRequest) -> HttpResponse:
     """Type the caller's PIN for the chosen account; see matched or not."""
-    _require_console(request)
     form = ConsoleValidateForm(request.POST)
     if not form.is_valid():
         account = _account_from(request.POST.get("account", ""))

@@ -6,7 +6,7 @@ the session list kept, so a list entry and its stored session are joined on
 that hash. The old tables are then dropped.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import django.db.models.deletion
 import django.utils.timezone
@@ -37,6 +37,8 @@ def move_live_sessions(apps, schema_editor):
             expires = datetime.fromisoformat(expires)
         if django.utils.timezone.is_naive(expires):
             expires = expires.replace(tzinfo=UTC)
+        # The old store slid its expiry with activity; the cap counts from sign-in.
+        expires = min(expires, old.created_at + timedelta(seconds=settings.SESSION_COOKIE_AGE))
         rows.append(
             UserSession(
                 session_key=old.key_hash,

@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -29,15 +29,9 @@ def _page(request: HttpRequest, form: StaffCreateForm, status: int = 200) -> Htt
     return render(request, "accounts/practice_staff.html", context, status=status)
 
 
-def _require_admin(request: HttpRequest) -> None:
-    if not policies.can_manage_practice_staff(request.user):
-        raise PermissionDenied
-
-
 def _managed_member(request: HttpRequest, user_id: int) -> User:
-    """The practice member a practice admin acts on; 404 for anyone else (not even whether
-    another practice's account exists is confirmed)."""
-    _require_admin(request)
+    """Return the practice member a practice admin acts on; 404 for anyone else (not even
+    whether another practice's account exists is confirmed)."""
     account = User.objects.filter(pk=user_id, practice_id=request.user.practice_id).first()
     if account is None or not policies.can_manage_account(request.user, account):
         raise Http404
@@ -47,9 +41,9 @@ def _managed_member(request: HttpRequest, user_id: int) -> User:
 @login_required
 @never_cache
 @require_GET
+@policies.allowed_only(policies.can_manage_practice_staff)
 def practice_staff(request: HttpRequest) -> HttpResponse:
     """The practice's accounts, with their roles and sign-in locks."""
-    _require_admin(request)
     return _page(request, StaffCreateForm(roles=_roles()))
 
 
@@ -60,7 +54,6 @@ def practice_staff(request: HttpRequest) -> HttpResponse:
 @reauth.recent_auth_required
 def practice_staff_create(request: HttpRequest) -> HttpResponse:
     """Add a staff member to the admin's practice; they choose a password from an email."""
-    _require_admin(request)
     form = StaffCreateForm(request.POST, roles=_roles())
     if not form.is_valid():
         return _page(request, form, 400)
@@ -87,7 +80,10 @@ def practice_staff_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@policies.allowed_only(policies.can_manage_practice_staff)
+@reauth.recent_auth_required
 def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Clear a member's sign-in lock (each unlock gives a guesser five more tries: confirmed)."""
     account = _managed_member(request, user_id)
     services.sign_in_unlock(account=account, acting_user=request.user, ip=request.client_ip)
     messages.success(request, f"Sign-in unlocked for {account.display_name}.")

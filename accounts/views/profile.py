@@ -16,6 +16,7 @@ from accounts import selectors, services
 from accounts.auth_events import PromptPurpose
 from accounts.forms import ChangePasswordForm, ProviderProfileForm, StaffAccountForm
 from accounts.images import CONTENT_TYPES
+from accounts.views.prompts import identity_confirmed
 from ehr import policies
 from support_pin.forms import pin_prompt_forms
 
@@ -81,7 +82,9 @@ def staff_account(request: HttpRequest) -> HttpResponse:
     }
     form = StaffAccountForm(request.POST or None, user=user, initial=initial)
     if request.method == "POST" and form.is_valid():
-        confirmed = not form.email_changed or form.confirm(request, purpose=PromptPurpose.REAUTH)
+        confirmed = not form.email_changed or identity_confirmed(
+            request, form, purpose=PromptPurpose.EMAIL_CHANGE
+        )
         if confirmed:
             try:
                 services.staff_profile_update(
@@ -106,7 +109,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     confirmed = (
         request.method == "POST"
         and form.is_valid()
-        and form.confirm(request, purpose=PromptPurpose.PASSWORD_CHANGE)
+        and identity_confirmed(request, form, purpose=PromptPurpose.PASSWORD_CHANGE)
     )
     if confirmed:
         services.user_password_change(

@@ -18,10 +18,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import auth_events, mfa, selectors
+from accounts import auth_events, mfa, reauth, selectors
 from accounts.auth_events import PromptPurpose
 from accounts.forms import IdentityForm, MfaConfirmForm
+from accounts.models import AuthenticatorDevice
 from accounts.session_store import stored_key
+from accounts.views.prompts import identity_confirmed
 
 
 def security_action(view):
@@ -43,7 +45,7 @@ def _page(request: HttpRequest, status: int = 200, **context) -> HttpResponse:
             account=user, current_key=stored_key(request.session.session_key)
         ),
     )
-    pending = None if device else mfa.mfa_pending_device(user)
+    pending = None if device else _enrolling(request)
     if pending is not None:
         secret = b32encode(pending.bin_key).decode()
         qr = segno.make(pending.config_url, error="m").svg_inline(scale=4)
@@ -66,29 +68,52 @@ def security(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
-def _confirmed(request: HttpRequest, auto_id: str = "id_%s") -> tuple[bool, IdentityForm]:
+def _confirmed(
+    request: HttpRequest, purpose: PromptPurpose, auto_id: str = "id_%s"
+) -> tuple[bool, IdentityForm]:
     form = IdentityForm(request.POST, user=request.user, auto_id=auto_id)
-    return form.is_valid() and form.confirm(request, purpose=PromptPurpose.MFA_CHANGE), form
+    return form.is_valid() and identity_confirmed(request, form, purpose=purpose), form
+
+
+ENROLMENT = "mfa_enrolment"  # session key: the authenticator this session is setting up
+
+
+def _enrolling(request: HttpRequest) -> AuthenticatorDevice | None:
+    """The authenticator this session began setting up, while that confirmation is recent.
+
+    Its secret is shown, and a code from it accepted, only then: a session
+    that did not just give the password cannot take over the second factor.
+    """
+    pending = mfa.mfa_pending_device(request.user)
+    if pending is None or request.session.get(ENROLMENT) != pending.pk:
+        return None
+    return pending if reauth.is_recent(request) else None
 
 
 @security_action
 def mfa_enrol_start(request: HttpRequest) -> HttpResponse:
     """Begin setting up an authenticator app (the QR code is shown next)."""
-    ok, form = _confirmed(request)
+    ok, form = _confirmed(request, PromptPurpose.MFA_CHANGE)
     if not ok:
         return _page(request, form.http_status, identity_form=form)
-    mfa.mfa_enrollment_start(acting_user=request.user)
+    device = mfa.mfa_enrollment_start(acting_user=request.user)
+    request.session[ENROLMENT] = device.pk
     return redirect("security")
 
 
 @security_action
 def mfa_enrol_confirm(request: HttpRequest) -> HttpResponse:
     """Turn two-factor on with a code from the new app; show the backup codes once."""
+    pending = _enrolling(request)
+    if pending is None:
+        messages.info(request, "Confirm it is you again to set up the authenticator app.")
+        return redirect("security")
     form = MfaConfirmForm(request.POST)
     codes = None
     if form.is_valid():
         codes = mfa.mfa_enrollment_confirm(
             acting_user=request.user,
+            device_id=pending.pk,
             code=form.cleaned_data["code"],
             ip=request.client_ip,
             keep_session_key=request.session.session_key,
@@ -97,6 +122,7 @@ def mfa_enrol_confirm(request: HttpRequest) -> HttpResponse:
             form.add_error("code", "That code is not right. Check the app and try again.")
     if codes is None:
         return _page(request, 400, confirm_form=form)
+    del request.session[ENROLMENT]
     django_otp.login(request, mfa.mfa_device(request.user))
     return _page(request, backup_codes=codes)
 
@@ -104,7 +130,7 @@ def mfa_enrol_confirm(request: HttpRequest) -> HttpResponse:
 @security_action
 def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
     """Replace the backup codes and show the new ones once."""
-    ok, form = _confirmed(request)
+    ok, form = _confirmed(request, PromptPurpose.MFA_CHANGE)
     if not ok or mfa.mfa_device(request.user) is None:
         return _page(request, form.http_status, identity_form=form)
     codes = mfa.mfa_backup_codes_replace(acting_user=request.user, ip=request.client_ip)
@@ -116,7 +142,7 @@ def mfa_remove(request: HttpRequest) -> HttpResponse:
     """Turn two-factor authentication off (not for roles that require it)."""
     if mfa.mfa_required(request.user):
         raise Http404
-    ok, form = _confirmed(request)
+    ok, form = _confirmed(request, PromptPurpose.MFA_CHANGE)
     if not ok:
         return _page(request, form.http_status, identity_form=form)
     mfa.mfa_remove(acting_user=request.user, ip=request.client_ip)
@@ -127,7 +153,7 @@ def mfa_remove(request: HttpRequest) -> HttpResponse:
 @security_action
 def session_end(request: HttpRequest, session_id: str) -> HttpResponse:
     """Sign out one of the user's other sessions."""
-    ok, form = _confirmed(request, auto_id="session_%s")
+    ok, form = _confirmed(request, PromptPurpose.SESSIONS_END, auto_id="session_%s")
     if not ok:
         return _page(request, form.http_status, sessions_form=form)
     mine = stored_key(request.session.session_key)
@@ -141,7 +167,7 @@ def session_end(request: HttpRequest, session_id: str) -> HttpResponse:
 @security_action
 def sessions_end_others(request: HttpRequest) -> HttpResponse:
     """Sign out every session of the user but this one."""
-    ok, form = _confirmed(request, auto_id="session_%s")
+    ok, form = _confirmed(request, PromptPurpose.SESSIONS_END, auto_id="session_%s")
     if not ok:
         return _page(request, form.http_status, sessions_form=form)
     ended = auth_events.sessions_end_all(

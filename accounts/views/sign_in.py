@@ -20,6 +20,7 @@ from accounts import mfa, reauth, services
 from accounts.auth_events import PromptPurpose
 from accounts.forms import IdentityForm, MfaCodeForm, SignInForm
 from accounts.models import User
+from accounts.views.prompts import identity_confirmed
 
 PENDING_MFA = "pending_mfa"  # session key between the password and the code
 PENDING_MFA_SECONDS = 300
@@ -53,11 +54,11 @@ class SignInView(auth_views.LoginView):
 def login_mfa(request: HttpRequest) -> HttpResponse:
     """The second sign-in step: a code from the authenticator app or a backup code."""
     pending = request.session.get(PENDING_MFA)
-    if not pending or time.time() - pending["at"] > PENDING_MFA_SECONDS:
+    user = User.objects.filter(pk=pending["user"], is_active=True).first() if pending else None
+    if user is None or time.time() - pending["at"] > PENDING_MFA_SECONDS:
         request.session.pop(PENDING_MFA, None)
         messages.info(request, "Please sign in again.")
         return redirect("login")
-    user = User.objects.get(pk=pending["user"])
     form = MfaCodeForm(request.POST or None)
     if request.method != "POST":
         return render(request, "registration/login_mfa.html", {"form": form})
@@ -101,7 +102,7 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     if (
         request.method == "POST"
         and form.is_valid()
-        and form.confirm(request, purpose=PromptPurpose.REAUTH)
+        and identity_confirmed(request, form, purpose=PromptPurpose.REAUTH)
     ):
         return redirect(next_url)
     context = {"form": form, "next": next_url}

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from audit.models import AuditEvent
-from tests.factories import make_user
+from tests.factories import confirm_identity, make_user
 
 LOGIN = "/accounts/login/"
 
@@ -158,6 +158,7 @@ def practice_admin(practice):
 def test_practice_admin_sees_and_unlocks_their_staff(client, provider, password, practice_admin):
     fail(client, 5)
     client.force_login(practice_admin)
+    confirm_identity(client)  # unlocking is behind re-authentication
     page = client.get("/practice/staff/").content.decode()
     assert "dorothy" in page and "Locked" in page and "Unlock" in page
     response = client.post(f"/practice/staff/{provider.pk}/unlock/")
@@ -173,10 +174,12 @@ def test_unlocking_is_limited_to_the_admins_own_practice(
     client, provider, other_provider, practice_admin, nurse
 ):
     client.force_login(practice_admin)
+    confirm_identity(client)  # unlocking is behind re-authentication
     assert client.post(f"/practice/staff/{other_provider.pk}/unlock/").status_code == 404
     assert client.post(f"/practice/staff/{practice_admin.pk}/unlock/").status_code == 404
     assert "otherdoc" not in client.get("/practice/staff/").content.decode()
     client.force_login(nurse)
+    confirm_identity(client)
     assert client.get("/practice/staff/").status_code == 403
     assert client.post(f"/practice/staff/{provider.pk}/unlock/").status_code == 403
 

@@ -235,3 +235,35 @@ def test_roles_that_require_mfa_cannot_turn_it_off(client, practice):
     response = client.post(REMOVE, {"password": PASSWORD, "method": "app", "code": totp_code(user)})
     assert response.status_code == 404
     assert AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def test_a_pending_authenticator_is_shown_and_accepted_only_where_it_was_started(
+    client, provider, clock
+):
+    """A session that did not just give the password cannot take over the second factor."""
+    from django.test import Client
+
+    client.force_login(provider)
+    assert client.post(START, {"password": PASSWORD}).status_code == 302
+    device = AuthenticatorDevice.objects.get(user=provider, confirmed=False)
+    other = Client()  # the same account, another session (or one whose window has passed)
+    other.force_login(provider)
+    assert "Key:" not in other.get(SECURITY).content.decode()
+    response = other.post(CONFIRM, {"code": code_for(device)})
+    assert response["Location"] == SECURITY
+    assert not AuthenticatorDevice.objects.filter(user=provider, confirmed=True).exists()
+    clock.shift(6 * 60)  # the starting session's confirmation is no longer recent
+    assert "Key:" not in client.get(SECURITY).content.decode()
+    client.post(CONFIRM, {"code": code_for(device)})
+    assert not AuthenticatorDevice.objects.filter(user=provider, confirmed=True).exists()
+
+
+def test_turning_two_factor_on_signs_out_the_other_sessions(client, provider):
+    from django.test import Client
+
+    other = Client()
+    other.post(LOGIN, {"username": "dorothy", "password": PASSWORD})
+    enrol(client, provider)
+    response = other.get("/account/settings/", follow=True)
+    assert response.redirect_chain[0][0].startswith(LOGIN)
+    assert "This session was signed out from another session." in response.content.decode()

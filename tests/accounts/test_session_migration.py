@@ -37,6 +37,7 @@ def test_live_sessions_move_over_and_the_old_tables_go(provider):
     data = SessionBase().encode({"_auth_user_id": str(provider.pk), "last_activity": 1.0})
     rows = {
         "a" * 40: (None, now + timedelta(hours=3)),  # live: moves
+        "d" * 40: (None, now + timedelta(hours=11)),  # live, signed in 11 hours ago: capped
         "b" * 40: (now, now + timedelta(hours=3)),  # ended in the list: does not
         "c" * 40: (None, now - timedelta(minutes=1)),  # expired in the store: does not
     }
@@ -54,9 +55,12 @@ def test_live_sessions_move_over_and_the_old_tables_go(provider):
                 "INSERT INTO django_session VALUES (%s, %s, %s)",
                 [key, data, connection.ops.adapt_datetimefield_value(expires)],
             )
+    Legacy.objects.filter(key_hash="d" * 40).update(created_at=now - timedelta(hours=11))
     migrate(leaf)
-    moved = UserSession.objects.get()
-    assert moved.session_key == "a" * 40 and moved.user_id == provider.pk
+    capped = UserSession.objects.get(session_key="d" * 40)
+    assert abs(capped.expire_date - (now + timedelta(hours=1))) < timedelta(seconds=1)
+    moved = UserSession.objects.get(session_key="a" * 40)
+    assert moved.user_id == provider.pk
     assert moved.session_data == data and moved.ip == "192.0.2.4"
     assert abs(moved.expire_date - (now + timedelta(hours=3))) < timedelta(seconds=1)
     assert "django_session" not in connection.introspection.table_names()

@@ -1,6 +1,7 @@
 import hashlib
 from datetime import timedelta
 
+import pytest
 import time_machine
 from django.test import Client
 from django.utils import timezone
@@ -166,3 +167,51 @@ def test_a_password_change_keeps_this_session_with_its_sign_in_time(provider, pa
         before.expire_date,
         before.ip,
     )
+
+
+def test_a_session_ended_during_a_request_is_not_brought_back_by_a_new_key(provider, password):
+    from django.contrib.sessions.exceptions import SessionInterrupted
+
+    from accounts.auth_events import session_end
+    from accounts.session_store import SessionStore
+
+    client = browser(provider, password, CHROME)
+    store = SessionStore(client.cookies["sessionid"].value)
+    assert store["_auth_user_id"] == str(provider.pk)  # loaded, as at the start of a request
+    row = UserSession.objects.get(user=provider)
+    session_end(account=provider, session_key=row.pk, acting_user=provider, ip=None)
+    with pytest.raises(SessionInterrupted):
+        store.cycle_key()  # as a password change does after it is saved
+    assert not UserSession.objects.filter(user=provider, ended_at__isnull=True).exists()
+    assert UserSession.objects.get(pk=row.pk).end_reason == "revoked"
+
+
+def test_a_session_that_fails_to_load_for_another_reason_is_not_called_capped(provider, password):
+    client = browser(provider, password, CHROME)
+    type(provider).objects.filter(pk=provider.pk).update(is_active=False)  # as the admin can
+    response = client.get("/account/settings/", follow=True)
+    assert "time limit" not in response.content.decode()
+    assert not AuditEvent.objects.filter(kind="security.session_capped").exists()
+
+
+def test_clearing_expired_sessions_records_the_ones_nobody_came_back_to(provider, password):
+    from django.core.management import call_command
+
+    browser(provider, password, CHROME)
+    browser(provider, password, FIREFOX)
+    Client().get("/accounts/login/")  # an anonymous one
+    with time_machine.travel(timezone.now() + timedelta(hours=13), tick=False):
+        call_command("clearsessions")
+    assert not UserSession.objects.exists()
+    assert AuditEvent.objects.filter(kind="security.session_capped").count() == 2
+
+
+def test_an_unverified_session_of_an_enrolled_account_is_ended_as_such(provider, password):
+    client = browser(provider, password, CHROME)  # signed in before the account had a code
+    from accounts.models import AuthenticatorDevice
+
+    AuthenticatorDevice.objects.create(user=provider, name="Authenticator app", confirmed=True)
+    response = client.get("/account/settings/")
+    assert response["Location"].startswith("/accounts/login/")
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.kind, event.actor_id) == ("security.session_revoked", None)

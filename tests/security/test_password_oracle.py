@@ -31,7 +31,7 @@ PROMPTS = {
     "ending other sessions": (
         "/account/security/sessions/end-others/",
         {},
-        "Two-factor change refused",
+        "Signing out other sessions refused",
     ),
 }
 
@@ -85,3 +85,37 @@ def test_a_right_password_before_the_limit_still_works(provider, provider_client
     assert provider_client.post("/account/pins/support/", {"password": PASSWORD}).status_code == 200
     confirm_identity(provider_client)
     assert AccountPins.objects.filter(user=provider).exists()
+
+
+def test_a_prompt_that_locks_records_the_lock(provider_client):
+    for n in range(5):
+        provider_client.post("/account/confirm/", {"password": f"guess-{n}"})
+    details = list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
+    assert details[-2:] == [
+        "Confirmation before a sensitive action failed for user dorothy Ludwig: wrong password",
+        "Sign-in locked for user dorothy Ludwig after repeated failures",
+    ]
+
+
+def test_the_admin_sets_no_password_outside_the_gate(people):
+    from accounts.roles import Role
+
+    root = people[Role.PLATFORM_AUDITOR.value]
+    type(root).objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(type(root).objects.get(pk=root.pk))
+    # The admin's own password change is the site's, behind the gate.
+    assert client.get("/admin/password_change/")["Location"] == "/account/password/"
+    response = client.post(
+        "/admin/password_change/",
+        {"old_password": "guess", "new_password1": NEW, "new_password2": NEW},
+    )
+    assert response["Location"] == "/account/password/"
+    # Another account's password is not set from the admin either.
+    nurse = people[Role.NURSE.value]
+    url = f"/admin/accounts/user/{nurse.pk}/password/"
+    response = client.post(url, {"password1": NEW, "password2": NEW})
+    assert response.status_code == 302
+    nurse.refresh_from_db()
+    root.refresh_from_db()
+    assert nurse.check_password(PASSWORD) and root.check_password(PASSWORD)

@@ -108,3 +108,35 @@ def test_authenticator_secrets_are_sealed_in_the_database_and_re_keyed(people, c
         for device in AuthenticatorDevice.objects.all():
             assert device.key.startswith("v1:n2:") and device.bin_key == secrets_[device.pk]
     assert "authenticator secrets under key n2" in capsys.readouterr().out
+
+
+def test_every_field_of_a_counted_prompt_is_masked_in_the_attempt_records(people):
+    """Axes keeps what was posted with a counted failure; a prompt form posts more than a
+    password (new passwords, PINs, codes, a new email address)."""
+    from accounts.forms import ChangePasswordForm, IdentityForm, SignInForm, StaffAccountForm
+    from support_pin.forms import AppPinForm, PasswordPromptForm
+
+    enrolled = people[Role.COMPLIANCE_OFFICER.value]  # has an authenticator: code fields too
+    masked = {"password", *settings.AXES_SENSITIVE_PARAMETERS}
+    forms = [
+        form(user=enrolled)
+        for form in (IdentityForm, ChangePasswordForm, StaffAccountForm, PasswordPromptForm)
+    ]
+    forms += [AppPinForm(user=enrolled), SignInForm()]
+    for form in forms:
+        assert set(form.fields) <= masked, (type(form).__name__, set(form.fields) - masked)
+
+
+def test_a_wrong_password_at_the_password_change_keeps_no_new_password(people):
+    from axes.models import AccessAttempt
+
+    client = Client()
+    client.force_login(people[Role.PROVIDER.value])
+    new = "My-New-Secret-77x"
+    response = client.post(
+        "/account/password/",
+        {"password": "wrong", "new_password1": new, "new_password2": new},
+    )
+    assert response.status_code == 400
+    stored = " ".join(str(value) for value in AccessAttempt.objects.values_list())
+    assert new not in stored and "wrong" not in stored
