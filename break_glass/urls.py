@@ -9,6 +9,11 @@ urlpatterns = [
         views.break_glass_grant,
         name="break_glass_grant",
     ),
+    path(
+        "support/break-glass/grant/<int:grant_id>/rotate-pin/",
+        views.break_glass_rotate_pin,
+        name="break_glass_rotate_pin",
+    ),
     path("audit/break-glass/", views.break_glass_list, name="break_glass_list"),
     path(
         "audit/break-glass/<int:grant_id>/review/",

@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.reauth import recent_auth_required
 from accounts.roles import Role
@@ -18,18 +18,12 @@ from ehr.policies import AuditScope, allowed_only, audit_scope, can_use_support_
 from support_pin import selectors as pin_selectors
 
 
-def _agent_only(request: HttpRequest) -> None:
-    if not can_use_support_console(request.user):
-        raise PermissionDenied
-
-
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
 @allowed_only(can_use_support_console)
 @recent_auth_required
 def break_glass_open(request: HttpRequest, account_id: int) -> HttpResponse:
-    _agent_only(request)
     account = pin_selectors.console_account(account_id=account_id)
     if account is None:
         raise Http404
@@ -53,22 +47,22 @@ def break_glass_open(request: HttpRequest, account_id: int) -> HttpResponse:
     )
 
 
-@login_required
-@never_cache
-@require_http_methods(["GET", "POST"])
-def break_glass_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
-    _agent_only(request)
+def _active_grant(request: HttpRequest, grant_id: int) -> BreakGlassGrant | None:
     grant = services.break_glass_active(acting_user=request.user, grant_id=grant_id)
     if grant is None:
         messages.error(request, "This break-glass access is over (or was never yours).")
+    return grant
+
+
+@login_required
+@never_cache
+@require_GET
+@allowed_only(can_use_support_console)
+def break_glass_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
+    """The identity details an open grant shows its agent (viewing them is audited)."""
+    grant = _active_grant(request, grant_id)
+    if grant is None:
         return redirect("support_console")
-    if request.method == "POST":
-        if request.POST.get("action") == "rotate":
-            services.break_glass_rotate_pin(
-                grant=grant, acting_user=request.user, ip=request.client_ip
-            )
-            messages.success(request, "The Support PIN was replaced and the owner emailed.")
-        return redirect("break_glass_grant", grant_id=grant.pk)
     identity = services.break_glass_identity(
         grant=grant, acting_user=request.user, ip=request.client_ip
     )
@@ -80,6 +74,19 @@ def break_glass_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@require_POST
+@allowed_only(can_use_support_console)
+def break_glass_rotate_pin(request: HttpRequest, grant_id: int) -> HttpResponse:
+    """Replace the account's Support PIN under an open grant and tell its owner."""
+    grant = _active_grant(request, grant_id)
+    if grant is None:
+        return redirect("support_console")
+    services.break_glass_rotate_pin(grant=grant, acting_user=request.user, ip=request.client_ip)
+    messages.success(request, "The Support PIN was replaced and the owner emailed.")
+    return redirect("break_glass_grant", grant_id=grant.pk)
 
 
 def _reviewable_grants(user):

@@ -91,7 +91,7 @@ def test_using_it_shows_identity_rotates_the_pin_and_audits_every_step(
     assert current_pin(provider) not in text
     before = current_pin(provider)
     with django_capture_on_commit_callbacks(execute=True):
-        agent_client.post(f"/support/break-glass/grant/{grant.pk}/", {"action": "rotate"})
+        agent_client.post(f"/support/break-glass/grant/{grant.pk}/rotate-pin/")
     assert current_pin(provider) != before
     assert any("Support PIN was replaced" in m.subject for m in mail.outbox)
     assert all(current_pin(provider) not in m.body for m in mail.outbox)

@@ -70,6 +70,7 @@ MATRIX = {
     "break_glass_open": only([Role.SUPPORT_AGENT], allowed_status=CONFIRM),
     # no such grant: the agent is sent back to the console; everyone else is refused
     "break_glass_grant": only([Role.SUPPORT_AGENT], allowed_status=REDIRECT),
+    "break_glass_rotate_pin": everyone(NOT_ALLOWED),
     "break_glass_list": only([Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]),
     "break_glass_review": everyone(NOT_ALLOWED),
 }
@@ -108,6 +109,7 @@ def concrete_url(name: str, people) -> str:
         "password_reset_confirm": {"uidb64": "MQ", "token": "bogus-token"},
         "break_glass_open": {"account_id": provider.pk},
         "break_glass_grant": {"grant_id": 999999},
+        "break_glass_rotate_pin": {"grant_id": 999999},
         "break_glass_review": {"grant_id": 999999},
     }.get(name, {})
     return reverse(name, kwargs=kwargs)

@@ -35,7 +35,7 @@ POSTERS = {
     "app_pin_view_edit": Role.PROVIDER,
     "support_console_validate": Role.SUPPORT_AGENT,
     "break_glass_open": Role.SUPPORT_AGENT,
-    "break_glass_grant": Role.SUPPORT_AGENT,
+    "break_glass_rotate_pin": Role.SUPPORT_AGENT,
     "break_glass_review": Role.COMPLIANCE_OFFICER,
 }
 READ_ONLY = {
@@ -49,6 +49,7 @@ READ_ONLY = {
     "audit_report",
     "audit_export",
     "break_glass_list",
+    "break_glass_grant",
 }
 
 

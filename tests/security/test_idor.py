@@ -78,7 +78,7 @@ def test_another_agents_break_glass_grant(people, world):
     pin = current_pin(world["victim_doctor"])
     page = agent.get(reverse("break_glass_grant", kwargs={"grant_id": grant.pk}), follow=True)
     assert world["victim_doctor"].email not in page.content.decode()
-    agent.post(reverse("break_glass_grant", kwargs={"grant_id": grant.pk}), {"action": "rotate"})
+    agent.post(reverse("break_glass_rotate_pin", kwargs={"grant_id": grant.pk}))
     assert current_pin(world["victim_doctor"]) == pin
 
 
