@@ -183,9 +183,7 @@ def _record_sign_out(request: HttpRequest, user: User, reason: str) -> None:
             kind=kinds.SIGNED_OUT_AUTOMATICALLY, acting_user=None, account=user, ip=ip
         )
     else:  # ended by the server because of something done elsewhere
-        audit_event_record(
-            kind=kinds.SESSION_REVOKED, acting_user=None, account=user, ip=ip, params={"count": 1}
-        )
+        _record_revocation(account=user, acting_user=None, ip=ip, count=1)
 
 
 def sign_out_record(*, request: HttpRequest, user: User) -> None:
@@ -224,6 +222,18 @@ def sessions_clear_expired() -> int:
     return expired.delete()[0]
 
 
+def _record_revocation(
+    *, account: User, acting_user: User | None, ip: str | None, count: int
+) -> None:
+    audit_event_record(
+        kind=kinds.SESSION_REVOKED,
+        acting_user=acting_user,
+        account=account,
+        ip=ip,
+        params={"count": count},
+    )
+
+
 def _end(sessions, reason: str) -> int:
     """End live sessions now: they keep their rows, without data, so nothing loads them."""
     return sessions.filter(ended_at__isnull=True).update(
@@ -238,13 +248,7 @@ def session_end(*, account: User, session_key: str, acting_user: User, ip: str |
         UserSession.objects.filter(user=account, session_key=session_key), EndReason.REVOKED
     )
     if ended:
-        audit_event_record(
-            kind=kinds.SESSION_REVOKED,
-            acting_user=acting_user,
-            account=account,
-            ip=ip,
-            params={"count": ended},
-        )
+        _record_revocation(account=account, acting_user=acting_user, ip=ip, count=ended)
     return bool(ended)
 
 
@@ -267,11 +271,5 @@ def sessions_end_all(
         sessions = sessions.exclude(session_key=stored_key(keep_session_key))
     ended = _end(sessions, reason)
     if ended and reason == EndReason.REVOKED:
-        audit_event_record(
-            kind=kinds.SESSION_REVOKED,
-            acting_user=acting_user,
-            account=account,
-            ip=ip,
-            params={"count": ended},
-        )
+        _record_revocation(account=account, acting_user=acting_user, ip=ip, count=ended)
     return ended
