@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
-from accounts.models import AuthenticatorDevice, User
+from accounts.models import AuthenticatorDevice, BackupCodeDevice, User
 from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
@@ -80,7 +80,7 @@ def mfa_check(*, acting_user: User, method: str, code: str, ip: str | None) -> C
     other, and the second finds the code already used (`last_t`, or the backup
     code deleted).
     """
-    model = AuthenticatorDevice if method == APP else StaticDevice
+    model = AuthenticatorDevice if method == APP else BackupCodeDevice
     with transaction.atomic():
         device = model.objects.select_for_update().filter(user=acting_user, confirmed=True).first()
         if device is None:
@@ -157,10 +157,13 @@ def mfa_backup_codes_replace(*, acting_user: User, ip: str | None) -> list[str]:
 
 
 def _new_backup_codes(user: User) -> list[str]:
-    StaticDevice.objects.filter(user=user).delete()
-    static = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    """Replace the user's backup codes; return them (stored only as digests)."""
+    BackupCodeDevice.objects.filter(user=user).delete()
+    device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
     codes = [StaticToken.random_token() for _ in range(BACKUP_CODES)]
-    StaticToken.objects.bulk_create([StaticToken(device=static, token=code) for code in codes])
+    StaticToken.objects.bulk_create(
+        [StaticToken(device=device, token=BackupCodeDevice.stored_form(code)) for code in codes]
+    )
     return codes
 
 

@@ -10,6 +10,7 @@ from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from phonenumber_field.modelfields import PhoneNumberField
 
@@ -284,3 +285,42 @@ class AuthenticatorDevice(TOTPDevice):
         if self.key.startswith(f"{crypto.VERSION}:"):
             return crypto.decrypt_bytes(self.key, aad=self._aad())
         return unhexlify(self.key.encode())
+
+
+class BackupCodeDevice(StaticDevice):
+    """django-otp's backup-code device, with the codes stored only as keyed digests.
+
+    Same tables as StaticDevice and StaticToken (a proxy): each token row holds
+    `crypto.keyed_digests(code)` under the current key instead of the code, so a
+    reader of the database or a backup gets no working second factor. Verifying
+    is django-otp's own logic (throttling, one use per code) over the digests of
+    the typed code under every key in the ring.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "backup codes"
+
+    @staticmethod
+    def stored_form(code: str) -> str:
+        """Return what is stored for a new code: its digest under the current key."""
+        return crypto.keyed_digests(code, purpose=BACKUP_CODE_PURPOSE)[0]
+
+    def verify_token(self, token: str) -> bool:
+        # django-otp's StaticDevice.verify_token, matching any of the code's digests.
+        verify_allowed, _ = self.verify_is_allowed()
+        if not verify_allowed:
+            return False
+        digests = crypto.keyed_digests(token, purpose=BACKUP_CODE_PURPOSE)
+        match = self.token_set.filter(token__in=digests).first()
+        if match is None:
+            self.throttle_increment()
+            return False
+        match.delete()
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save()
+        return True
+
+
+BACKUP_CODE_PURPOSE = "accounts.BackupCodeDevice.token"

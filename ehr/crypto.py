@@ -10,6 +10,8 @@ fallback: a value that does not decrypt is an error.
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -76,3 +78,24 @@ def needs_rotation(stored: str) -> bool:
 def current_prefix() -> str:
     """How every value sealed under the primary key begins (to find the ones that are not)."""
     return f"{VERSION}:{settings.FIELD_ENCRYPTION_KEYS.current_id}:"
+
+
+DIGEST_CHARS = 16  # 96 bits, base64url: what fits a 16-character column, such as django-otp's
+
+
+def keyed_digests(value: str, *, purpose: str) -> list[str]:
+    """Return the keyed digest of `value` under every FIELD_ENCRYPTION_KEYS key, current first.
+
+    For secrets that are only ever compared, never shown again (backup codes):
+    HMAC-SHA-256 under a key derived for `purpose` from each field key, so a
+    reader of the database learns nothing, and a value stored under an older
+    key still matches while that key stays in the ring.
+    """
+    ring = settings.FIELD_ENCRYPTION_KEYS
+    ordered = [ring.current_id, *(key_id for key_id in ring.keys if key_id != ring.current_id)]
+    digests = []
+    for key_id in ordered:
+        subkey = hmac.new(ring.keys[key_id], purpose.encode(), hashlib.sha256).digest()
+        mac = hmac.new(subkey, value.encode(), hashlib.sha256).digest()
+        digests.append(base64.urlsafe_b64encode(mac[:12]).decode())
+    return digests

@@ -5,7 +5,7 @@ import time_machine
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticToken
 
-from accounts.models import AuthenticatorDevice
+from accounts.models import AuthenticatorDevice, BackupCodeDevice
 from accounts.roles import Role
 from audit.models import AuditEvent
 from tests.factories import PASSWORD, make_user, totp_code
@@ -225,7 +225,7 @@ def test_new_backup_codes_need_the_password_and_a_code_and_replace_the_old(clien
     new = response.context["backup_codes"]
     assert len(new) == 10 and not set(new) & set(old)
     tokens = set(StaticToken.objects.filter(device__user=provider).values_list("token", flat=True))
-    assert tokens == set(new)
+    assert tokens == {BackupCodeDevice.stored_form(code) for code in new}
     assert "New backup codes made for user dorothy Ludwig" in details()
 
 
@@ -267,3 +267,42 @@ def test_turning_two_factor_on_signs_out_the_other_sessions(client, provider):
     response = other.get("/account/settings/", follow=True)
     assert response.redirect_chain[0][0].startswith(LOGIN)
     assert "This session was signed out from another session." in response.content.decode()
+
+
+def test_backup_codes_are_stored_only_as_keyed_digests(client, provider, settings):
+    from django.db import connection
+
+    from accounts.models import BackupCodeDevice
+    from ehr.keys import KeyRing
+
+    codes = enrol(client, provider)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT token FROM otp_static_statictoken")
+        stored = [row[0] for row in cursor.fetchall()]
+    assert len(stored) == 10 and not set(stored) & set(codes)
+    assert not any(code in token or code.upper() in token for code in codes for token in stored)
+    # A code stored under the current key still works after a new key becomes current.
+    ring = settings.FIELD_ENCRYPTION_KEYS
+    settings.FIELD_ENCRYPTION_KEYS = KeyRing(current_id="k2", keys={"k2": b"k" * 32, **ring.keys})
+    device = BackupCodeDevice.objects.get(user=provider)
+    assert device.verify_token(codes[0]) and not device.verify_token(codes[0])
+    # Without the key it was stored under, it does not.
+    settings.FIELD_ENCRYPTION_KEYS = KeyRing(current_id="k2", keys={"k2": b"k" * 32})
+    device.throttle_reset()
+    assert not device.verify_token(codes[1])
+
+
+def test_codes_issued_before_they_were_digested_keep_working(provider):
+    import importlib
+
+    from django.apps import apps
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+    from accounts.models import BackupCodeDevice
+
+    old = StaticDevice.objects.create(user=provider, name="Backup codes", confirmed=True)
+    StaticToken.objects.create(device=old, token="abcdefgh")  # as django-otp stored them
+    migration = importlib.import_module("accounts.migrations.0007_backup_codes_as_digests")
+    migration.digest_existing_codes(apps, None)
+    assert StaticToken.objects.get().token != "abcdefgh"
+    assert BackupCodeDevice.objects.get(pk=old.pk).verify_token("abcdefgh")

@@ -140,3 +140,21 @@ def test_a_wrong_password_at_the_password_change_keeps_no_new_password(people):
     assert response.status_code == 400
     stored = " ".join(str(value) for value in AccessAttempt.objects.values_list())
     assert new not in stored and "wrong" not in stored
+
+
+def test_no_table_holds_a_second_factor_in_clear(people):
+    """Every row of every table, read back as text: no backup code, no authenticator key."""
+    from binascii import hexlify
+
+    from accounts import mfa
+
+    user = people[Role.COMPLIANCE_OFFICER.value]
+    codes = mfa.mfa_backup_codes_replace(acting_user=user, ip=None)
+    device = AuthenticatorDevice.objects.get(user=user)
+    secrets_ = [*codes, hexlify(device.bin_key).decode(), base64.b32encode(device.bin_key).decode()]
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608  (names from the database itself)
+            text = " ".join(str(value) for row in cursor.fetchall() for value in row)
+            for secret in secrets_:
+                assert secret not in text and secret.upper() not in text, table
