@@ -31,6 +31,18 @@ class StaffRow:
     roles: list[str]  # labels, for the page
     is_provider: bool
     locked: bool
+    pin_validation_blocked: bool
+
+
+STAFF_ROW_FIELDS = (
+    "id",
+    "username",
+    "first_name",
+    "last_name",
+    "is_active",
+    "practice_id",
+    "pins__validation_blocked_at",
+)
 
 
 def practice_staff(*, practice_id: int) -> list[StaffRow]:
@@ -38,6 +50,8 @@ def practice_staff(*, practice_id: int) -> list[StaffRow]:
     (the accounts, their roles, and the two sign-in locks)."""
     users = list(
         User.objects.filter(practice_id=practice_id)
+        .select_related("pins")
+        .only(*STAFF_ROW_FIELDS)
         .prefetch_related("groups")
         .order_by("last_name", "first_name", "username")
     )
@@ -48,6 +62,7 @@ def practice_staff(*, practice_id: int) -> list[StaffRow]:
             roles=sorted(Role(g.name).label for g in u.groups.all()),
             is_provider=any(g.name == Role.PROVIDER.value for g in u.groups.all()),
             locked=u.username in locked,
+            pin_validation_blocked=u.pins.validation_blocked_at is not None,
         )
         for u in users
     ]

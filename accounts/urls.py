@@ -65,6 +65,11 @@ urlpatterns = [
         name="practice_staff_unlock",
     ),
     path(
+        "practice/staff/<int:user_id>/unblock-pin/",
+        practice_staff.practice_staff_unblock_pin,
+        name="practice_staff_unblock_pin",
+    ),
+    path(
         "practice/staff/<int:user_id>/deactivate/",
         practice_staff.practice_staff_deactivate,
         name="practice_staff_deactivate",

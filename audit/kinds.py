@@ -242,6 +242,45 @@ SUPPORT_PIN_VALIDATION_REFUSED = EventKind(
     Action.NOT_SPECIFIED,
     "Support PIN validation refused for user {account}: validation is locked",
 )
+SUPPORT_PIN_VALIDATION_BLOCKED = EventKind(
+    "support_pin.validation_blocked",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Support PIN validation blocked for user {account} after {locks} locks in a row: "
+    "the owner must generate a new PIN",
+)
+SUPPORT_PIN_VALIDATION_REFUSED_BLOCKED = EventKind(
+    "support_pin.validation_refused_blocked",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Support PIN validation refused for user {account}: blocked until the owner generates "
+    "a new PIN",
+)
+SUPPORT_PIN_VALIDATION_UNBLOCKED = EventKind(
+    "support_pin.validation_unblocked",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Support PIN validation unblocked for user {account}",
+)
+SUPPORT_PIN_VALIDATION_UNBLOCKED_BY_OWNER = EventKind(
+    "support_pin.validation_unblocked_by_owner",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Support PIN validation unblocked for user {account}: the owner generated a new PIN",
+)
+SUPPORT_PIN_AGENT_LOCKED = EventKind(
+    "support_pin.agent_locked",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Support PIN validation locked for agent {account} after {failures} failed validations "
+    "across accounts",
+)
+SUPPORT_PIN_VALIDATION_REFUSED_AGENT = EventKind(
+    "support_pin.validation_refused_agent",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Support PIN validation refused for agent {account}: too many failed validations",
+)
 APP_PIN_VIEWED = EventKind(
     "app_pin.viewed",
     EventType.ACCOUNT,

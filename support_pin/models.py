@@ -32,6 +32,18 @@ class AccountPins(models.Model):
     validation_locked_until = models.DateTimeField(
         null=True, blank=True, help_text="Validation refuses every PIN until then."
     )
+    validation_locks_in_a_row = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Validation locks since the last successful validation or the owner's new PIN.",
+    )
+    validation_blocked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Set when locks in a row reached the limit: validation refuses every PIN until "
+            "the owner generates a new one (or a practice admin unblocks it)."
+        ),
+    )
 
     class Meta:
         verbose_name = "account PINs"

@@ -15,14 +15,17 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
 from accounts.roles import Role
 from audit import kinds
+from audit.models import AuditEvent
 from audit.services import audit_event_record
 from ehr import crypto
+from ehr.policies import can_manage_account
 from support_pin import conf
 from support_pin.models import AccountPins
 
@@ -136,13 +139,52 @@ def app_pin_change(*, acting_user: User, new_app_pin: str, ip: str | None) -> st
 
 @transaction.atomic
 def support_pin_generate(*, account: User, acting_user: User | None, ip: str | None) -> None:
-    """Replace the Support PIN now with a different random one."""
+    """Replace the Support PIN now with a different random one.
+
+    When the owner does it, validation starts afresh: a block after repeated
+    locks is lifted, and the count of locks in a row starts again.
+    """
     pins = _pins_of(account)
     _replace_support_pin(pins, current=_open(pins, "support_pin"))
-    pins.save(update_fields=_ROTATION_FIELDS)
+    fields = list(_ROTATION_FIELDS)
+    was_blocked = pins.validation_blocked_at is not None
+    if acting_user is not None and acting_user.pk == account.pk:
+        _clear_validation_state(pins)
+        fields += _VALIDATION_FIELDS
+    pins.save(update_fields=fields)
     audit_event_record(
         kind=kinds.SUPPORT_PIN_GENERATED, acting_user=acting_user, account=account, ip=ip
     )
+    if was_blocked and pins.validation_blocked_at is None:
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATION_UNBLOCKED_BY_OWNER,
+            acting_user=acting_user,
+            account=account,
+            ip=ip,
+        )
+
+
+@transaction.atomic
+def support_pin_validation_unblock(*, acting_user: User, account: User, ip: str | None) -> None:
+    """Let support validate the account's PIN again after repeated locks (a practice admin)."""
+    if not can_manage_account(acting_user, account):
+        raise PermissionDenied("not allowed to manage this account")
+    pins = _pins_of(account)
+    if pins.validation_blocked_at is None:
+        return
+    _clear_validation_state(pins)
+    pins.save(update_fields=_VALIDATION_FIELDS)
+    audit_event_record(
+        kind=kinds.SUPPORT_PIN_VALIDATION_UNBLOCKED,
+        acting_user=acting_user,
+        account=account,
+        ip=ip,
+    )
+
+
+def _clear_validation_state(pins: AccountPins) -> None:
+    pins.failed_validations, pins.validation_locked_until = 0, None
+    pins.validation_locks_in_a_row, pins.validation_blocked_at = 0, None
 
 
 # Validate (a support agent, with the PIN a caller gives)
@@ -151,7 +193,9 @@ def support_pin_generate(*, account: User, acting_user: User | None, ip: str | N
 class ValidationOutcome(Enum):
     MATCHED = "matched"
     MISMATCHED = "mismatched"
-    LOCKED = "locked"
+    LOCKED = "locked"  # this account, for a while
+    BLOCKED = "blocked"  # this account, until its owner generates a new PIN
+    AGENT_LOCKED = "agent_locked"  # this agent, for the rest of the window
 
 
 @dataclass(frozen=True)
@@ -169,16 +213,43 @@ def support_pin_validate(
     The account's PIN row is locked for the whole check, so two agents
     validating the same PIN at once are served one after the other: the first
     matches and rotates the PIN, the second no longer matches. A match rotates
-    the PIN at once (recorded as the system's, as the seed shows). After
-    VALIDATION_LOCK_AFTER consecutive failures validation locks for
-    VALIDATION_LOCK_FOR, the PIN rotates, and the owner is emailed.
+    the PIN at once (recorded as the system's, as the seed shows).
+
+    Guessing is bounded three ways, each checked before any comparison:
+    - VALIDATION_LOCK_AFTER failures in a row lock the account's validation for
+      VALIDATION_LOCK_FOR, rotate the PIN and email the owner;
+    - VALIDATION_BLOCK_AFTER_LOCKS locks in a row (no success between them)
+      block it until the owner generates a new PIN (or a practice admin
+      unblocks it): at most LOCK_AFTER x BLOCK_AFTER_LOCKS guesses for the life
+      of a PIN the owner chose to have;
+    - an agent whose failures over all accounts reach AGENT_FAILURE_LIMIT in
+      AGENT_FAILURE_WINDOW is refused until the window passes (the agent's own
+      validations are taken one at a time, so the count is exact).
     """
     agent = acting_user
     if not agent.has_role(Role.SUPPORT_AGENT):
         raise PermissionDenied("only support agents validate Support PINs")
     given = normalize_pin(pin)  # a malformed PIN is refused before anything is counted
+    User.objects.select_for_update().filter(pk=agent.pk).values_list("pk").get()
     pins = _pins_of(account)
     now = timezone.now()
+    if _agent_failures(agent, now) >= conf.AGENT_FAILURE_LIMIT:
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_AGENT,
+            acting_user=agent,
+            account=agent,
+            ip=ip,
+            data={"account": account.pk},
+        )
+        return ValidationResult(ValidationOutcome.AGENT_LOCKED)
+    if pins.validation_blocked_at is not None:
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_BLOCKED,
+            acting_user=agent,
+            account=account,
+            ip=ip,
+        )
+        return ValidationResult(ValidationOutcome.BLOCKED)
     if pins.validation_locked_until and pins.validation_locked_until > now:
         audit_event_record(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED, acting_user=agent, account=account, ip=ip
@@ -188,40 +259,83 @@ def support_pin_validate(
     # The row is saved before the events are recorded (see _replace_support_pin).
     if constant_time_compare(given, current):
         _replace_support_pin(pins, current=current)
-        pins.failed_validations, pins.validation_locked_until = 0, None
+        _clear_validation_state(pins)
         pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
         audit_event_record(
             kind=kinds.SUPPORT_PIN_VALIDATED, acting_user=agent, account=account, ip=ip
         )
         _record_rotation(account)
         return ValidationResult(ValidationOutcome.MATCHED)
+    return _validation_failed(pins, agent=agent, account=account, current=current, now=now, ip=ip)
 
+
+def _validation_failed(
+    pins: AccountPins, *, agent: User, account: User, current: str, now: datetime, ip: str | None
+) -> ValidationResult:
+    """Count a wrong PIN against the account and the agent; lock or block what reached a limit."""
     failures = pins.failed_validations + 1
+    locked_until = None
     if failures < conf.VALIDATION_LOCK_AFTER:
         pins.failed_validations = failures
         pins.save(update_fields=_VALIDATION_FIELDS)
-        audit_event_record(
-            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, acting_user=agent, account=account, ip=ip
-        )
-        return ValidationResult(ValidationOutcome.MISMATCHED)
-
-    locked_until = now + conf.VALIDATION_LOCK_FOR
-    _replace_support_pin(pins, current=current)
-    pins.failed_validations, pins.validation_locked_until = 0, locked_until
-    pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
+    else:
+        locked_until = now + conf.VALIDATION_LOCK_FOR
+        _replace_support_pin(pins, current=current)
+        pins.failed_validations, pins.validation_locked_until = 0, locked_until
+        pins.validation_locks_in_a_row += 1
+        if pins.validation_locks_in_a_row >= conf.VALIDATION_BLOCK_AFTER_LOCKS:
+            pins.validation_blocked_at = now
+        pins.save(update_fields=[*_VALIDATION_FIELDS, *_ROTATION_FIELDS])
     audit_event_record(
         kind=kinds.SUPPORT_PIN_VALIDATION_FAILED, acting_user=agent, account=account, ip=ip
     )
-    audit_event_record(
-        kind=kinds.SUPPORT_PIN_VALIDATION_LOCKED,
-        acting_user=None,
-        account=account,
-        ip=None,
-        params={"failures": failures},
-    )
-    _record_rotation(account)
-    transaction.on_commit(lambda: _mail_validation_locked(account, locked_until))
+    if locked_until is not None:
+        blocked = pins.validation_blocked_at is not None
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATION_BLOCKED
+            if blocked
+            else kinds.SUPPORT_PIN_VALIDATION_LOCKED,
+            acting_user=None,
+            account=account,
+            ip=None,
+            params={"failures": failures, "locks": pins.validation_locks_in_a_row},
+        )
+        _record_rotation(account)
+        transaction.on_commit(lambda: _mail_validation_locked(account, locked_until, blocked))
+    if _agent_failures(agent, now) == conf.AGENT_FAILURE_LIMIT:
+        _agent_locked(agent, now=now)
     return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
+
+
+def _agent_failures(agent: User, now: datetime) -> int:
+    """The agent's failed validations over all accounts within the window (from the log)."""
+    return AuditEvent.objects.filter(
+        actor_id=agent.pk,
+        occurred_at__gt=now - conf.AGENT_FAILURE_WINDOW,
+        kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
+    ).count()
+
+
+def _agent_locked(agent: User, *, now: datetime) -> None:
+    """Record that the agent reached the limit; tell whoever oversees the accounts it tried."""
+    audit_event_record(
+        kind=kinds.SUPPORT_PIN_AGENT_LOCKED,
+        acting_user=None,
+        account=agent,
+        ip=None,
+        params={"failures": conf.AGENT_FAILURE_LIMIT},
+    )
+    practices = list(
+        AuditEvent.objects.filter(
+            actor_id=agent.pk,
+            occurred_at__gt=now - conf.AGENT_FAILURE_WINDOW,
+            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
+            practice_id__isnull=False,
+        )
+        .values_list("practice_id", flat=True)
+        .distinct()
+    )
+    transaction.on_commit(lambda: _mail_agent_locked(agent, practices))
 
 
 def _record_rotation(account: User) -> None:
@@ -229,25 +343,66 @@ def _record_rotation(account: User) -> None:
     audit_event_record(kind=kinds.SUPPORT_PIN_GENERATED, acting_user=None, account=account, ip=None)
 
 
-_VALIDATION_FIELDS = ["failed_validations", "validation_locked_until"]
+_VALIDATION_FIELDS = [
+    "failed_validations",
+    "validation_locked_until",
+    "validation_locks_in_a_row",
+    "validation_blocked_at",
+]
 _ROTATION_FIELDS = ["support_pin", "support_pin_changed_at"]
 
 
-def _mail_validation_locked(account: User, locked_until: datetime) -> None:
+def _mail_validation_locked(account: User, locked_until: datetime, blocked: bool) -> None:
     if not account.email:
         return
+    if blocked:
+        what = (
+            "This has happened again since the last successful validation, so support can no "
+            "longer validate any Support PIN for your account until you generate a new one "
+            "yourself (Generate New PIN), or your practice administrator unblocks it."
+        )
+    else:
+        what = f"Validation is locked until {locked_until:%Y-%m-%d %H:%M} UTC."
     send_mail(
         subject="Support PIN validation locked on your account",
         message=(
             f"Hello {account.display_name},\n\n"
             f"Someone gave support {conf.VALIDATION_LOCK_AFTER} wrong Support PINs for your "
-            f"account in a row. Validation is locked until "
-            f"{locked_until:%Y-%m-%d %H:%M} UTC and your Support PIN has been replaced.\n\n"
+            f"account in a row. {what} Your Support PIN has been replaced.\n\n"
             "You can view the new PIN under Account Settings (providers) or Staff Account "
             "Information. If you did not contact support, tell your practice administrator.\n"
         ),
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[account.email],
+    )
+
+
+def _mail_agent_locked(agent: User, practice_ids: list[int]) -> None:
+    overseers = (
+        User.objects.filter(is_active=True)
+        .filter(
+            Q(groups__name=Role.PLATFORM_AUDITOR.value)
+            | Q(groups__name=Role.COMPLIANCE_OFFICER.value, practice_id__in=practice_ids)
+        )
+        .exclude(email="")
+        .values_list("email", flat=True)
+        .distinct()
+    )
+    recipients = sorted(overseers)
+    if not recipients:
+        return
+    window = int(conf.AGENT_FAILURE_WINDOW.total_seconds() // 60)
+    send_mail(
+        subject="Support agent refused further PIN validations",
+        message=(
+            f"Support agent {agent.display_name} ({agent.username}) gave "
+            f"{conf.AGENT_FAILURE_LIMIT} wrong Support PINs across accounts within {window} "
+            "minutes and is refused further validations until that time has passed. The "
+            "audit log lists the accounts tried (filter by the agent's username). If this was "
+            "not expected, end the agent's sessions and review the accounts.\n"
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=recipients,
     )
 
 

@@ -17,6 +17,7 @@ from accounts.forms import StaffCreateForm
 from accounts.models import User
 from accounts.roles import Role
 from ehr import policies
+from support_pin.services import support_pin_validation_unblock
 
 
 def _roles() -> list[tuple[str, str]]:
@@ -101,6 +102,18 @@ def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
         account=account, acting_user=request.user, ip=request.client_ip
     )
     messages.success(request, f"Signed {account.display_name} out of {ended} session(s).")
+    return redirect("practice_staff")
+
+
+@login_required
+@require_POST
+@policies.allowed_only(policies.can_manage_practice_staff)
+@reauth.recent_auth_required
+def practice_staff_unblock_pin(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Let support validate a member's Support PIN again after repeated locks."""
+    account = _managed_member(request, user_id)
+    support_pin_validation_unblock(acting_user=request.user, account=account, ip=request.client_ip)
+    messages.success(request, f"Support PIN validation unblocked for {account.display_name}.")
     return redirect("practice_staff")
 
 

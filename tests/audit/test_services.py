@@ -29,6 +29,7 @@ KNOWN_PARAMETERS = {
     "old",
     "new",
     "purpose",
+    "locks",
 }
 
 

@@ -26,6 +26,7 @@ POSTERS = {
     "practice_staff_unlock": Role.PRACTICE_ADMIN,
     "practice_staff_sign_out": Role.PRACTICE_ADMIN,
     "practice_staff_deactivate": Role.PRACTICE_ADMIN,
+    "practice_staff_unblock_pin": Role.PRACTICE_ADMIN,
     "practice_staff_reactivate": Role.PRACTICE_ADMIN,
     "practice_staff_role": Role.PRACTICE_ADMIN,
     "practice_staff_create": Role.PRACTICE_ADMIN,

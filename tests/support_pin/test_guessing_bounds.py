@@ -1,0 +1,143 @@
+"""Guessing a Support PIN is bounded for the life of the PIN, and per agent across accounts."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from accounts.roles import Role
+from audit.models import AuditEvent
+from support_pin import conf, services
+from support_pin.services import ValidationOutcome, support_pin_validate
+from tests.factories import confirm_identity, make_practice, make_user
+from tests.support_pin.helpers import current_pin, wrong_pin
+
+COMPARED = {ValidationOutcome.MATCHED, ValidationOutcome.MISMATCHED}
+
+
+def validate(agent, account, pin):
+    return support_pin_validate(acting_user=agent, account=account, pin=pin, ip=None).outcome
+
+
+def test_ten_thousand_guesses_get_ten_compares_for_the_life_of_a_pin(provider, agent):
+    """A caller who keeps calling, half an hour apart or days apart, gets 10 guesses in all."""
+    compares = 0
+    secret = current_pin(provider)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for n in range(10_000):
+            guess = f"{n:04d}"
+            if guess == secret:
+                continue  # the attacker does not know it: every guess here is wrong
+            outcome = validate(agent, provider, guess)
+            if outcome in COMPARED:
+                compares += 1
+                secret = current_pin(provider)  # a lock replaces it
+            if outcome is ValidationOutcome.LOCKED:
+                clock.shift(timedelta(minutes=31))
+            if outcome is ValidationOutcome.AGENT_LOCKED:
+                pytest.fail("the per-agent limit is not the point here")
+            if n % 500 == 0:
+                clock.shift(timedelta(days=1))
+    assert compares == conf.VALIDATION_LOCK_AFTER * conf.VALIDATION_BLOCK_AFTER_LOCKS == 10
+    assert validate(agent, provider, current_pin(provider)) is ValidationOutcome.BLOCKED
+    details = list(AuditEvent.objects.values_list("details", flat=True))
+    assert (
+        "Support PIN validation blocked for user dorothy Ludwig after 2 locks in a row: "
+        "the owner must generate a new PIN"
+    ) in details
+
+
+def test_the_owner_is_told_each_time_and_a_new_pin_unblocks(
+    provider, agent, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for _ in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                for _ in range(conf.VALIDATION_LOCK_AFTER):
+                    validate(agent, provider, wrong_pin(provider))
+            clock.shift(timedelta(minutes=31))
+        assert len(mail.outbox) == 2
+        assert "can no longer validate" in mail.outbox[1].body
+        assert validate(agent, provider, current_pin(provider)) is ValidationOutcome.BLOCKED
+        # A rotation by anyone else (break-glass) does not lift the block; the owner's does.
+        services.support_pin_generate(account=provider, acting_user=agent, ip=None)
+        assert validate(agent, provider, current_pin(provider)) is ValidationOutcome.BLOCKED
+        services.support_pin_generate(account=provider, acting_user=provider, ip=None)
+        assert validate(agent, provider, current_pin(provider)) is ValidationOutcome.MATCHED
+    assert AuditEvent.objects.filter(kind="support_pin.validation_unblocked_by_owner").count() == 1
+
+
+def test_a_success_between_locks_starts_the_count_again(provider, agent):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for _ in range(conf.VALIDATION_LOCK_AFTER):
+            validate(agent, provider, wrong_pin(provider))
+        clock.shift(timedelta(minutes=31))
+        assert validate(agent, provider, current_pin(provider)) is ValidationOutcome.MATCHED
+        for _ in range(conf.VALIDATION_LOCK_AFTER):
+            validate(agent, provider, wrong_pin(provider))
+        clock.shift(timedelta(minutes=31))
+        assert validate(agent, provider, wrong_pin(provider)) is ValidationOutcome.MISMATCHED
+
+
+def block(agent, account):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for _ in range(conf.VALIDATION_BLOCK_AFTER_LOCKS):
+            for _ in range(conf.VALIDATION_LOCK_AFTER):
+                validate(agent, account, wrong_pin(account))
+            clock.shift(timedelta(minutes=31))
+
+
+def test_a_practice_admin_unblocks_validation_from_the_staff_page(
+    provider, agent, practice, other_provider
+):
+    block(agent, provider)
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice)
+    client = Client()
+    client.force_login(admin)
+    confirm_identity(client)
+    assert "PIN validation blocked" in client.get("/practice/staff/").content.decode()
+    assert client.post(f"/practice/staff/{other_provider.pk}/unblock-pin/").status_code == 404
+    response = client.post(f"/practice/staff/{provider.pk}/unblock-pin/")
+    assert response.status_code == 302
+    assert validate(agent, provider, current_pin(provider)) is ValidationOutcome.MATCHED
+    event = AuditEvent.objects.get(kind="support_pin.validation_unblocked")
+    assert event.actor_id == admin.pk and event.account_id == provider.pk
+
+
+def test_the_console_says_why_a_blocked_account_is_refused(provider, agent):
+    block(agent, provider)
+    client = Client()
+    client.force_login(agent)
+    response = client.post(
+        "/support/validate/pin/", {"account": provider.pk, "pin": current_pin(provider)}
+    )
+    page = response.content.decode()
+    assert "blocked until its owner generates a new PIN" in page
+
+
+def test_a_spray_over_many_accounts_stops_at_the_agent_limit(
+    agent, django_capture_on_commit_callbacks
+):
+    practices = [make_practice(), make_practice()]
+    officer = make_user(Role.COMPLIANCE_OFFICER, practice=practices[0], username="officer")
+    make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    accounts = [make_user(Role.NURSE, practice=practices[n % 2]) for n in range(200)]
+    outcomes = []
+    with django_capture_on_commit_callbacks(execute=True):
+        for account in accounts:
+            outcomes.append(validate(agent, account, wrong_pin(account)))
+    compared = [o for o in outcomes if o in COMPARED]
+    assert len(compared) == conf.AGENT_FAILURE_LIMIT == 20
+    assert set(outcomes[20:]) == {ValidationOutcome.AGENT_LOCKED}
+    assert AuditEvent.objects.filter(kind="support_pin.agent_locked").count() == 1
+    assert AuditEvent.objects.filter(kind="support_pin.validation_refused_agent").count() == 180
+    [notice] = [m for m in mail.outbox if "refused further PIN validations" in m.subject]
+    assert set(notice.to) == {officer.email, "auditor@example.org"}
+    # Nobody's PIN was guessed at more than once: every account's count stays below its lock.
+    with time_machine.travel(timezone.now() + conf.AGENT_FAILURE_WINDOW + timedelta(seconds=1)):
+        assert validate(agent, accounts[-1], wrong_pin(accounts[-1])) is (
+            ValidationOutcome.MISMATCHED
+        )
