@@ -284,7 +284,7 @@ class StaffCreateForm(forms.Form):
         label="Username",
         max_length=150,
         validators=[User.username_validator],
-        help_text="Letters, digits and @ . + - _ only.",
+        help_text="ASCII letters (no accents), digits and @ . + - _ only.",
     )
     email = forms.EmailField(label="Email address", max_length=254)
     role = forms.ChoiceField(label="Role", choices=())

@@ -24,6 +24,9 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from accounts.models import User
+from ehr import crypto
+
 
 def limits() -> list[int]:
     """The limit of each entry of AXES_LOCKOUT_PARAMETERS, in its order (0: lock off).
@@ -101,3 +104,22 @@ def locked_usernames(usernames: list[str]) -> set[str]:
             .values_list("username", flat=True)
         )
     return locked
+
+
+UNKNOWN_PREFIX = "unknown:"
+
+
+def attempt_username(request, credentials: dict | None) -> str | None:
+    """Return the name axes records an attempt under (AXES_USERNAME_CALLABLE).
+
+    The username of an account as typed; for a name no account has (often a
+    password typed into the wrong box) a keyed digest of it instead, so the
+    attempt records never keep it in clear while a lock on it still works.
+    """
+    if credentials:
+        typed = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
+    else:
+        typed = request.POST.get(settings.AXES_USERNAME_FORM_FIELD) if request else None
+    if not typed or User.objects.filter(username=typed).exists():
+        return typed
+    return UNKNOWN_PREFIX + crypto.keyed_digests(typed, purpose="axes.username")[0]

@@ -6,6 +6,7 @@ from functools import cached_property
 from pathlib import PurePosixPath
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
@@ -37,7 +38,25 @@ class Practice(models.Model):
 
 
 class User(AbstractUser):
-    """A person who signs in: a practice member, or one of the platform's own people."""
+    """A person who signs in: a practice member, or one of the platform's own people.
+
+    Usernames are ASCII letters, digits and @ . + - _ only, unique whatever their
+    case. Django would allow any Unicode letter, and with it names that look
+    like another person's (a Cyrillic o in "dori") in the audit log and the
+    support console, or that no keyboard can type again (full-width letters). Support
+    agents read and type usernames over the phone, so ASCII is what serves
+    them; it also leaves no lookalikes for a confusables table to catch.
+    """
+
+    username_validator = ASCIIUsernameValidator()
+    username = models.CharField(
+        "username",
+        max_length=150,
+        unique=True,
+        help_text="150 characters or fewer: ASCII letters, digits and @ . + - _ only.",
+        validators=[username_validator],
+        error_messages={"unique": "That username is taken."},
+    )
 
     practice = models.ForeignKey(
         Practice,

@@ -1,21 +1,7 @@
-from django.urls import path, register_converter
+from django.urls import path
 
+import ehr.converters  # noqa: F401  (registers the id converters)
 from accounts.views import idle, practice_staff, profile, security, sign_in
-
-
-class StoredSessionKey:
-    """A session as the Security tab names it: the 40 hex digits it is stored under."""
-
-    regex = "[0-9a-f]{40}"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
-
-
-register_converter(StoredSessionKey, "stored_session_key")
 
 urlpatterns = [
     # Sign-in and confirmation
@@ -32,7 +18,7 @@ urlpatterns = [
     path("account/settings/", profile.account_settings, name="account_settings"),
     path("account/staff/", profile.staff_account, name="staff_account"),
     path("account/password/", profile.password_change, name="password_change"),
-    path("account/images/<int:user_id>/<str:kind>/", profile.profile_image, name="profile_image"),
+    path("account/images/<id:user_id>/<str:kind>/", profile.profile_image, name="profile_image"),
     # Security tab
     path("account/security/", security.security, name="security"),
     path("account/security/mfa/start/", security.mfa_enrol_start, name="mfa_enrol_start"),
@@ -55,32 +41,32 @@ urlpatterns = [
     path("practice/staff/", practice_staff.practice_staff, name="practice_staff"),
     path("practice/staff/new/", practice_staff.practice_staff_create, name="practice_staff_create"),
     path(
-        "practice/staff/<int:user_id>/sign-out/",
+        "practice/staff/<id:user_id>/sign-out/",
         practice_staff.practice_staff_sign_out,
         name="practice_staff_sign_out",
     ),
     path(
-        "practice/staff/<int:user_id>/unlock/",
+        "practice/staff/<id:user_id>/unlock/",
         practice_staff.practice_staff_unlock,
         name="practice_staff_unlock",
     ),
     path(
-        "practice/staff/<int:user_id>/unblock-pin/",
+        "practice/staff/<id:user_id>/unblock-pin/",
         practice_staff.practice_staff_unblock_pin,
         name="practice_staff_unblock_pin",
     ),
     path(
-        "practice/staff/<int:user_id>/deactivate/",
+        "practice/staff/<id:user_id>/deactivate/",
         practice_staff.practice_staff_deactivate,
         name="practice_staff_deactivate",
     ),
     path(
-        "practice/staff/<int:user_id>/reactivate/",
+        "practice/staff/<id:user_id>/reactivate/",
         practice_staff.practice_staff_reactivate,
         name="practice_staff_reactivate",
     ),
     path(
-        "practice/staff/<int:user_id>/role/",
+        "practice/staff/<id:user_id>/role/",
         practice_staff.practice_staff_role,
         name="practice_staff_role",
     ),

@@ -115,6 +115,11 @@ def can_use_support_console(user: User) -> bool:
     return user.is_authenticated and user.is_active and user.has_role(Role.SUPPORT_AGENT)
 
 
+def can_validate_pin_of(agent: User, account: User) -> bool:
+    """An agent validates callers' PINs, never its own (it could simply view it)."""
+    return can_use_support_console(agent) and agent.pk != account.pk
+
+
 # Break-glass access
 
 

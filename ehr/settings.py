@@ -186,6 +186,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 30))
 AXES_HANDLER = "accounts.lockout.LockoutHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]  # = accounts.lockout
 AXES_CLIENT_IP_CALLABLE = "ehr.client_ip.client_ip"  # never X-Forwarded-For on its own say-so
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempt_username"  # unknown names kept as digests
 AXES_LOCKOUT_CALLABLE = "accounts.views.sign_in.locked_out"
 AXES_RESET_ON_SUCCESS = True
 # Masked in the attempt records axes keeps (it always masks "password"): every field of

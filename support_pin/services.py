@@ -25,7 +25,7 @@ from audit import kinds
 from audit.models import AuditEvent
 from audit.services import audit_event_record
 from ehr import crypto
-from ehr.policies import can_manage_account
+from ehr.policies import can_manage_account, can_validate_pin_of
 from support_pin import conf
 from support_pin.models import AccountPins
 
@@ -227,8 +227,8 @@ def support_pin_validate(
       validations are taken one at a time, so the count is exact).
     """
     agent = acting_user
-    if not agent.has_role(Role.SUPPORT_AGENT):
-        raise PermissionDenied("only support agents validate Support PINs")
+    if not can_validate_pin_of(agent, account):
+        raise PermissionDenied("only support agents validate Support PINs, and not their own")
     given = normalize_pin(pin)  # a malformed PIN is refused before anything is counted
     User.objects.select_for_update().filter(pk=agent.pk).values_list("pk").get()
     pins = _pins_of(account)

@@ -147,6 +147,9 @@ def support_console_validate(request: HttpRequest) -> HttpResponse:
     if account is None:
         form.add_error(None, "That account cannot be validated.")
         return _console(request, account=None, form=_rebound_without_pin(form), status=400)
+    if not policies.can_validate_pin_of(request.user, account):
+        form.add_error(None, "You cannot validate your own Support PIN.")
+        return _console(request, account=account, form=_rebound_without_pin(form), status=400)
     outcome = services.support_pin_validate(
         acting_user=request.user,
         account=account,

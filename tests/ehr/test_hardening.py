@@ -65,3 +65,51 @@ def test_production_defaults_are_https_only():
         ),
     )
     assert result.stdout.split() == ["True"] * 6, result.stderr
+
+
+def test_the_documented_production_server_does_not_name_itself():
+    """`gunicorn ehr.wsgi` from the project folder, as the README says to run it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DATABASE_URL"}}
+    env.update(
+        {
+            "ENV_FILE": "",
+            "DJANGO_SETTINGS_MODULE": "ehr.settings",
+            "SECRET_KEY": "production-like-secret-key-for-this-test-0123456789-abcdefgh",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "false",
+        }
+    )
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "gunicorn", "ehr.wsgi", "--bind", f"127.0.0.1:{port}"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert response.status == 200
+        assert "gunicorn" not in response.headers.get("Server", "").lower()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

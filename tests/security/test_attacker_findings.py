@@ -1,0 +1,86 @@
+"""Findings of an outside attacker's pass, each tried the way it was found."""
+
+import pytest
+from axes.models import AccessAttempt
+from django.core.exceptions import PermissionDenied
+from django.test import Client
+
+from accounts.roles import Role
+from support_pin.models import AccountPins
+from support_pin.services import support_pin_validate
+from tests.factories import make_user
+from tests.support_pin.helpers import current_pin
+
+
+def test_an_unknown_username_is_not_kept_in_clear_yet_still_locks(db):
+    typed = "Hunter2-Typed-Into-Username"
+    client = Client()
+    for _ in range(5):
+        client.post("/accounts/login/", {"username": typed, "password": "whatever"})
+    rows = " ".join(str(value) for value in AccessAttempt.objects.values_list())
+    assert typed not in rows and typed.lower() not in rows
+    response = client.post("/accounts/login/", {"username": typed, "password": "whatever"})
+    assert response.status_code == 429  # the lock on that name holds
+
+
+def test_a_known_username_is_recorded_as_itself(provider):
+    Client().post("/accounts/login/", {"username": "dorothy", "password": "wrong"})
+    assert AccessAttempt.objects.get().username == "dorothy"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/account/images/" + "9" * 25 + "/picture/",
+        "/practice/staff/" + "9" * 25 + "/deactivate/",
+        "/practice/staff/" + "9" * 19 + "/role/",
+    ],
+)
+def test_ids_too_long_for_the_database_are_not_found(provider_client, url):
+    assert provider_client.get(url).status_code == 404
+    assert provider_client.post(url).status_code == 404
+
+
+def test_an_agent_cannot_validate_its_own_support_pin(agent):
+    client = Client()
+    client.force_login(agent)
+    response = client.post(
+        "/support/validate/pin/", {"account": agent.pk, "pin": current_pin(agent)}
+    )
+    assert response.status_code == 400
+    assert "You cannot validate your own Support PIN." in response.content.decode()
+    with pytest.raises(PermissionDenied):
+        support_pin_validate(acting_user=agent, account=agent, pin="1234", ip=None)
+    assert AccountPins.objects.get(user=agent).failed_validations == 0
+
+
+def test_another_agent_can_validate_an_agents_pin(agent):
+    other = make_user(Role.SUPPORT_AGENT)
+    outcome = support_pin_validate(
+        acting_user=other, account=agent, pin=current_pin(agent), ip=None
+    )
+    assert outcome.outcome.value == "matched"
+
+
+@pytest.mark.parametrize(
+    "username", ["d\u043eri", "\uff44\uff4f\uff52\uff49", "dori\u200b", "dóri"]
+)
+def test_lookalike_usernames_are_refused(nurse, practice, username):
+    """A practice admin cannot create an account named like another one."""
+    from django.core.exceptions import ValidationError
+
+    from accounts.models import User
+    from accounts.services import user_create
+
+    with pytest.raises(ValidationError):
+        user_create(
+            username=username,
+            email="lookalike@example.org",
+            password=None,
+            first_name="Dori",
+            last_name="Mendez",
+            role=Role.NURSE,
+            practice=practice,
+            acting_user=None,
+        )
+    assert not User.objects.filter(email="lookalike@example.org").exists()
