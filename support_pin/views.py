@@ -1,5 +1,7 @@
 """PIN screens: the owner's View / Generate / View-Edit, and the support console."""
 
+import time
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -22,20 +24,39 @@ def _local(moment) -> str:
     return timezone.localtime(moment).strftime("%I:%M %p %Z")
 
 
-def _prompt(request: HttpRequest, form, *, action: str, title: str, show) -> HttpResponse:
-    """The password prompt; once it confirms who the user is, `show(cleaned_data)` returns
-    (pin, note) for the page that shows the PIN."""
+# Which PIN the prompt just confirmed may be shown, once, by the next GET of pin_shown.
+# The PIN itself is never put in the session: pin_shown reads it then.
+SHOW_ONCE = "pin_to_show"
+SHOW_WITHIN = 60  # seconds between the prompt and the page that shows the PIN
+
+_SHOWN = {
+    "support_pin": (
+        "Support PIN",
+        "Give this PIN to support when they ask for it. "
+        "It changes after every successful validation.",
+    ),
+    "app_pin": (
+        "App Unlock PIN",
+        "It unlocks the mobile app after inactivity. It is not your Support PIN.",
+    ),
+}
+
+
+def _prompt(request: HttpRequest, form, *, action: str, title: str, then) -> HttpResponse:
+    """The password prompt; once it confirms who the user is, `then(cleaned_data)` runs and
+    returns which PIN to show, and the browser is sent on to the page that shows it once.
+
+    Post, then redirect: going Back from the PIN never re-posts the password into
+    another showing of it, and reloading the page that showed it does not show it again.
+    """
     if (
         request.method == "POST"
         and form.is_valid()
         and identity_confirmed(request, form, purpose=PromptPurpose.PIN_VIEW)
     ):
-        pin, note = show(form.cleaned_data)
-        response = render(
-            request, "support_pin/pin_shown.html", {"title": title, "pin": pin, "note": note}
-        )
-        response["Cache-Control"] = "no-store"  # never_cache adds the rest; this page holds a PIN
-        return response
+        which, changed = then(form.cleaned_data)
+        request.session[SHOW_ONCE] = {"which": which, "changed": changed, "at": time.time()}
+        return redirect("pin_shown")
     context = {"form": form, "action": action, "title": title}
     return render(request, "support_pin/password_prompt.html", context, status=form.http_status)
 
@@ -47,16 +68,39 @@ def _prompt(request: HttpRequest, form, *, action: str, title: str, show) -> Htt
 @policies.allowed_only(policies.can_manage_own_pins)
 def support_pin_view(request: HttpRequest) -> HttpResponse:
     """The "Enter Your Password" prompt; the right password shows the Support PIN."""
-
-    def show(data):
-        pin = services.support_pin_reveal(acting_user=request.user, ip=request.client_ip)
-        return pin, (
-            "Give this PIN to support when they ask for it. "
-            "It changes after every successful validation."
-        )
-
     form = PasswordPromptForm(request.POST or None, user=request.user)
-    return _prompt(request, form, action="support_pin_view", title="Support PIN", show=show)
+    return _prompt(
+        request,
+        form,
+        action="support_pin_view",
+        title="Support PIN",
+        then=lambda data: ("support_pin", False),
+    )
+
+
+@login_required
+@never_cache
+@require_GET
+@policies.allowed_only(policies.can_manage_own_pins)
+def pin_shown(request: HttpRequest) -> HttpResponse:
+    """Show the PIN the prompt just confirmed, once; the showing is what is recorded."""
+    pending = request.session.pop(SHOW_ONCE, None)
+    if pending is None or time.time() - pending["at"] > SHOW_WITHIN:
+        messages.info(request, "For your security a PIN is shown only once. Use View again.")
+        return redirect("home")
+    common = {"acting_user": request.user, "ip": request.client_ip}
+    if pending["which"] == "app_pin":
+        pin = services.app_pin_reveal(**common)
+    else:
+        pin = services.support_pin_reveal(**common)
+    title, note = _SHOWN[pending["which"]]
+    if pending["changed"]:
+        note = "Your App Unlock PIN was changed. " + note
+    response = render(
+        request, "support_pin/pin_shown.html", {"title": title, "pin": pin, "note": note}
+    )
+    response["Cache-Control"] = "no-store"  # never_cache adds the rest; this page holds a PIN
+    return response
 
 
 @login_required
@@ -79,19 +123,15 @@ def support_pin_generate(request: HttpRequest) -> HttpResponse:
 def app_pin_view_edit(request: HttpRequest) -> HttpResponse:
     """View/Edit of the App Unlock PIN, behind the same password prompt."""
 
-    def show(data):
-        common = {"acting_user": request.user, "ip": request.client_ip}
+    def then(data):
         if data["new_app_pin"]:
-            pin = services.app_pin_change(new_app_pin=data["new_app_pin"], **common)
-            changed = "Your App Unlock PIN was changed. "
-        else:
-            pin, changed = services.app_pin_reveal(**common), ""
-        return pin, changed + (
-            "It unlocks the mobile app after inactivity. It is not your Support PIN."
-        )
+            services.app_pin_change(
+                acting_user=request.user, new_app_pin=data["new_app_pin"], ip=request.client_ip
+            )
+        return "app_pin", bool(data["new_app_pin"])
 
     form = AppPinForm(request.POST or None, user=request.user)
-    return _prompt(request, form, action="app_pin_view_edit", title="App Unlock PIN", show=show)
+    return _prompt(request, form, action="app_pin_view_edit", title="App Unlock PIN", then=then)
 
 
 def _console(request: HttpRequest, *, account, form, outcome=None, status=200) -> HttpResponse:

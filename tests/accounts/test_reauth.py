@@ -48,7 +48,7 @@ def test_signing_in_is_not_a_confirmation(client, provider, password):
 
 def test_any_prompt_passed_opens_the_window_for_five_minutes(provider_client, password, clock):
     """The PIN prompt is a confirmation too: the export needs no second one right after."""
-    assert provider_client.post("/account/pins/support/", {"password": password}).status_code == 200
+    assert provider_client.post("/account/pins/support/", {"password": password}).status_code == 302
     clock.shift(4 * 60)
     assert provider_client.get("/audit/export.csv").status_code == 200
     clock.shift(2 * 60)

@@ -66,6 +66,7 @@ MATRIX = {
     "support_pin_view": everyone(OK),
     "support_pin_generate": everyone(NOT_ALLOWED),
     "app_pin_view_edit": everyone(OK),
+    "pin_shown": everyone(REDIRECT),  # nothing was just confirmed: back to the account page
     "support_console": only([Role.SUPPORT_AGENT]),
     "support_console_validate": everyone(NOT_ALLOWED),
     "break_glass_open": only([Role.SUPPORT_AGENT], allowed_status=CONFIRM),

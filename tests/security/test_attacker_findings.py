@@ -84,3 +84,34 @@ def test_lookalike_usernames_are_refused(nurse, practice, username):
             acting_user=None,
         )
     assert not User.objects.filter(email="lookalike@example.org").exists()
+
+
+def test_a_pin_is_shown_once_and_back_cannot_show_it_again(provider, provider_client):
+    from audit.models import AuditEvent
+    from tests.factories import PASSWORD
+
+    response = provider_client.post("/account/pins/support/", {"password": PASSWORD})
+    assert response["Location"] == "/account/pins/shown/"  # the post is never the PIN page
+    assert current_pin(provider) not in response.content.decode()
+    shown = provider_client.get("/account/pins/shown/")
+    assert current_pin(provider) in shown.content.decode()
+    assert "no-store" in shown["Cache-Control"]
+    again = provider_client.get("/account/pins/shown/", follow=True)  # reload, or Back then forward
+    assert current_pin(provider) not in again.content.decode()
+    assert "shown only once" in again.content.decode()
+    assert AuditEvent.objects.filter(kind="support_pin.viewed").count() == 1
+    assert "pin_to_show" not in provider_client.session
+
+
+def test_a_confirmed_prompt_does_not_show_the_pin_a_minute_later(provider, provider_client):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from tests.factories import PASSWORD
+
+    provider_client.post("/account/pins/support/", {"password": PASSWORD})
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        page = provider_client.get("/account/pins/shown/", follow=True).content.decode()
+    assert current_pin(provider) not in page

@@ -41,6 +41,7 @@ POSTERS = {
 }
 READ_ONLY = {
     "home",
+    "pin_shown",
     "security",
     "support_console",
     "healthz",

@@ -59,7 +59,7 @@ def test_staff_page_has_the_same_pin_rows(unusual_pins, nurse_client, nurse):
 def test_the_prompt_works_without_javascript(provider_client, provider, password):
     prompt = provider_client.get(VIEW)
     assert "Enter Your Password" in prompt.content.decode()
-    response = provider_client.post(VIEW, {"password": password})
+    response = provider_client.post(VIEW, {"password": password}, follow=True)
     assert response.status_code == 200
     assert (
         f'<p class="pin" id="pin-value" aria-label="Support PIN">{current_pin(provider)}</p>'
@@ -107,10 +107,12 @@ def test_generate_is_post_only_with_csrf(provider, provider_client):
 
 
 def test_app_pin_view_and_edit(provider_client, provider, password):
-    response = provider_client.post(APP, {"password": password})
+    response = provider_client.post(APP, {"password": password}, follow=True)
     assert current_pin(provider, "app_pin") in response.content.decode()
     assert "It is not your Support PIN." in response.content.decode()
-    response = provider_client.post(APP, {"password": password, "new_app_pin": " 2468 "})
+    response = provider_client.post(
+        APP, {"password": password, "new_app_pin": " 2468 "}, follow=True
+    )
     assert "Your App Unlock PIN was changed." in response.content.decode()
     assert current_pin(provider, "app_pin") == "2468"
     for bad in (ARABIC_INDIC, FULL_WIDTH, "12345", "12a4"):
@@ -217,7 +219,7 @@ def test_the_pin_never_reaches_logs_pages_admin_or_audit(
     client.force_login(provider)
     pins_seen.add(current_pin(provider))
     client.post(VIEW, {"password": "wrong"})
-    shown = client.post(VIEW, {"password": password})
+    shown = client.post(VIEW, {"password": password}, follow=True)
     assert current_pin(provider) in shown.content.decode()  # the one response that carries it
     settings_page = client.get("/account/settings/").content.decode()
     audit_page = client.get("/audit/").content.decode()
