@@ -80,11 +80,23 @@ class User(AbstractUser):
                 name="accounts_user_username_ci_unique",
                 violation_error_message="That username is taken.",
             ),
+            # An email address is unique within a practice (and among the platform's own
+            # people), not across the platform: someone may work at two practices, and
+            # no form may tell whether an address is in use at another practice.
             models.UniqueConstraint(
                 Lower("email"),
+                "practice",
                 condition=~models.Q(email=""),
-                name="accounts_user_email_ci_unique",
-                violation_error_message="Another account already uses this email address.",
+                name="accounts_user_email_practice_unique",
+                violation_error_message=(
+                    "Another account of this practice already uses this email address."
+                ),
+            ),
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=~models.Q(email="") & models.Q(practice__isnull=True),
+                name="accounts_user_email_platform_unique",
+                violation_error_message="Another platform account already uses this email address.",
             ),
         ]
 

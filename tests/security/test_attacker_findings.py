@@ -115,3 +115,53 @@ def test_a_confirmed_prompt_does_not_show_the_pin_a_minute_later(provider, provi
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
         page = provider_client.get("/account/pins/shown/", follow=True).content.decode()
     assert current_pin(provider) not in page
+
+
+def test_no_form_tells_whether_an_address_is_used_at_another_practice(
+    practice, other_provider, nurse
+):
+    """Adding staff, or changing one's own address, answers the same whether another
+    practice uses the address or nobody does."""
+    from accounts.models import User
+    from tests.factories import PASSWORD, confirm_identity
+
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice)
+    client = Client()
+    client.force_login(admin)
+    confirm_identity(client)
+    answers = []
+    for username, email in (("fresh1", "nobody@example.net"), ("fresh2", other_provider.email)):
+        response = client.post(
+            "/practice/staff/new/",
+            {
+                "first_name": "New",
+                "last_name": "Person",
+                "username": username,
+                "email": email,
+                "role": "scheduler",
+            },
+        )
+        answers.append(response.status_code)
+    assert answers == [302, 302]
+    assert User.objects.filter(email=other_provider.email).count() == 2
+    nurse_client = Client()
+    nurse_client.force_login(nurse)
+    data = {"home_phone": "", "cell_phone": "", "password": PASSWORD}
+    elsewhere = make_user(Role.NURSE, practice=other_provider.practice, username="elsewhere")
+    taken = nurse_client.post("/account/staff/", {**data, "email": elsewhere.email.upper()})
+    assert taken.status_code == 302
+    # Within the practice the admin can see every address anyway: that one is refused.
+    same = client.post(
+        "/practice/staff/new/",
+        {
+            "first_name": "A",
+            "last_name": "B",
+            "username": "fresh3",
+            "email": "nobody@example.net",
+            "role": "scheduler",
+        },
+    )
+    assert same.status_code == 400
+    assert "Another account of this practice already uses this email address." in (
+        same.content.decode()
+    )
