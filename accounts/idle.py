@@ -31,6 +31,6 @@ def is_background(request: HttpRequest) -> bool:
 
 
 def counts_as_activity(request: HttpRequest, now: float) -> bool:
-    """A foreground request, and the last stamp is old enough to be worth a write."""
+    """Tell whether a request counts: in the foreground, and the last stamp is old enough."""
     last = request.session.get(LAST_ACTIVITY)
     return not is_background(request) and (last is None or now - last >= STAMP_EVERY)

@@ -29,7 +29,7 @@ from ehr import crypto
 
 
 def limits() -> list[int]:
-    """The limit of each entry of AXES_LOCKOUT_PARAMETERS, in its order (0: lock off).
+    """Return the limit of each entry of AXES_LOCKOUT_PARAMETERS, in order (0: lock off).
 
     Axes filters its attempt records once per entry: [username, ip_address], then username.
     """

@@ -38,7 +38,7 @@ _DEVICE = "_mfa_device"  # where mfa_device keeps its answer on the user object
 
 
 def mfa_device(user: User) -> AuthenticatorDevice | None:
-    """The user's confirmed authenticator, looked up once per user object (so once a request).
+    """Return the user's confirmed authenticator, looked up once per user object (a request).
 
     The services below that add or remove devices forget the answer they changed.
     """
@@ -111,7 +111,7 @@ def mfa_pending_device(user: User) -> AuthenticatorDevice | None:
 
 @transaction.atomic
 def mfa_enrollment_start(*, acting_user: User) -> AuthenticatorDevice:
-    """A new, unconfirmed authenticator for the user (any earlier unconfirmed one is dropped)."""
+    """Create a new, unconfirmed authenticator for the user (dropping any earlier one)."""
     AuthenticatorDevice.objects.filter(user=acting_user, confirmed=False).delete()
     return AuthenticatorDevice.objects.create(
         user=acting_user, name="Authenticator app", confirmed=False

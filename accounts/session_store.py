@@ -35,7 +35,7 @@ from accounts.models import UserSession
 
 
 def stored_key(session_key: str) -> str:
-    """The first 160 bits of SHA-256, in hex: 40 characters, the width of Django's column.
+    """Return the first 160 bits of SHA-256 in hex: 40 characters, Django's column width.
 
     Keys are 32 random characters; 160 bits keep lookups collision-free and the
     hash impossible to reverse.
@@ -59,7 +59,7 @@ class SessionStore(DatabaseSessionStore):
 
     @property
     def record(self) -> UserSession | None:
-        """The row the cookie named, loaded with the session: live, ended or expired."""
+        """Return the row the cookie named, loaded with the session: live, ended or expired."""
         self._get_session()  # loads once per request
         return self._record
 

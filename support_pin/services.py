@@ -68,7 +68,7 @@ def new_pin(*, differs_from: str | None = None) -> str:
 
 
 def _pins_of(user: User) -> AccountPins:
-    """The account's PIN row, locked until the caller's transaction ends."""
+    """Return the account's PIN row, locked until the caller's transaction ends."""
     pins = AccountPins.objects.select_for_update().get(user_id=user.pk)
     pins.user = user  # the caller's object (and whatever profile it already loaded)
     return pins
@@ -308,7 +308,7 @@ def _validation_failed(
 
 
 def _agent_failures(agent: User, now: datetime) -> int:
-    """The agent's failed validations over all accounts within the window (from the log)."""
+    """Count the agent's failed validations over all accounts within the window (the log's)."""
     return AuditEvent.objects.filter(
         actor_id=agent.pk,
         occurred_at__gt=now - conf.AGENT_FAILURE_WINDOW,
@@ -339,7 +339,7 @@ def _agent_locked(agent: User, *, now: datetime) -> None:
 
 
 def _record_rotation(account: User) -> None:
-    """The system's rotation, as the seed shows it: no acting user, IP None."""
+    """Record the system's rotation as the seed shows it: no acting user, IP None."""
     audit_event_record(kind=kinds.SUPPORT_PIN_GENERATED, acting_user=None, account=account, ip=None)
 
 

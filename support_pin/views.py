@@ -135,7 +135,7 @@ def app_pin_view_edit(request: HttpRequest) -> HttpResponse:
 
 
 def _console(request: HttpRequest, *, account, form, outcome=None, status=200) -> HttpResponse:
-    """The console page: the search, the chosen account, its lock, the last outcome."""
+    """Render the console: the search, the chosen account, its lock, the last outcome."""
     search = ConsoleSearchForm(request.GET if "q" in request.GET else None)
     results = (
         selectors.console_account_search(query=search.cleaned_data["q"])
@@ -202,14 +202,14 @@ def support_console_validate(request: HttpRequest) -> HttpResponse:
 
 
 def _account_from(raw: str):
-    """The account a console request names, or None for a missing or malformed id."""
+    """Return the account a console request names, or None for a missing or malformed id."""
     if raw.isascii() and raw.isdigit() and len(raw) < 12:
         return selectors.console_account(account_id=int(raw))
     return None
 
 
 def _rebound_without_pin(form: ConsoleValidateForm) -> ConsoleValidateForm:
-    """The invalid form, for its errors, but never with the PIN text in it."""
+    """Return the invalid form, for its errors, but never with the PIN text in it."""
     form.data = form.data.copy()
     form.data["pin"] = ""
     return form

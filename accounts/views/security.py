@@ -79,7 +79,8 @@ ENROLMENT = "mfa_enrolment"  # session key: the authenticator this session is se
 
 
 def _enrolling(request: HttpRequest) -> AuthenticatorDevice | None:
-    """The authenticator this session began setting up, while that confirmation is recent.
+    """Return the authenticator this session began setting up, while that confirmation is
+    recent.
 
     Its secret is shown, and a code from it accepted, only then: a session
     that did not just give the password cannot take over the second factor.
