@@ -34,9 +34,30 @@ def _record(kind, grant: BreakGlassGrant, *, acting_user: User | None, ip: str |
 def break_glass_open(
     *, acting_user: User, account: User, justification: str, minutes: int, ip: str | None
 ) -> BreakGlassGrant:
-    """Open time-limited access to `account`; tell its owner and compliance officers now."""
+    """Open time-limited access to `account`; tell its owner and its reviewers now.
+
+    Break-glass serves a caller who cannot give a practice member's Support
+    PIN, so only accounts that belong to a practice are opened, and an agent
+    never opens its own (it is no caller to itself, and would otherwise replace
+    its own PIN without its password). Accounts without a practice (support
+    agents, platform auditors) are refused rather than given to the platform
+    auditors to review: they are the platform's own staff, whose identity is
+    verified internally, not by showing their details to a colleague on the
+    phone. So every grant has reviewers who can act: the compliance officers of
+    the account's practice and the platform auditors
+    (`ehr.policies.can_review_break_glass`). The practice's compliance officers
+    are mailed, or the platform auditors when the practice has none besides the
+    account's owner.
+    """
     if not acting_user.has_role(Role.SUPPORT_AGENT):
         raise PermissionDenied("only support agents open break-glass access")
+    if account.pk == acting_user.pk:
+        raise PermissionDenied("an agent never opens break-glass access to its own account")
+    if account.practice_id is None:
+        raise PermissionDenied(
+            "break-glass access opens practice members' accounts only; "
+            "platform staff are verified internally"
+        )
     reason = " ".join(justification.split())
     if len(reason) < conf.MIN_JUSTIFICATION:
         raise ValidationError(
@@ -67,20 +88,8 @@ def break_glass_open(
 def _mail_opened(grant_id: int) -> None:
     grant = BreakGlassGrant.objects.select_related("account", "agent").get(pk=grant_id)
     account = grant.account
-    officers = (
-        list(
-            User.objects.filter(
-                practice_id=account.practice_id,
-                groups__name=Role.COMPLIANCE_OFFICER.value,
-                is_active=True,
-            )
-            .exclude(email="")
-            .values_list("email", flat=True)
-        )
-        if account.practice_id
-        else []
-    )
-    recipients = [email for email in [account.email, *officers] if email]
+    reviewers = _reviewer_emails(grant)
+    recipients = [email for email in [account.email, *reviewers] if email]
     if not recipients:
         return
     send_mail(
@@ -89,11 +98,32 @@ def _mail_opened(grant_id: int) -> None:
             f"Support agent {grant.agent.display_name} opened break-glass access #{grant.pk} "
             f"to the account of {account.display_name} at {grant.opened_at:%Y-%m-%d %H:%M} UTC, "
             f"until {grant.expires_at:%H:%M} UTC.\n\nReason given: {grant.justification}\n\n"
-            "Compliance officers review every break-glass access in the Audit Log Report. "
+            "Every break-glass access is reviewed by the practice's compliance officers "
+            "or the platform auditors. "
             "If you did not ask support for help, tell your compliance officer.\n"
         ),
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=recipients,
+    )
+
+
+def _reviewer_emails(grant: BreakGlassGrant) -> list[str]:
+    """Return whom to tell: the practice's compliance officers who may review the grant, or
+    the platform auditors when there are none."""
+    candidates = (
+        User.objects.filter(is_active=True)
+        .exclude(email="")
+        .exclude(pk__in=[grant.account_id, grant.agent_id])  # nobody reviews their own
+    )
+    officers = list(
+        candidates.filter(
+            practice_id=grant.account.practice_id, groups__name=Role.COMPLIANCE_OFFICER.value
+        ).values_list("email", flat=True)
+    )
+    if officers:
+        return officers
+    return list(
+        candidates.filter(groups__name=Role.PLATFORM_AUDITOR.value).values_list("email", flat=True)
     )
 
 
@@ -193,8 +223,12 @@ def break_glass_rotate_pin(*, grant: BreakGlassGrant, acting_user: User, ip: str
 
 @transaction.atomic
 def break_glass_review(*, grant: BreakGlassGrant, acting_user: User, ip: str | None) -> None:
+    """Mark `grant` reviewed by `acting_user` once, and audit it."""
     if not can_review_break_glass(acting_user, grant):
-        raise PermissionDenied("only the account's practice's compliance officers review it")
+        raise PermissionDenied(
+            "only platform auditors and the account's practice's compliance officers review it, "
+            "never on their own account or a grant they opened"
+        )
     locked = BreakGlassGrant.objects.select_for_update().select_related("account").get(pk=grant.pk)
     if locked.reviewed_at is not None:
         return

@@ -1,4 +1,5 @@
-"""Break-glass screens: opening and using a grant (agents), reviewing them (compliance)."""
+"""Break-glass screens: opening and using a grant (agents), reviewing them (compliance
+officers and platform auditors)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,11 +11,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.reauth import recent_auth_required
-from accounts.roles import Role
 from break_glass import services
 from break_glass.forms import BreakGlassOpenForm
 from break_glass.models import BreakGlassGrant
-from ehr.policies import AuditScope, allowed_only, audit_scope, can_use_support_console
+from ehr.policies import (
+    AuditScope,
+    allowed_only,
+    audit_scope,
+    can_open_break_glass,
+    can_review_break_glass,
+    can_use_support_console,
+)
 from support_pin import selectors as pin_selectors
 
 
@@ -22,11 +29,19 @@ from support_pin import selectors as pin_selectors
 @never_cache
 @require_http_methods(["GET", "POST"])
 @allowed_only(can_use_support_console)
-@recent_auth_required
 def break_glass_open(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Refuse an account break-glass never opens at once; otherwise confirm, then open."""
     account = pin_selectors.console_account(account_id=account_id)
     if account is None:
         raise Http404
+    if not can_open_break_glass(request.user, account):
+        context = {"account": account, "own_account": account.pk == request.user.pk}
+        return render(request, "break_glass/refused.html", context, status=403)
+    return _open(request, account)
+
+
+@recent_auth_required
+def _open(request: HttpRequest, account) -> HttpResponse:
     form = BreakGlassOpenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -105,17 +120,18 @@ def _reviewable_grants(user):
 def break_glass_list(request: HttpRequest) -> HttpResponse:
     """Every break-glass access the viewer oversees, newest first, with its review."""
     grants = list(_reviewable_grants(request.user)[:200])
-    can_review = request.user.has_role(Role.COMPLIANCE_OFFICER)
+    reviewable = {grant.pk for grant in grants if can_review_break_glass(request.user, grant)}
     return render(
         request,
         "break_glass/list.html",
-        {"grants": grants, "can_review": can_review, "now": timezone.now()},
+        {"grants": grants, "reviewable": reviewable, "now": timezone.now()},
     )
 
 
 @login_required
 @require_POST
 def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
+    """Mark a grant the viewer oversees reviewed (the service asks who may)."""
     grant = _reviewable_grants(request.user).filter(pk=grant_id).first()
     if grant is None:
         raise Http404

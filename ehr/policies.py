@@ -123,8 +123,36 @@ def can_validate_pin_of(agent: User, account: User) -> bool:
 # Break-glass access
 
 
+def can_open_break_glass(agent: User, account: User) -> bool:
+    """Support agents open break-glass access to a practice member's account, never their own.
+
+    Accounts without a practice (support agents, platform auditors) are the
+    platform's own people: their identity is verified inside the platform, not
+    through a path that shows an account's identity details to a colleague, and
+    no practice's compliance officer oversees them.
+    """
+    return (
+        can_use_support_console(agent)
+        and account.pk != agent.pk
+        and account.practice_id is not None
+    )
+
+
 def can_review_break_glass(reviewer: User, grant) -> bool:
-    """Compliance officers review break-glass access to the accounts of their practice."""
+    """Platform auditors review every break-glass access; compliance officers their practice's.
+
+    Nobody reviews an access to their own account or one they opened. The
+    auditors are the platform's oversight of its support agents, so every grant
+    has a reviewer even when its practice has no other compliance officer;
+    reviewing records that someone looked and changes no account, PIN or
+    health information, which keeps the auditor read-only everywhere else.
+    """
+    if not reviewer.is_authenticated or not reviewer.is_active:
+        return False
+    if reviewer.pk in (grant.account_id, grant.agent_id):
+        return False
+    if reviewer.has_role(Role.PLATFORM_AUDITOR):
+        return True
     return (
         reviewer.has_role(Role.COMPLIANCE_OFFICER)
         and reviewer.practice_id is not None

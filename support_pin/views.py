@@ -157,6 +157,8 @@ def _console(request: HttpRequest, *, account, form, outcome=None, status=200) -
         "form": form,
         "outcome": outcome.outcome.value if outcome else None,
         "locked_until": locked_until,
+        "can_open_break_glass": account is not None
+        and policies.can_open_break_glass(request.user, account),
         "Outcome": ValidationOutcome,
     }
     return render(request, "support_pin/console.html", context, status=status)

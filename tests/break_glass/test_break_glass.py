@@ -2,17 +2,20 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
-from accounts.roles import Role
+from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
+from accounts.services import user_set_active
 from audit.models import AuditEvent
 from break_glass.models import BreakGlassGrant
 from break_glass.services import break_glass_open, break_glass_review
-from tests.factories import confirm_identity, make_user
+from tests.factories import confirm_identity, make_practice, make_user
 from tests.support_pin.helpers import current_pin
 
 REASON = "Caller lost her phone and cannot sign in to read her Support PIN; verified by callback."
@@ -156,3 +159,252 @@ def test_the_report_filters_break_glass_events(agent, provider, compliance):
     client.force_login(compliance)
     rows = client.get("/audit/", {"break_glass": "on"}).context["rows"]
     assert rows and all("break-glass" in row["details"].lower() for row in rows)
+
+
+# Who may be opened: practice members' accounts, never the agent's own.
+
+
+def nothing_was_opened() -> bool:
+    return (
+        not BreakGlassGrant.objects.exists()
+        and not AuditEvent.objects.filter(kind="break_glass.opened").exists()
+        and not mail.outbox
+    )
+
+
+def agent_in_a_practice(practice):
+    """A practice member given the support agent role as well, as the Django admin allows."""
+    user = make_user(Role.NURSE, practice=practice, username="nurseagent", mfa=True)
+    user.groups.add(Group.objects.get(name=Role.SUPPORT_AGENT.value))
+    return type(user).objects.get(pk=user.pk)
+
+
+def test_an_agent_never_opens_its_own_account(practice, django_capture_on_commit_callbacks):
+    agent = agent_in_a_practice(practice)
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(PermissionDenied, match="its own account"),
+    ):
+        break_glass_open(
+            acting_user=agent, account=agent, justification=REASON, minutes=10, ip=None
+        )
+    assert nothing_was_opened()
+
+
+def test_accounts_without_a_practice_are_not_opened(agent, django_capture_on_commit_callbacks):
+    for account, refusal in (
+        (agent, "its own account"),
+        (make_user(Role.SUPPORT_AGENT, username="agent2"), "practice members' accounts only"),
+        (make_user(Role.PLATFORM_AUDITOR, username="auditor"), "practice members' accounts only"),
+    ):
+        with (
+            django_capture_on_commit_callbacks(execute=True),
+            pytest.raises(PermissionDenied, match=refusal),
+        ):
+            break_glass_open(
+                acting_user=agent, account=account, justification=REASON, minutes=10, ip=None
+            )
+    assert nothing_was_opened()
+
+
+def test_the_open_page_refuses_own_and_platform_accounts_with_a_reason(
+    agent_client, agent, provider, django_capture_on_commit_callbacks
+):
+    other_agent = make_user(Role.SUPPORT_AGENT, username="agent2")
+    auditor = make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    for account, reason in (
+        (agent, "It is your own account"),
+        (other_agent, "It belongs to no practice"),
+        (auditor, "It belongs to no practice"),
+    ):
+        url = f"/support/break-glass/{account.pk}/"
+        with django_capture_on_commit_callbacks(execute=True):
+            for response in (
+                agent_client.get(url),
+                agent_client.post(url, {"justification": REASON, "minutes": 20}),
+            ):
+                assert response.status_code == 403
+                assert reason in response.content.decode()
+                assert "Nothing was opened or recorded." in response.content.decode()
+    assert nothing_was_opened()
+    # The page for a practice member's account still offers the form.
+    assert (
+        "Why is this access needed?"
+        in agent_client.get(f"/support/break-glass/{provider.pk}/").content.decode()
+    )
+
+
+def test_the_refusal_comes_before_asking_for_the_password(practice):
+    agent = agent_in_a_practice(practice)
+    client = Client()
+    client.force_login(agent)  # no recent confirmation
+    response = client.get(f"/support/break-glass/{agent.pk}/")
+    assert response.status_code == 403
+    assert "It is your own account" in response.content.decode()
+
+
+def test_the_console_offers_break_glass_only_where_it_can_be_opened(
+    agent_client, agent, provider, practice
+):
+    offered = "Open break-glass access"
+
+    def console(account):
+        return agent_client.get("/support/validate/", {"account": account.pk}).content.decode()
+
+    assert offered in console(provider)
+    for account in (
+        agent,
+        make_user(Role.SUPPORT_AGENT, username="agent2"),
+        make_user(Role.PLATFORM_AUDITOR, username="auditor"),
+    ):
+        page = console(account)
+        assert offered not in page and f"/support/break-glass/{account.pk}/" not in page
+        assert "it belongs to no practice" in page or "it is your own" in page
+    member_agent = agent_in_a_practice(practice)
+    client = Client()
+    client.force_login(member_agent)
+    page = client.get("/support/validate/", {"account": member_agent.pk}).content.decode()
+    assert offered not in page and "No break-glass access for this account: it is your own" in page
+    page = client.get("/support/validate/", {"account": provider.pk}).content.decode()
+    assert offered in page
+
+
+# Who reviews: every grant that can be opened has a reviewer who can act.
+
+
+def reviewers_of(grant, users: dict[Role, object]) -> set[Role]:
+    """The roles of `users` for whom the review URL marks `grant` reviewed."""
+    found = set()
+    for role, user in users.items():
+        with transaction.atomic():
+            client = Client()
+            client.force_login(user)
+            response = client.post(f"/audit/break-glass/{grant.pk}/review/")
+            grant.refresh_from_db()
+            if response.status_code == 302 and grant.reviewed_by_id == user.pk:
+                found.add(role)
+            transaction.set_rollback(True)  # the next user finds it unreviewed again
+    return found
+
+
+@pytest.mark.parametrize("owner_role", list(Role))
+def test_every_grant_that_opens_has_a_reviewer_who_can_act_and_is_told(
+    db, owner_role, django_capture_on_commit_callbacks
+):
+    practice = make_practice("Ludwig Family Medicine")
+    users = {
+        role: make_user(
+            role,
+            practice=practice if role in PRACTICE_ROLES else None,
+            username=f"m_{role.value}",
+        )
+        for role in Role
+    }
+    agent = make_user(Role.SUPPORT_AGENT, username="opener")
+    owner = users[owner_role]
+    with django_capture_on_commit_callbacks(execute=True):
+        try:
+            grant = break_glass_open(
+                acting_user=agent, account=owner, justification=REASON, minutes=10, ip=None
+            )
+        except PermissionDenied:
+            grant = None
+    if owner_role in PLATFORM_ROLES:
+        assert grant is None and nothing_was_opened()
+        return
+    reviewers = reviewers_of(grant, users)
+    assert reviewers  # never a grant that waits for review forever
+    expected = {Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER} - {owner_role}
+    assert reviewers == expected  # and nobody else, never the owner
+    told = set(mail.outbox[0].to) - {owner.email}
+    assert told and told <= {users[role].email for role in reviewers}
+
+
+def test_platform_auditors_are_told_when_the_practice_has_no_other_compliance_officer(
+    agent, practice, django_capture_on_commit_callbacks
+):
+    auditor = make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    officer = make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="onlyofficer")
+    with django_capture_on_commit_callbacks(execute=True):
+        break_glass_open(
+            acting_user=agent, account=officer, justification=REASON, minutes=5, ip=None
+        )
+    assert set(mail.outbox[0].to) == {officer.email, auditor.email}
+
+
+def test_the_auditor_reviews_any_grant_and_an_officer_never_their_own(agent, provider, compliance):
+    auditor = make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    on_officer = break_glass_open(
+        acting_user=agent, account=compliance, justification=REASON, minutes=5, ip=None
+    )
+    officer = Client()
+    officer.force_login(compliance)
+    page = officer.get("/audit/break-glass/").content.decode()
+    assert f">{on_officer.pk}<" in page and "Mark reviewed" not in page
+    assert officer.post(f"/audit/break-glass/{on_officer.pk}/review/").status_code == 403
+    with pytest.raises(PermissionDenied):
+        break_glass_review(grant=on_officer, acting_user=compliance, ip=None)
+    on_officer.refresh_from_db()
+    assert on_officer.reviewed_at is None
+    client = Client()
+    client.force_login(auditor)
+    assert "Mark reviewed" in client.get("/audit/break-glass/").content.decode()
+    client.post(f"/audit/break-glass/{on_officer.pk}/review/")
+    on_officer.refresh_from_db()
+    assert on_officer.reviewed_by == auditor
+    assert grant_events(on_officer)[-1].endswith("reviewed")
+
+
+def test_a_grant_opened_on_a_platform_account_before_they_were_refused_is_reviewable(agent):
+    # Such rows exist from before platform accounts were refused; they cannot be made now.
+    now = timezone.now()
+    old = BreakGlassGrant.objects.create(
+        agent=agent,
+        account=make_user(Role.SUPPORT_AGENT, username="agent2"),
+        justification=REASON,
+        opened_at=now,
+        expires_at=now + timedelta(minutes=5),
+    )
+    client = Client()
+    client.force_login(make_user(Role.PLATFORM_AUDITOR, username="auditor"))
+    client.post(f"/audit/break-glass/{old.pk}/review/")
+    old.refresh_from_db()
+    assert old.reviewed_at is not None
+
+
+def test_an_auditor_who_is_also_an_agent_neither_reviews_nor_is_told_of_its_own_grant(
+    provider, django_capture_on_commit_callbacks
+):
+    opener = make_user(Role.PLATFORM_AUDITOR, username="auditoragent")
+    opener.groups.add(Group.objects.get(name=Role.SUPPORT_AGENT.value))  # as the admin allows
+    opener = type(opener).objects.get(pk=opener.pk)
+    other_auditor = make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    with django_capture_on_commit_callbacks(execute=True):
+        grant = break_glass_open(
+            acting_user=opener, account=provider, justification=REASON, minutes=5, ip=None
+        )
+    assert set(mail.outbox[0].to) == {provider.email, other_auditor.email}
+    with pytest.raises(PermissionDenied):
+        break_glass_review(grant=grant, acting_user=opener, ip=None)
+    break_glass_review(grant=grant, acting_user=other_auditor, ip=None)
+    grant.refresh_from_db()
+    assert grant.reviewed_by == other_auditor
+
+
+def test_a_deactivated_compliance_officer_neither_reviews_nor_is_told(
+    agent, provider, practice, compliance, django_capture_on_commit_callbacks
+):
+    auditor = make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="admin")
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
+    )
+    user_set_active(account=compliance, active=False, acting_user=admin, ip=None)
+    compliance.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        break_glass_review(grant=grant, acting_user=compliance, ip=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        break_glass_open(
+            acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
+        )
+    assert set(mail.outbox[-1].to) == {provider.email, auditor.email}
