@@ -308,12 +308,14 @@ def _validation_failed(
 
 
 def _agent_failures(agent: User, now: datetime) -> int:
-    """Count the agent's failed validations over all accounts within the window (the log's)."""
-    return AuditEvent.objects.filter(
+    """Count the agent's failed validations over all accounts within the window, from the
+    log (indexed by actor and time), up to the limit: no more is ever needed."""
+    failures = AuditEvent.objects.filter(
         actor_id=agent.pk,
         occurred_at__gt=now - conf.AGENT_FAILURE_WINDOW,
         kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
-    ).count()
+    )
+    return failures.values("id")[: conf.AGENT_FAILURE_LIMIT].count()
 
 
 def _agent_locked(agent: User, *, now: datetime) -> None:
