@@ -116,7 +116,8 @@ def audit_export(request: HttpRequest) -> HttpResponse:
         )
     filename = f"audit-log_{data['date_from']:%Y-%m-%d}_to_{data['date_to']:%Y-%m-%d}.csv"
     response = StreamingHttpResponse(
-        export_rows(events, time_zone=filterset.form.time_zone), content_type="text/csv"
+        export_rows(events, time_zone=filterset.form.time_zone),
+        content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"

@@ -300,7 +300,7 @@ def test_export_is_exactly_the_filtered_rows_and_safe_in_a_spreadsheet(client, c
     page = client.get("/audit/")
     response = client.get("/audit/export.csv")
     assert response.status_code == 200
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert (
         response["Content-Disposition"]
         == 'attachment; filename="audit-log_2024-03-13_to_2024-03-19.csv"'
@@ -343,6 +343,18 @@ def test_export_neutralizes_every_formula_trigger(client, compliance, provider, 
         "Plain, with comma",
     ]
     assert all(not row[6].startswith(("=", "+", "-", "@")) for row in rows[1:])
+
+
+def test_export_declares_the_charset_its_bytes_are_in(client, compliance, provider, clock):
+    name = "Zoë Ångström-Øster 王"
+    chart_viewed(provider, "P-1", name, NOW - timedelta(minutes=1))
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv", {"type": "Patient"})
+    content_type, _sep, charset = response["Content-Type"].partition("; charset=")
+    assert (content_type, charset) == ("text/csv", "utf-8")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode(charset))))
+    assert [row[2] for row in rows[1:]] == [name]
 
 
 def test_export_is_audited_with_filters_and_row_count(client, compliance, log):
