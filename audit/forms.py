@@ -67,6 +67,9 @@ class AuditFilterForm(forms.Form):
         if start > end:
             self.add_error("date_to", "The end date is before the start date.")
         data["date_from"], data["date_to"] = start, end
+        if self.errors:
+            # No range for dates out of bounds: the day after 12/31/9999 does not exist.
+            return data
         # The range in UTC: from the start of the first day to the start of the day
         # after the last one, both in the viewer's own time zone.
         self.range = (

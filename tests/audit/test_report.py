@@ -1,6 +1,6 @@
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from accounts.roles import Role
 from audit import kinds
 from audit.formatting import LocalClock, event_date, event_time, neutralize
+from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
 from audit.models import AuditEvent
 from tests.audit.helpers import chart_viewed, record_at
 from tests.factories import confirm_identity, make_user
@@ -216,6 +217,14 @@ def test_view_last_quick_ranges(client, compliance, log):
         {"date_from": "yesterday"},
         {"date_to": "1800-01-01"},
         {"date_from": "2024-03-19", "date_to": "2024-03-01"},
+        {"date_to": "9999-12-31"},
+        {"date_to": "12/31/9999"},
+        {"date_from": "9999-12-31"},
+        {"date_from": "0001-01-01"},
+        {"date_to": "0001-01-01"},
+        {"date_from": "0001-01-01", "date_to": "9999-12-31"},
+        {"date_from": "9999-12-31", "date_to": "0001-01-01"},
+        {"date_from": "2024-03-01", "date_to": "2101-01-01"},
         {"type": "Nope"},
         {"last": "decade"},
         {"username": "x" * 151},
@@ -245,6 +254,60 @@ def test_invalid_filters_show_errors_not_500(client, compliance, log, params):
 def test_any_filter_input_is_answered_without_a_server_error(client, compliance, params):
     client.force_login(compliance)
     assert client.get("/audit/", params).status_code in (200, 400)
+
+
+ZONES = ["Pacific/Kiritimati", "Etc/GMT+12", "America/New_York", "Asia/Kathmandu", "UTC"]
+# The ends of what a date input can hold and of the range the form allows, then any day.
+DAYS = (
+    st.sampled_from(
+        [
+            date.min,
+            date.max,
+            EARLIEST - timedelta(days=1),
+            EARLIEST,
+            LATEST,
+            LATEST + timedelta(days=1),
+        ]
+    )
+    | st.dates()
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    date_from=st.none() | DAYS,
+    date_to=st.none() | DAYS,
+    us_style=st.booleans(),
+    zone=st.sampled_from(ZONES),
+    today=st.dates(min_value=EARLIEST, max_value=LATEST),
+)
+def test_any_date_range_is_a_valid_range_or_a_form_error(
+    db, date_from, date_to, us_style, zone, today
+):
+    """Every date the inputs accept, year 1 to 9999, in zones 26 hours apart."""
+    written = "%m/%d/%Y" if us_style else "%Y-%m-%d"
+    data = {
+        name: value.strftime(written)
+        for name, value in (("date_from", date_from), ("date_to", date_to))
+        if value is not None
+    }
+    filterset = AuditEventFilter(
+        data,
+        queryset=AuditEvent.objects.all(),
+        patients=[],
+        time_zone=ZoneInfo(zone),
+        today=today,
+    )
+    start = date_from or today - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    end = date_to or today
+    expected = EARLIEST <= start <= end <= LATEST
+    assert filterset.is_valid() is expected, filterset.errors
+    if expected:
+        first, after_last = filterset.form.range
+        assert first.date() == start and after_last.date() == end + timedelta(days=1)
+        assert filterset.qs.count() == 0
+    else:
+        assert filterset.errors
 
 
 def test_keyset_pages_reach_the_oldest_rows_with_a_fixed_number_of_queries(
