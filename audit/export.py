@@ -16,6 +16,7 @@ import io
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
@@ -31,10 +32,17 @@ _FREE_TEXT = ("patient_name", "actor_label", "details")  # type and action come 
 def export_rows(events: QuerySet, *, time_zone: ZoneInfo) -> Iterator[bytes]:
     """Yield the CSV bytes of `events`, newest first, header included."""
     inner = events.order_by().values("id", "occurred_at", *_TEXT, "ip")
-    sql, params = inner.query.sql_with_params()
+    try:
+        sql, params = inner.query.sql_with_params()
+    except EmptyResultSet:
+        # Django knows without asking the database that nothing matches (a filter
+        # `__in` an empty list: a username that names nobody), and has no SQL for it.
+        sql = None
     head = io.StringIO()
     csv.writer(head).writerow(HEADER)
     yield head.getvalue().encode()
+    if sql is None:
+        return
     if connection.vendor == "postgresql":
         yield from _postgres(sql, params, time_zone)
     else:

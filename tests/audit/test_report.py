@@ -353,6 +353,9 @@ def test_keyset_pages_reach_the_oldest_rows_with_a_fixed_number_of_queries(
 # Export
 
 
+HEADER = ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
+
+
 def read_csv(response) -> list[list[str]]:
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
 
@@ -370,7 +373,7 @@ def test_export_is_exactly_the_filtered_rows_and_safe_in_a_spreadsheet(client, c
     )
     assert "no-store" in response["Cache-Control"]
     rows = read_csv(response)
-    assert rows[0] == ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
+    assert rows[0] == HEADER
     assert [row[6] for row in rows[1:]] == details(page)
     formula_row = rows[2]
     assert formula_row[2] == '\'=HYPERLINK("http://evil","x")'
@@ -435,6 +438,14 @@ def test_export_is_audited_with_filters_and_row_count(client, compliance, log):
     assert all("Audit log exported" not in row[6] for row in rows)
 
 
+def test_export_of_an_unknown_username_is_the_header_only(client, compliance, log):
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv", {"username": "nobody-by-that-name"})
+    assert response.status_code == 200 and response["X-Export-Rows"] == "0"
+    assert read_csv(response) == [HEADER]
+
+
 def test_export_filename_carries_only_validated_dates(client, compliance, log):
     client.force_login(compliance)
     confirm_identity(client)
@@ -445,3 +456,4 @@ def test_export_filename_carries_only_validated_dates(client, compliance, log):
         response["Content-Disposition"]
         == 'attachment; filename="audit-log_2024-02-19_to_2024-03-19.csv"'
     )
+    assert read_csv(response) == [HEADER]
