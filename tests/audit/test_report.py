@@ -5,14 +5,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import OperationalError, connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.roles import Role
-from audit import kinds
+from audit import export, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
 from audit.models import AuditEvent
+from audit.selectors import audit_chain_verify, audit_event_scope
+from audit.services import AuditWriteError
 from tests.audit.helpers import chart_viewed, record_at
 from tests.factories import confirm_identity, make_user
 
@@ -436,6 +439,162 @@ def test_export_is_audited_with_filters_and_row_count(client, compliance, log):
     assert event.data["rows"] == len(rows) - 1 == 3
     # The export's own event is not part of the file it describes.
     assert all("Audit log exported" not in row[6] for row in rows)
+    # Read to its end: nothing says it stopped.
+    assert not AuditEvent.objects.filter(kind__in=STOPPED).exists()
+
+
+STOPPED = [kinds.AUDIT_EXPORT_FAILED.code, kinds.AUDIT_EXPORT_INTERRUPTED.code]
+LOST = "server closed the connection unexpectedly"
+
+
+@pytest.fixture
+def rows_fail_after(monkeypatch):
+    """Make the database's rows stop with an error after `n` of them, one block each."""
+
+    def arm(n: int) -> None:
+        monkeypatch.setattr(export, "BATCH", 1)
+        monkeypatch.setattr(export, "BLOCK", 1)
+        name = "_postgres" if connection.vendor == "postgresql" else "_sqlite"
+        rows = getattr(export, name)
+
+        def failing(*args):
+            blocks = rows(*args)
+            for _ in range(n):
+                yield next(blocks)
+            # Raised where the rows come from: inside the query, the COPY still open.
+            blocks.throw(OperationalError(LOST))
+
+        monkeypatch.setattr(export, name, failing)
+
+    return arm
+
+
+def exported_then_stopped() -> tuple[AuditEvent, AuditEvent]:
+    started, stopped = AuditEvent.objects.filter(
+        kind__in=[kinds.AUDIT_EXPORTED.code, *STOPPED]
+    ).order_by("seq")
+    assert started.kind == kinds.AUDIT_EXPORTED.code
+    return started, stopped
+
+
+def test_an_export_that_fails_part_way_records_how_far_it_got(
+    client, compliance, log, rows_fail_after
+):
+    rows_fail_after(2)
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv")
+    assert response.status_code == 200 and response["X-Export-Rows"] == "5"
+    received = []
+    with pytest.raises(OperationalError, match=LOST):
+        for block in response.streaming_content:
+            received.append(block)
+    assert len(list(csv.reader(io.StringIO(b"".join(received).decode())))) == 1 + 2
+    started, failed = exported_then_stopped()
+    assert started.details.startswith("Audit log exported: 5 events")
+    assert (failed.kind, failed.type, failed.action) == (
+        kinds.AUDIT_EXPORT_FAILED.code,
+        "Report",
+        "Export",
+    )
+    assert failed.details == "Audit log export failed after 2 of 5 events"
+    assert failed.data == {"rows": 5, "sent": 2, "export_seq": started.seq}
+    assert failed.actor_id == failed.account_id == compliance.pk
+    assert failed.request_id == started.request_id != ""
+    assert audit_chain_verify().problem is None
+
+
+def test_no_row_leaves_when_the_export_cannot_be_recorded(client, compliance, log, monkeypatch):
+    client.force_login(compliance)
+    confirm_identity(client)
+
+    def refused(**kwargs):
+        raise AuditWriteError("the audit chain head is missing")
+
+    monkeypatch.setattr(services, "audit_event_record", refused)
+    with pytest.raises(AuditWriteError):
+        client.get("/audit/export.csv")
+
+
+def test_a_failure_that_cannot_be_recorded_still_ends_with_the_exports_own_error(
+    client, compliance, log, rows_fail_after, monkeypatch, caplog
+):
+    rows_fail_after(1)
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv")
+
+    def refused(**kwargs):
+        raise AuditWriteError("the audit chain head is missing")
+
+    monkeypatch.setattr(services, "audit_event_record", refused)
+    with pytest.raises(OperationalError, match=LOST):
+        b"".join(response.streaming_content)
+    assert "could not record that audit export" in caplog.text
+    assert not AuditEvent.objects.filter(kind__in=STOPPED).exists()
+
+
+def test_a_download_closed_part_way_is_recorded_as_interrupted(compliance, log, monkeypatch):
+    monkeypatch.setattr(export, "BATCH", 1)
+    monkeypatch.setattr(export, "BLOCK", 1)
+    result = services.audit_log_export(
+        acting_user=compliance,
+        ip="192.0.2.9",
+        events=audit_event_scope(viewer=compliance),
+        filters="all dates",
+        time_zone=ZoneInfo(compliance.time_zone),
+    )
+    assert result.rows > 2
+    content = iter(result.content)
+    header, first, second = next(content), next(content), next(content)
+    assert header.startswith(b"Date,Time,") and first and second
+    content.close()  # what a WSGI server does when the client goes away
+    started, interrupted = exported_then_stopped()
+    assert interrupted.kind == kinds.AUDIT_EXPORT_INTERRUPTED.code
+    assert interrupted.details == (
+        f"Audit log export interrupted after 2 of {result.rows} events: the download was closed"
+    )
+    assert interrupted.data == {"rows": result.rows, "sent": 2, "export_seq": started.seq}
+    # The query was ended before the event was written: the connection is free.
+    assert AuditEvent.objects.count() == interrupted.seq
+    assert audit_chain_verify().problem is None
+
+
+@pytest.mark.postgres_only
+def test_a_large_download_closed_part_way_ends_its_copy_and_records_it(compliance, log):
+    """The database is still sending when the download closes: the COPY is cancelled.
+
+    The cancel aborts the export's transaction; closing must roll it back and send
+    nothing else into it, or close() raises instead and the session is left broken.
+    """
+    with connection.cursor() as cursor:
+        # 100,000 copies of one event behind the chain's back (the append-only guard
+        # allows inserts), and the head moved past them so the export includes them.
+        cursor.execute("SELECT max(seq) FROM audit_auditevent")
+        (head,) = cursor.fetchone()
+        columns = [c for c in services.EVENT_COLUMNS if c != "seq"]
+        cursor.execute(
+            f"INSERT INTO audit_auditevent (seq, {', '.join(columns)}) "  # noqa: S608  (fixed column names)
+            f"SELECT %s + n, {', '.join('e.' + c for c in columns)} "
+            "FROM audit_auditevent e, generate_series(1, 100000) n "
+            "WHERE e.seq = (SELECT max(seq) FROM audit_auditevent WHERE practice_id = %s)",
+            [head, compliance.practice_id],
+        )
+        cursor.execute("UPDATE audit_auditchainhead SET seq = %s WHERE id = 1", [head + 100000])
+    result = services.audit_log_export(
+        acting_user=compliance,
+        ip=None,
+        events=audit_event_scope(viewer=compliance),
+        filters="all dates",
+        time_zone=ZoneInfo(compliance.time_zone),
+    )
+    content = iter(result.content)
+    next(content), next(content), next(content)
+    content.close()  # raises if the cleanup ran a statement in the aborted transaction
+    started, interrupted = exported_then_stopped()
+    assert interrupted.kind == kinds.AUDIT_EXPORT_INTERRUPTED.code
+    assert interrupted.data["export_seq"] == started.seq
+    assert 0 < interrupted.data["sent"] < result.rows
 
 
 def test_export_of_an_unknown_username_is_the_header_only(client, compliance, log):

@@ -19,6 +19,7 @@ def test_event_kind_codes_are_unique():
 KNOWN_PARAMETERS = {
     "account",
     "rows",
+    "sent",
     "filters",
     "patient",
     "failures",
