@@ -198,6 +198,8 @@ SESSION_REVOKED = EventKind(
     Action.LOGOUT,
     "Signed out {count} session(s) of user {account} remotely",
 )
+# `filters` is fixed words too (AuditEventFilter.describe): what was typed into the
+# filters goes into the event's data, never into its Details.
 AUDIT_EXPORTED = EventKind(
     "audit.exported",
     EventType.REPORT,

@@ -202,9 +202,13 @@ def audit_log_export(
     ip: str | None,
     events: QuerySet[AuditEvent],
     filters: str,
+    filter_data: dict[str, Scalar],
     time_zone: ZoneInfo,
 ) -> AuditExport:
     """Record an export of `events` in the log, then hand back its CSV to stream.
+
+    `filters` words the filters for the event's Details (fixed wording only, see
+    `AuditEventFilter.describe`); `filter_data` holds what was typed, for its data.
 
     Order: the AUDIT_EXPORTED event commits before the first byte can be read, so
     no row leaves unless the log says who exported how many rows under which
@@ -228,7 +232,7 @@ def audit_log_export(
             account=acting_user,
             ip=ip,
             params={"rows": rows, "filters": filters},
-            data={"rows": rows, "through_seq": through_seq},
+            data={**filter_data, "rows": rows, "through_seq": through_seq},
         )
     # The request's id and User-Agent, for an event written after the view returned.
     request = contextvars.copy_context()

@@ -111,6 +111,7 @@ def audit_export(request: HttpRequest) -> HttpResponse:
         ip=request.client_ip,
         events=filterset.qs,
         filters=filterset.describe(),
+        filter_data=filterset.describe_data(),
         time_zone=filterset.form.time_zone,
     )
     filename = f"audit-log_{data['date_from']:%Y-%m-%d}_to_{data['date_to']:%Y-%m-%d}.csv"

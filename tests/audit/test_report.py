@@ -426,17 +426,24 @@ def test_export_declares_the_charset_its_bytes_are_in(client, compliance, provid
     assert [row[2] for row in rows[1:]] == [name]
 
 
-def test_export_is_audited_with_filters_and_row_count(client, compliance, log):
+def test_export_is_audited_with_filters_and_row_count(client, compliance, provider, log):
     client.force_login(compliance)
     confirm_identity(client)
-    response = client.get("/audit/export.csv", {"username": "dorothy"})
+    response = client.get("/audit/export.csv", {"username": " Dorothy"})
     rows = read_csv(response)
     event = AuditEvent.objects.filter(kind=kinds.AUDIT_EXPORTED.code).get()
     assert event.actor_id == compliance.pk and event.type == "Report" and event.action == "Export"
+    # Fixed words in Details; what was typed, and whom it matched, in data.
     assert event.details == (
-        f"Audit log exported: {len(rows) - 1} events (03/13/2024 to 03/19/2024; username dorothy)"
+        f"Audit log exported: {len(rows) - 1} events (03/13/2024 to 03/19/2024; username filter)"
     )
-    assert event.data["rows"] == len(rows) - 1 == 3
+    assert event.data == {
+        "rows": len(rows) - 1,
+        "through_seq": event.seq - 1,
+        "username_input": "Dorothy",
+        "username_account_id": provider.pk,
+    }
+    assert len(rows) - 1 == 3
     # The export's own event is not part of the file it describes.
     assert all("Audit log exported" not in row[6] for row in rows)
     # Read to its end: nothing says it stopped.
@@ -542,6 +549,7 @@ def test_a_download_closed_part_way_is_recorded_as_interrupted(compliance, log, 
         ip="192.0.2.9",
         events=audit_event_scope(viewer=compliance),
         filters="all dates",
+        filter_data={},
         time_zone=ZoneInfo(compliance.time_zone),
     )
     assert result.rows > 2
@@ -586,6 +594,7 @@ def test_a_large_download_closed_part_way_ends_its_copy_and_records_it(complianc
         ip=None,
         events=audit_event_scope(viewer=compliance),
         filters="all dates",
+        filter_data={},
         time_zone=ZoneInfo(compliance.time_zone),
     )
     content = iter(result.content)
