@@ -8,7 +8,9 @@ of PostgreSQL's COPY. Here the page's own queryset is compiled to SQL and then:
   forwards the bytes in 64 KiB blocks;
 - on SQLite, run on a raw cursor in batches, with time cells from a cache of
   offsets and strings (`LocalClock`), into `csv.writer`.
-Memory stays constant: at most one batch or block is held at a time.
+Memory stays constant: at most one batch or block is held at a time. Each block
+comes with the number of rows in it, so whoever streams it can say how far an
+export got if it stops part-way (`audit.services.audit_log_export`).
 """
 
 import csv
@@ -16,6 +18,7 @@ import io
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
@@ -28,13 +31,28 @@ _TEXT = ("patient_name", "actor_label", "type", "action", "details")
 _FREE_TEXT = ("patient_name", "actor_label", "details")  # type and action come from code
 
 
-def export_rows(events: QuerySet, *, time_zone: ZoneInfo) -> Iterator[bytes]:
-    """Yield the CSV bytes of `events`, newest first, header included."""
+def export_rows(events: QuerySet, *, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
+    """Return the CSV of `events`, newest first, header included, as (block, rows in it).
+
+    The query is compiled now, not when the first block is asked for, so a query
+    that cannot be built fails before the caller records or sends anything.
+    """
     inner = events.order_by().values("id", "occurred_at", *_TEXT, "ip")
-    sql, params = inner.query.sql_with_params()
+    try:
+        sql, params = inner.query.sql_with_params()
+    except EmptyResultSet:
+        # Django knows without asking the database that nothing matches (a filter
+        # `__in` an empty list: a username that names nobody), and has no SQL for it.
+        sql, params = None, None
+    return _blocks(sql, params, time_zone)
+
+
+def _blocks(sql: str | None, params, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
     head = io.StringIO()
     csv.writer(head).writerow(HEADER)
-    yield head.getvalue().encode()
+    yield head.getvalue().encode(), 0
+    if sql is None:
+        return
     if connection.vendor == "postgresql":
         yield from _postgres(sql, params, time_zone)
     else:
@@ -51,7 +69,7 @@ def _safe_sql(column: str) -> str:
     return f"CASE WHEN ascii({cell}) IN ({_TRIGGER_CODES}) THEN '''' || {cell} ELSE {cell} END"
 
 
-def _postgres(sql: str, params, time_zone: ZoneInfo) -> Iterator[bytes]:
+def _postgres(sql: str, params, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
     import psycopg
 
     with transaction.atomic(), connection.cursor() as cursor:
@@ -60,8 +78,11 @@ def _postgres(sql: str, params, time_zone: ZoneInfo) -> Iterator[bytes]:
         literal_inner = psycopg.ClientCursor(raw.connection).mogrify(sql, params)
         # For this transaction only: the viewer's zone, and dates written MM/DD/YYYY
         # (a date cast prints that way under DateStyle "SQL, MDY", cheaper than to_char).
-        # Put back afterwards: inside an enclosing transaction, psycopg could not read
-        # timestamps printed in the SQL style.
+        # Put back after a COPY that completed: inside an enclosing transaction, psycopg
+        # could not read timestamps printed in the SQL style. After one that failed or
+        # was abandoned, the rollback of this block (to its savepoint, if any) puts
+        # both back, and a statement sent into the aborted transaction would fail and
+        # hide the error that stopped the COPY.
         cursor.execute(
             "SELECT current_setting('TimeZone'), current_setting('DateStyle'), "
             "set_config('TimeZone', %s, true), set_config('DateStyle', 'SQL, MDY', true)",
@@ -77,22 +98,23 @@ def _postgres(sql: str, params, time_zone: ZoneInfo) -> Iterator[bytes]:
             "TO STDOUT WITH (FORMAT csv)"
         )
         buffer = bytearray()
-        try:
-            with raw.copy(copy_sql) as copy:
-                for block in copy:
-                    buffer += block
-                    if len(buffer) >= BLOCK:
-                        yield bytes(buffer)
-                        buffer.clear()
-        finally:
-            cursor.execute(
-                "SELECT set_config('TimeZone', %s, true), set_config('DateStyle', %s, true)", saved
-            )
+        rows = 0
+        with raw.copy(copy_sql) as copy:
+            for row in copy:  # libpq hands over COPY data one row at a time
+                buffer += row
+                rows += 1
+                if len(buffer) >= BLOCK:
+                    yield bytes(buffer), rows
+                    buffer.clear()
+                    rows = 0
+        cursor.execute(
+            "SELECT set_config('TimeZone', %s, true), set_config('DateStyle', %s, true)", saved
+        )
         if buffer:
-            yield bytes(buffer)
+            yield bytes(buffer), rows
 
 
-def _sqlite(sql: str, params, time_zone: ZoneInfo) -> Iterator[bytes]:
+def _sqlite(sql: str, params, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
     cells = LocalClock(time_zone).cells
     # neutralize() inlined: this loop runs once per exported row.
     triggers = frozenset(FORMULA_TRIGGERS)
@@ -120,6 +142,6 @@ def _sqlite(sql: str, params, time_zone: ZoneInfo) -> Iterator[bytes]:
                 )
                 for epoch, patient, user, kind, action, details, ip in batch
             )
-            yield out.getvalue().encode()
+            yield out.getvalue().encode(), len(batch)
             out.seek(0)
             out.truncate()

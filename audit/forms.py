@@ -67,6 +67,9 @@ class AuditFilterForm(forms.Form):
         if start > end:
             self.add_error("date_to", "The end date is before the start date.")
         data["date_from"], data["date_to"] = start, end
+        if self.errors:
+            # No range for dates out of bounds: the day after 12/31/9999 does not exist.
+            return data
         # The range in UTC: from the start of the first day to the start of the day
         # after the last one, both in the viewer's own time zone.
         self.range = (
@@ -116,6 +119,7 @@ class AuditEventFilter(django_filters.FilterSet):
 
     def __init__(self, data, *, queryset, patients, time_zone: ZoneInfo, today: date):
         self._form_kwargs = {"time_zone": time_zone, "today": today}
+        self._username_ids: list[int] | None = None
         super().__init__(data, queryset=queryset)
         # A callable: the form machinery deep-copies a list of choices on every
         # instantiation, which costs milliseconds for thousands of patients.
@@ -143,21 +147,46 @@ class AuditEventFilter(django_filters.FilterSet):
         return queryset.filter(patient_id=value)
 
     def filter_username(self, queryset, name, value):
-        # Exact usernames, resolved to ids first, so both sides use an index;
-        # an unknown username gives no rows, never an error that confirms who exists.
-        ids = list(User.objects.filter(username__iexact=value.strip()).values_list("pk", flat=True))
+        ids = self.username_account_ids()
         return queryset.filter(Q(actor_id__in=ids) | Q(account_id__in=ids))
 
+    def username_account_ids(self) -> list[int]:
+        """Return the id of the account the username filter names (none or one)."""
+        if self._username_ids is None:
+            # Exact usernames, resolved to ids first, so both sides use an index; an
+            # unknown username gives no rows, never an error that confirms who exists.
+            # Usernames are unique whatever their case: one account at most.
+            typed = self.form.cleaned_data["username"].strip()
+            accounts = User.objects.filter(username__iexact=typed)
+            self._username_ids = list(accounts.values_list("pk", flat=True))
+        return self._username_ids
+
     def describe(self) -> str:
-        """Return the filters in words, for the export's audit event."""
+        """Return the filters in fixed words, for the Details of the export's event.
+
+        Nothing typed appears here, or a username could make Details read like other
+        activity; what was typed goes into the event's data (`describe_data`).
+        """
         data = self.form.cleaned_data
         parts = [f"{data['date_from']:%m/%d/%Y} to {data['date_to']:%m/%d/%Y}"]
         if data.get("username"):
-            parts.append(f"username {data['username'][:150]}")
+            parts.append("username filter")
         if data.get("type"):
-            parts.append(f"type {data['type']}")
+            parts.append(f"type {EventType(data['type']).label}")
         if data.get("patient"):
-            parts.append(f"patient {data['patient']}")
+            parts.append("patient filter")
         if data.get("break_glass"):
             parts.append("break-glass only")
         return "; ".join(parts)
+
+    def describe_data(self) -> dict[str, str | int | None]:
+        """Return what was typed into the filters, labelled as input, and what it matched."""
+        data = self.form.cleaned_data
+        facts: dict[str, str | int | None] = {}
+        if data.get("username"):
+            ids = self.username_account_ids()
+            facts["username_input"] = data["username"]
+            facts["username_account_id"] = ids[0] if ids else None
+        if data.get("patient"):
+            facts["patient_id"] = data["patient"]
+        return facts

@@ -198,11 +198,27 @@ SESSION_REVOKED = EventKind(
     Action.LOGOUT,
     "Signed out {count} session(s) of user {account} remotely",
 )
+# `filters` is fixed words too (AuditEventFilter.describe): what was typed into the
+# filters goes into the event's data, never into its Details.
 AUDIT_EXPORTED = EventKind(
     "audit.exported",
     EventType.REPORT,
     Action.EXPORT,
     "Audit log exported: {rows} events ({filters})",
+)
+# Recorded after AUDIT_EXPORTED when its rows stopped part-way; `sent` counts the rows
+# handed to the web server, which is as far as the application can see.
+AUDIT_EXPORT_FAILED = EventKind(
+    "audit.export_failed",
+    EventType.REPORT,
+    Action.EXPORT,
+    "Audit log export failed after {sent} of {rows} events",
+)
+AUDIT_EXPORT_INTERRUPTED = EventKind(
+    "audit.export_interrupted",
+    EventType.REPORT,
+    Action.EXPORT,
+    "Audit log export interrupted after {sent} of {rows} events: the download was closed",
 )
 
 # The Support PIN and App Unlock PIN (wording of the seed where it has one).

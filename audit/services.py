@@ -1,16 +1,25 @@
-"""The one way to write the audit log."""
+"""The one way to write the audit log, and the export that records itself in it."""
 
+import contextvars
 import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
+from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Practice, User
-from audit import chain
+from audit import chain, kinds, selectors
+from audit.export import export_rows
 from audit.kinds import EventKind
 from audit.models import AuditedPatient, AuditEvent
 from ehr.middleware import current_request_context
+
+logger = logging.getLogger(__name__)
 
 Scalar = str | int | bool | None
 
@@ -173,3 +182,95 @@ def _append(cursor, columns: dict) -> int:
     event_id = cursor.lastrowid
     cursor.execute("UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1", head)
     return event_id
+
+
+# The export
+
+
+@dataclass(frozen=True)
+class AuditExport:
+    """An export already recorded in the log: its row count and its CSV, still to stream."""
+
+    rows: int
+    through_seq: int
+    content: Iterator[bytes]
+
+
+def audit_log_export(
+    *,
+    acting_user: User,
+    ip: str | None,
+    events: QuerySet[AuditEvent],
+    filters: str,
+    filter_data: dict[str, Scalar],
+    time_zone: ZoneInfo,
+) -> AuditExport:
+    """Record an export of `events` in the log, then hand back its CSV to stream.
+
+    `filters` words the filters for the event's Details (fixed wording only, see
+    `AuditEventFilter.describe`); `filter_data` holds what was typed, for its data.
+
+    Order: the AUDIT_EXPORTED event commits before the first byte can be read, so
+    no row leaves unless the log says who exported how many rows under which
+    filters (fail closed: if the event cannot be written, there is no file).
+    Streaming comes after the commit, when the response is already on its way:
+    if it then stops part-way, a second event in its own transaction says so and
+    how many rows had gone (AUDIT_EXPORT_FAILED for an error, then the error goes
+    on; AUDIT_EXPORT_INTERRUPTED when the server closes the download early). Only
+    a process killed mid-stream leaves the first event without its sequel.
+    """
+    with transaction.atomic():
+        # Freeze the export at the current end of the chain, so the rows counted,
+        # recorded and streamed are the same rows even while others write.
+        through_seq = selectors.audit_head_seq()
+        frozen = events.filter(seq__lte=through_seq)
+        blocks = export_rows(frozen, time_zone=time_zone)
+        rows = frozen.count()
+        started = audit_event_record(
+            kind=kinds.AUDIT_EXPORTED,
+            acting_user=acting_user,
+            account=acting_user,
+            ip=ip,
+            params={"rows": rows, "filters": filters},
+            data={**filter_data, "rows": rows, "through_seq": through_seq},
+        )
+    # The request's id and User-Agent, for an event written after the view returned.
+    request = contextvars.copy_context()
+
+    def stopped(kind: EventKind, sent: int) -> None:
+        try:
+            with transaction.atomic():
+                request.run(
+                    audit_event_record,
+                    kind=kind,
+                    acting_user=acting_user,
+                    account=acting_user,
+                    ip=ip,
+                    params={"sent": sent, "rows": rows},
+                    data={"rows": rows, "sent": sent, "export_seq": started.seq},
+                )
+        except Exception:
+            # The export's own error is the one to raise; this one must not hide it.
+            logger.exception("could not record that audit export seq %s stopped", started.seq)
+
+    return AuditExport(rows, through_seq, _watched(blocks, stopped))
+
+
+def _watched(blocks: Iterator[tuple[bytes, int]], stopped) -> Iterator[bytes]:
+    """Yield the blocks; if they stop before the end, call `stopped(kind, rows sent)`."""
+    sent = 0
+    try:
+        for block, rows in blocks:
+            sent += rows
+            yield block
+    except GeneratorExit:
+        # The server closed the response (the client went away): end the query
+        # first, so the event is written on a connection that is free again.
+        try:
+            blocks.close()
+        finally:
+            stopped(kinds.AUDIT_EXPORT_INTERRUPTED, sent)
+        raise
+    except Exception:
+        stopped(kinds.AUDIT_EXPORT_FAILED, sent)
+        raise

@@ -4,7 +4,6 @@ from zoneinfo import ZoneInfo
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -12,11 +11,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.reauth import recent_auth_required
-from audit import kinds, selectors
-from audit.export import export_rows
+from audit import selectors
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
-from audit.services import audit_event_record
+from audit.services import audit_log_export
 from ehr.policies import allowed_only, audit_scope, can_read_audit_log
 
 PAGE_SIZE = 50
@@ -94,31 +92,31 @@ def audit_report(request: HttpRequest) -> HttpResponse:
 @allowed_only(can_read_audit_log)
 @recent_auth_required
 def audit_export(request: HttpRequest) -> HttpResponse:
-    """Download exactly the filtered rows; the export is recorded before any row leaves."""
+    """Download exactly the filtered rows, recorded in the log before any row leaves.
+
+    Order: record, then stream. The export's event commits first (fail closed: no
+    event, no file). The rows stream after this view has returned and the status
+    line has gone out, so an event written after them could neither stop them nor
+    survive a stream that fails; instead, if they stop part-way, a second event in
+    its own transaction says after how many of them and why (AUDIT_EXPORT_FAILED,
+    AUDIT_EXPORT_INTERRUPTED; `audit_log_export`, docs/audit.md).
+    """
     filterset = _filterset(request)
     if not filterset.is_valid():
         context = {"filter": filterset, "page": None, "rows": []}
         return render(request, "audit/report.html", context, status=400)
     data = filterset.form.cleaned_data
-    with transaction.atomic():
-        # Freeze the export at the current end of the chain, so the rows counted,
-        # recorded and streamed are the same rows even while others write.
-        head_seq = selectors.audit_head_seq()
-        events = filterset.qs.filter(seq__lte=head_seq)
-        rows = events.count()
-        audit_event_record(
-            kind=kinds.AUDIT_EXPORTED,
-            acting_user=request.user,
-            account=request.user,
-            ip=request.client_ip,
-            params={"rows": rows, "filters": filterset.describe()},
-            data={"rows": rows, "through_seq": head_seq},
-        )
-    filename = f"audit-log_{data['date_from']:%Y-%m-%d}_to_{data['date_to']:%Y-%m-%d}.csv"
-    response = StreamingHttpResponse(
-        export_rows(events, time_zone=filterset.form.time_zone), content_type="text/csv"
+    export = audit_log_export(
+        acting_user=request.user,
+        ip=request.client_ip,
+        events=filterset.qs,
+        filters=filterset.describe(),
+        filter_data=filterset.describe_data(),
+        time_zone=filterset.form.time_zone,
     )
+    filename = f"audit-log_{data['date_from']:%Y-%m-%d}_to_{data['date_to']:%Y-%m-%d}.csv"
+    response = StreamingHttpResponse(export.content, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
-    response["X-Export-Rows"] = str(rows)
+    response["X-Export-Rows"] = str(export.rows)
     return response

@@ -34,6 +34,46 @@ def _force_login_is_a_complete_sign_in(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _streamed_responses_are_read_to_their_end(monkeypatch):
+    """Fail a test that leaves a streamed response unread.
+
+    A streaming view sends its status line before its generator runs: a 200 says
+    nothing about the body, which can still fail after it went out. A body read
+    until it raised counts as read; the test saw the error.
+    """
+    streams = []
+    original = Client.request
+
+    def request(self, **kwargs):
+        response = original(self, **kwargs)
+        if response.streaming and not response.is_async:
+            stream = _Stream(kwargs.get("PATH_INFO", "?"))
+            response.streaming_content = stream.read(response.streaming_content)
+            streams.append(stream)
+        return response
+
+    monkeypatch.setattr(Client, "request", request)
+    yield
+    unread = [stream.path for stream in streams if not stream.finished]
+    if unread:
+        pytest.fail(f"streamed response not read to its end: {', '.join(unread)}")
+
+
+class _Stream:
+    def __init__(self, path: str):
+        self.path = path
+        self.finished = False
+
+    def read(self, chunks):
+        try:
+            yield from chunks
+        except Exception:
+            self.finished = True
+            raise
+        self.finished = True
+
+
+@pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     """Each test stores uploads in its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -68,3 +68,8 @@ def confirm_identity(client) -> None:
     session = client.session
     session[REAUTH_AT] = time.time()
     session.save()
+
+
+def streamed(response) -> bytes:
+    """Read a streamed response to its end: its generator runs after the status line."""
+    return b"".join(response.streaming_content)

@@ -4,7 +4,7 @@ import pytest
 import time_machine
 
 from audit.models import AuditEvent
-from tests.factories import totp_code
+from tests.factories import streamed, totp_code
 from tests.support_pin.helpers import current_pin
 
 CONFIRM = "/account/confirm/"
@@ -29,7 +29,9 @@ def test_sensitive_pages_need_a_recent_confirmation(stale, provider, password):
     assert response["Location"] == f"{CONFIRM}?next=%2Faudit%2Fexport.csv"
     response = stale.post(CONFIRM + "?next=/audit/export.csv", {"password": password})
     assert response["Location"] == "/audit/export.csv"
-    assert stale.get("/audit/export.csv").status_code == 200
+    response = stale.get("/audit/export.csv")
+    assert response.status_code == 200
+    assert streamed(response).startswith(b"Date,Time,Patient,")
 
 
 def test_a_stale_post_changes_nothing_and_comes_back(stale, provider):
@@ -50,7 +52,9 @@ def test_any_prompt_passed_opens_the_window_for_five_minutes(provider_client, pa
     """The PIN prompt is a confirmation too: the export needs no second one right after."""
     assert provider_client.post("/account/pins/support/", {"password": password}).status_code == 302
     clock.shift(4 * 60)
-    assert provider_client.get("/audit/export.csv").status_code == 200
+    response = provider_client.get("/audit/export.csv")
+    assert response.status_code == 200
+    assert streamed(response).startswith(b"Date,Time,Patient,")
     clock.shift(2 * 60)
     assert provider_client.get("/audit/export.csv")["Location"].startswith(CONFIRM)
 

@@ -3,6 +3,7 @@ from django.contrib.auth import SESSION_KEY
 
 from accounts.models import ProviderProfile, Specialty, StaffProfile
 from audit.models import AuditEvent
+from tests.factories import streamed
 from tests.images import image_bytes, upload
 
 SETTINGS = "/account/settings/"
@@ -213,9 +214,12 @@ def test_images_are_served_only_to_the_practice(
     assert response["Content-Type"] == "image/png"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert "private" in response["Cache-Control"]
+    picture = streamed(response)
+    assert picture.startswith(b"\x89PNG\r\n\x1a\n")
 
     client.force_login(nurse)
-    assert client.get(url).status_code == 200
+    response = client.get(url)
+    assert response.status_code == 200 and streamed(response) == picture
     client.force_login(other_provider)
     assert client.get(url).status_code == 404
     assert client.get(f"/account/images/{provider.pk}/../../secret/").status_code == 404

@@ -1,17 +1,21 @@
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import OperationalError, connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.roles import Role
-from audit import kinds
+from audit import export, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
+from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
 from audit.models import AuditEvent
+from audit.selectors import audit_chain_verify, audit_event_scope
+from audit.services import AuditWriteError
 from tests.audit.helpers import chart_viewed, record_at
 from tests.factories import confirm_identity, make_user
 
@@ -216,6 +220,14 @@ def test_view_last_quick_ranges(client, compliance, log):
         {"date_from": "yesterday"},
         {"date_to": "1800-01-01"},
         {"date_from": "2024-03-19", "date_to": "2024-03-01"},
+        {"date_to": "9999-12-31"},
+        {"date_to": "12/31/9999"},
+        {"date_from": "9999-12-31"},
+        {"date_from": "0001-01-01"},
+        {"date_to": "0001-01-01"},
+        {"date_from": "0001-01-01", "date_to": "9999-12-31"},
+        {"date_from": "9999-12-31", "date_to": "0001-01-01"},
+        {"date_from": "2024-03-01", "date_to": "2101-01-01"},
         {"type": "Nope"},
         {"last": "decade"},
         {"username": "x" * 151},
@@ -245,6 +257,60 @@ def test_invalid_filters_show_errors_not_500(client, compliance, log, params):
 def test_any_filter_input_is_answered_without_a_server_error(client, compliance, params):
     client.force_login(compliance)
     assert client.get("/audit/", params).status_code in (200, 400)
+
+
+ZONES = ["Pacific/Kiritimati", "Etc/GMT+12", "America/New_York", "Asia/Kathmandu", "UTC"]
+# The ends of what a date input can hold and of the range the form allows, then any day.
+DAYS = (
+    st.sampled_from(
+        [
+            date.min,
+            date.max,
+            EARLIEST - timedelta(days=1),
+            EARLIEST,
+            LATEST,
+            LATEST + timedelta(days=1),
+        ]
+    )
+    | st.dates()
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    date_from=st.none() | DAYS,
+    date_to=st.none() | DAYS,
+    us_style=st.booleans(),
+    zone=st.sampled_from(ZONES),
+    today=st.dates(min_value=EARLIEST, max_value=LATEST),
+)
+def test_any_date_range_is_a_valid_range_or_a_form_error(
+    db, date_from, date_to, us_style, zone, today
+):
+    """Every date the inputs accept, year 1 to 9999, in zones 26 hours apart."""
+    written = "%m/%d/%Y" if us_style else "%Y-%m-%d"
+    data = {
+        name: value.strftime(written)
+        for name, value in (("date_from", date_from), ("date_to", date_to))
+        if value is not None
+    }
+    filterset = AuditEventFilter(
+        data,
+        queryset=AuditEvent.objects.all(),
+        patients=[],
+        time_zone=ZoneInfo(zone),
+        today=today,
+    )
+    start = date_from or today - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    end = date_to or today
+    expected = EARLIEST <= start <= end <= LATEST
+    assert filterset.is_valid() is expected, filterset.errors
+    if expected:
+        first, after_last = filterset.form.range
+        assert first.date() == start and after_last.date() == end + timedelta(days=1)
+        assert filterset.qs.count() == 0
+    else:
+        assert filterset.errors
 
 
 def test_keyset_pages_reach_the_oldest_rows_with_a_fixed_number_of_queries(
@@ -290,6 +356,9 @@ def test_keyset_pages_reach_the_oldest_rows_with_a_fixed_number_of_queries(
 # Export
 
 
+HEADER = ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
+
+
 def read_csv(response) -> list[list[str]]:
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
 
@@ -300,14 +369,14 @@ def test_export_is_exactly_the_filtered_rows_and_safe_in_a_spreadsheet(client, c
     page = client.get("/audit/")
     response = client.get("/audit/export.csv")
     assert response.status_code == 200
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert (
         response["Content-Disposition"]
         == 'attachment; filename="audit-log_2024-03-13_to_2024-03-19.csv"'
     )
     assert "no-store" in response["Cache-Control"]
     rows = read_csv(response)
-    assert rows[0] == ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
+    assert rows[0] == HEADER
     assert [row[6] for row in rows[1:]] == details(page)
     formula_row = rows[2]
     assert formula_row[2] == '\'=HYPERLINK("http://evil","x")'
@@ -345,19 +414,204 @@ def test_export_neutralizes_every_formula_trigger(client, compliance, provider, 
     assert all(not row[6].startswith(("=", "+", "-", "@")) for row in rows[1:])
 
 
-def test_export_is_audited_with_filters_and_row_count(client, compliance, log):
+def test_export_declares_the_charset_its_bytes_are_in(client, compliance, provider, clock):
+    name = "Zoë Ångström-Øster 王"
+    chart_viewed(provider, "P-1", name, NOW - timedelta(minutes=1))
     client.force_login(compliance)
     confirm_identity(client)
-    response = client.get("/audit/export.csv", {"username": "dorothy"})
+    response = client.get("/audit/export.csv", {"type": "Patient"})
+    content_type, _sep, charset = response["Content-Type"].partition("; charset=")
+    assert (content_type, charset) == ("text/csv", "utf-8")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode(charset))))
+    assert [row[2] for row in rows[1:]] == [name]
+
+
+def test_export_is_audited_with_filters_and_row_count(client, compliance, provider, log):
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv", {"username": " Dorothy"})
     rows = read_csv(response)
     event = AuditEvent.objects.filter(kind=kinds.AUDIT_EXPORTED.code).get()
     assert event.actor_id == compliance.pk and event.type == "Report" and event.action == "Export"
+    # Fixed words in Details; what was typed, and whom it matched, in data.
     assert event.details == (
-        f"Audit log exported: {len(rows) - 1} events (03/13/2024 to 03/19/2024; username dorothy)"
+        f"Audit log exported: {len(rows) - 1} events (03/13/2024 to 03/19/2024; username filter)"
     )
-    assert event.data["rows"] == len(rows) - 1 == 3
+    assert event.data == {
+        "rows": len(rows) - 1,
+        "through_seq": event.seq - 1,
+        "username_input": "Dorothy",
+        "username_account_id": provider.pk,
+    }
+    assert len(rows) - 1 == 3
     # The export's own event is not part of the file it describes.
     assert all("Audit log exported" not in row[6] for row in rows)
+    # Read to its end: nothing says it stopped.
+    assert not AuditEvent.objects.filter(kind__in=STOPPED).exists()
+
+
+STOPPED = [kinds.AUDIT_EXPORT_FAILED.code, kinds.AUDIT_EXPORT_INTERRUPTED.code]
+LOST = "server closed the connection unexpectedly"
+
+
+@pytest.fixture
+def rows_fail_after(monkeypatch):
+    """Make the database's rows stop with an error after `n` of them, one block each."""
+
+    def arm(n: int) -> None:
+        monkeypatch.setattr(export, "BATCH", 1)
+        monkeypatch.setattr(export, "BLOCK", 1)
+        name = "_postgres" if connection.vendor == "postgresql" else "_sqlite"
+        rows = getattr(export, name)
+
+        def failing(*args):
+            blocks = rows(*args)
+            for _ in range(n):
+                yield next(blocks)
+            # Raised where the rows come from: inside the query, the COPY still open.
+            blocks.throw(OperationalError(LOST))
+
+        monkeypatch.setattr(export, name, failing)
+
+    return arm
+
+
+def exported_then_stopped() -> tuple[AuditEvent, AuditEvent]:
+    started, stopped = AuditEvent.objects.filter(
+        kind__in=[kinds.AUDIT_EXPORTED.code, *STOPPED]
+    ).order_by("seq")
+    assert started.kind == kinds.AUDIT_EXPORTED.code
+    return started, stopped
+
+
+def test_an_export_that_fails_part_way_records_how_far_it_got(
+    client, compliance, log, rows_fail_after
+):
+    rows_fail_after(2)
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv")
+    assert response.status_code == 200 and response["X-Export-Rows"] == "5"
+    received = []
+    with pytest.raises(OperationalError, match=LOST):
+        for block in response.streaming_content:
+            received.append(block)
+    assert len(list(csv.reader(io.StringIO(b"".join(received).decode())))) == 1 + 2
+    started, failed = exported_then_stopped()
+    assert started.details.startswith("Audit log exported: 5 events")
+    assert (failed.kind, failed.type, failed.action) == (
+        kinds.AUDIT_EXPORT_FAILED.code,
+        "Report",
+        "Export",
+    )
+    assert failed.details == "Audit log export failed after 2 of 5 events"
+    assert failed.data == {"rows": 5, "sent": 2, "export_seq": started.seq}
+    assert failed.actor_id == failed.account_id == compliance.pk
+    assert failed.request_id == started.request_id != ""
+    assert audit_chain_verify().problem is None
+
+
+def test_no_row_leaves_when_the_export_cannot_be_recorded(client, compliance, log, monkeypatch):
+    client.force_login(compliance)
+    confirm_identity(client)
+
+    def refused(**kwargs):
+        raise AuditWriteError("the audit chain head is missing")
+
+    monkeypatch.setattr(services, "audit_event_record", refused)
+    with pytest.raises(AuditWriteError):
+        client.get("/audit/export.csv")
+
+
+def test_a_failure_that_cannot_be_recorded_still_ends_with_the_exports_own_error(
+    client, compliance, log, rows_fail_after, monkeypatch, caplog
+):
+    rows_fail_after(1)
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv")
+
+    def refused(**kwargs):
+        raise AuditWriteError("the audit chain head is missing")
+
+    monkeypatch.setattr(services, "audit_event_record", refused)
+    with pytest.raises(OperationalError, match=LOST):
+        b"".join(response.streaming_content)
+    assert "could not record that audit export" in caplog.text
+    assert not AuditEvent.objects.filter(kind__in=STOPPED).exists()
+
+
+def test_a_download_closed_part_way_is_recorded_as_interrupted(compliance, log, monkeypatch):
+    monkeypatch.setattr(export, "BATCH", 1)
+    monkeypatch.setattr(export, "BLOCK", 1)
+    result = services.audit_log_export(
+        acting_user=compliance,
+        ip="192.0.2.9",
+        events=audit_event_scope(viewer=compliance),
+        filters="all dates",
+        filter_data={},
+        time_zone=ZoneInfo(compliance.time_zone),
+    )
+    assert result.rows > 2
+    content = iter(result.content)
+    header, first, second = next(content), next(content), next(content)
+    assert header.startswith(b"Date,Time,") and first and second
+    content.close()  # what a WSGI server does when the client goes away
+    started, interrupted = exported_then_stopped()
+    assert interrupted.kind == kinds.AUDIT_EXPORT_INTERRUPTED.code
+    assert interrupted.details == (
+        f"Audit log export interrupted after 2 of {result.rows} events: the download was closed"
+    )
+    assert interrupted.data == {"rows": result.rows, "sent": 2, "export_seq": started.seq}
+    # The query was ended before the event was written: the connection is free.
+    assert AuditEvent.objects.count() == interrupted.seq
+    assert audit_chain_verify().problem is None
+
+
+@pytest.mark.postgres_only
+def test_a_large_download_closed_part_way_ends_its_copy_and_records_it(compliance, log):
+    """The database is still sending when the download closes: the COPY is cancelled.
+
+    The cancel aborts the export's transaction; closing must roll it back and send
+    nothing else into it, or close() raises instead and the session is left broken.
+    """
+    with connection.cursor() as cursor:
+        # 100,000 copies of one event behind the chain's back (the append-only guard
+        # allows inserts), and the head moved past them so the export includes them.
+        cursor.execute("SELECT max(seq) FROM audit_auditevent")
+        (head,) = cursor.fetchone()
+        columns = [c for c in services.EVENT_COLUMNS if c != "seq"]
+        cursor.execute(
+            f"INSERT INTO audit_auditevent (seq, {', '.join(columns)}) "  # noqa: S608  (fixed column names)
+            f"SELECT %s + n, {', '.join('e.' + c for c in columns)} "
+            "FROM audit_auditevent e, generate_series(1, 100000) n "
+            "WHERE e.seq = (SELECT max(seq) FROM audit_auditevent WHERE practice_id = %s)",
+            [head, compliance.practice_id],
+        )
+        cursor.execute("UPDATE audit_auditchainhead SET seq = %s WHERE id = 1", [head + 100000])
+    result = services.audit_log_export(
+        acting_user=compliance,
+        ip=None,
+        events=audit_event_scope(viewer=compliance),
+        filters="all dates",
+        filter_data={},
+        time_zone=ZoneInfo(compliance.time_zone),
+    )
+    content = iter(result.content)
+    next(content), next(content), next(content)
+    content.close()  # raises if the cleanup ran a statement in the aborted transaction
+    started, interrupted = exported_then_stopped()
+    assert interrupted.kind == kinds.AUDIT_EXPORT_INTERRUPTED.code
+    assert interrupted.data["export_seq"] == started.seq
+    assert 0 < interrupted.data["sent"] < result.rows
+
+
+def test_export_of_an_unknown_username_is_the_header_only(client, compliance, log):
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv", {"username": "nobody-by-that-name"})
+    assert response.status_code == 200 and response["X-Export-Rows"] == "0"
+    assert read_csv(response) == [HEADER]
 
 
 def test_export_filename_carries_only_validated_dates(client, compliance, log):
@@ -370,3 +624,4 @@ def test_export_filename_carries_only_validated_dates(client, compliance, log):
         response["Content-Disposition"]
         == 'attachment; filename="audit-log_2024-02-19_to_2024-03-19.csv"'
     )
+    assert read_csv(response) == [HEADER]

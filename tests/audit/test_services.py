@@ -7,6 +7,7 @@ from audit.kinds import KINDS, EventKind
 from audit.models import AuditChainHead, AuditEvent
 from audit.selectors import audit_chain_verify
 from audit.services import audit_event_record, user_label
+from tests.factories import streamed
 
 
 def test_event_kind_codes_are_unique():
@@ -18,6 +19,7 @@ def test_event_kind_codes_are_unique():
 KNOWN_PARAMETERS = {
     "account",
     "rows",
+    "sent",
     "filters",
     "patient",
     "failures",
@@ -166,7 +168,9 @@ def test_no_secret_reaches_any_audit_column(client, provider, password, settings
     )
     client.post("/account/confirm/", {"password": "Wrong-Passw0rd-99"})
     client.post("/account/confirm/", {"password": new_password})
-    client.get("/audit/export.csv")
+    export = client.get("/audit/export.csv")
+    assert export.status_code == 200
+    exported = streamed(export).decode()
     secrets = [
         password,
         new_password,
@@ -180,3 +184,6 @@ def test_no_secret_reaches_any_audit_column(client, provider, password, settings
         blob = " ".join(str(value) for value in row.values())
         for secret in secrets:
             assert secret not in blob
+    assert "Signed in as user dorothy Ludwig" in exported
+    for secret in secrets:
+        assert secret not in exported
