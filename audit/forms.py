@@ -180,12 +180,17 @@ class AuditEventFilter(django_filters.FilterSet):
         return "; ".join(parts)
 
     def describe_data(self) -> dict[str, str | int | None]:
-        """Return what was typed into the filters, labelled as input, and what it matched."""
+        """Return what was typed into the filters, labelled as input, and what it matched.
+
+        A typed username is kept only when it names an account (it is then that
+        account's username); otherwise only that it matched nobody, since text
+        typed into the wrong box can be a password.
+        """
         data = self.form.cleaned_data
         facts: dict[str, str | int | None] = {}
         if data.get("username"):
             ids = self.username_account_ids()
-            facts["username_input"] = data["username"]
+            facts["username_input"] = data["username"] if ids else None
             facts["username_account_id"] = ids[0] if ids else None
         if data.get("patient"):
             facts["patient_id"] = data["patient"]
