@@ -215,7 +215,9 @@ def support_pin_validate(
     matches and rotates the PIN, the second no longer matches. A match rotates
     the PIN at once (recorded as the system's, as the seed shows).
 
-    Guessing is bounded three ways, each checked before any comparison:
+    Guessing is bounded three ways, each checked before any comparison (the
+    account's block and lock first: they refuse without comparing, so they need
+    no count of the agent's failures):
     - VALIDATION_LOCK_AFTER failures in a row lock the account's validation for
       VALIDATION_LOCK_FOR, rotate the PIN and email the owner;
     - VALIDATION_BLOCK_AFTER_LOCKS locks in a row (no success between them)
@@ -233,15 +235,6 @@ def support_pin_validate(
     User.objects.select_for_update().filter(pk=agent.pk).values_list("pk").get()
     pins = _pins_of(account)
     now = timezone.now()
-    if _agent_failures(agent, now) >= conf.AGENT_FAILURE_LIMIT:
-        audit_event_record(
-            kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_AGENT,
-            acting_user=agent,
-            account=agent,
-            ip=ip,
-            data={"account": account.pk},
-        )
-        return ValidationResult(ValidationOutcome.AGENT_LOCKED)
     if pins.validation_blocked_at is not None:
         audit_event_record(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_BLOCKED,
@@ -255,6 +248,16 @@ def support_pin_validate(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED, acting_user=agent, account=account, ip=ip
         )
         return ValidationResult(ValidationOutcome.LOCKED, pins.validation_locked_until)
+    # Only a comparison can be a guess: refusals above need no count of the agent's.
+    if _agent_failures(agent, now) >= conf.AGENT_FAILURE_LIMIT:
+        audit_event_record(
+            kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_AGENT,
+            acting_user=agent,
+            account=agent,
+            ip=ip,
+            data={"account": account.pk},
+        )
+        return ValidationResult(ValidationOutcome.AGENT_LOCKED)
     current = _open(pins, "support_pin")
     # The row is saved before the events are recorded (see _replace_support_pin).
     if constant_time_compare(given, current):
