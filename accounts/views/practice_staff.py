@@ -30,6 +30,13 @@ def _page(request: HttpRequest, form: StaffCreateForm, status: int = 200) -> Htt
     return render(request, "accounts/practice_staff.html", context, status=status)
 
 
+def staff_action(view):
+    """A practice admin's change to a member: signed in, POST only, allowed, recently confirmed."""
+    view = reauth.recent_auth_required(view)
+    view = policies.allowed_only(policies.can_manage_practice_staff)(view)
+    return login_required(require_POST(view))
+
+
 def _managed_member(request: HttpRequest, user_id: int) -> User:
     """Return the practice member a practice admin acts on; 404 for anyone else (not even
     whether another practice's account exists is confirmed)."""
@@ -79,10 +86,7 @@ def practice_staff_create(request: HttpRequest) -> HttpResponse:
     return redirect("practice_staff")
 
 
-@login_required
-@require_POST
-@policies.allowed_only(policies.can_manage_practice_staff)
-@reauth.recent_auth_required
+@staff_action
 def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
     """Clear a member's sign-in lock (each unlock gives a guesser five more tries: confirmed)."""
     account = _managed_member(request, user_id)
@@ -91,10 +95,7 @@ def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
     return redirect("practice_staff")
 
 
-@login_required
-@require_POST
-@policies.allowed_only(policies.can_manage_practice_staff)
-@reauth.recent_auth_required
+@staff_action
 def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
     """Sign a staff member out of every session at once."""
     account = _managed_member(request, user_id)
@@ -105,10 +106,7 @@ def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
     return redirect("practice_staff")
 
 
-@login_required
-@require_POST
-@policies.allowed_only(policies.can_manage_practice_staff)
-@reauth.recent_auth_required
+@staff_action
 def practice_staff_unblock_pin(request: HttpRequest, user_id: int) -> HttpResponse:
     """Let support validate a member's Support PIN again after repeated locks."""
     account = _managed_member(request, user_id)
@@ -127,27 +125,18 @@ def _set_active(request: HttpRequest, user_id: int, *, active: bool) -> HttpResp
     return redirect("practice_staff")
 
 
-@login_required
-@require_POST
-@policies.allowed_only(policies.can_manage_practice_staff)
-@reauth.recent_auth_required
+@staff_action
 def practice_staff_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     """Deactivate a member: every session of theirs ends at once."""
     return _set_active(request, user_id, active=False)
 
 
-@login_required
-@require_POST
-@policies.allowed_only(policies.can_manage_practice_staff)
-@reauth.recent_auth_required
+@staff_action
 def practice_staff_reactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     return _set_active(request, user_id, active=True)
 
 
-@login_required
-@require_POST
-@policies.allowed_only(policies.can_manage_practice_staff)
-@reauth.recent_auth_required
+@staff_action
 def practice_staff_role(request: HttpRequest, user_id: int) -> HttpResponse:
     """Give a staff member another of the practice's staff roles."""
     account = _managed_member(request, user_id)
