@@ -1,29 +1,36 @@
-"""The hash chain over audit events.
+"""The keyed side of the audit chains, and the walk that verifies one chain.
 
-row_hash = HMAC-SHA-256(key, prev_hash + "\\n" + canonical JSON of the row's content)
+Each event has two hashes (docs/audit.md):
+- `row_hash`, the public link (`audit/hashing.py`): SHA-256 over the previous
+  event's `row_hash` and the event's content. Anyone can recompute it; signed
+  checkpoints fix the chains' heads, so nobody without the signing key can
+  rewrite what a checkpoint covers.
+- `mac`, keyed with `AUDIT_HMAC_KEYS`: HMAC-SHA-256 over `row_hash`. It covers
+  the newest events, written since the last checkpoint, against anyone who can
+  write to the database but holds no key.
 
-The content covers every column an attacker could want to change (time, who,
-whom, practice, patient, kind, type, action, details, IP, user agent, request
-id, data, seq) but not the `actor`/`account` foreign keys, which the database
-may set to NULL when a user is deleted; their values are covered through
-`actor_ref`/`account_ref`. Without the key nobody can compute a valid hash, so
-an edited, inserted or reordered row breaks the chain at that row, and a
-deleted one leaves a gap in `seq` and a broken link.
+Events written before the chains were split sit in the legacy chain, with the
+keyed hash they were written with as their `mac`: HMAC-SHA-256 over the
+previous event's `mac` and `canonical(row)` (the v1 form below, which must
+never change). Their `row_hash` was computed when they moved into the chain.
 
-The foreign keys still decide who reads a row (a provider's own log, the
-username filter), so verification holds them to the hashed ids: each must equal
-its ref, or be NULL only once that user no longer exists. The append-only guards
-let anyone clear them, as a deletion does; this check is what tells the two apart.
+The foreign keys `actor`/`account` are outside both hashes, because deleting a
+user sets them to NULL; they decide who reads a row, so verification holds them
+to the hashed ids: each must equal its ref, or be NULL only once that user no
+longer exists.
 """
 
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from django.conf import settings
 
+from audit import hashing
+
+# The fields of the legacy keyed hash, in this order (v1; frozen).
 FIELDS = (
     "seq",
     "occurred_at",
@@ -54,27 +61,22 @@ USER_LINKS = (
 )
 
 
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def canonical(row: dict) -> bytes:
-    values = []
-    for name in FIELDS:
-        value = row[name]
-        if name == "occurred_at":
-            value = _timestamp(value)
-        values.append(value)
+    """The legacy (v1) canonical form of a row."""
+    values = [
+        hashing.timestamp(row[name]) if name == "occurred_at" else row[name] for name in FIELDS
+    ]
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def row_hash(row: dict, *, prev_hash: str, key: bytes) -> str:
+def legacy_mac(row: dict, *, prev_hash: str, key: bytes) -> str:
+    """The keyed hash of an event of the legacy chain (the single chain's row hash)."""
     message = prev_hash.encode() + b"\n" + canonical(row)
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def anchor_signature(*, seq: int, prev_hash: str, key: bytes) -> str:
-    return hmac.new(key, f"anchor\n{seq}\n{prev_hash}".encode(), hashlib.sha256).hexdigest()
+def event_mac(row_hash: str, *, key: bytes) -> str:
+    return hmac.new(key, b"ehr-audit-mac/2\n" + row_hash.encode(), hashlib.sha256).hexdigest()
 
 
 def signing_key() -> tuple[str, bytes]:
@@ -88,44 +90,92 @@ def verification_key(key_id: str) -> bytes | None:
 
 @dataclass(frozen=True)
 class Problem:
-    seq: int | None
-    row_id: int | None
     reason: str
+    chain_id: int | None = None
+    seq: int | None = None
+    row_id: int | None = None
+    checkpoint: int | None = None
+
+    def where(self) -> str:
+        parts = []
+        if self.checkpoint is not None:
+            parts.append(f"checkpoint {self.checkpoint}:")
+        if self.chain_id is not None:
+            parts.append(f"chain {self.chain_id}")
+        if self.seq is not None:
+            parts.append(f"seq {self.seq}")
+        if self.row_id is not None:
+            parts.append(f"(row id {self.row_id})")
+        return " ".join(parts) or "the log"
 
 
-def verify(rows, *, start_seq: int, start_hash: str) -> tuple[int, Problem | None]:
-    """Walk `rows` (dicts ordered by seq) from an anchor; return (rows checked, first problem).
+@dataclass(frozen=True)
+class ChainStart:
+    """Where a walk begins and what the chain's rows must satisfy."""
+
+    chain_id: int
+    kind: str
+    practice_id: int | None
+    start_seq: int
+    start_hash: str
+    start_mac: str
+
+
+@dataclass(frozen=True)
+class WalkEnd:
+    checked: int
+    seq: int  # seq of the last event checked (start_seq - 1 when none)
+    row_hash: str
+    problem: Problem | None
+
+
+def verify(rows: Iterable[dict], start: ChainStart) -> WalkEnd:
+    """Walk one chain's `rows` (dicts ordered by seq) from its start.
 
     Each row carries the hashed fields, the chain's columns, the foreign keys and
     the flags named in USER_LINKS.
     """
-    expected_seq, expected_prev = start_seq, start_hash
+    legacy = start.kind == "legacy"
+    expected_seq, expected_prev, expected_mac = start.start_seq, start.start_hash, start.start_mac
     checked = 0
+
+    def end(problem: Problem | None = None) -> WalkEnd:
+        return WalkEnd(checked, expected_seq - 1, expected_prev, problem)
+
     for row in rows:
-        where = {"seq": row["seq"], "row_id": row["id"]}
+        here = {"chain_id": start.chain_id, "seq": row["seq"], "row_id": row["id"]}
         if row["seq"] != expected_seq:
             reason = f"expected seq {expected_seq}, found {row['seq']}: " + (
                 "events are missing" if row["seq"] > expected_seq else "events are out of order"
             )
-            return checked, Problem(reason=reason, **where)
+            return end(Problem(reason, **here))
+        if not legacy and row["practice_id"] != start.practice_id:
+            return end(Problem("the event belongs to another practice's chain", **here))
         if not hmac.compare_digest(row["prev_hash"], expected_prev):
-            return checked, Problem(reason="prev_hash does not match the previous event", **where)
+            return end(Problem("prev_hash does not match the previous event", **here))
+        if not hmac.compare_digest(
+            row["row_hash"], hashing.row_hash(row, prev_hash=row["prev_hash"])
+        ):
+            return end(Problem("content does not match its hash (edited)", **here))
         key = verification_key(row["key_id"])
         if key is None:
-            return checked, Problem(reason=f"unknown key id {row['key_id']!r}", **where)
-        if not hmac.compare_digest(
-            row["row_hash"], row_hash(row, prev_hash=row["prev_hash"], key=key)
-        ):
-            return checked, Problem(reason="content does not match its hash (edited)", **where)
+            return end(Problem(f"unknown key id {row['key_id']!r}", **here))
+        mac = (
+            legacy_mac(row, prev_hash=expected_mac, key=key)
+            if legacy
+            else event_mac(row["row_hash"], key=key)
+        )
+        if not hmac.compare_digest(row["mac"], mac):
+            return end(Problem("the keyed hash does not match (written without the key)", **here))
         for fk, ref, exists in USER_LINKS:
             if row[fk] is None:
                 # NULL is what deleting the user leaves; while the user exists,
                 # someone cleared it to take the row out of that user's log.
                 if row[ref] is not None and row[exists]:
                     reason = f"{fk} was cleared while user {row[ref]} still exists"
-                    return checked, Problem(reason=reason, **where)
+                    return end(Problem(reason, **here))
             elif row[fk] != row[ref]:
-                return checked, Problem(reason=f"{fk} was changed", **where)
-        expected_seq, expected_prev = row["seq"] + 1, row["row_hash"]
+                return end(Problem(f"{fk} was changed", **here))
+        expected_seq, expected_prev, expected_mac = row["seq"] + 1, row["row_hash"], row["mac"]
         checked += 1
-    return checked, None
+    return end()

@@ -220,6 +220,13 @@ AUDIT_EXPORT_INTERRUPTED = EventKind(
     Action.EXPORT,
     "Audit log export interrupted after {sent} of {rows} events: the download was closed",
 )
+AUDIT_EVIDENCE_EXPORTED = EventKind(
+    "audit.evidence_exported",
+    EventType.REPORT,
+    Action.EXPORT,
+    "Audit log evidence exported: {events} events in {chains} chains, "
+    "through checkpoint {checkpoint}",
+)
 
 # The Support PIN and App Unlock PIN (wording of the seed where it has one).
 SUPPORT_PIN_VIEWED = EventKind(

@@ -3,22 +3,29 @@
 from django.conf import settings
 from django.db import models
 
+from audit.hashing import GENESIS_HASH
 from audit.kinds import Action, EventType
-
-GENESIS_HASH = "0" * 64  # prev_hash of the first event ever written
 
 
 class AuditEvent(models.Model):
     """One thing that happened: who did what to which account, when and from where.
 
-    Rows are append-only: the database refuses UPDATE and DELETE (triggers from
-    migration 0002), except that deleting a user may set `actor`/`account` to
-    NULL; `actor_ref`/`account_ref` keep the ids inside the hash. `row_hash` is
-    HMAC-SHA-256 over the row's content and the previous row's hash (see
-    `audit/chain.py`); `seq` numbers the chain without gaps.
+    Rows are append-only: the database refuses UPDATE and DELETE (triggers, see
+    `audit/guards.py`), except that deleting a user may set `actor`/`account` to
+    NULL; `actor_ref`/`account_ref` keep the ids inside the hash. Each event sits
+    in one chain (its practice's, or the platform's) at position `seq`, without
+    gaps; `row_hash` is the public SHA-256 link over its content and the previous
+    event's hash (`audit/hashing.py`), and `mac` is keyed (`audit/chain.py`).
     """
 
-    seq = models.BigIntegerField(unique=True, help_text="Position in the hash chain, 1, 2, 3 ...")
+    chain = models.ForeignKey(
+        "AuditChain",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # the (chain, seq) constraint serves it
+        help_text="The hash chain the event belongs to.",
+    )
+    seq = models.BigIntegerField(help_text="Position in its chain, 1, 2, 3 ...")
     occurred_at = models.DateTimeField(help_text="When it happened (UTC).")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -79,9 +86,10 @@ class AuditEvent(models.Model):
     data = models.JSONField(
         default=dict, blank=True, help_text="Structured facts (ids, counts); never secrets."
     )
-    key_id = models.CharField(max_length=16, help_text="Which AUDIT_HMAC_KEYS key signed the row.")
+    key_id = models.CharField(max_length=16, help_text="Which AUDIT_HMAC_KEYS key made `mac`.")
     prev_hash = models.CharField(max_length=64, help_text="row_hash of the previous event.")
-    row_hash = models.CharField(max_length=64, help_text="HMAC-SHA-256 of this row and prev_hash.")
+    row_hash = models.CharField(max_length=64, help_text="SHA-256 link of this row and prev_hash.")
+    mac = models.CharField(max_length=64, help_text="HMAC-SHA-256 with an AUDIT_HMAC_KEYS key.")
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -97,44 +105,117 @@ class AuditEvent(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seq_positive"),
+            models.UniqueConstraint(fields=["chain", "seq"], name="audit_chain_seq_unique"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.details}"
+        return f"#{self.chain_id}.{self.seq} {self.occurred_at:%Y-%m-%d %H:%M:%S} {self.details}"
 
 
-class AuditChainHead(models.Model):
-    """The newest end of the chain (one row). Writers lock it, which orders the chain."""
+class AuditChain(models.Model):
+    """One hash chain and its head: one per practice, one for the platform, and the legacy one.
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    seq = models.BigIntegerField(default=0, help_text="seq of the newest event.")
+    Writers of a chain lock its row (`SELECT ... FOR UPDATE`) until their
+    transaction ends, so one practice's events take turns and different
+    practices never wait on each other. `seq`/`row_hash` are the newest event's;
+    `start_seq` is the first event kept (1 unless older events were archived),
+    whose `prev_hash` is `start_hash`.
+
+    The legacy chain holds the events written before chains were split (one chain
+    for the whole platform); it takes no new events.
+    """
+
+    class Kind(models.TextChoices):
+        PRACTICE = "practice", "Practice"
+        PLATFORM = "platform", "Platform"
+        LEGACY = "legacy", "Before chains per practice"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    practice = models.OneToOneField(
+        "accounts.Practice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The practice whose events this chain holds; empty for platform and legacy.",
+    )
+    seq = models.BigIntegerField(default=0, help_text="seq of the newest event (0: none yet).")
     row_hash = models.CharField(
         max_length=64, default=GENESIS_HASH, help_text="row_hash of the newest event."
     )
+    start_seq = models.BigIntegerField(default=1, help_text="seq of the first event kept.")
+    start_hash = models.CharField(
+        max_length=64, default=GENESIS_HASH, help_text="prev_hash of the first event kept."
+    )
+    start_mac = models.CharField(
+        max_length=64,
+        default=GENESIS_HASH,
+        help_text="Legacy chain only: the keyed hash the first kept event points back to.",
+    )
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_head_single")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="practice", practice__isnull=False)
+                    | (models.Q(kind__in=["platform", "legacy"], practice__isnull=True))
+                ),
+                name="audit_chain_kind_practice",
+            ),
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(kind__in=["platform", "legacy"]),
+                name="audit_chain_one_platform_one_legacy",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"Audit chain head at seq {self.seq}"
+        owner = f"practice {self.practice_id}" if self.practice_id else self.kind
+        return f"Audit chain {self.pk} ({owner}) at seq {self.seq}"
 
 
-class AuditChainAnchor(models.Model):
-    """A signed starting point for verification after older events were archived.
+class AuditCheckpoint(models.Model):
+    """A signed statement of every chain's head at one moment (see docs/audit.md).
 
-    `prev_hash` is the hash the first kept event points back to; `signature`
-    (HMAC with the audit key) stops anyone without the key from planting one.
+    Signed with Ed25519 by `AUDIT_SIGNING_KEY`, so anyone with the public key can
+    check it; each names the one before it, so they form a chain of their own.
+    The heads themselves are `AuditCheckpointLeaf` rows, written only for chains
+    that moved since the previous checkpoint.
     """
 
-    seq = models.BigIntegerField(unique=True, help_text="seq of the first event kept.")
-    prev_hash = models.CharField(max_length=64, help_text="That event's prev_hash.")
-    archived_through = models.DateTimeField(help_text="Events before this were archived.")
-    key_id = models.CharField(max_length=16, help_text="Key that signed the anchor.")
-    signature = models.CharField(max_length=64, help_text="HMAC over seq and prev_hash.")
-    created_at = models.DateTimeField(auto_now_add=True, help_text="When the anchor was set.")
+    number = models.BigIntegerField(unique=True, help_text="1, 2, 3 ...")
+    created_at = models.DateTimeField(help_text="When it was taken (UTC).")
+    prev_hash = models.CharField(max_length=64, help_text="Hash of the previous checkpoint.")
+    merkle_root = models.CharField(max_length=64, help_text="Merkle root over every chain's head.")
+    chain_count = models.IntegerField(help_text="How many chains the root covers.")
+    key_id = models.CharField(max_length=16, help_text="Which signing key signed it.")
+    signature = models.CharField(max_length=100, help_text="Ed25519 signature, base64url.")
+    checkpoint_hash = models.CharField(max_length=64, help_text="SHA-256 of the signed message.")
+
+    class Meta:
+        ordering = ["-number"]
 
     def __str__(self) -> str:
-        return f"Audit chain anchor at seq {self.seq}"
+        return f"Audit checkpoint {self.number} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditCheckpointLeaf(models.Model):
+    """One chain's head as a checkpoint saw it (only where it moved since the last one)."""
+
+    checkpoint = models.ForeignKey(AuditCheckpoint, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(AuditChain, on_delete=models.PROTECT, related_name="+")
+    start_seq = models.BigIntegerField()
+    start_hash = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    row_hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "checkpoint"], name="audit_leaf_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Chain {self.chain_id} at seq {self.seq} in checkpoint {self.checkpoint_id}"
 
 
 class AuditedPatient(models.Model):

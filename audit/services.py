@@ -13,8 +13,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Practice, User
-from audit import chain, kinds, selectors
+from audit import chain, checkpoints, hashing, kinds, selectors
 from audit.export import export_rows
+from audit.hashing import GENESIS_HASH
 from audit.kinds import EventKind
 from audit.models import AuditedPatient, AuditEvent
 from ehr.middleware import current_request_context
@@ -60,8 +61,10 @@ def audit_event_record(
     account's name); there is no free-text argument, so a caller cannot pass a
     PIN, a password or a key into the log by accident. `data` holds scalar facts.
 
-    Ordering: the chain head row is locked with SELECT ... FOR UPDATE until the
-    caller's transaction ends, so concurrent writers take turns; each reads the
+    Ordering: the event goes into its practice's chain (the platform's when it
+    belongs to no practice), whose row is locked with SELECT ... FOR UPDATE until
+    the caller's transaction ends, so writers of one practice take turns and
+    writers of different practices never wait on each other; each reads the
     previous hash and the next `seq` under the lock, and `occurred_at` is taken
     under it too, so chain order is time order. On SQLite the whole transaction
     holds the database write lock from its start (`transaction_mode=IMMEDIATE`),
@@ -105,21 +108,15 @@ def audit_event_record(
     # No savepoint: if the event cannot be written, the caller's whole transaction
     # must fail with it (fail closed), so there is nothing to roll back to.
     with transaction.atomic(savepoint=False):
-        # From here to the end of the caller's transaction the head is locked:
-        # the work done under it is two statements and one hash; everything
+        # From here to the end of the caller's transaction the chain is locked:
+        # the work done under it is two statements and two hashes; everything
         # else was prepared above.
         with connection.cursor() as cursor:
-            # SQLite has no row locks (and no FOR UPDATE): its IMMEDIATE
-            # transactions already hold the database write lock.
-            lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
-            cursor.execute(_HEAD + lock)
-            current = cursor.fetchone()
-            if current is None:
-                raise AuditWriteError("the audit chain head is missing; run migrations")
-            seq, prev_hash = current
+            chain_id, seq, prev_hash = _lock_chain(cursor, practice_id)
+            row["chain_id"] = chain_id
             row["seq"] = seq + 1
             row["occurred_at"] = timezone.now()
-            digest = chain.row_hash(row, prev_hash=prev_hash, key=key)
+            digest = hashing.row_hash(row, prev_hash=prev_hash)
             columns = {
                 **row,
                 "actor_id": row["actor_ref"],
@@ -127,6 +124,7 @@ def audit_event_record(
                 "key_id": key_id,
                 "prev_hash": prev_hash,
                 "row_hash": digest,
+                "mac": chain.event_mac(digest, key=key),
             }
             event_id = _append(cursor, columns)
         if patient_id:
@@ -143,9 +141,49 @@ def audit_event_record(
 
 
 _FK_IDS = ("actor_id", "account_id")
-_HEAD = "SELECT seq, row_hash FROM audit_auditchainhead WHERE id = 1"
 # The hashed fields, then the foreign keys and the chain's own columns.
-EVENT_COLUMNS = (*chain.FIELDS, "actor_id", "account_id", "key_id", "prev_hash", "row_hash")
+EVENT_COLUMNS = (
+    *hashing.EVENT_FIELDS,
+    "actor_id",
+    "account_id",
+    "key_id",
+    "prev_hash",
+    "row_hash",
+    "mac",
+)
+
+
+def _lock_chain(cursor, practice_id: int | None) -> tuple[int, int, str]:
+    """Lock the chain of `practice_id` (None: the platform's); return its id and head.
+
+    A practice's chain is created by its first event. SQLite has no row locks
+    (and no FOR UPDATE): its IMMEDIATE transactions already hold the database
+    write lock.
+    """
+    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    if practice_id is None:
+        cursor.execute(_PLATFORM_HEAD + lock)
+    else:
+        cursor.execute(_PRACTICE_HEAD + lock, [practice_id])
+    current = cursor.fetchone()
+    if current is None and practice_id is not None:
+        # Two first writers of one practice: the second waits for the first's
+        # row, then inserts nothing and locks it.
+        cursor.execute(_NEW_CHAIN, [practice_id, GENESIS_HASH, GENESIS_HASH, GENESIS_HASH])
+        cursor.execute(_PRACTICE_HEAD + lock, [practice_id])
+        current = cursor.fetchone()
+    if current is None:
+        raise AuditWriteError("the platform's audit chain is missing; run migrations")
+    return current
+
+
+_HEAD = "SELECT id, seq, row_hash FROM audit_auditchain WHERE "
+_PRACTICE_HEAD = _HEAD + "practice_id = %s"
+_PLATFORM_HEAD = _HEAD + "kind = 'platform'"
+_NEW_CHAIN = (
+    "INSERT INTO audit_auditchain (kind, practice_id, seq, row_hash, start_seq, start_hash, "
+    "start_mac) VALUES ('practice', %s, 0, %s, 1, %s, %s) ON CONFLICT (practice_id) DO NOTHING"
+)
 
 
 @cache
@@ -169,10 +207,10 @@ def _append(cursor, columns: dict) -> int:
         "data": json.dumps(columns["data"], sort_keys=True),
     }
     values = [adapted[name] for name in EVENT_COLUMNS]
-    head = [columns["seq"], columns["row_hash"]]
+    head = [columns["seq"], columns["row_hash"], columns["chain_id"]]
     if connection.vendor == "postgresql":
         cursor.execute(
-            "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1) "  # noqa: S608  (fixed column names)  # nosec B608
+            "WITH moved AS (UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s) "  # noqa: S608  (fixed column names)  # nosec B608
             + insert_sql("postgresql")
             + " RETURNING id",
             head + values,
@@ -180,7 +218,7 @@ def _append(cursor, columns: dict) -> int:
         return cursor.fetchone()[0]
     cursor.execute(insert_sql(connection.vendor), values)
     event_id = cursor.lastrowid
-    cursor.execute("UPDATE audit_auditchainhead SET seq = %s, row_hash = %s WHERE id = 1", head)
+    cursor.execute("UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s", head)
     return event_id
 
 
@@ -192,7 +230,7 @@ class AuditExport:
     """An export already recorded in the log: its row count and its CSV, still to stream."""
 
     rows: int
-    through_seq: int
+    checkpoint: int
     content: Iterator[bytes]
 
 
@@ -220,10 +258,11 @@ def audit_log_export(
     a process killed mid-stream leaves the first event without its sequel.
     """
     with transaction.atomic():
-        # Freeze the export at the current end of the chain, so the rows counted,
-        # recorded and streamed are the same rows even while others write.
-        through_seq = selectors.audit_head_seq()
-        frozen = events.filter(seq__lte=through_seq)
+        # Freeze the export at a signed checkpoint of every chain's head, so the
+        # rows counted, recorded and streamed are the same rows even while others
+        # write, and an outside auditor can verify them against that checkpoint.
+        frozen_at = checkpoints.audit_checkpoint_create()
+        frozen = events.filter(selectors.covered_by(frozen_at.positions))
         blocks = export_rows(frozen, time_zone=time_zone)
         rows = frozen.count()
         started = audit_event_record(
@@ -232,7 +271,7 @@ def audit_log_export(
             account=acting_user,
             ip=ip,
             params={"rows": rows, "filters": filters},
-            data={**filter_data, "rows": rows, "through_seq": through_seq},
+            data={**filter_data, "rows": rows, "checkpoint": frozen_at.checkpoint.number},
         )
     # The request's id and User-Agent, for an event written after the view returned.
     request = contextvars.copy_context()
@@ -247,13 +286,13 @@ def audit_log_export(
                     account=acting_user,
                     ip=ip,
                     params={"sent": sent, "rows": rows},
-                    data={"rows": rows, "sent": sent, "export_seq": started.seq},
+                    data={"rows": rows, "sent": sent, "export_event": started.pk},
                 )
         except Exception:
             # The export's own error is the one to raise; this one must not hide it.
-            logger.exception("could not record that audit export seq %s stopped", started.seq)
+            logger.exception("could not record that audit export %s stopped", started.pk)
 
-    return AuditExport(rows, through_seq, _watched(blocks, stopped))
+    return AuditExport(rows, frozen_at.checkpoint.number, _watched(blocks, stopped))
 
 
 def _watched(blocks: Iterator[tuple[bytes, int]], stopped) -> Iterator[bytes]:

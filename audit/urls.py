@@ -5,4 +5,5 @@ from audit import views
 urlpatterns = [
     path("audit/", views.audit_report, name="audit_report"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
+    path("audit/evidence.jsonl", views.audit_evidence, name="audit_evidence"),
 ]

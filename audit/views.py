@@ -12,10 +12,11 @@ from django.views.decorators.http import require_GET
 
 from accounts.reauth import recent_auth_required
 from audit import selectors
+from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
 from audit.services import audit_log_export
-from ehr.policies import allowed_only, audit_scope, can_read_audit_log
+from ehr.policies import allowed_only, audit_scope, can_export_audit_evidence, can_read_audit_log
 
 PAGE_SIZE = 50
 
@@ -82,6 +83,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "quick_links": quick,
         "time_zone": tz.key,
+        "can_export_evidence": can_export_audit_evidence(request.user),
     }
     return render(request, "audit/report.html", context)
 
@@ -119,4 +121,23 @@ def audit_export(request: HttpRequest) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     response["X-Export-Rows"] = str(export.rows)
+    return response
+
+
+@login_required
+@never_cache
+@require_GET
+@allowed_only(can_export_audit_evidence)
+@recent_auth_required
+def audit_evidence(request: HttpRequest) -> HttpResponse:
+    """Download whole chains with the signed checkpoint that covers them, for outside auditors.
+
+    Recorded before any line leaves, as the CSV export is (`audit_evidence_export`).
+    """
+    evidence = audit_evidence_export(acting_user=request.user, ip=request.client_ip)
+    response = StreamingHttpResponse(evidence.content, content_type="application/x-ndjson")
+    filename = f"audit-evidence_checkpoint-{evidence.checkpoint}.jsonl"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    response["X-Export-Rows"] = str(evidence.events)
     return response

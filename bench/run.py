@@ -31,6 +31,7 @@ def ensure_keys() -> None:
         "SECRET_KEY": lambda: secrets.token_urlsafe(64),
         "AUDIT_HMAC_KEYS": lambda: f"bench:{_key()}",
         "FIELD_ENCRYPTION_KEYS": lambda: f"bench:{_key()}",
+        "AUDIT_SIGNING_KEY": lambda: f"bench:{_key()}",
     }
     for name, make in wanted.items():
         if f"{name}=" not in text:

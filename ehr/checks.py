@@ -13,6 +13,7 @@ def check_key_rings(app_configs, **kwargs):
     rings = {
         "FIELD_ENCRYPTION_KEYS": (getattr(settings, "FIELD_ENCRYPTION_KEYS", None), 32),
         "AUDIT_HMAC_KEYS": (getattr(settings, "AUDIT_HMAC_KEYS", None), None),
+        "AUDIT_SIGNING_KEY": (getattr(settings, "AUDIT_SIGNING_KEY", None), 32),
     }
     for number, (name, (ring, exact)) in enumerate(rings.items(), start=1):
         if not isinstance(ring, KeyRing) or not ring.keys:
@@ -24,7 +25,7 @@ def check_key_rings(app_configs, **kwargs):
             if exact is not None and len(key) != exact:
                 errors.append(
                     Error(
-                        f"{name}: key {key_id!r} is {len(key)} bytes; AES-256 needs exactly {exact}.",
+                        f"{name}: key {key_id!r} is {len(key)} bytes; it must be exactly {exact}.",
                         hint="Generate keys as docs/keys.md shows.",
                         id=f"ehr.E00{number}",
                     )

@@ -60,3 +60,13 @@ def parse_key_ring(name: str, raw: str | None, *, min_bytes: int = 32) -> KeyRin
 def new_key_entry(key_id: str, n_bytes: int = 32) -> str:
     """Return a fresh `id:base64key` entry."""
     return f"{key_id}:{base64.urlsafe_b64encode(secrets.token_bytes(n_bytes)).decode().rstrip('=')}"
+
+
+def parse_public_key_list(name: str, raw: str) -> dict:
+    """Read `id:base64` Ed25519 public keys (may be empty); stop at start-up if malformed."""
+    from audit.hashing import parse_public_keys
+
+    try:
+        return parse_public_keys(raw or "")
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}: {error}.") from None

@@ -105,6 +105,11 @@ def can_read_audit_log(user: User) -> bool:
     return audit_scope(user) is not None
 
 
+def can_export_audit_evidence(user: User) -> bool:
+    """Whole chains only: those who read a whole practice's log, or all of it."""
+    return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
+
+
 def can_manage_own_pins(user: User) -> bool:
     """Every signed-in account views and changes its own PINs."""
     return user.is_authenticated and user.is_active and hasattr(user, "pins")

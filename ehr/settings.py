@@ -14,7 +14,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from ehr.keys import parse_key_ring
+from ehr.keys import parse_key_ring, parse_public_key_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The real environment wins over .env; ENV_FILE="" reads no file (the test suite does that).
@@ -75,6 +75,12 @@ check_secret_key(SECRET_KEY, debug=DEBUG)
 
 # Keys of the audit log's hash chain, separate from SECRET_KEY (docs/keys.md).
 AUDIT_HMAC_KEYS = parse_key_ring("AUDIT_HMAC_KEYS", os.environ.get("AUDIT_HMAC_KEYS"))
+# Ed25519 key that signs audit checkpoints (32-byte seeds, `id:base64`, the first
+# signs); retired keys' public halves keep old checkpoints verifiable (docs/keys.md).
+AUDIT_SIGNING_KEY = parse_key_ring("AUDIT_SIGNING_KEY", os.environ.get("AUDIT_SIGNING_KEY"))
+AUDIT_SIGNING_PUBLIC_KEYS = parse_public_key_list(
+    "AUDIT_SIGNING_PUBLIC_KEYS", os.environ.get("AUDIT_SIGNING_PUBLIC_KEYS", "")
+)
 # AES-256-GCM keys for PINs at rest (ehr/crypto.py); the first encrypts, all decrypt.
 FIELD_ENCRYPTION_KEYS = parse_key_ring(
     "FIELD_ENCRYPTION_KEYS", os.environ.get("FIELD_ENCRYPTION_KEYS"), min_bytes=32

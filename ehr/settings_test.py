@@ -7,6 +7,7 @@ os.environ.setdefault("ENV_FILE", "")  # a developer's .env never leaks into tes
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("AUDIT_HMAC_KEYS", f"t1:{secrets.token_urlsafe(32)}")
+os.environ.setdefault("AUDIT_SIGNING_KEY", f"s1:{secrets.token_urlsafe(32)}")
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", f"f1:{secrets.token_urlsafe(32)}")
 os.environ.setdefault("SECURE_COOKIES", "false")  # live_server speaks plain HTTP
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")

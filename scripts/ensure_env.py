@@ -16,6 +16,7 @@ DEFAULTS = {
     "SECRET_KEY": lambda: secrets.token_urlsafe(64),
     "AUDIT_HMAC_KEYS": lambda: "dev1:" + _key(),
     "FIELD_ENCRYPTION_KEYS": lambda: "dev1:" + _key(),
+    "AUDIT_SIGNING_KEY": lambda: "dev1:" + _key(),
 }
 
 

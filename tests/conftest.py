@@ -90,15 +90,15 @@ def _reference_data(request):
     request.getfixturevalue("transactional_db")
     roles = importlib.import_module("accounts.migrations.0002_roles_and_specialties")
     roles.create(apps, None)
+    audit_guard_migration.create_platform_chain(apps, None)
     audit_guards(install=True)
-    audit_guard_migration.create_head(apps, None)
     yield
     # The flush that ends a transactional test deletes every row, which the guards
     # forbid; they are put back at the start of the next one.
     audit_guards(install=False)
 
 
-audit_guard_migration = importlib.import_module("audit.migrations.0002_append_only")
+audit_guard_migration = importlib.import_module("audit.migrations.0003_chains_per_practice")
 
 
 def audit_guards(*, install: bool) -> None:

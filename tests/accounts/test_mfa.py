@@ -41,7 +41,7 @@ def enrol(client, user) -> list[str]:
 
 
 def details() -> list[str]:
-    return list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
+    return list(AuditEvent.objects.order_by("id").values_list("details", flat=True))
 
 
 def test_enrolment_shows_a_qr_code_and_the_secret_and_needs_a_valid_code(client, provider):

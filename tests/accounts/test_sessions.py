@@ -213,5 +213,5 @@ def test_an_unverified_session_of_an_enrolled_account_is_ended_as_such(provider,
     AuthenticatorDevice.objects.create(user=provider, name="Authenticator app", confirmed=True)
     response = client.get("/account/settings/")
     assert response["Location"].startswith("/accounts/login/")
-    event = AuditEvent.objects.order_by("-seq").first()
+    event = AuditEvent.objects.order_by("-id").first()
     assert (event.kind, event.actor_id) == ("security.session_revoked", None)

@@ -13,9 +13,10 @@ from accounts.roles import Role
 from audit import export, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
-from audit.models import AuditEvent
-from audit.selectors import audit_chain_verify, audit_event_scope
+from audit.models import AuditChain, AuditCheckpoint, AuditEvent
+from audit.selectors import audit_event_scope
 from audit.services import AuditWriteError
+from audit.verification import audit_log_verify
 from tests.audit.helpers import chart_viewed, record_at
 from tests.factories import confirm_identity, make_user
 
@@ -439,7 +440,7 @@ def test_export_is_audited_with_filters_and_row_count(client, compliance, provid
     )
     assert event.data == {
         "rows": len(rows) - 1,
-        "through_seq": event.seq - 1,
+        "checkpoint": AuditCheckpoint.objects.get().number,
         "username_input": "Dorothy",
         "username_account_id": provider.pk,
     }
@@ -479,7 +480,7 @@ def rows_fail_after(monkeypatch):
 def exported_then_stopped() -> tuple[AuditEvent, AuditEvent]:
     started, stopped = AuditEvent.objects.filter(
         kind__in=[kinds.AUDIT_EXPORTED.code, *STOPPED]
-    ).order_by("seq")
+    ).order_by("id")
     assert started.kind == kinds.AUDIT_EXPORTED.code
     return started, stopped
 
@@ -505,10 +506,10 @@ def test_an_export_that_fails_part_way_records_how_far_it_got(
         "Export",
     )
     assert failed.details == "Audit log export failed after 2 of 5 events"
-    assert failed.data == {"rows": 5, "sent": 2, "export_seq": started.seq}
+    assert failed.data == {"rows": 5, "sent": 2, "export_event": started.pk}
     assert failed.actor_id == failed.account_id == compliance.pk
     assert failed.request_id == started.request_id != ""
-    assert audit_chain_verify().problem is None
+    assert audit_log_verify().problem is None
 
 
 def test_no_row_leaves_when_the_export_cannot_be_recorded(client, compliance, log, monkeypatch):
@@ -562,10 +563,10 @@ def test_a_download_closed_part_way_is_recorded_as_interrupted(compliance, log, 
     assert interrupted.details == (
         f"Audit log export interrupted after 2 of {result.rows} events: the download was closed"
     )
-    assert interrupted.data == {"rows": result.rows, "sent": 2, "export_seq": started.seq}
+    assert interrupted.data == {"rows": result.rows, "sent": 2, "export_event": started.pk}
     # The query was ended before the event was written: the connection is free.
-    assert AuditEvent.objects.count() == interrupted.seq
-    assert audit_chain_verify().problem is None
+    assert AuditEvent.objects.order_by("-id").first().pk == interrupted.pk
+    assert audit_log_verify().problem is None
 
 
 @pytest.mark.postgres_only
@@ -578,17 +579,18 @@ def test_a_large_download_closed_part_way_ends_its_copy_and_records_it(complianc
     with connection.cursor() as cursor:
         # 100,000 copies of one event behind the chain's back (the append-only guard
         # allows inserts), and the head moved past them so the export includes them.
-        cursor.execute("SELECT max(seq) FROM audit_auditevent")
-        (head,) = cursor.fetchone()
+        head = AuditChain.objects.get(practice_id=compliance.practice_id)
         columns = [c for c in services.EVENT_COLUMNS if c != "seq"]
         cursor.execute(
             f"INSERT INTO audit_auditevent (seq, {', '.join(columns)}) "  # noqa: S608  (fixed column names)
             f"SELECT %s + n, {', '.join('e.' + c for c in columns)} "
             "FROM audit_auditevent e, generate_series(1, 100000) n "
-            "WHERE e.seq = (SELECT max(seq) FROM audit_auditevent WHERE practice_id = %s)",
-            [head, compliance.practice_id],
+            "WHERE e.chain_id = %s AND e.seq = %s",
+            [head.seq, head.pk, head.seq],
         )
-        cursor.execute("UPDATE audit_auditchainhead SET seq = %s WHERE id = 1", [head + 100000])
+        cursor.execute(
+            "UPDATE audit_auditchain SET seq = %s WHERE id = %s", [head.seq + 100000, head.pk]
+        )
     result = services.audit_log_export(
         acting_user=compliance,
         ip=None,
@@ -602,7 +604,7 @@ def test_a_large_download_closed_part_way_ends_its_copy_and_records_it(complianc
     content.close()  # raises if the cleanup ran a statement in the aborted transaction
     started, interrupted = exported_then_stopped()
     assert interrupted.kind == kinds.AUDIT_EXPORT_INTERRUPTED.code
-    assert interrupted.data["export_seq"] == started.seq
+    assert interrupted.data["export_event"] == started.pk
     assert 0 < interrupted.data["sent"] < result.rows
 
 

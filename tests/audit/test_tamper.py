@@ -11,9 +11,9 @@ from django.db import DatabaseError, connection, transaction
 from accounts.models import User
 from accounts.roles import Role
 from audit import chain, kinds
-from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
-from audit.selectors import VERIFY_COLUMNS, audit_chain_verify
+from audit.models import AuditChain, AuditEvent
 from audit.services import EVENT_COLUMNS, audit_event_record
+from audit.verification import VERIFY_COLUMNS, audit_log_verify
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
 from tests.factories import confirm_identity, make_user
@@ -41,7 +41,7 @@ def verify_fails(match: str) -> str:
 
 def test_verify_passes_on_an_untouched_log(events, capsys):
     call_command("audit_verify")
-    assert "Audit chain intact" in capsys.readouterr().out
+    assert "Audit log intact" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -63,17 +63,34 @@ def test_the_database_refuses_repointing_the_actor(events, nurse):
         sql("UPDATE audit_auditevent SET actor_id = %s WHERE seq = %s", [nurse.pk, events[1].seq])
 
 
-def test_the_chain_head_only_moves_forward(events):
-    with pytest.raises(DatabaseError, match="only moves forward"), transaction.atomic():
-        sql("UPDATE audit_auditchainhead SET seq = 1")
-    with pytest.raises(DatabaseError), transaction.atomic():
-        sql("DELETE FROM audit_auditchainhead")
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_auditchain SET seq = 1 WHERE id = %s",
+        "UPDATE audit_auditchain SET row_hash = 'x' WHERE id = %s",
+        "UPDATE audit_auditchain SET practice_id = NULL, kind = 'platform' WHERE id = %s",
+        "UPDATE audit_auditchain SET start_seq = 0 WHERE id = %s",
+        "DELETE FROM audit_auditchain WHERE id = %s",
+    ],
+)
+def test_a_chain_head_only_moves_forward(events, statement):
+    with pytest.raises(DatabaseError, match="audit chain"), transaction.atomic():
+        sql(statement, [events[0].chain_id])
+
+
+def test_a_chain_cannot_be_planted_with_a_head(events, other_practice):
+    with pytest.raises(DatabaseError, match="starts empty"), transaction.atomic():
+        sql(
+            "INSERT INTO audit_auditchain (kind, practice_id, seq, row_hash, start_seq,"
+            " start_hash, start_mac) VALUES ('practice', %s, 5, %s, 1, %s, %s)",
+            [other_practice.pk, "f" * 64, "0" * 64, "0" * 64],
+        )
 
 
 def test_columns_list_of_the_sqlite_guard_is_complete():
     from importlib import import_module
 
-    guard = import_module("audit.migrations.0002_append_only")
+    guard = import_module("audit.migrations.0003_chains_per_practice")
     columns = {field.column for field in AuditEvent._meta.concrete_fields}
     assert columns - {"actor_id", "account_id"} == set(guard.EVENT_COLUMNS)
 
@@ -85,7 +102,7 @@ def test_deleting_a_user_keeps_the_events_and_the_chain(practice):
     temp.delete()
     event = AuditEvent.objects.get(kind=kinds.SIGNED_IN.code, actor_ref=temp_pk)
     assert event.actor_id is None and event.actor_label.startswith("temp (")
-    assert audit_chain_verify().problem is None
+    assert audit_log_verify().problem is None
 
 
 # With the guards dropped (a DBA, or an attacker who has the database), every
@@ -123,20 +140,26 @@ def test_deleted_last_rows_are_found_even_with_the_head_rewound(unguarded):
     last = unguarded[-1]
     sql("DELETE FROM audit_auditevent WHERE id = %s", [last.pk])
     verify_fails("events at the end were deleted")
-    sql("UPDATE audit_auditchainhead SET seq = %s, row_hash = %s", [last.seq - 1, "0" * 64])
+    sql(
+        "UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s",
+        [last.seq - 1, "0" * 64, last.chain_id],
+    )
     verify_fails("head's hash does not match")
+
+
+def insert_forged(template: AuditEvent, **changes) -> None:
+    row = {**AuditEvent.objects.filter(pk=template.pk).values(*EVENT_COLUMNS).get(), **changes}
+    row["data"] = "{}"
+    columns = ", ".join(row)
+    sql(
+        f"INSERT INTO audit_auditevent ({columns}) VALUES ({', '.join(['%s'] * len(row))})",  # noqa: S608  (column names from the model)
+        list(row.values()),
+    )
 
 
 def test_inserted_row_is_found(unguarded, provider):
     template = unguarded[-1]
-    sql(
-        "INSERT INTO audit_auditevent (seq, occurred_at, actor_id, actor_ref, actor_label,"
-        " account_id, account_ref, account_label, practice_id, patient_id, patient_name, kind,"
-        " type, action, details, ip, user_agent, request_id, data, key_id, prev_hash, row_hash)"
-        " VALUES (%s, %s, NULL, NULL, '', NULL, NULL, '', NULL, '', '', 'x', 'Account',"
-        " 'Update', 'forged', NULL, '', '', '{}', %s, %s, %s)",
-        [template.seq + 1, template.occurred_at, template.key_id, template.row_hash, "f" * 64],
-    )
+    insert_forged(template, seq=template.seq + 1, details="forged", prev_hash=template.row_hash)
     verify_fails(f"seq {template.seq + 1}")
 
 
@@ -148,53 +171,41 @@ def test_reordered_rows_are_found(unguarded):
     verify_fails(f"seq {a.seq}")
 
 
-def test_rehashing_without_the_key_is_found(unguarded, settings):
-    """An attacker who recomputes the chain with any other key still fails."""
-    from audit.chain import FIELDS, row_hash
+def test_rehashing_without_the_key_is_found(unguarded):
+    """An attacker who recomputes the public links after an edit still fails the keyed hash."""
+    from audit import hashing
 
     target = unguarded[2]
-    row = AuditEvent.objects.filter(pk=target.pk).values("id", *FIELDS).get()
-    row["details"] = "Nothing to see"
-    forged = row_hash(row, prev_hash=target.prev_hash, key=b"attacker-guess" * 3)
-    sql(
-        "UPDATE audit_auditevent SET details = %s, row_hash = %s WHERE id = %s",
-        ["Nothing to see", forged, target.pk],
+    rows = list(
+        AuditEvent.objects.filter(chain_id=target.chain_id, seq__gte=target.seq)
+        .order_by("seq")
+        .values("id", *hashing.EVENT_FIELDS)
     )
-    verify_fails(f"seq {target.seq}")
-
-
-def test_archived_rows_verify_from_a_signed_anchor(unguarded):
-    first_kept = unguarded[3]
-    sql("DELETE FROM audit_auditevent WHERE seq < %s", [first_kept.seq])
-    verify_fails("events are missing|expected seq")
-    key_id, key = chain.signing_key()
-    anchor = AuditChainAnchor.objects.create(
-        seq=first_kept.seq,
-        prev_hash=first_kept.prev_hash,
-        archived_through=first_kept.occurred_at,
-        key_id=key_id,
-        signature=chain.anchor_signature(
-            seq=first_kept.seq, prev_hash=first_kept.prev_hash, key=key
-        ),
-    )
-    call_command("audit_verify")
-    AuditChainAnchor.objects.filter(pk=anchor.pk).update(signature="0" * 64)
-    verify_fails("anchor's signature is not valid")
+    prev = target.prev_hash
+    for row in rows:
+        if row["id"] == target.pk:
+            row["details"] = "Nothing to see"
+        digest = hashing.row_hash(row, prev_hash=prev)
+        sql(
+            "UPDATE audit_auditevent SET details = %s, prev_hash = %s, row_hash = %s WHERE id = %s",
+            [row["details"], prev, digest, row["id"]],
+        )
+        prev = digest
+    sql("UPDATE audit_auditchain SET row_hash = %s WHERE id = %s", [prev, target.chain_id])
+    message = verify_fails("keyed hash does not match")
+    assert f"seq {target.seq} (row id {target.pk})" in message
 
 
 def test_verify_checks_more_than_one_batch(events):
-    from audit.selectors import audit_chain_verify as walk
-
-    result = walk(batch=2)
+    result = audit_log_verify(batch=2)
     assert result.problem is None
-    assert result.checked == AuditChainHead.objects.get().seq
+    assert result.events == AuditEvent.objects.count() >= 6
 
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_keep_one_unbroken_chain(practice):
     users = [make_user(Role.NURSE, practice=practice) for _ in range(8)]
-    start = AuditChainHead.objects.get().seq
 
     def writer(user: User) -> None:
         for _ in range(25):
@@ -202,20 +213,26 @@ def test_concurrent_writers_keep_one_unbroken_chain(practice):
 
     _, errors = run_together(writer, users)
     assert errors == []
-    head = AuditChainHead.objects.get()
-    assert head.seq == start + 8 * 25
-    seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
-    assert seqs == list(range(1, head.seq + 1))
-    assert audit_chain_verify().problem is None
+    head = AuditChain.objects.get(practice=practice)
+    events = AuditEvent.objects.filter(chain=head).order_by("seq")
+    assert head.seq == events.count() >= 8 * 25
+    assert list(events.values_list("seq", flat=True)) == list(range(1, head.seq + 1))
+    times = list(events.values_list("occurred_at", flat=True))
+    assert times == sorted(times)
+    assert audit_log_verify().problem is None
 
 
 class _Abandon(Exception):
     """Roll a history back on purpose."""
 
 
-def own_mac_is_valid(row: dict) -> bool:
+def own_hashes_are_valid(row: dict) -> bool:
+    from audit import hashing
+
     key = chain.verification_key(row["key_id"])
-    return row["row_hash"] == chain.row_hash(row, prev_hash=row["prev_hash"], key=key)
+    return row["row_hash"] == hashing.row_hash(row, prev_hash=row["prev_hash"]) and row[
+        "mac"
+    ] == chain.event_mac(row["row_hash"], key=key)
 
 
 def test_a_row_spliced_in_from_another_history_breaks_the_link_after_it(unguarded, nurse):
@@ -239,10 +256,10 @@ def test_a_row_spliced_in_from_another_history_breaks_the_link_after_it(unguarde
     AuditEvent.objects.filter(pk=real.pk).update(**spliced)
 
     rows = AuditEvent.objects.order_by("seq").values(*VERIFY_COLUMNS)
-    assert all(own_mac_is_valid(row) for row in rows)
+    assert all(own_hashes_are_valid(row) for row in rows)
     message = verify_fails("prev_hash does not match the previous event")
     assert f"seq {after.seq} (row id {after.pk})" in message
-    assert audit_chain_verify().problem.seq == after.seq
+    assert audit_log_verify().problem.seq == after.seq
 
 
 # Who an event is about is hashed as actor_ref/account_ref. The foreign keys

@@ -37,7 +37,7 @@ def agent_client(agent):
 def grant_events(grant) -> list[str]:
     return list(
         AuditEvent.objects.filter(data__break_glass=grant.pk)
-        .order_by("seq")
+        .order_by("id")
         .values_list("details", flat=True)
     )
 

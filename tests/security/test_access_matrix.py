@@ -63,6 +63,9 @@ MATRIX = {
     "password_reset_confirm": everyone(OK, anonymous=OK),
     "audit_report": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
     "audit_export": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
+    "audit_evidence": only(
+        [Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER], allowed_status=CONFIRM
+    ),
     "support_pin_view": everyone(OK),
     "support_pin_generate": everyone(NOT_ALLOWED),
     "app_pin_view_edit": everyone(OK),

@@ -108,4 +108,4 @@ def test_details_are_the_same_whatever_is_typed(db, username, patient):
 def test_the_date_range_in_details_comes_from_the_validated_dates(exporter):
     event = export_event(exporter, {"date_from": "03/01/2024", "date_to": "03/31/2024"})
     assert event.details == "Audit log exported: 0 events (03/01/2024 to 03/31/2024)"
-    assert set(event.data) == {"rows", "through_seq"}
+    assert set(event.data) == {"rows", "checkpoint"}

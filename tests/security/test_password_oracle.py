@@ -90,7 +90,7 @@ def test_a_right_password_before_the_limit_still_works(provider, provider_client
 def test_a_prompt_that_locks_records_the_lock(provider_client):
     for n in range(5):
         provider_client.post("/account/confirm/", {"password": f"guess-{n}"})
-    details = list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
+    details = list(AuditEvent.objects.order_by("id").values_list("details", flat=True))
     assert details[-2:] == [
         "Confirmation before a sensitive action failed for user dorothy Ludwig: wrong password",
         "Sign-in locked for user dorothy Ludwig after repeated failures",

@@ -81,7 +81,7 @@ def test_twenty_agents_validating_the_same_pin_at_once_get_exactly_one_success(
     owner = make_user(Role.PROVIDER, practice=practice, first_name="dorothy", last_name="Ludwig")
     agents = [make_user(Role.SUPPORT_AGENT) for _ in range(20)]
     pin = current_pin(owner)
-    start = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    start = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
 
     def validate(agent):
         return services.support_pin_validate(
@@ -92,7 +92,7 @@ def test_twenty_agents_validating_the_same_pin_at_once_get_exactly_one_success(
     assert errors == []
     assert outcomes.count(ValidationOutcome.MATCHED) == 1
     assert outcomes.count(ValidationOutcome.MISMATCHED) == 19
-    details = list(AuditEvent.objects.filter(seq__gt=start).values_list("details", flat=True))
+    details = list(AuditEvent.objects.filter(id__gt=start).values_list("details", flat=True))
     assert details.count("Successful validation of Support PIN for user dorothy Ludwig") == 1
     assert details.count("Unsuccessful validation of Support PIN for user dorothy Ludwig") == 19
     assert details.count("Generated New PIN for user dorothy Ludwig") == 1

@@ -42,6 +42,6 @@ def test_rotation_re_encrypts_everything_resumably_and_is_audited(accounts_under
             user = AccountPins.objects.get(user_id=user_id).user
             assert (current_pin(user), current_pin(user, "app_pin")) == (support, app)
         call_command("rotate_field_keys")
-    events = AuditEvent.objects.filter(kind="security.field_keys_rotated").order_by("seq")
+    events = AuditEvent.objects.filter(kind="security.field_keys_rotated").order_by("id")
     assert [e.details.split(":")[1].strip() for e in events][-1].startswith("0 values")
     assert "values now under key new" in events.first().details

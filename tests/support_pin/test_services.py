@@ -20,14 +20,14 @@ from tests.support_pin.helpers import ARABIC_INDIC, FULL_WIDTH, current_pin, wro
 
 def events_since(seq: int) -> list[tuple]:
     return list(
-        AuditEvent.objects.filter(seq__gt=seq)
-        .order_by("seq")
+        AuditEvent.objects.filter(id__gt=seq)
+        .order_by("id")
         .values_list("details", "actor_label", "type", "action", "ip")
     )
 
 
 def head() -> int:
-    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def test_every_new_account_has_both_pins_encrypted(provider):
@@ -178,7 +178,7 @@ def test_five_failures_lock_rotate_and_email_the_owner(
     message = mail.outbox[0]
     assert message.to == [provider.email] and "locked" in message.subject
     assert current_pin(provider) not in message.body and original not in message.body
-    details = list(AuditEvent.objects.order_by("seq").values_list("details", flat=True))
+    details = list(AuditEvent.objects.order_by("id").values_list("details", flat=True))
     assert (
         "Support PIN validation locked for user dorothy Ludwig after 5 unsuccessful validations"
         in details
@@ -224,7 +224,7 @@ def test_fail_closed_when_the_audit_event_cannot_be_written(provider, agent, pas
         raise RuntimeError("audit store unavailable")
 
     pin = current_pin(provider)
-    monkeypatch.setattr("audit.chain.row_hash", broken)
+    monkeypatch.setattr("audit.hashing.row_hash", broken)
     with pytest.raises(RuntimeError):
         services.support_pin_reveal(acting_user=provider, ip=None)
     with pytest.raises(RuntimeError):

@@ -1,24 +1,68 @@
-"""Walk the audit hash chain and report the first event that does not check out."""
+"""Verify the audit log (every chain and checkpoint), or an evidence file with a public key."""
+
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.selectors import audit_chain_verify
+from audit import offline
+from audit.verification import audit_log_verify
 
 
 class Command(BaseCommand):
-    help = "Verify the audit log's hash chain; exits non-zero naming the first bad event."
+    help = (
+        "Verify every audit chain and signed checkpoint; exits non-zero naming the first bad "
+        "event or checkpoint. With --file, verify an evidence file with only the public key."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--file", help="An evidence file downloaded from the Audit Log Report.")
+        parser.add_argument(
+            "--public-key",
+            action="append",
+            default=[],
+            help="`id:base64` public key, or a file of them (see audit_public_key); repeatable.",
+        )
 
     def handle(self, *args, **options):
-        result = audit_chain_verify()
+        if options["file"]:
+            self._verify_file(Path(options["file"]), options["public_key"])
+            return
+        if options["public_key"]:
+            raise CommandError("--public-key goes with --file.")
+        result = audit_log_verify()
         if result.problem is not None:
-            where = f"seq {result.problem.seq}" if result.problem.seq is not None else "the chain"
-            if result.problem.row_id is not None:
-                where += f" (row id {result.problem.row_id})"
             raise CommandError(
-                f"Audit chain broken at {where}: {result.problem.reason}. "
-                f"{result.checked} events checked before it."
+                f"Audit log broken at {result.problem.where()}: {result.problem.reason}. "
+                f"{result.events} events checked before it."
             )
+        latest = result.latest_checkpoint
         self.stdout.write(
-            f"Audit chain intact: {result.checked} events verified; "
-            f"head seq {result.head_seq}, hash {result.head_hash}."
+            f"Audit log intact: {result.events} events in {result.chains} chains, "
+            f"{result.checkpoints} checkpoints verified."
         )
+        if latest is None:
+            self.stdout.write("No checkpoint yet: run `manage.py audit_checkpoint`.")
+        else:
+            self.stdout.write(
+                f"Latest checkpoint {latest.number} at {latest.created_at:%Y-%m-%d %H:%M:%S} UTC, "
+                f"hash {latest.checkpoint_hash}; {result.uncovered} events written since."
+            )
+
+    def _verify_file(self, path: Path, key_args: list[str]) -> None:
+        if not key_args:
+            raise CommandError(
+                "--file needs --public-key: the key you trust, not one from the file."
+            )
+        try:
+            keys = offline.load_public_keys(key_args)
+        except (OSError, ValueError) as error:
+            raise CommandError(f"Public key: {error}") from None
+        try:
+            with path.open("rb") as handle:
+                report = offline.verify_evidence(handle, keys)
+        except OSError as error:
+            raise CommandError(f"Cannot read {path}: {error}") from None
+        if report.problem is not None:
+            raise CommandError(f"Evidence file not verified: {report.problem}")
+        for line in report.lines():
+            self.stdout.write(line)

@@ -1,0 +1,151 @@
+"""The evidence file: whole chains and the signed checkpoint that covers them.
+
+An outside auditor verifies it with only the public key (`audit/offline.py`,
+format in docs/audit.md). Lines, in order:
+
+    {"format", "generated_at", "practice_id", "checkpoint": {... signature}}
+    {"chain": leaf, "index", "path"}          one per chain, then its events:
+    {"event": {EVENT_FIELDS..., "prev_hash", "row_hash"}}
+    {"other": {"seq", "practice_id", "content", "prev_hash", "row_hash"}}
+    {"end": {"chains", "events"}}
+
+A compliance officer gets the practice's chain and the legacy chain, in which
+other practices' events appear as "other" (their practice and content hash,
+nothing they say); a platform auditor gets every chain.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit import hashing, kinds
+from audit.checkpoints import Frozen, audit_checkpoint_create
+from audit.models import AuditChain, AuditEvent
+from audit.offline import FORMAT
+from audit.services import audit_event_record
+from ehr.policies import AuditScope, audit_scope
+
+BATCH = 2000
+EVENT_COLUMNS = ("prev_hash", "row_hash", *hashing.EVENT_FIELDS)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    checkpoint: int
+    chains: int
+    events: int
+    content: Iterator[bytes]
+
+
+def audit_evidence_export(*, acting_user: User, ip: str | None) -> Evidence:
+    """Record the export, then hand back the file to stream (record first, as the CSV export).
+
+    The file stops at a checkpoint taken now; the export's own event comes after
+    it, so it is not in the file it describes.
+    """
+    scope = audit_scope(acting_user)
+    if scope not in {AuditScope.ALL, AuditScope.PRACTICE}:
+        raise PermissionError("evidence files hold whole chains")
+    practice_id = acting_user.practice_id if scope is AuditScope.PRACTICE else None
+    with transaction.atomic():
+        frozen = audit_checkpoint_create()
+        chains = _chains_in_scope(frozen, scope, practice_id)
+        events = sum(max(0, leaf["seq"] - leaf["start_seq"] + 1) for leaf in chains)
+        audit_event_record(
+            kind=kinds.AUDIT_EVIDENCE_EXPORTED,
+            acting_user=acting_user,
+            account=acting_user,
+            ip=ip,
+            params={
+                "events": events,
+                "chains": len(chains),
+                "checkpoint": frozen.checkpoint.number,
+            },
+            data={"events": events, "chains": len(chains), "checkpoint": frozen.checkpoint.number},
+        )
+    return Evidence(
+        frozen.checkpoint.number, len(chains), events, _lines(frozen, chains, practice_id)
+    )
+
+
+def _chains_in_scope(frozen: Frozen, scope: AuditScope, practice_id: int | None) -> list[dict]:
+    leaves = [frozen.leaves[chain_id] for chain_id in sorted(frozen.leaves)]
+    if scope is AuditScope.ALL:
+        return leaves
+    return [
+        leaf
+        for leaf in leaves
+        if leaf["kind"] == AuditChain.Kind.LEGACY or leaf["practice_id"] == practice_id
+    ]
+
+
+def _json(record: dict) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _lines(frozen: Frozen, chains: list[dict], practice_id: int | None) -> Iterator[bytes]:
+    checkpoint = frozen.checkpoint
+    ordered = sorted(frozen.leaves)
+    position = {chain_id: index for index, chain_id in enumerate(ordered)}
+    tree = hashing.merkle_levels([hashing.leaf_bytes(frozen.leaves[c]) for c in ordered])
+    yield _json(
+        {
+            "format": FORMAT,
+            "generated_at": hashing.timestamp(timezone.now()),
+            "practice_id": practice_id,
+            "checkpoint": {
+                "number": checkpoint.number,
+                "created_at": hashing.timestamp(checkpoint.created_at),
+                "prev_hash": checkpoint.prev_hash,
+                "merkle_root": checkpoint.merkle_root,
+                "chain_count": checkpoint.chain_count,
+                "key_id": checkpoint.key_id,
+                "signature": checkpoint.signature,
+                "checkpoint_hash": checkpoint.checkpoint_hash,
+            },
+        }
+    )
+    shown = 0
+    for leaf in chains:
+        index = position[leaf["chain_id"]]
+        yield _json({"chain": leaf, "index": index, "path": hashing.merkle_path(tree, index)})
+        hide_others = practice_id is not None and leaf["kind"] == AuditChain.Kind.LEGACY
+        for row in _events(leaf):
+            if hide_others and row["practice_id"] != practice_id:
+                yield _json(
+                    {
+                        "other": {
+                            "seq": row["seq"],
+                            "practice_id": row["practice_id"],
+                            "content": hashing.event_content(row),
+                            "prev_hash": row["prev_hash"],
+                            "row_hash": row["row_hash"],
+                        }
+                    }
+                )
+                continue
+            row["occurred_at"] = hashing.timestamp(row["occurred_at"])
+            shown += 1
+            yield _json({"event": row})
+    yield _json({"end": {"chains": len(chains), "events": shown}})
+
+
+def _events(leaf: dict) -> Iterator[dict]:
+    """The chain's events from its start to the signed head, in batches."""
+    after = leaf["start_seq"] - 1
+    while after < leaf["seq"]:
+        batch = list(
+            AuditEvent.objects.filter(
+                chain_id=leaf["chain_id"], seq__gt=after, seq__lte=leaf["seq"]
+            )
+            .order_by("seq")
+            .values(*EVENT_COLUMNS)[:BATCH]
+        )
+        if not batch:
+            return
+        yield from batch
+        after = batch[-1]["seq"]

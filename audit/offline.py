@@ -1,0 +1,213 @@
+"""Verify an audit evidence file with nothing but a public key.
+
+    python -m audit.offline EVIDENCE.jsonl --public-key KEYS
+
+(or `manage.py audit_verify --file ... --public-key ...`). Needs Python 3.11 and
+the `cryptography` package, plus this file and `audit/hashing.py`; no database,
+no server, no secret.
+
+An evidence file (JSON Lines, see docs/audit.md) holds one signed checkpoint,
+and for each chain it covers: the chain's head as signed, the Merkle path from
+that head to the checkpoint's root, and every event of the chain from its start
+to that head. Verification proves that the events are exactly the ones the
+signed checkpoint covers: none edited, dropped, inserted, reordered or moved
+between chains. In the legacy chain (events from before chains per practice),
+a practice's file shows other practices' events as their practice and content
+hash only; the hash binds the practice, so none of them can be one of yours.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    from audit import hashing
+except ImportError:  # run as a lone script next to hashing.py
+    import hashing  # type: ignore[no-redef]
+
+FORMAT = "ehr-audit-evidence/1"
+
+
+class EvidenceError(ValueError):
+    """The file does not verify; the message says where and why."""
+
+
+@dataclass
+class Report:
+    checkpoint: dict | None = None
+    chains: list[str] = field(default_factory=list)
+    events: int = 0
+    problem: str | None = None
+
+    def lines(self) -> list[str]:
+        cp = self.checkpoint or {}
+        return [
+            f"Evidence verified: checkpoint {cp.get('number')} of {cp.get('created_at')}, "
+            f"signed by key {cp.get('key_id')!r}, hash {cp.get('checkpoint_hash')}.",
+            *self.chains,
+            f"{self.events} events, each present, unedited and in its place.",
+        ]
+
+
+def load_public_keys(entries: Iterable[str]) -> dict:
+    """Read `id:base64` keys given literally or as files of them."""
+    text = []
+    for entry in entries:
+        path = Path(entry)
+        text.append(path.read_text() if ":" not in entry and path.is_file() else entry)
+    keys = hashing.parse_public_keys("\n".join(text))
+    if not keys:
+        raise ValueError("no public key given")
+    return keys
+
+
+def verify_evidence(lines: Iterable[bytes | str], public_keys: dict) -> Report:
+    report = Report()
+    try:
+        _verify(iter(lines), public_keys, report)
+    except EvidenceError as error:
+        report.problem = str(error)
+    except (ValueError, KeyError, TypeError) as error:
+        report.problem = f"malformed file: {error!r}"
+    return report
+
+
+def _records(lines):
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            line = line.decode("utf-8")
+        if line.strip():
+            yield number, json.loads(line)
+
+
+def _verify(lines, public_keys: dict, report: Report) -> None:
+    records = _records(lines)
+    _, head = next(records, (0, None))
+    if not head or head.get("format") != FORMAT:
+        raise EvidenceError(f"not an evidence file (first line must name {FORMAT})")
+    checkpoint = head["checkpoint"]
+    key = public_keys.get(checkpoint["key_id"])
+    if key is None:
+        raise EvidenceError(f"checkpoint signed by key {checkpoint['key_id']!r}, not one you gave")
+    if not hashing.signature_valid(key, checkpoint, checkpoint["signature"]):
+        raise EvidenceError(f"checkpoint {checkpoint['number']}: the signature is not valid")
+    if hashing.checkpoint_hash(checkpoint) != checkpoint["checkpoint_hash"]:
+        raise EvidenceError(f"checkpoint {checkpoint['number']}: its hash does not match")
+    report.checkpoint = checkpoint
+    practice = head.get("practice_id")
+    seen_chains: set[int] = set()
+    walk: _ChainWalk | None = None
+    for number, record in records:
+        if "chain" in record:
+            if walk is not None:
+                report.chains.append(walk.finish())
+            walk = _ChainWalk(record, checkpoint, practice)
+            if walk.chain_id in seen_chains:
+                raise EvidenceError(f"line {number}: chain {walk.chain_id} appears twice")
+            seen_chains.add(walk.chain_id)
+        elif "event" in record or "other" in record:
+            if walk is None:
+                raise EvidenceError(f"line {number}: an event before any chain")
+            walk.step(record, number)
+            report.events += "event" in record
+        elif "end" in record:
+            if walk is not None:
+                report.chains.append(walk.finish())
+            end = record["end"]
+            if end.get("chains") != len(seen_chains) or end.get("events") != report.events:
+                raise EvidenceError("the closing line's counts do not match the file")
+            if next(records, None) is not None:
+                raise EvidenceError("lines after the closing line")
+            return
+        else:
+            raise EvidenceError(f"line {number}: unknown record")
+    raise EvidenceError("the file ends without its closing line (cut short)")
+
+
+class _ChainWalk:
+    def __init__(self, record: dict, checkpoint: dict, practice: int | None):
+        leaf = record["chain"]
+        self.leaf, self.chain_id, self.practice = leaf, leaf["chain_id"], practice
+        root = hashing.merkle_path_root(
+            hashing.leaf_bytes(leaf), record["index"], checkpoint["chain_count"], record["path"]
+        )
+        if root != checkpoint["merkle_root"]:
+            raise EvidenceError(
+                f"chain {self.chain_id}: its head is not one the checkpoint signed "
+                "(the Merkle path does not lead to the signed root)"
+            )
+        self.expected_seq, self.prev = leaf["start_seq"], leaf["start_hash"]
+        self.shown = self.others = 0
+
+    def step(self, record: dict, number: int) -> None:
+        where = f"line {number}, chain {self.chain_id}"
+        legacy = self.leaf["kind"] == "legacy"
+        if "event" in record:
+            row = record["event"]
+            if row["chain_id"] != self.chain_id:
+                raise EvidenceError(f"{where}: the event names chain {row['chain_id']}")
+            if not legacy and row["practice_id"] != self.leaf["practice_id"]:
+                raise EvidenceError(f"{where}: the event belongs to another practice")
+            computed = hashing.row_hash(row, prev_hash=row["prev_hash"])
+            self.shown += 1
+        else:
+            row = record["other"]
+            if not legacy:
+                raise EvidenceError(f"{where}: only the legacy chain may hide events")
+            if self.practice is not None and row["practice_id"] == self.practice:
+                raise EvidenceError(f"{where}: an event of your own practice is hidden")
+            computed = hashing.event_hash(
+                prev_hash=row["prev_hash"], practice_id=row["practice_id"], content=row["content"]
+            )
+            self.others += 1
+        if row["seq"] != self.expected_seq:
+            raise EvidenceError(
+                f"{where}: expected seq {self.expected_seq}, found {row['seq']}"
+                + (" (events dropped)" if row["seq"] > self.expected_seq else " (out of order)")
+            )
+        if row["seq"] > self.leaf["seq"]:
+            raise EvidenceError(f"{where}: seq {row['seq']} is beyond the signed head")
+        if row["prev_hash"] != self.prev:
+            raise EvidenceError(f"{where}, seq {row['seq']}: it does not follow the event before")
+        if computed != row["row_hash"]:
+            raise EvidenceError(f"{where}, seq {row['seq']}: its content does not match its hash")
+        self.expected_seq, self.prev = row["seq"] + 1, row["row_hash"]
+
+    def finish(self) -> str:
+        leaf = self.leaf
+        if self.expected_seq - 1 != leaf["seq"] or self.prev != leaf["row_hash"]:
+            raise EvidenceError(
+                f"chain {self.chain_id}: the events end at seq {self.expected_seq - 1}, "
+                f"the signed head is seq {leaf['seq']} (events dropped or head mismatch)"
+            )
+        owner = f"practice {leaf['practice_id']}" if leaf["practice_id"] else leaf["kind"]
+        text = f"Chain {self.chain_id} ({owner}): seq {leaf['start_seq']} to {leaf['seq']} complete"
+        if self.others:
+            text += f"; {self.shown} shown, {self.others} of other practices as hashes"
+        return text + "."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--public-key", action="append", required=True)
+    args = parser.parse_args(argv)
+    try:
+        keys = load_public_keys(args.public_key)
+    except (OSError, ValueError) as error:
+        print(f"Public key: {error}", file=sys.stderr)
+        return 2
+    with args.file.open("rb") as handle:
+        report = verify_evidence(handle, keys)
+    if report.problem:
+        print(f"Evidence file not verified: {report.problem}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""Verify the whole log as its key holder: every chain, every checkpoint, and that they agree.
+
+`manage.py audit_verify` runs this. Outsiders, with only the public key, verify
+an evidence file instead (`audit/offline.py`).
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+
+from accounts.models import User
+from audit import chain, checkpoints, hashing
+from audit.chain import Problem
+from audit.hashing import GENESIS_HASH
+from audit.models import AuditChain, AuditCheckpoint, AuditCheckpointLeaf, AuditEvent
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    events: int
+    chains: int
+    checkpoints: int
+    latest_checkpoint: AuditCheckpoint | None
+    uncovered: int  # events written since the latest checkpoint (keyed hash only)
+    problem: Problem | None
+
+
+def audit_log_verify(*, batch: int = 5000) -> VerifyResult:
+    """Walk every chain from its start to its head, then every checkpoint."""
+    events = 0
+    chains = list(AuditChain.objects.order_by("id"))
+    for audit_chain in chains:
+        walked = _verify_chain(audit_chain, batch)
+        events += walked.checked
+        if walked.problem is not None:
+            return VerifyResult(events, len(chains), 0, None, 0, walked.problem)
+    counted, latest, problem = _verify_checkpoints({c.pk: c for c in chains})
+    uncovered = 0
+    if problem is None:
+        covered = checkpoints.checkpoint_leaves(latest.number) if latest else {}
+        uncovered = sum(
+            c.seq - max(covered[c.pk]["seq"] if c.pk in covered else 0, c.start_seq - 1)
+            for c in chains
+        )
+    return VerifyResult(events, len(chains), counted, latest, uncovered, problem)
+
+
+def _verify_chain(audit_chain: AuditChain, batch: int) -> chain.WalkEnd:
+    start = chain.ChainStart(
+        chain_id=audit_chain.pk,
+        kind=audit_chain.kind,
+        practice_id=audit_chain.practice_id,
+        start_seq=audit_chain.start_seq,
+        start_hash=audit_chain.start_hash,
+        start_mac=audit_chain.start_mac,
+    )
+    walked = chain.verify(_rows_of(audit_chain.pk, audit_chain.start_seq, batch), start)
+    if walked.problem is not None:
+        return walked
+    problem = None
+    if walked.seq != audit_chain.seq:
+        problem = Problem(
+            f"the chain head says seq {audit_chain.seq}, the events end at {walked.seq}"
+            + (": events at the end were deleted" if walked.seq < audit_chain.seq else ""),
+            chain_id=audit_chain.pk,
+            seq=min(walked.seq, audit_chain.seq) + 1,
+        )
+    elif walked.row_hash != audit_chain.row_hash:
+        problem = Problem(
+            "the chain head's hash does not match", chain_id=audit_chain.pk, seq=audit_chain.seq
+        )
+    return chain.WalkEnd(walked.checked, walked.seq, walked.row_hash, problem)
+
+
+def _user_exists(fk: str, ref: str) -> Case:
+    """Return whether the user `ref` names exists; look it up only where `fk` is NULL."""
+    return Case(
+        When(
+            Q(**{f"{fk}__isnull": True, f"{ref}__isnull": False}),
+            then=Exists(User.objects.filter(pk=OuterRef(ref))),
+        ),
+        default=Value(False),
+    )
+
+
+VERIFY_COLUMNS = (
+    "id",
+    "actor_id",
+    "account_id",
+    "key_id",
+    "prev_hash",
+    "row_hash",
+    "mac",
+    *hashing.EVENT_FIELDS,
+)
+VERIFY_FLAGS = {exists: _user_exists(fk, ref) for fk, ref, exists in chain.USER_LINKS}
+
+
+def _rows_of(chain_id: int, start_seq: int, batch: int) -> Iterator[dict]:
+    """Yield a chain's events from `start_seq` in seq order, in batches (constant memory).
+
+    Rows beyond the head are yielded too: an event inserted behind the app's back
+    past the head is a problem the walk must see.
+    """
+    after = start_seq - 1
+    while True:
+        chunk = list(
+            AuditEvent.objects.filter(chain_id=chain_id, seq__gt=after)
+            .order_by("seq")
+            .values(*VERIFY_COLUMNS, **VERIFY_FLAGS)[:batch]
+        )
+        yield from chunk
+        if len(chunk) < batch:
+            return
+        after = chunk[-1]["seq"]
+
+
+def _verify_checkpoints(chains: dict[int, AuditChain]):
+    """Check each checkpoint's place, hash, signature and Merkle root, then its heads.
+
+    Returns (checkpoints checked, the newest, first problem).
+    """
+    keys = checkpoints.trusted_public_keys()
+    leaves: dict[int, dict] = {}
+    prev_hash, latest, counted = GENESIS_HASH, None, 0
+    changes = AuditCheckpointLeaf.objects.order_by("checkpoint_id", "chain_id").values(
+        "checkpoint_id", "chain_id", "start_seq", "start_hash", "seq", "row_hash"
+    )
+    pending = iter(changes.iterator(chunk_size=2000))
+    change = next(pending, None)
+    for number, checkpoint in enumerate(
+        AuditCheckpoint.objects.order_by("number").iterator(chunk_size=500), start=1
+    ):
+
+        def problem(reason: str, *, number=checkpoint.number, counted=counted, latest=latest):
+            return counted, latest, Problem(reason, checkpoint=number)
+
+        header = {
+            "number": checkpoint.number,
+            "created_at": checkpoint.created_at,
+            "prev_hash": checkpoint.prev_hash,
+            "merkle_root": checkpoint.merkle_root,
+            "chain_count": checkpoint.chain_count,
+        }
+        if checkpoint.number != number:
+            return problem(f"expected checkpoint {number}: checkpoints are missing")
+        if checkpoint.prev_hash != prev_hash:
+            return problem("it does not name the checkpoint before it")
+        if checkpoint.checkpoint_hash != hashing.checkpoint_hash(header):
+            return problem("its content does not match its hash (edited)")
+        key = keys.get(checkpoint.key_id)
+        if key is None:
+            return problem(f"signed by an unknown key {checkpoint.key_id!r}")
+        if not hashing.signature_valid(key, header, checkpoint.signature):
+            return problem("its signature is not valid (forged or edited)")
+        while change is not None and change["checkpoint_id"] <= checkpoint.pk:
+            if change["checkpoint_id"] == checkpoint.pk:
+                owner = chains[change["chain_id"]]
+                leaves[change["chain_id"]] = checkpoints.leaf_of(
+                    {
+                        **change,
+                        "id": change["chain_id"],
+                        "kind": owner.kind,
+                        "practice_id": owner.practice_id,
+                    }
+                )
+            change = next(pending, None)
+        ordered = [hashing.leaf_bytes(leaves[chain_id]) for chain_id in sorted(leaves)]
+        if len(ordered) != checkpoint.chain_count or hashing.merkle_root(ordered) != (
+            checkpoint.merkle_root
+        ):
+            return problem("the chain heads stored with it do not match its signed Merkle root")
+        prev_hash, latest, counted = checkpoint.checkpoint_hash, checkpoint, counted + 1
+    mismatch = _leaf_not_in_chain()
+    if mismatch is not None:
+        return counted, latest, mismatch
+    return counted, latest, None
+
+
+def _leaf_not_in_chain() -> Problem | None:
+    """A checkpointed head that the chain no longer holds: the chain was rewritten or cut."""
+    event_there = AuditEvent.objects.filter(
+        chain_id=OuterRef("chain_id"), seq=OuterRef("seq"), row_hash=OuterRef("row_hash")
+    )
+    kept = AuditCheckpointLeaf.objects.filter(seq__gte=F("chain__start_seq"))
+    checks = (
+        (
+            kept.exclude(Exists(event_there)),
+            "the chain no longer holds the event this checkpoint signed at seq {seq} "
+            "(rewritten or deleted)",
+        ),
+        (
+            AuditCheckpointLeaf.objects.filter(seq__gt=F("chain__seq")),
+            "the chain's head is behind what this checkpoint signed (seq {seq})",
+        ),
+        (
+            AuditCheckpointLeaf.objects.filter(seq=F("chain__start_seq") - 1, seq__gt=0).exclude(
+                row_hash=F("chain__start_hash")
+            ),
+            "the chain's start does not match what this checkpoint signed (seq {seq})",
+        ),
+    )
+    for leaves, reason in checks:
+        bad = (
+            leaves.order_by("checkpoint__number")
+            .values("checkpoint__number", "chain_id", "seq")
+            .first()
+        )
+        if bad is not None:
+            return Problem(
+                reason.format(seq=bad["seq"]),
+                chain_id=bad["chain_id"],
+                seq=bad["seq"],
+                checkpoint=bad["checkpoint__number"],
+            )
+    return None
