@@ -97,16 +97,17 @@ class Problem:
     checkpoint: int | None = None
 
     def where(self) -> str:
-        parts = []
-        if self.checkpoint is not None:
-            parts.append(f"checkpoint {self.checkpoint}:")
+        event = []
         if self.chain_id is not None:
-            parts.append(f"chain {self.chain_id}")
+            event.append(f"chain {self.chain_id}")
         if self.seq is not None:
-            parts.append(f"seq {self.seq}")
+            event.append(f"seq {self.seq}")
         if self.row_id is not None:
-            parts.append(f"(row id {self.row_id})")
-        return " ".join(parts) or "the log"
+            event.append(f"(row id {self.row_id})")
+        parts = [f"checkpoint {self.checkpoint}"] if self.checkpoint is not None else []
+        if event:
+            parts.append(" ".join(event))
+        return ", ".join(parts) or "the log"
 
 
 @dataclass(frozen=True)

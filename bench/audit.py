@@ -4,7 +4,6 @@
     python -m bench.audit report        report pages vs their raw SQL
     python -m bench.audit export        the app's CSV export of every row
     python -m bench.audit dump          the database's own dump of the same columns
-    python -m bench.audit writes        audit writes: 1 writer, 8 writer processes
 Each prints one JSON object on its last line.
 """
 
@@ -29,12 +28,10 @@ from django.utils import timezone  # noqa: E402
 from accounts.models import User  # noqa: E402
 from accounts.roles import Role  # noqa: E402
 from accounts.services import practice_create, user_create  # noqa: E402
-from audit import chain, kinds  # noqa: E402
-from audit.models import AuditChainHead, AuditEvent  # noqa: E402
-from audit.selectors import audit_chain_verify  # noqa: E402
+from audit import chain, hashing, kinds  # noqa: E402
+from audit.models import AuditChain, AuditEvent  # noqa: E402
 from audit.services import (  # noqa: E402
     EVENT_COLUMNS,
-    audit_event_record,
     insert_sql,
     user_label,
 )
@@ -106,7 +103,11 @@ def generate(total: int) -> None:
         p.pk: [(f"{p.pk}-{n:05d}", f"Patient{n:05d} Example") for n in range(2000)]
         for p in practices
     }
-    head = AuditChainHead.objects.get()
+    # One chain per practice, as the writer keeps them.
+    chains = {
+        p.pk: AuditChain.objects.get_or_create(practice=p, kind="practice")[0] for p in practices
+    }
+    heads = {p.pk: (chains[p.pk].seq, chains[p.pk].row_hash) for p in practices}
     key_id, key = chain.signing_key()
     end = timezone.now()
     start = end - timedelta(days=730)
@@ -121,13 +122,13 @@ def generate(total: int) -> None:
     choices = [kind for kind, weight in mix for _ in range(weight)]
     labels = {u.pk: user_label(u) for u in users}
     names = {u.pk: u.display_name for u in users}
-    seq, prev = head.seq, head.row_hash
     columns = list(EVENT_COLUMNS)  # the order the writer uses; rows below follow it
     batch = []
     started = time.perf_counter()
     for n in range(total):
         user = users[rng.randrange(len(users))]
         kind = choices[rng.randrange(len(choices))]
+        seq, prev = heads[user.practice_id]
         seq += 1
         patient_id = patient_name = ""
         params = {"account": names[user.pk]}
@@ -140,6 +141,7 @@ def generate(total: int) -> None:
             else f"2605:a601:ac72:c200::{rng.randrange(1, 65535):x}"
         )
         row = {
+            "chain_id": chains[user.practice_id].pk,
             "seq": seq,
             "occurred_at": start + step * n,
             "actor_ref": user.pk,
@@ -158,7 +160,7 @@ def generate(total: int) -> None:
             "request_id": f"{rng.getrandbits(128):032x}",
             "data": {},
         }
-        digest = chain.row_hash(row, prev_hash=prev, key=key)
+        digest = hashing.row_hash(row, prev_hash=prev)
         stored = {
             **row,
             "actor_id": user.pk,
@@ -167,14 +169,16 @@ def generate(total: int) -> None:
             "key_id": key_id,
             "prev_hash": prev,
             "row_hash": digest,
+            "mac": chain.event_mac(digest, key=key),
         }
         batch.append(tuple(stored[name] for name in columns))
-        prev = digest
+        heads[user.practice_id] = (seq, digest)
         if len(batch) == 20000 or n == total - 1:
             _insert(columns, batch)
             batch.clear()
     with transaction.atomic():
-        AuditChainHead.objects.filter(pk=1).update(seq=seq, row_hash=prev)
+        for practice_id, (seq, digest) in heads.items():
+            AuditChain.objects.filter(pk=chains[practice_id].pk).update(seq=seq, row_hash=digest)
         from audit.models import AuditedPatient
 
         AuditedPatient.objects.bulk_create(
@@ -200,9 +204,10 @@ def _insert(columns: list[str], rows: list[tuple]) -> None:
                     copy.write_row(row)
         else:
             # The writer's own statement (audit/services.py), so both insert the same columns.
+            at = columns.index("occurred_at")
             cursor.executemany(
                 insert_sql("sqlite"),
-                [(*r[:1], r[1].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[2:]) for r in rows],
+                [(*r[:at], r[at].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[at + 1 :]) for r in rows],
             )
 
 
@@ -337,78 +342,9 @@ def dump() -> None:
     )
 
 
-# writes
-
-
-def _write_loop(user_pk: int, count: int) -> list[float]:
-    user = User.objects.get(pk=user_pk)
-    samples = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        audit_event_record(
-            kind=kinds.PROFILE_UPDATED, acting_user=user, account=user, ip="192.0.2.1"
-        )
-        samples.append((time.perf_counter() - t0) * 1000)
-    connection.close()
-    return samples
-
-
-def _empty_loop(count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        samples.append((time.perf_counter() - t0) * 1000)
-    return samples
-
-
-def _writer_process(args):
-    user_pk, count = args
-    django.db.connections.close_all()
-    return _write_loop(user_pk, count)
-
-
-def writes() -> None:
-    import multiprocessing
-
-    users = list(
-        User.objects.filter(username__startswith="bench_user").values_list("pk", flat=True)
-    )
-    single_count = 2000
-    empty = _empty_loop(500)
-    t0 = time.perf_counter()
-    single = _write_loop(users[0], single_count)
-    single_s = time.perf_counter() - t0
-    per_writer = 500
-    connection.close()
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(8) as pool:
-        t0 = time.perf_counter()
-        results = pool.map(_writer_process, [(users[i], per_writer) for i in range(8)])
-        multi_s = time.perf_counter() - t0
-    flat = sorted(s for r in results for s in r)
-    verify_started = time.perf_counter()
-    verified = audit_chain_verify()
-    emit(
-        {
-            "one_writer_events_per_s": round(single_count / single_s),
-            "record_p50_ms": round(statistics.median(single), 3),
-            "empty_transaction_p50_ms": round(statistics.median(empty), 3),
-            "record_adds_p50_ms": round(statistics.median(single) - statistics.median(empty), 3),
-            "eight_writers_events_per_s": round(8 * per_writer / multi_s),
-            "eight_writers_p95_ms": round(flat[int(0.95 * (len(flat) - 1))], 2),
-            "chain_verified": verified.problem is None,
-            "chain_events": verified.checked,
-            "verify_seconds": round(time.perf_counter() - verify_started, 1),
-            "verify_problem": verified.problem.reason if verified.problem else None,
-        }
-    )
-
-
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "generate":
         generate(int(sys.argv[2]))
     else:
-        {"report": report, "export": export, "dump": dump, "writes": writes}[command]()
+        {"report": report, "export": export, "dump": dump}[command]()

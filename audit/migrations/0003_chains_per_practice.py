@@ -218,6 +218,29 @@ def move_into_chains(apps, schema_editor):
     )
 
 
+def back_to_one_chain(apps, schema_editor):
+    """Undo, while only legacy events exist: each event's `mac` was its row hash."""
+    Chain = apps.get_model("audit", "AuditChain")
+    Event = apps.get_model("audit", "AuditEvent")
+    if Event.objects.exclude(chain__kind="legacy").exists():
+        raise RuntimeError("events were written into chains per practice: there is no way back")
+    legacy = Chain.objects.filter(kind="legacy").first()
+    if legacy is not None and legacy.start_seq != 1:
+        raise RuntimeError("the legacy chain starts after archived events: restore them first")
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    prev, after = GENESIS, 0
+    while batch := list(Event.objects.filter(seq__gt=after).order_by("seq")[:BATCH]):
+        for event in batch:
+            event.prev_hash, event.row_hash = prev, event.mac
+            prev = event.mac
+        Event.objects.bulk_update(batch, ["prev_hash", "row_hash"])
+        after = batch[-1].seq
+    apps.get_model("audit", "AuditChainHead").objects.create(
+        pk=1, seq=legacy.seq if legacy else 0, row_hash=prev
+    )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0001_initial"),
@@ -423,7 +446,7 @@ class Migration(migrations.Migration):
                 to="audit.auditchain",
             ),
         ),
-        migrations.RunPython(move_into_chains),
+        migrations.RunPython(move_into_chains, back_to_one_chain),
         migrations.AlterField(
             model_name="auditevent",
             name="chain",

@@ -1,0 +1,202 @@
+"""Audit writes as production commits them, run by bench/run.py with BENCH_DATABASE_URL set.
+
+    python -m bench.writes
+
+Each audited action is `audit_event_record` in its own transaction, committed.
+Prints what one caller waits for that (p50, with the commit), what it adds over
+an empty transaction, and events/s for 1, 4 and 16 writer processes each on
+its own practice and for 16 on one practice: on loopback, and (PostgreSQL)
+again through bench/proxy.py adding BENCH_DELAY_MS (default 0.5) each way, as a
+network between app servers and the database would. Then a checkpoint, and
+every chain and checkpoint is verified.
+
+Durable commits are what production runs: the output says whether the server
+had `fsync` and `synchronous_commit` on (bench/README.md shows how to start one
+that does); figures from a server without them are not write figures.
+"""
+
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+import django
+
+django.setup()
+
+from django.db import connection, connections, transaction  # noqa: E402
+
+from accounts.models import Practice, User  # noqa: E402
+from accounts.roles import Role  # noqa: E402
+from accounts.services import practice_create, user_create  # noqa: E402
+from audit import kinds  # noqa: E402
+from audit.checkpoints import audit_checkpoint_create  # noqa: E402
+from audit.services import audit_event_record  # noqa: E402
+from audit.verification import audit_log_verify  # noqa: E402
+from bench.pins import free_port  # noqa: E402
+
+ROUND_SECONDS = float(os.environ.get("BENCH_WRITE_SECONDS", "5"))
+DELAY_MS = float(os.environ.get("BENCH_DELAY_MS", "0.5"))
+PASSWORD = "bench-password-0000"  # noqa: S105
+
+
+def writers(count: int) -> list[int]:
+    """One nurse in each of `count` practices of their own (created once)."""
+    users = []
+    for i in range(count):
+        username = f"bench_writer{i}"
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            practice = Practice.objects.filter(group_id=910000 + i).first() or practice_create(
+                name=f"Bench Writer Practice {i}", group_id=910000 + i
+            )
+            user = user_create(
+                username=username,
+                email=f"{username}@bench.example",
+                password=PASSWORD,
+                first_name="Writer",
+                last_name=str(i),
+                role=Role.NURSE,
+                practice=practice,
+                acting_user=None,
+            )
+        users.append(user.pk)
+    return users
+
+
+def _record_once(user: User) -> None:
+    with transaction.atomic():
+        audit_event_record(kind=kinds.PROFILE_UPDATED, acting_user=user, account=user, ip=None)
+
+
+def _writer(user_pk: int, port: int | None, ready, go, deadline, counts, slot: int) -> None:
+    connections.close_all()
+    if port is not None:
+        connection.settings_dict["PORT"] = port
+    user = User.objects.select_related("provider_profile").get(pk=user_pk)
+    _record_once(user)  # connect and warm up before the clock starts
+    ready.wait()
+    go.wait()
+    done = 0
+    while time.time() < deadline.value:
+        _record_once(user)
+        done += 1
+    counts[slot] = done
+    connections.close_all()
+
+
+def run_writers(user_pks: list[int], port: int | None) -> float:
+    """Events/s of len(user_pks) processes writing for ROUND_SECONDS, all started together."""
+    ctx = multiprocessing.get_context("fork")
+    connections.close_all()
+    ready, go = ctx.Barrier(len(user_pks) + 1), ctx.Barrier(len(user_pks) + 1)
+    deadline = ctx.Value("d", 0.0)
+    counts = ctx.Array("l", len(user_pks))
+    processes = [
+        ctx.Process(target=_writer, args=(pk, port, ready, go, deadline, counts, slot))
+        for slot, pk in enumerate(user_pks)
+    ]
+    for process in processes:
+        process.start()
+    ready.wait()
+    deadline.value = time.time() + ROUND_SECONDS
+    go.wait()
+    for process in processes:
+        process.join()
+    return round(sum(counts) / ROUND_SECONDS, 1)
+
+
+def caller_wait(user_pk: int, count: int = 300) -> dict:
+    user = User.objects.select_related("provider_profile").get(pk=user_pk)
+    _record_once(user)
+    waits, empty = [], []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        _record_once(user)
+        waits.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        empty.append((time.perf_counter() - t0) * 1000)
+    return {
+        "record_p50_ms": round(statistics.median(waits), 3),
+        "record_p95_ms": round(sorted(waits)[int(0.95 * (count - 1))], 3),
+        "empty_transaction_p50_ms": round(statistics.median(empty), 3),
+        "record_adds_p50_ms": round(statistics.median(waits) - statistics.median(empty), 3),
+    }
+
+
+def durability() -> dict:
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous")
+            (level,) = cursor.fetchone()
+        return {"sqlite_synchronous": level}
+    settings = {}
+    with connection.cursor() as cursor:
+        for name in ("fsync", "synchronous_commit", "full_page_writes"):
+            cursor.execute(f"SHOW {name}")
+            (settings[name],) = cursor.fetchone()
+    settings["durable"] = settings["fsync"] == "on" and settings["synchronous_commit"] == "on"
+    return settings
+
+
+def matrix(users: list[int], port: int | None) -> dict:
+    one = run_writers(users[:1], port)
+    result = {
+        "one_writer_events_per_s": one,
+        "four_practices_events_per_s": run_writers(users[:4], port),
+        "sixteen_practices_events_per_s": run_writers(users[:16], port),
+        "sixteen_on_one_practice_events_per_s": run_writers([users[0]] * 16, port),
+    }
+    result["ratio_16_practices_to_1"] = round(result["sixteen_practices_events_per_s"] / one, 2)
+    result["ratio_16_on_one_to_1"] = round(result["sixteen_on_one_practice_events_per_s"] / one, 2)
+    return result
+
+
+def main() -> None:
+    users = writers(16)
+    result = {"durability": durability(), "round_seconds": ROUND_SECONDS}
+    result["caller"] = caller_wait(users[0])
+    result["loopback"] = matrix(users, None)
+    if connection.vendor == "postgresql":
+        port = free_port()
+        target = int(connection.settings_dict["PORT"] or 5432)
+        proxy = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "bench.proxy", str(port), str(target), str(DELAY_MS), "900"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            proxy.stdout.readline()  # "ready"
+            connections.close_all()
+            connection.settings_dict["PORT"] = port
+            result["proxy_delay_ms_each_way"] = DELAY_MS
+            result["proxy_caller"] = caller_wait(users[0], count=100)
+            result["proxy"] = matrix(users, port)
+        finally:
+            connections.close_all()
+            connection.settings_dict["PORT"] = target
+            proxy.terminate()
+            proxy.wait(timeout=10)
+    started = time.perf_counter()
+    checkpoint = audit_checkpoint_create().checkpoint
+    verified = audit_log_verify()
+    result["verified"] = {
+        "ok": verified.problem is None,
+        "problem": verified.problem.reason if verified.problem else None,
+        "events": verified.events,
+        "chains": verified.chains,
+        "checkpoints": verified.checkpoints,
+        "latest_checkpoint": checkpoint.number,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,517 @@
+"""One chain per practice, signed checkpoints, and what an outsider verifies with the public key."""
+
+import base64
+import hashlib
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+from accounts.roles import Role
+from audit import chain, checkpoints, hashing, kinds, offline
+from audit.models import AuditChain, AuditCheckpoint, AuditCheckpointLeaf, AuditEvent
+from audit.services import audit_event_record
+from audit.verification import audit_log_verify
+from tests.audit.test_chain import PREV_HASH, vector_row
+from tests.conftest import audit_guards
+from tests.factories import confirm_identity, make_practice, make_user
+
+# Known answers, written out literally: stored hashes and signed checkpoints must
+# verify for as long as the log is kept, so neither form may ever change.
+V2_CANONICAL = (
+    b'[7,4711,"2024-03-09T17:05:42.123456Z",12,"496094 (dorothy Ludwig)",34,'
+    b'"rn.okafor (Ngozi Okafor)",3,"P-000123","Zo\xc3\xab \\"Bo\\" \xc3\x85ngstr\xc3\xb6m",'
+    b'"support_pin.validated","Account","Validate","Support PIN validated for dorothy Ludwig",'
+    b'"2001:db8::7","Mozilla/5.0 (X11; Linux x86_64)","9f2c1e0a5b7d4c3e8f1a2b3c4d5e6f70",'
+    b'{"agent":12,"note":null,"ok":true,"rows":51}]'
+)
+
+
+def v2_row() -> dict:
+    return {**vector_row(), "chain_id": 7}
+
+
+def test_event_hash_known_answer():
+    assert hashing.event_canonical(v2_row()) == V2_CANONICAL
+    content = hashlib.sha256(V2_CANONICAL).hexdigest()
+    expected = hashlib.sha256(f"ehr-audit-event/2\n{PREV_HASH}\n3\n{content}".encode()).hexdigest()
+    assert hashing.row_hash(v2_row(), prev_hash=PREV_HASH) == expected
+    other = {**v2_row(), "chain_id": 8}
+    assert hashing.row_hash(other, prev_hash=PREV_HASH) != expected
+
+
+def test_checkpoint_message_known_answer():
+    header = {
+        "number": 5,
+        "created_at": "2024-03-09T17:05:42.123456Z",
+        "prev_hash": PREV_HASH,
+        "merkle_root": "ab" * 32,
+        "chain_count": 3,
+    }
+    assert hashing.checkpoint_message(header) == (
+        b"ehr-audit-checkpoint/1\n"
+        b'{"chains":3,"created_at":"2024-03-09T17:05:42.123456Z","number":5,'
+        b'"prev":"' + PREV_HASH.encode() + b'","root":"' + b"ab" * 32 + b'"}'
+    )
+
+
+def rfc6962_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962 section 2.1, as written there: split at the largest power of two."""
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + rfc6962_root(leaves[:k]) + rfc6962_root(leaves[k:])).digest()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33])
+def test_merkle_tree_is_rfc_6962_and_every_path_leads_to_the_root(size):
+    leaves = [f"leaf {i}".encode() for i in range(size)]
+    levels = hashing.merkle_levels(leaves)
+    root = hashing.merkle_root(leaves)
+    assert root == rfc6962_root(leaves).hex()
+    for index, leaf in enumerate(leaves):
+        path = hashing.merkle_path(levels, index)
+        assert hashing.merkle_path_root(leaf, index, size, path) == root
+        assert hashing.merkle_path_root(b"forged", index, size, path) != root
+        if size > 1:
+            assert hashing.merkle_path_root(leaf, (index + 1) % size, size, path) != root
+
+
+# Chains
+
+
+def test_each_practice_writes_its_own_chain_and_the_rest_the_platforms(
+    provider, other_provider, agent
+):
+    mine = audit_event_record(kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None)
+    theirs = audit_event_record(
+        kind=kinds.SIGNED_IN, acting_user=other_provider, account=other_provider, ip=None
+    )
+    platform = audit_event_record(kind=kinds.SIGNED_IN, acting_user=agent, account=agent, ip=None)
+    assert AuditChain.objects.get(pk=mine.chain_id).practice_id == provider.practice_id
+    assert AuditChain.objects.get(pk=theirs.chain_id).practice_id == other_provider.practice_id
+    assert AuditChain.objects.get(pk=platform.chain_id).kind == AuditChain.Kind.PLATFORM
+    assert len({mine.chain_id, theirs.chain_id, platform.chain_id}) == 3
+    assert mine.seq == theirs.seq == 1 or audit_log_verify().problem is None
+    assert audit_log_verify().problem is None
+
+
+def test_an_unknown_username_goes_to_the_platform_chain(client, db):
+    client.post("/accounts/login/", {"username": "nobody-here", "password": "x"})
+    event = AuditEvent.objects.get(kind=kinds.SIGN_IN_FAILED_UNKNOWN.code)
+    assert event.practice_id is None
+    assert AuditChain.objects.get(pk=event.chain_id).kind == AuditChain.Kind.PLATFORM
+
+
+@pytest.fixture
+def written(provider, other_provider, agent):
+    for user in (provider, other_provider, agent, provider, other_provider):
+        audit_event_record(kind=kinds.SIGNED_IN, acting_user=user, account=user, ip="192.0.2.7")
+    return list(AuditEvent.objects.order_by("id"))
+
+
+def test_a_checkpoint_signs_every_head_and_is_reused_while_nothing_moves(written, provider, capsys):
+    call_command("audit_checkpoint")
+    first = AuditCheckpoint.objects.get()
+    assert first.number == 1 and first.chain_count == AuditChain.objects.count()
+    call_command("audit_checkpoint")
+    assert AuditCheckpoint.objects.count() == 1
+    assert "No chain moved" in capsys.readouterr().out
+    moved = audit_event_record(
+        kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None
+    )
+    call_command("audit_checkpoint")
+    second = AuditCheckpoint.objects.get(number=2)
+    assert second.prev_hash == first.checkpoint_hash
+    # Only the chain that moved gets a new leaf.
+    assert list(
+        AuditCheckpointLeaf.objects.filter(checkpoint=second).values_list("chain_id", flat=True)
+    ) == [written[0].chain_id]
+    result = audit_log_verify()
+    assert result.problem is None
+    assert (result.checkpoints, result.latest_checkpoint, result.uncovered) == (2, second, 0)
+    key_id, private = checkpoints.signing_key()
+    public = private.public_key()
+    assert hashing.signature_valid(public, _header(second), second.signature)
+
+
+def _header(checkpoint: AuditCheckpoint) -> dict:
+    return {
+        "number": checkpoint.number,
+        "created_at": checkpoint.created_at,
+        "prev_hash": checkpoint.prev_hash,
+        "merkle_root": checkpoint.merkle_root,
+        "chain_count": checkpoint.chain_count,
+    }
+
+
+def test_the_public_key_is_printed_for_outsiders(capsys, settings):
+    call_command("audit_public_key")
+    line = capsys.readouterr().out.strip()
+    key_id, _, encoded = line.partition(":")
+    assert key_id == settings.AUDIT_SIGNING_KEY.current_id
+    seed = settings.AUDIT_SIGNING_KEY.current
+    expected = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    assert hashing.parse_public_keys(line)[key_id].public_bytes_raw() == expected.public_bytes_raw()
+    assert seed not in base64.urlsafe_b64decode(encoded + "==")
+
+
+def test_a_rotated_key_keeps_old_checkpoints_verifiable(written, provider, settings):
+    from ehr.keys import KeyRing
+
+    call_command("audit_checkpoint")
+    old_id, old = checkpoints.signing_key()
+    new_seed = bytes(range(32))
+    settings.AUDIT_SIGNING_KEY = KeyRing(current_id="k2", keys={"k2": new_seed})
+    # The old private key is gone; its public half stays trusted.
+    settings.AUDIT_SIGNING_PUBLIC_KEYS = {old_id: old.public_key()}
+    audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
+    call_command("audit_checkpoint")
+    assert AuditCheckpoint.objects.get(number=2).key_id == "k2"
+    assert audit_log_verify().problem is None
+    settings.AUDIT_SIGNING_PUBLIC_KEYS = {}
+    problem = audit_log_verify().problem
+    assert problem.checkpoint == 1 and "unknown key" in problem.reason
+
+
+# Tampering, with the guards dropped: every change is named.
+
+
+@pytest.fixture
+def unguarded(written):
+    call_command("audit_checkpoint")
+    audit_guards(install=False)
+    yield written
+    audit_guards(install=True)
+
+
+def sql(statement: str, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def verify_fails(match: str) -> str:
+    with pytest.raises(CommandError, match=match) as failure:
+        call_command("audit_verify")
+    return str(failure.value)
+
+
+def test_the_database_refuses_changes_to_checkpoints(written):
+    call_command("audit_checkpoint")
+    for statement in (
+        "UPDATE audit_auditcheckpoint SET merkle_root = 'x'",
+        "DELETE FROM audit_auditcheckpoint",
+        "UPDATE audit_auditcheckpointleaf SET row_hash = 'x'",
+        "DELETE FROM audit_auditcheckpointleaf",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            sql(statement)
+
+
+def test_an_event_moved_to_another_chain_is_found(unguarded):
+    moved = unguarded[0]
+    other = unguarded[1]
+    sql(
+        "UPDATE audit_auditevent SET chain_id = %s, seq = %s WHERE id = %s",
+        [other.chain_id, 1000, moved.pk],
+    )
+    message = verify_fails("events are missing|another practice|expected seq")
+    assert f"chain {moved.chain_id}" in message or f"chain {other.chain_id}" in message
+
+
+def test_an_event_given_another_practice_is_found(unguarded, other_practice):
+    target = unguarded[0]
+    sql(
+        "UPDATE audit_auditevent SET practice_id = %s WHERE id = %s", [other_practice.pk, target.pk]
+    )
+    verify_fails(f"chain {target.chain_id} seq {target.seq}.*another practice")
+
+
+def test_a_chain_rewritten_with_both_keys_after_a_checkpoint_is_found(unguarded):
+    """Someone holding the HMAC key rewrites a whole chain consistently: the checkpoint tells."""
+    target = unguarded[0]
+    rows = list(
+        AuditEvent.objects.filter(chain_id=target.chain_id)
+        .order_by("seq")
+        .values("id", "key_id", *hashing.EVENT_FIELDS)
+    )
+    prev = hashing.GENESIS_HASH
+    for row in rows:
+        row["details"] = "Nothing happened"
+        digest = hashing.row_hash(row, prev_hash=prev)
+        mac = chain.event_mac(digest, key=chain.verification_key(row["key_id"]))
+        sql(
+            "UPDATE audit_auditevent SET details = %s, prev_hash = %s, row_hash = %s, mac = %s "
+            "WHERE id = %s",
+            [row["details"], prev, digest, mac, row["id"]],
+        )
+        prev = digest
+    sql("UPDATE audit_auditchain SET row_hash = %s WHERE id = %s", [prev, target.chain_id])
+    message = verify_fails("no longer holds the event this checkpoint signed")
+    assert f"checkpoint 1, chain {target.chain_id} seq " in message
+
+
+def test_a_forged_checkpoint_is_found(unguarded):
+    checkpoint = AuditCheckpoint.objects.get()
+    forger = Ed25519PrivateKey.generate()
+    header = {**_header(checkpoint), "merkle_root": "0" * 64}
+    sql(
+        "UPDATE audit_auditcheckpoint SET merkle_root = %s, signature = %s, checkpoint_hash = %s",
+        [
+            header["merkle_root"],
+            hashing.b64(forger.sign(hashing.checkpoint_message(header))),
+            hashing.checkpoint_hash(header),
+        ],
+    )
+    verify_fails("checkpoint 1: its signature is not valid")
+
+
+def test_an_edited_checkpoint_leaf_is_found(unguarded):
+    sql(
+        "UPDATE audit_auditcheckpointleaf SET seq = seq + 1 WHERE id = (SELECT min(id) FROM audit_auditcheckpointleaf)"
+    )
+    verify_fails("checkpoint 1: the chain heads stored with it do not match its signed Merkle root")
+
+
+def test_a_deleted_checkpoint_in_the_middle_is_found(unguarded, provider):
+    for _ in range(2):
+        audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
+        call_command("audit_checkpoint")
+    sql(
+        "DELETE FROM audit_auditcheckpointleaf WHERE checkpoint_id = (SELECT id FROM audit_auditcheckpoint WHERE number = 2)"
+    )
+    sql("DELETE FROM audit_auditcheckpoint WHERE number = 2")
+    verify_fails("checkpoint 3: expected checkpoint 2")
+
+
+# Evidence files, verified with nothing but the public key
+
+
+def public_key_arg() -> str:
+    return checkpoints.public_key_lines(all_keys=False)[0]
+
+
+def download(client, user) -> bytes:
+    client.force_login(user)
+    confirm_identity(client)
+    response = client.get("/audit/evidence.jsonl")
+    assert response.status_code == 200, response.status_code
+    assert response["Content-Type"] == "application/x-ndjson"
+    return b"".join(response.streaming_content)
+
+
+def verified(data: bytes, key: str | None = None) -> offline.Report:
+    keys = offline.load_public_keys([key or public_key_arg()])
+    return offline.verify_evidence(io.BytesIO(data).readlines(), keys)
+
+
+@pytest.fixture
+def officer(practice):
+    return make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="officer")
+
+
+def test_an_officers_evidence_file_verifies_offline_and_holds_only_the_practice(
+    client, written, officer, tmp_path, capsys
+):
+    data = download(client, officer)
+    report = verified(data)
+    assert report.problem is None, report.problem
+    records = [json.loads(line) for line in data.splitlines()]
+    chains = [r["chain"] for r in records if "chain" in r]
+    assert [c["practice_id"] for c in chains] == [officer.practice_id]
+    events = [r["event"] for r in records if "event" in r]
+    assert events and {e["practice_id"] for e in events} == {officer.practice_id}
+    assert (
+        report.events
+        == len(events)
+        == AuditEvent.objects.filter(
+            chain_id=chains[0]["chain_id"], seq__lte=chains[0]["seq"]
+        ).count()
+    )
+    # The download itself is recorded, after the checkpoint it names.
+    event = AuditEvent.objects.get(kind=kinds.AUDIT_EVIDENCE_EXPORTED.code)
+    assert event.data["checkpoint"] == records[0]["checkpoint"]["number"]
+    assert event.seq > chains[0]["seq"]
+    # The command does the same from a file.
+    path = tmp_path / "evidence.jsonl"
+    path.write_bytes(data)
+    call_command("audit_verify", file=str(path), public_key=[public_key_arg()])
+    assert "Evidence verified" in capsys.readouterr().out
+
+
+@pytest.fixture
+def auditor(db):
+    return make_user(Role.PLATFORM_AUDITOR, username="auditor")
+
+
+def test_an_auditors_evidence_file_holds_every_chain(client, written, auditor):
+    data = download(client, auditor)
+    report = verified(data)
+    assert report.problem is None, report.problem
+    assert report.events == AuditEvent.objects.count() - 1  # all but the download's own event
+
+
+def test_evidence_is_refused_to_those_who_read_less_than_a_practice(client, written, provider):
+    client.force_login(provider)
+    confirm_identity(client)
+    assert client.get("/audit/evidence.jsonl").status_code == 403
+
+
+def lines_of(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def joined(records: list[dict]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+def _event_indexes(records):
+    return [i for i, r in enumerate(records) if "event" in r]
+
+
+def _edit(records):
+    records[_event_indexes(records)[1]]["event"]["details"] = "Nothing happened"
+
+
+def _drop(records):
+    del records[_event_indexes(records)[1]]
+
+
+def _insert(records):
+    i = _event_indexes(records)[1]
+    records.insert(i, json.loads(json.dumps(records[i])))
+
+
+def _reorder(records):
+    a, b = _event_indexes(records)[:2]
+    records[a], records[b] = records[b], records[a]
+
+
+def _move(records):
+    records[_event_indexes(records)[0]]["event"]["chain_id"] += 1
+
+
+def _truncate(records):
+    del records[-1]
+
+
+def _forge_head(records):
+    for r in records:
+        if "chain" in r:
+            r["chain"]["seq"] -= 1
+            break
+
+
+@pytest.mark.parametrize(
+    "tamper, reason",
+    [
+        (_edit, "content does not match its hash"),
+        (_drop, "events dropped"),
+        (_insert, "out of order"),
+        (_reorder, "expected seq"),
+        (_move, "names chain"),
+        (_truncate, "cut short"),
+        (_forge_head, "not one the checkpoint signed"),
+    ],
+)
+def test_a_tampered_evidence_file_fails(client, written, officer, tamper, reason):
+    records = lines_of(download(client, officer))
+    tamper(records)
+    report = verified(joined(records))
+    assert report.problem is not None and reason in report.problem, report.problem
+
+
+def test_an_evidence_file_checked_with_another_key_fails(client, written, officer):
+    data = download(client, officer)
+    stranger = Ed25519PrivateKey.generate().public_key()
+    key_id = checkpoints.signing_key()[0]
+    report = verified(data, key=f"{key_id}:{hashing.public_key_text(stranger)}")
+    assert "signature is not valid" in report.problem
+
+
+def test_a_checkpoint_re_signed_by_a_forger_fails(client, written, officer):
+    records = lines_of(download(client, officer))
+    forger = Ed25519PrivateKey.generate()
+    records[0]["checkpoint"]["signature"] = hashing.b64(
+        forger.sign(hashing.checkpoint_message(records[0]["checkpoint"]))
+    )
+    assert "signature is not valid" in verified(joined(records)).problem
+
+
+# The migration from the single chain
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_single_chain_moves_into_the_legacy_chain_and_still_verifies():
+    executor = MigrationExecutor(connection)
+    leaf = executor.loader.graph.leaf_nodes("audit")
+    old = _migrate([("audit", "0002_append_only")])
+    Head = old.get_model("audit", "AuditChainHead")
+    Event = old.get_model("audit", "AuditEvent")
+    key_id, key = chain.signing_key()
+    prev = hashing.GENESIS_HASH
+    for seq in range(1, 6):
+        row = {
+            "seq": seq,
+            "occurred_at": f"2024-03-09T17:05:4{seq}.000000Z",
+            "actor_ref": None,
+            "actor_label": "",
+            "account_ref": None,
+            "account_label": "",
+            "practice_id": None,
+            "patient_id": "",
+            "patient_name": "",
+            "kind": kinds.SIGN_IN_FAILED.code,
+            "type": "Security",
+            "action": "Sign In",
+            "details": f"Failed sign-in {seq}",
+            "ip": "192.0.2.1",
+            "user_agent": "",
+            "request_id": "",
+            "data": {"n": seq},
+        }
+        digest = chain.legacy_mac(row, prev_hash=prev, key=key)
+        Event.objects.create(
+            **{**row, "occurred_at": datetime(2024, 3, 9, 17, 5, 40 + seq, tzinfo=UTC)},
+            key_id=key_id,
+            prev_hash=prev,
+            row_hash=digest,
+        )
+        prev = digest
+    Head.objects.filter(pk=1).update(seq=5, row_hash=prev)
+    old_head = prev
+
+    _migrate(leaf)
+
+    legacy = AuditChain.objects.get(kind=AuditChain.Kind.LEGACY)
+    assert legacy.seq == 5
+    moved = list(AuditEvent.objects.filter(chain=legacy).order_by("seq"))
+    assert [e.seq for e in moved] == [1, 2, 3, 4, 5]
+    # The hash an operator recorded before the move is still the last event's mac.
+    assert moved[-1].mac == old_head
+    assert audit_log_verify().problem is None
+    # New events go into their own chains; the legacy chain takes none.
+    provider = make_user(Role.PROVIDER, practice=make_practice("Ludwig Family Medicine"))
+    new = audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
+    assert new.chain_id != legacy.pk
+    call_command("audit_checkpoint")
+    assert audit_log_verify().problem is None
+    # An old event edited after the move still fails.
+    audit_guards(install=False)
+    sql("UPDATE audit_auditevent SET details = 'x' WHERE id = %s", [moved[2].pk])
+    problem = audit_log_verify().problem
+    audit_guards(install=True)
+    assert problem.seq == 3 and problem.chain_id == legacy.pk
+
+
+def _migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
