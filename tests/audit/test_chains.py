@@ -515,3 +515,22 @@ def _migrate(targets):
     executor = MigrationExecutor(connection)
     executor.migrate(targets)
     return executor.loader.project_state(targets).apps
+
+
+def test_a_chain_archived_from_its_start_still_verifies(unguarded, provider, client, officer):
+    """The documented archiving: move the chain's start forward, then delete what lies before."""
+    own = AuditChain.objects.get(practice_id=provider.practice_id)
+    second = AuditEvent.objects.get(chain=own, seq=2)
+    sql(
+        "UPDATE audit_auditchain SET start_seq = 2, start_hash = %s WHERE id = %s",
+        [second.prev_hash, own.pk],
+    )
+    sql("DELETE FROM audit_auditevent WHERE chain_id = %s AND seq < 2", [own.pk])
+    call_command("audit_verify")
+    call_command("audit_checkpoint")
+    call_command("audit_verify")
+    report = verified(download(client, officer))
+    assert report.problem is None, report.problem
+    # A start that does not lead to the first kept event is found.
+    sql("UPDATE audit_auditchain SET start_hash = %s WHERE id = %s", ["f" * 64, own.pk])
+    verify_fails(f"chain {own.pk} seq 2 .*prev_hash does not match")
