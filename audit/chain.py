@@ -30,26 +30,9 @@ from django.conf import settings
 
 from audit import hashing
 
-# The fields of the legacy keyed hash, in this order (v1; frozen).
-FIELDS = (
-    "seq",
-    "occurred_at",
-    "actor_ref",
-    "actor_label",
-    "account_ref",
-    "account_label",
-    "practice_id",
-    "patient_id",
-    "patient_name",
-    "kind",
-    "type",
-    "action",
-    "details",
-    "ip",
-    "user_agent",
-    "request_id",
-    "data",
-)
+# The fields of the legacy keyed hash, in this order (v1; frozen): the event's
+# fields less its chain, which did not exist then.
+FIELDS = tuple(name for name in hashing.EVENT_FIELDS if name != "chain_id")
 
 
 # Each foreign key column, the hashed id it must equal, and the flag a row given

@@ -14,6 +14,7 @@ from audit import chain, checkpoints, hashing
 from audit.chain import Problem
 from audit.hashing import GENESIS_HASH
 from audit.models import AuditChain, AuditCheckpoint, AuditCheckpointLeaf, AuditEvent
+from audit.services import EVENT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -84,16 +85,7 @@ def _user_exists(fk: str, ref: str) -> Case:
     )
 
 
-VERIFY_COLUMNS = (
-    "id",
-    "actor_id",
-    "account_id",
-    "key_id",
-    "prev_hash",
-    "row_hash",
-    "mac",
-    *hashing.EVENT_FIELDS,
-)
+VERIFY_COLUMNS = ("id", *EVENT_COLUMNS)
 VERIFY_FLAGS = {exists: _user_exists(fk, ref) for fk, ref, exists in chain.USER_LINKS}
 
 

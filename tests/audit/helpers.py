@@ -1,6 +1,9 @@
 from datetime import datetime
 
+import pytest
 import time_machine
+from django.core.management import CommandError, call_command
+from django.db import connection
 
 from audit import kinds
 from audit.services import audit_event_record
@@ -25,3 +28,16 @@ def chart_viewed(acting_user, patient_id: str, patient_name: str, when: datetime
         patient_name=patient_name,
         params={"patient": patient_name},
     )
+
+
+def sql(statement: str, params=()):
+    """Run SQL behind the application's back."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def verify_fails(match: str) -> str:
+    """Run audit_verify, expect it to fail with `match`, and return its message."""
+    with pytest.raises(CommandError, match=match) as failure:
+        call_command("audit_verify")
+    return str(failure.value)

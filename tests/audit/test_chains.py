@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
@@ -17,6 +17,7 @@ from audit import chain, checkpoints, hashing, kinds, offline
 from audit.models import AuditChain, AuditCheckpoint, AuditCheckpointLeaf, AuditEvent
 from audit.services import audit_event_record
 from audit.verification import audit_log_verify
+from tests.audit.helpers import sql, verify_fails
 from tests.audit.test_chain import PREV_HASH, vector_row
 from tests.conftest import audit_guards
 from tests.factories import confirm_identity, make_practice, make_user
@@ -133,12 +134,11 @@ def test_a_checkpoint_signs_every_head_and_is_reused_while_nothing_moves(written
     # Only the chain that moved gets a new leaf.
     assert list(
         AuditCheckpointLeaf.objects.filter(checkpoint=second).values_list("chain_id", flat=True)
-    ) == [written[0].chain_id]
+    ) == [moved.chain_id]
     result = audit_log_verify()
     assert result.problem is None
     assert (result.checkpoints, result.latest_checkpoint, result.uncovered) == (2, second, 0)
-    key_id, private = checkpoints.signing_key()
-    public = private.public_key()
+    public = checkpoints.signing_key()[1].public_key()
     assert hashing.signature_valid(public, _header(second), second.signature)
 
 
@@ -190,17 +190,6 @@ def unguarded(written):
     audit_guards(install=False)
     yield written
     audit_guards(install=True)
-
-
-def sql(statement: str, params=()):
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-
-
-def verify_fails(match: str) -> str:
-    with pytest.raises(CommandError, match=match) as failure:
-        call_command("audit_verify")
-    return str(failure.value)
 
 
 def test_the_database_refuses_changes_to_checkpoints(written):

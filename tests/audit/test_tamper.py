@@ -5,8 +5,8 @@ import csv
 import io
 
 import pytest
-from django.core.management import CommandError, call_command
-from django.db import DatabaseError, connection, transaction
+from django.core.management import call_command
+from django.db import DatabaseError, transaction
 
 from accounts.models import User
 from accounts.roles import Role
@@ -14,6 +14,7 @@ from audit import chain, kinds
 from audit.models import AuditChain, AuditEvent
 from audit.services import EVENT_COLUMNS, audit_event_record
 from audit.verification import VERIFY_COLUMNS, audit_log_verify
+from tests.audit.helpers import sql, verify_fails
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
 from tests.factories import confirm_identity, make_user
@@ -26,17 +27,6 @@ def events(provider):
             kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip="192.0.2.1"
         )
     return list(AuditEvent.objects.order_by("seq"))
-
-
-def sql(statement: str, params=()):
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-
-
-def verify_fails(match: str) -> str:
-    with pytest.raises(CommandError, match=match) as failure:
-        call_command("audit_verify")
-    return str(failure.value)
 
 
 def test_verify_passes_on_an_untouched_log(events, capsys):

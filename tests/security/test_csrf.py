@@ -50,6 +50,7 @@ READ_ONLY = {
     "practice_staff",
     "audit_report",
     "audit_export",
+    "audit_evidence",
     "break_glass_list",
     "break_glass_grant",
 }
