@@ -438,7 +438,8 @@ def test_a_checkpoint_re_signed_by_a_forger_fails(client, written, officer):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_single_chain_moves_into_the_legacy_chain_and_still_verifies():
+def test_the_single_chain_moves_into_the_legacy_chain_and_still_verifies(client):
+    clinic = make_practice("Ludwig Family Medicine")
     executor = MigrationExecutor(connection)
     leaf = executor.loader.graph.leaf_nodes("audit")
     old = _migrate([("audit", "0002_append_only")])
@@ -454,7 +455,7 @@ def test_the_single_chain_moves_into_the_legacy_chain_and_still_verifies():
             "actor_label": "",
             "account_ref": None,
             "account_label": "",
-            "practice_id": None,
+            "practice_id": clinic.pk if seq % 2 else None,
             "patient_id": "",
             "patient_name": "",
             "kind": kinds.SIGN_IN_FAILED.code,
@@ -487,11 +488,31 @@ def test_the_single_chain_moves_into_the_legacy_chain_and_still_verifies():
     assert moved[-1].mac == old_head
     assert audit_log_verify().problem is None
     # New events go into their own chains; the legacy chain takes none.
-    provider = make_user(Role.PROVIDER, practice=make_practice("Ludwig Family Medicine"))
+    provider = make_user(Role.PROVIDER, practice=clinic)
     new = audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
     assert new.chain_id != legacy.pk
     call_command("audit_checkpoint")
     assert audit_log_verify().problem is None
+    # The practice's officer gets its legacy events, and the others' as hashes only.
+    officer = make_user(Role.COMPLIANCE_OFFICER, practice=clinic, username="officer")
+    records = lines_of(download(client, officer))
+    assert verified(joined(records)).problem is None
+    legacy_lines = [
+        r for r in records if "other" in r or r.get("event", {}).get("chain_id") == legacy.pk
+    ]
+    assert [("event" in r) for r in legacy_lines] == [True, False, True, False, True]
+    # Hiding one of the practice's own events among the others is found.
+    own = legacy_lines[0]["event"]
+    legacy_lines[0].clear()
+    legacy_lines[0]["other"] = {
+        "seq": own["seq"],
+        "practice_id": own["practice_id"],
+        "content": hashing.event_content(own),
+        "prev_hash": own["prev_hash"],
+        "row_hash": own["row_hash"],
+    }
+    records[-1]["end"]["events"] -= 1
+    assert "an event of your own practice is hidden" in verified(joined(records)).problem
     # An old event edited after the move still fails.
     audit_guards(install=False)
     sql("UPDATE audit_auditevent SET details = 'x' WHERE id = %s", [moved[2].pk])
