@@ -4,11 +4,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from axes.utils import reset as axes_reset
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
-from django.core.mail import send_mail
 from django.db import transaction
 
 from accounts.auth_events import sessions_end_all
@@ -23,6 +21,7 @@ from ehr.policies import (
     can_manage_practice_staff,
     can_unlock_sign_in,
 )
+from outbox.services import mail_enqueue
 from support_pin.services import account_pins_create
 
 
@@ -254,16 +253,13 @@ def staff_account_create(
         ip=ip,
     )
     link = set_password_url(user)
-    transaction.on_commit(
-        lambda: send_mail(
-            subject="Your EHR account",
-            message=(
-                f"Hello {user.display_name},\n\n{acting_user.display_name} created an account "
-                f"for you (username {user.username}). Choose your password here; the link works "
-                f"once and expires in a few days:\n\n{link}\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[user.email],
-        )
+    mail_enqueue(
+        subject="Your EHR account",
+        body=(
+            f"Hello {user.display_name},\n\n{acting_user.display_name} created an account "
+            f"for you (username {user.username}). Choose your password here; the link works "
+            f"once and expires in a few days:\n\n{link}\n"
+        ),
+        recipients=[user.email],
     )
     return user

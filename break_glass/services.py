@@ -3,9 +3,7 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,6 +14,7 @@ from audit.services import audit_event_record
 from break_glass import conf
 from break_glass.models import BreakGlassGrant
 from ehr.policies import can_review_break_glass
+from outbox.services import mail_enqueue
 from support_pin.services import support_pin_generate
 
 
@@ -81,7 +80,7 @@ def break_glass_open(
         minutes=minutes,
         justification=reason[:500],
     )
-    transaction.on_commit(lambda: _mail_opened(grant.pk))
+    _mail_opened(grant.pk)
     return grant
 
 
@@ -92,9 +91,9 @@ def _mail_opened(grant_id: int) -> None:
     recipients = [email for email in [account.email, *reviewers] if email]
     if not recipients:
         return
-    send_mail(
+    mail_enqueue(
         subject=f"Break-glass access #{grant.pk} opened on {account.display_name}'s account",
-        message=(
+        body=(
             f"Support agent {grant.agent.display_name} opened break-glass access #{grant.pk} "
             f"to the account of {account.display_name} at {grant.opened_at:%Y-%m-%d %H:%M} UTC, "
             f"until {grant.expires_at:%H:%M} UTC.\n\nReason given: {grant.justification}\n\n"
@@ -102,8 +101,7 @@ def _mail_opened(grant_id: int) -> None:
             "or the platform auditors. "
             "If you did not ask support for help, tell your compliance officer.\n"
         ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=recipients,
+        recipients=recipients,
     )
 
 
@@ -207,17 +205,14 @@ def break_glass_rotate_pin(*, grant: BreakGlassGrant, acting_user: User, ip: str
     _record(kinds.BREAK_GLASS_PIN_ROTATED, grant, acting_user=acting_user, ip=ip)
     account = grant.account
     if account.email:
-        transaction.on_commit(
-            lambda: send_mail(
-                subject="Your Support PIN was replaced",
-                message=(
-                    f"Hello {account.display_name},\n\nDuring break-glass access #{grant.pk}, "
-                    "support replaced your Support PIN. View the new one under your account "
-                    "settings before you call support again.\n"
-                ),
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=[account.email],
-            )
+        mail_enqueue(
+            subject="Your Support PIN was replaced",
+            body=(
+                f"Hello {account.display_name},\n\nDuring break-glass access #{grant.pk}, "
+                "support replaced your Support PIN. View the new one under your account "
+                "settings before you call support again.\n"
+            ),
+            recipients=[account.email],
         )
 
 

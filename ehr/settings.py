@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "audit",
     "support_pin",
     "break_glass",
+    "outbox",
 ]
 
 MIDDLEWARE = [
@@ -322,6 +323,12 @@ EMAIL_BACKEND = os.environ.get(
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "security@ehr.invalid")
+# Mail leaves through the outbox (docs/outbox.md): retried with back-off from
+# OUTBOX_RETRY_BASE_SECONDS, doubling up to OUTBOX_RETRY_MAX_SECONDS; a worker's
+# claim on a destination lapses after OUTBOX_LEASE_SECONDS if it dies.
+OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5)
+OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 3600)
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 120)
 
 LOGGING = {
     "version": 1,

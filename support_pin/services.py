@@ -13,7 +13,6 @@ from enum import Enum
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +25,7 @@ from audit.models import AuditEvent
 from audit.services import audit_event_record
 from ehr import crypto
 from ehr.policies import can_manage_account, can_validate_pin_of
+from outbox.services import mail_enqueue
 from support_pin import conf
 from support_pin.models import AccountPins
 
@@ -304,7 +304,7 @@ def _validation_failed(
             params={"failures": failures, "locks": pins.validation_locks_in_a_row},
         )
         _record_rotation(account)
-        transaction.on_commit(lambda: _mail_validation_locked(account, locked_until, blocked))
+        _mail_validation_locked(account, locked_until, blocked)
     if _agent_failures(agent, now) == conf.AGENT_FAILURE_LIMIT:
         _agent_locked(agent, now=now)
     return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
@@ -340,7 +340,7 @@ def _agent_locked(agent: User, *, now: datetime) -> None:
         .values_list("practice_id", flat=True)
         .distinct()
     )
-    transaction.on_commit(lambda: _mail_agent_locked(agent, practices))
+    _mail_agent_locked(agent, practices)
 
 
 def _record_rotation(account: User) -> None:
@@ -368,17 +368,16 @@ def _mail_validation_locked(account: User, locked_until: datetime, blocked: bool
         )
     else:
         what = f"Validation is locked until {locked_until:%Y-%m-%d %H:%M} UTC."
-    send_mail(
+    mail_enqueue(
         subject="Support PIN validation locked on your account",
-        message=(
+        body=(
             f"Hello {account.display_name},\n\n"
             f"Someone gave support {conf.VALIDATION_LOCK_AFTER} wrong Support PINs for your "
             f"account in a row. {what} Your Support PIN has been replaced.\n\n"
             "You can view the new PIN under Account Settings (providers) or Staff Account "
             "Information. If you did not contact support, tell your practice administrator.\n"
         ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[account.email],
+        recipients=[account.email],
     )
 
 
@@ -397,17 +396,16 @@ def _mail_agent_locked(agent: User, practice_ids: list[int]) -> None:
     if not recipients:
         return
     window = int(conf.AGENT_FAILURE_WINDOW.total_seconds() // 60)
-    send_mail(
+    mail_enqueue(
         subject="Support agent refused further PIN validations",
-        message=(
+        body=(
             f"Support agent {agent.display_name} ({agent.username}) gave "
             f"{conf.AGENT_FAILURE_LIMIT} wrong Support PINs across accounts within {window} "
             "minutes and is refused further validations until that time has passed. The "
             "audit log lists the accounts tried (filter by the agent's username). If this was "
             "not expected, end the agent's sessions and review the accounts.\n"
         ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=recipients,
+        recipients=recipients,
     )
 
 

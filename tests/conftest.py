@@ -1,4 +1,5 @@
 import importlib
+import socket
 
 import pytest
 from django.apps import apps
@@ -159,3 +160,57 @@ def provider_client(client, provider):
 def nurse_client(client, nurse):
     client.force_login(nurse)
     return client
+
+
+class _Inbox:
+    """What a local SMTP server received."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes
+
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on a loopback port, which a test can stop and start."""
+
+    def __init__(self, port: int):
+        self.port, self.inbox, self.controller = port, _Inbox(), None
+
+    @property
+    def messages(self):
+        return self.inbox.messages
+
+    def start(self):
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """Mail goes through a real SMTP server on loopback (started; `stop()` to take it down)."""
+    server = SmtpServer(free_port())
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = server.port
+    settings.EMAIL_TIMEOUT = 5
+    server.start()
+    yield server
+    server.stop()

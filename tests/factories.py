@@ -73,3 +73,14 @@ def confirm_identity(client) -> None:
 def streamed(response) -> bytes:
     """Read a streamed response to its end: its generator runs after the status line."""
     return b"".join(response.streaming_content)
+
+
+def sent_mail() -> list:
+    """Deliver what waits in the outbox (as the worker does), then return the mails sent."""
+    from django.core import mail
+
+    from outbox.worker import deliver_pending
+
+    while deliver_pending():
+        pass
+    return mail.outbox

@@ -3,7 +3,7 @@ from django.test import Client
 from accounts.models import UserSession
 from accounts.roles import Role
 from audit.models import AuditEvent
-from tests.factories import confirm_identity, make_user
+from tests.factories import confirm_identity, make_user, sent_mail
 
 
 def signed_in_browser(user, password):
@@ -80,8 +80,6 @@ def test_admin_adds_a_staff_member_who_sets_a_password_from_the_email(
 ):
     import re
 
-    from django.core import mail
-
     from accounts.models import User
 
     _, client = admin_client(practice)
@@ -101,7 +99,7 @@ def test_admin_adds_a_staff_member_who_sets_a_password_from_the_email(
     assert user.practice == practice and user.roles == {"scheduler"}
     assert not user.has_usable_password()
     assert hasattr(user, "pins")
-    link = re.search(r"http://testserver(/accounts/set-password/\S+/)", mail.outbox[0].body).group(
+    link = re.search(r"http://testserver(/accounts/set-password/\S+/)", sent_mail()[0].body).group(
         1
     )
     visitor = Client()

@@ -3,7 +3,6 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
-from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.db import transaction
@@ -15,7 +14,7 @@ from accounts.services import user_set_active
 from audit.models import AuditEvent
 from break_glass.models import BreakGlassGrant
 from break_glass.services import break_glass_open, break_glass_review
-from tests.factories import confirm_identity, make_practice, make_user
+from tests.factories import confirm_identity, make_practice, make_user, sent_mail
 from tests.support_pin.helpers import current_pin
 
 REASON = "Caller lost her phone and cannot sign in to read her Support PIN; verified by callback."
@@ -69,9 +68,9 @@ def test_opening_tells_the_owner_and_the_compliance_officers_at_once(
         grant = break_glass_open(
             acting_user=agent, account=provider, justification=REASON, minutes=15, ip="203.0.113.4"
         )
-    assert len(mail.outbox) == 1
-    assert set(mail.outbox[0].to) == {provider.email, compliance.email}
-    assert REASON in mail.outbox[0].body
+    assert len(sent_mail()) == 1
+    assert set(sent_mail()[0].to) == {provider.email, compliance.email}
+    assert REASON in sent_mail()[0].body
     assert grant_events(grant) == [
         f"Break-glass access #{grant.pk} opened for user dorothy Ludwig for 15 minutes: {REASON}"
     ]
@@ -96,8 +95,8 @@ def test_using_it_shows_identity_rotates_the_pin_and_audits_every_step(
     with django_capture_on_commit_callbacks(execute=True):
         agent_client.post(f"/support/break-glass/grant/{grant.pk}/rotate-pin/")
     assert current_pin(provider) != before
-    assert any("Support PIN was replaced" in m.subject for m in mail.outbox)
-    assert all(current_pin(provider) not in m.body for m in mail.outbox)
+    assert any("Support PIN was replaced" in m.subject for m in sent_mail())
+    assert all(current_pin(provider) not in m.body for m in sent_mail())
     assert grant_events(grant) == [
         f"Break-glass access #{grant.pk} opened for user dorothy Ludwig for 20 minutes: {REASON}",
         f"Identity details of user dorothy Ludwig viewed under break-glass access #{grant.pk}",
@@ -168,7 +167,7 @@ def nothing_was_opened() -> bool:
     return (
         not BreakGlassGrant.objects.exists()
         and not AuditEvent.objects.filter(kind="break_glass.opened").exists()
-        and not mail.outbox
+        and not sent_mail()
     )
 
 
@@ -316,7 +315,7 @@ def test_every_grant_that_opens_has_a_reviewer_who_can_act_and_is_told(
     assert reviewers  # never a grant that waits for review forever
     expected = {Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER} - {owner_role}
     assert reviewers == expected  # and nobody else, never the owner
-    told = set(mail.outbox[0].to) - {owner.email}
+    told = set(sent_mail()[0].to) - {owner.email}
     assert told and told <= {users[role].email for role in reviewers}
 
 
@@ -329,7 +328,7 @@ def test_platform_auditors_are_told_when_the_practice_has_no_other_compliance_of
         break_glass_open(
             acting_user=agent, account=officer, justification=REASON, minutes=5, ip=None
         )
-    assert set(mail.outbox[0].to) == {officer.email, auditor.email}
+    assert set(sent_mail()[0].to) == {officer.email, auditor.email}
 
 
 def test_the_auditor_reviews_any_grant_and_an_officer_never_their_own(agent, provider, compliance):
@@ -383,7 +382,7 @@ def test_an_auditor_who_is_also_an_agent_neither_reviews_nor_is_told_of_its_own_
         grant = break_glass_open(
             acting_user=opener, account=provider, justification=REASON, minutes=5, ip=None
         )
-    assert set(mail.outbox[0].to) == {provider.email, other_auditor.email}
+    assert set(sent_mail()[0].to) == {provider.email, other_auditor.email}
     with pytest.raises(PermissionDenied):
         break_glass_review(grant=grant, acting_user=opener, ip=None)
     break_glass_review(grant=grant, acting_user=other_auditor, ip=None)
@@ -407,4 +406,4 @@ def test_a_deactivated_compliance_officer_neither_reviews_nor_is_told(
         break_glass_open(
             acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
         )
-    assert set(mail.outbox[-1].to) == {provider.email, auditor.email}
+    assert set(sent_mail()[-1].to) == {provider.email, auditor.email}

@@ -2,7 +2,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.core import mail
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
@@ -15,6 +14,7 @@ from support_pin.services import (
     normalize_pin,
     support_pin_validate,
 )
+from tests.factories import sent_mail
 from tests.support_pin.helpers import ARABIC_INDIC, FULL_WIDTH, current_pin, wrong_pin
 
 
@@ -174,8 +174,8 @@ def test_five_failures_lock_rotate_and_email_the_owner(
             )
     assert result.locked_until is not None
     assert current_pin(provider) != original
-    assert len(mail.outbox) == 1
-    message = mail.outbox[0]
+    assert len(sent_mail()) == 1
+    message = sent_mail()[0]
     assert message.to == [provider.email] and "locked" in message.subject
     assert current_pin(provider) not in message.body and original not in message.body
     details = list(AuditEvent.objects.order_by("id").values_list("details", flat=True))

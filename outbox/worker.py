@@ -1,0 +1,151 @@
+"""Deliver the outbox: at least once, in order per destination, with back-off.
+
+A pass takes each destination that is due and not taken (its row locked with
+SKIP LOCKED on PostgreSQL, then a lease written, in one short transaction), sends
+its oldest items outside any transaction, and then, in another short one,
+deletes what was delivered and records the outcome. Nothing is held open while
+the network is slow; a worker killed mid-batch leaves its items in place and its
+lease runs out, so the next worker sends them again (at least once).
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core import mail
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ehr.crypto import DecryptionError
+from outbox.models import Destination, OutboxItem
+from outbox.services import unseal
+
+logger = logging.getLogger(__name__)
+
+BATCH = 50
+
+
+def lease_seconds() -> int:
+    return getattr(settings, "OUTBOX_LEASE_SECONDS", 120)
+
+
+def backoff(failures: int) -> timedelta:
+    """Exponential back-off: base, 2x base, 4x base ... capped."""
+    base = getattr(settings, "OUTBOX_RETRY_BASE_SECONDS", 5)
+    cap = getattr(settings, "OUTBOX_RETRY_MAX_SECONDS", 3600)
+    return timedelta(seconds=min(cap, base * 2 ** max(0, failures - 1)))
+
+
+@dataclass
+class Sent:
+    delivered: int
+    error: str | None = None
+    dead: bool = False  # the item after the delivered ones can never be sent
+
+
+def send_mail_items(items: list[OutboxItem]) -> Sent:
+    """Send mails one by one over one connection; stop at the first failure."""
+    delivered = 0
+    try:
+        with mail.get_connection() as connection:
+            for item in items:
+                try:
+                    data = unseal(item)
+                except DecryptionError as error:
+                    return Sent(delivered, f"item {item.pk} does not open: {error}", dead=True)
+                message = mail.EmailMessage(
+                    subject=data["subject"],
+                    body=data["body"],
+                    from_email=data["from"],
+                    to=data["to"],
+                    connection=connection,
+                )
+                message.send()
+                delivered += 1
+    except Exception as error:  # any failure of the mail server is a failed attempt
+        return Sent(delivered, f"{type(error).__name__}: {error}"[:500])
+    return Sent(delivered)
+
+
+SENDERS: dict[str, Callable[[list[OutboxItem]], Sent]] = {
+    Destination.Kind.MAIL: send_mail_items,
+}
+
+
+def _due(now: datetime) -> Q:
+    return (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)) & (
+        Q(leased_until__isnull=True) | Q(leased_until__lt=now)
+    )
+
+
+def _take(destination_id: int, now: datetime) -> bool:
+    """Lease the destination if it is due and no other worker has it."""
+    with transaction.atomic():
+        taken = (
+            Destination.objects.select_for_update(skip_locked=True)
+            .filter(_due(now), pk=destination_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if taken is None:
+            return False
+        return bool(
+            Destination.objects.filter(_due(now), pk=destination_id).update(
+                leased_until=now + timedelta(seconds=lease_seconds())
+            )
+        )
+
+
+def deliver_destination(destination: Destination, *, now: datetime | None = None) -> int:
+    """Deliver one batch of the destination's items if it is due; return how many went."""
+    now = now or timezone.now()
+    if not _take(destination.pk, now):
+        return 0
+    pending = OutboxItem.objects.filter(destination=destination, dead_at__isnull=True)
+    items = list(pending.order_by("id")[:BATCH])
+    sent = SENDERS[destination.kind](items) if items else Sent(0)
+    done = timezone.now()
+    with transaction.atomic():
+        OutboxItem.objects.filter(pk__in=[item.pk for item in items[: sent.delivered]]).delete()
+        fields = {"leased_until": None}
+        if sent.delivered:
+            fields.update(last_delivered_at=done)
+        row = Destination.objects.select_for_update().get(pk=destination.pk)
+        row.delivered += sent.delivered
+        if sent.error is None:
+            row.failures, row.next_attempt_at = 0, None
+        elif sent.dead:
+            # Set aside, so it does not hold up the rest; the error stays visible.
+            OutboxItem.objects.filter(pk=items[sent.delivered].pk).update(dead_at=done)
+            row.last_error, row.last_error_at = sent.error, done
+            logger.error("outbox %s: %s; set aside", row.name, sent.error)
+        else:
+            row.failures += 1
+            row.next_attempt_at = done + backoff(row.failures)
+            row.last_error, row.last_error_at = sent.error, done
+            OutboxItem.objects.filter(pk=items[sent.delivered].pk).update(
+                attempts=items[sent.delivered].attempts + 1
+            )
+            logger.warning(
+                "outbox %s: delivery failed (%s in a row), next try at %s: %s",
+                row.name,
+                row.failures,
+                row.next_attempt_at,
+                sent.error,
+            )
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.save()
+    return sent.delivered
+
+
+def deliver_pending(*, now: datetime | None = None) -> int:
+    """One pass over every destination that has items; return how many were delivered."""
+    delivered = 0
+    pending = Destination.objects.filter(items__dead_at__isnull=True).distinct()
+    for destination in pending:
+        delivered += deliver_destination(destination, now=now)
+    return delivered

@@ -1,0 +1,155 @@
+"""Mail leaves through the outbox: committed with the action, delivered by the worker, never lost."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from outbox import worker
+from outbox.models import Destination, OutboxItem
+from outbox.services import MAIL, mail_enqueue
+from support_pin import conf, services
+from tests.concurrency import run_together
+from tests.support_pin.helpers import wrong_pin
+
+
+def lock_out(provider, agent):
+    for _ in range(conf.VALIDATION_LOCK_AFTER):
+        services.support_pin_validate(
+            acting_user=agent, account=provider, pin=wrong_pin(provider), ip=None
+        )
+
+
+def test_a_mail_is_sealed_at_rest_and_sent_once(db):
+    with transaction.atomic():
+        item = mail_enqueue(subject="Hello", body="secret link", recipients=["a@example.org"])
+    stored = OutboxItem.objects.get(pk=item.pk)
+    assert "secret link" not in stored.payload and "a@example.org" not in stored.payload
+    assert worker.deliver_pending() == 1
+    assert [(m.subject, m.body, m.to) for m in mail.outbox] == [
+        ("Hello", "secret link", ["a@example.org"])
+    ]
+    assert not OutboxItem.objects.exists()  # delivered items leave the table
+    assert worker.deliver_pending() == 0
+    assert len(mail.outbox) == 1
+    assert Destination.objects.get(name=MAIL).delivered == 1
+
+
+def test_a_payload_moved_to_another_row_does_not_open(db):
+    first = mail_enqueue(subject="One", body="one", recipients=["a@example.org"])
+    second = mail_enqueue(subject="Two", body="two", recipients=["b@example.org"])
+    OutboxItem.objects.filter(pk=second.pk).update(payload=first.payload)
+    third = mail_enqueue(subject="Three", body="three", recipients=["c@example.org"])
+    # The one that does not open is set aside; the others still go.
+    while worker.deliver_pending():
+        pass
+    assert [m.subject for m in mail.outbox] == ["One", "Three"]
+    assert OutboxItem.objects.get(pk=second.pk).dead_at is not None
+    assert not OutboxItem.objects.filter(pk=third.pk).exists()
+    assert "does not open" in Destination.objects.get(name=MAIL).last_error
+
+
+def test_the_action_fails_when_its_mail_cannot_be_queued(provider, agent, monkeypatch):
+    """Fail closed: no lock without its notice."""
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("outbox unavailable")
+
+    monkeypatch.setattr("outbox.services.seal", broken)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        lock_out(provider, agent)
+    provider.pins.refresh_from_db()
+    assert provider.pins.validation_locked_until is None
+    assert not OutboxItem.objects.exists()
+
+
+def test_mail_server_down_then_up_nothing_lost_nothing_twice(
+    smtp_server, provider, agent, client, settings
+):
+    client.force_login(agent)
+    agent_client = client
+    smtp_server.stop()
+    # The page that causes the mail answers normally while the server is down.
+    for _ in range(conf.VALIDATION_LOCK_AFTER):
+        response = agent_client.post(
+            "/support/validate/pin/",
+            {"account": provider.pk, "pin": wrong_pin(provider)},
+        )
+        assert response.status_code in {200, 302}, response.status_code
+    assert OutboxItem.objects.count() == 1
+    call_command("outbox_worker", "--once")
+    destination = Destination.objects.get(name=MAIL)
+    assert destination.failures == 1 and destination.last_error
+    assert destination.next_attempt_at > timezone.now()
+    assert OutboxItem.objects.get().attempts == 1
+    # Before the back-off ends, nothing is tried.
+    call_command("outbox_worker", "--once")
+    assert Destination.objects.get(name=MAIL).failures == 1
+    # Still down at the next try: the wait doubles.
+    later = destination.next_attempt_at + timedelta(seconds=1)
+    worker.deliver_pending(now=later)
+    destination.refresh_from_db()
+    assert destination.failures == 2
+    assert destination.next_attempt_at - destination.last_error_at == timedelta(
+        seconds=2 * settings.OUTBOX_RETRY_BASE_SECONDS
+    )
+    smtp_server.start()
+    worker.deliver_pending(now=destination.next_attempt_at + timedelta(seconds=1))
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.messages[0]["Subject"] == "Support PIN validation locked on your account"
+    destination.refresh_from_db()
+    assert (destination.failures, destination.next_attempt_at, destination.delivered) == (
+        0,
+        None,
+        1,
+    )
+    call_command("outbox_worker", "--once")
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_worker_that_died_holding_a_destination_is_replaced_after_its_lease(db, settings):
+    mail_enqueue(subject="Hello", body="x", recipients=["a@example.org"])
+    destination = Destination.objects.get(name=MAIL)
+    now = timezone.now()
+    # A worker took it and was killed before sending anything.
+    Destination.objects.filter(pk=destination.pk).update(
+        leased_until=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    )
+    assert worker.deliver_pending(now=now) == 0
+    assert mail.outbox == []
+    later = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS + 1)
+    assert worker.deliver_pending(now=later) == 1
+    assert len(mail.outbox) == 1
+
+
+def test_mails_go_in_the_order_they_were_queued(db):
+    for n in range(5):
+        mail_enqueue(subject=f"#{n}", body="x", recipients=["a@example.org"])
+    worker.deliver_pending()
+    assert [m.subject for m in mail.outbox] == [f"#{n}" for n in range(5)]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_at_once_never_send_an_item_twice(smtp_server):
+    for n in range(40):
+        mail_enqueue(subject=f"#{n}", body="x", recipients=["a@example.org"])
+
+    def work(_):
+        total = 0
+        while delivered := worker.deliver_pending():
+            total += delivered
+        return total
+
+    totals, errors = run_together(work, [1, 2, 3, 4])
+    assert errors == []
+    assert sum(totals) == 40
+    subjects = [m["Subject"] for m in smtp_server.messages]
+    assert sorted(subjects) == sorted(f"#{n}" for n in range(40))
+    assert subjects == [
+        f"#{n}" for n in range(40)
+    ]  # one destination: one worker at a time, in order
+    assert not OutboxItem.objects.exists()
