@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from audit import hashing
@@ -123,14 +123,22 @@ def audit_checkpoint_create() -> Frozen:
 
 
 def checkpoint_leaves(number: int) -> dict[int, dict]:
-    """Every chain's head as checkpoint `number` signed it: {chain id: leaf}."""
+    """Every chain's head as checkpoint `number` signed it: {chain id: leaf}.
+
+    The newest leaf of each chain up to that checkpoint, found per chain through
+    the (chain, checkpoint) index: the cost follows the number of chains, not the
+    number of checkpoints ever taken.
+    """
+    checkpoint_id = AuditCheckpoint.objects.filter(number=number).values("id")
     newest = (
-        AuditCheckpointLeaf.objects.filter(checkpoint__number__lte=number)
-        .values("chain_id")
-        .annotate(newest=Max("id"))
-        .values("newest")
+        AuditCheckpointLeaf.objects.filter(
+            chain_id=OuterRef("pk"), checkpoint_id__lte=Subquery(checkpoint_id)
+        )
+        .order_by("-checkpoint_id")
+        .values("id")[:1]
     )
-    rows = AuditCheckpointLeaf.objects.filter(id__in=newest).values(
+    leaf_ids = AuditChain.objects.annotate(leaf=Subquery(newest)).values("leaf")
+    rows = AuditCheckpointLeaf.objects.filter(id__in=leaf_ids).values(
         "chain_id",
         "start_seq",
         "start_hash",
