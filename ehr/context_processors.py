@@ -24,5 +24,6 @@ def navigation(request: HttpRequest) -> dict:
             "audit_log": audit_scope(user) is not None,
             "break_glass_review": audit_scope(user) in (AuditScope.ALL, AuditScope.PRACTICE),
             "support_console": can_use_support_console(user),
+            "outbox": policies.can_view_outbox(user),
         },
     }

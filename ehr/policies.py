@@ -105,6 +105,11 @@ def can_read_audit_log(user: User) -> bool:
     return audit_scope(user) is not None
 
 
+def can_view_outbox(user: User) -> bool:
+    """Platform auditors see what waits to leave the system (it spans every practice)."""
+    return audit_scope(user) is AuditScope.ALL
+
+
 def can_export_audit_evidence(user: User) -> bool:
     """Whole chains only: those who read a whole practice's log, or all of it."""
     return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}

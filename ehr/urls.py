@@ -18,5 +18,6 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("", include("support_pin.urls")),
     path("", include("break_glass.urls")),
+    path("", include("outbox.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -153,3 +153,32 @@ def test_two_workers_at_once_never_send_an_item_twice(smtp_server):
         f"#{n}" for n in range(40)
     ]  # one destination: one worker at a time, in order
     assert not OutboxItem.objects.exists()
+
+
+def test_outbox_status_shows_the_lag_and_fails_when_it_is_too_old(db, capsys, smtp_server):
+    call_command("outbox_status")
+    assert "Nothing has gone through" in capsys.readouterr().out
+    smtp_server.stop()
+    mail_enqueue(subject="Hello", body="x", recipients=["a@example.org"])
+    call_command("outbox_worker", "--once")
+    call_command("outbox_status", "--max-age", "3600")
+    out = capsys.readouterr().out
+    assert "mail: 1 pending" in out and "1 failed attempts in a row" in out
+    assert "last error" in out
+    OutboxItem.objects.update(created_at=timezone.now() - timedelta(hours=2))
+    with pytest.raises(CommandError, match="Outbox behind or blocked: mail"):
+        call_command("outbox_status", "--max-age", "3600")
+
+
+def test_a_platform_auditor_sees_the_lag_and_the_last_error(client, db, smtp_server):
+    from accounts.roles import Role
+    from tests.factories import make_user
+
+    smtp_server.stop()
+    mail_enqueue(subject="Hello", body="x", recipients=["a@example.org"])
+    call_command("outbox_worker", "--once")
+    client.force_login(make_user(Role.PLATFORM_AUDITOR, username="auditor"))
+    page = client.get("/audit/outbox/").content.decode()
+    assert "<td>mail</td>" in page and "<td>1</td>" in page
+    assert "ConnectionRefusedError" in page
+    assert 'href="/audit/outbox/"' in page  # in the menu

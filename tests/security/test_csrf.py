@@ -51,6 +51,7 @@ READ_ONLY = {
     "audit_report",
     "audit_export",
     "audit_evidence",
+    "outbox_status",
     "break_glass_list",
     "break_glass_grant",
 }
