@@ -329,6 +329,19 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "security@ehr.invalid"
 OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5)
 OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 3600)
 OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 120)
+# A copy of every audit event for a SIEM or audit record repository (docs/outbox.md):
+# `tls://host:6514`; empty sends none. Format `atna` (IHE ATNA) or `json` (ECS).
+AUDIT_SYSLOG_URL = os.environ.get("AUDIT_SYSLOG_URL", "")
+AUDIT_SYSLOG_FORMAT = os.environ.get("AUDIT_SYSLOG_FORMAT", "atna")
+AUDIT_SYSLOG_CA_FILE = os.environ.get("AUDIT_SYSLOG_CA_FILE", "")
+AUDIT_SYSLOG_CERT_FILE = os.environ.get("AUDIT_SYSLOG_CERT_FILE", "")
+AUDIT_SYSLOG_KEY_FILE = os.environ.get("AUDIT_SYSLOG_KEY_FILE", "")
+if AUDIT_SYSLOG_FORMAT not in {"atna", "json"}:
+    raise ImproperlyConfigured("AUDIT_SYSLOG_FORMAT must be `atna` or `json`.")
+if AUDIT_SYSLOG_URL and not AUDIT_SYSLOG_CA_FILE:
+    raise ImproperlyConfigured(
+        "AUDIT_SYSLOG_URL needs AUDIT_SYSLOG_CA_FILE: the receiver's certificate is verified."
+    )
 
 LOGGING = {
     "version": 1,

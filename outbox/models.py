@@ -22,6 +22,7 @@ class Destination(models.Model):
 
     class Kind(models.TextChoices):
         MAIL = "mail", "Mail"
+        SYSLOG = "syslog", "Audit events over TLS syslog"
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -56,3 +57,25 @@ class OutboxItem(models.Model):
 
     def __str__(self) -> str:
         return f"Outbox item {self.pk} for {self.destination_id}"
+
+
+class AuditCursor(models.Model):
+    """How far a destination has received one audit chain: every event up to `seq`.
+
+    Audit events need no outbox rows of their own: each is already committed,
+    with its action, in an append-only table, in order within its chain. The
+    worker sends each chain's events after the cursor, in order, and moves the
+    cursor once the receiver has them.
+    """
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="+")
+    chain = models.ForeignKey("audit.AuditChain", on_delete=models.CASCADE, related_name="+")
+    seq = models.BigIntegerField(help_text="The last position delivered.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "chain"], name="outbox_cursor_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.destination_id} has chain {self.chain_id} to {self.seq}"

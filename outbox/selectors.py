@@ -5,6 +5,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, Min, Q
 
+from audit.models import AuditEvent
+from outbox import audit_stream
 from outbox.models import Destination
 
 
@@ -35,9 +37,11 @@ def outbox_status() -> list[DestinationStatus]:
     return [
         DestinationStatus(
             name=row.name,
-            pending=row.pending,
+            pending=row.pending if row.kind != Destination.Kind.SYSLOG else _stream_pending(row),
             set_aside=row.set_aside,
-            oldest_pending_at=row.oldest,
+            oldest_pending_at=row.oldest
+            if row.kind != Destination.Kind.SYSLOG
+            else _stream_oldest(row),
             delivered=row.delivered,
             last_delivered_at=row.last_delivered_at,
             failures=row.failures,
@@ -47,3 +51,18 @@ def outbox_status() -> list[DestinationStatus]:
         )
         for row in rows
     ]
+
+
+def _stream_pending(destination: Destination) -> int:
+    return audit_stream.pending_count(destination)
+
+
+def _stream_oldest(destination: Destination) -> datetime | None:
+    """The time of the oldest audit event the destination has not received."""
+    behind = list(audit_stream.chains_behind(destination)[:1000])
+    if not behind:
+        return None
+    first_unsent = Q()
+    for chain_id, sent, _head in behind:
+        first_unsent |= Q(chain_id=chain_id, seq=sent + 1)
+    return AuditEvent.objects.filter(first_unsent).aggregate(oldest=Min("occurred_at"))["oldest"]

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ehr.crypto import DecryptionError
+from outbox import audit_stream
 from outbox.models import Destination, OutboxItem
 from outbox.services import unseal
 
@@ -100,21 +101,32 @@ def _take(destination_id: int, now: datetime) -> bool:
 
 
 def deliver_destination(destination: Destination, *, now: datetime | None = None) -> int:
-    """Deliver one batch of the destination's items if it is due; return how many went."""
+    """Deliver one batch for the destination if it is due; return how many went."""
     now = now or timezone.now()
     if not _take(destination.pk, now):
         return 0
-    pending = OutboxItem.objects.filter(destination=destination, dead_at__isnull=True)
-    items = list(pending.order_by("id")[:BATCH])
-    sent = SENDERS[destination.kind](items) if items else Sent(0)
+    items: list[OutboxItem] = []
+    if destination.kind == Destination.Kind.SYSLOG:
+        streamed = audit_stream.send_behind(destination)
+        sent = Sent(streamed.delivered, streamed.error)
+    else:
+        pending = OutboxItem.objects.filter(destination=destination, dead_at__isnull=True)
+        items = list(pending.order_by("id")[:BATCH])
+        sent = SENDERS[destination.kind](items) if items else Sent(0)
+    _record(destination, items, sent)
+    return sent.delivered
+
+
+def _record(destination: Destination, items: list[OutboxItem], sent: Sent) -> None:
+    """Delete what was delivered and keep the outcome on the destination; end the lease."""
     done = timezone.now()
     with transaction.atomic():
         OutboxItem.objects.filter(pk__in=[item.pk for item in items[: sent.delivered]]).delete()
-        fields = {"leased_until": None}
-        if sent.delivered:
-            fields.update(last_delivered_at=done)
         row = Destination.objects.select_for_update().get(pk=destination.pk)
+        row.leased_until = None
         row.delivered += sent.delivered
+        if sent.delivered:
+            row.last_delivered_at = done
         if sent.error is None:
             row.failures, row.next_attempt_at = 0, None
         elif sent.dead:
@@ -126,9 +138,9 @@ def deliver_destination(destination: Destination, *, now: datetime | None = None
             row.failures += 1
             row.next_attempt_at = done + backoff(row.failures)
             row.last_error, row.last_error_at = sent.error, done
-            OutboxItem.objects.filter(pk=items[sent.delivered].pk).update(
-                attempts=items[sent.delivered].attempts + 1
-            )
+            if items:
+                failed = items[sent.delivered]
+                OutboxItem.objects.filter(pk=failed.pk).update(attempts=failed.attempts + 1)
             logger.warning(
                 "outbox %s: delivery failed (%s in a row), next try at %s: %s",
                 row.name,
@@ -136,16 +148,16 @@ def deliver_destination(destination: Destination, *, now: datetime | None = None
                 row.next_attempt_at,
                 sent.error,
             )
-        for name, value in fields.items():
-            setattr(row, name, value)
         row.save()
-    return sent.delivered
 
 
 def deliver_pending(*, now: datetime | None = None) -> int:
-    """One pass over every destination that has items; return how many were delivered."""
+    """One pass over every destination with something to send; return how many went."""
     delivered = 0
-    pending = Destination.objects.filter(items__dead_at__isnull=True).distinct()
+    streamed = audit_stream.ensure_destination()
+    pending = list(Destination.objects.filter(items__dead_at__isnull=True).distinct())
+    if streamed is not None and audit_stream.chains_behind(streamed).exists():
+        pending.append(streamed)
     for destination in pending:
         delivered += deliver_destination(destination, now=now)
     return delivered

@@ -131,6 +131,7 @@ class SyslogReceiver:
     `client_ca`: require a client certificate signed by it (mutual TLS).
     `max_version`: the highest TLS version to speak (to test TLS 1.2 on its own).
     `close_after`: close each connection after this many messages.
+    `port`: listen there (to come back where a sender expects it), else any free port.
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class SyslogReceiver:
         client_ca: Path | None = None,
         max_version: ssl.TLSVersion | None = None,
         close_after: int | None = None,
+        port: int = 0,
     ):
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -160,7 +162,7 @@ class SyslogReceiver:
         self.peer_certificates: list[dict | None] = []
         self._changed = threading.Condition()
         self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port))
         self._listener.settimeout(0.05)
         self.port = self._listener.getsockname()[1]
         self.url = f"tls://127.0.0.1:{self.port}"

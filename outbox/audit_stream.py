@@ -1,0 +1,130 @@
+"""Copies of the audit trail for a SIEM or audit record repository, over TLS syslog.
+
+Configured by AUDIT_SYSLOG_URL (`tls://host:6514`), AUDIT_SYSLOG_FORMAT (`atna`:
+IHE ATNA / DICOM audit XML; `json`: Elastic Common Schema lines),
+AUDIT_SYSLOG_CA_FILE, and AUDIT_SYSLOG_CERT_FILE/AUDIT_SYSLOG_KEY_FILE for
+mutual TLS. Each chain's events are sent in order after the destination's
+cursor, each carrying its chain and position, so the receiver can tell a gap.
+"""
+
+import socket
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from audit.atna import EVENT_KEYS
+from audit.models import AuditChain, AuditEvent
+from audit.syslog import (
+    SyslogSendError,
+    SyslogTlsSender,
+    atna_syslog_message,
+    ecs_syslog_message,
+    octet_frame,
+)
+from outbox.models import AuditCursor, Destination
+
+BATCH = 200
+FORMATS = ("atna", "json")
+
+
+@dataclass(frozen=True)
+class SyslogConfig:
+    url: str
+    format: str
+    ca_file: str
+    cert_file: str | None
+    key_file: str | None
+
+    @property
+    def name(self) -> str:
+        return f"syslog {self.format} {self.url}"
+
+
+def configured() -> SyslogConfig | None:
+    url = getattr(settings, "AUDIT_SYSLOG_URL", "")
+    if not url:
+        return None
+    return SyslogConfig(
+        url=url,
+        format=settings.AUDIT_SYSLOG_FORMAT,
+        ca_file=settings.AUDIT_SYSLOG_CA_FILE,
+        cert_file=settings.AUDIT_SYSLOG_CERT_FILE or None,
+        key_file=settings.AUDIT_SYSLOG_KEY_FILE or None,
+    )
+
+
+def ensure_destination() -> Destination | None:
+    config = configured()
+    if config is None:
+        return None
+    return Destination.objects.get_or_create(
+        name=config.name, defaults={"kind": Destination.Kind.SYSLOG}
+    )[0]
+
+
+def chains_behind(destination: Destination):
+    """Chains with events the destination has not received: (chain id, last sent, head)."""
+    sent = AuditCursor.objects.filter(destination=destination, chain=OuterRef("pk")).values("seq")
+    return (
+        AuditChain.objects.annotate(sent=Coalesce(Subquery(sent), F("start_seq") - Value(1)))
+        .filter(seq__gt=F("sent"))
+        .order_by("pk")
+        .values_list("pk", "sent", "seq")
+    )
+
+
+def pending_count(destination: Destination) -> int:
+    return sum(head - sent for _, sent, head in chains_behind(destination))
+
+
+_senders: dict[str, SyslogTlsSender] = {}
+
+
+def _sender(config: SyslogConfig) -> SyslogTlsSender:
+    """One connection per destination and process, kept open between passes."""
+    sender = _senders.get(config.name)
+    if sender is None:
+        sender = _senders[config.name] = SyslogTlsSender(
+            config.url, config.ca_file, cert_file=config.cert_file, key_file=config.key_file
+        )
+    return sender
+
+
+def _frame(event: dict, config: SyslogConfig, hostname: str) -> bytes:
+    if config.format == "atna":
+        return octet_frame(atna_syslog_message(event, hostname=hostname))
+    return octet_frame(ecs_syslog_message(event, hostname=hostname))
+
+
+@dataclass
+class Streamed:
+    delivered: int
+    error: str | None = None
+
+
+def send_behind(destination: Destination) -> Streamed:
+    """Send one batch of each chain that is behind; move the cursors of what went."""
+    config = configured()
+    if config is None or config.name != destination.name:
+        return Streamed(0, "no longer configured")
+    hostname = socket.gethostname()
+    delivered = 0
+    for chain_id, sent, head in list(chains_behind(destination)[:50]):
+        events = list(
+            AuditEvent.objects.filter(chain_id=chain_id, seq__gt=sent, seq__lte=head)
+            .order_by("seq")
+            .values(*EVENT_KEYS)[:BATCH]
+        )
+        if not events:
+            continue
+        try:
+            _sender(config).send([_frame(event, config, hostname) for event in events])
+        except (SyslogSendError, OSError, ValueError) as error:
+            return Streamed(delivered, f"{type(error).__name__}: {error}"[:500])
+        AuditCursor.objects.update_or_create(
+            destination=destination, chain_id=chain_id, defaults={"seq": events[-1]["seq"]}
+        )
+        delivered += len(events)
+    return Streamed(delivered)

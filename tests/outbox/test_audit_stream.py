@@ -1,0 +1,135 @@
+"""Every audit event reaches a TLS syslog receiver once, in order per chain, in either format."""
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from audit import kinds
+from audit.models import AuditEvent
+from audit.services import audit_event_record
+from outbox import audit_stream, worker
+from outbox.models import AuditCursor, Destination
+from outbox.selectors import outbox_status
+from tests.syslog_receiver import SyslogReceiver, make_pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def receiver(pki):
+    with SyslogReceiver(pki.server_cert, pki.server_key) as running:
+        yield running
+
+
+def configure(settings, url, ca, fmt="json"):
+    settings.AUDIT_SYSLOG_URL = url
+    settings.AUDIT_SYSLOG_FORMAT = fmt
+    settings.AUDIT_SYSLOG_CA_FILE = str(ca)
+    settings.AUDIT_SYSLOG_CERT_FILE = settings.AUDIT_SYSLOG_KEY_FILE = ""
+
+
+def write_events(provider, other_provider, count=3):
+    for _ in range(count):
+        for user in (provider, other_provider):
+            audit_event_record(kind=kinds.SIGNED_IN, acting_user=user, account=user, ip="192.0.2.5")
+
+
+def body(message: bytes) -> bytes:
+    """The MSG part of an RFC 5424 message (after the header and structured data)."""
+    parts = message.split(b" ", 7)
+    return parts[7].removeprefix(b"\xef\xbb\xbf")
+
+
+def test_every_event_arrives_once_in_order_per_chain_as_json(
+    receiver, pki, settings, provider, other_provider
+):
+    configure(settings, receiver.url, pki.ca, "json")
+    write_events(provider, other_provider)
+    call_command("outbox_worker", "--once")
+    total = AuditEvent.objects.count()
+    lines = [json.loads(body(m)) for m in receiver.wait_for_messages(total)]
+    assert len(lines) == total
+    seen = [(line["ehr"]["audit"]["chain_id"], line["event"]["sequence"]) for line in lines]
+    assert len(set(seen)) == total  # each once
+    for chain in {c for c, _ in seen}:
+        positions = [s for c, s in seen if c == chain]
+        assert positions == list(range(1, len(positions) + 1))  # in order, no gap
+    # Nothing more to send: a second pass sends nothing again.
+    call_command("outbox_worker", "--once")
+    assert len(receiver.messages) == total
+    destination = Destination.objects.get(kind=Destination.Kind.SYSLOG)
+    assert destination.delivered == total
+    assert {c.chain_id: c.seq for c in AuditCursor.objects.all()} == {
+        e["chain_id"]: e["seq"]
+        for e in AuditEvent.objects.order_by("seq").values("chain_id", "seq")
+    }
+
+
+def test_atna_messages_are_dicom_audit_xml(receiver, pki, settings, provider, other_provider):
+    configure(settings, receiver.url, pki.ca, "atna")
+    write_events(provider, other_provider, count=1)
+    worker.deliver_pending()
+    messages = receiver.wait_for_messages(AuditEvent.objects.count())
+    assert messages
+    for message in messages:
+        assert message.split(b" ", 7)[5] == b"IHE+RFC-3881"  # MSGID
+        root = ET.fromstring(body(message))  # noqa: S314  (our own message, in a test)
+        assert root.tag == "AuditMessage"
+        assert root.find("EventIdentification") is not None
+        assert root.find("AuditSourceIdentification") is not None
+
+
+def test_a_receiver_down_then_up_loses_nothing_and_repeats_nothing(
+    pki, settings, provider, other_provider
+):
+    with SyslogReceiver(pki.server_cert, pki.server_key) as first:
+        port = first.port
+        configure(settings, first.url, pki.ca, "json")
+        write_events(provider, other_provider, count=1)
+        worker.deliver_pending()
+        delivered_before = len(first.wait_for_messages(AuditEvent.objects.count()))
+    # The receiver is gone; events keep being written.
+    write_events(provider, other_provider, count=2)
+    worker.deliver_pending()
+    destination = Destination.objects.get(kind=Destination.Kind.SYSLOG)
+    assert destination.failures == 1 and destination.last_error
+    [status] = [s for s in outbox_status() if s.name == destination.name]
+    assert status.pending == AuditEvent.objects.count() - delivered_before
+    assert status.oldest_pending_at is not None
+    with SyslogReceiver(pki.server_cert, pki.server_key, port=port) as second:
+        worker.deliver_pending(now=timezone.now() + timedelta(minutes=5))
+        expected = AuditEvent.objects.count() - delivered_before
+        lines = [json.loads(body(m)) for m in second.wait_for_messages(expected)]
+    assert len(lines) == expected
+    resent = {(line["ehr"]["audit"]["chain_id"], line["event"]["sequence"]) for line in lines}
+    assert len(resent) == expected
+    destination.refresh_from_db()
+    assert destination.failures == 0 and destination.delivered == AuditEvent.objects.count()
+
+
+def test_a_receiver_with_an_untrusted_certificate_gets_nothing(
+    receiver, pki, settings, provider, other_provider
+):
+    configure(settings, receiver.url, pki.other_ca, "json")
+    write_events(provider, other_provider, count=1)
+    worker.deliver_pending()
+    assert receiver.messages == []
+    [status] = [s for s in outbox_status() if s.name.startswith("syslog")]
+    assert "failed certificate verification" in status.last_error
+    assert status.pending == AuditEvent.objects.count()
+    assert not AuditCursor.objects.exists()
+
+
+def test_without_a_syslog_url_nothing_is_streamed(settings, provider, other_provider):
+    settings.AUDIT_SYSLOG_URL = ""
+    write_events(provider, other_provider, count=1)
+    worker.deliver_pending()
+    assert audit_stream.configured() is None
+    assert not Destination.objects.filter(kind=Destination.Kind.SYSLOG).exists()
