@@ -182,3 +182,35 @@ def test_a_platform_auditor_sees_the_lag_and_the_last_error(client, db, smtp_ser
     assert "<td>mail</td>" in page and "<td>1</td>" in page
     assert "ConnectionRefusedError" in page
     assert 'href="/audit/outbox/"' in page  # in the menu
+
+
+def test_the_worker_keeps_going_after_the_database_goes_away(db, monkeypatch):
+    """A restarted database: the pass fails, the connection is dropped, the next pass delivers."""
+    from django.db import OperationalError
+
+    from outbox.management.commands import outbox_worker
+
+    mail_enqueue(subject="Hello", body="x", recipients=["a@example.org"])
+    passes, closed = [], []
+    real = worker.deliver_pending
+
+    def flaky():
+        passes.append(1)
+        if len(passes) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real()
+
+    class Stop(Exception):
+        pass
+
+    def sleep(seconds):
+        if len(passes) >= 3:
+            raise Stop
+
+    monkeypatch.setattr(outbox_worker, "deliver_pending", flaky)
+    monkeypatch.setattr(outbox_worker.time, "sleep", sleep)
+    monkeypatch.setattr(outbox_worker.connections, "close_all", lambda: closed.append(1))
+    with pytest.raises(Stop):
+        call_command("outbox_worker")
+    assert closed == [1]
+    assert [m.subject for m in mail.outbox] == ["Hello"]

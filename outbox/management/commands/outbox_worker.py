@@ -2,6 +2,7 @@
 
 import logging
 import signal
+import threading
 import time
 
 from django.core.management.base import BaseCommand
@@ -32,8 +33,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Delivered {total} items.")
             return
         stopping = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stopping.append(True))
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stopping.append(True))
         while not stopping:
             try:
                 delivered = deliver_pending()
