@@ -191,6 +191,15 @@ def print_table(results: dict) -> None:
             [writes(v, [network, "ratio_16_practices_to_1"]) for v in vendors],
             ">= 4 (PostgreSQL)" if network == "loopback" else ">= 6",
         )
+        line(
+            "  per round",
+            [
+                " ".join(map(str, writes(v, [network, "round_ratios_16_practices_to_1"]) or []))
+                if writes(v, [network, "round_ratios_16_practices_to_1"]) != "-"
+                else "-"
+                for v in vendors
+            ],
+        )
     line(
         "chains and checkpoints verified",
         [writes(v, ["verified", "ok"]) for v in vendors],

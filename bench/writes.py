@@ -3,6 +3,8 @@
     python -m bench.writes
 
 Each audited action is `audit_event_record` in its own transaction, committed.
+Configurations take turns, BENCH_WRITE_ROUNDS (3) times over; medians are printed
+with each round's ratio.
 Prints what one caller waits for that (p50, with the commit), what it adds over
 an empty transaction, and events/s for 1, 4 and 16 writer processes each on
 its own practice and for 16 on one practice: on loopback, and (PostgreSQL)
@@ -145,16 +147,35 @@ def durability() -> dict:
     return settings
 
 
+ROUNDS = int(os.environ.get("BENCH_WRITE_ROUNDS", "3"))
+
+
 def matrix(users: list[int], port: int | None) -> dict:
-    one = run_writers(users[:1], port)
-    result = {
-        "one_writer_events_per_s": one,
-        "four_practices_events_per_s": run_writers(users[:4], port),
-        "sixteen_practices_events_per_s": run_writers(users[:16], port),
-        "sixteen_on_one_practice_events_per_s": run_writers([users[0]] * 16, port),
+    """Each configuration in turn, ROUNDS times over: medians, and each round's ratio.
+
+    Taking turns puts a slow spell of the disk or the machine on every side alike.
+    """
+    configurations = {
+        "one_writer_events_per_s": users[:1],
+        "four_practices_events_per_s": users[:4],
+        "sixteen_practices_events_per_s": users[:16],
+        "sixteen_on_one_practice_events_per_s": [users[0]] * 16,
     }
+    rounds = {name: [] for name in configurations}
+    for _ in range(ROUNDS):
+        for name, writers_ in configurations.items():
+            rounds[name].append(run_writers(writers_, port))
+    result = {name: statistics.median(values) for name, values in rounds.items()}
+    one = result["one_writer_events_per_s"]
     result["ratio_16_practices_to_1"] = round(result["sixteen_practices_events_per_s"] / one, 2)
     result["ratio_16_on_one_to_1"] = round(result["sixteen_on_one_practice_events_per_s"] / one, 2)
+    result["round_ratios_16_practices_to_1"] = [
+        round(sixteen / single, 2)
+        for sixteen, single in zip(
+            rounds["sixteen_practices_events_per_s"], rounds["one_writer_events_per_s"], strict=True
+        )
+    ]
+    result["rounds"] = rounds
     return result
 
 
