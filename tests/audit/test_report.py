@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.db import OperationalError, connection
+from django.db.models import Q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from accounts.roles import Role
 from audit import export, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
+from audit.kinds import BREAK_GLASS_CODES, KINDS
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify, audit_event_scope
 from audit.services import AuditWriteError
@@ -351,6 +353,106 @@ def test_keyset_pages_reach_the_oldest_rows_with_a_fixed_number_of_queries(
     in_range = AuditEvent.objects.filter(practice=compliance.practice, occurred_at__year=2024)
     assert len(walked) == in_range.count() == 121  # 120 written + compliance's sign-in
     assert client.get("/audit/", {"page": "older", "cursor": "garbage_1"}).status_code == 200
+
+
+def page_ids(response) -> list[int]:
+    return [row["id"] for row in response.context["page"].rows]
+
+
+def walk(client, params, first: str, step: str) -> list[int]:
+    """Return the ids of every row, page after page from `first` (first or last) on."""
+    response = client.get("/audit/", {**params, "page": first})
+    pages = []
+    while True:
+        page = response.context["page"]
+        pages.append(page_ids(response))
+        done = page.is_last if step == "older" else page.is_first
+        if done:
+            break
+        cursor = page.older if step == "older" else page.newer
+        response = client.get("/audit/", {**params, "page": step, "cursor": cursor.encode()})
+    if step == "newer":
+        pages.reverse()
+    return [ident for ids in pages for ident in ids]
+
+
+def test_a_username_pages_through_its_acting_and_account_rows_once_each(
+    client, compliance, provider, nurse, clock, django_assert_max_num_queries
+):
+    """The acting user's and the account's rows are read apart and merged page by page.
+
+    Rows where the user both acted and was acted upon are in both halves and shown
+    once; rows at the same instant straddle page boundaries.
+    """
+    base = NOW - timedelta(days=3)
+    sides = [(nurse, nurse), (provider, nurse), (nurse, provider), (provider, provider)]
+    for i in range(160):
+        actor, account = sides[i % 4]
+        record_at(
+            base + timedelta(minutes=i // 3),  # three events an instant
+            kind=kinds.PROFILE_UPDATED,
+            acting_user=actor,
+            account=account,
+            params={"account": account.display_name},
+        )
+    client.force_login(compliance)
+    params = {"username": "dori"}
+    expected = list(
+        audit_event_scope(viewer=compliance)
+        .filter(occurred_at__gte=NOW - timedelta(days=6), occurred_at__lte=NOW)
+        .filter(Q(actor=nurse) | Q(account=nurse))
+        .order_by("-occurred_at", "-id")
+        .values_list("id", flat=True)
+    )
+    assert len(expected) == 120
+    client.get("/audit/", params)  # warm the session and user caches
+    # The unfiltered page's eight at most (above), the username's account, the second half.
+    with django_assert_max_num_queries(10):
+        first = client.get("/audit/", params)
+    assert page_ids(first) == expected[:50]
+    assert walk(client, params, "first", "older") == expected
+    assert walk(client, params, "last", "newer") == expected
+    last = client.get("/audit/", {**params, "page": "last"})
+    assert page_ids(last) == expected[-50:]
+    # What the page shows is what the export writes.
+    confirm_identity(client)
+    shown = [row["details"] for row in first.context["rows"]]
+    exported = [row[6] for row in read_csv(client.get("/audit/export.csv", params))[1:]]
+    assert exported[:50] == shown
+
+
+def test_break_glass_only_pages_through_every_break_glass_kind_in_order(
+    client, compliance, auditor, provider, agent, clock
+):
+    base = NOW - timedelta(days=3)
+    glass = [KINDS[code] for code in BREAK_GLASS_CODES]
+    for i in range(70):
+        kind = glass[i % len(glass)] if i % 2 else kinds.SIGNED_IN
+        record_at(
+            base + timedelta(minutes=i // 2),
+            kind=kind,
+            acting_user=agent,
+            account=provider,
+            params={"account": "x", "grant": i, "minutes": 30, "justification": "call"},
+        )
+    for viewer in (compliance, auditor):
+        client.force_login(viewer)
+        expected = list(
+            audit_event_scope(viewer=viewer)
+            .filter(occurred_at__gte=NOW - timedelta(days=6), occurred_at__lte=NOW)
+            .filter(kind__startswith="break_glass.")
+            .order_by("-occurred_at", "-id")
+            .values_list("id", flat=True)
+        )
+        assert len(expected) == 35
+        params = {"break_glass": "on"}
+        assert walk(client, params, "first", "older") == expected
+        assert walk(client, params, "last", "newer") == expected
+
+
+def test_break_glass_codes_are_every_break_glass_kind():
+    assert set(BREAK_GLASS_CODES) == {code for code in KINDS if code.startswith("break_glass")}
+    assert len(BREAK_GLASS_CODES) == 5
 
 
 # Export
