@@ -158,11 +158,12 @@ class AuditEventFilter(django_filters.FilterSet):
         part of its own, a range scan of its own index newest first, and the
         report merges the parts' pages.
         """
+        sides_of = {"username": self.username_sides, "break_glass": self.break_glass_sides}
         events = self.queryset.all()
         sides = []
         for name, value in self.form.cleaned_data.items():
-            if value and name in {"username", "break_glass"}:
-                sides.append(getattr(self, f"{name}_sides")())
+            if value and name in sides_of:
+                sides.append(sides_of[name]())
             else:
                 events = self.filters[name].filter(events, value)
         return [events.filter(*choice) for choice in itertools.product(*sides)]
