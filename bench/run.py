@@ -240,11 +240,21 @@ def print_table(results: dict) -> None:
 def print_report(results: dict, vendors: list[str], line) -> None:
     """Print each report page beside the trivial page and, if measured, the other log size."""
     reports = {v: results[v]["report"] for v in vendors}
+    first = reports[vendors[0]]
+    samples = first["rounds"] * (len(first["report"]) + len(first.get("reference", {})))
     line(
-        f"trivial signed-in page (x{reports[vendors[0]]['rounds'] * len(reports[vendors[0]]['report'])})",
+        f"trivial signed-in page (x{samples})",
         [f"{r['trivial']['median_ms']}/{r['trivial']['p95_ms']} ms" for r in reports.values()],
         "median/p95",
     )
+    for name in reports[vendors[0]].get("reference", {}):
+        pages = {v: reports[v]["reference"][name] for v in vendors}
+        line(
+            f"ref. {name}",
+            [f"{p['page']['median_ms']}/{p['page']['p95_ms']} ms" for p in pages.values()],
+            "median/p95",
+        )
+        line("  ratio to trivial page", [p["ratio"] for p in pages.values()])
     references = {v: reference_report(results, v) for v in vendors}
     for case in reports[vendors[0]]["report"]:
         pages = {v: reports[v]["report"][case] for v in vendors}
