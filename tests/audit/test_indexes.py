@@ -22,6 +22,7 @@ from audit import kinds
 from audit.kinds import BREAK_GLASS_CODES
 from audit.models import AuditedPatient, AuditEvent
 from audit.selectors import Cursor
+from tests.audit.helpers import copies_of
 from tests.factories import make_user
 
 NOW = datetime(2024, 3, 19, 16, 0, tzinfo=UTC)
@@ -52,8 +53,9 @@ def people(practice, other_practice, provider, nurse, other_provider):
 def build_log(practices: list[int], people: dict) -> None:
     """Insert LOG_SIZE events over two years, as the two practices' staff would leave them.
 
-    Written in bulk, not through the service: these tests read plans, not the chain,
-    and a log large enough for the planner to see its shape takes seconds that way.
+    Written in bulk as copies of the newest event, not through the service: these
+    tests read plans, not the chain, and a log large enough for the planner to see
+    its shape takes seconds that way.
     Chart views are 40%, break-glass events one in 1,500 and exports one in 1,000;
     patient P-k is in the first practice's log for even k, the second's for odd k.
     """
@@ -74,26 +76,24 @@ def build_log(practices: list[int], people: dict) -> None:
         elif n % 5 == 2:
             kind = kinds.PROFILE_UPDATED
         events.append(
-            AuditEvent(
-                seq=10_000_000 + n,
-                occurred_at=start + step * n,
-                actor=user,
-                actor_ref=user.pk,
-                account=user,
-                account_ref=user.pk,
-                practice_id=practice,
-                patient_id=patient,
-                patient_name=patient and f"Patient {patient}",
-                kind=kind.code,
-                type=kind.type.value,
-                action=kind.action.value,
-                details=kind.code,
-                key_id="test",
-                prev_hash="0" * 64,
-                row_hash="0" * 64,
-            )
+            {
+                "seq": 10_000_000 + n,
+                "occurred_at": start + step * n,
+                "actor_id": user.pk,
+                "actor_ref": user.pk,
+                "account_id": user.pk,
+                "account_ref": user.pk,
+                "practice_id": practice,
+                "patient_id": patient,
+                "patient_name": patient and f"Patient {patient}",
+                "kind": kind.code,
+                "type": kind.type.value,
+                "action": kind.action.value,
+                "details": kind.code,
+            }
         )
-    AuditEvent.objects.bulk_create(events, batch_size=2000)
+    template = AuditEvent.objects.order_by("id").last()
+    AuditEvent.objects.bulk_create(copies_of(template, events), batch_size=2000)
     AuditedPatient.objects.bulk_create(
         AuditedPatient(
             practice_id=practices[k % 2], patient_id=f"P-{k}", patient_name=f"Patient P-{k}"

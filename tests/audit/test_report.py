@@ -16,9 +16,9 @@ from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
 from audit.kinds import BREAK_GLASS_CODES, KINDS
 from audit.models import AuditEvent
-from audit.selectors import audit_chain_verify, audit_event_scope
+from audit.selectors import Cursor, audit_chain_verify, audit_event_scope, audit_report_page
 from audit.services import AuditWriteError
-from tests.audit.helpers import chart_viewed, record_at
+from tests.audit.helpers import chart_viewed, copies_of, record_at
 from tests.factories import confirm_identity, make_user
 
 NOW = datetime(2024, 3, 19, 16, 0, tzinfo=UTC)  # 12:00 PM EDT
@@ -470,29 +470,27 @@ def test_merged_parts_page_like_the_single_query(provider, nurse, log, size, fir
     Few instants for many rows (ties broken by id), small pages, a date range that
     may leave rows out on both ends, and cursors inside and outside it.
     """
-    from audit.selectors import Cursor, audit_report_page
-
     start = NOW - timedelta(hours=1)
     minute = timedelta(minutes=1)
     people = {"both": (nurse, nurse), "actor": (nurse, provider)}
     people |= {"account": (provider, nurse), "neither": (provider, provider)}
+    template = AuditEvent.objects.order_by("id").last()
     with transaction.atomic():
         AuditEvent.objects.bulk_create(
-            AuditEvent(
-                seq=10**6 + n,
-                occurred_at=start + minute * at,
-                actor=people[side][0],
-                account=people[side][1],
-                practice=provider.practice,
-                kind=kinds.PROFILE_UPDATED.code,
-                type="Account",
-                action="Update",
-                details=side,
-                key_id="test",
-                prev_hash="0" * 64,
-                row_hash="0" * 64,
+            copies_of(
+                template,
+                (
+                    {
+                        "seq": 10**6 + n,
+                        "occurred_at": start + minute * at,
+                        "actor_id": people[side][0].pk,
+                        "account_id": people[side][1].pk,
+                        "practice_id": provider.practice_id,
+                        "details": side,
+                    }
+                    for n, (at, side) in enumerate(log)
+                ),
             )
-            for n, (at, side) in enumerate(log)
         )
         between = (start + minute * first, start + minute * last)
         events = AuditEvent.objects.filter(practice=provider.practice)
