@@ -16,7 +16,6 @@ import pytest
 import time_machine
 from django.db import connection
 
-from accounts.models import Practice
 from accounts.roles import Role
 from audit import kinds
 from audit.kinds import BREAK_GLASS_CODES
@@ -31,22 +30,21 @@ PAGE = 50
 DAYS = 730  # the log spans two years, up to NOW
 FULL = {"date_from": "2022-03-20", "date_to": "2024-03-19"}
 MIDDLE = {"date_from": "2023-03-20", "date_to": "2023-03-20"}
-
-
 STAFF = 12  # accounts per practice: each writes about 4% of the log, as on a real platform
 
 
 @pytest.fixture
 def people(practice, other_practice, provider, nurse, other_provider):
+    """Return the readers by role and each practice's staff by the practice's id."""
     compliance = make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="compliance")
-    staff = {practice.pk: [provider, nurse, compliance], other_practice.pk: [other_provider]}
+    staff = {practice: [provider, nurse, compliance], other_practice: [other_provider]}
     for place, members in staff.items():
         while len(members) < STAFF:
-            members.append(make_user(Role.NURSE, practice=Practice.objects.get(pk=place)))
+            members.append(make_user(Role.NURSE, practice=place))
     return {
         "compliance": compliance,
         "auditor": make_user(Role.PLATFORM_AUDITOR, username="auditor"),
-        **staff,
+        **{place.pk: members for place, members in staff.items()},
     }
 
 
@@ -55,8 +53,7 @@ def build_log(practices: list[int], people: dict) -> None:
 
     Written in bulk as copies of the newest event, not through the service: these
     tests read plans, not the chain, and a log large enough for the planner to see
-    its shape takes seconds that way.
-    Chart views are 40%, break-glass events one in 1,500 and exports one in 1,000;
+    its shape takes seconds that way. Chart views are 40%, break-glass events one in 1,500 and exports one in 1,000;
     patient P-k is in the first practice's log for even k, the second's for odd k.
     """
     step = timedelta(days=DAYS) / LOG_SIZE
@@ -102,7 +99,7 @@ def build_log(practices: list[int], people: dict) -> None:
     )
 
 
-def cases(people, practice, other_practice) -> dict[str, tuple[str, dict, list[set[str]]]]:
+def cases(practice) -> dict[str, tuple[str, dict, list[set[str]]]]:
     """Return each page: who reads it, its query string, and the index each part may use.
 
     Pages over a whole practice may take the practice's time index or, where a
@@ -256,7 +253,7 @@ def test_each_report_page_reads_one_index_range_newest_first(
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
         problems = []
-        for name, (viewer, params, expected) in cases(people, practice, other_practice).items():
+        for name, (viewer, params, expected) in cases(practice).items():
             client.force_login(people[viewer])
             client.get("/")  # the session's own queries out of the way
             statements = page_statements(client, params)
