@@ -367,3 +367,6 @@ PATIENT_CHART_VIEWED = EventKind(
 KINDS: dict[str, EventKind] = {
     value.code: value for value in list(globals().values()) if isinstance(value, EventKind)
 }
+
+# The codes the report's "Break-glass only" filter selects: every kind of break-glass access.
+BREAK_GLASS_CODES = tuple(code for code in KINDS if code.startswith("break_glass."))

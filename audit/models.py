@@ -94,7 +94,8 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         indexes = [
-            # One index per way the report narrows the log, each ending in the sort key.
+            # One index per way the report narrows the log, each ending in the sort key, so
+            # a page is one range scan of its rows, newest first (docs/audit.md).
             models.Index(fields=["occurred_at", "id"], name="audit_time_idx"),
             models.Index(fields=["practice", "occurred_at", "id"], name="audit_practice_time_idx"),
             models.Index(fields=["actor", "occurred_at"], name="audit_actor_time_idx"),
@@ -102,6 +103,23 @@ class AuditEvent(models.Model):
             models.Index(
                 fields=["practice", "patient_id", "occurred_at"], name="audit_patient_time_idx"
             ),
+            # The username filter reads the acting user's and the account's rows apart.
+            models.Index(
+                fields=["practice", "actor", "occurred_at", "id"], name="audit_practice_actor_idx"
+            ),
+            models.Index(
+                fields=["practice", "account", "occurred_at", "id"],
+                name="audit_practice_account_idx",
+            ),
+            models.Index(
+                fields=["practice", "type", "occurred_at", "id"], name="audit_practice_type_idx"
+            ),
+            models.Index(fields=["type", "occurred_at", "id"], name="audit_type_time_idx"),
+            # "Break-glass only" reads each break-glass kind apart (audit/forms.py).
+            models.Index(
+                fields=["practice", "kind", "occurred_at", "id"], name="audit_practice_kind_idx"
+            ),
+            models.Index(fields=["kind", "occurred_at", "id"], name="audit_kind_time_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seq_positive"),

@@ -1,6 +1,8 @@
 """Reads of the audit log: the report page, the export, the patient list."""
 
+import heapq
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -92,30 +94,52 @@ class ReportPage:
 
 
 def audit_report_page(
-    events: QuerySet[AuditEvent], *, direction: str, cursor: Cursor | None, size: int
+    parts: Sequence[QuerySet[AuditEvent]],
+    *,
+    between: tuple[datetime, datetime],
+    direction: str,
+    cursor: Cursor | None,
+    size: int,
 ) -> ReportPage:
-    """Return one page of `events`, newest first, by keyset pagination.
+    """Return one page of the union of `parts` in `between`, newest first, by keyset pagination.
 
     Every page, the oldest included, costs one index range scan of `size + 1`
-    rows: no OFFSET, no COUNT, whatever the size of the log.
+    rows per part: no OFFSET, no COUNT, whatever the size of the log. Each part
+    is read on its own, in the page's order, and the parts' rows are merged here,
+    a row that several parts match once (`AuditEventFilter.parts`).
+    between: (start, end), start included, end not.
     direction: "first", "last", "older" (than cursor) or "newer" (than cursor).
     """
-    rows_qs = events.values(*REPORT_COLUMNS)
     if direction in {"older", "newer"} and cursor is None:
         direction = "first"
-    if direction == "older":
-        rows_qs = rows_qs.filter(
-            Q(occurred_at__lt=cursor.occurred_at)
-            | Q(occurred_at=cursor.occurred_at, id__lt=cursor.id)
-        )
-    elif direction == "newer":
-        rows_qs = rows_qs.filter(
-            Q(occurred_at__gt=cursor.occurred_at)
-            | Q(occurred_at=cursor.occurred_at, id__gt=cursor.id)
-        )
     ascending = direction in {"newer", "last"}
     ordering = ("occurred_at", "id") if ascending else ("-occurred_at", "-id")
-    fetched = list(rows_qs.order_by(*ordering)[: size + 1])
+    start, end = between
+    # One lower and one upper bound on occurred_at, the tighter of the date range's
+    # and the cursor's: the index scan starts from the bound it is given, and SQLite
+    # uses only one of several (the first, when it cannot tell which is tighter),
+    # so with both it would step over every row from the end of the range to the
+    # cursor. The id settles rows at the cursor's very instant.
+    bounds = Q(occurred_at__gte=start, occurred_at__lt=end)
+    if direction == "older" and cursor.occurred_at < end:
+        bounds = Q(occurred_at__gte=start, occurred_at__lte=cursor.occurred_at) & (
+            Q(occurred_at__lt=cursor.occurred_at) | Q(id__lt=cursor.id)
+        )
+    elif direction == "newer" and cursor.occurred_at >= start:
+        bounds = Q(occurred_at__gte=cursor.occurred_at, occurred_at__lt=end) & (
+            Q(occurred_at__gt=cursor.occurred_at) | Q(id__gt=cursor.id)
+        )
+    pages = [
+        list(part.filter(bounds).values(*REPORT_COLUMNS).order_by(*ordering)[: size + 1])
+        for part in parts
+    ]
+    fetched: list[dict] = []
+    for row in heapq.merge(*pages, key=_position, reverse=not ascending):
+        if fetched and fetched[-1]["id"] == row["id"]:
+            continue  # the same row from another part: equal positions come together
+        fetched.append(row)
+        if len(fetched) > size:
+            break
     more = len(fetched) > size
     rows = fetched[:size]
     if ascending:
@@ -132,6 +156,10 @@ def audit_report_page(
         is_first=not has_newer,
         is_last=not has_older,
     )
+
+
+def _position(row: dict) -> tuple[datetime, int]:
+    return row["occurred_at"], row["id"]
 
 
 # Freezing a read at a checkpoint

@@ -48,7 +48,11 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         direction = "first"
     cursor = selectors.Cursor.decode(request.GET.get("cursor"))
     page = selectors.audit_report_page(
-        filterset.qs, direction=direction, cursor=cursor, size=PAGE_SIZE
+        filterset.parts,
+        between=filterset.form.range,
+        direction=direction,
+        cursor=cursor,
+        size=PAGE_SIZE,
     )
     rows = [
         {

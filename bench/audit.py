@@ -1,7 +1,7 @@
 """Audit-log benchmark steps, each run in its own process by bench/run.py.
 
     python -m bench.audit generate N    build the benchmark log (a valid chain)
-    python -m bench.audit report        report pages vs their raw SQL
+    python -m bench.audit report        report pages vs a trivial page, served by gunicorn
     python -m bench.audit export        the app's CSV export of every row
     python -m bench.audit dump          the database's own dump of the same columns
 Each prints one JSON object on its last line.
@@ -10,12 +10,13 @@ Each prints one JSON object on its last line.
 import csv
 import io
 import json
+import math
 import os
 import random
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 import django
@@ -38,7 +39,6 @@ from audit.services import (  # noqa: E402
 from bench.signin import signed_in_client  # noqa: E402
 
 PASSWORD = "bench-password-0000"  # noqa: S105
-RUNS = 30
 
 
 def peak_rss_mb() -> float:
@@ -213,69 +213,122 @@ def _insert(columns: list[str], rows: list[tuple]) -> None:
 
 # report
 
+REPORT_ROUNDS = int(os.environ.get("BENCH_REPORT_ROUNDS", "40"))  # samples of each page
+TRIVIAL_PAGE = "/"  # loads the session and the user, and redirects to the account page
+# Not report pages: what a page of the same layout costs, for reading the ratios.
+REFERENCE_PAGES = {"account page (same layout)": ("bench_compliance", "/account/staff/")}
 
-def _timed(fn, runs: int = RUNS) -> dict:
-    fn()  # warm caches and connections
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    samples.sort()
+
+def _stats(samples: list[float]) -> dict:
+    ordered = sorted(samples)
     return {
-        "median_ms": round(statistics.median(samples), 3),
-        "p95_ms": round(samples[int(0.95 * (len(samples) - 1))], 3),
+        "median_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[math.ceil(0.95 * len(ordered)) - 1], 3),  # nearest rank
+    }
+
+
+def report_cases() -> dict[str, tuple[str, dict]]:
+    """Return each timed report page: who asks, and the query string it sends."""
+    from zoneinfo import ZoneInfo
+
+    compliance = User.objects.get(username="bench_compliance")
+    today = timezone.now().astimezone(ZoneInfo(compliance.time_zone)).date()
+    full = {"date_from": (today - timedelta(days=730)).isoformat(), "date_to": today.isoformat()}
+    month = {"date_from": (today - timedelta(days=30)).isoformat(), "date_to": today.isoformat()}
+    middle = (today - timedelta(days=365)).isoformat()
+    members = User.objects.filter(username__startswith="bench_user").order_by("pk")
+    own = members.filter(practice=compliance.practice)[1].username
+    other = members.exclude(practice=compliance.practice).first().username
+    # The patient of the practice's newest chart view: one with events at every log size.
+    patient = (
+        AuditEvent.objects.filter(practice=compliance.practice, type="Patient")
+        .order_by("-occurred_at", "-id")
+        .values_list("patient_id", flat=True)
+        .first()
+    )
+    officer, auditor = "bench_compliance", "bench_auditor"
+    return {
+        "first page (2 years)": (officer, full),
+        "oldest page (2 years)": (officer, {**full, "page": "last"}),
+        "username + month": (officer, {**month, "username": own}),
+        "username, 2 years": (officer, {**full, "username": own}),
+        "other practice's username": (officer, {**full, "username": other}),
+        "patient, 2 years": (officer, {**full, "patient": patient}),
+        "one day in the middle": (officer, {"date_from": middle, "date_to": middle}),
+        "type Report, 2 years": (officer, {**full, "type": "Report"}),
+        "break-glass only, 2 years": (officer, {**full, "break_glass": "on"}),
+        "break-glass only, auditor": (auditor, {**full, "break_glass": "on"}),
+        "username matching nobody": (officer, {**full, "username": "nobody-by-that-name"}),
     }
 
 
 def report() -> None:
-    compliance = User.objects.get(username="bench_compliance")
-    username = "bench_user2"
-    target = User.objects.get(username=username)
-    client = signed_in_client(compliance)
-    tz = compliance.time_zone
-    today = timezone.now().astimezone(__import__("zoneinfo").ZoneInfo(tz)).date()
-    full = {"date_from": (today - timedelta(days=730)).isoformat(), "date_to": today.isoformat()}
-    month = {"date_from": (today - timedelta(days=30)).isoformat(), "date_to": today.isoformat()}
-    cases = {
-        "first page (2 years)": (full, "DESC"),
-        "last page (2 years)": ({**full, "page": "last"}, "ASC"),
-        "username + month": ({**month, "username": username}, "DESC"),
-    }
+    """Time each report page and a trivial signed-in page, alternately, on one gunicorn process.
+
+    One worker serves both, so the ratio compares pages of the same process; each
+    page's ratio is to the trivial requests made just before its own. A page of
+    the same layout with one small form (the officer's own account page) is timed
+    the same way, as a reference for what any rendered page costs here.
+    """
+    from urllib.parse import urlencode
+
+    from bench.pins import sign_in
+    from bench.server import gunicorn
+
+    cases = report_cases()
+    paths = {name: f"/audit/?{urlencode(params)}" for name, (_v, params) in cases.items()}
+    viewers = {name: viewer for name, (viewer, _params) in cases.items()}
+    paths |= {name: path for name, (_v, path) in REFERENCE_PAGES.items()}
+    viewers |= {name: viewer for name, (viewer, _path) in REFERENCE_PAGES.items()}
+    connection.close()
+    with gunicorn(workers=1) as port:
+        sessions = {viewer: sign_in(port, viewer) for viewer in set(viewers.values())}
+
+        def get(viewer: str, path: str) -> tuple[float, int, str]:
+            t0 = time.perf_counter()
+            status, page = sessions[viewer].request("GET", path)
+            return (time.perf_counter() - t0) * 1000, status, page
+
+        rows: dict[str, int] = {}
+        for _ in range(3):  # warm the worker: imports, templates, connection, caches
+            for name, path in paths.items():
+                get(viewers[name], TRIVIAL_PAGE)
+                _ms, status, page = get(viewers[name], path)
+                if status != 200:
+                    raise SystemExit(f"{name}: {path} answered {status}")
+                rows[name] = page.count('<td class="nowrap">')
+        trivial = {name: [] for name in paths}
+        pages = {name: [] for name in paths}
+        for _ in range(REPORT_ROUNDS):
+            for name, path in paths.items():
+                ms, status, _page = get(viewers[name], TRIVIAL_PAGE)
+                if status not in (301, 302):
+                    raise SystemExit(f"{TRIVIAL_PAGE} answered {status}")
+                trivial[name].append(ms)
+                ms, status, page = get(viewers[name], path)
+                if status != 200 or page.count('<td class="nowrap">') != rows[name]:
+                    raise SystemExit(f"{name}: {path} answered {status} with other rows")
+                pages[name].append(ms)
     results = {}
-    for name, (params, order) in cases.items():
-
-        def page(params=params, name=name):
-            response = client.get("/audit/", params)
-            if response.status_code != 200 or b'<td class="nowrap">' not in response.content:
-                raise SystemExit(f"{name}: the report answered {response.status_code} without rows")
-
-        request = _timed(page)
-        start = datetime.fromisoformat(params["date_from"]).replace(tzinfo=UTC)
-        end = datetime.fromisoformat(params["date_to"]).replace(tzinfo=UTC) + timedelta(days=1)
-        where = "practice_id = %s AND occurred_at >= %s AND occurred_at < %s"
-        args = [compliance.practice_id, start, end]
-        if "username" in params:
-            where += " AND (actor_id = %s OR account_id = %s)"
-            args += [target.pk, target.pk]
-        sql = (
-            "SELECT id, occurred_at, patient_name, actor_label, type, action, details, ip "  # noqa: S608
-            f"FROM audit_auditevent WHERE {where} ORDER BY occurred_at {order}, id {order} LIMIT 51"
-        )
-
-        def raw(sql=sql, args=args):
-            with connection.cursor() as cursor:
-                cursor.execute(sql, args)
-                if not cursor.fetchall():
-                    raise SystemExit("the raw query found no rows")
-
-        query = _timed(raw)
+    for name in paths:
+        page, base = _stats(pages[name]), _stats(trivial[name])
         results[name] = {
-            "request": request,
-            "raw_sql": query,
-            "ratio": round(request["median_ms"] / query["median_ms"], 2),
+            "viewer": viewers[name],
+            "params": cases[name][1] if name in cases else {},
+            "rows": rows[name],
+            "page": page,
+            "trivial": base,
+            "ratio": round(page["median_ms"] / base["median_ms"], 2),
         }
-    emit({"report": results})
+    everything = [ms for samples in trivial.values() for ms in samples]
+    emit(
+        {
+            "report": {name: results[name] for name in cases},
+            "reference": {name: results[name] for name in REFERENCE_PAGES},
+            "trivial": _stats(everything),
+            "rounds": REPORT_ROUNDS,
+        }
+    )
 
 
 # export

@@ -3,7 +3,8 @@ PostgreSQL, side by side. Prints a table and writes JSON under bench/results/.
 
 BENCH_EVENTS (default 1,000,000) sets the size of the generated log. The log
 is generated once per database (bench/data/ for SQLite; a separate
-`<name>_bench` database on PostgreSQL) and reused by later runs.
+`<name>_bench` database on PostgreSQL) and reused by later runs. BENCH_ONLY
+(e.g. `report`, or `report,pins`) runs only the steps it names.
 """
 
 import base64
@@ -77,9 +78,36 @@ def step(url: str, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def git_commit() -> str:
+    """Return the commit measured, with "+changes" when the work tree differs from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{head}+changes" if dirty else head
+
+
 def main() -> None:
     ensure_keys()
-    results: dict = {"events": EVENTS, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results: dict = {
+        "events": EVENTS,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": git_commit(),
+    }
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    if only - set(STEPS):
+        raise SystemExit(f"BENCH_ONLY names unknown steps: {', '.join(sorted(only - set(STEPS)))}")
+    steps = [name for name in STEPS if not only or name in only]
     for vendor, url in databases().items():
         print(f"[{vendor}] preparing a log of {EVENTS:,} events ...", flush=True)
         if vendor == "postgresql":
@@ -99,22 +127,25 @@ def main() -> None:
         generated = step(url, "-m", "bench.audit", "generate", str(EVENTS))
         print(f"[{vendor}] {generated}", flush=True)
         print(f"[{vendor}] measuring ...", flush=True)
-        # Export and dump take turns, twice each, and the faster run of each counts:
-        # whichever ran first would otherwise pay for a cold cache.
-        exports, dumps = [], []
-        for _ in range(2):
-            exports.append(step(url, "-m", "bench.audit", "export"))
-            dumps.append(step(url, "-m", "bench.audit", "dump"))
-        results[vendor] = {
-            "report": step(url, "-m", "bench.audit", "report")["report"],
-            "export": max(exports, key=lambda run: run["rows_per_s"]),
-            "dump": max(dumps, key=lambda run: run["rows_per_s"]),
-            "writes": step(url, "-m", "bench.writes"),
-            "pins": step(url, "-m", "bench.pins"),
-        }
-        results[vendor]["export"]["peak_rss_mb"] = max(run["peak_rss_mb"] for run in exports)
-        export, dump = results[vendor]["export"], results[vendor]["dump"]
-        export["ratio_to_dump"] = round(export["rows_per_s"] / dump["rows_per_s"], 2)
+        results[vendor] = {}
+        if "report" in steps:
+            results[vendor]["report"] = step(url, "-m", "bench.audit", "report")
+        if "export" in steps:
+            # Export and dump take turns, twice each, and the faster run of each counts:
+            # whichever ran first would otherwise pay for a cold cache.
+            exports, dumps = [], []
+            for _ in range(2):
+                exports.append(step(url, "-m", "bench.audit", "export"))
+                dumps.append(step(url, "-m", "bench.audit", "dump"))
+            results[vendor]["export"] = max(exports, key=lambda run: run["rows_per_s"])
+            results[vendor]["dump"] = max(dumps, key=lambda run: run["rows_per_s"])
+            results[vendor]["export"]["peak_rss_mb"] = max(run["peak_rss_mb"] for run in exports)
+            export, dump = results[vendor]["export"], results[vendor]["dump"]
+            export["ratio_to_dump"] = round(export["rows_per_s"] / dump["rows_per_s"], 2)
+        if "writes" in steps:
+            results[vendor]["writes"] = step(url, "-m", "bench.writes")
+        if "pins" in steps:
+            results[vendor]["pins"] = step(url, "-m", "bench.pins")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"audit-{results['when'].replace(':', '')}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -122,102 +153,187 @@ def main() -> None:
     print(f"\nJSON: {out.relative_to(ROOT)}")
 
 
+# BENCH_ONLY=report,pins runs only the steps named (the log is still generated first).
+STEPS = ("report", "export", "writes", "pins")
+
+
+def reference_report(results: dict, vendor: str) -> tuple[dict, dict] | None:
+    """Return (smaller log's report, larger log's report) when a run of the other size exists.
+
+    The reference is the newest result of the other size for the same commit, or
+    failing that the newest of any commit (its commit is printed beside it).
+    """
+    other = REFERENCE_EVENTS if results["events"] != REFERENCE_EVENTS else None
+    candidates = []
+    for path in sorted(RESULTS.glob("audit-*.json")):
+        past = json.loads(path.read_text())
+        size = past.get("events")
+        if size == results["events"] or (other is not None and size != other):
+            continue
+        if other is None and size < results["events"]:
+            continue
+        if "report" in past.get(vendor, {}) and "page" in next(
+            iter(past[vendor]["report"]["report"].values()), {}
+        ):
+            candidates.append(past)
+    if not candidates:
+        return None
+    same = [past for past in candidates if past.get("commit") == results.get("commit")]
+    past = (same or candidates)[-1]
+    pair = (past, results) if past["events"] < results["events"] else (results, past)
+    return pair[0], pair[1]
+
+
+REFERENCE_EVENTS = 10_000  # the size whose report pages the larger logs are held to
+
+
 def print_table(results: dict) -> None:
     vendors = [v for v in ("sqlite", "postgresql") if v in results]
-    width = 34
-    print(f"\nAudit log benchmark, {results['events']:,} events\n")
+    width = 36
+    print(f"\nAudit log benchmark, {results['events']:,} events (commit {results.get('commit')})\n")
     print("metric".ljust(width) + "".join(v.rjust(22) for v in vendors) + "   target")
     print("-" * (width + 22 * len(vendors) + 12))
 
     def line(label, values, target=""):
         print(label.ljust(width) + "".join(str(v).rjust(22) for v in values) + f"   {target}")
 
-    for case in results[vendors[0]]["report"]:
+    def has(step):
+        return all(step in results[v] for v in vendors)
+
+    if has("report"):
+        print_report(results, vendors, line)
+    if has("export"):
+        line("export rows/s", [f"{results[v]['export']['rows_per_s']:,}" for v in vendors])
+        line("  database dump rows/s", [f"{results[v]['dump']['rows_per_s']:,}" for v in vendors])
         line(
-            f"report {case}: median/p95 ms",
+            "  ratio export/dump",
+            [results[v]["export"]["ratio_to_dump"] for v in vendors],
+            ">= 0.7",
+        )
+        line(
+            "  export peak RSS MB", [results[v]["export"]["peak_rss_mb"] for v in vendors], "< 150"
+        )
+    if has("writes"):
+
+        def writes(v, path):
+            value = results[v]["writes"]
+            for key in path:
+                value = value.get(key, {}) if isinstance(value, dict) else {}
+            return value if value != {} else "-"
+
+        line("commits durable", [writes(v, ["durability", "durable"]) for v in vendors], "yes")
+        line(
+            "audit write: caller waits p50 ms",
+            [writes(v, ["caller", "record_p50_ms"]) for v in vendors],
+        )
+        line("  p95 ms", [writes(v, ["caller", "record_p95_ms"]) for v in vendors])
+        line(
+            "  added over empty txn p50 ms",
+            [writes(v, ["caller", "record_adds_p50_ms"]) for v in vendors],
+        )
+        for network in ("loopback", "proxy"):
+            label = "loopback" if network == "loopback" else "+0.5 ms each way"
+            line(f"events/s ({label})", ["" for _ in vendors])
+            line("  1 writer", [writes(v, [network, "one_writer_events_per_s"]) for v in vendors])
+            line(
+                "  4 writers, 4 practices",
+                [writes(v, [network, "four_practices_events_per_s"]) for v in vendors],
+            )
+            line(
+                "  16 writers, 16 practices",
+                [writes(v, [network, "sixteen_practices_events_per_s"]) for v in vendors],
+            )
+            line(
+                "  16 writers, one practice",
+                [writes(v, [network, "sixteen_on_one_practice_events_per_s"]) for v in vendors],
+            )
+            line(
+                "  ratio 16 practices / 1 writer",
+                [writes(v, [network, "ratio_16_practices_to_1"]) for v in vendors],
+                ">= 4 (PostgreSQL)" if network == "loopback" else ">= 6",
+            )
+            line(
+                "  per round",
+                [
+                    " ".join(map(str, writes(v, [network, "round_ratios_16_practices_to_1"]) or []))
+                    if writes(v, [network, "round_ratios_16_practices_to_1"]) != "-"
+                    else "-"
+                    for v in vendors
+                ],
+            )
+        line(
+            "chains and checkpoints verified",
+            [writes(v, ["verified", "ok"]) for v in vendors],
+            "True",
+        )
+    if has("pins"):
+        line(
+            "gunicorn: trivial signed-in req/s",
+            [results[v]["pins"]["trivial_signed_in_per_s"] for v in vendors],
+        )
+        line("  PIN validations req/s", [results[v]["pins"]["validate_per_s"] for v in vendors])
+        line("  ratio validation/trivial", [results[v]["pins"]["ratio"] for v in vendors], ">= 0.5")
+        line(
+            "  ratio per round (min-max)",
             [
-                f"{results[v]['report'][case]['request']['median_ms']}/{results[v]['report'][case]['request']['p95_ms']}"
+                f"{min(results[v]['pins']['round_ratios'])}-{max(results[v]['pins']['round_ratios'])}"
                 for v in vendors
             ],
         )
-        line(
-            "  raw SQL median ms",
-            [results[v]["report"][case]["raw_sql"]["median_ms"] for v in vendors],
-        )
-        line(
-            "  ratio request/raw SQL",
-            [results[v]["report"][case]["ratio"] for v in vendors],
-            "<= 2",
-        )
-    line("export rows/s", [f"{results[v]['export']['rows_per_s']:,}" for v in vendors])
-    line("  database dump rows/s", [f"{results[v]['dump']['rows_per_s']:,}" for v in vendors])
-    line("  ratio export/dump", [results[v]["export"]["ratio_to_dump"] for v in vendors], ">= 0.7")
-    line("  export peak RSS MB", [results[v]["export"]["peak_rss_mb"] for v in vendors], "< 150")
 
-    def writes(v, path):
-        value = results[v]["writes"]
-        for key in path:
-            value = value.get(key, {}) if isinstance(value, dict) else {}
-        return value if value != {} else "-"
 
-    line("commits durable", [writes(v, ["durability", "durable"]) for v in vendors], "yes")
+def print_report(results: dict, vendors: list[str], line) -> None:
+    """Print each report page beside the trivial page and, if measured, the other log size."""
+    reports = {v: results[v]["report"] for v in vendors}
+    first = reports[vendors[0]]
+    samples = first["rounds"] * (len(first["report"]) + len(first.get("reference", {})))
     line(
-        "audit write: caller waits p50 ms",
-        [writes(v, ["caller", "record_p50_ms"]) for v in vendors],
+        f"trivial signed-in page (x{samples})",
+        [f"{r['trivial']['median_ms']}/{r['trivial']['p95_ms']} ms" for r in reports.values()],
+        "median/p95",
     )
-    line("  p95 ms", [writes(v, ["caller", "record_p95_ms"]) for v in vendors])
-    line(
-        "  added over empty txn p50 ms",
-        [writes(v, ["caller", "record_adds_p50_ms"]) for v in vendors],
-    )
-    for network in ("loopback", "proxy"):
-        label = "loopback" if network == "loopback" else "+0.5 ms each way"
-        line(f"events/s ({label})", ["" for _ in vendors])
-        line("  1 writer", [writes(v, [network, "one_writer_events_per_s"]) for v in vendors])
+    for name in reports[vendors[0]].get("reference", {}):
+        pages = {v: reports[v]["reference"][name] for v in vendors}
         line(
-            "  4 writers, 4 practices",
-            [writes(v, [network, "four_practices_events_per_s"]) for v in vendors],
+            f"ref. {name}",
+            [f"{p['page']['median_ms']}/{p['page']['p95_ms']} ms" for p in pages.values()],
+            "median/p95",
         )
+        line("  ratio to trivial page", [p["ratio"] for p in pages.values()])
+    references = {v: reference_report(results, v) for v in vendors}
+    for case in reports[vendors[0]]["report"]:
+        pages = {v: reports[v]["report"][case] for v in vendors}
         line(
-            "  16 writers, 16 practices",
-            [writes(v, [network, "sixteen_practices_events_per_s"]) for v in vendors],
+            f"report {case}",
+            [f"{p['page']['median_ms']}/{p['page']['p95_ms']} ms" for p in pages.values()],
+            "median/p95",
         )
-        line(
-            "  16 writers, one practice",
-            [writes(v, [network, "sixteen_on_one_practice_events_per_s"]) for v in vendors],
-        )
-        line(
-            "  ratio 16 practices / 1 writer",
-            [writes(v, [network, "ratio_16_practices_to_1"]) for v in vendors],
-            ">= 4 (PostgreSQL)" if network == "loopback" else ">= 6",
-        )
-        line(
-            "  per round",
-            [
-                " ".join(map(str, writes(v, [network, "round_ratios_16_practices_to_1"]) or []))
-                if writes(v, [network, "round_ratios_16_practices_to_1"]) != "-"
+        line("  rows on the page", [p["rows"] for p in pages.values()])
+        line("  ratio to trivial page", [p["ratio"] for p in pages.values()], "<= 1.5")
+        growth = []
+        for v in vendors:
+            pair = references[v]
+            small = pair and pair[0][v]["report"]["report"].get(case)
+            large = pair and pair[1][v]["report"]["report"].get(case)
+            growth.append(
+                f"{large['page']['median_ms'] / small['page']['median_ms']:.2f}"
+                f" ({large['ratio'] / small['ratio']:.2f})"
+                if small and large
                 else "-"
-                for v in vendors
-            ],
-        )
-    line(
-        "chains and checkpoints verified",
-        [writes(v, ["verified", "ok"]) for v in vendors],
-        "True",
-    )
-    line(
-        "gunicorn: trivial signed-in req/s",
-        [results[v]["pins"]["trivial_signed_in_per_s"] for v in vendors],
-    )
-    line("  PIN validations req/s", [results[v]["pins"]["validate_per_s"] for v in vendors])
-    line("  ratio validation/trivial", [results[v]["pins"]["ratio"] for v in vendors], ">= 0.5")
-    line(
-        "  ratio per round (min-max)",
-        [
-            f"{min(results[v]['pins']['round_ratios'])}-{max(results[v]['pins']['round_ratios'])}"
-            for v in vendors
-        ],
-    )
+            )
+        if any(g != "-" for g in growth):
+            sizes = next(pair for pair in references.values() if pair)
+            label = f"  {_size(sizes[1]['events'])}/{_size(sizes[0]['events'])} (of ratios)"
+            line(label, growth, f"<= 1.2 at {_size(sizes[1]['events'])}")
+    for v in vendors:
+        pair = references[v]
+        if pair:
+            other = pair[0] if pair[1] is results else pair[1]
+            print(f"  ({v}: the other size is from {other['when']}, commit {other.get('commit')})")
+
+
+def _size(events: int) -> str:
+    return f"{events // 1_000_000}M" if events % 1_000_000 == 0 else f"{events // 1000}k"
 
 
 if __name__ == "__main__":

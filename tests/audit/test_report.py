@@ -5,7 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
+from django.db.models import Q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,11 +14,12 @@ from accounts.roles import Role
 from audit import export, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
+from audit.kinds import BREAK_GLASS_CODES, KINDS
 from audit.models import AuditChain, AuditCheckpoint, AuditEvent
-from audit.selectors import audit_event_scope
+from audit.selectors import Cursor, audit_event_scope, audit_report_page
 from audit.services import AuditWriteError
 from audit.verification import audit_log_verify
-from tests.audit.helpers import chart_viewed, record_at
+from tests.audit.helpers import chart_viewed, copies_of, record_at
 from tests.factories import confirm_identity, make_user
 
 NOW = datetime(2024, 3, 19, 16, 0, tzinfo=UTC)  # 12:00 PM EDT
@@ -352,6 +354,187 @@ def test_keyset_pages_reach_the_oldest_rows_with_a_fixed_number_of_queries(
     in_range = AuditEvent.objects.filter(practice=compliance.practice, occurred_at__year=2024)
     assert len(walked) == in_range.count() == 121  # 120 written + compliance's sign-in
     assert client.get("/audit/", {"page": "older", "cursor": "garbage_1"}).status_code == 200
+
+
+def page_ids(response) -> list[int]:
+    return [row["id"] for row in response.context["page"].rows]
+
+
+def walk(client, params, first: str, step: str) -> list[int]:
+    """Return the ids of every row, page after page from `first` (first or last) on."""
+    response = client.get("/audit/", {**params, "page": first})
+    pages = []
+    for _ in range(100):  # more pages than any test writes; a walk that goes round stops
+        page = response.context["page"]
+        pages.append(page_ids(response))
+        if page.is_last if step == "older" else page.is_first:
+            break
+        cursor = page.older if step == "older" else page.newer
+        response = client.get("/audit/", {**params, "page": step, "cursor": cursor.encode()})
+    else:
+        pytest.fail(f"{step} pages from the {first} one never ended")
+    if step == "newer":
+        pages.reverse()
+    return [ident for ids in pages for ident in ids]
+
+
+def test_a_username_pages_through_its_acting_and_account_rows_once_each(
+    client, compliance, provider, nurse, clock, django_assert_max_num_queries
+):
+    """The acting user's and the account's rows are read apart and merged page by page.
+
+    Rows where the user both acted and was acted upon are in both halves and shown
+    once; rows at the same instant straddle page boundaries.
+    """
+    base = NOW - timedelta(days=3)
+    sides = [(nurse, nurse), (provider, nurse), (nurse, provider), (provider, provider)]
+    for i in range(160):
+        actor, account = sides[i % 4]
+        record_at(
+            base + timedelta(minutes=i // 3),  # three events an instant
+            kind=kinds.PROFILE_UPDATED,
+            acting_user=actor,
+            account=account,
+            params={"account": account.display_name},
+        )
+    client.force_login(compliance)
+    params = {"username": "dori"}
+    expected = list(
+        audit_event_scope(viewer=compliance)
+        .filter(occurred_at__gte=NOW - timedelta(days=6), occurred_at__lte=NOW)
+        .filter(Q(actor=nurse) | Q(account=nurse))
+        .order_by("-occurred_at", "-id")
+        .values_list("id", flat=True)
+    )
+    assert len(expected) == 120
+    client.get("/audit/", params)  # warm the session and user caches
+    # The unfiltered page's eight at most (above), the username's account, the second half.
+    with django_assert_max_num_queries(10):
+        first = client.get("/audit/", params)
+    assert page_ids(first) == expected[:50]
+    assert walk(client, params, "first", "older") == expected
+    assert walk(client, params, "last", "newer") == expected
+    last = client.get("/audit/", {**params, "page": "last"})
+    assert page_ids(last) == expected[-50:]
+    # What the page shows is what the export writes.
+    confirm_identity(client)
+    shown = [row["details"] for row in first.context["rows"]]
+    exported = [row[6] for row in read_csv(client.get("/audit/export.csv", params))[1:]]
+    assert exported[:50] == shown
+
+
+def test_break_glass_only_pages_through_every_break_glass_kind_in_order(
+    client, compliance, auditor, provider, agent, clock
+):
+    base = NOW - timedelta(days=3)
+    glass = [KINDS[code] for code in BREAK_GLASS_CODES]
+    for i in range(70):
+        kind = glass[i % len(glass)] if i % 2 else kinds.SIGNED_IN
+        record_at(
+            base + timedelta(minutes=i // 2),
+            kind=kind,
+            acting_user=agent,
+            account=provider,
+            params={"account": "x", "grant": i, "minutes": 30, "justification": "call"},
+        )
+    for viewer in (compliance, auditor):
+        client.force_login(viewer)
+        expected = list(
+            audit_event_scope(viewer=viewer)
+            .filter(occurred_at__gte=NOW - timedelta(days=6), occurred_at__lte=NOW)
+            .filter(kind__startswith="break_glass.")
+            .order_by("-occurred_at", "-id")
+            .values_list("id", flat=True)
+        )
+        assert len(expected) == 35
+        params = {"break_glass": "on"}
+        assert walk(client, params, "first", "older") == expected
+        assert walk(client, params, "last", "newer") == expected
+
+
+SIDES = st.sampled_from(["both", "actor", "account", "neither"])
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    log=st.lists(st.tuples(st.integers(0, 6), SIDES), max_size=25),
+    size=st.integers(1, 4),
+    first=st.integers(0, 7),
+    last=st.integers(0, 7),
+    cursor=st.tuples(st.integers(-1, 8), st.integers(0, 30)),
+)
+def test_merged_parts_page_like_the_single_query(provider, nurse, log, size, first, last, cursor):
+    """Pages of the two halves merged are pages of the OR, at every boundary and instant.
+
+    Few instants for many rows (ties broken by id), small pages, a date range that
+    may leave rows out on both ends, and cursors inside and outside it.
+    """
+    start = NOW - timedelta(hours=1)
+    minute = timedelta(minutes=1)
+    people = {"both": (nurse, nurse), "actor": (nurse, provider)}
+    people |= {"account": (provider, nurse), "neither": (provider, provider)}
+    template = AuditEvent.objects.order_by("id").last()
+    with transaction.atomic():
+        AuditEvent.objects.bulk_create(
+            copies_of(
+                template,
+                (
+                    {
+                        "seq": 10**6 + n,
+                        "occurred_at": start + minute * at,
+                        "actor_id": people[side][0].pk,
+                        "account_id": people[side][1].pk,
+                        "practice_id": provider.practice_id,
+                        "details": side,
+                    }
+                    for n, (at, side) in enumerate(log)
+                ),
+            )
+        )
+        between = (start + minute * first, start + minute * last)
+        events = AuditEvent.objects.filter(practice=provider.practice)
+        parts = [events.filter(actor=nurse), events.filter(account=nurse)]
+        expected = list(
+            events.filter(Q(actor=nurse) | Q(account=nurse))
+            .filter(occurred_at__gte=between[0], occurred_at__lt=between[1])
+            .order_by("-occurred_at", "-id")
+            .values_list("occurred_at", "id")
+        )
+
+        def page(direction, at=None):
+            result = audit_report_page(
+                parts, between=between, direction=direction, cursor=at, size=size
+            )
+            return result, [(row["occurred_at"], row["id"]) for row in result.rows]
+
+        current, walked = page("first")
+        for _ in log:  # a page per row at most; a walk that goes round stops here
+            if current.is_last:
+                break
+            current, rows = page("older", current.older)
+            walked += rows
+        assert current.is_last and walked == expected
+        current, back = page("last")
+        for _ in log:
+            if current.is_first:
+                break
+            current, rows = page("newer", current.newer)
+            back = rows + back
+        assert current.is_first and back == expected
+        at = Cursor(
+            start + minute * cursor[0], cursor[1] + min((i for _, i in expected), default=0)
+        )
+        key = (at.occurred_at, at.id)
+        assert page("older", at)[1] == [row for row in expected if row < key][:size]
+        assert page("newer", at)[1] == [row for row in expected if row > key][-size:]
+        transaction.set_rollback(True)
+
+
+def test_break_glass_codes_are_every_break_glass_kind():
+    assert set(BREAK_GLASS_CODES) == {code for code in KINDS if code.startswith("break_glass")}
+    assert len(BREAK_GLASS_CODES) == 5
 
 
 # Export
