@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
+# BENCH_ONLY=export: generate if needed, then measure the export and the dump only.
+ONLY = os.environ.get("BENCH_ONLY", "")
+EXPORT_ROUNDS = int(os.environ.get("BENCH_EXPORT_ROUNDS", "2"))
 
 
 def ensure_keys() -> None:
@@ -77,6 +80,25 @@ def step(url: str, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def export_and_dump(url: str) -> dict:
+    """The export against the database's own dump, in turns; the best run of each counts.
+
+    Each runs EXPORT_ROUNDS times, alternating, so neither always pays for a cold cache
+    or always meets the machine's busiest moment. The export's peak RSS is the highest.
+    """
+    exports, dumps = [], []
+    for _ in range(EXPORT_ROUNDS):
+        exports.append(step(url, "-m", "bench.audit", "export"))
+        dumps.append(step(url, "-m", "bench.audit", "dump"))
+    export = max(exports, key=lambda run: run["rows_per_s"])
+    dump = max(dumps, key=lambda run: run["rows_per_s"])
+    export["peak_rss_mb"] = max(run["peak_rss_mb"] for run in exports)
+    export["ratio_to_dump"] = round(export["rows_per_s"] / dump["rows_per_s"], 2)
+    export["runs_rows_per_s"] = [run["rows_per_s"] for run in exports]
+    dump["runs_rows_per_s"] = [run["rows_per_s"] for run in dumps]
+    return {"export": export, "dump": dump}
+
+
 def main() -> None:
     ensure_keys()
     results: dict = {"events": EVENTS, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -99,22 +121,16 @@ def main() -> None:
         generated = step(url, "-m", "bench.audit", "generate", str(EVENTS))
         print(f"[{vendor}] {generated}", flush=True)
         print(f"[{vendor}] measuring ...", flush=True)
-        # Export and dump take turns, twice each, and the faster run of each counts:
-        # whichever ran first would otherwise pay for a cold cache.
-        exports, dumps = [], []
-        for _ in range(2):
-            exports.append(step(url, "-m", "bench.audit", "export"))
-            dumps.append(step(url, "-m", "bench.audit", "dump"))
-        results[vendor] = {
-            "report": step(url, "-m", "bench.audit", "report")["report"],
-            "export": max(exports, key=lambda run: run["rows_per_s"]),
-            "dump": max(dumps, key=lambda run: run["rows_per_s"]),
-            "writes": step(url, "-m", "bench.writes"),
-            "pins": step(url, "-m", "bench.pins"),
-        }
-        results[vendor]["export"]["peak_rss_mb"] = max(run["peak_rss_mb"] for run in exports)
-        export, dump = results[vendor]["export"], results[vendor]["dump"]
-        export["ratio_to_dump"] = round(export["rows_per_s"] / dump["rows_per_s"], 2)
+        results[vendor] = export_and_dump(url)
+        if ONLY == "export":
+            continue
+        results[vendor].update(
+            {
+                "report": step(url, "-m", "bench.audit", "report")["report"],
+                "writes": step(url, "-m", "bench.writes"),
+                "pins": step(url, "-m", "bench.pins"),
+            }
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"audit-{results['when'].replace(':', '')}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -132,6 +148,9 @@ def print_table(results: dict) -> None:
     def line(label, values, target=""):
         print(label.ljust(width) + "".join(str(v).rjust(22) for v in values) + f"   {target}")
 
+    if ONLY == "export":
+        export_lines(line, results, vendors)
+        return
     for case in results[vendors[0]]["report"]:
         line(
             f"report {case}: median/p95 ms",
@@ -149,10 +168,7 @@ def print_table(results: dict) -> None:
             [results[v]["report"][case]["ratio"] for v in vendors],
             "<= 2",
         )
-    line("export rows/s", [f"{results[v]['export']['rows_per_s']:,}" for v in vendors])
-    line("  database dump rows/s", [f"{results[v]['dump']['rows_per_s']:,}" for v in vendors])
-    line("  ratio export/dump", [results[v]["export"]["ratio_to_dump"] for v in vendors], ">= 0.7")
-    line("  export peak RSS MB", [results[v]["export"]["peak_rss_mb"] for v in vendors], "< 150")
+    export_lines(line, results, vendors)
 
     def writes(v, path):
         value = results[v]["writes"]
@@ -209,6 +225,21 @@ def print_table(results: dict) -> None:
             for v in vendors
         ],
     )
+
+
+def export_lines(line, results: dict, vendors: list[str]) -> None:
+    line("export rows/s", [f"{results[v]['export']['rows_per_s']:,}" for v in vendors])
+    line(
+        "  database dump rows/s",
+        [f"{results[v]['dump']['rows_per_s']:,}" for v in vendors],
+        "sqlite3 -csv shell; COPY TO STDOUT CSV",
+    )
+    line(
+        "  ratio export/dump",
+        [results[v]["export"]["ratio_to_dump"] for v in vendors],
+        ">= 0.5 (SQLite), >= 0.8 (PostgreSQL)",
+    )
+    line("  export peak RSS MB", [results[v]["export"]["peak_rss_mb"] for v in vendors], "< 150")
 
 
 if __name__ == "__main__":
