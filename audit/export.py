@@ -177,7 +177,8 @@ _cells_of, _day_of, _second_of = itemgetter(slice(0, 6)), itemgetter(6), itemget
 class _Period:
     """UTC seconds [start, end) at one UTC offset and zone abbreviation.
 
-    `offset` None: rows outside the log's span, formatted the general way.
+    `offset` None: rows outside the log's span, formatted the general way
+    (`_sqlite_general`).
     """
 
     start: int | None
@@ -279,7 +280,10 @@ def _sqlite(query: _Query, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
     if bounds is None:
         return
     for period in _zone_periods(time_zone, *bounds):
-        if period.offset is None:
+        # Local days and seconds are counted from 1970 (SQLite's integer division
+        # truncates); no event is older than 2000, but anything before 1970 would go
+        # the general way.
+        if period.offset is None or period.start + period.offset < 0:
             yield from _sqlite_general(query, time_zone, period)
         else:
             yield from _sqlite_period(query, period)

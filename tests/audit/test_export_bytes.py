@@ -254,3 +254,11 @@ def test_an_empty_address_is_written_as_none(awkward_log, provider):
     tz = ZoneInfo("America/New_York")
     positions = heads()
     assert exported(positions, tz) == expected(covered(positions), tz)
+
+
+def test_an_event_before_1970_is_written_the_same(awkward_log, provider):
+    """Local days and seconds count from 1970 on SQLite; older rows go the general way."""
+    chart_viewed(provider, "P-OLD", "Before, 1970", datetime(1969, 12, 31, 23, 30, tzinfo=UTC))
+    tz = ZoneInfo("America/New_York")
+    positions = heads()
+    assert exported(positions, tz) == expected(covered(positions), tz)
