@@ -262,9 +262,9 @@ def audit_log_export(
         # rows counted, recorded and streamed are the same rows even while others
         # write, and an outside auditor can verify them against that checkpoint.
         frozen_at = checkpoints.audit_checkpoint_create()
-        frozen = events.filter(selectors.covered_by(frozen_at.positions))
-        blocks = export_rows(frozen, time_zone=time_zone)
-        rows = frozen.count()
+        freeze = selectors.covered_by(frozen_at.positions)
+        blocks = export_rows(events, freeze=freeze, time_zone=time_zone)
+        rows = events.filter(freeze).count()
         started = audit_event_record(
             kind=kinds.AUDIT_EXPORTED,
             acting_user=acting_user,

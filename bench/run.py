@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
+EXPORT_ROUNDS = int(os.environ.get("BENCH_EXPORT_ROUNDS", "2"))
 
 
 def ensure_keys() -> None:
@@ -97,6 +98,25 @@ def git_commit() -> str:
     return f"{head}+changes" if dirty else head
 
 
+def export_and_dump(url: str) -> dict:
+    """The export against the database's own dump, in turns; the best run of each counts.
+
+    Each runs EXPORT_ROUNDS times, alternating, so neither always pays for a cold cache
+    or always meets the machine's busiest moment. The export's peak RSS is the highest.
+    """
+    exports, dumps = [], []
+    for _ in range(EXPORT_ROUNDS):
+        exports.append(step(url, "-m", "bench.audit", "export"))
+        dumps.append(step(url, "-m", "bench.audit", "dump"))
+    export = max(exports, key=lambda run: run["rows_per_s"])
+    dump = max(dumps, key=lambda run: run["rows_per_s"])
+    export["peak_rss_mb"] = max(run["peak_rss_mb"] for run in exports)
+    export["ratio_to_dump"] = round(export["rows_per_s"] / dump["rows_per_s"], 2)
+    export["runs_rows_per_s"] = [run["rows_per_s"] for run in exports]
+    dump["runs_rows_per_s"] = [run["rows_per_s"] for run in dumps]
+    return {"export": export, "dump": dump}
+
+
 def main() -> None:
     ensure_keys()
     results: dict = {
@@ -131,17 +151,7 @@ def main() -> None:
         if "report" in steps:
             results[vendor]["report"] = step(url, "-m", "bench.audit", "report")
         if "export" in steps:
-            # Export and dump take turns, twice each, and the faster run of each counts:
-            # whichever ran first would otherwise pay for a cold cache.
-            exports, dumps = [], []
-            for _ in range(2):
-                exports.append(step(url, "-m", "bench.audit", "export"))
-                dumps.append(step(url, "-m", "bench.audit", "dump"))
-            results[vendor]["export"] = max(exports, key=lambda run: run["rows_per_s"])
-            results[vendor]["dump"] = max(dumps, key=lambda run: run["rows_per_s"])
-            results[vendor]["export"]["peak_rss_mb"] = max(run["peak_rss_mb"] for run in exports)
-            export, dump = results[vendor]["export"], results[vendor]["dump"]
-            export["ratio_to_dump"] = round(export["rows_per_s"] / dump["rows_per_s"], 2)
+            results[vendor].update(export_and_dump(url))
         if "writes" in steps:
             results[vendor]["writes"] = step(url, "-m", "bench.writes")
         if "pins" in steps:
@@ -203,16 +213,7 @@ def print_table(results: dict) -> None:
     if has("report"):
         print_report(results, vendors, line)
     if has("export"):
-        line("export rows/s", [f"{results[v]['export']['rows_per_s']:,}" for v in vendors])
-        line("  database dump rows/s", [f"{results[v]['dump']['rows_per_s']:,}" for v in vendors])
-        line(
-            "  ratio export/dump",
-            [results[v]["export"]["ratio_to_dump"] for v in vendors],
-            ">= 0.7",
-        )
-        line(
-            "  export peak RSS MB", [results[v]["export"]["peak_rss_mb"] for v in vendors], "< 150"
-        )
+        export_lines(line, results, vendors)
     if has("writes"):
 
         def writes(v, path):
@@ -334,6 +335,21 @@ def print_report(results: dict, vendors: list[str], line) -> None:
 
 def _size(events: int) -> str:
     return f"{events // 1_000_000}M" if events % 1_000_000 == 0 else f"{events // 1000}k"
+
+
+def export_lines(line, results: dict, vendors: list[str]) -> None:
+    line("export rows/s", [f"{results[v]['export']['rows_per_s']:,}" for v in vendors])
+    line(
+        "  database dump rows/s",
+        [f"{results[v]['dump']['rows_per_s']:,}" for v in vendors],
+        "sqlite3 -csv shell; COPY TO STDOUT CSV",
+    )
+    line(
+        "  ratio export/dump",
+        [results[v]["export"]["ratio_to_dump"] for v in vendors],
+        ">= 0.5 (SQLite), >= 0.8 (PostgreSQL)",
+    )
+    line("  export peak RSS MB", [results[v]["export"]["peak_rss_mb"] for v in vendors], "< 150")
 
 
 if __name__ == "__main__":
