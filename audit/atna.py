@@ -167,6 +167,7 @@ KIND_CODES: dict[str, KindCodes] = {
     "security.session_revoked": KindCodes(OK, UA, LOGOUT),
     "security.field_keys_rotated": KindCodes(OK, SA, SECURITY_CONFIGURATION),
     "audit.exported": KindCodes(OK, AUDIT_LOG_USED),
+    "audit.exported_fhir": KindCodes(OK, AUDIT_LOG_USED),
     "audit.export_failed": KindCodes(SERIOUS, AUDIT_LOG_USED),
     "audit.export_interrupted": KindCodes(MINOR, AUDIT_LOG_USED),
     "audit.evidence_exported": KindCodes(OK, AUDIT_LOG_USED),
@@ -263,7 +264,7 @@ def atna_message(event: dict, *, audit_source_id: str | None = None) -> bytes:
         role="13",  # security resource: DICOM's role for the audit log
         id_type=Code("audit-event", PROJECT_CODE_SYSTEM, "Audit chain and position"),
         name="Audit event",
-        details=_record_details(event),
+        details=record_details(event),
     )
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
 
@@ -282,7 +283,7 @@ def _event_identification(root: ET.Element, event: dict, codes: KindCodes) -> No
     if codes.event_type is not None:
         _coded(identification, "EventTypeCode", codes.event_type)
     _coded(identification, "EventTypeCode", own)
-    _element(identification, "EventOutcomeDescription").text = _xml_text(event["details"])
+    _element(identification, "EventOutcomeDescription").text = xml_text(event["details"])
 
 
 def _active_participant(root: ET.Element, event: dict, source_id: str) -> None:
@@ -291,7 +292,7 @@ def _active_participant(root: ET.Element, event: dict, source_id: str) -> None:
             root, "ActiveParticipant", UserID=str(event["actor_ref"]), UserIsRequestor="true"
         )
         if event["actor_label"]:
-            participant.set("UserName", _xml_text(event["actor_label"]))
+            participant.set("UserName", xml_text(event["actor_label"]))
     elif event["ip"]:
         participant = _element(
             root, "ActiveParticipant", UserID=ANONYMOUS_USER_ID, UserIsRequestor="true"
@@ -300,11 +301,11 @@ def _active_participant(root: ET.Element, event: dict, source_id: str) -> None:
         participant = _element(root, "ActiveParticipant", UserID=source_id, UserIsRequestor="true")
         _coded(participant, "RoleIDCode", APPLICATION)
     if event["ip"]:
-        participant.set("NetworkAccessPointID", _xml_text(str(event["ip"])))
+        participant.set("NetworkAccessPointID", xml_text(str(event["ip"])))
         participant.set("NetworkAccessPointTypeCode", "2")  # IP address
 
 
-def _record_details(event: dict) -> list[tuple[str, str]]:
+def record_details(event: dict) -> list[tuple[str, str]]:
     details = [
         ("chain", str(event["chain_id"])),
         ("seq", str(event["seq"])),
@@ -343,7 +344,7 @@ def _participant_object(
         ParticipantObjectTypeCodeRole=role,
     )
     _coded(participant, "ParticipantObjectIDTypeCode", id_type)
-    _element(participant, "ParticipantObjectName").text = _xml_text(name)
+    _element(participant, "ParticipantObjectName").text = xml_text(name)
     for detail_type, value in details:
         encoded = base64.b64encode(value.encode("utf-8", "surrogatepass")).decode("ascii")
         _element(participant, "ParticipantObjectDetail", type=detail_type, value=encoded)
@@ -358,12 +359,10 @@ def _coded(parent: ET.Element, tag: str, code: Code) -> ET.Element:
 
 
 def _element(parent: ET.Element, tag: str, **attributes: str) -> ET.Element:
-    return ET.SubElement(
-        parent, tag, {name: _xml_text(value) for name, value in attributes.items()}
-    )
+    return ET.SubElement(parent, tag, {name: xml_text(value) for name, value in attributes.items()})
 
 
-def _xml_text(value: str) -> str:
+def xml_text(value: str) -> str:
     """Replace what XML 1.0 cannot carry (most control characters, lone surrogates) by U+FFFD."""
     return _NOT_XML.sub("\ufffd", value)
 

@@ -77,6 +77,7 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "security.session_revoked": SESSION_END,
     "security.field_keys_rotated": (("configuration",), ("change",)),
     "audit.exported": READ,
+    "audit.exported_fhir": READ,
     "audit.export_failed": READ,
     "audit.export_interrupted": READ,
     "audit.evidence_exported": READ,

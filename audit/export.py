@@ -32,6 +32,8 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Expression, QuerySet
 
+from audit.atna import EVENT_KEYS
+from audit.fhir import fhir_bundle
 from audit.formatting import FORMULA_TRIGGERS, LocalClock
 
 HEADER = ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
@@ -74,6 +76,24 @@ def export_rows(
     else:
         query = _compiled(events.filter(freeze).order_by().values(*columns))
     return _blocks(query, time_zone)
+
+
+def export_fhir(
+    events: QuerySet, *, freeze: Expression, total: int, checkpoint: int
+) -> Iterator[tuple[bytes, int]]:
+    """Return the rows of `events` that pass `freeze`, newest first, as a FHIR Bundle.
+
+    The same rows as `export_rows`, in the same order, as (block, rows in it);
+    each is read once through a chunked cursor and validated as an AuditEvent on
+    its way out (`audit.fhir`), so memory stays at one chunk and one block.
+    """
+    rows = (
+        events.filter(freeze)
+        .order_by("-occurred_at", "-id")
+        .values(*EVENT_KEYS)
+        .iterator(chunk_size=BATCH)
+    )
+    return fhir_bundle(rows, total=total, checkpoint=checkpoint, timestamp=datetime.now(UTC))
 
 
 def _compiled(queryset: QuerySet) -> _Query:

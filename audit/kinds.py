@@ -206,7 +206,13 @@ AUDIT_EXPORTED = EventKind(
     Action.EXPORT,
     "Audit log exported: {rows} events ({filters})",
 )
-# Recorded after AUDIT_EXPORTED when its rows stopped part-way; `sent` counts the rows
+AUDIT_EXPORTED_FHIR = EventKind(
+    "audit.exported_fhir",
+    EventType.REPORT,
+    Action.EXPORT,
+    "Audit log exported as FHIR AuditEvents: {rows} events ({filters})",
+)
+# Recorded after AUDIT_EXPORTED or AUDIT_EXPORTED_FHIR when its rows stopped part-way; `sent` counts the rows
 # handed to the web server, which is as far as the application can see.
 AUDIT_EXPORT_FAILED = EventKind(
     "audit.export_failed",

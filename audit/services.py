@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Practice, User
 from audit import chain, checkpoints, hashing, kinds, selectors
-from audit.export import export_rows
+from audit.export import export_fhir, export_rows
 from audit.hashing import GENESIS_HASH
 from audit.kinds import EventKind
 from audit.models import AuditedPatient, AuditEvent
@@ -227,7 +227,7 @@ def _append(cursor, columns: dict) -> int:
 
 @dataclass(frozen=True)
 class AuditExport:
-    """An export already recorded in the log: its row count and its CSV, still to stream."""
+    """An export already recorded in the log: its row count and its content, still to stream."""
 
     rows: int
     checkpoint: int
@@ -242,8 +242,12 @@ def audit_log_export(
     filters: str,
     filter_data: dict[str, Scalar],
     time_zone: ZoneInfo,
+    fhir: bool = False,
 ) -> AuditExport:
     """Record an export of `events` in the log, then hand back its CSV to stream.
+
+    With `fhir`, the content is a FHIR R4 Bundle of AuditEvent resources
+    (`audit.fhir`) instead, recorded as AUDIT_EXPORTED_FHIR.
 
     `filters` words the filters for the event's Details (fixed wording only, see
     `AuditEventFilter.describe`); `filter_data` holds what was typed, for its data.
@@ -263,15 +267,19 @@ def audit_log_export(
         # write, and an outside auditor can verify them against that checkpoint.
         frozen_at = checkpoints.audit_checkpoint_create()
         freeze = selectors.covered_by(frozen_at.positions)
-        blocks = export_rows(events, freeze=freeze, time_zone=time_zone)
+        number = frozen_at.checkpoint.number
+        if not fhir:
+            blocks = export_rows(events, freeze=freeze, time_zone=time_zone)
         rows = events.filter(freeze).count()
+        if fhir:
+            blocks = export_fhir(events, freeze=freeze, total=rows, checkpoint=number)
         started = audit_event_record(
-            kind=kinds.AUDIT_EXPORTED,
+            kind=kinds.AUDIT_EXPORTED_FHIR if fhir else kinds.AUDIT_EXPORTED,
             acting_user=acting_user,
             account=acting_user,
             ip=ip,
             params={"rows": rows, "filters": filters},
-            data={**filter_data, "rows": rows, "checkpoint": frozen_at.checkpoint.number},
+            data={**filter_data, "rows": rows, "checkpoint": number},
         )
     # The request's id and User-Agent, for an event written after the view returned.
     request = contextvars.copy_context()
@@ -292,7 +300,7 @@ def audit_log_export(
             # The export's own error is the one to raise; this one must not hide it.
             logger.exception("could not record that audit export %s stopped", started.pk)
 
-    return AuditExport(rows, frozen_at.checkpoint.number, _watched(blocks, stopped))
+    return AuditExport(rows, number, _watched(blocks, stopped))
 
 
 def _watched(blocks: Iterator[tuple[bytes, int]], stopped) -> Iterator[bytes]:

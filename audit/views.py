@@ -1,4 +1,4 @@
-"""The Audit Log Report and its CSV export."""
+"""The Audit Log Report and its exports: CSV, FHIR AuditEvents, evidence for outside auditors."""
 
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.reauth import recent_auth_required
+from audit import fhir as fhir_format
 from audit import selectors
 from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
@@ -98,7 +99,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
 @allowed_only(can_read_audit_log)
 @recent_auth_required
 def audit_export(request: HttpRequest) -> HttpResponse:
-    """Download exactly the filtered rows, recorded in the log before any row leaves.
+    """Download exactly the filtered rows as CSV, recorded in the log before any row leaves.
 
     Order: record, then stream. The export's event commits first (fail closed: no
     event, no file). The rows stream after this view has returned and the status
@@ -107,6 +108,20 @@ def audit_export(request: HttpRequest) -> HttpResponse:
     its own transaction says after how many of them and why (AUDIT_EXPORT_FAILED,
     AUDIT_EXPORT_INTERRUPTED; `audit_log_export`, docs/audit.md).
     """
+    return _export(request, fhir=False)
+
+
+@login_required
+@never_cache
+@require_GET
+@allowed_only(can_read_audit_log)
+@recent_auth_required
+def audit_export_fhir(request: HttpRequest) -> HttpResponse:
+    """The same rows as the CSV export, as a FHIR R4 Bundle of AuditEvent resources."""
+    return _export(request, fhir=True)
+
+
+def _export(request: HttpRequest, *, fhir: bool) -> HttpResponse:
     filterset = _filterset(request)
     if not filterset.is_valid():
         context = {"filter": filterset, "page": None, "rows": []}
@@ -119,9 +134,15 @@ def audit_export(request: HttpRequest) -> HttpResponse:
         filters=filterset.describe(),
         filter_data=filterset.describe_data(),
         time_zone=filterset.form.time_zone,
+        fhir=fhir,
     )
-    filename = f"audit-log_{data['date_from']:%Y-%m-%d}_to_{data['date_to']:%Y-%m-%d}.csv"
-    response = StreamingHttpResponse(export.content, content_type="text/csv; charset=utf-8")
+    name = f"audit-log_{data['date_from']:%Y-%m-%d}_to_{data['date_to']:%Y-%m-%d}"
+    if fhir:
+        filename = f"{name}.fhir.json"
+        response = StreamingHttpResponse(export.content, content_type=fhir_format.CONTENT_TYPE)
+    else:
+        filename = f"{name}.csv"
+        response = StreamingHttpResponse(export.content, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     response["X-Export-Rows"] = str(export.rows)

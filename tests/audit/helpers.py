@@ -1,5 +1,5 @@
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 import time_machine
@@ -9,6 +9,8 @@ from django.db import connection
 from audit import kinds
 from audit.models import AuditEvent
 from audit.services import audit_event_record
+
+NOW = datetime(2024, 3, 19, 16, 0, tzinfo=UTC)  # 12:00 PM EDT: the report's tests' "now"
 
 
 def record_at(when: datetime, **kwargs):

@@ -4,13 +4,11 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 from django.db import OperationalError, connection, transaction
 from django.db.models import Q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.roles import Role
 from audit import export, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
@@ -19,73 +17,8 @@ from audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from audit.selectors import Cursor, audit_event_scope, audit_report_page
 from audit.services import AuditWriteError
 from audit.verification import audit_log_verify
-from tests.audit.helpers import chart_viewed, copies_of, record_at
-from tests.factories import confirm_identity, make_user
-
-NOW = datetime(2024, 3, 19, 16, 0, tzinfo=UTC)  # 12:00 PM EDT
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def compliance(practice):
-    return make_user(
-        Role.COMPLIANCE_OFFICER,
-        practice=practice,
-        username="compliance",
-        first_name="Carol",
-        last_name="Okafor",
-    )
-
-
-@pytest.fixture
-def auditor(db):
-    return make_user(Role.PLATFORM_AUDITOR, username="auditor")
-
-
-@pytest.fixture
-def log(provider, nurse, other_provider, compliance, auditor, agent, clock):
-    """Events of both practices over two weeks, the seed's story among them.
-
-    The accounts are created first, at the real date (their creation events
-    fall outside every range used here); then the clock stops at NOW.
-    """
-    seed_time = datetime(2024, 3, 18, 21, 6, 19, tzinfo=UTC)  # 05:06:19 PM EDT
-    record_at(
-        seed_time,
-        kind=kinds.SIGNED_IN,
-        acting_user=provider,
-        account=provider,
-        ip="2605:a601:ac72:c200:d5e7:5fe4:ad72:8204",
-    )
-    record_at(
-        NOW - timedelta(days=2),
-        kind=kinds.PROFILE_UPDATED,
-        acting_user=nurse,
-        account=nurse,
-        ip="192.0.2.4",
-    )
-    record_at(
-        NOW - timedelta(days=10),
-        kind=kinds.SIGNED_OUT,
-        acting_user=provider,
-        account=provider,
-        ip=None,
-    )
-    record_at(
-        NOW - timedelta(hours=1),
-        kind=kinds.SIGNED_IN,
-        acting_user=other_provider,
-        account=other_provider,
-        ip="198.51.100.1",
-    )
-    chart_viewed(provider, "P-100", '=HYPERLINK("http://evil","x")', NOW - timedelta(hours=3))
-    chart_viewed(provider, "P-200", "Ada Lovelace", NOW - timedelta(hours=4))
-    chart_viewed(other_provider, "P-900", "Other Practice Patient", NOW - timedelta(hours=5))
+from tests.audit.helpers import NOW, chart_viewed, copies_of, record_at
+from tests.factories import confirm_identity
 
 
 def details(response) -> list[str]:

@@ -1,6 +1,8 @@
 """Every id a request carries, swapped for another practice's or another user's: nothing of
 theirs is shown or changed."""
 
+import json
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -98,6 +100,11 @@ def test_another_practices_events_and_patients_by_filter(people, world):
     export = compliance.get("/audit/export.csv", {"username": "victimdoc", "last": "year"})
     body = b"".join(export.streaming_content).decode()
     assert body.count("\n") == 1  # the header only
+    fhir = compliance.get("/audit/export.fhir.json", {"username": "victimdoc", "last": "year"})
+    bundle = json.loads(b"".join(fhir.streaming_content))
+    assert bundle["total"] == 0 and "entry" not in bundle  # FHIR has no empty arrays
+    everyone = compliance.get("/audit/export.fhir.json", {"last": "year"})
+    assert "Vera" not in b"".join(everyone.streaming_content).decode()
 
 
 def test_unknown_and_malformed_ids_are_answered_without_errors(people):
