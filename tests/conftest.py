@@ -162,7 +162,7 @@ def nurse_client(client, nurse):
     return client
 
 
-class _Inbox:
+class Inbox:
     """What a local SMTP server received."""
 
     def __init__(self):
@@ -184,8 +184,8 @@ def free_port() -> int:
 class SmtpServer:
     """A real SMTP server (aiosmtpd) on a loopback port, which a test can stop and start."""
 
-    def __init__(self, port: int):
-        self.port, self.inbox, self.controller = port, _Inbox(), None
+    def __init__(self, port: int, inbox=None):
+        self.port, self.inbox, self.controller = port, inbox or Inbox(), None
 
     @property
     def messages(self):

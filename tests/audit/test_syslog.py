@@ -15,12 +15,14 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 import pytest
+from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit import atna, ecs, hashing, kinds
+from audit import atna, ecs, fhir, hashing, kinds
 from audit.atna import EVENT_KEYS, KIND_CODES, Outcome, atna_message
 from audit.ecs import ECS_CATEGORIES, ecs_line
+from audit.fhir import fhir_audit_event
 from audit.kinds import KINDS, Action
 from audit.models import AuditEvent
 from audit.services import audit_event_record
@@ -371,7 +373,7 @@ def test_any_text_gives_well_formed_xml_and_one_json_line(text):
     root = parse_xml(atna_message(event, audit_source_id="ehr-web-1"))
     shown = root.findtext("EventIdentification/EventOutcomeDescription") or ""
     # XML parsers read every line end in text as LF (XML 1.0, 2.11); the details are exact.
-    assert shown == atna._xml_text(text).replace("\r\n", "\n").replace("\r", "\n")
+    assert shown == atna.xml_text(text).replace("\r\n", "\n").replace("\r", "\n")
     assert object_details(object_with_role(root, "13"))["details"] == text
     line = ecs_line(event)
     assert b"\n" not in line and b"\r" not in line
@@ -835,3 +837,18 @@ def test_sender_settings(pki):
         SyslogTlsSender("tls://127.0.0.1:6514", pki.ca, key_file=pki.client_key)
     with pytest.raises(ValueError, match="certificates"):
         SyslogTlsSender("tls://127.0.0.1:6514", pki.ca, cert_file=pki.client_key)
+
+
+@given(text=st.text(max_size=300))
+def test_any_text_gives_a_valid_fhir_audit_event(text):
+    event = make_event(
+        details=text,
+        actor_label=text,
+        account_label=text,
+        user_agent=text,
+        patient_name=text,
+        patient_id=text[:64],
+    )
+    resource = fhir_audit_event(event, source_id="ehr-web-1")  # validated by the model
+    FhirAuditEvent.model_validate_json(json.dumps(resource))
+    assert resource.get("outcomeDesc", "") in ("", fhir._text(text))

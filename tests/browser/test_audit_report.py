@@ -1,4 +1,5 @@
 import csv
+import json
 
 from playwright.sync_api import expect
 
@@ -37,6 +38,20 @@ def test_compliance_filters_the_report_and_downloads_the_export(page, provider, 
         rows = list(csv.reader(handle))
     assert rows[0] == ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
     assert [row[6] for row in rows[1:]] == [
+        "Profile updated for user dorothy Ludwig",
+        "Account created for user dorothy Ludwig",
+    ]
+
+    # The same rows as FHIR AuditEvents, within the same confirmation.
+    page.goto("/audit/?username=dorothy")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Export as FHIR").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".fhir.json")
+    with open(download.path(), encoding="utf-8") as handle:
+        bundle = json.load(handle)
+    assert bundle["resourceType"] == "Bundle" and bundle["total"] == 2
+    assert [entry["resource"]["outcomeDesc"] for entry in bundle["entry"]] == [
         "Profile updated for user dorothy Ludwig",
         "Account created for user dorothy Ludwig",
     ]

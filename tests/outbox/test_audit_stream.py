@@ -1,6 +1,7 @@
 """Every audit event reaches a TLS syslog receiver once, in order per chain, in either format."""
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from audit.services import audit_event_record
 from outbox import audit_stream, worker
 from outbox.models import AuditCursor, Destination
 from outbox.selectors import outbox_status
+from tests.concurrency import run_together
 from tests.syslog_receiver import SyslogReceiver, make_pki
 
 
@@ -112,6 +114,45 @@ def test_a_receiver_down_then_up_loses_nothing_and_repeats_nothing(
     assert len(resent) == expected
     destination.refresh_from_db()
     assert destination.failures == 0 and destination.delivered == AuditEvent.objects.count()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_workers_at_once_send_each_event_once_in_order_while_events_are_written(
+    receiver, pki, settings, provider, other_provider, monkeypatch
+):
+    configure(settings, receiver.url, pki.ca, "json")
+    write_events(provider, other_provider, count=10)
+    frame = audit_stream._frame
+
+    def slow_frame(*args):  # a slower network: passes overlap in time
+        time.sleep(0.002)
+        return frame(*args)
+
+    monkeypatch.setattr(audit_stream, "_frame", slow_frame)
+
+    def work(role):
+        if role == "writer":  # more events arrive while the workers run
+            write_events(provider, other_provider, count=10)
+            return 0
+        total = 0
+        for _ in range(20):
+            total += worker.deliver_pending()
+        return total
+
+    _totals, errors = run_together(work, ["writer", 1, 2, 3, 4])
+    assert errors == []
+    while worker.deliver_pending():  # whatever the writer added after the last pass
+        pass
+    total = AuditEvent.objects.count()
+    lines = [json.loads(body(m)) for m in receiver.wait_for_messages(total)]
+    seen = [(line["ehr"]["audit"]["chain_id"], line["event"]["sequence"]) for line in lines]
+    assert len(seen) == len(set(seen)) == total  # each once, never twice
+    for chain in {c for c, _ in seen}:
+        assert [s for c, s in seen if c == chain] == list(
+            range(1, AuditEvent.objects.filter(chain_id=chain).count() + 1)
+        )
+    assert Destination.objects.get(kind=Destination.Kind.SYSLOG).delivered == total
 
 
 def test_a_receiver_with_an_untrusted_certificate_gets_nothing(

@@ -1,11 +1,17 @@
 """Mail leaves through the outbox: committed with the action, delivered by the worker, never lost."""
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from outbox import worker
@@ -13,6 +19,7 @@ from outbox.models import Destination, OutboxItem
 from outbox.services import MAIL, mail_enqueue
 from support_pin import conf, services
 from tests.concurrency import run_together
+from tests.conftest import Inbox, SmtpServer, free_port
 from tests.support_pin.helpers import wrong_pin
 
 
@@ -153,6 +160,86 @@ def test_two_workers_at_once_never_send_an_item_twice(smtp_server):
         f"#{n}" for n in range(40)
     ]  # one destination: one worker at a time, in order
     assert not OutboxItem.objects.exists()
+
+
+class HeldInbox(Inbox):
+    """An SMTP server's inbox that holds the `hold_at`th message (1-based) until released."""
+
+    def __init__(self, hold_at: int):
+        super().__init__()
+        self.hold_at, self.holding, self.release = hold_at, threading.Event(), threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        if len(self.messages) + 1 == self.hold_at and not self.release.is_set():
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+        return await super().handle_DATA(server, session, envelope)
+
+
+WORKER = """
+import django
+django.setup()
+from django.conf import settings
+from django.core.management import call_command
+settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", {port}, 30
+call_command("outbox_worker", "--interval", "0.1")
+"""
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_batch_leaves_its_batch_to_the_next(settings):
+    """A real worker process, killed while the mail server holds its third mail.
+
+    Its lease keeps other workers off until it runs out; then the next worker
+    sends the whole batch again, in order (at least once: the first mails and the
+    one in flight arrive twice, nothing is lost).
+    """
+    subjects = [f"#{n}" for n in range(6)]
+    for subject in subjects:
+        mail_enqueue(subject=subject, body="x", recipients=["a@example.org"])
+    inbox = HeldInbox(hold_at=3)
+    server = SmtpServer(free_port(), inbox)
+    server.start()
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ehr.settings_test",
+        "DATABASE_URL": (
+            f"postgres://{database['USER']}:{database['PASSWORD'] or ''}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}"
+        ),
+    }
+    process = subprocess.Popen(  # noqa: S603  (this interpreter, a fixed script)
+        [sys.executable, "-c", WORKER.format(port=server.port)],
+        cwd=settings.BASE_DIR,
+        env=env,
+    )
+    try:
+        assert inbox.holding.wait(timeout=60), "the worker never reached the third mail"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        inbox.release.set()
+    assert [m["Subject"] for m in inbox.messages[:2]] == subjects[:2]
+    assert OutboxItem.objects.count() == len(subjects)  # nothing was marked sent
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    try:
+        assert worker.deliver_pending() == 0  # the dead worker's lease still holds
+        lease_over = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS + 1)
+        assert worker.deliver_pending(now=lease_over) == len(subjects)
+    finally:
+        server.stop()
+    received = [m["Subject"] for m in inbox.messages]
+    assert received[-len(subjects) :] == subjects  # the whole batch again, in order
+    assert set(received) == set(subjects)
+    assert not OutboxItem.objects.exists()
+    assert Destination.objects.get(name=MAIL).delivered == len(subjects)
 
 
 def test_outbox_status_shows_the_lag_and_fails_when_it_is_too_old(db, capsys, smtp_server):
