@@ -323,9 +323,13 @@ EMAIL_BACKEND = os.environ.get(
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "security@ehr.invalid")
+# Seconds any one exchange with the mail server may take (Django's default waits
+# for ever): a hung server must not keep the outbox worker past its lease.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 # Mail leaves through the outbox (docs/outbox.md): retried with back-off from
 # OUTBOX_RETRY_BASE_SECONDS, doubling up to OUTBOX_RETRY_MAX_SECONDS; a worker's
-# claim on a destination lapses after OUTBOX_LEASE_SECONDS if it dies.
+# claim on a destination lapses after OUTBOX_LEASE_SECONDS if it dies, and it
+# starts no new item after half of it (so a slow server never outlasts the claim).
 OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5)
 OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 3600)
 OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 120)

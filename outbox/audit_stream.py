@@ -8,6 +8,7 @@ cursor, each carrying its chain and position, so the receiver can tell a gap.
 """
 
 import socket
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -104,14 +105,19 @@ class Streamed:
     error: str | None = None
 
 
-def send_behind(destination: Destination) -> Streamed:
-    """Send one batch of each chain that is behind; move the cursors of what went."""
+def send_behind(destination: Destination, deadline: float) -> Streamed:
+    """Send one batch of each chain that is behind; move the cursors of what went.
+
+    No chain's batch starts after `deadline` (`time.monotonic()`): see outbox.worker.
+    """
     config = configured()
     if config is None or config.name != destination.name:
         return Streamed(0, "no longer configured")
     hostname = socket.gethostname()
     delivered = 0
     for chain_id, sent, head in list(chains_behind(destination)[:50]):
+        if delivered and time.monotonic() >= deadline:
+            break
         events = list(
             AuditEvent.objects.filter(chain_id=chain_id, seq__gt=sent, seq__lte=head)
             .order_by("seq")

@@ -6,9 +6,16 @@ its oldest items outside any transaction, and then, in another short one,
 deletes what was delivered and records the outcome. Nothing is held open while
 the network is slow; a worker killed mid-batch leaves its items in place and its
 lease runs out, so the next worker sends them again (at least once).
+
+A live worker never outlasts its lease, or a second worker could take the
+destination and send the same items at the same time: it starts no new item
+once half the lease has passed, and each exchange with the server has a
+timeout (EMAIL_TIMEOUT; the syslog sender's), so the item in flight ends well
+before the lease does. What is left waits for the next pass.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,12 +54,19 @@ class Sent:
     dead: bool = False  # the item after the delivered ones can never be sent
 
 
-def send_mail_items(items: list[OutboxItem]) -> Sent:
-    """Send mails one by one over one connection; stop at the first failure."""
+def sending_deadline() -> float:
+    """The `time.monotonic()` after which a worker starts no new item: half its lease."""
+    return time.monotonic() + lease_seconds() / 2
+
+
+def send_mail_items(items: list[OutboxItem], deadline: float) -> Sent:
+    """Send mails one by one over one connection; stop at the first failure or the deadline."""
     delivered = 0
     try:
         with mail.get_connection() as connection:
             for item in items:
+                if delivered and time.monotonic() >= deadline:
+                    break  # the rest go in the next pass, under a new lease
                 try:
                     data = unseal(item)
                 except DecryptionError as error:
@@ -71,7 +85,7 @@ def send_mail_items(items: list[OutboxItem]) -> Sent:
     return Sent(delivered)
 
 
-SENDERS: dict[str, Callable[[list[OutboxItem]], Sent]] = {
+SENDERS: dict[str, Callable[[list[OutboxItem], float], Sent]] = {
     Destination.Kind.MAIL: send_mail_items,
 }
 
@@ -105,14 +119,15 @@ def deliver_destination(destination: Destination, *, now: datetime | None = None
     now = now or timezone.now()
     if not _take(destination.pk, now):
         return 0
+    deadline = sending_deadline()
     items: list[OutboxItem] = []
     if destination.kind == Destination.Kind.SYSLOG:
-        streamed = audit_stream.send_behind(destination)
+        streamed = audit_stream.send_behind(destination, deadline)
         sent = Sent(streamed.delivered, streamed.error)
     else:
         pending = OutboxItem.objects.filter(destination=destination, dead_at__isnull=True)
         items = list(pending.order_by("id")[:BATCH])
-        sent = SENDERS[destination.kind](items) if items else Sent(0)
+        sent = SENDERS[destination.kind](items, deadline) if items else Sent(0)
     _record(destination, items, sent)
     return sent.delivered
 

@@ -132,6 +132,37 @@ def test_a_worker_that_died_holding_a_destination_is_replaced_after_its_lease(db
     assert len(mail.outbox) == 1
 
 
+def test_a_slow_mail_server_never_keeps_a_worker_past_half_its_lease(db, settings, monkeypatch):
+    """Each mail takes a third of the lease: two go, the third waits for the next pass.
+
+    Were the worker to go on, its lease would lapse while it still sends, and a
+    second worker could take the destination and send the same mails at once.
+    """
+    for n in range(5):
+        mail_enqueue(subject=f"#{n}", body="x", recipients=["a@example.org"])
+    clock = [1000.0]
+    monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
+    send = mail.backends.locmem.EmailBackend.send_messages
+
+    def slow(backend, messages):
+        clock[0] += settings.OUTBOX_LEASE_SECONDS / 3
+        return send(backend, messages)
+
+    monkeypatch.setattr(mail.backends.locmem.EmailBackend, "send_messages", slow)
+    assert worker.deliver_pending() == 2
+    destination = Destination.objects.get(name=MAIL)
+    assert destination.failures == 0 and destination.leased_until is None  # not an error
+    assert worker.deliver_pending() == 2
+    assert worker.deliver_pending() == 1
+    assert [m.subject for m in mail.outbox] == [f"#{n}" for n in range(5)]
+
+
+def test_no_exchange_with_the_mail_server_waits_for_ever(settings):
+    from django.core.mail.backends.smtp import EmailBackend
+
+    assert 0 < EmailBackend().timeout <= settings.OUTBOX_LEASE_SECONDS / 8
+
+
 def test_mails_go_in_the_order_they_were_queued(db):
     for n in range(5):
         mail_enqueue(subject=f"#{n}", body="x", recipients=["a@example.org"])
