@@ -237,9 +237,9 @@ class AuditCheckpointLeaf(models.Model):
 
 
 class AuditedPatient(models.Model):
-    """A patient who appears in a practice's audit log: the report's Patient's Name list.
+    """A patient who appears in a practice's audit log: what the report's patient box finds.
 
-    Kept beside the log so the dropdown does not scan a million events.
+    Kept beside the log so looking a patient up does not scan a million events.
     """
 
     practice = models.ForeignKey(

@@ -28,25 +28,64 @@ def audit_event_scope(*, viewer: User) -> QuerySet[AuditEvent]:
     return events.none()
 
 
-def audit_patient_choices(*, viewer: User) -> list[tuple[str, str]]:
-    """Return (patient id, name) for the patients present in the log the viewer may read."""
+def _patients_in_scope(viewer: User) -> QuerySet | None:
+    """Return the (patient_id, patient_name) rows the viewer may look patients up in.
+
+    A practice's patients and the platform's come from `AuditedPatient`, kept
+    beside the log; a provider's own are those of the events of their account.
+    None for a viewer who may read no log.
+    """
     scope = audit_scope(viewer)
     if scope is AuditScope.OWN_ACCOUNT:
-        rows = (
-            audit_event_scope(viewer=viewer)
-            .exclude(patient_id="")
-            .values_list("patient_id", "patient_name")
-            .distinct()
-        )
-        return sorted(set(rows), key=lambda row: (row[1].lower(), row[0]))
-    patients = AuditedPatient.objects.all()
+        return audit_event_scope(viewer=viewer).exclude(patient_id="")
     if scope is AuditScope.PRACTICE:
-        patients = patients.filter(practice_id=viewer.practice_id)
-    elif scope is not AuditScope.ALL:
+        return AuditedPatient.objects.filter(practice_id=viewer.practice_id)
+    if scope is AuditScope.ALL:
+        return AuditedPatient.objects.all()
+    return None
+
+
+def _by_id(rows) -> list[tuple[str, str]]:
+    """One (id, name) per patient id (a platform's practices may share an id), by name."""
+    patients = dict(rows)
+    return sorted(patients.items(), key=lambda row: (row[1].lower(), row[0]))
+
+
+PATIENT_SEARCH_LIMIT = 20
+
+
+def audit_patient_search(*, viewer: User, text: str) -> list[tuple[str, str]]:
+    """Return up to PATIENT_SEARCH_LIMIT (id, name) of the viewer's patients matching `text`.
+
+    A patient matches when the text is part of the name or the start of the id,
+    whatever the case: what the report's patient box suggests as one types.
+    """
+    rows = _patients_in_scope(viewer)
+    text = text.strip()
+    if rows is None or not text:
         return []
-    return list(
-        patients.order_by("patient_name", "patient_id").values_list("patient_id", "patient_name")
+    found = (
+        rows.filter(Q(patient_name__icontains=text) | Q(patient_id__istartswith=text))
+        .values_list("patient_id", "patient_name")
+        .order_by("patient_name", "patient_id")
+        .distinct()[: PATIENT_SEARCH_LIMIT * 2]
     )
+    return _by_id(found)[:PATIENT_SEARCH_LIMIT]
+
+
+def audit_patient_lookup(*, viewer: User, text: str) -> list[tuple[str, str]]:
+    """Return the viewer's patients that `text` names: its id exactly, or else its whole name.
+
+    The report's patient filter takes one patient; several results mean the text
+    is a name that several patients share (at most a few are returned).
+    """
+    rows = _patients_in_scope(viewer)
+    text = text.strip()
+    if rows is None or not text:
+        return []
+    columns = ("patient_id", "patient_name")
+    by_id = rows.filter(patient_id=text).values_list(*columns)[:5]
+    return _by_id(by_id) or _by_id(rows.filter(patient_name__iexact=text).values_list(*columns)[:5])
 
 
 REPORT_COLUMNS = (

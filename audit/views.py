@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -29,7 +29,7 @@ def _filterset(request: HttpRequest) -> AuditEventFilter:
     return AuditEventFilter(
         request.GET,
         queryset=selectors.audit_event_scope(viewer=request.user),
-        patients=selectors.audit_patient_choices(viewer=request.user),
+        find_patients=lambda text: selectors.audit_patient_lookup(viewer=request.user, text=text),
         time_zone=tz,
         today=timezone.now().astimezone(tz).date(),
     )
@@ -91,6 +91,23 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         "can_export_evidence": can_export_audit_evidence(request.user),
     }
     return render(request, "audit/report.html", context)
+
+
+@login_required
+@never_cache
+@require_GET
+@allowed_only(can_read_audit_log)
+def audit_patients(request: HttpRequest) -> JsonResponse:
+    """The viewer's patients matching `q`, for the report's patient box (at most 20).
+
+    Scoped as the report is: a practice's own patients, a provider's own events'
+    patients; nothing for anyone who may read no log.
+    """
+    if audit_scope(request.user) is None:
+        raise PermissionDenied
+    text = request.GET.get("q", "")[:200]
+    found = selectors.audit_patient_search(viewer=request.user, text=text)
+    return JsonResponse({"patients": [{"id": pid, "name": name} for pid, name in found]})
 
 
 @login_required

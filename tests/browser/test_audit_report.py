@@ -65,3 +65,33 @@ def test_compliance_filters_the_report_and_downloads_the_export(page, provider, 
     expect(
         page.get_by_role("cell", name="Audit log exported: 2 events", exact=False)
     ).to_be_visible()
+
+
+def test_the_patient_box_suggests_as_one_types_and_filters_by_the_pick(page, provider, password):
+    make_user(Role.COMPLIANCE_OFFICER, practice=provider.practice, username="compliance")
+    for patient_id, name in (("P-200", "Ada Lovelace"), ("P-201", "Alan Turing")):
+        audit_event_record(
+            kind=kinds.PATIENT_CHART_VIEWED,
+            acting_user=provider,
+            account=provider,
+            ip="192.0.2.8",
+            patient_id=patient_id,
+            patient_name=name,
+            params={"patient": name},
+        )
+    sign_in(page, "compliance", password)
+    page.goto("/audit/")
+    box = page.get_by_label("Patient's Name")
+    box.press_sequentially("love", delay=30)
+    options = page.locator("#patient-options option")
+    expect(options).to_have_count(1)
+    expect(options.first).to_have_attribute("value", "P-200")
+    expect(options.first).to_have_attribute("label", "Ada Lovelace (P-200)")
+    box.fill("P-200")  # what picking the suggestion puts in the box
+    page.get_by_role("button", name="Update Filter").click()
+    expect(page.get_by_role("cell", name="Chart viewed for patient Ada Lovelace")).to_be_visible()
+    expect(page.get_by_role("cell", name="Chart viewed for patient Alan Turing")).to_have_count(0)
+    # A name no patient has is answered on the page, not with an empty report.
+    page.get_by_label("Patient's Name").fill("Grace Hopper")
+    page.get_by_role("button", name="Update Filter").click()
+    expect(page.get_by_role("alert")).to_contain_text("No patient in this log has that name")

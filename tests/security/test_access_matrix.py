@@ -63,6 +63,7 @@ MATRIX = {
     "password_reset_confirm": everyone(OK, anonymous=OK),
     "audit_report": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
     "audit_export": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
+    "audit_patients": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
     "audit_export_fhir": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
     "outbox_status": only([Role.PLATFORM_AUDITOR]),
     "audit_evidence": only(

@@ -50,6 +50,7 @@ READ_ONLY = {
     "practice_staff",
     "audit_report",
     "audit_export",
+    "audit_patients",
     "audit_export_fhir",
     "audit_evidence",
     "outbox_status",
