@@ -14,6 +14,7 @@ from django.utils.functional import cached_property
 
 from accounts.models import User
 from audit.kinds import BREAK_GLASS_CODES, EventType
+from audit.selectors import ACCOUNT_MATCH_LIMIT
 
 QUICK_RANGES = {"day": 1, "week": 7, "month": 30, "year": 365}  # days, today included
 DEFAULT_RANGE_DAYS = 7
@@ -31,12 +32,32 @@ class AuditFilterForm(forms.Form):
         time_zone: ZoneInfo,
         today: date,
         find_patients: Callable[[str], list[tuple[str, str]]],
+        find_accounts: Callable[[str], list[User]],
         **kwargs,
     ):
         self.time_zone = time_zone
         self.today = today
         self.find_patients = find_patients
+        self.find_accounts = find_accounts
+        self.matched_accounts: list[User] = []
         super().__init__(*args, **kwargs)
+
+    def clean_username(self) -> str:
+        """Look up the accounts the text names (username, Doctor ID or part of the name).
+
+        Text that names no account gives no rows, never an error: an error would
+        tell apart names that exist from names that do not.
+        """
+        typed = self.cleaned_data.get("username") or ""
+        if typed.strip():
+            found = self.find_accounts(typed)
+            if len(found) > ACCOUNT_MATCH_LIMIT:
+                raise forms.ValidationError(
+                    f"More than {ACCOUNT_MATCH_LIMIT} accounts match. Type more of the name, "
+                    "or the username or Doctor ID."
+                )
+            self.matched_accounts = found
+        return typed
 
     def clean_patient(self) -> str:
         """Return the id of the one patient the text names (its id, or its whole name)."""
@@ -104,7 +125,12 @@ class AuditEventFilter(django_filters.FilterSet):
             }
         ),
     )
-    username = django_filters.CharFilter(label="Username", max_length=150, method="filter_username")
+    username = django_filters.CharFilter(
+        label="Username",
+        max_length=150,
+        method="filter_username",
+        help_text="A username, a Doctor ID or part of a name.",
+    )
     type = django_filters.ChoiceFilter(
         label="Type", choices=EventType.choices, empty_label="All types"
     )
@@ -141,16 +167,18 @@ class AuditEventFilter(django_filters.FilterSet):
         *,
         queryset,
         find_patients: Callable[[str], list[tuple[str, str]]],
+        find_accounts: Callable[[str], list[User]],
         time_zone: ZoneInfo,
         today: date,
     ):
-        """`find_patients(text)` returns the viewer's patients the text names (id, name)."""
+        """`find_patients(text)` returns the viewer's patients the text names (id, name);
+        `find_accounts(text)` the accounts the user filter's text names."""
         self._form_kwargs = {
             "time_zone": time_zone,
             "today": today,
             "find_patients": find_patients,
+            "find_accounts": find_accounts,
         }
-        self._username_ids: list[int] | None = None
         super().__init__(data, queryset=queryset)
 
     @property
@@ -209,15 +237,9 @@ class AuditEventFilter(django_filters.FilterSet):
         return [Q(actor_id__in=ids), Q(account_id__in=ids)]
 
     def username_account_ids(self) -> list[int]:
-        """Return the id of the account the username filter names (none or one)."""
-        if self._username_ids is None:
-            # Exact usernames, resolved to ids first, so both sides use an index; an
-            # unknown username gives no rows, never an error that confirms who exists.
-            # Usernames are unique whatever their case: one account at most.
-            typed = self.form.cleaned_data["username"].strip()
-            accounts = User.objects.filter(username__iexact=typed)
-            self._username_ids = list(accounts.values_list("pk", flat=True))
-        return self._username_ids
+        """Return the ids of the accounts the user filter names (resolved when the form was
+        cleaned, so both sides of the filter use an index)."""
+        return [account.pk for account in self.form.matched_accounts]
 
     def describe(self) -> str:
         """Return the filters in fixed words, for the Details of the export's event.
@@ -249,7 +271,9 @@ class AuditEventFilter(django_filters.FilterSet):
         if data.get("username"):
             ids = self.username_account_ids()
             facts["username_input"] = data["username"] if ids else None
-            facts["username_account_id"] = ids[0] if ids else None
+            facts["username_account_id"] = ids[0] if len(ids) == 1 else None
+            if len(ids) > 1:
+                facts["username_accounts"] = len(ids)
         if data.get("patient"):
             facts["patient_id"] = data["patient"]
         return facts

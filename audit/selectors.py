@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Concat
 
 from accounts.models import User
 from audit.models import AuditChain, AuditedPatient, AuditEvent
@@ -49,6 +50,36 @@ def _by_id(rows) -> list[tuple[str, str]]:
     """One (id, name) per patient id (a platform's practices may share an id), by name."""
     patients = dict(rows)
     return sorted(patients.items(), key=lambda row: (row[1].lower(), row[0]))
+
+
+ACCOUNT_MATCH_LIMIT = 20
+
+
+def audit_account_matches(*, viewer: User, text: str) -> list[User]:
+    """Return the accounts the report's user filter names, up to ACCOUNT_MATCH_LIMIT + 1.
+
+    The text names an account by its username (whole, any case), its Doctor ID
+    (digits), or part of its name ("dorothy", "ludwig", "dorothy lud"). Only
+    accounts whose events the viewer can see are looked at: their own
+    practice's members and the platform's staff (who act on a practice's
+    accounts), or everyone for a platform auditor; so naming the matches on the
+    page tells no one about another practice's staff.
+    """
+    text = " ".join(text.split())
+    scope = audit_scope(viewer)
+    if not text or scope is None:
+        return []
+    named = Q(username__iexact=text) | Q(full_name__icontains=text)
+    if text.isdigit() and len(text) <= 10:
+        named |= Q(provider_profile__doctor_id=int(text))
+    accounts = User.objects.annotate(full_name=Concat("first_name", Value(" "), "last_name"))
+    if scope is not AuditScope.ALL:
+        accounts = accounts.filter(Q(practice_id=viewer.practice_id) | Q(practice__isnull=True))
+    return list(
+        accounts.filter(named)
+        .select_related("provider_profile")
+        .order_by("last_name", "first_name", "username")[: ACCOUNT_MATCH_LIMIT + 1]
+    )
 
 
 PATIENT_SEARCH_LIMIT = 20

@@ -16,7 +16,7 @@ from audit import selectors
 from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
-from audit.services import audit_log_export
+from audit.services import audit_log_export, user_label
 from ehr.policies import allowed_only, audit_scope, can_export_audit_evidence, can_read_audit_log
 
 PAGE_SIZE = 50
@@ -30,6 +30,7 @@ def _filterset(request: HttpRequest) -> AuditEventFilter:
         request.GET,
         queryset=selectors.audit_event_scope(viewer=request.user),
         find_patients=lambda text: selectors.audit_patient_lookup(viewer=request.user, text=text),
+        find_accounts=lambda text: selectors.audit_account_matches(viewer=request.user, text=text),
         time_zone=tz,
         today=timezone.now().astimezone(tz).date(),
     )
@@ -89,6 +90,8 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         "quick_links": quick,
         "time_zone": tz.key,
         "can_export_evidence": can_export_audit_evidence(request.user),
+        "user_typed": bool(data.get("username", "").strip()),
+        "user_matches": [user_label(account) for account in filterset.form.matched_accounts],
     }
     return render(request, "audit/report.html", context)
 

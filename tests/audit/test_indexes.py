@@ -131,7 +131,13 @@ def cases(practice) -> dict[str, tuple[str, dict, list[set[str]]]]:
         ),
         "one day in the middle": ("compliance", MIDDLE, [practice_time]),
         "username": ("compliance", {**FULL, "username": "dori"}, username),
-        "another practice's username": ("compliance", {**FULL, "username": "otherdoc"}, username),
+        # Another practice's staff are not looked up for an officer: no statement at all.
+        "another practice's username": ("compliance", {**FULL, "username": "otherdoc"}, []),
+        "another practice's username, auditor": (
+            "auditor",
+            {**FULL, "username": "otherdoc"},
+            [{"audit_actor_time_idx"}, {"audit_account_time_idx"}],
+        ),
         "patient": ("compliance", {**FULL, "patient": "P-40"}, [{"audit_patient_time_idx"}]),
         "type Report": ("compliance", {**FULL, "type": "Report"}, [{"audit_practice_type_idx"}]),
         "type Report, auditor": ("auditor", {**FULL, "type": "Report"}, [{"audit_type_time_idx"}]),

@@ -9,6 +9,7 @@ from django.db.models import Q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts.roles import Role
 from audit import export, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
@@ -18,7 +19,7 @@ from audit.selectors import Cursor, audit_event_scope, audit_report_page
 from audit.services import AuditWriteError
 from audit.verification import audit_log_verify
 from tests.audit.helpers import NOW, chart_viewed, copies_of, record_at
-from tests.factories import confirm_identity
+from tests.factories import confirm_identity, make_user
 
 
 def details(response) -> list[str]:
@@ -119,6 +120,37 @@ def test_username_matches_actor_or_account(client, compliance, log, nurse):
     ]
     assert details(client.get("/audit/", {"username": "otherdoc"})) == []
     assert details(client.get("/audit/", {"username": "nobody-by-that-name"})) == []
+
+
+def test_the_user_filter_takes_a_doctor_id_or_part_of_a_name_and_says_whom(
+    client, compliance, auditor, provider, other_provider, log
+):
+    client.force_login(compliance)
+    by_username = details(client.get("/audit/", {"username": "dorothy"}))
+    assert by_username  # the seed's sign-in among them
+    for typed in ("496094", "ludwig", "Dorothy Lud", "  DOROTHY   ludwig "):
+        response = client.get("/audit/", {"username": typed})
+        assert details(response) == by_username, typed
+        assert response.context["user_matches"] == ["496094 (dorothy Ludwig)"]
+        assert "Matches 496094 (dorothy Ludwig)" in response.content.decode()
+    # Another practice's staff are not named to an officer, by username or by name.
+    for typed in ("otherdoc", str(other_provider.provider_profile.doctor_id)):
+        response = client.get("/audit/", {"username": typed})
+        assert response.context["user_matches"] == [] and details(response) == []
+        assert "Matches no account whose events you can see." in response.content.decode()
+    # A platform auditor reads every practice: there they match.
+    client.force_login(auditor)
+    assert "(Test User)" in client.get("/audit/", {"username": "otherdoc"}).content.decode()
+
+
+def test_a_name_too_many_accounts_share_asks_for_more(client, compliance, practice, clock):
+    for n in range(21):
+        make_user(Role.NURSE, practice=practice, username=f"nurse{n}", last_name="Okonkwo")
+    client.force_login(compliance)
+    response = client.get("/audit/", {"username": "okonkwo"})
+    assert response.status_code == 400
+    assert "More than 20 accounts match" in response.content.decode()
+    assert client.get("/audit/", {"username": "nurse7"}).status_code == 200
 
 
 def test_type_and_patient_filters(client, compliance, log):
@@ -277,6 +309,7 @@ def test_any_date_range_is_a_valid_range_or_a_form_error(
         data,
         queryset=AuditEvent.objects.all(),
         find_patients=lambda text: [],
+        find_accounts=lambda text: [],
         time_zone=ZoneInfo(zone),
         today=today,
     )

@@ -89,6 +89,7 @@ def test_details_are_the_same_whatever_is_typed(db, username, patient):
         {**RANGE, "username": username, "patient": patient},
         queryset=AuditEvent.objects.all(),
         find_patients=lambda text: [(patient, "Any Name")],  # the text names this patient
+        find_accounts=lambda text: [],  # and no account
         time_zone=ZoneInfo("UTC"),
         today=date(2024, 3, 19),
     )
