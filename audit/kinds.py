@@ -226,6 +226,25 @@ AUDIT_EXPORT_INTERRUPTED = EventKind(
     Action.EXPORT,
     "Audit log export interrupted after {sent} of {rows} events: the download was closed",
 )
+AUDIT_VERIFICATION_REQUESTED = EventKind(
+    "audit.verification_requested",
+    EventType.REPORT,
+    Action.CREATE,
+    "Audit log verification requested",
+)
+# Recorded by the application when a verification ends; `result` is fixed wording.
+AUDIT_VERIFIED = EventKind(
+    "audit.verified",
+    EventType.REPORT,
+    Action.NOT_SPECIFIED,
+    "Audit log verified intact: {events} events in {chains} chains, {checkpoints} checkpoints",
+)
+AUDIT_VERIFICATION_FAILED = EventKind(
+    "audit.verification_failed",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Audit log verification found a problem at {where}",
+)
 AUDIT_EVIDENCE_EXPORTED = EventKind(
     "audit.evidence_exported",
     EventType.REPORT,

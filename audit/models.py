@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from audit.hashing import GENESIS_HASH
 from audit.kinds import Action, EventType
@@ -261,3 +262,37 @@ class AuditedPatient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient_name} ({self.patient_id})"
+
+
+class AuditVerification(models.Model):
+    """One verification of the whole log (every chain and checkpoint): asked for, run, found.
+
+    Asked for on the Integrity page (run in the background by the outbox worker) or
+    run by `manage.py audit_verify`; the newest finished one is what the page shows.
+    """
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who asked for it on the Integrity page; empty when run from the command line.",
+    )
+    requested_at = models.DateTimeField(default=timezone.now, help_text="When it was asked for.")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker began it.")
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When it ended.")
+    intact = models.BooleanField(
+        null=True, blank=True, help_text="Every chain and checkpoint verified; empty if not run."
+    )
+    problem = models.TextField(blank=True, help_text="The first problem found, or why it stopped.")
+    events = models.PositiveBigIntegerField(default=0, help_text="Events checked.")
+    chains = models.PositiveIntegerField(default=0, help_text="Chains walked.")
+    checkpoints = models.PositiveIntegerField(default=0, help_text="Checkpoints verified.")
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [models.Index(fields=["finished_at"], name="audit_verification_done_idx")]
+
+    def __str__(self) -> str:
+        return f"Verification {self.pk} requested {self.requested_at:%Y-%m-%d %H:%M}"

@@ -2,22 +2,30 @@
 
 from zoneinfo import ZoneInfo
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.reauth import recent_auth_required
 from audit import fhir as fhir_format
-from audit import selectors
+from audit import integrity, selectors
 from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
 from audit.services import audit_log_export, user_label
-from ehr.policies import allowed_only, audit_scope, can_export_audit_evidence, can_read_audit_log
+from ehr.policies import (
+    AuditScope,
+    allowed_only,
+    audit_scope,
+    can_export_audit_evidence,
+    can_read_audit_log,
+    can_verify_audit_log,
+)
 
 PAGE_SIZE = 50
 
@@ -186,3 +194,34 @@ def audit_evidence(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     response["X-Export-Rows"] = str(evidence.events)
     return response
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+@allowed_only(can_verify_audit_log)
+def audit_integrity(request: HttpRequest) -> HttpResponse:
+    """When the whole log was last verified and what was found; "Verify now" asks again.
+
+    The verification runs in the background (the outbox worker), so a large log
+    never holds up the page. Platform auditors see where a problem is; compliance
+    officers see that there is one (the place may be another practice's chain).
+    """
+    if request.method == "POST":
+        try:
+            integrity.audit_verification_request(acting_user=request.user, ip=request.client_ip)
+            messages.success(
+                request, "Verification asked for. This page shows the result when it ends."
+            )
+        except integrity.VerificationAlreadyAsked:
+            messages.info(
+                request, "A verification is already waiting or running; its result will show here."
+            )
+        return redirect("audit_integrity")
+    status = integrity.audit_integrity_status()
+    context = {
+        "status": status,
+        "show_where": audit_scope(request.user) is AuditScope.ALL,
+        "time_zone": request.user.time_zone,
+    }
+    return render(request, "audit/integrity.html", context)

@@ -25,5 +25,6 @@ def navigation(request: HttpRequest) -> dict:
             "break_glass_review": audit_scope(user) in (AuditScope.ALL, AuditScope.PRACTICE),
             "support_console": can_use_support_console(user),
             "outbox": policies.can_view_outbox(user),
+            "integrity": policies.can_verify_audit_log(user),
         },
     }

@@ -115,6 +115,11 @@ def can_export_audit_evidence(user: User) -> bool:
     return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
 
 
+def can_verify_audit_log(user: User) -> bool:
+    """The log's integrity on screen, and asking for a verification: the same people."""
+    return can_export_audit_evidence(user)
+
+
 def can_manage_own_pins(user: User) -> bool:
     """Every signed-in account views and changes its own PINs."""
     return user.is_authenticated and user.is_active and hasattr(user, "pins")

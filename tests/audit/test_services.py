@@ -22,6 +22,8 @@ KNOWN_PARAMETERS = {
     "events",
     "chains",
     "checkpoint",
+    "checkpoints",
+    "where",
     "sent",
     "filters",
     "patient",

@@ -38,6 +38,7 @@ POSTERS = {
     "break_glass_open": Role.SUPPORT_AGENT,
     "break_glass_rotate_pin": Role.SUPPORT_AGENT,
     "break_glass_review": Role.COMPLIANCE_OFFICER,
+    "audit_integrity": Role.COMPLIANCE_OFFICER,
 }
 READ_ONLY = {
     "home",

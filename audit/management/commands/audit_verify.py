@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from audit import offline
+from audit.integrity import audit_verification_record
 from audit.verification import audit_log_verify
 
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         if options["public_key"]:
             raise CommandError("--public-key goes with --file.")
         result = audit_log_verify()
+        audit_verification_record(result)  # shown on the Integrity page
         if result.problem is not None:
             raise CommandError(
                 f"Audit log broken at {result.problem.where()}: {result.problem.reason}. "

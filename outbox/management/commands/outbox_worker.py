@@ -8,6 +8,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connections
 
+from audit.integrity import audit_verification_run_pending
 from outbox.worker import deliver_pending
 
 logger = logging.getLogger(__name__)
@@ -15,8 +16,9 @@ logger = logging.getLogger(__name__)
 
 class Command(BaseCommand):
     help = (
-        "Deliver what waits in the outbox (mail), in order, retrying with back-off. Runs until "
-        "stopped; --once delivers what is due and exits."
+        "Deliver what waits in the outbox (mail, audit events to syslog), in order, retrying "
+        "with back-off, and run the audit log verifications asked for on the Integrity page. "
+        "Runs until stopped; --once does what is due and exits."
     )
 
     def add_arguments(self, parser):
@@ -31,6 +33,8 @@ class Command(BaseCommand):
             while delivered := deliver_pending():
                 total += delivered
             self.stdout.write(f"Delivered {total} items.")
+            while verification := audit_verification_run_pending():
+                self.stdout.write(f"Ran audit log verification {verification.pk}.")
             return
         stopping = []
         if threading.current_thread() is threading.main_thread():
@@ -39,6 +43,10 @@ class Command(BaseCommand):
         while not stopping:
             try:
                 delivered = deliver_pending()
+                # A verification asked for on the Integrity page: one per pass, after the
+                # mail, so a large log delays the next mail by one walk at most.
+                if audit_verification_run_pending() is not None:
+                    delivered += 1
             except DatabaseError:
                 # The database restarted or went away: drop the connection, try again.
                 logger.exception("outbox worker: database error; retrying")
