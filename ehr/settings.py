@@ -157,7 +157,18 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Statements sent with bind parameters (only the audit write path's, see
+    # `audit.services._write_cursor`; Django's own cursors spell values into the SQL)
+    # are prepared once a connection has run them 5 times (psycopg's default), so the
+    # server stops parsing and planning them on every audited action. Django leaves
+    # this off for connection poolers in transaction mode that cannot carry prepared
+    # statements (PgBouncer before 1.21, or without `max_prepared_statements`):
+    # behind one of those, set DB_PREPARED_STATEMENTS=false.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        5 if env_bool("DB_PREPARED_STATEMENTS", True) else None
+    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         # Writers take the lock when their transaction starts, so two writers queue

@@ -1,5 +1,5 @@
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.services import provider_profile_update
 from audit import kinds
@@ -109,6 +109,26 @@ def test_seq_and_links_form_a_chain(provider):
     result = audit_log_verify()
     assert result.problem is None
     assert result.events == AuditEvent.objects.count()
+
+
+def test_an_event_is_the_lock_and_one_append(provider, django_assert_num_queries):
+    """Lock and read the head, then insert and move it: one statement on PostgreSQL."""
+    audit_event_record(kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None)
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3) as captured:
+        audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
+    assert "FOR UPDATE" in captured.captured_queries[0]["sql"] or connection.vendor == "sqlite"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepares statements")
+def test_the_write_path_is_planned_once_per_connection(provider):
+    for _ in range(7):
+        audit_event_record(kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert any(s.startswith("SELECT id, seq, row_hash FROM audit_auditchain") for s in prepared)
+    assert any(s.startswith("WITH moved AS (UPDATE audit_auditchain") for s in prepared)
+    assert audit_log_verify().problem is None
 
 
 def test_a_rolled_back_action_leaves_no_event_and_no_gap(provider):
