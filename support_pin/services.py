@@ -249,7 +249,8 @@ def support_pin_validate(
         )
         return ValidationResult(ValidationOutcome.LOCKED, pins.validation_locked_until)
     # Only a comparison can be a guess: refusals above need no count of the agent's.
-    if _agent_failures(agent, now) >= conf.AGENT_FAILURE_LIMIT:
+    agent_failures = _agent_failures(agent, now)
+    if agent_failures >= conf.AGENT_FAILURE_LIMIT:
         audit_event_record(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_AGENT,
             acting_user=agent,
@@ -269,13 +270,33 @@ def support_pin_validate(
         )
         _record_rotation(account)
         return ValidationResult(ValidationOutcome.MATCHED)
-    return _validation_failed(pins, agent=agent, account=account, current=current, now=now, ip=ip)
+    return _validation_failed(
+        pins,
+        agent=agent,
+        account=account,
+        current=current,
+        now=now,
+        ip=ip,
+        agent_failures=agent_failures + 1,
+    )
 
 
 def _validation_failed(
-    pins: AccountPins, *, agent: User, account: User, current: str, now: datetime, ip: str | None
+    pins: AccountPins,
+    *,
+    agent: User,
+    account: User,
+    current: str,
+    now: datetime,
+    ip: str | None,
+    agent_failures: int,
 ) -> ValidationResult:
-    """Count a wrong PIN against the account and the agent; lock or block what reached a limit."""
+    """Count a wrong PIN against the account and the agent; lock or block what reached a limit.
+
+    `agent_failures` counts this failure too: the count read before the comparison
+    plus one, exact because the agent's validations are taken one at a time (its row
+    stays locked until the transaction ends), so the log is not read again.
+    """
     failures = pins.failed_validations + 1
     locked_until = None
     if failures < conf.VALIDATION_LOCK_AFTER:
@@ -305,7 +326,7 @@ def _validation_failed(
         )
         _record_rotation(account)
         _mail_validation_locked(account, locked_until, blocked)
-    if _agent_failures(agent, now) == conf.AGENT_FAILURE_LIMIT:
+    if agent_failures == conf.AGENT_FAILURE_LIMIT:
         _agent_locked(agent, now=now)
     return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
 

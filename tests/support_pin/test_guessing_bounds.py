@@ -4,7 +4,9 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.roles import Role
@@ -148,3 +150,22 @@ def test_a_spray_over_many_accounts_stops_at_the_agent_limit(
         assert validate(agent, accounts[-1], wrong_pin(accounts[-1])) is (
             ValidationOutcome.MISMATCHED
         )
+
+
+def log_reads(queries) -> list[str]:
+    """The statements of `queries` that read the audit log."""
+    table = AuditEvent._meta.db_table
+    return [
+        query["sql"]
+        for query in queries
+        if query["sql"].lstrip().upper().startswith("SELECT") and table in query["sql"]
+    ]
+
+
+def test_a_wrong_pin_reads_the_agents_failures_from_the_log_once(provider, agent):
+    """The count read before the comparison, plus the failure just made, is the count after
+    it: the agent's validations are taken one at a time, so the log is not read again."""
+    guess = wrong_pin(provider)
+    with CaptureQueriesContext(connection) as queries:
+        assert validate(agent, provider, guess) is ValidationOutcome.MISMATCHED
+    assert len(log_reads(queries.captured_queries)) == 1
