@@ -169,3 +169,33 @@ def test_a_wrong_pin_reads_the_agents_failures_from_the_log_once(provider, agent
     with CaptureQueriesContext(connection) as queries:
         assert validate(agent, provider, guess) is ValidationOutcome.MISMATCHED
     assert len(log_reads(queries.captured_queries)) == 1
+
+
+def test_the_agent_row_is_locked_where_the_database_has_row_locks(provider, agent):
+    """PostgreSQL locks the agent's row, so its validations are taken one at a time; SQLite
+    has no row locks (its IMMEDIATE transaction serializes every writer), so nothing is
+    read for a lock there."""
+    guess = wrong_pin(provider)
+    table = agent._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        assert validate(agent, provider, guess) is ValidationOutcome.MISMATCHED
+    agent_reads = [q["sql"] for q in queries.captured_queries if f'FROM "{table}"' in q["sql"]]
+    if connection.features.has_select_for_update:
+        assert len(agent_reads) == 1 and "FOR UPDATE" in agent_reads[0]
+    else:
+        assert agent_reads == []
+
+
+def test_the_agent_failures_in_the_window_are_counted_up_to_the_limit(provider, agent):
+    """Failures older than the window do not count; failures of other agents do not count."""
+    other = make_user(Role.SUPPORT_AGENT, username="other_agent")
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for _ in range(3):
+            validate(other, provider, wrong_pin(provider))
+        for _ in range(2):
+            validate(agent, provider, wrong_pin(provider))
+        now = timezone.now()
+        assert services._agent_failures(agent, now) == 2
+        assert services._agent_failures(other, now) == 3
+        clock.shift(conf.AGENT_FAILURE_WINDOW)
+        assert services._agent_failures(agent, timezone.now()) == 0
