@@ -217,8 +217,8 @@ def support_pin_validate(
     the PIN at once (recorded as the system's, as the seed shows).
 
     Guessing is bounded three ways, each checked before any comparison (the
-    account's block and lock first: they refuse without comparing, so they need
-    no count of the agent's failures):
+    account's block and lock first: they refuse without comparing, whatever the
+    agent's count):
     - VALIDATION_LOCK_AFTER failures in a row lock the account's validation for
       VALIDATION_LOCK_FOR, rotate the PIN and email the owner;
     - VALIDATION_BLOCK_AFTER_LOCKS locks in a row (no success between them)
@@ -237,8 +237,8 @@ def support_pin_validate(
         User.objects.select_for_update().filter(pk=agent.pk).values_list("pk").get()
     # else SQLite: no row locks, and its IMMEDIATE transaction already holds the database's
     # write lock from its first statement, so validations are taken one at a time anyway.
-    pins = _pins_of(account)
     now = timezone.now()
+    pins, agent_failures = _pins_for_validation(account=account, agent=agent, now=now)
     if pins.validation_blocked_at is not None:
         audit_event_record(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_BLOCKED,
@@ -252,8 +252,7 @@ def support_pin_validate(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED, acting_user=agent, account=account, ip=ip
         )
         return ValidationResult(ValidationOutcome.LOCKED, pins.validation_locked_until)
-    # Only a comparison can be a guess: refusals above need no count of the agent's.
-    agent_failures = _agent_failures(agent, now)
+    # Only a comparison can be a guess: the refusals above do not count the agent's failures.
     if agent_failures >= conf.AGENT_FAILURE_LIMIT:
         audit_event_record(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_AGENT,
@@ -335,31 +334,46 @@ def _validation_failed(
     return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
 
 
-def _agent_failures(agent: User, now: datetime) -> int:
-    """Count the agent's failed validations over all accounts within the window, from the
-    log (indexed by actor and time), up to the limit: no more is ever needed.
+def _pins_for_validation(*, account: User, agent: User, now: datetime) -> tuple[AccountPins, int]:
+    """Lock and return the account's PIN row with the agent's failed validations over all
+    accounts within the window, counted from the log (indexed by actor and time) up to the
+    limit: no more is ever needed.
 
-    One statement written out: it runs while the agent's row (on SQLite the whole
-    database) is locked, and building it through the ORM took ten times as long as
-    running it.
+    Called once the agent's row is locked: the count then includes every earlier
+    validation of the agent's, and no other can add to it before this one ends.
+
+    One statement, written out from the models' own table and column names: it runs
+    while validations wait for the agent's row (on SQLite for the whole database), where
+    a round trip to the database and the ORM's building of two queries (more Python than
+    running them) would keep them waiting longer.
     """
     since = connection.ops.adapt_datetimefield_value(now - conf.AGENT_FAILURE_WINDOW)
-    params = [agent.pk, kinds.SUPPORT_PIN_VALIDATION_FAILED.code, since, conf.AGENT_FAILURE_LIMIT]
-    with connection.cursor() as cursor:
-        cursor.execute(_agent_failures_sql(), params)
-        return cursor.fetchone()[0]
+    failed = kinds.SUPPORT_PIN_VALIDATION_FAILED.code
+    params = [agent.pk, failed, since, conf.AGENT_FAILURE_LIMIT, account.pk]
+    sql = _pins_for_validation_sql(lock=connection.features.has_select_for_update)
+    rows = list(AccountPins.objects.raw(sql, params))
+    if not rows:
+        raise AccountPins.DoesNotExist(f"account {account.pk} has no PINs")
+    pins = rows[0]
+    pins.user = account  # the caller's object (and whatever profile it already loaded)
+    return pins, pins.agent_failures
 
 
 @cache
-def _agent_failures_sql() -> str:
-    meta = AuditEvent._meta
-    table = meta.db_table
+def _pins_for_validation_sql(*, lock: bool) -> str:
+    pins, events = AccountPins._meta, AuditEvent._meta
     actor, kind, occurred_at = (
-        meta.get_field(name).column for name in ("actor", "kind", "occurred_at")
+        events.get_field(name).column for name in ("actor", "kind", "occurred_at")
     )
-    return (
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} "  # noqa: S608  (names from the model, values as parameters)  # nosec B608
+    failures = (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {events.db_table} "  # noqa: S608  (names from the models)  # nosec B608
         f"WHERE {actor} = %s AND {kind} = %s AND {occurred_at} > %s LIMIT %s) AS failures"
+    )
+    columns = ", ".join(field.column for field in pins.concrete_fields)
+    owner = pins.get_field("user").column
+    return (
+        f"SELECT {columns}, ({failures}) AS agent_failures FROM {pins.db_table} "  # noqa: S608  (names from the models, values as parameters)  # nosec B608
+        f"WHERE {owner} = %s" + (" FOR UPDATE" if lock else "")  # SQLite: see the caller
     )
 
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.roles import Role
 from audit.models import AuditEvent
 from support_pin import conf, services
+from support_pin.models import AccountPins
 from support_pin.services import ValidationOutcome, support_pin_validate
 from tests.factories import confirm_identity, make_practice, make_user, sent_mail
 from tests.support_pin.helpers import current_pin, wrong_pin
@@ -194,8 +195,29 @@ def test_the_agent_failures_in_the_window_are_counted_up_to_the_limit(provider, 
             validate(other, provider, wrong_pin(provider))
         for _ in range(2):
             validate(agent, provider, wrong_pin(provider))
-        now = timezone.now()
-        assert services._agent_failures(agent, now) == 2
-        assert services._agent_failures(other, now) == 3
+        assert agent_failures(agent, provider) == 2
+        assert agent_failures(other, provider) == 3
         clock.shift(conf.AGENT_FAILURE_WINDOW)
-        assert services._agent_failures(agent, timezone.now()) == 0
+        assert agent_failures(agent, provider) == 0
+
+
+def agent_failures(agent, account) -> int:
+    with transaction.atomic():
+        _, count = services._pins_for_validation(account=account, agent=agent, now=timezone.now())
+    return count
+
+
+def test_the_pin_row_and_the_agents_failures_are_read_in_one_statement(provider, agent):
+    """Once the agent's row is locked, one statement reads (and locks) the account's PIN
+    row and counts the agent's failures: validations wait for it, a round trip less."""
+    guess = wrong_pin(provider)
+    pins_table = AccountPins._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        assert validate(agent, provider, guess) is ValidationOutcome.MISMATCHED
+    reads = [
+        query["sql"]
+        for query in queries.captured_queries
+        if query["sql"].lstrip().upper().startswith("SELECT") and pins_table in query["sql"]
+    ]
+    assert len(reads) == 1
+    assert log_reads([{"sql": reads[0]}]) == reads
