@@ -10,10 +10,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -216,8 +217,8 @@ def support_pin_validate(
     the PIN at once (recorded as the system's, as the seed shows).
 
     Guessing is bounded three ways, each checked before any comparison (the
-    account's block and lock first: they refuse without comparing, so they need
-    no count of the agent's failures):
+    account's block and lock first: they refuse without comparing, whatever the
+    agent's count):
     - VALIDATION_LOCK_AFTER failures in a row lock the account's validation for
       VALIDATION_LOCK_FOR, rotate the PIN and email the owner;
     - VALIDATION_BLOCK_AFTER_LOCKS locks in a row (no success between them)
@@ -232,9 +233,12 @@ def support_pin_validate(
     if not can_validate_pin_of(agent, account):
         raise PermissionDenied("only support agents validate Support PINs, and not their own")
     given = normalize_pin(pin)  # a malformed PIN is refused before anything is counted
-    User.objects.select_for_update().filter(pk=agent.pk).values_list("pk").get()
-    pins = _pins_of(account)
+    if connection.features.has_select_for_update:
+        User.objects.select_for_update().filter(pk=agent.pk).values_list("pk").get()
+    # else SQLite: no row locks, and its IMMEDIATE transaction already holds the database's
+    # write lock from its first statement, so validations are taken one at a time anyway.
     now = timezone.now()
+    pins, agent_failures = _pins_for_validation(account=account, agent=agent, now=now)
     if pins.validation_blocked_at is not None:
         audit_event_record(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_BLOCKED,
@@ -248,8 +252,8 @@ def support_pin_validate(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED, acting_user=agent, account=account, ip=ip
         )
         return ValidationResult(ValidationOutcome.LOCKED, pins.validation_locked_until)
-    # Only a comparison can be a guess: refusals above need no count of the agent's.
-    if _agent_failures(agent, now) >= conf.AGENT_FAILURE_LIMIT:
+    # Only a comparison can be a guess: the refusals above do not count the agent's failures.
+    if agent_failures >= conf.AGENT_FAILURE_LIMIT:
         audit_event_record(
             kind=kinds.SUPPORT_PIN_VALIDATION_REFUSED_AGENT,
             acting_user=agent,
@@ -269,13 +273,33 @@ def support_pin_validate(
         )
         _record_rotation(account)
         return ValidationResult(ValidationOutcome.MATCHED)
-    return _validation_failed(pins, agent=agent, account=account, current=current, now=now, ip=ip)
+    return _validation_failed(
+        pins,
+        agent=agent,
+        account=account,
+        current=current,
+        now=now,
+        ip=ip,
+        agent_failures=agent_failures + 1,
+    )
 
 
 def _validation_failed(
-    pins: AccountPins, *, agent: User, account: User, current: str, now: datetime, ip: str | None
+    pins: AccountPins,
+    *,
+    agent: User,
+    account: User,
+    current: str,
+    now: datetime,
+    ip: str | None,
+    agent_failures: int,
 ) -> ValidationResult:
-    """Count a wrong PIN against the account and the agent; lock or block what reached a limit."""
+    """Count a wrong PIN against the account and the agent; lock or block what reached a limit.
+
+    `agent_failures` counts this failure too: the count read before the comparison
+    plus one, exact because the agent's validations are taken one at a time (its row
+    stays locked until the transaction ends), so the log is not read again.
+    """
     failures = pins.failed_validations + 1
     locked_until = None
     if failures < conf.VALIDATION_LOCK_AFTER:
@@ -305,20 +329,52 @@ def _validation_failed(
         )
         _record_rotation(account)
         _mail_validation_locked(account, locked_until, blocked)
-    if _agent_failures(agent, now) == conf.AGENT_FAILURE_LIMIT:
+    if agent_failures == conf.AGENT_FAILURE_LIMIT:
         _agent_locked(agent, now=now)
     return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
 
 
-def _agent_failures(agent: User, now: datetime) -> int:
-    """Count the agent's failed validations over all accounts within the window, from the
-    log (indexed by actor and time), up to the limit: no more is ever needed."""
-    failures = AuditEvent.objects.filter(
-        actor_id=agent.pk,
-        occurred_at__gt=now - conf.AGENT_FAILURE_WINDOW,
-        kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
+def _pins_for_validation(*, account: User, agent: User, now: datetime) -> tuple[AccountPins, int]:
+    """Lock and return the account's PIN row with the agent's failed validations over all
+    accounts within the window, counted from the log (indexed by actor and time) up to the
+    limit: no more is ever needed.
+
+    Called once the agent's row is locked: the count then includes every earlier
+    validation of the agent's, and no other can add to it before this one ends.
+
+    One statement, written out from the models' own table and column names: it runs
+    while validations wait for the agent's row (on SQLite for the whole database), where
+    a round trip to the database and the ORM's building of two queries (more Python than
+    running them) would keep them waiting longer.
+    """
+    since = connection.ops.adapt_datetimefield_value(now - conf.AGENT_FAILURE_WINDOW)
+    failed = kinds.SUPPORT_PIN_VALIDATION_FAILED.code
+    params = [agent.pk, failed, since, conf.AGENT_FAILURE_LIMIT, account.pk]
+    sql = _pins_for_validation_sql(lock=connection.features.has_select_for_update)
+    rows = list(AccountPins.objects.raw(sql, params))
+    if not rows:
+        raise AccountPins.DoesNotExist(f"account {account.pk} has no PINs")
+    pins = rows[0]
+    pins.user = account  # the caller's object (and whatever profile it already loaded)
+    return pins, pins.agent_failures
+
+
+@cache
+def _pins_for_validation_sql(*, lock: bool) -> str:
+    pins, events = AccountPins._meta, AuditEvent._meta
+    actor, kind, occurred_at = (
+        events.get_field(name).column for name in ("actor", "kind", "occurred_at")
     )
-    return failures.values("id")[: conf.AGENT_FAILURE_LIMIT].count()
+    failures = (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {events.db_table} "  # noqa: S608  (names from the models)  # nosec B608
+        f"WHERE {actor} = %s AND {kind} = %s AND {occurred_at} > %s LIMIT %s) AS failures"
+    )
+    columns = ", ".join(field.column for field in pins.concrete_fields)
+    owner = pins.get_field("user").column
+    return (
+        f"SELECT {columns}, ({failures}) AS agent_failures FROM {pins.db_table} "  # noqa: S608  (names from the models, values as parameters)  # nosec B608
+        f"WHERE {owner} = %s" + (" FOR UPDATE" if lock else "")  # SQLite: see the caller
+    )
 
 
 def _agent_locked(agent: User, *, now: datetime) -> None:

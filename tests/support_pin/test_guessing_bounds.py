@@ -4,12 +4,15 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.roles import Role
 from audit.models import AuditEvent
 from support_pin import conf, services
+from support_pin.models import AccountPins
 from support_pin.services import ValidationOutcome, support_pin_validate
 from tests.factories import confirm_identity, make_practice, make_user, sent_mail
 from tests.support_pin.helpers import current_pin, wrong_pin
@@ -148,3 +151,73 @@ def test_a_spray_over_many_accounts_stops_at_the_agent_limit(
         assert validate(agent, accounts[-1], wrong_pin(accounts[-1])) is (
             ValidationOutcome.MISMATCHED
         )
+
+
+def log_reads(queries) -> list[str]:
+    """The statements of `queries` that read the audit log."""
+    table = AuditEvent._meta.db_table
+    return [
+        query["sql"]
+        for query in queries
+        if query["sql"].lstrip().upper().startswith("SELECT") and table in query["sql"]
+    ]
+
+
+def test_a_wrong_pin_reads_the_agents_failures_from_the_log_once(provider, agent):
+    """The count read before the comparison, plus the failure just made, is the count after
+    it: the agent's validations are taken one at a time, so the log is not read again."""
+    guess = wrong_pin(provider)
+    with CaptureQueriesContext(connection) as queries:
+        assert validate(agent, provider, guess) is ValidationOutcome.MISMATCHED
+    assert len(log_reads(queries.captured_queries)) == 1
+
+
+def test_the_agent_row_is_locked_where_the_database_has_row_locks(provider, agent):
+    """PostgreSQL locks the agent's row, so its validations are taken one at a time; SQLite
+    has no row locks (its IMMEDIATE transaction serializes every writer), so nothing is
+    read for a lock there."""
+    guess = wrong_pin(provider)
+    table = agent._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        assert validate(agent, provider, guess) is ValidationOutcome.MISMATCHED
+    agent_reads = [q["sql"] for q in queries.captured_queries if f'FROM "{table}"' in q["sql"]]
+    if connection.features.has_select_for_update:
+        assert len(agent_reads) == 1 and "FOR UPDATE" in agent_reads[0]
+    else:
+        assert agent_reads == []
+
+
+def test_the_agent_failures_in_the_window_are_counted_up_to_the_limit(provider, agent):
+    """Failures older than the window do not count; failures of other agents do not count."""
+    other = make_user(Role.SUPPORT_AGENT, username="other_agent")
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for _ in range(3):
+            validate(other, provider, wrong_pin(provider))
+        for _ in range(2):
+            validate(agent, provider, wrong_pin(provider))
+        assert agent_failures(agent, provider) == 2
+        assert agent_failures(other, provider) == 3
+        clock.shift(conf.AGENT_FAILURE_WINDOW)
+        assert agent_failures(agent, provider) == 0
+
+
+def agent_failures(agent, account) -> int:
+    with transaction.atomic():
+        _, count = services._pins_for_validation(account=account, agent=agent, now=timezone.now())
+    return count
+
+
+def test_the_pin_row_and_the_agents_failures_are_read_in_one_statement(provider, agent):
+    """Once the agent's row is locked, one statement reads (and locks) the account's PIN
+    row and counts the agent's failures: validations wait for it, a round trip less."""
+    guess = wrong_pin(provider)
+    pins_table = AccountPins._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        assert validate(agent, provider, guess) is ValidationOutcome.MISMATCHED
+    reads = [
+        query["sql"]
+        for query in queries.captured_queries
+        if query["sql"].lstrip().upper().startswith("SELECT") and pins_table in query["sql"]
+    ]
+    assert len(reads) == 1
+    assert log_reads([{"sql": reads[0]}]) == reads
