@@ -106,7 +106,7 @@ def pin_shown(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @policies.allowed_only(policies.can_manage_own_pins)
-@recent_auth_required
+@recent_auth_required(label="generate a new Support PIN")
 def support_pin_generate(request: HttpRequest) -> HttpResponse:
     services.support_pin_generate(
         account=request.user, acting_user=request.user, ip=request.client_ip

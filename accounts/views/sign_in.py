@@ -96,7 +96,13 @@ def locked_out(request: HttpRequest, credentials=None, *args) -> HttpResponse:
 @sensitive_post_parameters("password", "code")
 @require_http_methods(["GET", "POST"])
 def reauth_view(request: HttpRequest) -> HttpResponse:
-    """Confirm the password (and the second factor where enrolled) before a sensitive action."""
+    """Confirm the password (and the second factor where enrolled) before a sensitive action.
+
+    `action` names the pending action the prompt is for (accounts/reauth.py):
+    once confirmed it happens, once. Without one, `next` is where to go after.
+    """
+    action_id = request.GET.get("action")
+    action = reauth.pending_action_get(request, action_id)
     next_url = reauth.safe_next(request, request.GET.get("next"), reverse("home"))
     form = IdentityForm(request.POST or None, user=request.user)
     if (
@@ -104,8 +110,21 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
         and form.is_valid()
         and identity_confirmed(request, form, purpose=PromptPurpose.REAUTH)
     ):
+        taken = reauth.pending_action_take(request, action_id)
+        if taken is not None:
+            return reauth.pending_action_run(request, taken)
+        if action_id:
+            messages.info(
+                request, "You are confirmed, but that action was not kept: please do it again."
+            )
         return redirect(next_url)
-    context = {"form": form, "next": next_url}
+    if action_id and action is None and request.method == "GET":
+        messages.info(request, "That action was not kept: confirm it is you, then do it again.")
+    context = {
+        "form": form,
+        "action": action,
+        "back": (action.back if action else None) or reverse("home"),
+    }
     return render(request, "accounts/reauth.html", context, status=form.http_status)
 
 
