@@ -2,7 +2,6 @@
 
 import time
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -16,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import mfa, reauth, services
+from accounts import lockout, mfa, reauth, services
 from accounts.auth_events import PromptPurpose
 from accounts.forms import IdentityForm, MfaCodeForm, SignInForm
 from accounts.models import User
@@ -86,8 +85,12 @@ class SignOutView(auth_views.LogoutView):
 
 
 def locked_out(request: HttpRequest, credentials=None, *args) -> HttpResponse:
-    """The page django-axes answers with once a sign-in is locked out (429)."""
-    context = {"minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
+    """The page django-axes answers with once a sign-in is locked out (429).
+
+    Said in the words every prompt uses (accounts/lockout.py, `lock_message`),
+    naming no account: the visitor is not signed in.
+    """
+    context = {"message": lockout.lock_message(account=None, until=None)}
     return render(request, "registration/locked_out.html", context, status=429)
 
 
@@ -124,6 +127,8 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
         "form": form,
         "action": action,
         "back": (action.back if action else None) or reverse("home"),
+        # A lock is explained before the password is typed; after a refusal the error says it.
+        "lock": lockout.prompt_lock_message(request) if request.method == "GET" else None,
     }
     return render(request, "accounts/reauth.html", context, status=form.http_status)
 
