@@ -165,12 +165,12 @@ def lock_remedy(account: User | None) -> str:
         )
     if account.practice_id is None:
         return "A platform administrator can unlock it sooner."
-    who = (
-        "Another practice administrator"
-        if account.has_role(Role.PRACTICE_ADMIN)
-        else ("A practice administrator")
+    # A practice admin cannot unlock themselves: another one of the practice can.
+    who = "Another" if account.has_role(Role.PRACTICE_ADMIN) else "A"
+    return (
+        f"{who} practice administrator of {account.practice.name} can unlock it sooner "
+        "under Account > Practice Staff."
     )
-    return f"{who} of {account.practice.name} can unlock it sooner under Account > Practice Staff."
 
 
 def lock_message(*, account: User | None, until: datetime | None) -> str:
