@@ -17,6 +17,9 @@ backend refused before the password was checked) and whether this failure
 locked it.
 """
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from axes.handlers.database import AxesDatabaseHandler
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -25,6 +28,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.roles import Role
 from ehr import crypto
 
 
@@ -123,3 +127,71 @@ def attempt_username(request, credentials: dict | None) -> str | None:
     if not typed or User.objects.filter(username=typed).exists():
         return typed
     return UNKNOWN_PREFIX + crypto.keyed_digests(typed, purpose="axes.username")[0]
+
+
+def sign_in_locked_until(*, username: str, ip: str | None) -> datetime | None:
+    """Return when the sign-in lock on `username` from `ip` lifts, or None if it is not locked.
+
+    One query; the same two locks as the handler counts (the pair, and the
+    username from every address). A lock lifts AXES_COOLOFF_TIME after the last
+    failure that counts towards it.
+    """
+    pair_limit, username_limit = limits()
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    rows = list(
+        AccessAttempt.objects.filter(username=username, attempt_time__gte=since).values_list(
+            "ip_address", "failures_since_start", "attempt_time"
+        )
+    )
+    pair = [(n, at) for address, n, at in rows if address == ip]
+    ends = []
+    if sum(n for n, _ in pair) >= pair_limit:
+        ends.append(max(at for _, at in pair))
+    if username_limit > 0 and sum(n for _, n, _ in rows) >= username_limit:
+        ends.append(max(at for _, _, at in rows))
+    return max(ends) + settings.AXES_COOLOFF_TIME if ends else None
+
+
+def lock_remedy(account: User | None) -> str:
+    """Say who can lift a sign-in lock on `account` sooner (policies.can_unlock_sign_in).
+
+    Without an account (the signed-out lock page) nothing about it is named:
+    that page must not tell a guesser whether the username exists or where.
+    """
+    if account is None:
+        return (
+            "A practice administrator of your practice can unlock it sooner under "
+            "Account > Practice Staff (a platform administrator, for accounts without a practice)."
+        )
+    if account.practice_id is None:
+        return "A platform administrator can unlock it sooner."
+    # A practice admin cannot unlock themselves: another one of the practice can.
+    who = "Another" if account.has_role(Role.PRACTICE_ADMIN) else "A"
+    return (
+        f"{who} practice administrator of {account.practice.name} can unlock it sooner "
+        "under Account > Practice Staff."
+    )
+
+
+def lock_message(*, account: User | None, until: datetime | None) -> str:
+    """The one wording of a sign-in lock: what is locked, until when, and who can lift it.
+
+    The sign-in page, every password prompt and the PIN dialogs say it alike.
+    """
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    if until is not None and account is not None:
+        local = timezone.localtime(until, ZoneInfo(account.time_zone))
+        when = f"until {local:%I:%M %p %Z} ({minutes} minutes after the last wrong password)"
+    else:
+        when = f"for {minutes} minutes after the last wrong password"
+    return (
+        f"Too many wrong passwords: signing in and every password prompt of this account "
+        f"are locked {when}. {lock_remedy(account)}"
+    )
+
+
+def prompt_lock_message(request) -> str | None:
+    """Return the lock wording for the signed-in user's prompts if they are locked now."""
+    user = request.user
+    until = sign_in_locked_until(username=user.get_username(), ip=request.client_ip)
+    return None if until is None else lock_message(account=user, until=until)

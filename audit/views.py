@@ -125,7 +125,7 @@ def audit_patients(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 @allowed_only(can_read_audit_log)
-@recent_auth_required
+@recent_auth_required(label="export the audit log to a CSV file", download=True)
 def audit_export(request: HttpRequest) -> HttpResponse:
     """Download exactly the filtered rows as CSV, recorded in the log before any row leaves.
 
@@ -143,7 +143,7 @@ def audit_export(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 @allowed_only(can_read_audit_log)
-@recent_auth_required
+@recent_auth_required(label="export the audit log as FHIR AuditEvents", download=True)
 def audit_export_fhir(request: HttpRequest) -> HttpResponse:
     """The same rows as the CSV export, as a FHIR R4 Bundle of AuditEvent resources."""
     return _export(request, fhir=True)
@@ -181,7 +181,7 @@ def _export(request: HttpRequest, *, fhir: bool) -> HttpResponse:
 @never_cache
 @require_GET
 @allowed_only(can_export_audit_evidence)
-@recent_auth_required
+@recent_auth_required(label="download a verifiable copy of the audit log", download=True)
 def audit_evidence(request: HttpRequest) -> HttpResponse:
     """Download whole chains with the signed checkpoint that covers them, for outside auditors.
 

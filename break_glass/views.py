@@ -40,7 +40,7 @@ def break_glass_open(request: HttpRequest, account_id: int) -> HttpResponse:
     return _open(request, account)
 
 
-@recent_auth_required
+@recent_auth_required(label="open break-glass access to this account")
 def _open(request: HttpRequest, account) -> HttpResponse:
     form = BreakGlassOpenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

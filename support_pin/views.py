@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import lockout
 from accounts.auth_events import PromptPurpose
 from accounts.reauth import recent_auth_required
 from accounts.views.prompts import identity_confirmed
@@ -58,6 +59,8 @@ def _prompt(request: HttpRequest, form, *, action: str, title: str, then) -> Htt
         request.session[SHOW_ONCE] = {"which": which, "changed": changed, "at": time.time()}
         return redirect("pin_shown")
     context = {"form": form, "action": action, "title": title}
+    if request.method == "GET":  # after a refused password the form's error says it
+        context["prompt_lock"] = lockout.prompt_lock_message(request)
     return render(request, "support_pin/password_prompt.html", context, status=form.http_status)
 
 
@@ -106,7 +109,7 @@ def pin_shown(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @policies.allowed_only(policies.can_manage_own_pins)
-@recent_auth_required
+@recent_auth_required(label="generate a new Support PIN")
 def support_pin_generate(request: HttpRequest) -> HttpResponse:
     services.support_pin_generate(
         account=request.user, acting_user=request.user, ip=request.client_ip

@@ -30,11 +30,16 @@ def _page(request: HttpRequest, form: StaffCreateForm, status: int = 200) -> Htt
     return render(request, "accounts/practice_staff.html", context, status=status)
 
 
-def staff_action(view):
-    """A practice admin's change to a member: signed in, POST only, allowed, recently confirmed."""
-    view = reauth.recent_auth_required(view)
-    view = policies.allowed_only(policies.can_manage_practice_staff)(view)
-    return login_required(require_POST(view))
+def staff_action(label: str):
+    """A practice admin's change to a member: signed in, POST only, allowed, recently confirmed
+    (`label` says on the confirmation prompt what happens once confirmed)."""
+
+    def decorator(view):
+        view = reauth.recent_auth_required(view, label=label)
+        view = policies.allowed_only(policies.can_manage_practice_staff)(view)
+        return login_required(require_POST(view))
+
+    return decorator
 
 
 def _managed_member(request: HttpRequest, user_id: int) -> User:
@@ -59,7 +64,7 @@ def practice_staff(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_POST
 @policies.allowed_only(policies.can_manage_practice_staff)
-@reauth.recent_auth_required
+@reauth.recent_auth_required(label="add the staff member")
 def practice_staff_create(request: HttpRequest) -> HttpResponse:
     """Add a staff member to the admin's practice; they choose a password from an email."""
     form = StaffCreateForm(request.POST, roles=_roles())
@@ -86,7 +91,7 @@ def practice_staff_create(request: HttpRequest) -> HttpResponse:
     return redirect("practice_staff")
 
 
-@staff_action
+@staff_action("unlock the member's sign-in")
 def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
     """Clear a member's sign-in lock (each unlock gives a guesser five more tries: confirmed)."""
     account = _managed_member(request, user_id)
@@ -95,7 +100,7 @@ def practice_staff_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
     return redirect("practice_staff")
 
 
-@staff_action
+@staff_action("sign the member out everywhere")
 def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
     """Sign a staff member out of every session at once."""
     account = _managed_member(request, user_id)
@@ -106,7 +111,7 @@ def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
     return redirect("practice_staff")
 
 
-@staff_action
+@staff_action("unblock the member's Support PIN validation")
 def practice_staff_unblock_pin(request: HttpRequest, user_id: int) -> HttpResponse:
     """Let support validate a member's Support PIN again after repeated locks."""
     account = _managed_member(request, user_id)
@@ -125,18 +130,18 @@ def _set_active(request: HttpRequest, user_id: int, *, active: bool) -> HttpResp
     return redirect("practice_staff")
 
 
-@staff_action
+@staff_action("deactivate the member")
 def practice_staff_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     """Deactivate a member: every session of theirs ends at once."""
     return _set_active(request, user_id, active=False)
 
 
-@staff_action
+@staff_action("reactivate the member")
 def practice_staff_reactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     return _set_active(request, user_id, active=True)
 
 
-@staff_action
+@staff_action("change the member's role")
 def practice_staff_role(request: HttpRequest, user_id: int) -> HttpResponse:
     """Give a staff member another of the practice's staff roles."""
     account = _managed_member(request, user_id)

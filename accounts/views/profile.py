@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts import selectors, services
+from accounts import lockout, selectors, services
 from accounts.auth_events import PromptPurpose
 from accounts.forms import ChangePasswordForm, ProviderProfileForm, StaffAccountForm
 from accounts.images import CONTENT_TYPES
@@ -59,6 +59,7 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         "profile": profile,
         "account": profile.user,
         **pin_prompt_forms(request.user),
+        "prompt_lock": lockout.prompt_lock_message(request),
     }
     return render(
         request, "accounts/account_settings.html", context, status=400 if form.errors else 200
@@ -95,7 +96,12 @@ def staff_account(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, "Staff account saved.")
                 return redirect("staff_account")
-    context = {"form": form, "account": user, **pin_prompt_forms(user)}
+    context = {
+        "form": form,
+        "account": user,
+        **pin_prompt_forms(user),
+        "prompt_lock": lockout.prompt_lock_message(request),
+    }
     return render(request, "accounts/staff_account.html", context, status=form.http_status)
 
 

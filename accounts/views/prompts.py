@@ -1,9 +1,9 @@
 """The step every password prompt view takes: check the form's answers through the gate."""
 
-from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts import lockout
 from accounts.auth_events import PromptPurpose, identity_confirm
 from accounts.forms import IdentityForm
 
@@ -22,11 +22,10 @@ def identity_confirmed(request: HttpRequest, form: IdentityForm, *, purpose: Pro
     if result.ok:
         return True
     if result.locked:
-        minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
         form.add_error(
             "password",
-            f"Too many wrong passwords: sign-in and password prompts are locked for up to "
-            f"{minutes} minutes. A practice administrator can unlock your account sooner.",
+            lockout.prompt_lock_message(request)
+            or lockout.lock_message(account=request.user, until=None),
         )
     elif result.throttled_until is not None:
         wait = max(1, int((result.throttled_until - timezone.now()).total_seconds()))

@@ -103,11 +103,16 @@ def mfa_enrol_start(request: HttpRequest) -> HttpResponse:
 
 
 @security_action
+@reauth.recent_auth_required(label="show the authenticator app's key again to turn it on")
 def mfa_enrol_confirm(request: HttpRequest) -> HttpResponse:
-    """Turn two-factor on with a code from the new app; show the backup codes once."""
+    """Turn two-factor on with a code from the new app; show the backup codes once.
+
+    The code is never kept across a confirmation (it is a secret, and short-lived):
+    after one the page shows the same key again and asks for a fresh code.
+    """
     pending = _enrolling(request)
     if pending is None:
-        messages.info(request, "Confirm it is you again to set up the authenticator app.")
+        messages.info(request, "Set up the authenticator app again.")
         return redirect("security")
     form = MfaConfirmForm(request.POST)
     codes = None

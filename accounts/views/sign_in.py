@@ -2,7 +2,6 @@
 
 import time
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -16,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import mfa, reauth, services
+from accounts import lockout, mfa, reauth, services
 from accounts.auth_events import PromptPurpose
 from accounts.forms import IdentityForm, MfaCodeForm, SignInForm
 from accounts.models import User
@@ -86,8 +85,12 @@ class SignOutView(auth_views.LogoutView):
 
 
 def locked_out(request: HttpRequest, credentials=None, *args) -> HttpResponse:
-    """The page django-axes answers with once a sign-in is locked out (429)."""
-    context = {"minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
+    """The page django-axes answers with once a sign-in is locked out (429).
+
+    Said in the words every prompt uses (accounts/lockout.py, `lock_message`),
+    naming no account: the visitor is not signed in.
+    """
+    context = {"message": lockout.lock_message(account=None, until=None)}
     return render(request, "registration/locked_out.html", context, status=429)
 
 
@@ -96,7 +99,13 @@ def locked_out(request: HttpRequest, credentials=None, *args) -> HttpResponse:
 @sensitive_post_parameters("password", "code")
 @require_http_methods(["GET", "POST"])
 def reauth_view(request: HttpRequest) -> HttpResponse:
-    """Confirm the password (and the second factor where enrolled) before a sensitive action."""
+    """Confirm the password (and the second factor where enrolled) before a sensitive action.
+
+    `action` names the pending action the prompt is for (accounts/reauth.py):
+    once confirmed it happens, once. Without one, `next` is where to go after.
+    """
+    action_id = request.GET.get("action")
+    action = reauth.pending_action_get(request, action_id)
     next_url = reauth.safe_next(request, request.GET.get("next"), reverse("home"))
     form = IdentityForm(request.POST or None, user=request.user)
     if (
@@ -104,8 +113,23 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
         and form.is_valid()
         and identity_confirmed(request, form, purpose=PromptPurpose.REAUTH)
     ):
+        taken = reauth.pending_action_take(request, action_id)
+        if taken is not None:
+            return reauth.pending_action_run(request, taken)
+        if action_id:
+            messages.info(
+                request, "You are confirmed, but that action was not kept: please do it again."
+            )
         return redirect(next_url)
-    context = {"form": form, "next": next_url}
+    if action_id and action is None and request.method == "GET":
+        messages.info(request, "That action was not kept: confirm it is you, then do it again.")
+    context = {
+        "form": form,
+        "action": action,
+        "back": (action.back if action else None) or reverse("home"),
+        # A lock is explained before the password is typed; after a refusal the error says it.
+        "lock": lockout.prompt_lock_message(request) if request.method == "GET" else None,
+    }
     return render(request, "accounts/reauth.html", context, status=form.http_status)
 
 

@@ -250,7 +250,9 @@ def test_a_pending_authenticator_is_shown_and_accepted_only_where_it_was_started
     other.force_login(provider)
     assert "Key:" not in other.get(SECURITY).content.decode()
     response = other.post(CONFIRM, {"code": code_for(device)})
-    assert response["Location"] == SECURITY
+    assert response["Location"].startswith("/account/confirm/?action=")  # asked to confirm
+    response = other.post(response["Location"], {"password": PASSWORD})
+    assert response["Location"] == SECURITY  # confirmed, but it never started one
     assert not AuthenticatorDevice.objects.filter(user=provider, confirmed=True).exists()
     clock.shift(6 * 60)  # the starting session's confirmation is no longer recent
     assert "Key:" not in client.get(SECURITY).content.decode()

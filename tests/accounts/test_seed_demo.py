@@ -1,7 +1,9 @@
 import pytest
 from django.core.management import CommandError, call_command
 
+from accounts.mfa import mfa_device
 from accounts.models import User
+from ehr import policies
 
 
 def test_seed_demo_creates_the_spec_accounts_and_is_idempotent(db, settings, client):
@@ -9,7 +11,15 @@ def test_seed_demo_creates_the_spec_accounts_and_is_idempotent(db, settings, cli
     call_command("seed_demo")
     call_command("seed_demo")
     users = {u.username: u for u in User.objects.all()}
-    assert set(users) == {"dorothy", "dori", "agent", "compliance", "auditor", "otherdoc"}
+    assert set(users) == {
+        "dorothy",
+        "dori",
+        "agent",
+        "compliance",
+        "auditor",
+        "otherdoc",
+        "padmin",
+    }
     dorothy = users["dorothy"]
     assert (dorothy.first_name, dorothy.last_name) == ("dorothy", "Ludwig")
     assert dorothy.provider_profile.doctor_id == 496094
@@ -18,6 +28,13 @@ def test_seed_demo_creates_the_spec_accounts_and_is_idempotent(db, settings, cli
     assert users["compliance"].roles == {"compliance_officer"}
     assert users["auditor"].roles == {"platform_auditor"}
     assert users["otherdoc"].practice != dorothy.practice
+    # The practice admin who can lift dorothy's and Dori's sign-in locks, enrolled in
+    # two-factor like the other privileged demo accounts.
+    assert users["padmin"].roles == {"practice_admin"}
+    assert users["padmin"].practice == dorothy.practice
+    enrolled = {u for u, user in users.items() if mfa_device(user) is not None}
+    assert enrolled == {"agent", "compliance", "auditor", "padmin"}
+    assert policies.can_unlock_sign_in(users["padmin"], dorothy)
     response = client.post(
         "/accounts/login/", {"username": "dorothy", "password": "demo-pass-2024"}
     )

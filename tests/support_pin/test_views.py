@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
+from accounts.mfa import mfa_backup_codes_replace
 from accounts.roles import Role
 from audit.models import AuditEvent
 from support_pin import services
@@ -66,6 +67,17 @@ def test_the_prompt_works_without_javascript(provider_client, provider, password
         in (response.content.decode())
     )
     assert "no-store" in response["Cache-Control"]
+
+
+def test_the_prompt_page_asks_enrolled_accounts_for_their_code_too(agent_client, agent, password):
+    """The page (no script, or after a refusal in the dialog) has every field the form needs."""
+    page = agent_client.get(VIEW).content.decode()
+    assert 'name="password"' in page and 'name="code"' in page and 'name="method"' in page
+    wrong = agent_client.post(VIEW, {"password": "not-mine", "method": "app", "code": "000000"})
+    assert 'name="code"' in wrong.content.decode()
+    code = mfa_backup_codes_replace(acting_user=agent, ip=None)[0]
+    response = agent_client.post(VIEW, {"password": password, "method": "backup", "code": code})
+    assert response.status_code == 302 and response["Location"] == "/account/pins/shown/"
 
 
 def test_a_wrong_password_shows_an_error_and_no_pin(

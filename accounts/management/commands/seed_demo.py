@@ -71,6 +71,14 @@ ACCOUNTS = [
         "practice": "other",
         "doctor_id": 518233,
     },
+    {
+        "username": "padmin",
+        "first_name": "Priya",
+        "last_name": "Shah",
+        "email": "padmin@ludwig-family.example",
+        "role": Role.PRACTICE_ADMIN,
+        "practice": "main",
+    },
 ]
 
 
