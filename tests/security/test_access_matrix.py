@@ -107,7 +107,7 @@ def concrete_url(name: str, people) -> str:
 
     provider = people[Role.PROVIDER.value]
     kwargs = {
-        "profile_image": {"user_id": provider.pk, "kind": "picture"},
+        "profile_image": {"user_id": provider.pk, "kind": "picture", "version": "0" * 16},
         "practice_staff_unlock": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_sign_out": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_deactivate": {"user_id": people[Role.NURSE.value].pk},
