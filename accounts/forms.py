@@ -4,22 +4,32 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
 from django.core.validators import URLValidator
 from phonenumber_field.formfields import PhoneNumberField
+from phonenumbers import PhoneNumberFormat, example_number, format_number
 
 from accounts.images import clean_image_upload
 from accounts.mfa import mfa_device, normalize_code
 from accounts.models import ProviderProfile, Specialty, User
+from accounts.phones import PhoneInput, practice_country
 from accounts.validators import time_zone_names
 
 IMAGE_ACCEPT = "image/png,image/jpeg"
 
 
 def _phone_field(label: str) -> PhoneNumberField:
-    return PhoneNumberField(
-        label=label,
-        required=False,
-        error_messages={"invalid": "Enter a valid phone number, e.g. (202) 555-0143."},
-        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
-    )
+    """A phone number field; `_phones_for` sets the country it is read and shown in."""
+    return PhoneNumberField(label=label, required=False)
+
+
+def _phones_for(form: forms.Form, user: User) -> None:
+    """Read and show the form's phone numbers in the user's practice's national format."""
+    country = practice_country(user)
+    sample = example_number(country)
+    example = format_number(sample, PhoneNumberFormat.NATIONAL) if sample else "+1 202 555 0143"
+    for field in form.fields.values():
+        if isinstance(field, PhoneNumberField):
+            field.region = country
+            field.widget = PhoneInput(country=country)
+            field.error_messages["invalid"] = f"Enter a valid phone number, e.g. {example}."
 
 
 class SignInForm(AuthenticationForm):
@@ -103,6 +113,7 @@ class ProviderProfileForm(forms.ModelForm):
         self.fields["time_zone"].choices = [(name, name) for name in time_zone_names()]
         self.fields["time_zone"].initial = user.time_zone
         self.order_fields(["specialties", "job_title", "time_zone"])
+        _phones_for(self, user)
 
     def clean_profile_picture(self):
         return self._clean_image("profile_picture")
@@ -251,6 +262,7 @@ class StaffAccountForm(IdentityForm):
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, user=user, **kwargs)
         self.order_fields(["email", "home_phone", "cell_phone"])
+        _phones_for(self, user)
         self.fields["password"].required = False
         self.fields["password"].label = "Your password (only to change the email address)"
         if self.asks_for_code:

@@ -25,8 +25,14 @@ from outbox.services import mail_enqueue
 from support_pin.services import account_pins_create
 
 
-def practice_create(*, name: str, group_id: int) -> Practice:
-    return Practice.objects.create(name=name, group_id=group_id)
+def practice_create(*, name: str, group_id: int, country: str | None = None) -> Practice:
+    """Create a practice; `country` (ISO 3166-1, e.g. "GB") defaults to PHONE_REGION."""
+    practice = Practice(name=name, group_id=group_id)
+    if country:
+        practice.country = country
+    practice.full_clean()
+    practice.save()
+    return practice
 
 
 @transaction.atomic

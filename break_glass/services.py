@@ -7,7 +7,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, default_country
+from accounts.phones import phone_display
 from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
@@ -176,8 +177,9 @@ def break_glass_identity(
     _assert_grant_holder(grant, acting_user)
     account = grant.account
     profile = getattr(account, "provider_profile", None) or getattr(account, "staff_profile", None)
+    country = account.practice.country if account.practice else default_country()
     phones = [
-        (label, str(getattr(profile, field)))
+        (label, phone_display(getattr(profile, field), country=country))
         for field, label in (
             ("office_phone", "Office phone"),
             ("cell_phone", "Cell phone"),

@@ -89,7 +89,7 @@ def test_using_it_shows_identity_rotates_the_pin_and_audits_every_step(
     page = agent_client.get(response["Location"])
     text = page.content.decode()
     assert "no-store" in page["Cache-Control"]
-    assert "496094" in text and provider.email in text and "+12025550143" in text
+    assert "496094" in text and provider.email in text and "(202) 555-0143" in text
     assert current_pin(provider) not in text
     before = current_pin(provider)
     with django_capture_on_commit_callbacks(execute=True):
