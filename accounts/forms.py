@@ -258,10 +258,18 @@ class StaffAccountForm(IdentityForm):
     email = forms.EmailField(label="Email address", max_length=254)
     home_phone = _phone_field("Home phone")
     cell_phone = _phone_field("Cell phone")
+    time_zone = forms.ChoiceField(
+        label="Timezone",
+        choices=(),
+        required=False,  # left out: unchanged
+        help_text="Every date and time is shown to you in this time zone.",
+    )
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, user=user, **kwargs)
-        self.order_fields(["email", "home_phone", "cell_phone"])
+        self.fields["time_zone"].choices = [(name, name) for name in time_zone_names()]
+        self.fields["time_zone"].initial = user.time_zone
+        self.order_fields(["email", "home_phone", "cell_phone", "time_zone"])
         _phones_for(self, user)
         self.fields["password"].required = False
         self.fields["password"].label = "Your password (only to change the email address)"
@@ -286,7 +294,10 @@ class StaffAccountForm(IdentityForm):
         return data
 
     def changes(self) -> dict:
-        return {name: self.cleaned_data[name] for name in ("email", "home_phone", "cell_phone")}
+        changes = {name: self.cleaned_data[name] for name in ("email", "home_phone", "cell_phone")}
+        if self.cleaned_data.get("time_zone"):
+            changes["time_zone"] = self.cleaned_data["time_zone"]
+        return changes
 
 
 class StaffCreateForm(forms.Form):

@@ -172,6 +172,10 @@ def staff_profile_update(
         user.email = changes["email"]
         user.full_clean()
         user.save(update_fields=["email"])
+    if "time_zone" in changes and changes["time_zone"] != user.time_zone:
+        validate_time_zone(changes["time_zone"])
+        user.time_zone = changes["time_zone"]
+        user.save(update_fields=["time_zone"])
     for field in ("home_phone", "cell_phone"):
         if field in changes:
             setattr(profile, field, changes[field] if changes[field] is not None else "")

@@ -80,6 +80,7 @@ def staff_account(request: HttpRequest) -> HttpResponse:
         "email": user.email,
         "home_phone": profile.home_phone,
         "cell_phone": profile.cell_phone,
+        "time_zone": user.time_zone,
     }
     form = StaffAccountForm(request.POST or None, user=user, initial=initial)
     if request.method == "POST" and form.is_valid():
