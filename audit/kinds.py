@@ -361,7 +361,7 @@ BREAK_GLASS_REVIEWED = EventKind(
     "break_glass.reviewed",
     EventType.SECURITY,
     Action.UPDATE,
-    "Break-glass access #{grant} to user {account} reviewed",
+    "Break-glass access #{grant} to user {account} reviewed: {outcome}. Note: {note}",
 )
 
 # Written by the clinical modules of the EHR, which pass the patient; this slice

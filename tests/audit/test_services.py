@@ -35,6 +35,8 @@ KNOWN_PARAMETERS = {
     "new",
     "purpose",
     "locks",
+    "outcome",
+    "note",
 }
 
 

@@ -80,7 +80,12 @@ MATRIX = {
     "break_glass_grant": only([Role.SUPPORT_AGENT], allowed_status=REDIRECT),
     "break_glass_rotate_pin": everyone(NOT_ALLOWED),
     "break_glass_list": only([Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]),
-    "break_glass_review": everyone(NOT_ALLOWED),
+    # the review form: no such grant for those who review; everyone else is refused
+    "break_glass_review": {
+        **everyone(DENIED),
+        Role.COMPLIANCE_OFFICER.value: NOT_FOUND,
+        Role.PLATFORM_AUDITOR.value: NOT_FOUND,
+    },
 }
 ADMIN_PREFIX = "admin/"  # the Django admin: superusers only, tested below
 
