@@ -48,7 +48,8 @@ MATRIX = {
     "practice_staff": only([Role.PRACTICE_ADMIN]),
     "practice_staff_unlock": everyone(NOT_ALLOWED),
     "practice_staff_sign_out": everyone(NOT_ALLOWED),
-    "practice_staff_deactivate": everyone(NOT_ALLOWED),
+    # a confirmation page first (the admin confirms who they are before it)
+    "practice_staff_deactivate": only([Role.PRACTICE_ADMIN], allowed_status=CONFIRM),
     "practice_staff_unblock_pin": everyone(NOT_ALLOWED),
     "practice_staff_reactivate": everyone(NOT_ALLOWED),
     "practice_staff_role": everyone(NOT_ALLOWED),

@@ -52,7 +52,7 @@ def test_practice_admin_actions_on_another_practices_user(people, world):
     for name, data in (
         ("practice_staff_unlock", {}),
         ("practice_staff_sign_out", {}),
-        ("practice_staff_deactivate", {}),
+        ("practice_staff_deactivate", {"confirm": "deactivate"}),
         ("practice_staff_reactivate", {}),
         ("practice_staff_role", {"role": "billing"}),
     ):
