@@ -35,6 +35,7 @@ KNOWN_PARAMETERS = {
     "new",
     "purpose",
     "locks",
+    "sessions",  # "session" or "sessions", for the count
     "outcome",
     "note",
 }
