@@ -32,6 +32,16 @@ def _phones_for(form: forms.Form, user: User) -> None:
             field.error_messages["invalid"] = f"Enter a valid phone number, e.g. {example}."
 
 
+class WebAddressField(forms.URLField):
+    """A web address, http or https only.
+
+    The scheme check replaces URLField's own validator rather than adding a
+    second one: two failing validators would show the same error twice.
+    """
+
+    default_validators = [URLValidator(schemes=["http", "https"])]
+
+
 class SignInForm(AuthenticationForm):
     """Django's sign-in form with the product's labels."""
 
@@ -56,12 +66,11 @@ class ProviderProfileForm(forms.ModelForm):
         help_text="Hold Ctrl (or Cmd) to choose several.",
         widget=forms.SelectMultiple(attrs={"size": 6}),
     )
-    website = forms.URLField(
+    website = WebAddressField(
         label="Website",
         required=False,
         max_length=200,
         assume_scheme="https",
-        validators=[URLValidator(schemes=["http", "https"])],
         error_messages={"invalid": "Enter a web address such as https://example.org."},
     )
     home_phone = _phone_field("Home Phone")

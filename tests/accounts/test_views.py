@@ -164,6 +164,13 @@ def test_bad_input_shows_field_error_and_saves_nothing(
     assert provider.time_zone == "America/New_York"
 
 
+@pytest.mark.parametrize("website", ["javascript:alert(1)", "ftp://files.example.org", "http://"])
+def test_a_bad_website_is_reported_once(provider_client, website):
+    response = provider_client.post(SETTINGS, profile_post(website=website))
+    assert response.status_code == 400
+    assert response.content.decode().count("Enter a web address such as") == 1
+
+
 def test_uploaded_picture_is_stored_under_a_random_name(provider_client, provider, settings):
     provider_client.post(
         SETTINGS, profile_post(profile_picture=upload("../../etc/passwd.png", image_bytes()))
@@ -205,14 +212,6 @@ def test_replacing_and_clearing_a_picture_removes_the_old_file(
     assert not (settings.MEDIA_ROOT / second).exists()
 
 
-def test_images_are_served_only_to_the_practice(
-    client, provider_client, provider, nurse, other_provider
-):
-    provider_client.post(SETTINGS, profile_post(profile_picture=upload("a.png", image_bytes())))
-    url = provider_client.get(SETTINGS).context["image_urls"]["picture"]
-    assert url.startswith(f"/account/images/{provider.pk}/picture/")
-
-    response = provider_client.get(url)
 def test_a_strip_of_an_image_is_refused_and_nothing_is_saved(provider_client, provider, settings):
     strip = upload("strip.png", image_bytes("PNG", size=(20000, 1)))
     response = provider_client.post(
@@ -254,6 +253,14 @@ def _blue_png() -> bytes:
     return buffer.getvalue()
 
 
+def test_images_are_served_only_to_the_practice(
+    client, provider_client, provider, nurse, other_provider
+):
+    provider_client.post(SETTINGS, profile_post(profile_picture=upload("a.png", image_bytes())))
+    url = provider_client.get(SETTINGS).context["image_urls"]["picture"]
+    assert url.startswith(f"/account/images/{provider.pk}/picture/")
+
+    response = provider_client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert response["X-Content-Type-Options"] == "nosniff"
