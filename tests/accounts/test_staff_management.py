@@ -52,7 +52,7 @@ def test_deactivation_asks_for_confirmation_first(practice, nurse, password):
     dori = signed_in_browser(nurse, password)
     _, client = admin_client(practice)
     listing = client.get("/practice/staff/").content.decode()
-    assert f'<a href="/practice/staff/{nurse.pk}/deactivate/">Deactivate</a>' in listing
+    assert f'<a href="/practice/staff/{nurse.pk}/deactivate/">Deactivate<span' in listing
     for response in (  # the link, and a one-click post from anywhere: both only ask
         client.get(f"/practice/staff/{nurse.pk}/deactivate/"),
         client.post(f"/practice/staff/{nurse.pk}/deactivate/"),
