@@ -38,7 +38,7 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(Practice)
 class PracticeAdmin(admin.ModelAdmin):
-    list_display = ("name", "group_id")
+    list_display = ("name", "group_id", "country")
 
 
 @admin.register(ProviderProfile)

@@ -21,6 +21,7 @@ from django.contrib.auth import logout
 from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from accounts import idle, mfa, reauth
 from accounts.models import User, UserSession
@@ -230,7 +231,7 @@ def _record_revocation(
         acting_user=acting_user,
         account=account,
         ip=ip,
-        params={"count": count},
+        params={"count": count, "sessions": ngettext("session", "sessions", count)},
     )
 
 

@@ -4,22 +4,42 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
 from django.core.validators import URLValidator
 from phonenumber_field.formfields import PhoneNumberField
+from phonenumbers import PhoneNumberFormat, example_number, format_number
 
 from accounts.images import clean_image_upload
 from accounts.mfa import mfa_device, normalize_code
 from accounts.models import ProviderProfile, Specialty, User
+from accounts.phones import PhoneInput, practice_country
 from accounts.validators import time_zone_names
 
 IMAGE_ACCEPT = "image/png,image/jpeg"
 
 
 def _phone_field(label: str) -> PhoneNumberField:
-    return PhoneNumberField(
-        label=label,
-        required=False,
-        error_messages={"invalid": "Enter a valid phone number, e.g. (202) 555-0143."},
-        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
-    )
+    """A phone number field; `_phones_for` sets the country it is read and shown in."""
+    return PhoneNumberField(label=label, required=False)
+
+
+def _phones_for(form: forms.Form, user: User) -> None:
+    """Read and show the form's phone numbers in the user's practice's national format."""
+    country = practice_country(user)
+    sample = example_number(country)
+    example = format_number(sample, PhoneNumberFormat.NATIONAL) if sample else "+1 202 555 0143"
+    for field in form.fields.values():
+        if isinstance(field, PhoneNumberField):
+            field.region = country
+            field.widget = PhoneInput(country=country)
+            field.error_messages["invalid"] = f"Enter a valid phone number, e.g. {example}."
+
+
+class WebAddressField(forms.URLField):
+    """A web address, http or https only.
+
+    The scheme check replaces URLField's own validator rather than adding a
+    second one: two failing validators would show the same error twice.
+    """
+
+    default_validators = [URLValidator(schemes=["http", "https"])]
 
 
 class SignInForm(AuthenticationForm):
@@ -46,12 +66,11 @@ class ProviderProfileForm(forms.ModelForm):
         help_text="Hold Ctrl (or Cmd) to choose several.",
         widget=forms.SelectMultiple(attrs={"size": 6}),
     )
-    website = forms.URLField(
+    website = WebAddressField(
         label="Website",
         required=False,
         max_length=200,
         assume_scheme="https",
-        validators=[URLValidator(schemes=["http", "https"])],
         error_messages={"invalid": "Enter a web address such as https://example.org."},
     )
     home_phone = _phone_field("Home Phone")
@@ -103,6 +122,7 @@ class ProviderProfileForm(forms.ModelForm):
         self.fields["time_zone"].choices = [(name, name) for name in time_zone_names()]
         self.fields["time_zone"].initial = user.time_zone
         self.order_fields(["specialties", "job_title", "time_zone"])
+        _phones_for(self, user)
 
     def clean_profile_picture(self):
         return self._clean_image("profile_picture")
@@ -247,10 +267,19 @@ class StaffAccountForm(IdentityForm):
     email = forms.EmailField(label="Email address", max_length=254)
     home_phone = _phone_field("Home phone")
     cell_phone = _phone_field("Cell phone")
+    time_zone = forms.ChoiceField(
+        label="Timezone",
+        choices=(),
+        required=False,  # left out: unchanged
+        help_text="Every date and time is shown to you in this time zone.",
+    )
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, user=user, **kwargs)
-        self.order_fields(["email", "home_phone", "cell_phone"])
+        self.fields["time_zone"].choices = [(name, name) for name in time_zone_names()]
+        self.fields["time_zone"].initial = user.time_zone
+        self.order_fields(["email", "home_phone", "cell_phone", "time_zone"])
+        _phones_for(self, user)
         self.fields["password"].required = False
         self.fields["password"].label = "Your password (only to change the email address)"
         if self.asks_for_code:
@@ -274,7 +303,10 @@ class StaffAccountForm(IdentityForm):
         return data
 
     def changes(self) -> dict:
-        return {name: self.cleaned_data[name] for name in ("email", "home_phone", "cell_phone")}
+        changes = {name: self.cleaned_data[name] for name in ("email", "home_phone", "cell_phone")}
+        if self.cleaned_data.get("time_zone"):
+            changes["time_zone"] = self.cleaned_data["time_zone"]
+        return changes
 
 
 class StaffCreateForm(forms.Form):

@@ -1,6 +1,8 @@
-"""What every request checks about its session, in order: ended or capped, idle, two-factor."""
+"""What every request checks about its session, in order: ended or capped, idle, two-factor;
+and the time zone its pages are shown in."""
 
 import time
+import zoneinfo
 
 from django.conf import settings
 from django.contrib import messages
@@ -110,3 +112,27 @@ class MfaRequiredMiddleware:
             if name not in ENROLMENT_PATHS:
                 return redirect("security")
         return self.get_response(request)
+
+
+class TimeZoneMiddleware:
+    """Show every date and time in the signed-in user's own time zone.
+
+    Storage is UTC; with the user's zone active, `|date` in templates and
+    `timezone.localtime` in code give the viewer's local time, and the `T`
+    format its abbreviation (EST, PDT). Signed-out pages stay in UTC.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated:
+            try:
+                timezone.activate(zoneinfo.ZoneInfo(user.time_zone))
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                timezone.deactivate()  # a zone the tz database dropped: UTC, said as such
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

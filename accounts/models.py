@@ -5,6 +5,7 @@ from binascii import unhexlify
 from functools import cached_property
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.contrib.sessions.base_session import AbstractBaseSession
@@ -16,10 +17,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from phonenumber_field.modelfields import PhoneNumberField
 
 from accounts.roles import Role
-from accounts.validators import validate_time_zone
+from accounts.validators import validate_country, validate_time_zone
 from ehr import crypto
 
 DEFAULT_TIME_ZONE = "America/New_York"
+
+
+def default_country() -> str:
+    """Return the country of a new practice: PHONE_REGION (PHONENUMBER_DEFAULT_REGION), else US."""
+    return getattr(settings, "PHONENUMBER_DEFAULT_REGION", None) or "US"
 
 
 class Practice(models.Model):
@@ -28,6 +34,15 @@ class Practice(models.Model):
     name = models.CharField(max_length=200, help_text="The practice's name as shown to its users.")
     group_id = models.PositiveIntegerField(
         unique=True, help_text="Practice Group ID shown on every member's profile."
+    )
+    country = models.CharField(
+        max_length=2,
+        default=default_country,
+        validators=[validate_country],
+        help_text=(
+            "ISO 3166-1 code of the practice's country (US, CA, GB): its members' phone "
+            "numbers are read and shown in that country's national format."
+        ),
     )
 
     class Meta:

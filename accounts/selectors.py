@@ -4,8 +4,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.images import IMAGE_FIELDS, image_version
 from accounts.lockout import locked_usernames
 from accounts.models import ProviderProfile, User, UserSession
 from accounts.roles import Role
@@ -23,6 +25,25 @@ def provider_profile_for_page(*, user: User) -> ProviderProfile:
 
 def provider_profile_by_user_id(*, user_id: int) -> ProviderProfile:
     return get_object_or_404(ProviderProfile.objects.select_related("user"), user_id=user_id)
+
+
+def profile_image_urls(*, profile: ProviderProfile) -> dict[str, str]:
+    """Return the URL of each image the profile has, by kind ("picture", "logo").
+
+    The URL names the stored image (accounts.images.image_version), so it changes
+    when the image does.
+    """
+    urls = {}
+    for kind, field in IMAGE_FIELDS.items():
+        image = getattr(profile, field)
+        if image:
+            kwargs = {
+                "user_id": profile.user_id,
+                "kind": kind,
+                "version": image_version(image.name),
+            }
+            urls[kind] = reverse("profile_image", kwargs=kwargs)
+    return urls
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,14 @@ from outbox.services import mail_enqueue
 from support_pin.services import account_pins_create
 
 
-def practice_create(*, name: str, group_id: int) -> Practice:
-    return Practice.objects.create(name=name, group_id=group_id)
+def practice_create(*, name: str, group_id: int, country: str | None = None) -> Practice:
+    """Create a practice; `country` (ISO 3166-1, e.g. "GB") defaults to PHONE_REGION."""
+    practice = Practice(name=name, group_id=group_id)
+    if country:
+        practice.country = country
+    practice.full_clean()
+    practice.save()
+    return practice
 
 
 @transaction.atomic
@@ -166,6 +172,10 @@ def staff_profile_update(
         user.email = changes["email"]
         user.full_clean()
         user.save(update_fields=["email"])
+    if "time_zone" in changes and changes["time_zone"] != user.time_zone:
+        validate_time_zone(changes["time_zone"])
+        user.time_zone = changes["time_zone"]
+        user.save(update_fields=["time_zone"])
     for field in ("home_phone", "cell_phone"):
         if field in changes:
             setattr(profile, field, changes[field] if changes[field] is not None else "")

@@ -18,7 +18,11 @@ urlpatterns = [
     path("account/settings/", profile.account_settings, name="account_settings"),
     path("account/staff/", profile.staff_account, name="staff_account"),
     path("account/password/", profile.password_change, name="password_change"),
-    path("account/images/<id:user_id>/<str:kind>/", profile.profile_image, name="profile_image"),
+    path(
+        "account/images/<id:user_id>/<str:kind>/<str:version>/",
+        profile.profile_image,
+        name="profile_image",
+    ),
     # Security tab
     path("account/security/", security.security, name="security"),
     path("account/security/mfa/start/", security.mfa_enrol_start, name="mfa_enrol_start"),

@@ -4,6 +4,7 @@ import zoneinfo
 from functools import cache
 
 from django.core.exceptions import ValidationError
+from phonenumbers import SUPPORTED_REGIONS
 
 
 @cache
@@ -15,3 +16,10 @@ def time_zone_names() -> tuple[str, ...]:
 def validate_time_zone(value: str) -> None:
     if value not in time_zone_names():
         raise ValidationError("Choose a time zone from the list.", code="invalid_time_zone")
+
+
+def validate_country(value: str) -> None:
+    if value not in SUPPORTED_REGIONS:
+        raise ValidationError(
+            "Enter a two-letter country code such as US, CA or GB.", code="invalid_country"
+        )

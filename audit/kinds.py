@@ -196,7 +196,7 @@ SESSION_REVOKED = EventKind(
     "security.session_revoked",
     EventType.SECURITY,
     Action.LOGOUT,
-    "Signed out {count} session(s) of user {account} remotely",
+    "Signed out {count} {sessions} of user {account} remotely",  # "1 session", "2 sessions"
 )
 # `filters` is fixed words too (AuditEventFilter.describe): what was typed into the
 # filters goes into the event's data, never into its Details.
@@ -380,7 +380,7 @@ BREAK_GLASS_REVIEWED = EventKind(
     "break_glass.reviewed",
     EventType.SECURITY,
     Action.UPDATE,
-    "Break-glass access #{grant} to user {account} reviewed",
+    "Break-glass access #{grant} to user {account} reviewed: {outcome}. Note: {note}",
 )
 
 # Written by the clinical modules of the EHR, which pass the patient; this slice

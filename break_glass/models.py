@@ -7,6 +7,15 @@ from django.db import models
 from django.db.models import F, Q
 
 
+class ReviewOutcome(models.TextChoices):
+    """What a reviewer concluded about a break-glass access."""
+
+    JUSTIFIED = "justified", "Justified"
+    NOT_JUSTIFIED = "not_justified", "Not justified"
+    # Grants reviewed before reviews asked for an outcome and a note (never chosen now).
+    UNRECORDED = "unrecorded", "Not recorded"
+
+
 class BreakGlassGrant(models.Model):
     """One emergency access to one account by one agent, for a stated reason and a short time.
 
@@ -42,6 +51,15 @@ class BreakGlassGrant(models.Model):
         help_text="The compliance officer who reviewed it.",
     )
     reviewed_at = models.DateTimeField(null=True, blank=True, help_text="When it was reviewed.")
+    review_outcome = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=ReviewOutcome.choices,
+        help_text="The reviewer's conclusion; empty until reviewed.",
+    )
+    review_note = models.TextField(
+        blank=True, help_text="What the reviewer checked and why they concluded so."
+    )
 
     class Meta:
         ordering = ["-opened_at"]
@@ -50,7 +68,23 @@ class BreakGlassGrant(models.Model):
                 condition=Q(expires_at__gt=F("opened_at"))
                 & Q(expires_at__lte=F("opened_at") + timedelta(minutes=60)),
                 name="break_glass_at_most_an_hour",
-            )
+            ),
+            # A review is whole (who, when, outcome, note) or absent.
+            models.CheckConstraint(
+                condition=Q(
+                    reviewed_at__isnull=True,
+                    reviewed_by__isnull=True,
+                    review_outcome="",
+                    review_note="",
+                )
+                | (
+                    Q(reviewed_at__isnull=False, reviewed_by__isnull=False)
+                    & ~Q(review_outcome="")
+                    & ~Q(review_note="")
+                ),
+                name="break_glass_review_whole",
+                violation_error_message="A review records who, when, an outcome and a note.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,12 +7,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, default_country
+from accounts.phones import phone_display
 from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
 from break_glass import conf
-from break_glass.models import BreakGlassGrant
+from break_glass.models import BreakGlassGrant, ReviewOutcome
 from ehr.policies import can_review_break_glass
 from outbox.services import mail_enqueue
 from support_pin.services import support_pin_generate
@@ -176,8 +177,9 @@ def break_glass_identity(
     _assert_grant_holder(grant, acting_user)
     account = grant.account
     profile = getattr(account, "provider_profile", None) or getattr(account, "staff_profile", None)
+    country = account.practice.country if account.practice else default_country()
     phones = [
-        (label, str(getattr(profile, field)))
+        (label, phone_display(getattr(profile, field), country=country))
         for field, label in (
             ("office_phone", "Office phone"),
             ("cell_phone", "Cell phone"),
@@ -216,17 +218,55 @@ def break_glass_rotate_pin(*, grant: BreakGlassGrant, acting_user: User, ip: str
         )
 
 
+# The outcomes a reviewer chooses from (UNRECORDED only marks reviews from before outcomes).
+REVIEW_OUTCOMES = (ReviewOutcome.JUSTIFIED, ReviewOutcome.NOT_JUSTIFIED)
+
+
 @transaction.atomic
-def break_glass_review(*, grant: BreakGlassGrant, acting_user: User, ip: str | None) -> None:
-    """Mark `grant` reviewed by `acting_user` once, and audit it."""
+def break_glass_review(
+    *, grant: BreakGlassGrant, acting_user: User, outcome: str, note: str, ip: str | None
+) -> BreakGlassGrant:
+    """Record `acting_user`'s review of a grant that has ended: an outcome and a note, once.
+
+    Refused while the grant is open (what it was used for is not known yet) and
+    once someone has reviewed it. Its expiry is recorded first if nobody had yet,
+    so the log reads opened, used, expired, reviewed.
+    """
     if not can_review_break_glass(acting_user, grant):
         raise PermissionDenied(
             "only platform auditors and the account's practice's compliance officers review it, "
             "never on their own account or a grant they opened"
         )
+    if outcome not in REVIEW_OUTCOMES:
+        raise ValidationError("Choose whether the access was justified.", code="outcome")
+    note = " ".join(note.split())
+    if len(note) < conf.MIN_REVIEW_NOTE:
+        raise ValidationError(
+            f"Write at least {conf.MIN_REVIEW_NOTE} characters on what you checked.", code="note"
+        )
     locked = BreakGlassGrant.objects.select_for_update().select_related("account").get(pk=grant.pk)
     if locked.reviewed_at is not None:
-        return
+        raise ValidationError(
+            f"Break-glass access #{locked.pk} was already reviewed.", code="reviewed"
+        )
+    if locked.expires_at > timezone.now():
+        raise ValidationError(
+            f"Break-glass access #{locked.pk} is still open: review it once it has ended.",
+            code="open",
+        )
+    if locked.expiry_recorded_at is None:
+        break_glass_record_expiry(grant=locked)
+        locked.refresh_from_db()
     locked.reviewed_by, locked.reviewed_at = acting_user, timezone.now()
-    locked.save(update_fields=["reviewed_by", "reviewed_at"])
-    _record(kinds.BREAK_GLASS_REVIEWED, locked, acting_user=acting_user, ip=ip)
+    locked.review_outcome, locked.review_note = ReviewOutcome(outcome), note
+    locked.full_clean()
+    locked.save(update_fields=["reviewed_by", "reviewed_at", "review_outcome", "review_note"])
+    _record(
+        kinds.BREAK_GLASS_REVIEWED,
+        locked,
+        acting_user=acting_user,
+        ip=ip,
+        outcome=locked.review_outcome.label,
+        note=note[:500],
+    )
+    return locked

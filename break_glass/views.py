@@ -1,6 +1,8 @@
 """Break-glass screens: opening and using a grant (agents), reviewing them (compliance
 officers and platform auditors)."""
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -12,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.reauth import recent_auth_required
 from break_glass import services
-from break_glass.forms import BreakGlassOpenForm
+from break_glass.forms import BreakGlassOpenForm, BreakGlassReviewForm
 from break_glass.models import BreakGlassGrant
 from ehr.policies import (
     AuditScope,
@@ -81,7 +83,9 @@ def break_glass_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
     identity = services.break_glass_identity(
         grant=grant, acting_user=request.user, ip=request.client_ip
     )
-    minutes_left = max(0, int((grant.expires_at - timezone.now()).total_seconds() // 60))
+    # Whole minutes, rounded up: a grant opened for 15 minutes reads 15 at first, and
+    # "1 more minute" means less than a minute is left, never that none is.
+    minutes_left = max(0, math.ceil((grant.expires_at - timezone.now()).total_seconds() / 60))
     response = render(
         request,
         "break_glass/grant.html",
@@ -129,12 +133,30 @@ def break_glass_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@never_cache
+@require_http_methods(["GET", "POST"])
 def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
-    """Mark a grant the viewer oversees reviewed (the service asks who may)."""
+    """Review a grant the viewer oversees, once it has ended: an outcome and a note."""
     grant = _reviewable_grants(request.user).filter(pk=grant_id).first()
     if grant is None:
         raise Http404
-    services.break_glass_review(grant=grant, acting_user=request.user, ip=request.client_ip)
-    messages.success(request, f"Break-glass access #{grant.pk} marked reviewed.")
-    return redirect("break_glass_list")
+    if not can_review_break_glass(request.user, grant):
+        raise PermissionDenied
+    form = BreakGlassReviewForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.break_glass_review(
+                grant=grant,
+                acting_user=request.user,
+                outcome=form.cleaned_data["outcome"],
+                note=form.cleaned_data["note"],
+                ip=request.client_ip,
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Break-glass access #{grant.pk} was reviewed.")
+            return redirect("break_glass_list")
+    context = {"grant": grant, "form": form, "still_open": grant.expires_at > timezone.now()}
+    status = 400 if form.errors else 200
+    return render(request, "break_glass/review.html", context, status=status)

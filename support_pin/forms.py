@@ -3,7 +3,7 @@
 from django import forms
 
 from accounts.forms import IdentityForm
-from support_pin.services import InvalidPinFormat, normalize_pin
+from support_pin.services import InvalidPinFormat, app_pin_weakness, normalize_pin
 
 PIN_HELP = "Exactly 4 digits, 0-9."
 
@@ -43,8 +43,22 @@ class AppPinForm(PasswordPromptForm):
     new_app_pin = PinField(
         label="New App Unlock PIN",
         required=False,
-        help_text="Leave empty to only view it. " + PIN_HELP,
+        help_text=(
+            "Leave empty to only view it. "
+            + PIN_HELP
+            + " Not one digit four times (1111) and not a run (1234, 4321)."
+        ),
     )
+
+    def clean_new_app_pin(self) -> str:
+        pin = self.cleaned_data["new_app_pin"]
+        weakness = app_pin_weakness(pin) if pin else None
+        if weakness is not None:
+            raise forms.ValidationError(
+                f"This PIN is too easy to guess: {weakness}. Choose another 4 digits.",
+                code="weak_pin",
+            )
+        return pin
 
 
 class ConsoleSearchForm(forms.Form):

@@ -5,6 +5,7 @@ its own transaction, so a PIN is shown, changed or validated only if the event
 is written too (fail closed). Mail goes out only after the transaction commits.
 """
 
+import itertools
 import re
 import secrets
 from dataclasses import dataclass
@@ -48,6 +49,29 @@ def normalize_pin(raw: str) -> str:
     return text
 
 
+class WeakAppPin(ValueError):
+    """An App Unlock PIN anyone would try first (`1111`, `1234`, `9876`)."""
+
+
+def app_pin_weakness(pin: str) -> str | None:
+    """Return why a 4-digit App Unlock PIN is among the first anyone tries, or None.
+
+    Refused: one digit four times (`0000`, `7777`) and runs that count up or down
+    by one, wrapping past 9 or 0 as a keypad does (`1234`, `7890`, `4321`, `1098`).
+    The Support PIN is drawn at random and never chosen, so this is for the App
+    Unlock PIN, which its owner picks.
+    """
+    digits = [int(c) for c in pin]
+    if len(set(digits)) == 1:
+        return "it repeats one digit"
+    steps = {(b - a) % 10 for a, b in itertools.pairwise(digits)}
+    if steps == {1}:
+        return "its digits count up in a row"
+    if steps == {9}:
+        return "its digits count down in a row"
+    return None
+
+
 def _aad(user_id: int, field: str) -> bytes:
     return crypto.associated_data(model=MODEL_LABEL, field=field, owner_pk=user_id)
 
@@ -68,6 +92,14 @@ def new_pin(*, differs_from: str | None = None) -> str:
             return pin
 
 
+def _new_app_pin() -> str:
+    """Return a random App Unlock PIN that its owner would also be allowed to choose."""
+    while True:
+        pin = new_pin()
+        if app_pin_weakness(pin) is None:
+            return pin
+
+
 def _pins_of(user: User) -> AccountPins:
     """Return the account's PIN row, locked until the caller's transaction ends."""
     pins = AccountPins.objects.select_for_update().get(user_id=user.pk)
@@ -81,7 +113,7 @@ def account_pins_create(*, user: User) -> AccountPins:
     return AccountPins.objects.create(
         user=user,
         support_pin=_seal(new_pin(), user_id=user.pk, field="support_pin"),
-        app_pin=_seal(new_pin(), user_id=user.pk, field="app_pin"),
+        app_pin=_seal(_new_app_pin(), user_id=user.pk, field="app_pin"),
         support_pin_changed_at=timezone.now(),
     )
 
@@ -124,8 +156,12 @@ def app_pin_reveal(*, acting_user: User, ip: str | None) -> str:
 
 @transaction.atomic
 def app_pin_change(*, acting_user: User, new_app_pin: str, ip: str | None) -> str:
-    """Set the owner's App Unlock PIN (4 ASCII digits); the caller has confirmed who they are."""
+    """Set the owner's App Unlock PIN (4 ASCII digits, not a trivial one); the caller has
+    confirmed who they are."""
     pin = normalize_pin(new_app_pin)
+    weakness = app_pin_weakness(pin)
+    if weakness is not None:
+        raise WeakAppPin(f"An App Unlock PIN that is easy to guess is refused: {weakness}.")
     pins = _pins_of(acting_user)
     pins.app_pin = _seal(pin, user_id=acting_user.pk, field="app_pin")
     pins.save(update_fields=["app_pin"])

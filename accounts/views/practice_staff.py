@@ -9,8 +9,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import auth_events, reauth, selectors, services
 from accounts.forms import StaffCreateForm
@@ -107,7 +108,8 @@ def practice_staff_sign_out(request: HttpRequest, user_id: int) -> HttpResponse:
     ended = auth_events.sessions_end_all(
         account=account, acting_user=request.user, ip=request.client_ip
     )
-    messages.success(request, f"Signed {account.display_name} out of {ended} session(s).")
+    sessions = ngettext("%(n)d session", "%(n)d sessions", ended) % {"n": ended}
+    messages.success(request, f"Signed {account.display_name} out of {sessions}.")
     return redirect("practice_staff")
 
 
@@ -130,10 +132,21 @@ def _set_active(request: HttpRequest, user_id: int, *, active: bool) -> HttpResp
     return redirect("practice_staff")
 
 
-@staff_action("deactivate the member")
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+@policies.allowed_only(policies.can_manage_practice_staff)
+@reauth.recent_auth_required(label="deactivate the member")
 def practice_staff_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
-    """Deactivate a member: every session of theirs ends at once."""
-    return _set_active(request, user_id, active=False)
+    """Deactivate a member once the admin confirms on this page: every session of theirs
+    ends at once. A POST without the page's confirmation only shows the page."""
+    account = _managed_member(request, user_id)
+    if request.method == "POST" and request.POST.get("confirm") == "deactivate":
+        return _set_active(request, user_id, active=False)
+    if not account.is_active:
+        messages.info(request, f"{account.display_name} is already deactivated.")
+        return redirect("practice_staff")
+    return render(request, "accounts/practice_staff_deactivate.html", {"account": account})
 
 
 @staff_action("reactivate the member")

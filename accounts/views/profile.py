@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts import lockout, selectors, services
 from accounts.auth_events import PromptPurpose
 from accounts.forms import ChangePasswordForm, ProviderProfileForm, StaffAccountForm
-from accounts.images import CONTENT_TYPES
+from accounts.images import CONTENT_TYPES, IMAGE_FIELDS, image_version
 from accounts.views.prompts import identity_confirmed
 from ehr import policies
 from support_pin.forms import pin_prompt_forms
@@ -58,6 +58,7 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         "form": form,
         "profile": profile,
         "account": profile.user,
+        "image_urls": selectors.profile_image_urls(profile=profile),
         **pin_prompt_forms(request.user),
         "prompt_lock": lockout.prompt_lock_message(request),
     }
@@ -80,6 +81,7 @@ def staff_account(request: HttpRequest) -> HttpResponse:
         "email": user.email,
         "home_phone": profile.home_phone,
         "cell_phone": profile.cell_phone,
+        "time_zone": user.time_zone,
     }
     form = StaffAccountForm(request.POST or None, user=user, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -136,16 +138,20 @@ def password_change(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def profile_image(request: HttpRequest, user_id: int, kind: str) -> HttpResponse:
-    """Serve a provider's picture or logo to the members of the provider's practice."""
-    field = {"picture": "profile_picture", "logo": "business_logo"}.get(kind)
+def profile_image(request: HttpRequest, user_id: int, kind: str, version: str) -> HttpResponse:
+    """Serve a provider's picture or logo to the members of the provider's practice.
+
+    The URL names one stored image: once it is replaced or removed, the old URL
+    answers 404 and never the new image.
+    """
+    field = IMAGE_FIELDS.get(kind)
     if field is None:
         raise Http404
     profile = selectors.provider_profile_by_user_id(user_id=user_id)
     if not policies.can_view_profile_images(request.user, profile.user):
         raise Http404  # not 403: do not confirm that another practice's user exists
     image = getattr(profile, field)
-    if not image:
+    if not image or version != image_version(image.name):
         raise Http404
     extension = PurePosixPath(image.name).suffix.lstrip(".")
     try:

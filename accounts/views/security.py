@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
@@ -182,5 +183,9 @@ def sessions_end_others(request: HttpRequest) -> HttpResponse:
         ip=request.client_ip,
         keep_session_key=request.session.session_key,
     )
-    messages.success(request, f"Signed out {ended} other session(s).")
+    messages.success(
+        request,
+        ngettext("Signed out %(n)d other session.", "Signed out %(n)d other sessions.", ended)
+        % {"n": ended},
+    )
     return redirect("security")

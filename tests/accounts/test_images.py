@@ -57,3 +57,15 @@ def test_pixel_bomb_is_refused_before_decoding():
     assert len(data) < 2 * 1024 * 1024
     with pytest.raises(ValidationError, match="too many pixels"):
         clean_image_upload(upload("bomb.png", data))
+
+
+@pytest.mark.parametrize("size", [(20000, 1), (1, 20000), (331, 33), (33, 331)])
+def test_absurd_aspect_ratios_are_refused_with_the_reason(size):
+    with pytest.raises(ValidationError, match="neither side may be more than 10 times the other"):
+        clean_image_upload(upload("strip.png", image_bytes("PNG", size=size)))
+
+
+@pytest.mark.parametrize("size", [(330, 33), (33, 330), (1000, 100), (1, 1)])
+def test_shapes_up_to_ten_to_one_are_accepted(size):
+    stored = clean_image_upload(upload("banner.png", image_bytes("PNG", size=size)))
+    assert Image.open(BytesIO(stored.read())).size == size

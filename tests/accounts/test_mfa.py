@@ -308,3 +308,16 @@ def test_codes_issued_before_they_were_digested_keep_working(provider):
     migration.digest_existing_codes(apps, None)
     assert StaticToken.objects.get().token != "abcdefgh"
     assert BackupCodeDevice.objects.get(pk=old.pk).verify_token("abcdefgh")
+
+
+def test_the_session_list_shows_this_session_right_after_turning_two_factor_on(provider):
+    from django.test import Client
+
+    client = Client(HTTP_USER_AGENT="Mozilla/5.0 (Windows NT 10.0) Chrome/120.0 Safari/537.36")
+    client.post(LOGIN, {"username": "dorothy", "password": PASSWORD})
+    client.post(START, {"password": PASSWORD})
+    device = AuthenticatorDevice.objects.get(user=provider, confirmed=False)
+    for response in (client.post(CONFIRM, {"code": code_for(device)}), client.get(SECURITY)):
+        page = response.content.decode()
+        sessions = page[page.index('id="sessions-title"') :]
+        assert "Chrome on Windows" in sessions and "This session" in sessions

@@ -39,14 +39,19 @@ def test_the_security_tab_lists_sessions_and_signs_one_out(provider, password):
     assert "signed out from another" not in phone.get("/accounts/login/").content.decode()
     assert laptop.get("/account/settings/").status_code == 200
     event = AuditEvent.objects.get(kind="security.session_revoked")
-    assert event.details == "Signed out 1 session(s) of user dorothy Ludwig remotely"
+    assert event.details == "Signed out 1 session of user dorothy Ludwig remotely"
 
 
 def test_sign_out_all_other_sessions(provider, password):
     first = browser(provider, password, CHROME)
     second = browser(provider, password, FIREFOX)
     third = browser(provider, password, FIREFOX)
-    first.post("/account/security/sessions/end-others/", {"password": password})
+    response = first.post(
+        "/account/security/sessions/end-others/", {"password": password}, follow=True
+    )
+    assert "Signed out 2 other sessions." in response.content.decode()
+    event = AuditEvent.objects.get(kind="security.session_revoked")
+    assert event.details == "Signed out 2 sessions of user dorothy Ludwig remotely"
     assert second.get("/account/settings/").status_code == 302
     assert third.get("/account/settings/").status_code == 302
     assert first.get("/account/settings/").status_code == 200
@@ -215,3 +220,13 @@ def test_an_unverified_session_of_an_enrolled_account_is_ended_as_such(provider,
     assert response["Location"].startswith("/accounts/login/")
     event = AuditEvent.objects.order_by("-id").first()
     assert (event.kind, event.actor_id) == ("security.session_revoked", None)
+
+
+def test_one_other_session_is_one_session(provider, password):
+    first = browser(provider, password, CHROME)
+    browser(provider, password, FIREFOX)
+    response = first.post(
+        "/account/security/sessions/end-others/", {"password": password}, follow=True
+    )
+    page = response.content.decode()
+    assert "Signed out 1 other session." in page and "session(s)" not in page

@@ -28,7 +28,7 @@ def admin_client(practice):
 def test_deactivation_ends_every_session_at_once(practice, nurse, password):
     dori = signed_in_browser(nurse, password)
     _, client = admin_client(practice)
-    response = client.post(f"/practice/staff/{nurse.pk}/deactivate/")
+    response = client.post(f"/practice/staff/{nurse.pk}/deactivate/", {"confirm": "deactivate"})
     assert response.status_code == 302
     nurse.refresh_from_db()
     assert not nurse.is_active
@@ -46,6 +46,30 @@ def test_deactivation_ends_every_session_at_once(practice, nurse, password):
     details = list(AuditEvent.objects.values_list("details", flat=True))
     assert "Account of user Dori User deactivated" in details
     assert "Account of user Dori User reactivated" in details
+
+
+def test_deactivation_asks_for_confirmation_first(practice, nurse, password):
+    dori = signed_in_browser(nurse, password)
+    _, client = admin_client(practice)
+    listing = client.get("/practice/staff/").content.decode()
+    assert f'<a href="/practice/staff/{nurse.pk}/deactivate/">Deactivate<span' in listing
+    for response in (  # the link, and a one-click post from anywhere: both only ask
+        client.get(f"/practice/staff/{nurse.pk}/deactivate/"),
+        client.post(f"/practice/staff/{nurse.pk}/deactivate/"),
+    ):
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "Deactivate Dori User?" in page
+        assert "signed out of every session at once" in page
+        assert 'name="confirm" value="deactivate"' in page
+    nurse.refresh_from_db()
+    assert nurse.is_active
+    assert dori.get("/account/staff/").status_code == 200
+    assert not AuditEvent.objects.filter(kind="account.deactivated").exists()
+    response = client.post(f"/practice/staff/{nurse.pk}/deactivate/", {"confirm": "deactivate"})
+    assert response.status_code == 302
+    nurse.refresh_from_db()
+    assert not nurse.is_active
 
 
 def test_roles_change_within_the_practice_staff_roles_only(practice, nurse, provider):

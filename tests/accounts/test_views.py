@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth import SESSION_KEY
 
@@ -162,6 +164,13 @@ def test_bad_input_shows_field_error_and_saves_nothing(
     assert provider.time_zone == "America/New_York"
 
 
+@pytest.mark.parametrize("website", ["javascript:alert(1)", "ftp://files.example.org", "http://"])
+def test_a_bad_website_is_reported_once(provider_client, website):
+    response = provider_client.post(SETTINGS, profile_post(website=website))
+    assert response.status_code == 400
+    assert response.content.decode().count("Enter a web address such as") == 1
+
+
 def test_uploaded_picture_is_stored_under_a_random_name(provider_client, provider, settings):
     provider_client.post(
         SETTINGS, profile_post(profile_picture=upload("../../etc/passwd.png", image_bytes()))
@@ -203,11 +212,53 @@ def test_replacing_and_clearing_a_picture_removes_the_old_file(
     assert not (settings.MEDIA_ROOT / second).exists()
 
 
+def test_a_strip_of_an_image_is_refused_and_nothing_is_saved(provider_client, provider, settings):
+    strip = upload("strip.png", image_bytes("PNG", size=(20000, 1)))
+    response = provider_client.post(
+        SETTINGS, profile_post(job_title="Changed", profile_picture=strip)
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The image is 20000 x 1 pixels: neither side may be more than 10 times" in page
+    profile = ProviderProfile.objects.get(user=provider)
+    assert not profile.profile_picture and profile.job_title == ""
+    assert not (settings.MEDIA_ROOT / "profile-pictures").exists()
+
+
+def test_a_replaced_picture_has_a_new_url_and_the_old_one_never_serves_it(provider_client):
+    def picture_url() -> str:
+        page = provider_client.get(SETTINGS).content.decode()
+        return re.search(r'<img src="([^"]+)" alt="Current profile picture"', page).group(1)
+
+    red, blue = image_bytes("PNG", (8, 8)), _blue_png()
+    provider_client.post(SETTINGS, profile_post(profile_picture=upload("red.png", red)))
+    old = picture_url()
+    first = streamed(provider_client.get(old))
+    provider_client.post(SETTINGS, profile_post(profile_picture=upload("blue.png", blue)))
+    new = picture_url()
+    assert new != old
+    assert provider_client.get(old).status_code == 404  # never the new picture
+    assert streamed(provider_client.get(new)) != first
+    provider_client.post(SETTINGS, profile_post(**{"profile_picture-clear": "on"}))
+    assert provider_client.get(new).status_code == 404
+
+
+def _blue_png() -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.new("RGB", (8, 8), (30, 30, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_images_are_served_only_to_the_practice(
     client, provider_client, provider, nurse, other_provider
 ):
     provider_client.post(SETTINGS, profile_post(profile_picture=upload("a.png", image_bytes())))
-    url = f"/account/images/{provider.pk}/picture/"
+    url = provider_client.get(SETTINGS).context["image_urls"]["picture"]
+    assert url.startswith(f"/account/images/{provider.pk}/picture/")
 
     response = provider_client.get(url)
     assert response.status_code == 200

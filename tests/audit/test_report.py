@@ -444,7 +444,14 @@ def test_break_glass_only_pages_through_every_break_glass_kind_in_order(
             kind=kind,
             acting_user=agent,
             account=provider,
-            params={"account": "x", "grant": i, "minutes": 30, "justification": "call"},
+            params={
+                "account": "x",
+                "grant": i,
+                "minutes": 30,
+                "justification": "call",
+                "outcome": "Justified",
+                "note": "called back",
+            },
         )
     for viewer in (compliance, auditor):
         client.force_login(viewer)

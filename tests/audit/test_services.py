@@ -37,6 +37,9 @@ KNOWN_PARAMETERS = {
     "new",
     "purpose",
     "locks",
+    "sessions",  # "session" or "sessions", for the count
+    "outcome",
+    "note",
 }
 
 

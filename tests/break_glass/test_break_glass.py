@@ -5,7 +5,7 @@ import time_machine
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -89,7 +89,7 @@ def test_using_it_shows_identity_rotates_the_pin_and_audits_every_step(
     page = agent_client.get(response["Location"])
     text = page.content.decode()
     assert "no-store" in page["Cache-Control"]
-    assert "496094" in text and provider.email in text and "+12025550143" in text
+    assert "496094" in text and provider.email in text and "(202) 555-0143" in text
     assert current_pin(provider) not in text
     before = current_pin(provider)
     with django_capture_on_commit_callbacks(execute=True):
@@ -118,6 +118,19 @@ def test_it_stops_at_expiry_and_the_expiry_is_recorded_once(agent_client, agent,
     assert sum("expired" in d for d in grant_events(grant)) == 1
 
 
+def test_the_minutes_left_are_rounded_up(agent_client, agent, provider):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        grant = break_glass_open(
+            acting_user=agent, account=provider, justification=REASON, minutes=15, ip=None
+        )
+        url = f"/support/break-glass/grant/{grant.pk}/"
+        assert "Open for 15 more minutes, until" in agent_client.get(url).content.decode()
+        clock.shift(30)
+        assert "Open for 15 more minutes" in agent_client.get(url).content.decode()
+        clock.shift(14 * 60)  # 30 seconds left
+        assert "Open for 1 more minute," in agent_client.get(url).content.decode()
+
+
 def test_another_agent_cannot_use_a_grant(agent, provider):
     grant = break_glass_open(
         acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
@@ -129,6 +142,15 @@ def test_another_agent_cannot_use_a_grant(agent, provider):
     assert not AuditEvent.objects.filter(kind="break_glass.identity_viewed").exists()
 
 
+NOTE = "Called the owner back on the number on file; she confirmed the call."
+REVIEW = {"outcome": "justified", "note": NOTE}
+
+
+def later(minutes: int):
+    """Move the clock on, past the end of the grants the test opened."""
+    return time_machine.travel(timezone.now() + timedelta(minutes=minutes), tick=False)
+
+
 def test_compliance_reviews_their_practice_only(agent, provider, other_provider, compliance):
     mine = break_glass_open(
         acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
@@ -138,18 +160,74 @@ def test_compliance_reviews_their_practice_only(agent, provider, other_provider,
     )
     client = Client()
     client.force_login(compliance)
-    page = client.get("/audit/break-glass/").content.decode()
-    assert "Mark reviewed" in page and f">{mine.pk}<" in page
-    assert f">{theirs.pk}<" not in page  # another practice's access is not listed
-    assert client.post(f"/audit/break-glass/{theirs.pk}/review/").status_code == 404
-    client.post(f"/audit/break-glass/{mine.pk}/review/")
-    mine.refresh_from_db()
-    assert mine.reviewed_by == compliance
-    assert (
-        grant_events(mine)[-1] == f"Break-glass access #{mine.pk} to user dorothy Ludwig reviewed"
+    with later(6):
+        page = client.get("/audit/break-glass/").content.decode()
+        assert f'href="/audit/break-glass/{mine.pk}/review/">Review</a>' in page
+        assert f">{mine.pk}<" in page
+        assert f">{theirs.pk}<" not in page  # another practice's access is not listed
+        assert client.post(f"/audit/break-glass/{theirs.pk}/review/", REVIEW).status_code == 404
+        client.post(f"/audit/break-glass/{mine.pk}/review/", REVIEW)
+        mine.refresh_from_db()
+        assert mine.reviewed_by == compliance
+        assert grant_events(mine)[-1] == (
+            f"Break-glass access #{mine.pk} to user dorothy Ludwig reviewed: Justified. "
+            f"Note: {NOTE}"
+        )
+        with pytest.raises(PermissionDenied):
+            break_glass_review(grant=theirs, acting_user=compliance, ip=None, **REVIEW)
+
+
+def test_a_review_takes_an_outcome_and_a_note_and_waits_for_the_end(agent, provider, compliance):
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=15, ip=None
     )
-    with pytest.raises(PermissionDenied):
-        break_glass_review(grant=theirs, acting_user=compliance, ip=None)
+    client = Client()
+    client.force_login(compliance)
+    url = f"/audit/break-glass/{grant.pk}/review/"
+    listing = client.get("/audit/break-glass/").content.decode()
+    assert "Not reviewed (still open)" in listing and url not in listing
+    page = client.get(url).content.decode()
+    assert "still open" in page and "Record the review" not in page
+    response = client.post(url, REVIEW)  # while open: refused
+    assert response.status_code == 400
+    assert "is still open: review it once it has ended" in response.content.decode()
+    with later(16):
+        client.force_login(compliance)  # the earlier session went idle meanwhile
+        assert "Record the review" in client.get(url).content.decode()
+        for data, message in (
+            ({}, "Choose whether the access was justified."),
+            ({"outcome": "justified"}, "Write what you checked."),
+            ({"outcome": "justified", "note": "ok"}, "Write at least 10 characters"),
+            ({"outcome": "unrecorded", "note": NOTE}, "Select a valid choice"),
+        ):
+            response = client.post(url, data)
+            assert response.status_code == 400, data
+            assert message in response.content.decode(), data
+        grant.refresh_from_db()
+        assert grant.reviewed_at is None and grant.review_outcome == ""
+        assert not AuditEvent.objects.filter(kind="break_glass.reviewed").exists()
+        response = client.post(url, {"outcome": "not_justified", "note": NOTE}, follow=True)
+        assert f"Break-glass access #{grant.pk} was reviewed." in response.content.decode()
+        assert "Not justified: reviewed by" in response.content.decode()
+    grant.refresh_from_db()
+    assert (grant.review_outcome, grant.review_note) == ("not_justified", NOTE)
+    assert grant_events(grant)[-2:] == [
+        f"Break-glass access #{grant.pk} to user dorothy Ludwig expired",
+        f"Break-glass access #{grant.pk} to user dorothy Ludwig reviewed: Not justified. "
+        f"Note: {NOTE}",
+    ]
+    with pytest.raises(ValidationError, match="already reviewed"):
+        break_glass_review(grant=grant, acting_user=compliance, ip=None, **REVIEW)
+
+
+def test_the_database_keeps_a_review_whole(agent, provider, compliance):
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BreakGlassGrant.objects.filter(pk=grant.pk).update(
+            reviewed_by=compliance, reviewed_at=timezone.now()
+        )
 
 
 def test_the_report_filters_break_glass_events(agent, provider, compliance):
@@ -271,14 +349,19 @@ def test_the_console_offers_break_glass_only_where_it_can_be_opened(
 # Who reviews: every grant that can be opened has a reviewer who can act.
 
 
+def grant_minutes(grant) -> int:
+    return int((grant.expires_at - grant.opened_at).total_seconds() // 60)
+
+
 def reviewers_of(grant, users: dict[Role, object]) -> set[Role]:
-    """The roles of `users` for whom the review URL marks `grant` reviewed."""
+    """The roles of `users` for whom the review URL records a review of `grant` (once it
+    has ended)."""
     found = set()
     for role, user in users.items():
-        with transaction.atomic():
+        with transaction.atomic(), later(grant_minutes(grant) + 1):
             client = Client()
             client.force_login(user)
-            response = client.post(f"/audit/break-glass/{grant.pk}/review/")
+            response = client.post(f"/audit/break-glass/{grant.pk}/review/", REVIEW)
             grant.refresh_from_db()
             if response.status_code == 302 and grant.reviewed_by_id == user.pk:
                 found.add(role)
@@ -338,20 +421,22 @@ def test_the_auditor_reviews_any_grant_and_an_officer_never_their_own(agent, pro
     )
     officer = Client()
     officer.force_login(compliance)
-    page = officer.get("/audit/break-glass/").content.decode()
-    assert f">{on_officer.pk}<" in page and "Mark reviewed" not in page
-    assert officer.post(f"/audit/break-glass/{on_officer.pk}/review/").status_code == 403
-    with pytest.raises(PermissionDenied):
-        break_glass_review(grant=on_officer, acting_user=compliance, ip=None)
-    on_officer.refresh_from_db()
-    assert on_officer.reviewed_at is None
-    client = Client()
-    client.force_login(auditor)
-    assert "Mark reviewed" in client.get("/audit/break-glass/").content.decode()
-    client.post(f"/audit/break-glass/{on_officer.pk}/review/")
+    with later(6):
+        page = officer.get("/audit/break-glass/").content.decode()
+        assert f">{on_officer.pk}<" in page and "/review/" not in page
+        url = f"/audit/break-glass/{on_officer.pk}/review/"
+        assert officer.post(url, REVIEW).status_code == 403
+        with pytest.raises(PermissionDenied):
+            break_glass_review(grant=on_officer, acting_user=compliance, ip=None, **REVIEW)
+        on_officer.refresh_from_db()
+        assert on_officer.reviewed_at is None
+        client = Client()
+        client.force_login(auditor)
+        assert url in client.get("/audit/break-glass/").content.decode()
+        client.post(url, REVIEW)
     on_officer.refresh_from_db()
     assert on_officer.reviewed_by == auditor
-    assert grant_events(on_officer)[-1].endswith("reviewed")
+    assert grant_events(on_officer)[-1].endswith(f"reviewed: Justified. Note: {NOTE}")
 
 
 def test_a_grant_opened_on_a_platform_account_before_they_were_refused_is_reviewable(agent):
@@ -361,12 +446,12 @@ def test_a_grant_opened_on_a_platform_account_before_they_were_refused_is_review
         agent=agent,
         account=make_user(Role.SUPPORT_AGENT, username="agent2"),
         justification=REASON,
-        opened_at=now,
-        expires_at=now + timedelta(minutes=5),
+        opened_at=now - timedelta(minutes=10),
+        expires_at=now - timedelta(minutes=5),
     )
     client = Client()
     client.force_login(make_user(Role.PLATFORM_AUDITOR, username="auditor"))
-    client.post(f"/audit/break-glass/{old.pk}/review/")
+    client.post(f"/audit/break-glass/{old.pk}/review/", REVIEW)
     old.refresh_from_db()
     assert old.reviewed_at is not None
 
@@ -384,8 +469,9 @@ def test_an_auditor_who_is_also_an_agent_neither_reviews_nor_is_told_of_its_own_
         )
     assert set(sent_mail()[0].to) == {provider.email, other_auditor.email}
     with pytest.raises(PermissionDenied):
-        break_glass_review(grant=grant, acting_user=opener, ip=None)
-    break_glass_review(grant=grant, acting_user=other_auditor, ip=None)
+        break_glass_review(grant=grant, acting_user=opener, ip=None, **REVIEW)
+    with later(6):
+        break_glass_review(grant=grant, acting_user=other_auditor, ip=None, **REVIEW)
     grant.refresh_from_db()
     assert grant.reviewed_by == other_auditor
 
@@ -401,7 +487,7 @@ def test_a_deactivated_compliance_officer_neither_reviews_nor_is_told(
     user_set_active(account=compliance, active=False, acting_user=admin, ip=None)
     compliance.refresh_from_db()
     with pytest.raises(PermissionDenied):
-        break_glass_review(grant=grant, acting_user=compliance, ip=None)
+        break_glass_review(grant=grant, acting_user=compliance, ip=None, **REVIEW)
     with django_capture_on_commit_callbacks(execute=True):
         break_glass_open(
             acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None

@@ -28,3 +28,21 @@ def test_bad_phone_number_shows_field_error_and_saves_nothing(page, provider, pa
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Enter a valid phone number")).to_be_visible()
     assert ProviderProfile.objects.get(user=provider).job_title == ""
+
+
+def test_an_extreme_picture_stays_in_its_box(page, provider, password):
+    # Stored before uploads were checked for their shape: the page must still hold it.
+    from django.core.files.base import ContentFile
+
+    from tests.images import image_bytes
+
+    profile = ProviderProfile.objects.get(user=provider)
+    profile.profile_picture.save("strip.png", ContentFile(image_bytes("PNG", (20000, 1))))
+    sign_in(page, "dorothy", password)
+    page.goto("/account/settings/")
+    picture = page.get_by_alt_text("Current profile picture")
+    expect(picture).to_be_attached()
+    box = picture.bounding_box()
+    assert box is not None and box["width"] <= 200
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], widths

@@ -31,3 +31,31 @@ def test_revoke_another_session_and_see_it_die(page, browser, live_server, provi
         )
     finally:
         other_context.close()
+
+
+LINES = "el => { const r = document.createRange(); r.selectNodeContents(el); return r.getClientRects().length; }"
+
+
+def test_an_address_stays_on_one_line(page, provider, password):
+    from django.db import transaction
+
+    from accounts.models import UserSession
+    from audit import kinds
+    from audit.services import audit_event_record
+
+    page.set_viewport_size({"width": 900, "height": 700})
+    sign_in(page, "dorothy", password)
+    address = "2001:db8:85a3:8d3:1319:8a2e:370:7348"
+    UserSession.objects.filter(user=provider).update(ip=address)
+    with transaction.atomic():  # a row for the report's IP column
+        audit_event_record(
+            kind=kinds.PROFILE_UPDATED, acting_user=provider, account=provider, ip=address
+        )
+    page.goto("/account/security/")
+    cell = page.locator("section[aria-labelledby=sessions-title] td.ip").first
+    expect(cell).to_have_text(address)
+    assert cell.evaluate(LINES) == 1
+    page.goto("/audit/?last=year")
+    cell = page.locator("td.ip", has_text=address).first
+    expect(cell).to_have_text(address)
+    assert cell.evaluate(LINES) == 1

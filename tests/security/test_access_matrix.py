@@ -48,7 +48,8 @@ MATRIX = {
     "practice_staff": only([Role.PRACTICE_ADMIN]),
     "practice_staff_unlock": everyone(NOT_ALLOWED),
     "practice_staff_sign_out": everyone(NOT_ALLOWED),
-    "practice_staff_deactivate": everyone(NOT_ALLOWED),
+    # a confirmation page first (the admin confirms who they are before it)
+    "practice_staff_deactivate": only([Role.PRACTICE_ADMIN], allowed_status=CONFIRM),
     "practice_staff_unblock_pin": everyone(NOT_ALLOWED),
     "practice_staff_reactivate": everyone(NOT_ALLOWED),
     "practice_staff_role": everyone(NOT_ALLOWED),
@@ -81,7 +82,12 @@ MATRIX = {
     "break_glass_grant": only([Role.SUPPORT_AGENT], allowed_status=REDIRECT),
     "break_glass_rotate_pin": everyone(NOT_ALLOWED),
     "break_glass_list": only([Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]),
-    "break_glass_review": everyone(NOT_ALLOWED),
+    # the review form: no such grant for those who review; everyone else is refused
+    "break_glass_review": {
+        **everyone(DENIED),
+        Role.COMPLIANCE_OFFICER.value: NOT_FOUND,
+        Role.PLATFORM_AUDITOR.value: NOT_FOUND,
+    },
 }
 ADMIN_PREFIX = "admin/"  # the Django admin: superusers only, tested below
 
@@ -108,7 +114,7 @@ def concrete_url(name: str, people) -> str:
 
     provider = people[Role.PROVIDER.value]
     kwargs = {
-        "profile_image": {"user_id": provider.pk, "kind": "picture"},
+        "profile_image": {"user_id": provider.pk, "kind": "picture", "version": "0" * 16},
         "practice_staff_unlock": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_sign_out": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_deactivate": {"user_id": people[Role.NURSE.value].pk},

@@ -31,7 +31,7 @@ def test_a_known_username_is_recorded_as_itself(provider):
 @pytest.mark.parametrize(
     "url",
     [
-        "/account/images/" + "9" * 25 + "/picture/",
+        "/account/images/" + "9" * 25 + "/picture/0123456789abcdef/",
         "/practice/staff/" + "9" * 25 + "/deactivate/",
         "/practice/staff/" + "9" * 19 + "/role/",
     ],

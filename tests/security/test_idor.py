@@ -52,7 +52,7 @@ def test_practice_admin_actions_on_another_practices_user(people, world):
     for name, data in (
         ("practice_staff_unlock", {}),
         ("practice_staff_sign_out", {}),
-        ("practice_staff_deactivate", {}),
+        ("practice_staff_deactivate", {"confirm": "deactivate"}),
         ("practice_staff_reactivate", {}),
         ("practice_staff_role", {"role": "billing"}),
     ):
@@ -66,7 +66,7 @@ def test_practice_admin_actions_on_another_practices_user(people, world):
 def test_another_users_images_and_sessions(people, world):
     provider = signed_in(people, Role.PROVIDER)
     doctor = world["victim_doctor"]
-    assert provider.get(f"/account/images/{doctor.pk}/picture/").status_code == 404
+    assert provider.get(f"/account/images/{doctor.pk}/picture/0123456789abcdef/").status_code == 404
     response = provider.post(
         f"/account/security/sessions/{world['victim_session'].pk}/end/", {"password": PASSWORD}
     )

@@ -4,6 +4,8 @@ import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from audit.models import AuditEvent
 from support_pin import services
@@ -234,3 +236,19 @@ def test_fail_closed_when_the_audit_event_cannot_be_written(provider, agent, pas
     pins = AccountPins.objects.get(user=provider)
     assert pins.failed_validations == 0
     assert current_pin(provider) == pin
+
+
+def test_the_service_refuses_a_trivial_app_pin_too(provider):
+    before = current_pin(provider, "app_pin")
+    with pytest.raises(services.WeakAppPin, match="it repeats one digit"):
+        services.app_pin_change(acting_user=provider, new_app_pin="5555", ip=None)
+    assert current_pin(provider, "app_pin") == before
+
+
+UP, DOWN = "01234567890123", "98765432109876"  # runs a keypad user types, wrapping past 9 and 0
+
+
+@given(st.text(alphabet="0123456789", min_size=4, max_size=4))
+def test_app_pin_weakness_refuses_exactly_repeats_and_runs(pin):
+    trivial = len(set(pin)) == 1 or pin in UP or pin in DOWN
+    assert (services.app_pin_weakness(pin) is not None) == trivial

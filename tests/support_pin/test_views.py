@@ -134,6 +134,30 @@ def test_app_pin_view_and_edit(provider_client, provider, password):
     assert current_pin(provider, "app_pin") == "2468"
 
 
+@pytest.mark.parametrize(
+    ("trivial", "reason"),
+    [
+        ("0000", "it repeats one digit"),
+        ("7777", "it repeats one digit"),
+        ("1234", "its digits count up in a row"),
+        ("7890", "its digits count up in a row"),
+        ("4321", "its digits count down in a row"),
+        ("3210", "its digits count down in a row"),
+    ],
+)
+def test_a_trivial_app_unlock_pin_is_refused_with_the_reason(
+    provider_client, provider, password, trivial, reason
+):
+    before = current_pin(provider, "app_pin")
+    events = AuditEvent.objects.count()
+    response = provider_client.post(APP, {"password": password, "new_app_pin": trivial})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert f"This PIN is too easy to guess: {reason}. Choose another 4 digits." in page
+    assert current_pin(provider, "app_pin") == before
+    assert AuditEvent.objects.count() == events  # nothing changed, nothing shown
+
+
 def test_pin_pages_need_sign_in(client, db):
     for url in (VIEW, APP):
         assert client.get(url).status_code == 302
