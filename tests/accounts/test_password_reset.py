@@ -276,6 +276,17 @@ def test_a_token_opens_only_the_account_it_was_made_for(smtp_server, provider, n
     assert refused.account_id == nurse.pk and refused.actor_id is None
 
 
+def test_a_link_dies_with_the_account_deactivated(smtp_server, provider, practice, password):
+    link = reset_link(smtp_server, provider)
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice)
+    user_set_active(account=provider, active=False, acting_user=admin, ip=None)
+    assert INVALID in open_link(link)[1].content.decode()
+    (refused,) = recorded(kinds.PASSWORD_LINK_REFUSED_UNKNOWN)
+    assert refused.account_id is None
+    provider.refresh_from_db()
+    assert provider.check_password(password)
+
+
 @pytest.mark.parametrize("uid", ["MTIzNDU2Nzg5", "not-base64!", "Jw", "LTE"])
 def test_a_tampered_uid_gets_the_same_page_and_names_nobody(smtp_server, provider, uid):
     link = reset_link(smtp_server, provider)

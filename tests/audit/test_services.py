@@ -37,6 +37,8 @@ KNOWN_PARAMETERS = {
     "new",
     "purpose",
     "locks",
+    "limit",
+    "link",
 }
 
 
