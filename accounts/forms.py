@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordMixin
 from django.core.validators import URLValidator
+from django.db import transaction
 from django.template.loader import render_to_string
 from phonenumber_field.formfields import PhoneNumberField
 
@@ -38,9 +39,9 @@ class ResetRequestForm(PasswordResetForm):
 
     `save` queues a link for each active account with a password that uses the
     address and returns those accounts. For an address no account uses it
-    composes the same mail (token, link, text) for a stand-in account that is
-    never saved nor sent, so both answers take about the same work
-    (accounts/password_reset.py).
+    composes and queues the same mail (token, link, text, sealed outbox row) for
+    a stand-in account, then rolls the row back before anything commits, so both
+    answers take about the same work (accounts/password_reset.py).
     """
 
     email = forms.EmailField(
@@ -68,10 +69,15 @@ class ResetRequestForm(PasswordResetForm):
         subject = "".join(render_to_string(subject_template_name, context).splitlines())
         body = render_to_string(email_template_name, context)
         account = context["user"]
-        if account.pk is None:
-            return  # the stand-in of an address no account uses
-        mail_enqueue(subject=subject, body=body, recipients=[to_email])
-        self.mailed.append(account)
+        if account.pk is not None:
+            mail_enqueue(subject=subject, body=body, recipients=[to_email])
+            self.mailed.append(account)
+            return
+        # The stand-in of an address no account uses: queue the same mail and take it back
+        # before anything commits, so the answer costs what a real one does.
+        with transaction.atomic():
+            mail_enqueue(subject=subject, body=body, recipients=[to_email])
+            transaction.set_rollback(True)
 
     def save(self, **kwargs) -> list[User]:
         self.mailed = []

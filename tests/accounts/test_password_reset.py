@@ -248,9 +248,17 @@ def test_an_unknown_address_does_the_same_work_as_a_known_one(provider, monkeypa
         "render_to_string",
         lambda name, context: composed.append(name) or original_render(name, context),
     )
+    queued = []
+    original_enqueue = forms.mail_enqueue
+    monkeypatch.setattr(
+        forms,
+        "mail_enqueue",
+        lambda **mail: queued.append(mail["recipients"]) or original_enqueue(**mail),
+    )
     ask_for_link(provider.email)
     ask_for_link("nobody@example.org")
     assert made == [provider.pk, None]  # a token for the account, and for a stand-in
+    assert queued == [[provider.email], ["nobody@example.org"]]  # the second taken back
     assert (
         composed
         == [
