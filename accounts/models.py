@@ -370,3 +370,35 @@ class BackupCodeDevice(StaticDevice):
 
 
 BACKUP_CODE_PURPOSE = "accounts.BackupCodeDevice.token"
+
+
+class PasswordResetRequest(models.Model):
+    """One password reset request that was let through, kept while it counts towards the limits.
+
+    Requests are limited per typed address and per client (accounts/password_reset.py),
+    whether or not an account uses the address, so the limits tell nobody which
+    addresses have accounts. The address is kept only as a keyed digest
+    (`ehr.crypto.keyed_digests`): this table shows neither what was typed nor whether
+    an account uses it. Rows older than PASSWORD_RESET_LIMIT_WINDOW are deleted by
+    the next request.
+    """
+
+    address_digest = models.CharField(
+        max_length=16, help_text="Keyed digest of the typed email address, case-folded."
+    )
+    client = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The client's IPv4 address, or its IPv6 /64 network; empty when unknown.",
+    )
+    requested_at = models.DateTimeField(default=timezone.now, help_text="When it was requested.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["address_digest", "requested_at"], name="accounts_reset_addr_idx"),
+            models.Index(fields=["client", "requested_at"], name="accounts_reset_client_idx"),
+            models.Index(fields=["requested_at"], name="accounts_reset_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Password reset request at {self.requested_at:%Y-%m-%d %H:%M}"

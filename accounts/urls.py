@@ -1,7 +1,7 @@
 from django.urls import path
 
 import ehr.converters  # noqa: F401  (registers the id converters)
-from accounts.views import idle, practice_staff, profile, security, sign_in
+from accounts.views import idle, password_reset, practice_staff, profile, security, sign_in
 
 urlpatterns = [
     # Sign-in and confirmation
@@ -9,10 +9,31 @@ urlpatterns = [
     path("accounts/login/mfa/", sign_in.login_mfa, name="login_mfa"),
     path("accounts/logout/", sign_in.SignOutView.as_view(), name="logout"),
     path("account/confirm/", sign_in.reauth_view, name="reauth"),
+    # Forgot password (Django's views), and the staff invitation's link (the same view)
+    path(
+        "accounts/password-reset/",
+        password_reset.PasswordResetView.as_view(),
+        name="password_reset",
+    ),
+    path(
+        "accounts/password-reset/sent/",
+        password_reset.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/password-reset/complete/",
+        password_reset.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path(
+        "accounts/password-reset/<uidb64>/<token>/",
+        password_reset.SetPasswordLinkView.as_view(),
+        name="password_reset_confirm",
+    ),
     path(
         "accounts/set-password/<uidb64>/<token>/",
-        sign_in.SetPasswordView.as_view(),
-        name="password_reset_confirm",
+        password_reset.InvitationView.as_view(),
+        name="invitation_set_password",
     ),
     # The user's own pages
     path("account/settings/", profile.account_settings, name="account_settings"),

@@ -180,6 +180,46 @@ SESSIONS_END_REFUSED = EventKind(
     Action.LOGOUT,
     "Signing out other sessions refused for user {account}: wrong password",
 )
+# Self-service password reset (accounts/password_reset.py). A typed address is never in
+# the Details: one no account uses is kept only as a keyed digest in the event's data.
+PASSWORD_RESET_REQUESTED = EventKind(
+    "security.password_reset_requested",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Password reset link emailed to user {account}",
+)
+PASSWORD_RESET_REFUSED_UNKNOWN = EventKind(
+    "security.password_reset_refused_unknown",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Password reset refused: no active account with a password uses the email address given",
+)
+# `limit` is fixed words: "for one email address" or "from one client".
+PASSWORD_RESET_REFUSED_LIMIT = EventKind(
+    "security.password_reset_refused_limit",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "Password reset refused: too many requests {limit}",
+)
+PASSWORD_RESET = EventKind(
+    "security.password_reset",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Password reset from an emailed link for user {account}",
+)
+# `link` is fixed words: "Password reset" or "Account invitation".
+PASSWORD_LINK_REFUSED = EventKind(
+    "security.password_link_refused",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "{link} link refused for user {account}: not valid, already used or expired",
+)
+PASSWORD_LINK_REFUSED_UNKNOWN = EventKind(
+    "security.password_link_refused_unknown",
+    EventType.SECURITY,
+    Action.NOT_SPECIFIED,
+    "{link} link refused: it names no active account",
+)
 PASSWORD_PROMPT_REFUSED_LOCKED = EventKind(
     "security.password_prompt_refused_locked",
     EventType.SECURITY,

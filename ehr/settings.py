@@ -232,6 +232,18 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Self-service password reset (accounts/password_reset.py, docs/sign-in-security.md). A reset
+# link works once, for PASSWORD_RESET_MINUTES; a staff invitation's link (its own tokens,
+# accounts/tokens.py) for INVITATION_DAYS. Requests are limited per typed address and per
+# client (an IPv4 address, or an IPv6 /64) within PASSWORD_RESET_LIMIT_WINDOW seconds.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_MINUTES", 60) * 60  # seconds
+INVITATION_TIMEOUT = env_int("INVITATION_DAYS", 3) * 24 * 3600  # seconds
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 3)
+PASSWORD_RESET_LIMIT_PER_CLIENT = env_int("PASSWORD_RESET_LIMIT_PER_CLIENT", 20)
+PASSWORD_RESET_LIMIT_WINDOW = 3600  # seconds
+if not 0 < PASSWORD_RESET_TIMEOUT <= 3600:
+    raise ImproperlyConfigured("PASSWORD_RESET_MINUTES must be between 1 and 60.")
+
 # Argon2id first; older hashes are upgraded on the next successful sign-in.
 PASSWORD_HASHERS = [
     "ehr.hashers.Argon2idPasswordHasher",

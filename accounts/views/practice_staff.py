@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,6 +16,7 @@ from accounts import auth_events, reauth, selectors, services
 from accounts.forms import StaffCreateForm
 from accounts.models import User
 from accounts.roles import Role
+from accounts.tokens import invitation_token_generator
 from ehr import policies
 from support_pin.services import support_pin_validation_unblock
 
@@ -74,8 +74,8 @@ def practice_staff_create(request: HttpRequest) -> HttpResponse:
 
     def set_password_url(user: User) -> str:
         uid = urlsafe_base64_encode(force_bytes(user.pk))
-        token = default_token_generator.make_token(user)
-        path = reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
+        token = invitation_token_generator.make_token(user)
+        path = reverse("invitation_set_password", kwargs={"uidb64": uid, "token": token})
         return request.build_absolute_uri(path)
 
     try:

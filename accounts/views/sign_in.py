@@ -1,4 +1,4 @@
-"""Sign-in (password, then the second factor), sign-out, re-authentication, first password."""
+"""Sign-in (password, then the second factor), sign-out, re-authentication."""
 
 import time
 
@@ -6,16 +6,15 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import lockout, mfa, reauth, services
+from accounts import lockout, mfa, reauth
 from accounts.auth_events import PromptPurpose
 from accounts.forms import IdentityForm, MfaCodeForm, SignInForm
 from accounts.models import User
@@ -131,21 +130,3 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
         "lock": lockout.prompt_lock_message(request) if request.method == "GET" else None,
     }
     return render(request, "accounts/reauth.html", context, status=form.http_status)
-
-
-class SetPasswordView(auth_views.PasswordResetConfirmView):
-    """The emailed link: a new account's first password (one use, expires)."""
-
-    template_name = "registration/set_password.html"
-    success_url = reverse_lazy("login")
-
-    def form_valid(self, form):
-        services.user_password_change(
-            account=form.user,
-            acting_user=form.user,
-            new_password=form.cleaned_data["new_password1"],
-            ip=self.request.client_ip,
-        )
-        del self.request.session[INTERNAL_RESET_SESSION_TOKEN]
-        messages.success(self.request, "Your password is set. Sign in with it.")
-        return redirect(self.success_url)

@@ -40,6 +40,8 @@ KNOWN_PARAMETERS = {
     "sessions",  # "session" or "sessions", for the count
     "outcome",
     "note",
+    "limit",
+    "link",
 }
 
 

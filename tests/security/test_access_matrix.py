@@ -60,8 +60,13 @@ MATRIX = {
     "session_end": everyone(NOT_ALLOWED),
     "sessions_end_others": everyone(NOT_ALLOWED),
     "practice_staff_create": everyone(NOT_ALLOWED),
+    # Forgot password: open to anyone, signed in or not (Django's views).
+    "password_reset": everyone(OK, anonymous=OK),
+    "password_reset_done": everyone(OK, anonymous=OK),
+    "password_reset_complete": everyone(OK, anonymous=OK),
     # a link with a made-up token: the page says it is not valid, to anyone
     "password_reset_confirm": everyone(OK, anonymous=OK),
+    "invitation_set_password": everyone(OK, anonymous=OK),
     "audit_report": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
     "audit_export": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
     "audit_patients": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
@@ -123,6 +128,7 @@ def concrete_url(name: str, people) -> str:
         "practice_staff_role": {"user_id": people[Role.NURSE.value].pk},
         "session_end": {"session_id": "0" * 40},
         "password_reset_confirm": {"uidb64": "MQ", "token": "bogus-token"},
+        "invitation_set_password": {"uidb64": "MQ", "token": "bogus-token"},
         "break_glass_open": {"account_id": provider.pk},
         "break_glass_grant": {"grant_id": 999999},
         "break_glass_rotate_pin": {"grant_id": 999999},
