@@ -46,3 +46,26 @@ def test_an_extreme_picture_stays_in_its_box(page, provider, password):
     assert box is not None and box["width"] <= 200
     widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], widths
+
+
+def test_a_replaced_picture_shows_at_once(page, provider, password, tmp_path):
+    from tests.images import image_bytes
+
+    sign_in(page, "dorothy", password)
+    page.goto("/account/settings/")
+    shown = []
+    for n, colour_size in enumerate(((40, 40), (60, 30))):
+        path = tmp_path / f"picture{n}.png"
+        path.write_bytes(image_bytes("PNG", colour_size))
+        page.get_by_label("Profile Picture").set_input_files(str(path))
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("status")).to_contain_text("Your profile has been saved.")
+        page.reload()
+        picture = page.get_by_alt_text("Current profile picture")
+        expect(picture).to_be_attached()
+        # What the browser actually shows, not only the address: the image's own size.
+        expect(picture).to_have_js_property("complete", True)
+        shown.append((picture.get_attribute("src"), picture.evaluate("i => i.naturalWidth")))
+    (first_url, first_width), (second_url, second_width) = shown
+    assert first_url != second_url
+    assert (first_width, second_width) == (40, 60)

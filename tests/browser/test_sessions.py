@@ -59,3 +59,13 @@ def test_an_address_stays_on_one_line(page, provider, password):
     cell = page.locator("td.ip", has_text=address).first
     expect(cell).to_have_text(address)
     assert cell.evaluate(LINES) == 1
+
+
+def test_times_are_in_the_viewers_zone(page, provider, password):
+    provider.time_zone = "America/Los_Angeles"
+    provider.save(update_fields=["time_zone"])
+    sign_in(page, "dorothy", password)
+    page.goto("/account/security/")
+    row = page.locator("section[aria-labelledby=sessions-title] tbody tr", has_text="This session")
+    # The zone's own abbreviation, never UTC.
+    expect(row).to_contain_text(re.compile(r"\d\d/\d\d/\d{4} \d\d:\d\d [AP]M P[SD]T"))
