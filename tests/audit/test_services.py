@@ -124,7 +124,7 @@ def test_an_event_is_the_lock_and_one_append(provider, django_assert_num_queries
     assert "FOR UPDATE" in captured.captured_queries[0]["sql"] or connection.vendor == "sqlite"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepares statements")
+@pytest.mark.postgres_only  # PostgreSQL prepares statements
 def test_the_write_path_is_planned_once_per_connection(provider):
     for _ in range(7):
         audit_event_record(kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None)
