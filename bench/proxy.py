@@ -69,6 +69,38 @@ def serve(listen: int, target_port: int, delay: float, seconds: float) -> None:
     server.close()
 
 
+@contextlib.contextmanager
+def delayed_database(delay_ms: float):
+    """Point Django's default database at a proxy adding `delay_ms` each way; yield the proxy.
+
+    The proxy runs as its own process (its pid is `proxy.pid`); on leaving, every
+    connection is closed, the database's own port is put back and the proxy stops.
+    """
+    import subprocess
+
+    from django.db import connection, connections
+
+    from bench.pins import free_port
+
+    port = free_port()
+    target = int(connection.settings_dict["PORT"] or 5432)
+    proxy = subprocess.Popen(  # noqa: S603  (this interpreter, this module)
+        [sys.executable, "-m", "bench.proxy", str(port), str(target), str(delay_ms), "900"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        proxy.stdout.readline()  # "ready"
+        connections.close_all()
+        connection.settings_dict["PORT"] = port
+        yield proxy
+    finally:
+        connections.close_all()
+        connection.settings_dict["PORT"] = target
+        proxy.terminate()
+        proxy.wait(timeout=10)
+
+
 def main() -> None:
     listen, target, delay_ms = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 600.0

@@ -24,7 +24,6 @@ whole round (CPU, round trips and the flush) once per event.
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from django.db import connection, transaction  # noqa: E402
 from accounts.models import User  # noqa: E402
 from audit import kinds  # noqa: E402
 from audit.services import audit_event_record  # noqa: E402
-from bench.pins import free_port  # noqa: E402
+from bench.proxy import delayed_database  # noqa: E402
 from bench.writes import DELAY_MS, writers  # noqa: E402
 
 
@@ -150,26 +149,11 @@ def _ticks_ns(pid: int) -> int:
 
 def through_proxy(user: User, events: int) -> dict:
     """The same loop through bench/proxy.py: wall time, and the proxy's own CPU per event."""
-    port = free_port()
-    target = int(connection.settings_dict["PORT"] or 5432)
-    proxy = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "bench.proxy", str(port), str(target), str(DELAY_MS), "900"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        proxy.stdout.readline()  # "ready"
-        connection.close()
-        connection.settings_dict["PORT"] = port
+    with delayed_database(DELAY_MS) as proxy:
         before = _ticks_ns(proxy.pid)
         result = measure(user, events, durable=True)
         result["proxy_cpu_us"] = round((_ticks_ns(proxy.pid) - before) / events / 1000, 1)
         result["delay_ms_each_way"] = DELAY_MS
-    finally:
-        connection.close()
-        connection.settings_dict["PORT"] = target
-        proxy.terminate()
-        proxy.wait(timeout=10)
     return result
 
 

@@ -21,8 +21,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -39,7 +37,7 @@ from audit import kinds  # noqa: E402
 from audit.checkpoints import audit_checkpoint_create  # noqa: E402
 from audit.services import audit_event_record  # noqa: E402
 from audit.verification import audit_log_verify  # noqa: E402
-from bench.pins import free_port  # noqa: E402
+from bench.proxy import delayed_database  # noqa: E402
 
 ROUND_SECONDS = float(os.environ.get("BENCH_WRITE_SECONDS", "5"))
 DELAY_MS = float(os.environ.get("BENCH_DELAY_MS", "0.5"))
@@ -185,25 +183,10 @@ def main() -> None:
     result["caller"] = caller_wait(users[0])
     result["loopback"] = matrix(users, None)
     if connection.vendor == "postgresql":
-        port = free_port()
-        target = int(connection.settings_dict["PORT"] or 5432)
-        proxy = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "bench.proxy", str(port), str(target), str(DELAY_MS), "900"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            proxy.stdout.readline()  # "ready"
-            connections.close_all()
-            connection.settings_dict["PORT"] = port
+        with delayed_database(DELAY_MS):
             result["proxy_delay_ms_each_way"] = DELAY_MS
             result["proxy_caller"] = caller_wait(users[0], count=100)
-            result["proxy"] = matrix(users, port)
-        finally:
-            connections.close_all()
-            connection.settings_dict["PORT"] = target
-            proxy.terminate()
-            proxy.wait(timeout=10)
+            result["proxy"] = matrix(users, connection.settings_dict["PORT"])
     started = time.perf_counter()
     checkpoint = audit_checkpoint_create().checkpoint
     verified = audit_log_verify()
