@@ -296,3 +296,44 @@ class AuditVerification(models.Model):
 
     def __str__(self) -> str:
         return f"Verification {self.pk} requested {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class AuditEventCount(models.Model):
+    """How many events of one kind one practice's log took in one quarter of an hour (UTC).
+
+    The dashboard's rollup, kept by the writer itself: `audit_event_record` adds
+    one to its row in the same statement that appends the event, under the
+    chain's lock, so the counts commit or roll back with the events and always
+    equal a count over them (audit/dashboard.py says why it is kept there and
+    not by a periodic job). Quarter hours because every time zone's day starts
+    on one: offsets are whole multiples of 15 minutes (India +5:30, Nepal
+    +5:45), so a day in any viewer's zone is a whole number of buckets.
+    """
+
+    practice_ref = models.BigIntegerField(
+        help_text="Id of the events' practice; 0 for events that belong to none."
+    )
+    bucket = models.BigIntegerField(
+        help_text="Quarter hour since 1970-01-01 00:00 UTC: floor(epoch seconds / 900)."
+    )
+    kind = models.CharField(max_length=64, help_text="Event kind code (audit/kinds.py).")
+    actor_ref = models.BigIntegerField(
+        default=0,
+        help_text="The acting user, for the kinds counted per user (failed validations); else 0.",
+    )
+    count = models.BigIntegerField(help_text="Events of this kind in this bucket.")
+
+    class Meta:
+        constraints = [
+            # The writer's upsert target; it also serves a practice's range of buckets.
+            models.UniqueConstraint(
+                fields=["practice_ref", "bucket", "kind", "actor_ref"],
+                name="audit_count_unique",
+            ),
+            models.CheckConstraint(condition=models.Q(count__gte=1), name="audit_count_positive"),
+        ]
+        # The platform auditor's view of every practice reads a range of buckets.
+        indexes = [models.Index(fields=["bucket"], name="audit_count_bucket_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.count} x {self.kind} in bucket {self.bucket} of practice {self.practice_ref}"

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Practice, User
-from audit import chain, checkpoints, hashing, kinds, selectors
+from audit import chain, checkpoints, hashing, kinds, rollup, selectors
 from audit.export import export_fhir, export_rows
 from audit.hashing import GENESIS_HASH
 from audit.kinds import EventKind
@@ -229,7 +229,8 @@ def insert_sql(vendor: str) -> str:
 def _append_sql(vendor: str) -> str:
     if vendor == "postgresql":
         return (
-            "WITH moved AS (UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s) "  # noqa: S608  (fixed column names)  # nosec B608
+            "WITH moved AS (UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s), "  # noqa: S608  (fixed column names)  # nosec B608
+            f"counted AS ({rollup.COUNT_SQL}) "
             + insert_sql(vendor)
             + " RETURNING id"
         )
@@ -237,10 +238,12 @@ def _append_sql(vendor: str) -> str:
 
 
 def _append(cursor, columns: dict, db) -> int:
-    """Insert the event and move the head; on PostgreSQL in one round trip.
+    """Insert the event, move the head and count it; on PostgreSQL in one round trip.
 
     Raw SQL rather than the ORM: this runs while every other writer waits for
-    the head, so each saved round trip and millisecond of Python counts.
+    the head, so each saved round trip and millisecond of Python counts. The
+    count is the dashboard's rollup (`audit.rollup`): one more counter, in the
+    same statement on PostgreSQL.
     """
     ops = db.ops
     adapted = {
@@ -251,12 +254,19 @@ def _append(cursor, columns: dict, db) -> int:
     }
     values = [adapted[name] for name in EVENT_COLUMNS]
     head = [columns["seq"], columns["row_hash"], columns["chain_id"]]
+    counter = rollup.counter_key(
+        practice_id=columns["practice_id"],
+        occurred_at=columns["occurred_at"],
+        kind=columns["kind"],
+        actor_id=columns["actor_ref"],
+    )
     if db.vendor == "postgresql":
-        cursor.execute(_append_sql("postgresql"), head + values)
+        cursor.execute(_append_sql("postgresql"), head + counter + values)
         return cursor.fetchone()[0]
     cursor.execute(_append_sql(db.vendor), values)
     event_id = cursor.lastrowid
     cursor.execute("UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s", head)
+    cursor.execute(rollup.COUNT_SQL, counter)
     return event_id
 
 
