@@ -9,6 +9,7 @@ one arithmetic expression per stretch of the period with one UTC offset
 row per day and kind whatever the size of the log.
 """
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -117,7 +118,7 @@ def local_day_expression(period: Period):
         return day(stretches[0][1])
     whens = [
         When(bucket__lt=following[0], then=day(offset))
-        for (_start, offset), following in zip(stretches, stretches[1:], strict=False)
+        for (_start, offset), following in itertools.pairwise(stretches)
     ]
     return Case(*whens, default=day(stretches[-1][1]), output_field=IntegerField())
 
@@ -134,9 +135,7 @@ def audit_daily_counts(
         .annotate(events=Sum("count"))
         .order_by()
     )
-    return {
-        (date.fromordinal(EPOCH_DAY + row["day"]), row["kind"]): row["events"] for row in rows
-    }
+    return {(date.fromordinal(EPOCH_DAY + row["day"]), row["kind"]): row["events"] for row in rows}
 
 
 @dataclass(frozen=True)

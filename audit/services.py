@@ -230,9 +230,7 @@ def _append_sql(vendor: str) -> str:
     if vendor == "postgresql":
         return (
             "WITH moved AS (UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s), "  # noqa: S608  (fixed column names)  # nosec B608
-            f"counted AS ({rollup.COUNT_SQL}) "
-            + insert_sql(vendor)
-            + " RETURNING id"
+            f"counted AS ({rollup.COUNT_SQL}) " + insert_sql(vendor) + " RETURNING id"
         )
     return insert_sql(vendor)
 

@@ -98,6 +98,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         "quick_links": quick,
         "time_zone": tz.key,
         "can_export_evidence": can_export_audit_evidence(request.user),
+        "show_practice": audit_scope(request.user) is AuditScope.ALL,
         "user_typed": bool(data.get("username", "").strip()),
         "user_matches": [user_label(account) for account in filterset.form.matched_accounts],
     }

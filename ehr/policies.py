@@ -115,6 +115,11 @@ def can_export_audit_evidence(user: User) -> bool:
     return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
 
 
+def can_view_audit_dashboard(user: User) -> bool:
+    """The compliance dashboard: its officers for their practice, platform auditors for all."""
+    return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
+
+
 def can_verify_audit_log(user: User) -> bool:
     """The log's integrity on screen, and asking for a verification: the same people."""
     return can_export_audit_evidence(user)

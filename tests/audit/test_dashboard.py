@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from accounts.roles import Role
 from audit import dashboard, kinds, rollup
-from audit.models import AuditEvent, AuditEventCount
+from audit.models import AuditEventCount
 from audit.selectors import audit_event_scope
 from tests.audit.helpers import record_at, sql
 from tests.factories import make_user
@@ -147,15 +147,24 @@ def test_the_migration_counts_the_events_already_written(provider, agent):
             acting_user=agent,
             account=provider,
         )
-    kept = sorted(AuditEventCount.objects.values_list("practice_ref", "bucket", "kind", "actor_ref", "count"))
+    kept = sorted(
+        AuditEventCount.objects.values_list("practice_ref", "bucket", "kind", "actor_ref", "count")
+    )
     AuditEventCount.objects.all().delete()
     from django.db import connection
 
     sql(rollup.rebuild_sql(connection.vendor), [])
-    rebuilt = sorted(AuditEventCount.objects.values_list("practice_ref", "bucket", "kind", "actor_ref", "count"))
+    rebuilt = sorted(
+        AuditEventCount.objects.values_list("practice_ref", "bucket", "kind", "actor_ref", "count")
+    )
     assert rebuilt == kept
-    assert (provider.practice_id, rollup.bucket_of(datetime(2024, 3, 18, 16, tzinfo=UTC)),
-            kinds.SUPPORT_PIN_VALIDATION_FAILED.code, agent.pk, 1) in kept
+    assert (
+        provider.practice_id,
+        rollup.bucket_of(datetime(2024, 3, 18, 16, tzinfo=UTC)),
+        kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
+        agent.pk,
+        1,
+    ) in kept
 
 
 def test_a_day_in_kathmandu_is_midnight_to_midnight_there(provider, compliance):
@@ -203,7 +212,9 @@ def test_an_officer_reads_only_their_practice(compliance, other_practice, provid
         )
 
 
-@pytest.mark.parametrize("role", [Role.PROVIDER, Role.NURSE, Role.SUPPORT_AGENT, Role.PRACTICE_ADMIN])
+@pytest.mark.parametrize(
+    "role", [Role.PROVIDER, Role.NURSE, Role.SUPPORT_AGENT, Role.PRACTICE_ADMIN]
+)
 def test_no_one_else_reads_the_counts(role, practice):
     viewer = make_user(role, practice=practice if role != Role.SUPPORT_AGENT else None)
     tz = ZoneInfo("UTC")
@@ -218,7 +229,11 @@ def test_break_glass_open_and_awaiting_review(compliance, auditor, provider, oth
     with transaction.atomic():
         opened = [
             break_glass_open(
-                acting_user=agent, account=account, justification="Caller lost the phone with the authenticator app", minutes=15, ip=None
+                acting_user=agent,
+                account=account,
+                justification="Caller lost the phone with the authenticator app",
+                minutes=15,
+                ip=None,
             )
             for account in (provider, provider, other_provider)
         ]
@@ -233,7 +248,11 @@ def test_break_glass_open_and_awaiting_review(compliance, auditor, provider, oth
 
     with time_machine.travel(later, tick=False):
         break_glass_review(
-            grant=opened[0], acting_user=compliance, outcome="justified", note="Checked the call recording", ip=None
+            grant=opened[0],
+            acting_user=compliance,
+            outcome="justified",
+            note="Checked the call recording",
+            ip=None,
         )
     assert dashboard.break_glass_status(viewer=compliance, practice_id=None, now=later) == (
         dashboard.BreakGlassStatus(open=0, awaiting_review=1)

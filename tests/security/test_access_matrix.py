@@ -73,6 +73,7 @@ MATRIX = {
     "audit_export_fhir": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
     "outbox_status": only([Role.PLATFORM_AUDITOR]),
     "audit_integrity": only([Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER]),
+    "audit_dashboard": only([Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER]),
     "audit_evidence": only(
         [Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER], allowed_status=CONFIRM
     ),

@@ -1,0 +1,129 @@
+"""Bar charts as inline SVG, drawn on the server: no script, no inline style.
+
+Not pygal: its SVG always carries a `<style>` element (its base CSS, whatever
+`css` is set to) and a `<script>` element (`window.config = ...`, written even
+with `js=[]`), both of which the Content Security Policy refuses (`style-src`
+and `script-src` are 'self' only, ehr/settings.py), and it links bars with
+`xlink:href` and `target="_blank"`. Here every shape takes its colour from a
+class in static/css/app.css, and every bar is a plain `<a href>` to the report
+filtered to it.
+
+The charts are pictures for the eye (`aria-hidden`, their links out of the tab
+order); each one's numbers are a table beside it, with the same links, for
+screen readers and the keyboard (templates/audit/dashboard.html).
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH, HEIGHT = 720, 220  # the viewBox; the SVG scales to its box (app.css)
+LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 24  # room for the axis labels
+
+
+@dataclass(frozen=True)
+class Series:
+    """One colour of a chart: a label, a value per day, and where each day's bar leads."""
+
+    key: str
+    label: str
+    values: Sequence[int]
+    link: Callable[[date], str]
+
+
+def nice_ceiling(value: int) -> int:
+    """Return the axis' top: the smallest 1, 2 or 5 x 10^k at or above `value` (at least 1)."""
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            if value <= factor * step:
+                return factor * step
+        step *= 10
+
+
+def _number(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeString:
+    """Return an SVG of one bar per day, its series stacked in order, each part a link."""
+    totals = [sum(s.values[n] for s in series) for n in range(len(days))]
+    top = nice_ceiling(max(totals, default=0))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    slot = plot_w / max(len(days), 1)
+    bar_w = max(slot * 0.8, 1)
+    parts = [_axis(top, plot_w, plot_h)]
+    label_every = max(1, round(len(days) / 8))  # about eight dates under the axis
+    for n, day in enumerate(days):
+        x = LEFT + n * slot + (slot - bar_w) / 2
+        if n % label_every == 0:
+            parts.append(
+                f'<text class="tick" x="{_number(x + bar_w / 2)}" y="{HEIGHT - 6}" '
+                f'text-anchor="middle">{day:%m/%d}</text>'
+            )
+        base = TOP + plot_h
+        for index, s in enumerate(series):
+            value = s.values[n]
+            if not value:
+                continue
+            height = plot_h * value / top
+            base -= height
+            parts.append(
+                f'<a href="{escape(s.link(day))}" tabindex="-1"><rect class="series-{index}" '
+                f'x="{_number(x)}" y="{_number(base)}" width="{_number(bar_w)}" '
+                f'height="{_number(max(height, 0.5))}"><title>{escape(s.label)}, '
+                f"{day:%m/%d/%Y}: {value}</title></rect></a>"
+            )
+    return _svg(parts)
+
+
+def horizontal_bars(rows: Sequence[tuple[str, int, str]]) -> SafeString:
+    """Return an SVG of one bar per (label, value, link), longest first as given."""
+    row_h = 26
+    height = TOP + row_h * max(len(rows), 1) + BOTTOM
+    label_w = 220
+    plot_w = WIDTH - label_w - RIGHT - 40
+    top = nice_ceiling(max((value for _label, value, _link in rows), default=0))
+    parts = []
+    for n, (label, value, link) in enumerate(rows):
+        y = TOP + n * row_h
+        width = plot_w * value / top
+        parts.append(
+            f'<text class="tick" x="{label_w - 6}" y="{y + 17}" text-anchor="end">'
+            f"{escape(_clip(label))}</text>"
+            f'<a href="{escape(link)}" tabindex="-1"><rect class="series-2" x="{label_w}" '
+            f'y="{y + 4}" width="{_number(max(width, 0.5))}" height="{row_h - 8}">'
+            f"<title>{escape(label)}: {value}</title></rect></a>"
+            f'<text class="tick" x="{_number(label_w + width + 6)}" y="{y + 17}">{value}</text>'
+        )
+    return _svg(parts, height=height)
+
+
+def _clip(label: str, length: int = 32) -> str:
+    return label if len(label) <= length else label[: length - 1] + "…"
+
+
+def _axis(top: int, plot_w: float, plot_h: float) -> str:
+    lines = []
+    for fraction in (0, 0.5, 1):
+        y = TOP + plot_h - plot_h * fraction
+        value = top * fraction
+        if value != int(value):
+            continue
+        lines.append(
+            f'<line class="grid" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{_number(y)}" '
+            f'y2="{_number(y)}"/><text class="tick" x="{LEFT - 6}" y="{_number(y + 4)}" '
+            f'text-anchor="end">{int(value)}</text>'
+        )
+    return "".join(lines)
+
+
+def _svg(parts: list[str], *, height: int = HEIGHT) -> SafeString:
+    # Every value above is a number, a date, or text passed through escape().
+    return mark_safe(  # noqa: S308  # nosec B308, B703
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" '
+        f'aria-hidden="true" focusable="false">{"".join(parts)}</svg>'
+    )

@@ -1,0 +1,194 @@
+"""The compliance dashboard: a period's activity as charts, each with its table and links."""
+
+from datetime import date
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from accounts.models import Practice, User
+from audit import charts, dashboard, kinds
+from audit.charts import Series
+from ehr.policies import AuditScope, allowed_only, audit_scope, can_view_audit_dashboard
+
+# What each chart shows: (kind, its label), stacked in this order.
+PIN_ACTIVITY = [
+    (kinds.SUPPORT_PIN_VIEWED, "Viewed"),
+    (kinds.SUPPORT_PIN_VALIDATED, "Validated"),
+    (kinds.SUPPORT_PIN_VALIDATION_FAILED, "Failed validation"),
+    (kinds.SUPPORT_PIN_GENERATED, "Generated"),
+    (kinds.SUPPORT_PIN_VALIDATION_LOCKED, "Validation locked"),
+]
+SIGN_IN_TROUBLE = [
+    (kinds.SIGN_IN_FAILED, "Failed sign-in"),
+    (kinds.SIGN_IN_FAILED_UNKNOWN, "Failed, unknown username"),
+    (kinds.SIGN_IN_LOCKED, "Locked"),
+    (kinds.SIGN_IN_LOCKED_UNKNOWN, "Locked, unknown username"),
+]
+BREAK_GLASS = [
+    (kinds.BREAK_GLASS_OPENED, "Opened"),
+    (kinds.BREAK_GLASS_REVIEWED, "Reviewed"),
+]
+
+
+class DashboardForm(forms.Form):
+    """The period, and for a platform auditor the practice (all of them by default)."""
+
+    days = forms.TypedChoiceField(
+        label="Period",
+        choices=[(n, f"Last {n} days") for n in dashboard.PERIODS],
+        coerce=int,
+        required=False,
+        empty_value=dashboard.DEFAULT_PERIOD,
+    )
+    practice = forms.ModelChoiceField(
+        label="Practice",
+        queryset=Practice.objects.order_by("name"),
+        required=False,
+        empty_label="All practices",
+    )
+
+    def __init__(self, data, *, viewer: User):
+        super().__init__(data)
+        self.viewer = viewer
+        self.chooses_practice = audit_scope(viewer) is AuditScope.ALL
+        if not self.chooses_practice:
+            # An officer's dashboard is their practice's; a practice in the address is
+            # refused below unless it is theirs, never looked up.
+            del self.fields["practice"]
+
+    def clean(self):
+        data = super().clean()
+        if not self.chooses_practice:
+            asked = (self.data.get("practice") or "").strip()
+            if asked and asked != str(self.viewer.practice_id):
+                raise forms.ValidationError("You can see the dashboard of your own practice only.")
+            data["practice"] = None
+        return data
+
+
+@login_required
+@never_cache
+@require_GET
+@allowed_only(can_view_audit_dashboard)
+def audit_dashboard(request: HttpRequest) -> HttpResponse:
+    form = DashboardForm(request.GET or None, viewer=request.user)
+    if request.GET and not form.is_valid():
+        return render(request, "audit/dashboard.html", {"form": form}, status=400)
+    data = form.cleaned_data if request.GET else {}
+    days = data.get("days") or dashboard.DEFAULT_PERIOD
+    practice = data.get("practice")
+    chosen = practice.pk if practice is not None else None
+    tz = ZoneInfo(request.user.time_zone)
+    now = timezone.now()
+    period = dashboard.dashboard_period(today=now.astimezone(tz).date(), days=days, time_zone=tz)
+    counts = dashboard.audit_daily_counts(viewer=request.user, practice_id=chosen, period=period)
+    links = _Links(period, chosen)
+    by_type = dashboard.per_day_by_type(counts, period)
+    type_series = [
+        Series(value, label, by_type[value], links.day(type=value))
+        for value, label in kinds.EventType.choices
+    ]
+    agents = dashboard.audit_top_agents(viewer=request.user, practice_id=chosen, period=period)
+    agent_rows = [
+        (
+            agent.label,
+            agent.failures,
+            links.period(kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code, username=agent.username)
+            if agent.username
+            else links.period(kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code),
+        )
+        for agent in agents
+    ]
+    context = {
+        "form": form,
+        "days": days,
+        "practice": practice,
+        "time_zone": tz.key,
+        "first_day": period.days[0],
+        "last_day": period.days[-1],
+        "charts": [
+            _chart("types", "Events per day by type", period, type_series),
+            _chart(
+                "pins",
+                "Support PIN activity",
+                period,
+                _kind_series(PIN_ACTIVITY, counts, period, links),
+            ),
+            _chart(
+                "sign-in",
+                "Sign-in failures and lockouts",
+                period,
+                _kind_series(SIGN_IN_TROUBLE, counts, period, links),
+            ),
+            _chart(
+                "break-glass",
+                "Break-glass access",
+                period,
+                _kind_series(BREAK_GLASS, counts, period, links),
+            ),
+        ],
+        "break_glass": dashboard.break_glass_status(
+            viewer=request.user, practice_id=chosen, now=now
+        ),
+        "agents": agent_rows,
+        "agents_svg": charts.horizontal_bars(agent_rows) if agent_rows else "",
+        "agents_link": links.period(kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code),
+    }
+    return render(request, "audit/dashboard.html", context)
+
+
+class _Links:
+    """Addresses of the Audit Log Report filtered to one bar: its day (or the period), its
+    type or kind, its user, and the practice chosen."""
+
+    def __init__(self, period: dashboard.Period, practice_id: int | None):
+        self.report = reverse("audit_report")
+        self.first, self.last = period.days[0], period.days[-1]
+        self.practice = {"practice": practice_id} if practice_id is not None else {}
+
+    def day(self, **filters):
+        def link(day: date) -> str:
+            return self._url(filters, day, day)
+
+        return link
+
+    def period(self, **filters) -> str:
+        return self._url(filters, self.first, self.last)
+
+    def _url(self, filters: dict, first: date, last: date) -> str:
+        query = {**filters, **self.practice, "date_from": first, "date_to": last}
+        return f"{self.report}?{urlencode(query)}"
+
+
+def _kind_series(spec, counts, period, links: _Links) -> list[Series]:
+    values = dashboard.per_day(counts, period, [kind.code for kind, _label in spec])
+    return [
+        Series(kind.code, label, values[kind.code], links.day(kind=kind.code))
+        for kind, label in spec
+    ]
+
+
+def _chart(key: str, title: str, period: dashboard.Period, series: list[Series]) -> dict:
+    """Return what the template shows of one chart: its SVG, legend and table rows."""
+    rows = []
+    for n, day in enumerate(period.days):
+        cells = [(s.values[n], s.link(day) if s.values[n] else "") for s in series]
+        rows.append((day, cells, sum(value for value, _link in cells)))
+    totals = [sum(s.values) for s in series]
+    return {
+        "key": key,
+        "title": title,
+        "series": [(index, s.label) for index, s in enumerate(series)],
+        "svg": charts.stacked_bars(days=period.days, series=series),
+        "rows": rows,
+        "totals": totals,
+        "total": sum(totals),
+    }

@@ -1,0 +1,135 @@
+"""The dashboard page: scoped counts, refused selectors, links that lead to the same rows."""
+
+import re
+from datetime import timedelta
+from html import unescape
+
+import pytest
+
+from audit import kinds
+from tests.audit.helpers import NOW, record_at
+
+
+@pytest.fixture
+def activity(clock, provider, other_provider, agent):
+    """Failed validations by the agent: 3 on the officer's practice, 5 on the other."""
+    for n in range(3):
+        record_at(
+            NOW - timedelta(hours=n + 1),
+            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED,
+            acting_user=agent,
+            account=provider,
+        )
+    for n in range(5):
+        record_at(
+            NOW - timedelta(days=1, hours=n),
+            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED,
+            acting_user=agent,
+            account=other_provider,
+        )
+    record_at(
+        NOW - timedelta(hours=2), kind=kinds.SIGN_IN_FAILED, acting_user=None, account=provider
+    )
+
+
+def page(client, user, query=""):
+    client.force_login(user)
+    return client.get(f"/audit/dashboard/{query}")
+
+
+def links_to_report(html: str) -> list[str]:
+    return [unescape(href) for href in re.findall(r'href="(/audit/\?[^"]+)"', html)]
+
+
+def test_an_officer_sees_their_practice_only(client, compliance, activity, agent):
+    response = page(client, compliance)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count('<svg class="chart"') == 5  # four charts by day, and the agents
+    assert html.count("<table") == 5  # each with its numbers
+    agents = html.split('id="chart-agents"')[1]
+    assert ">3</a>" in agents and ">5</a>" not in agents and ">8</a>" not in agents
+    assert "practice=" not in html  # no practice in the officer's links
+    # No inline script or style for the CSP to refuse.
+    assert "style=" not in html and "<script>" not in html and "<style" not in html
+
+
+def test_a_bar_leads_to_the_events_it_counts(client, compliance, activity, agent):
+    html = page(client, compliance).content.decode()
+    failed = [
+        link
+        for link in links_to_report(html)
+        if "kind=support_pin.validation_failed" in link and "username" not in link
+    ]
+    assert failed  # the day's bar (and its cell in the table)
+    report = client.get(failed[0]).content.decode()
+    assert report.count("Unsuccessful validation of Support PIN") == 3
+    per_agent = [link for link in links_to_report(html) if f"username={agent.username}" in link]
+    report = client.get(per_agent[0]).content.decode()
+    assert report.count("Unsuccessful validation of Support PIN") == 3
+
+
+def test_an_auditor_chooses_a_practice(client, auditor, activity, other_practice):
+    html = page(client, auditor).content.decode()
+    assert ">8</a>" in html.split('id="chart-agents"')[1]  # every practice
+    html = page(client, auditor, f"?days=7&practice={other_practice.pk}").content.decode()
+    assert ">5</a>" in html.split('id="chart-agents"')[1]
+    links = links_to_report(html)
+    assert links and all(f"practice={other_practice.pk}" in link for link in links)
+    report = client.get(next(link for link in links if "validation_failed" in link))
+    assert report.content.decode().count("Unsuccessful validation of Support PIN") == 5
+
+
+@pytest.mark.parametrize("query", ["?practice={other}", "?practice=999999", "?practice=x"])
+def test_an_officer_cannot_ask_for_another_practice(
+    client, compliance, activity, other_practice, query
+):
+    response = page(client, compliance, query.format(other=other_practice.pk))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "your own practice only" in html
+    assert "<svg" not in html and "Unsuccessful" not in html
+
+
+def test_an_officer_may_name_their_own_practice(client, compliance, activity, practice):
+    assert page(client, compliance, f"?practice={practice.pk}").status_code == 200
+
+
+@pytest.mark.parametrize("query", ["?practice=999999", "?days=5", "?days=x"])
+def test_a_forged_selector_is_refused(client, auditor, activity, query):
+    response = page(client, auditor, query)
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_the_report_filters_by_kind_and_practice(
+    client, compliance, auditor, activity, other_practice
+):
+    """The filters the dashboard links with; a practice outside the viewer's scope shows nothing."""
+    query = "?kind=support_pin.validation_failed&last=week"
+    client.force_login(auditor)
+    assert client.get(query.replace("?", "/audit/?")).content.decode().count("Unsuccessful") == 8
+    narrowed = client.get(f"/audit/{query}&practice={other_practice.pk}").content.decode()
+    assert narrowed.count("Unsuccessful") == 5
+    client.force_login(compliance)
+    assert client.get(f"/audit/{query}").content.decode().count("Unsuccessful") == 3
+    assert (
+        client.get(f"/audit/{query}&practice={other_practice.pk}")
+        .content.decode()
+        .count("Unsuccessful")
+        == 0
+    )
+
+
+@pytest.mark.parametrize("who", ["compliance", "auditor"])
+def test_the_dashboard_costs_a_fixed_number_of_queries(
+    client, request, activity, who, django_assert_num_queries
+):
+    """Session, user, device and roles; the counts, the agents and their names, break-glass.
+
+    The auditor's practice menu adds one."""
+    user = request.getfixturevalue(who)
+    client.force_login(user)
+    client.get("/audit/dashboard/?days=90")
+    with django_assert_num_queries(9 if who == "auditor" else 8):
+        assert client.get("/audit/dashboard/?days=90").status_code == 200
