@@ -1,6 +1,6 @@
 """The compliance dashboard: a period's activity as charts, each with its table and links."""
 
-from datetime import date
+from html import escape
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -147,24 +147,20 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
 
 class _Links:
     """Addresses of the Audit Log Report filtered to one bar: its day (or the period), its
-    type or kind, its user, and the practice chosen."""
+    type or kind, its user, and the practice chosen; escaped for an attribute."""
 
     def __init__(self, period: dashboard.Period, practice_id: int | None):
         self.report = reverse("audit_report")
-        self.first, self.last = period.days[0], period.days[-1]
         self.practice = {"practice": practice_id} if practice_id is not None else {}
+        self.days = [day.isoformat() for day in period.days]
 
-    def day(self, **filters):
-        def link(day: date) -> str:
-            return self._url(filters, day, day)
-
-        return link
+    def day(self, **filters) -> list[str]:
+        """Return the link of each day of the period (one encoding, then the dates)."""
+        prefix = escape(f"{self.report}?{urlencode({**filters, **self.practice})}&")
+        return [f"{prefix}date_from={day}&amp;date_to={day}" for day in self.days]
 
     def period(self, **filters) -> str:
-        return self._url(filters, self.first, self.last)
-
-    def _url(self, filters: dict, first: date, last: date) -> str:
-        query = {**filters, **self.practice, "date_from": first, "date_to": last}
+        query = {**filters, **self.practice, "date_from": self.days[0], "date_to": self.days[-1]}
         return f"{self.report}?{urlencode(query)}"
 
 
@@ -177,18 +173,12 @@ def _kind_series(spec, counts, period, links: _Links) -> list[Series]:
 
 
 def _chart(key: str, title: str, period: dashboard.Period, series: list[Series]) -> dict:
-    """Return what the template shows of one chart: its SVG, legend and table rows."""
-    rows = []
-    for n, day in enumerate(period.days):
-        cells = [(s.values[n], s.link(day) if s.values[n] else "") for s in series]
-        rows.append((day, cells, sum(value for value, _link in cells)))
-    totals = [sum(s.values) for s in series]
+    """Return what the template shows of one chart: its SVG, legend and table."""
     return {
         "key": key,
         "title": title,
         "series": [(index, s.label) for index, s in enumerate(series)],
         "svg": charts.stacked_bars(days=period.days, series=series),
-        "rows": rows,
-        "totals": totals,
-        "total": sum(totals),
+        "table": charts.day_table(days=period.days, series=series, caption=f"{title} per day"),
+        "total": sum(sum(s.values) for s in series),
     }

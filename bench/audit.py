@@ -2,6 +2,7 @@
 
     python -m bench.audit generate N    build the benchmark log (a valid chain)
     python -m bench.audit report        report pages vs a trivial page, served by gunicorn
+    python -m bench.audit dashboard     the compliance dashboard vs the same trivial page
     python -m bench.audit export        the app's CSV export of every row
     python -m bench.audit dump          the database's own dump of the same columns
 Each prints one JSON object on its last line.
@@ -29,7 +30,7 @@ from django.utils import timezone  # noqa: E402
 from accounts.models import User  # noqa: E402
 from accounts.roles import Role  # noqa: E402
 from accounts.services import practice_create, user_create  # noqa: E402
-from audit import chain, hashing, kinds  # noqa: E402
+from audit import chain, hashing, kinds, rollup  # noqa: E402
 from audit.models import AuditChain, AuditEvent  # noqa: E402
 from audit.services import (  # noqa: E402
     EVENT_COLUMNS,
@@ -189,6 +190,9 @@ def generate(total: int) -> None:
             ],
             ignore_conflicts=True,
         )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The dashboard's rollup, as the writer keeps it (the rows above bypassed the writer).
+        cursor.execute(rollup.rebuild_sql(connection.vendor), [])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     emit({"generated": total, "seconds": round(time.perf_counter() - started, 1)})
@@ -331,6 +335,68 @@ def report() -> None:
     )
 
 
+# dashboard
+
+DASHBOARD_CASES = {
+    "officer, 30 days": ("bench_compliance", "/audit/dashboard/?days=30"),
+    "officer, 90 days": ("bench_compliance", "/audit/dashboard/?days=90"),
+    "auditor, every practice, 90 days": ("bench_auditor", "/audit/dashboard/?days=90"),
+}
+
+
+def dashboard() -> None:
+    """Time the dashboard against the trivial signed-in page, alternately, on one gunicorn process.
+
+    As the report pages are timed (`report`): each sample of the dashboard follows
+    one of the trivial page from the same process, and the ratio is of medians.
+    """
+    from bench.pins import sign_in
+    from bench.server import gunicorn
+
+    connection.close()
+    with gunicorn(workers=1) as port:
+        viewers = {viewer for viewer, _path in DASHBOARD_CASES.values()}
+        sessions = {viewer: sign_in(port, viewer) for viewer in viewers}
+
+        def get(viewer: str, path: str) -> tuple[float, int, str]:
+            t0 = time.perf_counter()
+            status, page = sessions[viewer].request("GET", path)
+            return (time.perf_counter() - t0) * 1000, status, page
+
+        charts: dict[str, int] = {}
+        for _ in range(3):  # warm the worker
+            for name, (viewer, path) in DASHBOARD_CASES.items():
+                get(viewer, TRIVIAL_PAGE)
+                _ms, status, page = get(viewer, path)
+                if status != 200:
+                    raise SystemExit(f"{name}: {path} answered {status}")
+                charts[name] = page.count('<svg class="chart"')
+        trivial = {name: [] for name in DASHBOARD_CASES}
+        pages = {name: [] for name in DASHBOARD_CASES}
+        for _ in range(REPORT_ROUNDS):
+            for name, (viewer, path) in DASHBOARD_CASES.items():
+                ms, status, _page = get(viewer, TRIVIAL_PAGE)
+                if status not in (301, 302):
+                    raise SystemExit(f"{TRIVIAL_PAGE} answered {status}")
+                trivial[name].append(ms)
+                ms, status, page = get(viewer, path)
+                if status != 200 or page.count('<svg class="chart"') != charts[name]:
+                    raise SystemExit(f"{name}: {path} answered {status} with other charts")
+                pages[name].append(ms)
+    results = {}
+    for name, (viewer, path) in DASHBOARD_CASES.items():
+        page, base = _stats(pages[name]), _stats(trivial[name])
+        results[name] = {
+            "viewer": viewer,
+            "path": path,
+            "charts": charts[name],
+            "page": page,
+            "trivial": base,
+            "ratio": round(page["median_ms"] / base["median_ms"], 2),
+        }
+    emit({"dashboard": results, "rounds": REPORT_ROUNDS})
+
+
 # export
 
 
@@ -410,4 +476,4 @@ if __name__ == "__main__":
     if command == "generate":
         generate(int(sys.argv[2]))
     else:
-        {"report": report, "export": export, "dump": dump}[command]()
+        {"report": report, "dashboard": dashboard, "export": export, "dump": dump}[command]()

@@ -150,6 +150,8 @@ def main() -> None:
         results[vendor] = {}
         if "report" in steps:
             results[vendor]["report"] = step(url, "-m", "bench.audit", "report")
+        if "dashboard" in steps:
+            results[vendor]["dashboard"] = step(url, "-m", "bench.audit", "dashboard")
         if "export" in steps:
             results[vendor].update(export_and_dump(url))
         if "writes" in steps:
@@ -164,7 +166,7 @@ def main() -> None:
 
 
 # BENCH_ONLY=report,pins runs only the steps named (the log is still generated first).
-STEPS = ("report", "export", "writes", "pins")
+STEPS = ("report", "dashboard", "export", "writes", "pins")
 
 
 def reference_report(results: dict, vendor: str) -> tuple[dict, dict] | None:
@@ -212,6 +214,23 @@ def print_table(results: dict) -> None:
 
     if has("report"):
         print_report(results, vendors, line)
+    if has("dashboard"):
+        for case in results[vendors[0]]["dashboard"]["dashboard"]:
+            pages = {v: results[v]["dashboard"]["dashboard"][case] for v in vendors}
+            line(
+                f"dashboard, {case}",
+                [f"{p['page']['median_ms']}/{p['page']['p95_ms']} ms" for p in pages.values()],
+                "median/p95",
+            )
+            line(
+                "  trivial page alongside",
+                [
+                    f"{p['trivial']['median_ms']}/{p['trivial']['p95_ms']} ms"
+                    for p in pages.values()
+                ],
+                "median/p95",
+            )
+            line("  ratio to trivial page", [p["ratio"] for p in pages.values()], "<= 2")
     if has("export"):
         export_lines(line, results, vendors)
     if has("writes"):
