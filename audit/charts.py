@@ -95,9 +95,7 @@ def day_table(*, days: Sequence[date], series: Sequence[Series], caption: str) -
         for s in series:
             value = s.values[n]
             total += value
-            cells.append(
-                f'<td><a href="{s.links[n]}">{value}</a></td>' if value else "<td>0</td>"
-            )
+            cells.append(f'<td><a href="{s.links[n]}">{value}</a></td>' if value else "<td>0</td>")
         rows.append(
             f'<tr><th scope="row" class="nowrap">{day:%m/%d/%Y}</th>{"".join(cells)}<td>{total}</td></tr>'
         )

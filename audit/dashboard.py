@@ -9,19 +9,22 @@ one arithmetic expression per stretch of the period with one UTC offset
 row per day and kind whatever the size of the log.
 """
 
+import bisect
+import functools
 import itertools
+import operator
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, F, IntegerField, QuerySet, Sum, Value, When
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.expressions import ExpressionWrapper
 
 from accounts.models import User
 from audit import kinds
-from audit.models import AuditEventCount
+from audit.models import AuditEventCount, AuditEventDayCount
 from audit.rollup import BUCKET_SECONDS, bucket_of, bucket_start
 from break_glass.models import BreakGlassGrant
 from ehr.policies import AuditScope, audit_scope
@@ -67,10 +70,10 @@ def dashboard_practice_id(*, viewer: User, chosen: int | None) -> int | None:
     raise PermissionDenied
 
 
-def _scoped_counts(*, viewer: User, practice_id: int | None) -> QuerySet[AuditEventCount]:
-    counts = AuditEventCount.objects.all()
+def _scoped(model, *, viewer: User, practice_id: int | None) -> QuerySet:
+    rows = model.objects.all()
     practice_id = dashboard_practice_id(viewer=viewer, chosen=practice_id)
-    return counts if practice_id is None else counts.filter(practice_ref=practice_id)
+    return rows if practice_id is None else rows.filter(practice_ref=practice_id)
 
 
 def _offset_buckets(moment: datetime, time_zone: ZoneInfo) -> int:
@@ -123,19 +126,138 @@ def local_day_expression(period: Period):
     return Case(*whens, default=day(stretches[-1][1]), output_field=IntegerField())
 
 
-def audit_daily_counts(
-    *, viewer: User, practice_id: int | None, period: Period
-) -> dict[tuple[date, str], int]:
-    """Return {(day, kind code): events} for the viewer's scope over the period, in one query."""
-    rows = (
-        _scoped_counts(viewer=viewer, practice_id=practice_id)
-        .filter(bucket__gte=bucket_of(period.start), bucket__lt=bucket_of(period.end))
-        .annotate(day=local_day_expression(period))
-        .values("day", "kind")
+Piece = tuple[date | None, int, int]  # a viewer's day (None: outside the period), buckets
+
+
+def utc_day_pieces(period: Period) -> dict[int, list[Piece]]:
+    """Split each UTC day the period touches at the viewer's midnights.
+
+    Return {UTC day: [(the viewer's day, first bucket, bucket after), ...]}; a piece
+    before or after the period has no day.
+    """
+    tz = period.time_zone
+    bounds = [datetime.combine(day, time.min, tzinfo=tz) for day in period.days] + [period.end]
+    for moment in bounds:
+        _offset_buckets(moment, tz)  # refuses a zone not offset by whole quarter hours
+    bounds = [bucket_of(moment) for moment in bounds]
+    pieces = {}
+    for utc_day in range(bounds[0] // BUCKETS_PER_DAY, (bounds[-1] - 1) // BUCKETS_PER_DAY + 1):
+        low, high = utc_day * BUCKETS_PER_DAY, (utc_day + 1) * BUCKETS_PER_DAY
+        cuts = sorted({low, high, *(b for b in bounds if low < b < high)})
+        found = []
+        for first, after in itertools.pairwise(cuts):
+            index = bisect.bisect_right(bounds, first) - 1
+            inside = 0 <= index < len(period.days)
+            found.append((period.days[index] if inside else None, first, after))
+        pieces[utc_day] = found
+    return pieces
+
+
+def _rolled_up(
+    *, viewer: User, practice_id: int | None, period: Period, key: str, **filters
+) -> dict[tuple[date, object], int]:
+    """Return {(the viewer's day, `key`'s value): events} in two queries.
+
+    Whole UTC days come from the day counters; of each UTC day split by the
+    viewer's midnight, the smaller part (a few hours at most for most zones) is
+    read from the quarter-hour counters and the larger part is the day's count
+    less it. So a 90-day period reads some 90 day counters per kind and a fraction
+    of its quarter hours, not all 8,640 of them.
+    """
+    pieces = utc_day_pieces(period)
+    read = {}  # the pieces read from quarter hours, by UTC day
+    for utc_day, parts in pieces.items():
+        largest = max(parts, key=lambda part: part[2] - part[1])
+        read[utc_day] = [part for part in parts if part is not largest]
+    days = (
+        _scoped(AuditEventDayCount, viewer=viewer, practice_id=practice_id)
+        .filter(day__gte=min(pieces), day__lte=max(pieces), **filters)
+        .values("day", key)
         .annotate(events=Sum("count"))
         .order_by()
     )
-    return {(date.fromordinal(EPOCH_DAY + row["day"]), row["kind"]): row["events"] for row in rows}
+    # The quarter hours read: for each run of UTC days split alike (one run, or two
+    # around a daylight-saving change), the same part of every day, by its phase (the
+    # quarter hour of the UTC day), so the database reads one range per run, not one
+    # per day. Rows come back per UTC day and slot: slots end where a read part ends,
+    # so no slot spans two parts of one day.
+    phases = {
+        utc_day: tuple(
+            (first - utc_day * BUCKETS_PER_DAY, after - utc_day * BUCKETS_PER_DAY)
+            for _d, first, after in parts
+        )
+        for utc_day, parts in read.items()
+    }
+    runs = []  # (first UTC day, last UTC day, phase ranges)
+    for utc_day in sorted(phases):
+        if runs and runs[-1][1] == utc_day - 1 and runs[-1][2] == phases[utc_day]:
+            runs[-1][1] = utc_day
+        else:
+            runs.append([utc_day, utc_day, phases[utc_day]])
+    ranges = [
+        Q(
+            bucket__gte=first_day * BUCKETS_PER_DAY,
+            bucket__lt=(last_day + 1) * BUCKETS_PER_DAY,
+            phase__gte=low,
+            phase__lt=high,
+        )
+        for first_day, last_day, ranges_of_day in runs
+        for low, high in ranges_of_day
+    ]
+    ends = sorted({high for ranges_of_day in phases.values() for _low, high in ranges_of_day})
+    parts_read: dict[tuple[int, int, object], int] = {}
+    if ranges:
+        slot = Case(
+            *[When(phase__lt=end, then=Value(n)) for n, end in enumerate(ends)],
+            default=Value(len(ends)),
+            output_field=IntegerField(),
+        )
+        rows = (
+            _scoped(AuditEventCount, viewer=viewer, practice_id=practice_id)
+            .annotate(
+                phase=ExpressionWrapper(
+                    F("bucket") % Value(BUCKETS_PER_DAY), output_field=IntegerField()
+                ),
+                utc_day=ExpressionWrapper(
+                    F("bucket") / Value(BUCKETS_PER_DAY), output_field=IntegerField()
+                ),
+            )
+            .filter(functools.reduce(operator.or_, ranges), **filters)
+            .annotate(slot=slot)
+            .values("utc_day", "slot", key)
+            .annotate(events=Sum("count"))
+            .order_by()
+        )
+        for row in rows:
+            # The slot's phases: from the end before it to its own end.
+            low = ends[row["slot"] - 1] if row["slot"] else 0
+            for n, (start, stop) in enumerate(phases[row["utc_day"]]):
+                if (
+                    start < (ends[row["slot"]] if row["slot"] < len(ends) else BUCKETS_PER_DAY)
+                    and stop > low
+                ):
+                    part = (row["utc_day"], n, row[key])
+                    parts_read[part] = parts_read.get(part, 0) + row["events"]
+                    break
+    counted: dict[tuple[date, object], int] = defaultdict(int)
+    for row in days:
+        utc_day, value, rest = row["day"], row[key], row["events"]
+        for n, part in enumerate(read[utc_day]):
+            events = parts_read.get((utc_day, n, value), 0)
+            rest -= events
+            if part[0] is not None and events:
+                counted[(part[0], value)] += events
+        (largest,) = [p for p in pieces[utc_day] if p not in read[utc_day]]
+        if largest[0] is not None and rest:
+            counted[(largest[0], value)] += rest
+    return dict(counted)
+
+
+def audit_daily_counts(
+    *, viewer: User, practice_id: int | None, period: Period
+) -> dict[tuple[date, str], int]:
+    """Return {(day, kind code): events} for the viewer's scope over the period (two queries)."""
+    return _rolled_up(viewer=viewer, practice_id=practice_id, period=period, key="kind")
 
 
 @dataclass(frozen=True)
@@ -152,22 +274,23 @@ def audit_top_agents(
     """Return the agents with the most failed Support PIN validations in the period, most first.
 
     Counted over the accounts in the viewer's scope (an officer sees the agents'
-    failures on their own practice's accounts only). Two queries.
+    failures on their own practice's accounts only). Three queries.
     """
     from audit.services import user_label
 
-    rows = list(
-        _scoped_counts(viewer=viewer, practice_id=practice_id)
-        .filter(
-            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
-            bucket__gte=bucket_of(period.start),
-            bucket__lt=bucket_of(period.end),
-        )
-        .exclude(actor_ref=0)
-        .values("actor_ref")
-        .annotate(failures=Sum("count"))
-        .order_by("-failures", "actor_ref")[:limit]
+    per_day = _rolled_up(
+        viewer=viewer,
+        practice_id=practice_id,
+        period=period,
+        key="actor_ref",
+        kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
+        actor_ref__gt=0,
     )
+    totals: dict[int, int] = defaultdict(int)
+    for (_day, actor), events in per_day.items():
+        totals[actor] += events
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    rows = [{"actor_ref": actor, "failures": failures} for actor, failures in ranked]
     users = User.objects.select_related("provider_profile").in_bulk(
         [row["actor_ref"] for row in rows]
     )

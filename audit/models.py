@@ -337,3 +337,39 @@ class AuditEventCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} x {self.kind} in bucket {self.bucket} of practice {self.practice_ref}"
+
+
+class AuditEventDayCount(models.Model):
+    """How many events of one kind one practice's log took in one UTC day.
+
+    The rollup's coarse level, kept beside `AuditEventCount` by the same
+    statement: a viewer's day is read as whole UTC days from here, less or
+    plus the quarter hours between UTC midnight and their own (audit/dashboard.py).
+    """
+
+    practice_ref = models.BigIntegerField(
+        help_text="Id of the events' practice; 0 for events that belong to none."
+    )
+    day = models.BigIntegerField(
+        help_text="UTC day since 1970-01-01: floor(epoch seconds / 86400)."
+    )
+    kind = models.CharField(max_length=64, help_text="Event kind code (audit/kinds.py).")
+    actor_ref = models.BigIntegerField(
+        default=0,
+        help_text="The acting user, for the kinds counted per user (failed validations); else 0.",
+    )
+    count = models.BigIntegerField(help_text="Events of this kind in this day.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice_ref", "day", "kind", "actor_ref"], name="audit_day_count_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(count__gte=1), name="audit_day_count_positive"
+            ),
+        ]
+        indexes = [models.Index(fields=["day"], name="audit_day_count_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.count} x {self.kind} on UTC day {self.day} of practice {self.practice_ref}"

@@ -47,34 +47,49 @@ def bucket_start(bucket: int) -> datetime:
     return EPOCH + bucket * BUCKET
 
 
-def counter_key(
+def counter_keys(
     *, practice_id: int | None, occurred_at: datetime, kind: str, actor_id: int | None
 ) -> list:
-    """Return the counter an event adds one to: [practice_ref, bucket, kind, actor_ref]."""
+    """Return the two counters an event adds one to, as COUNT_SQL's parameters:
+    [practice_ref, bucket, kind, actor_ref] and [practice_ref, UTC day, kind, actor_ref]."""
     actor = (actor_id or 0) if kind in COUNTED_PER_ACTOR else 0
-    return [practice_id or NO_PRACTICE, bucket_of(occurred_at), kind, actor]
+    practice = practice_id or NO_PRACTICE
+    bucket = bucket_of(occurred_at)
+    return [practice, bucket, kind, actor, practice, bucket // BUCKETS_PER_DAY, kind, actor]
 
 
 TABLE = "audit_auditeventcount"
-_COLUMNS = "practice_ref, bucket, kind, actor_ref"
-# Add one to the counter, creating it at 1. Both databases take this form (SQLite since 3.24).
-COUNT_SQL = (
-    f"INSERT INTO {TABLE} ({_COLUMNS}, count) VALUES (%s, %s, %s, %s, 1) "  # noqa: S608  # nosec B608  (fixed names)
-    f"ON CONFLICT ({_COLUMNS}) DO UPDATE SET count = {TABLE}.count + 1"
-)
+DAY_TABLE = "audit_auditeventdaycount"
+BUCKETS_PER_DAY = 96
+
+
+def _upsert(table: str, column: str) -> str:
+    columns = f"practice_ref, {column}, kind, actor_ref"
+    # Add one to the counter, creating it at 1. Both databases take this form (SQLite
+    # since 3.24).
+    return (
+        f"INSERT INTO {table} ({columns}, count) VALUES (%s, %s, %s, %s, 1) "  # noqa: S608  # nosec B608  (fixed names)
+        f"ON CONFLICT ({columns}) DO UPDATE SET count = {table}.count + 1"
+    )
+
+
+COUNT_SQL = (_upsert(TABLE, "bucket"), _upsert(DAY_TABLE, "day"))
 
 
 @cache
-def rebuild_sql(vendor: str) -> str:
-    """Return the INSERT ... SELECT that counts every event into an empty rollup."""
+def rebuild_sql(vendor: str) -> list[str]:
+    """Return the INSERT ... SELECTs that count every event into an empty rollup."""
     if vendor == "postgresql":
         bucket = "FLOOR(EXTRACT(EPOCH FROM occurred_at) / 900)::bigint"
     else:  # SQLite keeps UTC datetimes as text
         bucket = "CAST(strftime('%%s', occurred_at) AS INTEGER) / 900"
     per_actor = ", ".join(f"'{code}'" for code in sorted(COUNTED_PER_ACTOR))
     actor = f"CASE WHEN kind IN ({per_actor}) THEN COALESCE(actor_ref, 0) ELSE 0 END"
-    return (
-        f"INSERT INTO {TABLE} ({_COLUMNS}, count) "  # noqa: S608  # nosec B608  (fixed names and codes)
+    return [
+        f"INSERT INTO {TABLE} (practice_ref, bucket, kind, actor_ref, count) "  # noqa: S608  # nosec B608  (fixed names and codes)
         f"SELECT COALESCE(practice_id, {NO_PRACTICE}), {bucket}, kind, {actor}, COUNT(*) "
-        f"FROM audit_auditevent GROUP BY 1, 2, 3, 4"
-    )
+        f"FROM audit_auditevent GROUP BY 1, 2, 3, 4",
+        f"INSERT INTO {DAY_TABLE} (practice_ref, day, kind, actor_ref, count) "  # noqa: S608  # nosec B608  (fixed names)
+        f"SELECT practice_ref, bucket / {BUCKETS_PER_DAY}, kind, actor_ref, SUM(count) "
+        f"FROM {TABLE} GROUP BY 1, 2, 3, 4",
+    ]

@@ -230,7 +230,9 @@ def _append_sql(vendor: str) -> str:
     if vendor == "postgresql":
         return (
             "WITH moved AS (UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s), "  # noqa: S608  (fixed column names)  # nosec B608
-            f"counted AS ({rollup.COUNT_SQL}) " + insert_sql(vendor) + " RETURNING id"
+            f"counted AS ({rollup.COUNT_SQL[0]}), counted_day AS ({rollup.COUNT_SQL[1]}) "
+            + insert_sql(vendor)
+            + " RETURNING id"
         )
     return insert_sql(vendor)
 
@@ -240,7 +242,7 @@ def _append(cursor, columns: dict, db) -> int:
 
     Raw SQL rather than the ORM: this runs while every other writer waits for
     the head, so each saved round trip and millisecond of Python counts. The
-    count is the dashboard's rollup (`audit.rollup`): one more counter, in the
+    count is the dashboard's rollup (`audit.rollup`): two more counters, in the
     same statement on PostgreSQL.
     """
     ops = db.ops
@@ -252,19 +254,20 @@ def _append(cursor, columns: dict, db) -> int:
     }
     values = [adapted[name] for name in EVENT_COLUMNS]
     head = [columns["seq"], columns["row_hash"], columns["chain_id"]]
-    counter = rollup.counter_key(
+    counters = rollup.counter_keys(
         practice_id=columns["practice_id"],
         occurred_at=columns["occurred_at"],
         kind=columns["kind"],
         actor_id=columns["actor_ref"],
     )
     if db.vendor == "postgresql":
-        cursor.execute(_append_sql("postgresql"), head + counter + values)
+        cursor.execute(_append_sql("postgresql"), head + counters + values)
         return cursor.fetchone()[0]
     cursor.execute(_append_sql(db.vendor), values)
     event_id = cursor.lastrowid
     cursor.execute("UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s", head)
-    cursor.execute(rollup.COUNT_SQL, counter)
+    cursor.execute(rollup.COUNT_SQL[0], counters[:4])
+    cursor.execute(rollup.COUNT_SQL[1], counters[4:])
     return event_id
 
 

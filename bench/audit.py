@@ -192,7 +192,8 @@ def generate(total: int) -> None:
         )
     with transaction.atomic(), connection.cursor() as cursor:
         # The dashboard's rollup, as the writer keeps it (the rows above bypassed the writer).
-        cursor.execute(rollup.rebuild_sql(connection.vendor), [])
+        for statement in rollup.rebuild_sql(connection.vendor):
+            cursor.execute(statement, [])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     emit({"generated": total, "seconds": round(time.perf_counter() - started, 1)})

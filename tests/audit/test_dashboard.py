@@ -6,14 +6,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.roles import Role
 from audit import dashboard, kinds, rollup
-from audit.models import AuditEventCount
+from audit.models import AuditEventCount, AuditEventDayCount
 from audit.selectors import audit_event_scope
 from tests.audit.helpers import record_at, sql
 from tests.factories import make_user
@@ -70,7 +70,7 @@ def cast(practice, other_practice, provider, other_provider, agent, compliance, 
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -119,11 +119,11 @@ def test_the_rollup_equals_a_count_of_the_raw_events(cast, anchor, writes, zone)
 
 
 def test_a_rolled_back_event_is_not_counted(provider):
-    before = AuditEventCount.objects.count()
+    before = [AuditEventCount.objects.count(), AuditEventDayCount.objects.count()]
     with pytest.raises(RuntimeError), transaction.atomic():
         record_at(timezone.now(), acting_user=provider, account=provider)
         raise RuntimeError("the action failed")
-    assert AuditEventCount.objects.count() == before
+    assert [AuditEventCount.objects.count(), AuditEventDayCount.objects.count()] == before
 
 
 def test_the_counter_of_a_quarter_hour_grows_and_the_next_one_starts(provider):
@@ -147,24 +147,24 @@ def test_the_migration_counts_the_events_already_written(provider, agent):
             acting_user=agent,
             account=provider,
         )
-    kept = sorted(
-        AuditEventCount.objects.values_list("practice_ref", "bucket", "kind", "actor_ref", "count")
-    )
+    columns = ("practice_ref", "kind", "actor_ref", "count")
+    kept = [
+        sorted(AuditEventCount.objects.values_list("bucket", *columns)),
+        sorted(AuditEventDayCount.objects.values_list("day", *columns)),
+    ]
     AuditEventCount.objects.all().delete()
-    from django.db import connection
-
-    sql(rollup.rebuild_sql(connection.vendor), [])
-    rebuilt = sorted(
-        AuditEventCount.objects.values_list("practice_ref", "bucket", "kind", "actor_ref", "count")
-    )
+    AuditEventDayCount.objects.all().delete()
+    for statement in rollup.rebuild_sql(connection.vendor):
+        sql(statement, [])
+    rebuilt = [
+        sorted(AuditEventCount.objects.values_list("bucket", *columns)),
+        sorted(AuditEventDayCount.objects.values_list("day", *columns)),
+    ]
     assert rebuilt == kept
-    assert (
-        provider.practice_id,
-        rollup.bucket_of(datetime(2024, 3, 18, 16, tzinfo=UTC)),
-        kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
-        agent.pk,
-        1,
-    ) in kept
+    failed = kinds.SUPPORT_PIN_VALIDATION_FAILED.code
+    first = rollup.bucket_of(datetime(2024, 3, 18, 16, tzinfo=UTC))
+    assert (first, provider.practice_id, failed, agent.pk, 1) in kept[0]
+    assert (first // 96, provider.practice_id, failed, agent.pk, 5) in kept[1]
 
 
 def test_a_day_in_kathmandu_is_midnight_to_midnight_there(provider, compliance):
