@@ -154,9 +154,9 @@ def utc_day_pieces(period: Period) -> dict[int, list[Piece]]:
 
 
 def _rolled_up(
-    *, viewer: User, practice_id: int | None, period: Period, key: str, **filters
-) -> dict[tuple[date, object], int]:
-    """Return {(the viewer's day, `key`'s value): events} in two queries.
+    *, viewer: User, practice_id: int | None, period: Period, keys: tuple[str, ...], **filters
+) -> dict[tuple[date, tuple], int]:
+    """Return {(the viewer's day, the values of `keys`): events} in two queries.
 
     Whole UTC days come from the day counters; of each UTC day split by the
     viewer's midnight, the smaller part (a few hours at most for most zones) is
@@ -172,7 +172,7 @@ def _rolled_up(
     days = (
         _scoped(AuditEventDayCount, viewer=viewer, practice_id=practice_id)
         .filter(day__gte=min(pieces), day__lte=max(pieces), **filters)
-        .values("day", key)
+        .values("day", *keys)
         .annotate(events=Sum("count"))
         .order_by()
     )
@@ -205,7 +205,7 @@ def _rolled_up(
         for low, high in ranges_of_day
     ]
     ends = sorted({high for ranges_of_day in phases.values() for _low, high in ranges_of_day})
-    parts_read: dict[tuple[int, int, object], int] = {}
+    parts_read: dict[tuple[int, int, tuple], int] = {}
     if ranges:
         slot = Case(
             *[When(phase__lt=end, then=Value(n)) for n, end in enumerate(ends)],
@@ -224,7 +224,7 @@ def _rolled_up(
             )
             .filter(functools.reduce(operator.or_, ranges), **filters)
             .annotate(slot=slot)
-            .values("utc_day", "slot", key)
+            .values("utc_day", "slot", *keys)
             .annotate(events=Sum("count"))
             .order_by()
         )
@@ -236,12 +236,12 @@ def _rolled_up(
                     start < (ends[row["slot"]] if row["slot"] < len(ends) else BUCKETS_PER_DAY)
                     and stop > low
                 ):
-                    part = (row["utc_day"], n, row[key])
+                    part = (row["utc_day"], n, tuple(row[k] for k in keys))
                     parts_read[part] = parts_read.get(part, 0) + row["events"]
                     break
-    counted: dict[tuple[date, object], int] = defaultdict(int)
+    counted: dict[tuple[date, tuple], int] = defaultdict(int)
     for row in days:
-        utc_day, value, rest = row["day"], row[key], row["events"]
+        utc_day, value, rest = row["day"], tuple(row[k] for k in keys), row["events"]
         for n, part in enumerate(read[utc_day]):
             events = parts_read.get((utc_day, n, value), 0)
             rest -= events
@@ -253,11 +253,35 @@ def _rolled_up(
     return dict(counted)
 
 
+@dataclass(frozen=True)
+class DashboardCounts:
+    by_kind: dict[tuple[date, str], int]  # {(day, kind code): events}
+    failures_by_agent: dict[int, int]  # {acting user id: failed validations in the period}
+
+
+def audit_dashboard_counts(
+    *, viewer: User, practice_id: int | None, period: Period
+) -> DashboardCounts:
+    """Return the period's counts per day and kind, and failed validations per agent, in the
+    viewer's scope (two queries: the agents' counters are rows of the same tables)."""
+    rows = _rolled_up(
+        viewer=viewer, practice_id=practice_id, period=period, keys=("kind", "actor_ref")
+    )
+    by_kind: dict[tuple[date, str], int] = defaultdict(int)
+    by_agent: dict[int, int] = defaultdict(int)
+    failed = kinds.SUPPORT_PIN_VALIDATION_FAILED.code
+    for (day, (kind, actor)), events in rows.items():
+        by_kind[(day, kind)] += events
+        if kind == failed and actor:
+            by_agent[actor] += events
+    return DashboardCounts(dict(by_kind), dict(by_agent))
+
+
 def audit_daily_counts(
     *, viewer: User, practice_id: int | None, period: Period
 ) -> dict[tuple[date, str], int]:
     """Return {(day, kind code): events} for the viewer's scope over the period (two queries)."""
-    return _rolled_up(viewer=viewer, practice_id=practice_id, period=period, key="kind")
+    return audit_dashboard_counts(viewer=viewer, practice_id=practice_id, period=period).by_kind
 
 
 @dataclass(frozen=True)
@@ -274,34 +298,26 @@ def audit_top_agents(
     """Return the agents with the most failed Support PIN validations in the period, most first.
 
     Counted over the accounts in the viewer's scope (an officer sees the agents'
-    failures on their own practice's accounts only). Three queries.
+    failures on their own practice's accounts only).
     """
+    counts = audit_dashboard_counts(viewer=viewer, practice_id=practice_id, period=period)
+    return top_agents(counts.failures_by_agent, limit=limit)
+
+
+def top_agents(failures: dict[int, int], *, limit: int = TOP_AGENTS) -> list[AgentFailures]:
+    """Rank agents by failures, most first, and name them (one query)."""
     from audit.services import user_label
 
-    per_day = _rolled_up(
-        viewer=viewer,
-        practice_id=practice_id,
-        period=period,
-        key="actor_ref",
-        kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code,
-        actor_ref__gt=0,
-    )
-    totals: dict[int, int] = defaultdict(int)
-    for (_day, actor), events in per_day.items():
-        totals[actor] += events
-    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:limit]
-    rows = [{"actor_ref": actor, "failures": failures} for actor, failures in ranked]
-    users = User.objects.select_related("provider_profile").in_bulk(
-        [row["actor_ref"] for row in rows]
-    )
+    ranked = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    users = User.objects.select_related("provider_profile").in_bulk([a for a, _n in ranked])
     found = []
-    for row in rows:
-        user = users.get(row["actor_ref"])
+    for actor, count in ranked:
+        user = users.get(actor)
         if user is None:  # deleted since: the count stays, named by its id
-            label, username = f"user #{row['actor_ref']}", ""
+            label, username = f"user #{actor}", ""
         else:
             label, username = user_label(user), user.username
-        found.append(AgentFailures(row["actor_ref"], username, label, row["failures"]))
+        found.append(AgentFailures(actor, username, label, count))
     return found
 
 

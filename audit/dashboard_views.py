@@ -89,14 +89,17 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
     tz = ZoneInfo(request.user.time_zone)
     now = timezone.now()
     period = dashboard.dashboard_period(today=now.astimezone(tz).date(), days=days, time_zone=tz)
-    counts = dashboard.audit_daily_counts(viewer=request.user, practice_id=chosen, period=period)
+    counted = dashboard.audit_dashboard_counts(
+        viewer=request.user, practice_id=chosen, period=period
+    )
+    counts = counted.by_kind
     links = _Links(period, chosen)
     by_type = dashboard.per_day_by_type(counts, period)
     type_series = [
         Series(value, label, by_type[value], links.day(type=value))
         for value, label in kinds.EventType.choices
     ]
-    agents = dashboard.audit_top_agents(viewer=request.user, practice_id=chosen, period=period)
+    agents = dashboard.top_agents(counted.failures_by_agent)
     agent_rows = [
         (
             agent.label,
