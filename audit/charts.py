@@ -81,7 +81,8 @@ def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeStrin
 
 
 def day_table(*, days: Sequence[date], series: Sequence[Series], caption: str) -> SafeString:
-    """Return the chart's numbers as a table: a row per day, a column per series, and totals.
+    """Return the chart's numbers as a table: a row per day (newest first), a column per
+    series, and the period's totals.
 
     Each number above zero links where its bar does. Drawn here with the chart rather
     than by a template loop: a 90-day table is some 500 cells, and a template takes
@@ -89,7 +90,7 @@ def day_table(*, days: Sequence[date], series: Sequence[Series], caption: str) -
     """
     head = "".join(f'<th scope="col">{escape(s.label)}</th>' for s in series)
     rows = []
-    for n, day in enumerate(days):
+    for n, day in reversed(list(enumerate(days))):  # newest first, as the report lists
         cells = []
         total = 0
         for s in series:

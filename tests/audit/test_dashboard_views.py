@@ -134,3 +134,22 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(
     client.get("/audit/dashboard/?days=90")
     with django_assert_num_queries(9 if who == "auditor" else 8):
         assert client.get("/audit/dashboard/?days=90").status_code == 200
+
+
+def test_a_name_is_text_in_the_charts(client, compliance, provider, clock):
+    """An agent's name reaches the SVG and its table escaped, never as markup."""
+    from accounts.roles import Role
+    from tests.factories import make_user
+
+    named = make_user(
+        Role.SUPPORT_AGENT, username="agent_x", first_name='<script>"x', last_name="</svg>"
+    )
+    record_at(
+        NOW - timedelta(hours=1),
+        kind=kinds.SUPPORT_PIN_VALIDATION_FAILED,
+        acting_user=named,
+        account=provider,
+    )
+    html = page(client, compliance).content.decode()
+    assert "&lt;script&gt;&quot;x" in html.split('id="chart-agents"')[1]
+    assert "<script>" not in html and html.count("</svg>") == html.count("<svg")
