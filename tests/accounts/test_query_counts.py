@@ -29,7 +29,7 @@ PAGES = [
     (Role.PRACTICE_ADMIN, "/practice/staff/", 8),  # + users, their roles, two lock counts
     (Role.COMPLIANCE_OFFICER, "/audit/", 5),  # + one page of events
     (Role.COMPLIANCE_OFFICER, "/audit/break-glass/", 5),
-    (Role.PLATFORM_AUDITOR, "/audit/", 5),
+    (Role.PLATFORM_AUDITOR, "/audit/", 6),  # + the practices of the Practice filter
     (Role.SUPPORT_AGENT, "/support/validate/?q=Test", 5),
 ]
 
