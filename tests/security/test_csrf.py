@@ -54,6 +54,7 @@ READ_ONLY = {
     "session_status",
     "practice_staff",
     "audit_report",
+    "audit_dashboard",
     "audit_export",
     "audit_patients",
     "audit_export_fhir",
