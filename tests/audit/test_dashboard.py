@@ -22,8 +22,10 @@ from tests.factories import make_user
 KOLKATA_MIDNIGHT = datetime(2024, 3, 18, 18, 30, tzinfo=UTC)  # 03/19 00:00 IST (+5:30)
 KATHMANDU_MIDNIGHT = datetime(2024, 3, 18, 18, 15, tzinfo=UTC)  # 03/19 00:00 NPT (+5:45)
 NEW_YORK_SPRING = datetime(2024, 3, 10, 7, 0, tzinfo=UTC)  # clocks went from 2:00 to 3:00 EDT
-ANCHORS = [KOLKATA_MIDNIGHT, KATHMANDU_MIDNIGHT, NEW_YORK_SPRING]
-ZONES = ["Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "UTC"]
+NEW_YORK_FALL = datetime(2024, 11, 3, 6, 0, tzinfo=UTC)  # 2:00 EDT became 1:00 EST: 25 hours
+LORD_HOWE_FALL = datetime(2024, 4, 6, 15, 0, tzinfo=UTC)  # +11:00 to +10:30, half an hour back
+ANCHORS = [KOLKATA_MIDNIGHT, KATHMANDU_MIDNIGHT, NEW_YORK_SPRING, NEW_YORK_FALL, LORD_HOWE_FALL]
+ZONES = ["Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Australia/Lord_Howe", "UTC"]
 WRITTEN = [
     kinds.SIGNED_IN,
     kinds.SIGN_IN_FAILED,
@@ -70,7 +72,7 @@ def cast(practice, other_practice, provider, other_provider, agent, compliance, 
 
 
 @settings(
-    max_examples=40,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -95,7 +97,8 @@ def cast(practice, other_practice, provider, other_provider, agent, compliance, 
 )
 def test_the_rollup_equals_a_count_of_the_raw_events(cast, anchor, writes, zone):
     """After random writes around midnight in zones offset by half and quarter hours, and
-    across a daylight-saving change, every viewer's counts per day are the raw events'."""
+    across daylight-saving changes (of an hour both ways, and Lord Howe's half hour), every
+    viewer's counts per day are the raw events'."""
     for micros, kind, account, actor in writes:
         record_at(
             anchor + timedelta(microseconds=micros),
