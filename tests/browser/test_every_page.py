@@ -44,6 +44,16 @@ def problems_of(page) -> list[str]:
                 .slice(-3).map(e => `${e.tagName}.${e.className} (${e.textContent.trim().slice(0, 30)})`)"""
         )
         found.append(f"{width} px wide (widest: {wide})")
+    # A control wider than its card does not widen the page, yet it is cut off or
+    # runs over the card's edge: the page is not laid out for the screen either.
+    sticking_out = page.evaluate(
+        """() => [...document.querySelectorAll('.card input, .card select, .card textarea, .card button')]
+            .filter(e => e.checkVisibility() && !e.closest('.table-wrap'))
+            .filter(e => e.getBoundingClientRect().right > e.closest('.card').getBoundingClientRect().right + 0.5)
+            .slice(0, 3).map(e => `${e.tagName} ${e.name || e.id}`)"""
+    )
+    if sticking_out:
+        found.append(f"controls wider than their card: {sticking_out}")
     dangling = page.evaluate(
         """() => [...document.querySelectorAll('[aria-describedby], [aria-labelledby]')]
             .flatMap(e => ['aria-describedby', 'aria-labelledby']
