@@ -3,7 +3,7 @@ import re
 from playwright.sync_api import expect
 
 from accounts.roles import Role
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import confirm_it_is_you, sign_in
 from tests.factories import make_user
 
 
@@ -85,6 +85,7 @@ def test_an_admin_signs_a_nurse_out_everywhere_and_is_told_how_many(
         page.goto("/practice/staff/")
         row = page.get_by_role("row").filter(has_text="dori")
         row.get_by_role("button", name="Sign out everywhere").click()
+        confirm_it_is_you(page, "padmin", password)  # signing in is not a confirmation
         # "1 session", not "1 session(s)".
         expect(page.get_by_role("status")).to_have_text(
             f"Signed {nurse.display_name} out of 1 session."
