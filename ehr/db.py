@@ -36,6 +36,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 logger = logging.getLogger(__name__)
 
+REPLICA = "replica"  # the alias ehr/settings.py gives the replica, when there is one
 POLL_SECONDS = 0.02  # between two looks at the replica's replay position
 
 
