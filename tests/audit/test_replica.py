@@ -240,6 +240,7 @@ def stopped_standby():
     yield
     pgdata = os.environ["REPLICA_STANDBY_PGDATA"]
     pg_ctl("start", "-w", "-l", f"{os.path.dirname(pgdata)}/standby.log")
+    connections[REPLICA].close()  # the app's connection to the stopped server, if it kept one
     caught_up()
 
 
