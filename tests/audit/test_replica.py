@@ -22,10 +22,10 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from accounts.roles import Role
-from audit import kinds
+from audit import kinds, services
 from audit.models import AuditEvent
 from audit.services import audit_event_record
-from ehr.db import REPLICA, replica_after_writes
+from ehr.db import REPLICA, ReadSource, replica_after_writes
 from tests.factories import confirm_identity, make_user
 
 pytestmark = [
@@ -261,6 +261,21 @@ def test_with_the_standby_stopped_the_report_and_the_export_read_the_primary(
     event = export_event()
     assert event.data["source"] == "primary"
     assert event.data["source_fallback"] == "the replica could not be reached"
+    assert patients(rows) == ["Bea Written while the standby is down"]
+
+
+def test_a_standby_lost_between_the_wait_and_the_count_leaves_the_export_on_the_primary(
+    client, compliance, provider, stopped_standby, monkeypatch
+):
+    # As if the standby had answered the wait and stopped just after.
+    monkeypatch.setattr(services, "replica_after_writes", lambda: ReadSource(REPLICA))
+    client.force_login(compliance)
+    confirm_identity(client)
+    viewed(provider, "Bea Written while the standby is down")
+    rows = read_csv(client.get("/audit/export.csv", {"type": "Patient"}))
+    event = export_event()
+    assert event.data["source"] == "primary"
+    assert event.data["source_fallback"] == "the replica failed while counting the rows"
     assert patients(rows) == ["Bea Written while the standby is down"]
 
 
