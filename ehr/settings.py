@@ -179,6 +179,38 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
+# A streaming replica (PostgreSQL hot standby) for the Audit Log Report, the dashboard and
+# the exports' rows (ehr/db.py, docs/audit.md). The `replica` alias exists only when
+# DATABASE_REPLICA_URL is set; everything else, and every write, goes to the primary.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "").strip()
+# Seconds an export waits for the replica to replay its checkpoint before it reads the
+# primary instead (and says so in its audit event).
+DATABASE_REPLICA_WAIT_SECONDS = env_int("DATABASE_REPLICA_WAIT_SECONDS", 3)
+if DATABASE_REPLICA_URL:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL.")
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must be a PostgreSQL URL.")
+    replica_options = DATABASES["replica"].setdefault("OPTIONS", {})
+    replica_options["prepare_threshold"] = DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    # A replica that does not answer costs a report this long, once, before it reads
+    # the primary; `?connect_timeout=N` in the URL overrides it.
+    replica_options.setdefault("connect_timeout", 2)
+    # Tests: the standby replicates the whole cluster, the test database included, so
+    # the alias reads the primary's test database rather than creating its own.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+# Where reporting reads go (ehr.db.read_replica); the test suite sets it to "default"
+# for every test that is not about the replica.
+REPORTING_DATABASE = "replica" if DATABASE_REPLICA_URL else "default"
+DATABASE_ROUTERS = ["ehr.db.PrimaryRouter"]
+if DATABASE_REPLICA_WAIT_SECONDS < 0:
+    raise ImproperlyConfigured("DATABASE_REPLICA_WAIT_SECONDS must be 0 or more.")
+
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses locked-out usernames before the password

@@ -3,6 +3,7 @@ import socket
 
 import pytest
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -72,6 +73,20 @@ class _Stream:
             self.finished = True
             raise
         self.finished = True
+
+
+@pytest.fixture(autouse=True)
+def _reports_read_the_primary_unless_about_the_replica(request):
+    """With a replica configured, only tests marked `replica` read from it.
+
+    Every other test writes inside a transaction that is never committed, which
+    no standby ever sees.
+    """
+    if django_settings.REPORTING_DATABASE == "default" or request.node.get_closest_marker(
+        "replica"
+    ):
+        return
+    request.getfixturevalue("settings").REPORTING_DATABASE = "default"
 
 
 @pytest.fixture(autouse=True)
