@@ -151,7 +151,8 @@ def alert_acknowledge(*, alert: Alert, acting_user: User, note: str, ip: str | N
             "Write a note on what you checked before acknowledging the alert.", code="note"
         )
     with transaction.atomic():
-        locked = Alert.objects.select_for_update().select_related("subject", "practice")
+        # Only the alert's row is locked: its subject and practice may be absent (outer joins).
+        locked = Alert.objects.select_for_update(of=("self",)).select_related("subject", "practice")
         locked = locked.get(pk=alert.pk)
         if locked.acknowledged_at is not None:
             raise ValidationError(
