@@ -11,7 +11,7 @@ from audit import kinds
 from audit.models import AuditEvent
 from support_pin.services import support_pin_reveal
 from tests.alerts.conftest import fail
-from tests.factories import make_user
+from tests.factories import make_user, sent_mail
 
 NOTE = "Spoke to the agent's manager; the calls were a training script."
 
@@ -124,10 +124,12 @@ def test_staff_and_agents_are_refused(spray, practice, role):
     assert spray.is_open
 
 
-def test_nobody_acknowledges_an_alert_about_their_own_account(settings, officer):
+def test_nobody_acknowledges_an_alert_about_their_own_account(settings, officer, auditor):
     settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
     support_pin_reveal(acting_user=officer, ip=None)
     [alert] = alerts_evaluate()
+    # Nor is told of it: the mail goes to the others who watch.
+    assert [m.to for m in sent_mail() if m.subject.startswith("Alert")] == [["auditor@example.org"]]
     client = as_user(officer)
     page = client.get(reverse("alert_detail", kwargs={"alert_id": alert.pk})).content.decode()
     assert "someone else acknowledges it" in page
@@ -161,3 +163,18 @@ def test_the_list_and_the_dashboard_box_take_fixed_queries(
     with django_assert_num_queries(2):
         box = alert_open_for(viewer=auditor)
     assert box.count == 2 and len(box.alerts) == 2
+    # The dashboard's one-line include renders them.
+    from django.template.loader import render_to_string
+
+    html = render_to_string("alerts/_open_alerts.html", {"open_alerts": box})
+    assert "Open alerts (2)" in html
+    assert all(f"/audit/alerts/{alert.pk}/" in html for alert in box.alerts)
+
+
+def test_the_service_refuses_another_practices_officer(elsewhere, officer):
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        alert_acknowledge(alert=elsewhere, acting_user=officer, note=NOTE, ip=None)
+    elsewhere.refresh_from_db()
+    assert elsewhere.is_open
