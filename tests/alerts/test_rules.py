@@ -239,6 +239,21 @@ def test_an_alert_its_event_and_its_mail_are_written_together_or_not_at_all(
     assert OutboxItem.objects.count() == mails_before + 1
 
 
+def test_the_command_runs_every_rule_once(settings, provider):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=provider, ip=None)
+    out = StringIO()
+    call_command("alerts_evaluate", stdout=out)
+    alert = Alert.objects.get()
+    assert f"Raised alert #{alert.pk}: Support PIN viewed unusually often" in out.getvalue()
+    call_command("alerts_evaluate", stdout=out)
+    assert out.getvalue().endswith("Raised 0 alert(s).\n")
+
+
 def test_the_same_finding_twice_raises_one_alert(settings, provider):
     from alerts import rules
 
