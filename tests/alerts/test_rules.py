@@ -273,3 +273,19 @@ def test_thresholds_must_be_whole_numbers_of_one_or_more(value):
     result = _start({"SECRET_KEY": STRONG, "ALERT_SUPPORT_PIN_VIEWS_PER_DAY": value})
     assert result.returncode != 0
     assert "ALERT_SUPPORT_PIN_VIEWS_PER_DAY" in result.stderr
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_evaluators_running_at_once_raise_one_alert(settings, provider, officer):
+    from tests.concurrency import run_together
+
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=provider, ip=None)
+    mails_before = OutboxItem.objects.count()
+    raised, errors = run_together(lambda _: alerts_evaluate(), range(4))
+    assert errors == []
+    assert sum(len(alerts) for alerts in raised) == 1
+    assert Alert.objects.count() == 1
+    assert AuditEvent.objects.filter(kind=kinds.ALERT_RAISED.code).count() == 1
+    assert OutboxItem.objects.count() == mails_before + 1
