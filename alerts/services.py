@@ -12,6 +12,7 @@ have ended, so the audit write path pays nothing.
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -117,13 +118,19 @@ def _mail_raised(alert: Alert) -> None:
     )
 
 
-def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
-    """Run every rule once; return the alerts raised.
+@dataclass(frozen=True)
+class Evaluation:
+    raised: list[Alert]
+    failed: list[str]  # rules that could not be evaluated (their errors are logged)
+
+
+def alerts_evaluation_run(*, now: datetime | None = None) -> Evaluation:
+    """Run every rule once; return the alerts raised and the rules that failed.
 
     A rule that fails is logged and the others still run; the next run tries it again.
     """
     now = now or timezone.now()
-    raised = []
+    raised, failed = [], []
     for detector in rules.DETECTORS:
         try:
             for finding in detector(now):
@@ -132,7 +139,13 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
                     raised.append(alert)
         except Exception:
             logger.exception("alert rule %s could not be evaluated", detector.__name__)
-    return raised
+            failed.append(detector.__name__)
+    return Evaluation(raised, failed)
+
+
+def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
+    """Run every rule once; return the alerts raised (see `alerts_evaluation_run`)."""
+    return alerts_evaluation_run(now=now).raised
 
 
 def alert_agent_failures_check(*, agent_id: int) -> Alert | None:

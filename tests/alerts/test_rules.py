@@ -239,10 +239,12 @@ def test_an_alert_its_event_and_its_mail_are_written_together_or_not_at_all(
     assert OutboxItem.objects.count() == mails_before + 1
 
 
-def test_the_command_runs_every_rule_once(settings, provider):
+def test_the_command_runs_every_rule_once(settings, monkeypatch, provider):
     from io import StringIO
 
-    from django.core.management import call_command
+    from django.core.management import CommandError, call_command
+
+    from alerts import rules
 
     settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
     support_pin_reveal(acting_user=provider, ip=None)
@@ -252,6 +254,14 @@ def test_the_command_runs_every_rule_once(settings, provider):
     assert f"Raised alert #{alert.pk}: Support PIN viewed unusually often" in out.getvalue()
     call_command("alerts_evaluate", stdout=out)
     assert out.getvalue().endswith("Raised 0 alert(s).\n")
+
+    def broken(now):
+        raise RuntimeError("the stream's cursors could not be read")
+        yield
+
+    monkeypatch.setattr(rules, "DETECTORS", (*rules.DETECTORS, broken))
+    with pytest.raises(CommandError, match="Rules not evaluated: broken"):
+        call_command("alerts_evaluate", stdout=out)
 
 
 def test_the_same_finding_twice_raises_one_alert(settings, provider):
