@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db.models import CharField, Count, Exists, Q, Value
+from django.db.models.functions import Cast, Concat
 
 from accounts.models import Practice, User
 from alerts import conf
@@ -203,28 +204,24 @@ def count_findings(now: datetime) -> Iterator[Finding]:
 # One alert per thing
 
 
-def _already_raised(rule: Rule, subject_keys: list[str]) -> set[str]:
-    return set(
-        Alert.objects.filter(rule=rule, subject_key__in=subject_keys).values_list(
-            "subject_key", flat=True
-        )
-    )
+def _not_raised(rule: Rule, prefix: str) -> Exists:
+    """True for rows with no alert of `rule` yet for the subject `prefix:<their id>`."""
+    key = Concat(Value(f"{prefix}:"), Cast("pk", CharField()))
+    return ~Exists(Alert.objects.filter(rule=rule, subject_key=key))
 
 
 def break_glass_findings(now: datetime) -> Iterator[Finding]:
     """Grants opened longer ago than the setting and still not reviewed."""
     after = conf.break_glass_unreviewed_after()
-    grants = list(
+    grants = (
         BreakGlassGrant.objects.filter(reviewed_at__isnull=True, opened_at__lte=now - after)
+        .filter(_not_raised(Rule.BREAK_GLASS_UNREVIEWED, "grant"))
         .select_related("account")
-        .order_by("opened_at")[:500]
+        .order_by("opened_at")[:500]  # the rest on the next run
     )
-    raised = _already_raised(Rule.BREAK_GLASS_UNREVIEWED, [f"grant:{g.pk}" for g in grants])
     hours = int(after.total_seconds() // 3600)
     for grant in grants:
         subject_key = f"grant:{grant.pk}"
-        if subject_key in raised:
-            continue
         account = grant.account
         event_ids = list(
             AuditEvent.objects.filter(
@@ -256,16 +253,13 @@ def break_glass_findings(now: datetime) -> Iterator[Finding]:
 
 def verification_findings(now: datetime) -> Iterator[Finding]:
     """Verifications that found a problem in the log (not those that could not finish)."""
-    failed = list(
-        AuditVerification.objects.filter(intact=False, finished_at__isnull=False).order_by(
-            "finished_at"
-        )[:100]
+    failed = (
+        AuditVerification.objects.filter(intact=False, finished_at__isnull=False)
+        .filter(_not_raised(Rule.VERIFICATION_FAILED, "verification"))
+        .order_by("finished_at")[:100]  # the rest on the next run
     )
-    raised = _already_raised(Rule.VERIFICATION_FAILED, [f"verification:{v.pk}" for v in failed])
     for verification in failed:
         subject_key = f"verification:{verification.pk}"
-        if subject_key in raised:
-            continue
         event_ids = list(
             AuditEvent.objects.filter(
                 kind=kinds.AUDIT_VERIFICATION_FAILED.code,
