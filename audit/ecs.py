@@ -110,6 +110,8 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "break_glass.pin_rotated": USER_CHANGE,
     "break_glass.expired": (("iam",), ("admin", "deletion")),
     "break_glass.reviewed": (("iam",), ("admin", "info")),
+    "alert.raised": (("intrusion_detection",), ("info",)),
+    "alert.acknowledged": (("intrusion_detection",), ("info",)),
     "patient.chart_viewed": READ,
 }
 

@@ -423,6 +423,21 @@ BREAK_GLASS_REVIEWED = EventKind(
     "Break-glass access #{grant} to user {account} reviewed: {outcome}. Note: {note}",
 )
 
+# Alerts (alerts/): a rule noticed possible misuse or trouble; `summary` is the alert's own
+# fixed wording (counts, names of staff, no PIN and no patient), `note` the acknowledger's.
+ALERT_RAISED = EventKind(
+    "alert.raised",
+    EventType.SECURITY,
+    Action.CREATE,
+    "Alert #{alert} raised: {summary}",
+)
+ALERT_ACKNOWLEDGED = EventKind(
+    "alert.acknowledged",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Alert #{alert} acknowledged. Note: {note}",
+)
+
 # Written by the clinical modules of the EHR, which pass the patient; this slice
 # has none of them, so only the benchmark's generated log and the tests use it.
 PATIENT_CHART_VIEWED = EventKind(

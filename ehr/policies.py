@@ -120,6 +120,35 @@ def can_verify_audit_log(user: User) -> bool:
     return can_export_audit_evidence(user)
 
 
+# Alerts (alerts/)
+
+
+def can_view_alerts(user: User) -> bool:
+    """Alerts: compliance officers (their practice's) and platform auditors (all)."""
+    return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
+
+
+def can_see_alert(user: User, alert) -> bool:
+    """Platform auditors see every alert; compliance officers those of their own practice.
+
+    An alert of no practice (a platform's: the log's integrity, the audit
+    stream, an agent tried several practices' accounts) is the auditors' only.
+    """
+    scope = audit_scope(user)
+    if scope is AuditScope.ALL:
+        return True
+    return (
+        scope is AuditScope.PRACTICE
+        and alert.practice_id is not None
+        and alert.practice_id == user.practice_id
+    )
+
+
+def can_acknowledge_alert(user: User, alert) -> bool:
+    """Those who see an alert acknowledge it, except one about their own account."""
+    return can_see_alert(user, alert) and alert.subject_id != user.pk
+
+
 def can_manage_own_pins(user: User) -> bool:
     """Every signed-in account views and changes its own PINs."""
     return user.is_authenticated and user.is_active and hasattr(user, "pins")

@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "support_pin",
     "break_glass",
     "outbox",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -403,6 +404,26 @@ if AUDIT_SYSLOG_URL and not AUDIT_SYSLOG_CA_FILE:
     raise ImproperlyConfigured(
         "AUDIT_SYSLOG_URL needs AUDIT_SYSLOG_CA_FILE: the receiver's certificate is verified."
     )
+
+# Alert rules (docs/audit.md): each threshold, and the site's address for links in alert
+# mail (`https://ehr.example.org`; without it the mail gives the page's path).
+ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR = env_int("ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR", 10)
+ALERT_SUPPORT_PIN_VIEWS_PER_DAY = env_int("ALERT_SUPPORT_PIN_VIEWS_PER_DAY", 10)
+ALERT_BREAK_GLASS_UNREVIEWED_HOURS = env_int("ALERT_BREAK_GLASS_UNREVIEWED_HOURS", 24)
+ALERT_SIGN_IN_LOCKOUTS_PER_PRACTICE = env_int("ALERT_SIGN_IN_LOCKOUTS_PER_PRACTICE", 5)
+ALERT_SIGN_IN_LOCKOUT_WINDOW_MINUTES = env_int("ALERT_SIGN_IN_LOCKOUT_WINDOW_MINUTES", 15)
+ALERT_STREAM_LAG_SECONDS = env_int("ALERT_STREAM_LAG_SECONDS", 300)
+for _name in (
+    "ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR",
+    "ALERT_SUPPORT_PIN_VIEWS_PER_DAY",
+    "ALERT_BREAK_GLASS_UNREVIEWED_HOURS",
+    "ALERT_SIGN_IN_LOCKOUTS_PER_PRACTICE",
+    "ALERT_SIGN_IN_LOCKOUT_WINDOW_MINUTES",
+    "ALERT_STREAM_LAG_SECONDS",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more.")
+ALERT_BASE_URL = os.environ.get("ALERT_BASE_URL", "")
 
 LOGGING = {
     "version": 1,

@@ -38,6 +38,8 @@ KNOWN_PARAMETERS = {
     "purpose",
     "locks",
     "sessions",  # "session" or "sessions", for the count
+    "alert",
+    "summary",
     "outcome",
     "note",
     "limit",

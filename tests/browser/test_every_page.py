@@ -125,3 +125,18 @@ def test_field_errors_are_tied_to_their_inputs(phone, people):
     described = date_from.get_attribute("aria-describedby")
     assert phone.locator(f"#{described}").inner_text().strip() != ""
     assert problems_of(phone) == []
+
+
+def test_an_alert_and_a_refused_acknowledgement_fit_a_phone_and_pass_axe(phone, people, settings):
+    from alerts.services import alerts_evaluate
+    from support_pin.services import support_pin_reveal
+
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=people[Role.NURSE.value], ip=None)
+    [alert] = alerts_evaluate()
+    sign_in(phone, people[Role.COMPLIANCE_OFFICER.value].username, PASSWORD)
+    phone.goto(reverse("alert_detail", kwargs={"alert_id": alert.pk}))
+    assert problems_of(phone) == []
+    phone.get_by_role("button", name="Acknowledge").click()
+    expect(phone.get_by_label("Note")).to_have_attribute("aria-invalid", "true")
+    assert problems_of(phone) == []

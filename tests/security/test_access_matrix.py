@@ -93,6 +93,14 @@ MATRIX = {
         Role.COMPLIANCE_OFFICER.value: NOT_FOUND,
         Role.PLATFORM_AUDITOR.value: NOT_FOUND,
     },
+    "alert_list": only([Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]),
+    # no such alert for those who see alerts; everyone else is refused
+    "alert_detail": {
+        **everyone(DENIED),
+        Role.COMPLIANCE_OFFICER.value: NOT_FOUND,
+        Role.PLATFORM_AUDITOR.value: NOT_FOUND,
+    },
+    "alert_acknowledge": everyone(NOT_ALLOWED),  # POST only
 }
 ADMIN_PREFIX = "admin/"  # the Django admin: superusers only, tested below
 
@@ -133,6 +141,8 @@ def concrete_url(name: str, people) -> str:
         "break_glass_grant": {"grant_id": 999999},
         "break_glass_rotate_pin": {"grant_id": 999999},
         "break_glass_review": {"grant_id": 999999},
+        "alert_detail": {"alert_id": 999999},
+        "alert_acknowledge": {"alert_id": 999999},
     }.get(name, {})
     return reverse(name, kwargs=kwargs)
 

@@ -41,6 +41,7 @@ POSTERS = {
     "break_glass_rotate_pin": Role.SUPPORT_AGENT,
     "break_glass_review": Role.COMPLIANCE_OFFICER,
     "audit_integrity": Role.COMPLIANCE_OFFICER,
+    "alert_acknowledge": Role.COMPLIANCE_OFFICER,
 }
 READ_ONLY = {
     "home",
@@ -61,6 +62,8 @@ READ_ONLY = {
     "outbox_status",
     "break_glass_list",
     "break_glass_grant",
+    "alert_list",
+    "alert_detail",
 }
 
 

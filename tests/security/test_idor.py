@@ -118,3 +118,21 @@ def test_unknown_and_malformed_ids_are_answered_without_errors(people):
     unknown = provider.post(f"/account/security/sessions/{'9' * 40}/end/", {"password": PASSWORD})
     assert unknown.status_code == 302  # well formed, not theirs: nothing happens
     assert User.objects.filter(is_active=True).count() == len(people)
+
+
+def test_another_practices_alert(people, world, settings):
+    from alerts.services import alerts_evaluate
+    from support_pin.services import support_pin_reveal
+
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=world["victim"], ip=None)
+    [alert] = alerts_evaluate()
+    officer = signed_in(people, Role.COMPLIANCE_OFFICER)
+    assert officer.get(reverse("alert_detail", kwargs={"alert_id": alert.pk})).status_code == 404
+    response = officer.post(
+        reverse("alert_acknowledge", kwargs={"alert_id": alert.pk}), {"note": "Mine now."}
+    )
+    assert response.status_code == 404
+    assert f"#{alert.pk}<" not in officer.get(reverse("alert_list")).content.decode()
+    alert.refresh_from_db()
+    assert alert.is_open
