@@ -42,6 +42,8 @@ KNOWN_PARAMETERS = {
     "note",
     "limit",
     "link",
+    "month",  # YYYY-MM of an audit partition or archive
+    "moved",
 }
 
 
