@@ -10,12 +10,12 @@ the only way events leave the database, in this order:
    that month, against the first checkpoint that signed every chain past the
    month's last event; then read it back and verify it with the public keys
    only. Recorded in the log (AUDIT_ARCHIVE_WRITTEN).
-3. In one transaction: lock the chains concerned and the event table, check
-   the month still holds what the file holds, detach and drop the month's
-   partition, move each chain's start past its archived events (the boundary:
-   the next live event links to the last archived one's hash), sign a
-   checkpoint of the new starts, keep the boundary in AuditArchive and
-   AuditArchiveChain, and record AUDIT_ARCHIVED.
+3. In one transaction: lock the chains concerned, check the month still
+   holds what the file holds, move each chain's start past its archived
+   events (the boundary: the next live event links to the last archived
+   one's hash), sign a checkpoint of the new starts, and keep the boundary in
+   AuditArchive and AuditArchiveChain. Then, in another, drop the month's
+   partition, and record AUDIT_ARCHIVED (see `_drop` for why two).
 
 `audit_verify` then walks each live chain from its boundary and checks the
 boundary against the archive tables and the checkpoint that signed it.
@@ -131,8 +131,20 @@ def audit_archive_month(*, month: date, path: Path, now: datetime | None = None)
             f"years, AUDIT_RETENTION_YEARS): it may be archived from "
             f"{archivable_from(month):%Y-%m-%d}. Nothing was changed."
         )
-    if AuditArchive.objects.filter(month=month).exists():
-        raise ArchiveRefused(f"{label} is already archived.")
+    done = AuditArchive.objects.filter(month=month).first()
+    if done is not None:
+        if partitions.partition_of(month) is None:
+            raise ArchiveRefused(f"{label} is already archived.")
+        drop_archived_partition(done)  # the drop that failed last time
+        return Archived(
+            month,
+            Path(done.file_name),
+            done.events,
+            done.chains.count(),
+            done.evidence_checkpoint,
+            done.file_sha256,
+            done.boundary_checkpoint,
+        )
     if path.exists():
         raise ArchiveRefused(f"{path} exists; an archive never overwrites a file.")
     segments = _segments(month)
@@ -323,20 +335,23 @@ def _drop(
     events: int,
     checkpoint: AuditCheckpoint,
 ) -> int:
+    """Move the chains' starts past the month and sign them; then drop the partition.
+
+    Two transactions, so that no step holds the event table while it waits for a
+    chain (writers hold their chain while they wait for the event table): first
+    the boundary (the chains' rows, the archive's rows, a checkpoint), then the
+    partition's DROP. Between the two the month's rows lie before every chain's
+    start, where verification no longer reads; if the DROP fails, running the
+    command again drops it. DROP TABLE rather than DETACH then DROP: on
+    PostgreSQL 15, DETACH adds foreign-key triggers to the chain and user
+    tables, which waits for their writers while they wait for the event table.
+    """
     label = f"{month:%Y-%m}"
     start, end = partitions.bounds(month)
+    name = partitions.partition_of(month) or partitions.partition_create(month).name
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as partition_create
-        # Chains first, then the table: a writer holds its chain while it waits for the
-        # table, so taking them the other way round would deadlock with it.
-        platform = AuditChain.objects.filter(kind=AuditChain.Kind.PLATFORM).values("pk")
-        ids = sorted({s.chain.pk for s in segments} | {p["pk"] for p in platform})
+        ids = [segment.chain.pk for segment in segments]
         list(AuditChain.objects.filter(pk__in=ids).order_by("pk").select_for_update())
-        name = partitions.partition_of(month)
-        if name is None:
-            name = partitions.partition_create(month).name
-        cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
-        cursor.execute(f"LOCK TABLE {partitions.TABLE} IN ACCESS EXCLUSIVE MODE")
         cursor.execute(
             f"SELECT chain_id, count(*), min(seq), max(seq) FROM {name} GROUP BY chain_id "  # noqa: S608  # nosec B608  (partition name built from the month)
             "ORDER BY chain_id"
@@ -346,16 +361,7 @@ def _drop(
             raise ArchiveRefused(
                 f"Events of {label} changed while the archive was written; run it again."
             )
-        cursor.execute(
-            f"SELECT count(*) FROM {partitions.DEFAULT} WHERE occurred_at >= %s "  # noqa: S608  # nosec B608
-            "AND occurred_at < %s",
-            [start, end],
-        )
-        if cursor.fetchone()[0]:
-            raise ArchiveRefused(f"The default partition holds events of {label}; run it again.")
         lasts = _last_events(segments, start, end)
-        cursor.execute(f"ALTER TABLE {partitions.TABLE} DETACH PARTITION {name}")
-        cursor.execute(f"DROP TABLE {name}")
         for segment in segments:
             last = lasts[segment.chain.pk]
             AuditChain.objects.filter(pk=segment.chain.pk).update(
@@ -382,19 +388,38 @@ def _drop(
             )
             for segment in segments
         )
+    drop_archived_partition(archive)
+    return signed.checkpoint.number
+
+
+def drop_archived_partition(archive: AuditArchive) -> None:
+    """Drop the partition of a month whose boundary is recorded, and record that."""
+    label = f"{archive.month:%Y-%m}"
+    name = partitions.partition_of(archive.month)
+    if name is not None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as partitions.partition_create
+            cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
+            cursor.execute(f"LOCK TABLE {partitions.TABLE} IN ACCESS EXCLUSIVE MODE")
+            cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # nosec B608
+            if cursor.fetchone()[0] != archive.events:
+                raise ArchiveRefused(
+                    f"The partition of {label} holds other events than its archive."
+                )
+            cursor.execute(f"DROP TABLE {name}")
+    with transaction.atomic():
         audit_event_record(
             kind=kinds.AUDIT_ARCHIVED,
             acting_user=None,
             ip=None,
-            params={"month": label, "events": events},
+            params={"month": label, "events": archive.events},
             data={
                 "month": label,
-                "events": events,
-                "sha256": digest,
-                "checkpoint": signed.checkpoint.number,
+                "events": archive.events,
+                "sha256": archive.file_sha256,
+                "checkpoint": archive.boundary_checkpoint,
             },
         )
-    return signed.checkpoint.number
 
 
 def _last_events(segments: list[Segment], start: datetime, end: datetime) -> dict[int, dict]:
