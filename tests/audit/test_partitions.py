@@ -267,3 +267,33 @@ def test_the_retention_period_is_a_setting(old_log, tmp_path, settings):
     settings.AUDIT_RETENTION_YEARS = 20
     with pytest.raises(CommandError, match=r"retention period \(20 years.*from 2034-04-01"):
         archive("2014-03", tmp_path / "x.jsonl")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_a_populated_log_into_partitions(practice):
+    from django.db.migrations.executor import MigrationExecutor
+
+    provider = make_user(Role.PROVIDER, practice=practice)
+    for when in (datetime(2019, 7, 4, tzinfo=UTC), datetime(2021, 1, 31, 23, 59, tzinfo=UTC)):
+        record_at(when, acting_user=provider, account=provider)
+    call_command("audit_checkpoint")
+    executor = MigrationExecutor(connection)
+    leaf = executor.loader.graph.leaf_nodes()
+    executor.migrate([("audit", "0005_verifications")])
+    assert "audit_auditevent_default" not in partition_names()
+    before = list(AuditEvent.objects.order_by("id").values("id", "chain_id", "seq", "row_hash"))
+    assert before
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(leaf)
+
+    assert {partitions.partition_name(datetime(2019, 7, 1).date()), partitions.DEFAULT} <= (
+        partition_names()
+    )
+    after = list(AuditEvent.objects.order_by("id").values("id", "chain_id", "seq", "row_hash"))
+    assert after == before
+    assert audit_log_verify().problem is None
+    new = audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
+    assert new.pk > before[-1]["id"]
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        sql("DELETE FROM audit_auditevent WHERE id = %s", [new.pk])
