@@ -297,3 +297,28 @@ def test_the_migration_moves_a_populated_log_into_partitions(practice):
     assert new.pk > before[-1]["id"]
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         sql("DELETE FROM audit_auditevent WHERE id = %s", [new.pk])
+
+
+def test_a_drop_that_failed_is_finished_by_running_the_command_again(
+    old_log, tmp_path, monkeypatch, capsys
+):
+    from audit import archive as archiving
+
+    finish = archiving.drop_archived_partition
+
+    def interrupted(done):
+        raise DatabaseError("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(archiving, "drop_archived_partition", interrupted)
+    with pytest.raises(CommandError, match="stopped: canceling statement due to lock timeout"):
+        archive("2014-03", tmp_path / "a.jsonl")
+    name = partitions.partition_name(MARCH.date())
+    assert name in partition_names()
+    call_command("audit_verify")  # the boundary holds; the rows before it are not read
+    monkeypatch.setattr(archiving, "drop_archived_partition", finish)
+    call_command("audit_archive", "--month", "2014-03", "--to", str(tmp_path / "a.jsonl"))
+    assert name not in partition_names()
+    assert AuditEvent.objects.filter(kind=kinds.AUDIT_ARCHIVED.code).count() == 1
+    call_command("audit_verify")
+    with pytest.raises(CommandError, match="2014-03 is already archived"):
+        archive("2014-03", tmp_path / "b.jsonl")
