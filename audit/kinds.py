@@ -293,6 +293,27 @@ AUDIT_EVIDENCE_EXPORTED = EventKind(
     "through checkpoint {checkpoint}",
 )
 
+# Written by `audit_partitions` and `audit_archive` (docs/audit.md), in the platform's chain.
+AUDIT_PARTITION_CREATED = EventKind(
+    "audit.partition_created",
+    EventType.REPORT,
+    Action.CREATE,
+    "Audit log partition for {month} created ({moved} events moved into it)",
+)
+AUDIT_ARCHIVE_WRITTEN = EventKind(
+    "audit.archive_written",
+    EventType.REPORT,
+    Action.EXPORT,
+    "Audit log archive of {month} written and verified: {events} events in {chains} chains, "
+    "through checkpoint {checkpoint}",
+)
+AUDIT_ARCHIVED = EventKind(
+    "audit.archived",
+    EventType.REPORT,
+    Action.NOT_SPECIFIED,
+    "Audit log events of {month} archived and removed from the database: {events} events",
+)
+
 # The Support PIN and App Unlock PIN (wording of the seed where it has one).
 SUPPORT_PIN_VIEWED = EventKind(
     "support_pin.viewed",

@@ -81,6 +81,16 @@ AUDIT_SIGNING_KEY = parse_key_ring("AUDIT_SIGNING_KEY", os.environ.get("AUDIT_SI
 AUDIT_SIGNING_PUBLIC_KEYS = parse_public_key_list(
     "AUDIT_SIGNING_PUBLIC_KEYS", os.environ.get("AUDIT_SIGNING_PUBLIC_KEYS", "")
 )
+# Retention of the audit log: `audit_archive` refuses months younger than this
+# (ASTM E2147-18 asks for ten years, HIPAA six; docs/audit.md). PostgreSQL keeps
+# the events in monthly partitions, created this many months ahead by
+# `audit_partitions` (docs/audit.md).
+AUDIT_RETENTION_YEARS = env_int("AUDIT_RETENTION_YEARS", 10)
+AUDIT_PARTITION_MONTHS_AHEAD = env_int("AUDIT_PARTITION_MONTHS_AHEAD", 3)
+if AUDIT_RETENTION_YEARS < 1 or AUDIT_PARTITION_MONTHS_AHEAD < 0:
+    raise ImproperlyConfigured(
+        "AUDIT_RETENTION_YEARS must be at least 1 and AUDIT_PARTITION_MONTHS_AHEAD at least 0."
+    )
 # AES-256-GCM keys for PINs at rest (ehr/crypto.py); the first encrypts, all decrypt.
 FIELD_ENCRYPTION_KEYS = parse_key_ring(
     "FIELD_ENCRYPTION_KEYS", os.environ.get("FIELD_ENCRYPTION_KEYS"), min_bytes=32

@@ -115,11 +115,12 @@ def _reference_data(request):
 
 
 audit_guard_migration = importlib.import_module("audit.migrations.0003_chains_per_practice")
+audit_guards_now = importlib.import_module("audit.migrations.0006_partitions_and_archives")
 
 
 def audit_guards(*, install: bool) -> None:
     with connection.cursor() as cursor:
-        for sql in audit_guard_migration.statements(connection.vendor, install=install):
+        for sql in audit_guards_now.statements(connection.vendor, install=install):
             cursor.execute(sql)
 
 

@@ -220,9 +220,22 @@ def postgres_rows_read(plan: str) -> int:
 def used_indexes(plan: str) -> set[str]:
     if connection.vendor == "sqlite":
         return set(re.findall(r"USING (?:COVERING )?INDEX (\w+)", plan))
-    return set(
+    names = set(
         re.findall(r"(?:Index (?:Only )?Scan (?:Backward )?using|Index Scan on) (\w+)", plan)
     )
+    return {parent_index(name) for name in names}
+
+
+def parent_index(name: str) -> str:
+    """The event table's index a partition's index belongs to (the monthly partitions')."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT parent.relname FROM pg_inherits JOIN pg_class child ON child.oid = inhrelid "
+            "JOIN pg_class parent ON parent.oid = inhparent WHERE child.relname = %s",
+            [name],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else name
 
 
 def scans_or_sorts_the_table(plan: str) -> bool:

@@ -44,6 +44,8 @@ KNOWN_PARAMETERS = {
     "note",
     "limit",
     "link",
+    "month",  # YYYY-MM of an audit partition or archive
+    "moved",
 }
 
 
