@@ -177,6 +177,8 @@ KIND_CODES: dict[str, KindCodes] = {
     "audit.export_failed": KindCodes(SERIOUS, AUDIT_LOG_USED),
     "audit.export_interrupted": KindCodes(MINOR, AUDIT_LOG_USED),
     "audit.evidence_exported": KindCodes(OK, AUDIT_LOG_USED),
+    "audit.account_history_viewed": KindCodes(OK, AUDIT_LOG_USED),
+    "audit.patient_history_viewed": KindCodes(OK, AUDIT_LOG_USED),
     "audit.verification_requested": KindCodes(OK, AUDIT_LOG_USED),
     "audit.verified": KindCodes(OK, AUDIT_LOG_USED, action="E"),
     "audit.verification_failed": KindCodes(SERIOUS, SA, action="E"),

@@ -87,6 +87,8 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "audit.export_failed": READ,
     "audit.export_interrupted": READ,
     "audit.evidence_exported": READ,
+    "audit.account_history_viewed": READ,
+    "audit.patient_history_viewed": READ,
     "audit.verification_requested": (("database",), ("info",)),
     "audit.verified": (("database",), ("info",)),
     "audit.verification_failed": (("database",), ("error",)),

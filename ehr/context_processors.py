@@ -26,5 +26,6 @@ def navigation(request: HttpRequest) -> dict:
             "support_console": can_use_support_console(user),
             "outbox": policies.can_view_outbox(user),
             "integrity": policies.can_verify_audit_log(user),
+            "audit_history": policies.can_review_audit_subjects(user),
         },
     }
