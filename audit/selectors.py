@@ -202,37 +202,71 @@ class SortedPage:
 
 
 def audit_sorted_page(
-    events: QuerySet[AuditEvent],
+    parts: Sequence[QuerySet[AuditEvent]],
     *,
+    between: tuple[datetime, datetime],
     sort: Sort,
     number: int,
     size: int,
     sorted_count: int,
 ) -> SortedPage:
-    """Return page `number` of the newest SORT_LIMIT of `events`, in the order `sort` says.
+    """Return page `number` of the newest SORT_LIMIT events of `parts`, in the order `sort` says.
 
-    The newest SORT_LIMIT matching events (one range scan of the filter's index,
-    newest first) are sorted by the column, ties by time then id (so every page
-    is stable), and paged by OFFSET within them. `sorted_count` is how many that
-    is (the bounded count); a number past the last page shows the last.
+    The newest SORT_LIMIT matching events (a range scan of each part's index,
+    newest first, as the default order reads them) are sorted by the column,
+    ties newest first and then by id (so every page is stable), and paged by
+    OFFSET within them. `sorted_count` is how many they are (the bounded
+    count); a number past the last page shows the last.
     """
     pages = max(1, -(-sorted_count // size))
     number = min(max(number, 1), pages)
     column = F(REPORT_SORTS[sort.key])
-    if sort.descending:
-        order = [column.desc(nulls_last=True), F("occurred_at").desc(), F("id").desc()]
-    else:
-        order = [column.asc(nulls_last=True), F("occurred_at").desc(), F("id").desc()]
     if sort.key == "time":
-        order = order[1:] if sort.descending else [F("occurred_at").asc(), F("id").asc()]
-    newest = events.order_by("-occurred_at", "-id").values("id")[:SORT_LIMIT]
+        order = (
+            [column.desc(), F("id").desc()] if sort.descending else [column.asc(), F("id").asc()]
+        )
+    else:
+        first = column.desc(nulls_last=True) if sort.descending else column.asc(nulls_last=True)
+        order = [first, F("occurred_at").desc(), F("id").desc()]
     offset = (number - 1) * size
     rows = list(
-        AuditEvent.objects.filter(id__in=newest)
+        AuditEvent.objects.filter(id__in=_newest_ids(parts, between, SORT_LIMIT))
         .order_by(*order)
         .values(*REPORT_COLUMNS)[offset : offset + size]
     )
     return SortedPage(rows=rows, number=number, pages=pages)
+
+
+def _newest_ids(
+    parts: Sequence[QuerySet[AuditEvent]], between: tuple[datetime, datetime], limit: int
+) -> QuerySet | RawSQL:
+    """Return a subquery: the ids of the newest `limit` events of the union of `parts` in `between`.
+
+    One part is one index range, newest first, stopped at `limit`. Several (a
+    username's two sides, the break-glass kinds) are each read so, then their
+    union is ordered and cut at `limit` again: asked as one OR, the database
+    would read every row any side matches, or walk the practice's whole time
+    index, before it found the newest. (Merging the parts' positions in Python,
+    as the default order does with its 51 rows, costs a third of a second here
+    for 10,000 rows: SQLite's datetimes are parsed one by one.)
+    """
+    start, end = between
+    newest = [
+        part.filter(occurred_at__gte=start, occurred_at__lt=end)
+        .order_by("-occurred_at", "-id")
+        .values("id", "occurred_at")[:limit]
+        for part in parts
+    ]
+    if len(newest) == 1:
+        return newest[0].values("id")
+    pieces, params = [], []
+    for n, part in enumerate(newest):
+        sql, part_params = part.query.sql_with_params()
+        pieces.append(f"SELECT p{n}.id, p{n}.occurred_at FROM ({sql}) p{n}")  # noqa: S608  # nosec B608
+        params.extend(part_params)
+    union = " UNION ".join(pieces)  # the ORM's own SQL for each part; values as parameters
+    sql = f"SELECT u.id FROM ({union}) u ORDER BY u.occurred_at DESC, u.id DESC LIMIT %s"  # noqa: S608  # nosec B608
+    return RawSQL(sql, [*params, limit])  # noqa: S611  # nosec B611  (the ORM's SQL; values as parameters)
 
 
 @dataclass(frozen=True)

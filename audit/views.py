@@ -108,7 +108,8 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         position = _position(number, len(found), count)
     else:
         page = selectors.audit_sorted_page(
-            filterset.qs,
+            filterset.parts,
+            between=filterset.form.range,
             sort=sort,
             number=number or 1,
             size=PAGE_SIZE,
