@@ -266,7 +266,18 @@ def test_invalid_filters_show_errors_not_500(client, compliance, log, params):
 @given(
     params=st.dictionaries(
         st.sampled_from(
-            ["patient", "username", "type", "date_from", "date_to", "last", "page", "cursor"]
+            [
+                "patient",
+                "username",
+                "type",
+                "date_from",
+                "date_to",
+                "last",
+                "page",
+                "cursor",
+                "sort",
+                "n",
+            ]
         ),
         st.text(max_size=40),
     )
