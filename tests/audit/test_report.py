@@ -161,7 +161,10 @@ def test_a_name_too_many_accounts_share_asks_for_more(client, compliance, practi
 
 def test_type_and_patient_filters(client, compliance, log):
     client.force_login(compliance)
-    assert len(details(client.get("/audit/", {"type": "Patient"}))) == 2
+    response = client.get("/audit/", {"type": "Patient"})
+    assert len(details(response)) == 2
+    # The type dropdown carries the seed's label, "Account".
+    assert '<label for="id_type">Account</label>' in response.content.decode()
     response = client.get("/audit/", {"patient": "P-200"})
     assert details(response) == ["Chart viewed for patient Ada Lovelace"]
     # The whole name, in any case, names the same patient.
