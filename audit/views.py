@@ -140,8 +140,11 @@ def audit_report(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     for name in ("page", "cursor", "n", "sort", "last", "date_from", "date_to"):
         query.pop(name, None)
+    kept = query.copy()  # a quick range keeps the filters and the order
+    if not sort.is_default:
+        kept["sort"] = sort.encode()
     quick = [
-        (label, f"?{query.urlencode()}&last={key}" if query else f"?last={key}")
+        (label, f"?{kept.urlencode()}&last={key}" if kept else f"?last={key}")
         for key, label in filterset.filters["last"].extra["choices"]
     ]
     query["date_from"] = data["date_from"].isoformat()

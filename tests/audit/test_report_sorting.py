@@ -61,6 +61,13 @@ def test_sorting_by_user_sorts_by_the_label_the_column_shows(client, compliance,
     )
 
 
+def test_a_quick_range_keeps_the_order(client, compliance, log):
+    client.force_login(compliance)
+    links = dict(client.get("/audit/", {"sort": "-type"}).context["quick_links"])
+    assert links["Month"] == "?sort=-type&last=month"
+    assert dict(client.get("/audit/").context["quick_links"])["Month"] == "?last=month"
+
+
 def test_sorting_by_ip_puts_missing_addresses_last_both_ways(client, compliance, log):
     client.force_login(compliance)
     for sort in ("ip", "-ip"):
