@@ -90,6 +90,8 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "audit.partition_created": (("database",), ("creation",)),
     "audit.archive_written": READ,
     "audit.archived": (("database",), ("deletion",)),
+    "audit.account_history_viewed": READ,
+    "audit.patient_history_viewed": READ,
     "audit.verification_requested": (("database",), ("info",)),
     "audit.verified": (("database",), ("info",)),
     "audit.verification_failed": (("database",), ("error",)),

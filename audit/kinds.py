@@ -266,6 +266,20 @@ AUDIT_EXPORT_INTERRUPTED = EventKind(
     Action.EXPORT,
     "Audit log export interrupted after {sent} of {rows} events: the download was closed",
 )
+# Reading the history of one account or one patient (the "who touched" page); `period`
+# is the validated dates in fixed words.
+AUDIT_ACCOUNT_HISTORY_VIEWED = EventKind(
+    "audit.account_history_viewed",
+    EventType.REPORT,
+    Action.VIEW,
+    "Audit history viewed for user {account}: {rows} events ({period})",
+)
+AUDIT_PATIENT_HISTORY_VIEWED = EventKind(
+    "audit.patient_history_viewed",
+    EventType.REPORT,
+    Action.VIEW,
+    "Audit history viewed for patient {patient}: {rows} events ({period})",
+)
 AUDIT_VERIFICATION_REQUESTED = EventKind(
     "audit.verification_requested",
     EventType.REPORT,

@@ -27,5 +27,6 @@ def navigation(request: HttpRequest) -> dict:
             "outbox": policies.can_view_outbox(user),
             "integrity": policies.can_verify_audit_log(user),
             "alerts": policies.can_view_alerts(user),
+            "audit_history": policies.can_review_audit_subjects(user),
         },
     }

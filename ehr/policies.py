@@ -115,6 +115,12 @@ def can_export_audit_evidence(user: User) -> bool:
     return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
 
 
+def can_review_audit_subjects(user: User) -> bool:
+    """The history of one account or patient: compliance officers (their practice's) and
+    platform auditors (everyone's); the object rules are `audit.selectors.audit_subject_*`."""
+    return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
+
+
 def can_verify_audit_log(user: User) -> bool:
     """The log's integrity on screen, and asking for a verification: the same people."""
     return can_export_audit_evidence(user)

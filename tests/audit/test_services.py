@@ -26,6 +26,7 @@ KNOWN_PARAMETERS = {
     "where",
     "sent",
     "filters",
+    "period",  # the validated dates of an audit history, in fixed words
     "patient",
     "failures",
     "count",

@@ -59,6 +59,13 @@ READ_ONLY = {
     "audit_patients",
     "audit_export_fhir",
     "audit_evidence",
+    # GET only; reading a history records that it was read, as an export does
+    "audit_subject_account",
+    "audit_subject_account_export",
+    "audit_subject_account_export_fhir",
+    "audit_subject_patient",
+    "audit_subject_patient_export",
+    "audit_subject_patient_export_fhir",
     "outbox_status",
     "break_glass_list",
     "break_glass_grant",

@@ -107,6 +107,33 @@ def test_another_practices_events_and_patients_by_filter(people, world):
     assert "Vera" not in b"".join(everyone.streaming_content).decode()
 
 
+def test_another_practices_account_and_patient_history(people, world):
+    from audit import kinds
+    from audit.services import audit_event_record
+
+    victim = world["victim_doctor"]
+    audit_event_record(
+        kind=kinds.PATIENT_CHART_VIEWED,
+        acting_user=victim,
+        account=victim,
+        ip=None,
+        patient_id="P-7",
+        patient_name="Vera's Patient",
+        params={"patient": "Vera's Patient"},
+    )
+    compliance = signed_in(people, Role.COMPLIANCE_OFFICER)
+    account = f"/audit/subject/account/{victim.pk}/"
+    patient = f"/audit/subject/patient/{victim.practice_id}/P-7/"
+    for url in (account, patient):
+        for tail in ("", "export.csv", "export.fhir.json"):
+            assert compliance.get(url + tail).status_code == 404, url + tail
+    # The same patient id under the officer's own practice names no patient of theirs.
+    own = people[Role.COMPLIANCE_OFFICER.value].practice_id
+    assert compliance.get(f"/audit/subject/patient/{own}/P-7/").status_code == 404
+    auditor = signed_in(people, Role.PLATFORM_AUDITOR)
+    assert "Vera" in auditor.get(patient).content.decode()
+
+
 def test_unknown_and_malformed_ids_are_answered_without_errors(people):
     admin = signed_in(people, Role.PRACTICE_ADMIN)
     assert admin.post("/practice/staff/99999999/deactivate/").status_code == 404
