@@ -12,15 +12,35 @@ def _database_vendor() -> str:
 
 
 def pytest_report_header(config) -> str:
-    return f"database: {_database_vendor()} ({settings.DATABASES['default']['ENGINE']})"
+    replica = ", with a read replica" if _replica_configured() else ""
+    return f"database: {_database_vendor()} ({settings.DATABASES['default']['ENGINE']}){replica}"
+
+
+def _replica_configured() -> bool:
+    return "replica" in settings.DATABASES
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect (not skip) tests for the other database: CI runs the suite on both."""
-    other = "sqlite_only" if _database_vendor() == "postgresql" else "postgres_only"
+    """Deselect (not skip) tests for the other database: CI runs the suite on both.
+
+    Tests marked `replica` need a primary and a streaming standby
+    (DATABASE_REPLICA_URL, `.ci/replica-pg`): without one they are deselected
+    from a whole run, and asking for them (`-m replica`) is an error, never a
+    run that passes by testing nothing.
+    """
+    other = {"sqlite_only" if _database_vendor() == "postgresql" else "postgres_only"}
+    if not _replica_configured():
+        markexpr = config.getoption("markexpr", "") or ""
+        if "replica" in markexpr and "not replica" not in markexpr:
+            raise pytest.UsageError(
+                "-m replica needs a streaming replica: set DATABASE_REPLICA_URL "
+                "(`.ci/replica-pg run -- make test PYTEST_ARGS='-m replica'` starts a pair)"
+            )
+        other.add("replica")
     selected, deselected = [], []
     for item in items:
-        (deselected if item.get_closest_marker(other) else selected).append(item)
+        wrong = any(item.get_closest_marker(name) for name in other)
+        (deselected if wrong else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected

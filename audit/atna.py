@@ -177,6 +177,11 @@ KIND_CODES: dict[str, KindCodes] = {
     "audit.export_failed": KindCodes(SERIOUS, AUDIT_LOG_USED),
     "audit.export_interrupted": KindCodes(MINOR, AUDIT_LOG_USED),
     "audit.evidence_exported": KindCodes(OK, AUDIT_LOG_USED),
+    "audit.partition_created": KindCodes(OK, AUDIT_LOG_USED),
+    "audit.archive_written": KindCodes(OK, AUDIT_LOG_USED),
+    "audit.archived": KindCodes(OK, AUDIT_LOG_USED, action="D"),
+    "audit.account_history_viewed": KindCodes(OK, AUDIT_LOG_USED),
+    "audit.patient_history_viewed": KindCodes(OK, AUDIT_LOG_USED),
     "audit.verification_requested": KindCodes(OK, AUDIT_LOG_USED),
     "audit.verified": KindCodes(OK, AUDIT_LOG_USED, action="E"),
     "audit.verification_failed": KindCodes(SERIOUS, SA, action="E"),
@@ -200,6 +205,8 @@ KIND_CODES: dict[str, KindCodes] = {
     "break_glass.pin_rotated": KindCodes(OK, SA, ATTRIBUTES),
     "break_glass.expired": KindCodes(OK, SA, EMERGENCY_OVERRIDE_STOPPED),
     "break_glass.reviewed": KindCodes(OK, None),
+    "alert.raised": KindCodes(OK, SA),
+    "alert.acknowledged": KindCodes(OK, SA),
     "patient.chart_viewed": KindCodes(OK, PATIENT_RECORD),
 }
 

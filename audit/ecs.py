@@ -87,6 +87,11 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "audit.export_failed": READ,
     "audit.export_interrupted": READ,
     "audit.evidence_exported": READ,
+    "audit.partition_created": (("database",), ("creation",)),
+    "audit.archive_written": READ,
+    "audit.archived": (("database",), ("deletion",)),
+    "audit.account_history_viewed": READ,
+    "audit.patient_history_viewed": READ,
     "audit.verification_requested": (("database",), ("info",)),
     "audit.verified": (("database",), ("info",)),
     "audit.verification_failed": (("database",), ("error",)),
@@ -110,6 +115,8 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "break_glass.pin_rotated": USER_CHANGE,
     "break_glass.expired": (("iam",), ("admin", "deletion")),
     "break_glass.reviewed": (("iam",), ("admin", "info")),
+    "alert.raised": (("intrusion_detection",), ("info",)),
+    "alert.acknowledged": (("intrusion_detection",), ("info",)),
     "patient.chart_viewed": READ,
 }
 

@@ -23,10 +23,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit import hashing, kinds
-from audit.checkpoints import Frozen, audit_checkpoint_create
+from audit.checkpoints import Frozen
 from audit.models import AuditChain, AuditEvent
 from audit.offline import FORMAT
-from audit.services import audit_event_record
+from audit.services import audit_event_record, export_source, export_source_data
 from ehr.policies import AuditScope, audit_scope
 
 BATCH = 2000
@@ -45,16 +45,18 @@ def audit_evidence_export(*, acting_user: User, ip: str | None) -> Evidence:
     """Record the export, then hand back the file to stream (record first, as the CSV export).
 
     The file stops at a checkpoint taken now; the export's own event comes after
-    it, so it is not in the file it describes.
+    it, so it is not in the file it describes. With a read replica, the events are
+    read from it once it has replayed that checkpoint (`export_source`), and the
+    event's data says which database they come from.
     """
     scope = audit_scope(acting_user)
     if scope not in {AuditScope.ALL, AuditScope.PRACTICE}:
         raise PermissionError("evidence files hold whole chains")
     practice_id = acting_user.practice_id if scope is AuditScope.PRACTICE else None
+    frozen, source = export_source()
+    chains = _chains_in_scope(frozen, scope, practice_id)
+    events = sum(max(0, leaf["seq"] - leaf["start_seq"] + 1) for leaf in chains)
     with transaction.atomic():
-        frozen = audit_checkpoint_create()
-        chains = _chains_in_scope(frozen, scope, practice_id)
-        events = sum(max(0, leaf["seq"] - leaf["start_seq"] + 1) for leaf in chains)
         audit_event_record(
             kind=kinds.AUDIT_EVIDENCE_EXPORTED,
             acting_user=acting_user,
@@ -65,10 +67,18 @@ def audit_evidence_export(*, acting_user: User, ip: str | None) -> Evidence:
                 "chains": len(chains),
                 "checkpoint": frozen.checkpoint.number,
             },
-            data={"events": events, "chains": len(chains), "checkpoint": frozen.checkpoint.number},
+            data={
+                "events": events,
+                "chains": len(chains),
+                "checkpoint": frozen.checkpoint.number,
+                **export_source_data(source),
+            },
         )
     return Evidence(
-        frozen.checkpoint.number, len(chains), events, _lines(frozen, chains, practice_id)
+        frozen.checkpoint.number,
+        len(chains),
+        events,
+        _lines(frozen, chains, practice_id, source.alias),
     )
 
 
@@ -87,7 +97,9 @@ def _json(record: dict) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _lines(frozen: Frozen, chains: list[dict], practice_id: int | None) -> Iterator[bytes]:
+def _lines(
+    frozen: Frozen, chains: list[dict], practice_id: int | None, alias: str
+) -> Iterator[bytes]:
     checkpoint = frozen.checkpoint
     ordered = sorted(frozen.leaves)
     position = {chain_id: index for index, chain_id in enumerate(ordered)}
@@ -114,7 +126,7 @@ def _lines(frozen: Frozen, chains: list[dict], practice_id: int | None) -> Itera
         index = position[leaf["chain_id"]]
         yield _json({"chain": leaf, "index": index, "path": hashing.merkle_path(tree, index)})
         hide_others = practice_id is not None and leaf["kind"] == AuditChain.Kind.LEGACY
-        for row in _events(leaf):
+        for row in _events(leaf, alias):
             if hide_others and row["practice_id"] != practice_id:
                 yield _json(
                     {
@@ -134,14 +146,13 @@ def _lines(frozen: Frozen, chains: list[dict], practice_id: int | None) -> Itera
     yield _json({"end": {"chains": len(chains), "events": shown}})
 
 
-def _events(leaf: dict) -> Iterator[dict]:
-    """The chain's events from its start to the signed head, in batches."""
+def _events(leaf: dict, alias: str) -> Iterator[dict]:
+    """The chain's events from its start to the signed head, in batches, from database `alias`."""
     after = leaf["start_seq"] - 1
     while after < leaf["seq"]:
         batch = list(
-            AuditEvent.objects.filter(
-                chain_id=leaf["chain_id"], seq__gt=after, seq__lte=leaf["seq"]
-            )
+            AuditEvent.objects.using(alias)
+            .filter(chain_id=leaf["chain_id"], seq__gt=after, seq__lte=leaf["seq"])
             .order_by("seq")
             .values(*EVENT_COLUMNS)[:BATCH]
         )

@@ -29,7 +29,7 @@ from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.db.models import Expression, QuerySet
 
 from audit.atna import EVENT_KEYS
@@ -48,6 +48,7 @@ class _Query:
     sql: str | None  # None: Django knows without asking the database that nothing matches
     params: tuple
     model: type
+    alias: str  # the database to read: the queryset's (the primary, or the read replica)
     freeze_sql: str = ""  # PostgreSQL: the freeze filter, applied from outside
     freeze_params: tuple = ()
 
@@ -66,13 +67,16 @@ def export_rows(
     that cannot be built fails before the caller records or sends anything.
     """
     columns = ("id", "occurred_at", *_TEXT, "ip")
+    connection = connections[events.db]
     if connection.vendor == "postgresql":
         inner = events.order_by("-occurred_at", "-id").values(*columns, "chain_id", "seq")
         query = _compiled(inner)
         if query.sql is not None:
             compiler = inner.query.get_compiler(connection=connection)
             freeze_sql, freeze_params = compiler.compile(freeze)
-            query = _Query(query.sql, query.params, query.model, freeze_sql, tuple(freeze_params))
+            query = _Query(
+                query.sql, query.params, query.model, query.alias, freeze_sql, tuple(freeze_params)
+            )
     else:
         query = _compiled(events.filter(freeze).order_by().values(*columns))
     return _blocks(query, time_zone)
@@ -98,12 +102,12 @@ def export_fhir(
 
 def _compiled(queryset: QuerySet) -> _Query:
     try:
-        sql, params = queryset.query.sql_with_params()
+        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
     except EmptyResultSet:
         # Django knows without asking the database that nothing matches (a filter
         # `__in` an empty list: a username that names nobody), and has no SQL for it.
-        return _Query(None, (), queryset.model)
-    return _Query(sql, tuple(params), queryset.model)
+        return _Query(None, (), queryset.model, queryset.db)
+    return _Query(sql, tuple(params), queryset.model, queryset.db)
 
 
 def _blocks(query: _Query, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
@@ -112,7 +116,7 @@ def _blocks(query: _Query, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
     yield head.getvalue().encode(), 0
     if query.sql is None:
         return
-    if connection.vendor == "postgresql":
+    if connections[query.alias].vendor == "postgresql":
         yield from _postgres(query, time_zone)
     else:
         yield from _sqlite(query, time_zone)
@@ -133,8 +137,9 @@ def _safe_sql(cell: str) -> str:
 def _postgres(query: _Query, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
     import psycopg
 
+    connection = connections[query.alias]
     t = connection.ops.quote_name(query.model._meta.db_table)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=query.alias), connection.cursor() as cursor:
         raw = cursor.cursor
         # Bound by psycopg on the client (COPY takes no server-side parameters).
         rows_sql = psycopg.ClientCursor(raw.connection).mogrify(
@@ -286,7 +291,7 @@ def _period_sql(inner: str, columns: list[str], period: _Period) -> str:
 
 
 def _period_params(query: _Query, period: _Period, *before: int) -> tuple:
-    adapt = connection.ops.adapt_datetimefield_value
+    adapt = connections[query.alias].ops.adapt_datetimefield_value
     bounds = [
         adapt(datetime.fromtimestamp(second, tz=UTC))
         for second in (period.start, period.end)
@@ -296,7 +301,7 @@ def _period_params(query: _Query, period: _Period, *before: int) -> tuple:
 
 
 def _sqlite(query: _Query, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
-    bounds = _log_bounds(query.model)
+    bounds = _log_bounds(query.model, query.alias)
     if bounds is None:
         return
     for period in _zone_periods(time_zone, *bounds):
@@ -309,9 +314,13 @@ def _sqlite(query: _Query, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]:
             yield from _sqlite_period(query, period)
 
 
-def _log_bounds(model) -> tuple[datetime, datetime] | None:
+def _log_bounds(model, alias: str) -> tuple[datetime, datetime] | None:
     """The oldest and newest occurred_at in the whole log (an index lookup each)."""
-    times = model._default_manager.order_by("occurred_at").values_list("occurred_at", flat=True)
+    times = (
+        model._default_manager.using(alias)
+        .order_by("occurred_at")
+        .values_list("occurred_at", flat=True)
+    )
     first = times.first()
     return None if first is None else (first, times.last())
 
@@ -324,6 +333,7 @@ def _sqlite_period(query: _Query, period: _Period) -> Iterator[tuple[bytes, int]
     which no cell needs quotes is joined in C loops (map, zip, str.join); csv.writer
     takes any other batch.
     """
+    connection = connections[query.alias]
     epoch = (
         "unixepoch(t.occurred_at)"  # SQLite 3.38+; the same seconds as the cast below
         if connection.Database.sqlite_version_info >= (3, 38)
@@ -384,7 +394,7 @@ def _sqlite_general(
         *(f"t.{c}" for c in _TEXT),
         "t.ip",
     ]
-    with connection.cursor() as cursor:
+    with connections[query.alias].cursor() as cursor:
         cursor.execute(_period_sql(query.sql, columns, period), _period_params(query, period))
         while batch := cursor.fetchmany(BATCH):
             # neutralize() inlined: this loop runs once per row.

@@ -141,8 +141,12 @@ class AuditEventFilter(django_filters.FilterSet):
         method="filter_username",
         help_text="A username, a Doctor ID or part of a name.",
     )
+    # "Account": the seed's label for this dropdown; its choices are the Type column's.
     type = django_filters.ChoiceFilter(
-        label="Type", choices=EventType.choices, empty_label="All types"
+        label="Account",
+        choices=EventType.choices,
+        empty_label="All types",
+        help_text="The event's type, as in the Type column.",
     )
     date_from = django_filters.DateFilter(
         label="From",
@@ -312,3 +316,73 @@ class AuditEventFilter(django_filters.FilterSet):
         if data.get("practice"):
             facts["practice_id"] = data["practice"].pk
         return facts
+
+
+SUBJECT_PERIODS = {"30": 30, "90": 90}  # the history page's quick periods, in days
+SUBJECT_DEFAULT_DAYS = 30
+
+
+def day_range(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """Return the instants from the start of `start` to the start of the day after `end`, in `tz`."""
+    return (
+        datetime.combine(start, time.min, tzinfo=tz),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz),
+    )
+
+
+class SubjectHistoryForm(forms.Form):
+    """The period of an account's or a patient's history, and whether to add what it did."""
+
+    date_from = forms.DateField(
+        label="From",
+        required=False,
+        input_formats=DATE_FORMATS,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    date_to = forms.DateField(
+        label="To",
+        required=False,
+        input_formats=DATE_FORMATS,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    last = forms.ChoiceField(
+        label="Last",
+        required=False,
+        choices=[("", "---")] + [(key, f"{key} days") for key in SUBJECT_PERIODS],
+    )
+    include_actions = forms.BooleanField(
+        label="Also what this account did",
+        required=False,
+        help_text="Add the events this account acted in, about anyone.",
+    )
+
+    def __init__(self, *args, time_zone: ZoneInfo, today: date, **kwargs):
+        self.time_zone = time_zone
+        self.today = today
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        if data.get("last"):
+            data["date_to"] = self.today
+            data["date_from"] = self.today - timedelta(days=SUBJECT_PERIODS[data["last"]] - 1)
+        start = data.get("date_from") or self.today - timedelta(days=SUBJECT_DEFAULT_DAYS - 1)
+        end = data.get("date_to") or self.today
+        for name, value in (("date_from", start), ("date_to", end)):
+            if not EARLIEST <= value <= LATEST:
+                self.add_error(
+                    name, f"Choose a date between {EARLIEST:%m/%d/%Y} and {LATEST:%m/%d/%Y}."
+                )
+        if start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        data["date_from"], data["date_to"] = start, end
+        if not self.errors:
+            self.range = day_range(start, end, self.time_zone)
+        return data
+
+    def period(self) -> str:
+        """The period in fixed words, for the page and the events that record it."""
+        data = self.cleaned_data
+        return f"{data['date_from']:%m/%d/%Y} to {data['date_to']:%m/%d/%Y}"

@@ -266,6 +266,20 @@ AUDIT_EXPORT_INTERRUPTED = EventKind(
     Action.EXPORT,
     "Audit log export interrupted after {sent} of {rows} events: the download was closed",
 )
+# Reading the history of one account or one patient (the "who touched" page); `period`
+# is the validated dates in fixed words.
+AUDIT_ACCOUNT_HISTORY_VIEWED = EventKind(
+    "audit.account_history_viewed",
+    EventType.REPORT,
+    Action.VIEW,
+    "Audit history viewed for user {account}: {rows} events ({period})",
+)
+AUDIT_PATIENT_HISTORY_VIEWED = EventKind(
+    "audit.patient_history_viewed",
+    EventType.REPORT,
+    Action.VIEW,
+    "Audit history viewed for patient {patient}: {rows} events ({period})",
+)
 AUDIT_VERIFICATION_REQUESTED = EventKind(
     "audit.verification_requested",
     EventType.REPORT,
@@ -291,6 +305,27 @@ AUDIT_EVIDENCE_EXPORTED = EventKind(
     Action.EXPORT,
     "Audit log evidence exported: {events} events in {chains} chains, "
     "through checkpoint {checkpoint}",
+)
+
+# Written by `audit_partitions` and `audit_archive` (docs/audit.md), in the platform's chain.
+AUDIT_PARTITION_CREATED = EventKind(
+    "audit.partition_created",
+    EventType.REPORT,
+    Action.CREATE,
+    "Audit log partition for {month} created ({moved} events moved into it)",
+)
+AUDIT_ARCHIVE_WRITTEN = EventKind(
+    "audit.archive_written",
+    EventType.REPORT,
+    Action.EXPORT,
+    "Audit log archive of {month} written and verified: {events} events in {chains} chains, "
+    "through checkpoint {checkpoint}",
+)
+AUDIT_ARCHIVED = EventKind(
+    "audit.archived",
+    EventType.REPORT,
+    Action.NOT_SPECIFIED,
+    "Audit log events of {month} archived and removed from the database: {events} events",
 )
 
 # The Support PIN and App Unlock PIN (wording of the seed where it has one).
@@ -421,6 +456,21 @@ BREAK_GLASS_REVIEWED = EventKind(
     EventType.SECURITY,
     Action.UPDATE,
     "Break-glass access #{grant} to user {account} reviewed: {outcome}. Note: {note}",
+)
+
+# Alerts (alerts/): a rule noticed possible misuse or trouble; `summary` is the alert's own
+# fixed wording (counts, names of staff, no PIN and no patient), `note` the acknowledger's.
+ALERT_RAISED = EventKind(
+    "alert.raised",
+    EventType.SECURITY,
+    Action.CREATE,
+    "Alert #{alert} raised: {summary}",
+)
+ALERT_ACKNOWLEDGED = EventKind(
+    "alert.acknowledged",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Alert #{alert} acknowledged. Note: {note}",
 )
 
 # Written by the clinical modules of the EHR, which pass the patient; this slice

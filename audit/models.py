@@ -387,3 +387,59 @@ class AuditEventDayCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} x {self.kind} on UTC day {self.day} of practice {self.practice_ref}"
+
+
+class AuditArchive(models.Model):
+    """One month of events written to a signed archive file and removed from the database.
+
+    Written by `manage.py audit_archive` (PostgreSQL) only after the file verified;
+    the month's partition is then dropped. Rows are append-only.
+    """
+
+    month = models.DateField(unique=True, help_text="First day of the archived month (UTC).")
+    archived_at = models.DateTimeField(help_text="When the partition was dropped.")
+    file_name = models.CharField(max_length=500, help_text="Where the file was written.")
+    file_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the file's bytes.")
+    events = models.PositiveBigIntegerField(help_text="Events the file holds and the month held.")
+    evidence_checkpoint = models.BigIntegerField(
+        help_text="The signed checkpoint the file verifies against (its number)."
+    )
+    boundary_checkpoint = models.BigIntegerField(
+        help_text="The checkpoint that signed the chains' new starts after the drop (its number)."
+    )
+
+    class Meta:
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return f"Audit archive of {self.month:%Y-%m} ({self.events} events)"
+
+
+class AuditArchiveChain(models.Model):
+    """Where an archive cut one chain: events `first_seq`..`last_seq` left the database.
+
+    The chain's first live event is `last_seq + 1`, whose `prev_hash` is `last_hash`
+    (and, for the legacy chain, whose keyed hash follows `last_mac`);
+    `audit_verify` checks the chain's start against it.
+    """
+
+    archive = models.ForeignKey(AuditArchive, on_delete=models.PROTECT, related_name="chains")
+    chain = models.ForeignKey(AuditChain, on_delete=models.PROTECT, related_name="+")
+    first_seq = models.BigIntegerField(help_text="seq of the first archived event.")
+    last_seq = models.BigIntegerField(help_text="seq of the last archived event.")
+    last_hash = models.CharField(
+        max_length=64, help_text="row_hash of the last archived event: the next one links to it."
+    )
+    last_mac = models.CharField(max_length=64, help_text="Keyed hash of the last archived event.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["archive", "chain"], name="audit_archive_chain_unique"),
+            models.CheckConstraint(
+                condition=models.Q(last_seq__gte=models.F("first_seq")),
+                name="audit_archive_chain_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Chain {self.chain_id} seq {self.first_seq}-{self.last_seq} in {self.archive}"

@@ -14,6 +14,14 @@ signed checkpoint covers: none edited, dropped, inserted, reordered or moved
 between chains. In the legacy chain (events from before chains per practice),
 a practice's file shows other practices' events as their practice and content
 hash only; the hash binds the practice, so none of them can be one of yours.
+
+An archive file (`manage.py audit_archive`) is an evidence file for one month
+whose events have left the database: its first line names the month; each
+chain starts where the month's events start (`from`: their first seq and the
+hash the first links to), its events all fall in that month, and "after" lines
+(seq, practice, content hash and links only) carry the chain on from the
+month's last event to the head the checkpoint signed. So the month's events
+are proved to be the ones the signed chain holds, in their places.
 """
 
 import argparse
@@ -38,13 +46,16 @@ class EvidenceError(ValueError):
 @dataclass
 class Report:
     checkpoint: dict | None = None
+    month: str | None = None  # an archive file's month, YYYY-MM
     chains: list[str] = field(default_factory=list)
     events: int = 0
     problem: str | None = None
 
     def lines(self) -> list[str]:
         cp = self.checkpoint or {}
+        archive = [f"Archive of {self.month}: its events left the database."] if self.month else []
         return [
+            *archive,
             f"Evidence verified: checkpoint {cp.get('number')} of {cp.get('created_at')}, "
             f"signed by key {cp.get('key_id')!r}, hash {cp.get('checkpoint_hash')}.",
             *self.chains,
@@ -98,17 +109,19 @@ def _verify(lines, public_keys: dict, report: Report) -> None:
         raise EvidenceError(f"checkpoint {checkpoint['number']}: its hash does not match")
     report.checkpoint = checkpoint
     practice = head.get("practice_id")
+    month = _month_bounds(head["archive"]["month"]) if "archive" in head else None
+    report.month = head["archive"]["month"] if month else None
     seen_chains: set[int] = set()
     walk: _ChainWalk | None = None
     for number, record in records:
         if "chain" in record:
             if walk is not None:
                 report.chains.append(walk.finish())
-            walk = _ChainWalk(record, checkpoint, practice)
+            walk = _ChainWalk(record, checkpoint, practice, month)
             if walk.chain_id in seen_chains:
                 raise EvidenceError(f"line {number}: chain {walk.chain_id} appears twice")
             seen_chains.add(walk.chain_id)
-        elif "event" in record or "other" in record:
+        elif "event" in record or "other" in record or "after" in record:
             if walk is None:
                 raise EvidenceError(f"line {number}: an event before any chain")
             walk.step(record, number)
@@ -127,10 +140,27 @@ def _verify(lines, public_keys: dict, report: Report) -> None:
     raise EvidenceError("the file ends without its closing line (cut short)")
 
 
+def _month_bounds(month: str) -> tuple[str, str]:
+    """The first instant of `month` (YYYY-MM) and of the next, as event timestamps."""
+    year, number = (int(part) for part in month.split("-"))
+    after = (year + 1, 1) if number == 12 else (year, number + 1)
+    return (
+        f"{year:04d}-{number:02d}-01T00:00:00.000000Z",
+        "{:04d}-{:02d}-01T00:00:00.000000Z".format(*after),
+    )
+
+
 class _ChainWalk:
-    def __init__(self, record: dict, checkpoint: dict, practice: int | None):
+    def __init__(
+        self,
+        record: dict,
+        checkpoint: dict,
+        practice: int | None,
+        month: tuple[str, str] | None = None,
+    ):
         leaf = record["chain"]
         self.leaf, self.chain_id, self.practice = leaf, leaf["chain_id"], practice
+        self.month, self.linking = month, False
         root = hashing.merkle_path_root(
             hashing.leaf_bytes(leaf), record["index"], checkpoint["chain_count"], record["path"]
         )
@@ -140,13 +170,38 @@ class _ChainWalk:
                 "(the Merkle path does not lead to the signed root)"
             )
         self.expected_seq, self.prev = leaf["start_seq"], leaf["start_hash"]
+        if "from" in record:
+            # An archive's chain starts where the month's events start, after older ones
+            # that left the database earlier; the link to the signed head proves the rest.
+            start = record["from"]
+            if month is None:
+                raise EvidenceError(f"chain {self.chain_id}: only an archive may start mid-chain")
+            if start["seq"] < leaf["start_seq"] or (
+                start["seq"] == leaf["start_seq"] and start["prev_hash"] != leaf["start_hash"]
+            ):
+                raise EvidenceError(f"chain {self.chain_id}: it starts before the signed start")
+            self.expected_seq, self.prev = start["seq"], start["prev_hash"]
+        self.first = self.expected_seq
         self.shown = self.others = 0
 
     def step(self, record: dict, number: int) -> None:
         where = f"line {number}, chain {self.chain_id}"
         legacy = self.leaf["kind"] == "legacy"
-        if "event" in record:
+        if "after" in record:
+            # An archive's link from the month's last event to the signed head.
+            row = record["after"]
+            if self.month is None:
+                raise EvidenceError(f"{where}: only an archive links events by hash")
+            self.linking = True
+            computed = hashing.event_hash(
+                prev_hash=row["prev_hash"], practice_id=row["practice_id"], content=row["content"]
+            )
+        elif "event" in record:
             row = record["event"]
+            if self.linking:
+                raise EvidenceError(f"{where}: an archived event after the link to the head")
+            if self.month is not None and not (self.month[0] <= row["occurred_at"] < self.month[1]):
+                raise EvidenceError(f"{where}: the event is not of the archived month")
             if row["chain_id"] != self.chain_id:
                 raise EvidenceError(f"{where}: the event names chain {row['chain_id']}")
             if not legacy and row["practice_id"] != self.leaf["practice_id"]:
@@ -155,7 +210,7 @@ class _ChainWalk:
             self.shown += 1
         else:
             row = record["other"]
-            if not legacy:
+            if not legacy or self.month is not None:
                 raise EvidenceError(f"{where}: only the legacy chain may hide events")
             if self.practice is not None and row["practice_id"] == self.practice:
                 raise EvidenceError(f"{where}: an event of your own practice is hidden")
@@ -184,6 +239,12 @@ class _ChainWalk:
                 f"the signed head is seq {leaf['seq']} (events dropped or head mismatch)"
             )
         owner = f"practice {leaf['practice_id']}" if leaf["practice_id"] else leaf["kind"]
+        if self.month is not None:
+            return (
+                f"Chain {self.chain_id} ({owner}): seq {self.first} to "
+                f"{self.first + self.shown - 1} archived, linked to the signed head at seq "
+                f"{leaf['seq']}."
+            )
         text = f"Chain {self.chain_id} ({owner}): seq {leaf['start_seq']} to {leaf['seq']} complete"
         if self.others:
             text += f"; {self.shown} shown, {self.others} of other practices as hashes"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -18,6 +18,7 @@ from audit.export import export_fhir, export_rows
 from audit.hashing import GENESIS_HASH
 from audit.kinds import EventKind
 from audit.models import AuditedPatient, AuditEvent
+from ehr.db import ReadSource, replica_after_writes, replica_alias
 from ehr.middleware import current_request_context
 
 logger = logging.getLogger(__name__)
@@ -309,26 +310,41 @@ def audit_log_export(
     how many rows had gone (AUDIT_EXPORT_FAILED for an error, then the error goes
     on; AUDIT_EXPORT_INTERRUPTED when the server closes the download early). Only
     a process killed mid-stream leaves the first event without its sequel.
+
+    With a read replica (DATABASE_REPLICA_URL) the rows are counted and streamed
+    from it, once it has replayed the checkpoint they are frozen at
+    (`export_source`); the event's data says where they came from.
     """
-    with transaction.atomic():
-        # Freeze the export at a signed checkpoint of every chain's head, so the
-        # rows counted, recorded and streamed are the same rows even while others
-        # write, and an outside auditor can verify them against that checkpoint.
-        frozen_at = checkpoints.audit_checkpoint_create()
-        freeze = selectors.covered_by(frozen_at.positions)
-        number = frozen_at.checkpoint.number
+    frozen_at, source = export_source()
+    freeze = selectors.covered_by(frozen_at.positions)
+    number = frozen_at.checkpoint.number
+
+    def content(alias: str) -> tuple[int, Iterator[tuple[bytes, int]]]:
+        chosen = events.using(alias)
         if not fhir:
-            blocks = export_rows(events, freeze=freeze, time_zone=time_zone)
-        rows = events.filter(freeze).count()
+            blocks = export_rows(chosen, freeze=freeze, time_zone=time_zone)
+        rows = chosen.filter(freeze).count()
         if fhir:
-            blocks = export_fhir(events, freeze=freeze, total=rows, checkpoint=number)
+            blocks = export_fhir(chosen, freeze=freeze, total=rows, checkpoint=number)
+        return rows, blocks
+
+    try:
+        rows, blocks = content(source.alias)
+    except DatabaseError:
+        if source.alias == DEFAULT_DB_ALIAS:
+            raise
+        logger.warning("read replica failed while counting an export", exc_info=True)
+        connections[source.alias].close()
+        source = ReadSource(DEFAULT_DB_ALIAS, "the replica failed while counting the rows")
+        rows, blocks = content(source.alias)
+    with transaction.atomic():
         started = audit_event_record(
             kind=kinds.AUDIT_EXPORTED_FHIR if fhir else kinds.AUDIT_EXPORTED,
             acting_user=acting_user,
             account=acting_user,
             ip=ip,
             params={"rows": rows, "filters": filters},
-            data={**filter_data, "rows": rows, "checkpoint": number},
+            data={**filter_data, "rows": rows, "checkpoint": number, **export_source_data(source)},
         )
     # The request's id and User-Agent, for an event written after the view returned.
     request = contextvars.copy_context()
@@ -350,6 +366,34 @@ def audit_log_export(
             logger.exception("could not record that audit export %s stopped", started.pk)
 
     return AuditExport(rows, number, _watched(blocks, stopped))
+
+
+def export_source() -> tuple[checkpoints.Frozen, ReadSource]:
+    """Freeze an export at a signed checkpoint; return it and the database to read it from.
+
+    The checkpoint (every chain's head, now) is what the export streams, even while
+    others write, and what an outside auditor verifies it against. It commits on
+    its own, in a short transaction: checkpoint writers take turns, so it must not
+    stay open while the replica catches up. Then, with a read replica, wait (at
+    most DATABASE_REPLICA_WAIT_SECONDS) until the replica has replayed every
+    commit up to now, the checkpoint's events included, so that it holds exactly
+    the rows the checkpoint covers; the primary otherwise, with the reason. The
+    wait comes before the export's event, so the event itself can say which
+    database its rows come from: the log is append-only, and an event written
+    first could not be corrected afterwards.
+    """
+    frozen_at = checkpoints.audit_checkpoint_create()
+    return frozen_at, replica_after_writes()
+
+
+def export_source_data(source: ReadSource) -> dict[str, Scalar]:
+    """The event's account of where the rows came from (nothing without a replica)."""
+    if replica_alias() is None:
+        return {}
+    data: dict[str, Scalar] = {"source": source.name}
+    if source.fallback:
+        data["source_fallback"] = source.fallback
+    return data
 
 
 def _watched(blocks: Iterator[tuple[bytes, int]], stopped) -> Iterator[bytes]:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from audit import dashboard_views, views
+from audit import dashboard_views, subject_views, views
 
 urlpatterns = [
     path("audit/", views.audit_report, name="audit_report"),
@@ -10,4 +10,35 @@ urlpatterns = [
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path("audit/export.fhir.json", views.audit_export_fhir, name="audit_export_fhir"),
     path("audit/evidence.jsonl", views.audit_evidence, name="audit_evidence"),
+    # Who touched this account or patient (audit/subject_views.py).
+    path(
+        "audit/subject/account/<int:account_id>/",
+        subject_views.account_history,
+        name="audit_subject_account",
+    ),
+    path(
+        "audit/subject/account/<int:account_id>/export.csv",
+        subject_views.account_history_export,
+        name="audit_subject_account_export",
+    ),
+    path(
+        "audit/subject/account/<int:account_id>/export.fhir.json",
+        subject_views.account_history_export_fhir,
+        name="audit_subject_account_export_fhir",
+    ),
+    path(
+        "audit/subject/patient/<int:practice_id>/<str:patient_id>/",
+        subject_views.patient_history,
+        name="audit_subject_patient",
+    ),
+    path(
+        "audit/subject/patient/<int:practice_id>/<str:patient_id>/export.csv",
+        subject_views.patient_history_export,
+        name="audit_subject_patient_export",
+    ),
+    path(
+        "audit/subject/patient/<int:practice_id>/<str:patient_id>/export.fhir.json",
+        subject_views.patient_history_export_fhir,
+        name="audit_subject_patient_export_fhir",
+    ),
 ]

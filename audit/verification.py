@@ -13,7 +13,13 @@ from accounts.models import User
 from audit import chain, checkpoints, hashing
 from audit.chain import Problem
 from audit.hashing import GENESIS_HASH
-from audit.models import AuditChain, AuditCheckpoint, AuditCheckpointLeaf, AuditEvent
+from audit.models import (
+    AuditArchiveChain,
+    AuditChain,
+    AuditCheckpoint,
+    AuditCheckpointLeaf,
+    AuditEvent,
+)
 from audit.services import EVENT_COLUMNS
 
 
@@ -37,6 +43,8 @@ def audit_log_verify(*, batch: int = 5000) -> VerifyResult:
         if walked.problem is not None:
             return VerifyResult(events, len(chains), 0, None, 0, walked.problem)
     counted, latest, problem = _verify_checkpoints({c.pk: c for c in chains})
+    if problem is None:
+        problem = _boundary_problem(chains)
     uncovered = 0
     if problem is None:
         covered = checkpoints.checkpoint_leaves(latest.number) if latest else {}
@@ -205,5 +213,55 @@ def _leaf_not_in_chain() -> Problem | None:
                 chain_id=bad["chain_id"],
                 seq=bad["seq"],
                 checkpoint=bad["checkpoint__number"],
+            )
+    return None
+
+
+def _boundary_problem(chains: list[AuditChain]) -> Problem | None:
+    """Each chain must start where its newest archive ended, as a checkpoint signed it.
+
+    Only `audit_archive` moves a chain's start (past the events it dropped), and
+    it signs the new start in a checkpoint at once. A start moved any other way
+    (to hide the events before it), or an archive boundary edited to match, is
+    named here; the walk itself checks that the first live event links to it.
+    """
+    newest: dict[int, AuditArchiveChain] = {}
+    for cut in AuditArchiveChain.objects.select_related("archive").order_by("last_seq"):
+        newest[cut.chain_id] = cut
+    signed: dict[int, dict[int, dict]] = {}
+    for audit_chain in chains:
+        cut = newest.get(audit_chain.pk)
+        if cut is None:
+            # The legacy chain may start later: migration 0003 kept a signed anchor.
+            if audit_chain.start_seq != 1 and audit_chain.kind != AuditChain.Kind.LEGACY:
+                return Problem(
+                    f"the chain starts at seq {audit_chain.start_seq}, but no archive holds "
+                    "the events before it",
+                    chain_id=audit_chain.pk,
+                    seq=audit_chain.start_seq,
+                )
+            continue
+        where = f"the archive of {cut.archive.month:%Y-%m}"
+        if (audit_chain.start_seq, audit_chain.start_hash) != (cut.last_seq + 1, cut.last_hash) or (
+            audit_chain.kind == AuditChain.Kind.LEGACY and audit_chain.start_mac != cut.last_mac
+        ):
+            return Problem(
+                f"the chain's start does not match where {where} ended (seq {cut.last_seq})",
+                chain_id=audit_chain.pk,
+                seq=audit_chain.start_seq,
+            )
+        number = cut.archive.boundary_checkpoint
+        if number not in signed:
+            signed[number] = checkpoints.checkpoint_leaves(number)
+        leaf = signed[number].get(audit_chain.pk)
+        if leaf is None or (leaf["start_seq"], leaf["start_hash"]) != (
+            cut.last_seq + 1,
+            cut.last_hash,
+        ):
+            return Problem(
+                f"the boundary of {where} is not the one checkpoint {number} signed",
+                chain_id=audit_chain.pk,
+                seq=cut.last_seq + 1,
+                checkpoint=number,
             )
     return None

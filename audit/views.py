@@ -5,8 +5,10 @@ from zoneinfo import ZoneInfo
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import DEFAULT_DB_ALIAS
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -18,25 +20,33 @@ from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
 from audit.services import audit_log_export, user_label
+from ehr.db import read_replica
 from ehr.policies import (
     AuditScope,
     allowed_only,
     audit_scope,
     can_export_audit_evidence,
     can_read_audit_log,
+    can_review_audit_subjects,
     can_verify_audit_log,
 )
 
 PAGE_SIZE = 50
 
 
-def _filterset(request: HttpRequest) -> AuditEventFilter:
+def _filterset(request: HttpRequest, *, using: str = DEFAULT_DB_ALIAS) -> AuditEventFilter:
+    """The report's filters over the events `request.user` may read, from database `using`.
+
+    Only the events are read from `using` (the replica, for the report): the
+    accounts and patients the filters name, which decide what the page may show,
+    are looked up on the primary.
+    """
     if audit_scope(request.user) is None:
         raise PermissionDenied
     tz = ZoneInfo(request.user.time_zone)
     return AuditEventFilter(
         request.GET,
-        queryset=selectors.audit_event_scope(viewer=request.user),
+        queryset=selectors.audit_event_scope(viewer=request.user).using(using),
         find_patients=lambda text: selectors.audit_patient_lookup(viewer=request.user, text=text),
         find_accounts=lambda text: selectors.audit_account_matches(viewer=request.user, text=text),
         time_zone=tz,
@@ -44,65 +54,238 @@ def _filterset(request: HttpRequest) -> AuditEventFilter:
     )
 
 
+def _page_number(raw: str | None) -> int | None:
+    """The page number a link carries: 1, 2 ... from the newest, -1, -2 ... from the oldest."""
+    if not raw or len(raw) > 8:
+        return None
+    try:
+        number = int(raw)
+    except ValueError:
+        return None
+    return number or None
+
+
+def _position(number: int | None, rows: int, count: selectors.EventCount) -> tuple[int, int] | None:
+    """Return (first, last) of the events a keyset page shows, counted from the newest.
+
+    Pages numbered from the newest start at (number - 1) * PAGE_SIZE + 1; those
+    numbered from the oldest are placed from the end, which is known only when
+    the count is exact.
+    """
+    if number is None or not rows:
+        return None
+    if number > 0:
+        first = (number - 1) * PAGE_SIZE + 1
+        return first, first + rows - 1
+    if not count.exact:
+        return None
+    last = count.value - (-number - 1) * PAGE_SIZE
+    return last - rows + 1, last
+
+
 @login_required
 @never_cache
 @require_GET
 def audit_report(request: HttpRequest) -> HttpResponse:
-    filterset = _filterset(request)
+    """The Audit Log Report: its rows come from the read replica when there is one."""
+    filterset = _filterset(request, using=read_replica())
     tz = filterset.form.time_zone
     if not filterset.is_valid():
         context = {"filter": filterset, "page": None, "rows": []}
         return render(request, "audit/report.html", context, status=400)
-    direction = request.GET.get("page", "first")
-    if direction not in {"first", "last", "older", "newer"}:
-        direction = "first"
-    cursor = selectors.Cursor.decode(request.GET.get("cursor"))
-    page = selectors.audit_report_page(
-        filterset.parts,
-        between=filterset.form.range,
-        direction=direction,
-        cursor=cursor,
-        size=PAGE_SIZE,
-    )
+    raw_sort = request.GET.get("sort", "")[:20]
+    sort = selectors.Sort.parse(raw_sort) or selectors.DEFAULT_SORT
+    sort_unknown = bool(raw_sort) and selectors.Sort.parse(raw_sort) is None
+    count = selectors.audit_event_count(filterset.qs)
+    number = _page_number(request.GET.get("n"))
+    if sort.is_default:
+        direction = request.GET.get("page", "first")
+        if direction not in {"first", "last", "older", "newer"}:
+            direction = "first"
+        cursor = selectors.Cursor.decode(request.GET.get("cursor"))
+        if direction in {"older", "newer"} and cursor is None:
+            direction = "first"
+        number = {"first": 1, "last": -1}.get(direction, number)
+        page = selectors.audit_report_page(
+            filterset.parts,
+            between=filterset.form.range,
+            direction=direction,
+            cursor=cursor,
+            size=PAGE_SIZE,
+        )
+        found = page.rows
+        position = _position(number, len(found), count)
+    else:
+        page = selectors.audit_sorted_page(
+            filterset.parts,
+            between=filterset.form.range,
+            sort=sort,
+            number=number or 1,
+            size=PAGE_SIZE,
+            sorted_count=min(count.value, selectors.SORT_LIMIT),
+        )
+        found = page.rows
+        first = (page.number - 1) * PAGE_SIZE + 1
+        position = (first, first + len(found) - 1) if found else None
+    can_review = can_review_audit_subjects(request.user)
     rows = [
         {
             "date": event_date(row["occurred_at"], tz),
             "time": event_time(row["occurred_at"], tz),
             "patient": row["patient_name"],
+            "patient_url": _patient_url(row) if can_review else None,
             "user": row["actor_label"],
+            "user_url": _account_url(row["actor_id"]) if can_review else None,
             "type": row["type"],
             "action": row["action"],
             "details": row["details"],
             "ip": ip_text(row["ip"]),
         }
-        for row in page.rows
+        for row in found
     ]
     data = filterset.form.cleaned_data
     # Links and the form show the range actually used (a quick range or the default
     # resolved to dates), so paging and exporting keep exactly these rows.
     query = request.GET.copy()
-    for name in ("page", "cursor", "last", "date_from", "date_to"):
+    for name in ("page", "cursor", "n", "sort", "last", "date_from", "date_to"):
         query.pop(name, None)
+    kept = query.copy()  # a quick range keeps the filters and the order
+    if not sort.is_default:
+        kept["sort"] = sort.encode()
     quick = [
-        (label, f"?{query.urlencode()}&last={key}" if query else f"?last={key}")
+        (label, f"?{kept.urlencode()}&last={key}" if kept else f"?last={key}")
         for key, label in filterset.filters["last"].extra["choices"]
     ]
     query["date_from"] = data["date_from"].isoformat()
     query["date_to"] = data["date_to"].isoformat()
     filterset.form.data = query
+    unsorted = query.urlencode()
+    if not sort.is_default:
+        query["sort"] = sort.encode()
     context = {
         "filter": filterset,
         "page": page,
+        "keyset": sort.is_default,
+        "number": number,
         "rows": rows,
         "query": query.urlencode(),
+        "headers": _sort_headers(unsorted, sort),
+        "sort": sort,
+        "sort_label": SORT_LABELS[sort.key],
+        "sort_unknown": sort_unknown,
+        "count": count,
+        "indication": _indication(count, position, page, keyset=sort.is_default, number=number),
+        "sort_limit_text": f"{selectors.SORT_LIMIT:,}",
+        "sorted_all": count.exact and count.value <= selectors.SORT_LIMIT,
         "quick_links": quick,
         "time_zone": tz.key,
         "can_export_evidence": can_export_audit_evidence(request.user),
         "show_practice": audit_scope(request.user) is AuditScope.ALL,
         "user_typed": bool(data.get("username", "").strip()),
         "user_matches": [user_label(account) for account in filterset.form.matched_accounts],
+        "patient_history_url": _patient_history_url(request.user, data) if can_review else None,
     }
     return render(request, "audit/report.html", context)
+
+
+def _indication(count, position, page, *, keyset: bool, number: int | None) -> str:
+    """Say how many events match and which of them the page shows.
+
+    `1,234 events · Page 3 · events 101-150` (an en dash); `More than 10,000 events · Page 2 from
+    the oldest`. A keyset page reached by a link without a page number (an old
+    bookmark) says only the count.
+    """
+    parts = [
+        f"{count.value:,} event{'s' if count.value != 1 else ''}"
+        if count.exact
+        else f"More than {count.value:,} events"
+    ]
+    if not keyset:
+        parts.append(f"Page {page.number:,} of {page.pages:,}")
+    elif number is not None and number > 0:
+        parts.append(f"Page {number:,}")
+    elif number is not None and page.rows:
+        parts.append(f"Page {-number:,} from the oldest")
+    if position is not None:
+        parts.append(f"events {position[0]:,}\u2013{position[1]:,}")
+    return " · ".join(parts)
+
+
+# The report's columns: heading, sort key.
+COLUMNS = (
+    ("Date", "time"),
+    ("Time", "time"),
+    ("Patient", "patient"),
+    ("User", "user"),
+    ("Type", "type"),
+    ("Action", "action"),
+    ("Details", "details"),
+    ("IP", "ip"),
+)
+SORT_LABELS = {
+    "time": "Date/Time",
+    "patient": "Patient",
+    "user": "User",
+    "type": "Type",
+    "action": "Action",
+    "details": "Details",
+    "ip": "IP",
+}
+
+
+def _sort_headers(query: str, sort: selectors.Sort) -> list[dict]:
+    """Return each column heading with the link that sorts by it.
+
+    The sorted column's link turns its order round; another column's sorts it
+    A to Z (time: newest first). `aria-sort` goes on one heading only: Date for
+    the time, which Date and Time share.
+    """
+    headers = []
+    for label, key in COLUMNS:
+        current = key == sort.key
+        if current:
+            target = selectors.Sort(key, descending=not sort.descending)
+        else:
+            target = selectors.Sort(key, descending=key == "time")
+        link = f"?{query}&sort={target.encode()}" if not target.is_default else f"?{query}"
+        shown = current and label != "Time"  # Date and Time share one order: said once
+        headers.append(
+            {
+                "label": label,
+                "url": link,
+                "sorted": shown,
+                "aria_sort": ("descending" if sort.descending else "ascending") if shown else None,
+                "arrow": ("▼" if sort.descending else "▲") if shown else "",
+            }
+        )
+    return headers
+
+
+def _account_url(account_id: int | None) -> str | None:
+    return reverse("audit_subject_account", args=[account_id]) if account_id else None
+
+
+def _patient_url(row: dict) -> str | None:
+    if not row["patient_id"] or row["practice_id"] is None or "/" in row["patient_id"]:
+        return None  # an id with a slash has no page address; the report's filter still takes it
+    return reverse("audit_subject_patient", args=[row["practice_id"], row["patient_id"]])
+
+
+def _patient_history_url(viewer, data: dict) -> str | None:
+    """The patient the report is filtered by, as its history page (a practice's patient)."""
+    if not data.get("patient"):
+        return None
+    practice_id = viewer.practice_id
+    if practice_id is None:
+        practice_id = (
+            selectors.audit_event_scope(viewer=viewer)
+            .filter(patient_id=data["patient"])
+            .values_list("practice_id", flat=True)
+            .first()
+        )
+    if practice_id is None or "/" in data["patient"]:
+        return None
+    return reverse("audit_subject_patient", args=[practice_id, data["patient"]])
 
 
 @login_required

@@ -264,6 +264,11 @@ def report_cases() -> dict[str, tuple[str, dict]]:
         "break-glass only, 2 years": (officer, {**full, "break_glass": "on"}),
         "break-glass only, auditor": (auditor, {**full, "break_glass": "on"}),
         "username matching nobody": (officer, {**full, "username": "nobody-by-that-name"}),
+        # Other orders: the newest 10,000 matching events sorted, a page by OFFSET.
+        "sorted by User, 2 years": (officer, {**full, "sort": "user"}),
+        "sorted by Details, last page": (officer, {**full, "sort": "-details", "n": "200"}),
+        "sorted by User, username": (officer, {**full, "username": own, "sort": "user"}),
+        "sorted by IP, auditor": (auditor, {**full, "sort": "ip"}),
     }
 
 

@@ -158,6 +158,8 @@ def main() -> None:
             results[vendor]["writes"] = step(url, "-m", "bench.writes")
         if "pins" in steps:
             results[vendor]["pins"] = step(url, "-m", "bench.pins")
+        if "partitions" in steps and vendor == "postgresql":
+            results[vendor]["partitions"] = partitions_step(url)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"audit-{results['when'].replace(':', '')}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -165,8 +167,28 @@ def main() -> None:
     print(f"\nJSON: {out.relative_to(ROOT)}")
 
 
+def partitions_step(url: str) -> dict:
+    """bench/partitions.py in a database of its own, made afresh (the bench's own, dropped first)."""
+    import psycopg
+
+    parts = urlsplit(url)
+    own = urlunsplit(
+        parts._replace(path=parts.path.replace("_bench_chains_", "_bench_partitions_"))
+    )
+    name = urlsplit(own).path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env = {**os.environ, "BENCH_DATABASE_URL": own, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    return step(own, "-m", "bench.partitions")
+
+
 # BENCH_ONLY=report,pins runs only the steps named (the log is still generated first).
-STEPS = ("report", "dashboard", "export", "writes", "pins")
+STEPS = ("report", "dashboard", "export", "writes", "pins", "partitions")
 
 
 def reference_report(results: dict, vendor: str) -> tuple[dict, dict] | None:
@@ -285,6 +307,24 @@ def print_table(results: dict) -> None:
             "chains and checkpoints verified",
             [writes(v, ["verified", "ok"]) for v in vendors],
             "True",
+        )
+    if "partitions" in results.get("postgresql", {}):
+        figures = results["postgresql"]["partitions"]
+        archive, live = figures["archive"], figures["partition_under_writers"]
+        print(
+            f"\nPartitions (PostgreSQL): archive of {archive['events']:,} events of {archive['month']}"
+        )
+        print(
+            f"  archive rows/s {archive['rows_per_s']:,} ({archive['seconds']} s, file "
+            f"{archive['file_mb']} MB; written, verified, boundary signed, partition dropped); "
+            f"chains verified after: {archive['verified_after']}"
+        )
+        print(
+            f"  next partition created while {live['writers']} writers write: "
+            f"{live['create_ms']} ms (attach), {live['create_moving_rows_ms']} ms moving "
+            f"{live['rows_moved']} row(s) out of the default; {live['events_per_s']} events/s; "
+            f"failed writes {live['failed_writes']} (target 0); verified after: "
+            f"{live['verified_after']}"
         )
     if has("pins"):
         line(

@@ -27,5 +27,7 @@ def navigation(request: HttpRequest) -> dict:
             "outbox": policies.can_view_outbox(user),
             "integrity": policies.can_verify_audit_log(user),
             "dashboard": policies.can_view_audit_dashboard(user),
+            "alerts": policies.can_view_alerts(user),
+            "audit_history": policies.can_review_audit_subjects(user),
         },
     }

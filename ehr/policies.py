@@ -120,9 +120,44 @@ def can_view_audit_dashboard(user: User) -> bool:
     return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
 
 
+def can_review_audit_subjects(user: User) -> bool:
+    """The history of one account or patient: compliance officers (their practice's) and
+    platform auditors (everyone's); the object rules are `audit.selectors.audit_subject_*`."""
+    return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
+
+
 def can_verify_audit_log(user: User) -> bool:
     """The log's integrity on screen, and asking for a verification: the same people."""
     return can_export_audit_evidence(user)
+
+
+# Alerts (alerts/)
+
+
+def can_view_alerts(user: User) -> bool:
+    """Alerts: compliance officers (their practice's) and platform auditors (all)."""
+    return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
+
+
+def can_see_alert(user: User, alert) -> bool:
+    """Platform auditors see every alert; compliance officers those of their own practice.
+
+    An alert of no practice (a platform's: the log's integrity, the audit
+    stream, an agent tried several practices' accounts) is the auditors' only.
+    """
+    scope = audit_scope(user)
+    if scope is AuditScope.ALL:
+        return True
+    return (
+        scope is AuditScope.PRACTICE
+        and alert.practice_id is not None
+        and alert.practice_id == user.practice_id
+    )
+
+
+def can_acknowledge_alert(user: User, alert) -> bool:
+    """Those who see an alert acknowledge it, except one about their own account."""
+    return can_see_alert(user, alert) and alert.subject_id != user.pk
 
 
 def can_manage_own_pins(user: User) -> bool:

@@ -81,6 +81,16 @@ AUDIT_SIGNING_KEY = parse_key_ring("AUDIT_SIGNING_KEY", os.environ.get("AUDIT_SI
 AUDIT_SIGNING_PUBLIC_KEYS = parse_public_key_list(
     "AUDIT_SIGNING_PUBLIC_KEYS", os.environ.get("AUDIT_SIGNING_PUBLIC_KEYS", "")
 )
+# Retention of the audit log: `audit_archive` refuses months younger than this
+# (ASTM E2147-18 asks for ten years, HIPAA six; docs/audit.md). PostgreSQL keeps
+# the events in monthly partitions, created this many months ahead by
+# `audit_partitions` (docs/audit.md).
+AUDIT_RETENTION_YEARS = env_int("AUDIT_RETENTION_YEARS", 10)
+AUDIT_PARTITION_MONTHS_AHEAD = env_int("AUDIT_PARTITION_MONTHS_AHEAD", 3)
+if AUDIT_RETENTION_YEARS < 1 or AUDIT_PARTITION_MONTHS_AHEAD < 0:
+    raise ImproperlyConfigured(
+        "AUDIT_RETENTION_YEARS must be at least 1 and AUDIT_PARTITION_MONTHS_AHEAD at least 0."
+    )
 # AES-256-GCM keys for PINs at rest (ehr/crypto.py); the first encrypts, all decrypt.
 FIELD_ENCRYPTION_KEYS = parse_key_ring(
     "FIELD_ENCRYPTION_KEYS", os.environ.get("FIELD_ENCRYPTION_KEYS"), min_bytes=32
@@ -108,6 +118,7 @@ INSTALLED_APPS = [
     "support_pin",
     "break_glass",
     "outbox",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +189,38 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+
+# A streaming replica (PostgreSQL hot standby) for the Audit Log Report, the dashboard and
+# the exports' rows (ehr/db.py, docs/audit.md). The `replica` alias exists only when
+# DATABASE_REPLICA_URL is set; everything else, and every write, goes to the primary.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "").strip()
+# Seconds an export waits for the replica to replay its checkpoint before it reads the
+# primary instead (and says so in its audit event).
+DATABASE_REPLICA_WAIT_SECONDS = env_int("DATABASE_REPLICA_WAIT_SECONDS", 3)
+if DATABASE_REPLICA_URL:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL.")
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must be a PostgreSQL URL.")
+    replica_options = DATABASES["replica"].setdefault("OPTIONS", {})
+    replica_options["prepare_threshold"] = DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    # A replica that does not answer costs a report this long, once, before it reads
+    # the primary; `?connect_timeout=N` in the URL overrides it.
+    replica_options.setdefault("connect_timeout", 2)
+    # Tests: the standby replicates the whole cluster, the test database included, so
+    # the alias reads the primary's test database rather than creating its own.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+# Where reporting reads go (ehr.db.read_replica); the test suite sets it to "default"
+# for every test that is not about the replica.
+REPORTING_DATABASE = "replica" if DATABASE_REPLICA_URL else "default"
+DATABASE_ROUTERS = ["ehr.db.PrimaryRouter"]
+if DATABASE_REPLICA_WAIT_SECONDS < 0:
+    raise ImproperlyConfigured("DATABASE_REPLICA_WAIT_SECONDS must be 0 or more.")
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
@@ -375,6 +418,26 @@ if AUDIT_SYSLOG_URL and not AUDIT_SYSLOG_CA_FILE:
     raise ImproperlyConfigured(
         "AUDIT_SYSLOG_URL needs AUDIT_SYSLOG_CA_FILE: the receiver's certificate is verified."
     )
+
+# Alert rules (docs/audit.md): each threshold, and the site's address for links in alert
+# mail (`https://ehr.example.org`; without it the mail gives the page's path).
+ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR = env_int("ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR", 10)
+ALERT_SUPPORT_PIN_VIEWS_PER_DAY = env_int("ALERT_SUPPORT_PIN_VIEWS_PER_DAY", 10)
+ALERT_BREAK_GLASS_UNREVIEWED_HOURS = env_int("ALERT_BREAK_GLASS_UNREVIEWED_HOURS", 24)
+ALERT_SIGN_IN_LOCKOUTS_PER_PRACTICE = env_int("ALERT_SIGN_IN_LOCKOUTS_PER_PRACTICE", 5)
+ALERT_SIGN_IN_LOCKOUT_WINDOW_MINUTES = env_int("ALERT_SIGN_IN_LOCKOUT_WINDOW_MINUTES", 15)
+ALERT_STREAM_LAG_SECONDS = env_int("ALERT_STREAM_LAG_SECONDS", 300)
+for _name in (
+    "ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR",
+    "ALERT_SUPPORT_PIN_VIEWS_PER_DAY",
+    "ALERT_BREAK_GLASS_UNREVIEWED_HOURS",
+    "ALERT_SIGN_IN_LOCKOUTS_PER_PRACTICE",
+    "ALERT_SIGN_IN_LOCKOUT_WINDOW_MINUTES",
+    "ALERT_STREAM_LAG_SECONDS",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more.")
+ALERT_BASE_URL = os.environ.get("ALERT_BASE_URL", "")
 
 LOGGING = {
     "version": 1,

@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("support_pin.urls")),
     path("", include("break_glass.urls")),
     path("", include("outbox.urls")),
+    path("", include("alerts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from functools import cache
+from functools import cache, partial
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -22,6 +22,7 @@ from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
 from accounts.roles import Role
+from alerts.services import alert_agent_failures_check
 from audit import kinds
 from audit.models import AuditEvent
 from audit.services import audit_event_record
@@ -367,6 +368,10 @@ def _validation_failed(
         _mail_validation_locked(account, locked_until, blocked)
     if agent_failures == conf.AGENT_FAILURE_LIMIT:
         _agent_locked(agent, now=now)
+    # After the commit, outside the agent's row lock and the chain's: the spray alert
+    # (alerts/) is raised in its own transaction; should that fail, the validation
+    # stands and the periodic evaluation raises it.
+    transaction.on_commit(partial(alert_agent_failures_check, agent_id=agent.pk), robust=True)
     return ValidationResult(ValidationOutcome.MISMATCHED, locked_until)
 
 

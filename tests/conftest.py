@@ -3,6 +3,7 @@ import socket
 
 import pytest
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -75,6 +76,20 @@ class _Stream:
 
 
 @pytest.fixture(autouse=True)
+def _reports_read_the_primary_unless_about_the_replica(request):
+    """With a replica configured, only tests marked `replica` read from it.
+
+    Every other test writes inside a transaction that is never committed, which
+    no standby ever sees.
+    """
+    if django_settings.REPORTING_DATABASE == "default" or request.node.get_closest_marker(
+        "replica"
+    ):
+        return
+    request.getfixturevalue("settings").REPORTING_DATABASE = "default"
+
+
+@pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     """Each test stores uploads in its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -100,11 +115,12 @@ def _reference_data(request):
 
 
 audit_guard_migration = importlib.import_module("audit.migrations.0003_chains_per_practice")
+audit_guards_now = importlib.import_module("audit.migrations.0006_partitions_and_archives")
 
 
 def audit_guards(*, install: bool) -> None:
     with connection.cursor() as cursor:
-        for sql in audit_guard_migration.statements(connection.vendor, install=install):
+        for sql in audit_guards_now.statements(connection.vendor, install=install):
             cursor.execute(sql)
 
 

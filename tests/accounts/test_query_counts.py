@@ -27,9 +27,9 @@ PAGES = [
     (Role.NURSE, "/account/staff/", 5),  # + the sign-in lock (the PIN dialogs say it)
     (Role.PRACTICE_ADMIN, "/account/staff/", 6),
     (Role.PRACTICE_ADMIN, "/practice/staff/", 8),  # + users, their roles, two lock counts
-    (Role.COMPLIANCE_OFFICER, "/audit/", 5),  # + one page of events
+    (Role.COMPLIANCE_OFFICER, "/audit/", 6),  # + the bounded count, one page of events
     (Role.COMPLIANCE_OFFICER, "/audit/break-glass/", 5),
-    (Role.PLATFORM_AUDITOR, "/audit/", 6),  # + the practices of the Practice filter
+    (Role.PLATFORM_AUDITOR, "/audit/", 7),  # + the bounded count, the Practice filter's menu
     (Role.SUPPORT_AGENT, "/support/validate/?q=Test", 5),
 ]
 

@@ -1,7 +1,10 @@
+import re
 import time
+from pathlib import Path
 
 import pytest
 import time_machine
+from django.conf import settings
 
 from audit.models import AuditEvent
 from tests.factories import streamed, totp_code
@@ -94,3 +97,21 @@ def test_enrolled_accounts_also_give_a_code(client, agent, password, clock):
 def test_next_never_leaves_the_site(stale, password, target):
     response = stale.post(f"{CONFIRM}?next={target}", {"password": password})
     assert response["Location"] == "/"
+
+
+def test_no_link_in_any_template_saves_its_answer_as_a_file():
+    """A link with the `download` attribute saves whatever comes back, unseen.
+
+    When the confirmation window has lapsed, what comes back from an export is the
+    password prompt: Chromium then saved it as `download.html` and showed nothing.
+    Files are named by the server's Content-Disposition instead, so the prompt can
+    show when it is the answer.
+    """
+    saving = re.compile(r"<a\b[^>]*\sdownload\b", re.IGNORECASE | re.DOTALL)
+    found = [
+        str(path.relative_to(settings.BASE_DIR))
+        for folder in settings.TEMPLATES[0]["DIRS"]
+        for path in Path(folder).rglob("*.html")
+        if saving.search(path.read_text())
+    ]
+    assert found == []

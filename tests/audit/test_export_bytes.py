@@ -211,9 +211,11 @@ def test_export_leaves_out_events_written_after_its_checkpoint(
 @pytest.mark.sqlite_only
 def test_rows_outside_the_logs_span_are_still_written_the_same(awkward_log, monkeypatch):
     """Rows the span read at the start does not cover (the log changed) go the general way."""
-    first, last = export._log_bounds(AuditEvent)
+    first, last = export._log_bounds(AuditEvent, "default")
     middle = first + (last - first) / 2
-    monkeypatch.setattr(export, "_log_bounds", lambda model: (middle, middle + timedelta(days=1)))
+    monkeypatch.setattr(
+        export, "_log_bounds", lambda model, alias: (middle, middle + timedelta(days=1))
+    )
     tz = ZoneInfo("America/New_York")
     positions = heads()
     assert exported(positions, tz) == expected(covered(positions), tz)

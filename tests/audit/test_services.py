@@ -26,6 +26,7 @@ KNOWN_PARAMETERS = {
     "where",
     "sent",
     "filters",
+    "period",  # the validated dates of an audit history, in fixed words
     "patient",
     "failures",
     "count",
@@ -38,10 +39,14 @@ KNOWN_PARAMETERS = {
     "purpose",
     "locks",
     "sessions",  # "session" or "sessions", for the count
+    "alert",
+    "summary",
     "outcome",
     "note",
     "limit",
     "link",
+    "month",  # YYYY-MM of an audit partition or archive
+    "moved",
 }
 
 

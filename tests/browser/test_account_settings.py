@@ -1,6 +1,7 @@
 from playwright.sync_api import expect
 
 from accounts.models import ProviderProfile
+from support_pin.models import AccountPins
 from tests.browser.conftest import sign_in
 
 
@@ -20,14 +21,36 @@ def test_provider_changes_job_title_and_it_stays_changed(page, provider, passwor
     assert ProviderProfile.objects.get(user=provider).job_title == "Medical Director"
 
 
-def test_bad_phone_number_shows_field_error_and_saves_nothing(page, provider, password):
+def test_bad_phone_and_website_show_one_error_each_save_nothing_then_read_back_national(
+    page, provider, password
+):
     sign_in(page, "dorothy", password)
     page.goto("/account/settings/")
     page.get_by_label("Job Title").fill("Should not be saved")
     page.get_by_label("Cell Phone").fill("call me maybe")
+    page.get_by_label("Website").fill("not a web address")
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_text("Enter a valid phone number")).to_be_visible()
+    expect(page.get_by_text("Enter a valid phone number")).to_have_count(1)
+    expect(page.get_by_text("Enter a web address such as https://example.org.")).to_have_count(1)
     assert ProviderProfile.objects.get(user=provider).job_title == ""
+
+    # Put right, the number is shown back the way the practice's country writes it.
+    page.get_by_label("Cell Phone").fill("+1 202 555 0143")
+    page.get_by_label("Website").fill("example.org")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Your profile has been saved.")
+    expect(page.get_by_label("Cell Phone")).to_have_value("(202) 555-0143")
+
+
+def test_a_trivial_app_unlock_pin_is_refused_with_the_reason(page, provider, password):
+    before = AccountPins.objects.get(user=provider).app_pin
+    sign_in(page, "dorothy", password)
+    page.goto("/account/pins/app/")
+    page.get_by_role("textbox", name="Your password").fill(password)
+    page.get_by_label("New App Unlock PIN").fill("1234")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_text("This PIN is too easy to guess")).to_be_visible()
+    assert AccountPins.objects.get(user=provider).app_pin == before
 
 
 def test_an_extreme_picture_stays_in_its_box(page, provider, password):

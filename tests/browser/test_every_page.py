@@ -44,6 +44,16 @@ def problems_of(page) -> list[str]:
                 .slice(-3).map(e => `${e.tagName}.${e.className} (${e.textContent.trim().slice(0, 30)})`)"""
         )
         found.append(f"{width} px wide (widest: {wide})")
+    # A control wider than its card does not widen the page, yet it is cut off or
+    # runs over the card's edge: the page is not laid out for the screen either.
+    sticking_out = page.evaluate(
+        """() => [...document.querySelectorAll('.card input, .card select, .card textarea, .card button')]
+            .filter(e => e.checkVisibility() && !e.closest('.table-wrap'))
+            .filter(e => e.getBoundingClientRect().right > e.closest('.card').getBoundingClientRect().right + 0.5)
+            .slice(0, 3).map(e => `${e.tagName} ${e.name || e.id}`)"""
+    )
+    if sticking_out:
+        found.append(f"controls wider than their card: {sticking_out}")
     dangling = page.evaluate(
         """() => [...document.querySelectorAll('[aria-describedby], [aria-labelledby]')]
             .flatMap(e => ['aria-describedby', 'aria-labelledby']
@@ -114,4 +124,19 @@ def test_field_errors_are_tied_to_their_inputs(phone, people):
     expect(date_from).to_have_attribute("aria-invalid", "true")
     described = date_from.get_attribute("aria-describedby")
     assert phone.locator(f"#{described}").inner_text().strip() != ""
+    assert problems_of(phone) == []
+
+
+def test_an_alert_and_a_refused_acknowledgement_fit_a_phone_and_pass_axe(phone, people, settings):
+    from alerts.services import alerts_evaluate
+    from support_pin.services import support_pin_reveal
+
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=people[Role.NURSE.value], ip=None)
+    [alert] = alerts_evaluate()
+    sign_in(phone, people[Role.COMPLIANCE_OFFICER.value].username, PASSWORD)
+    phone.goto(reverse("alert_detail", kwargs={"alert_id": alert.pk}))
+    assert problems_of(phone) == []
+    phone.get_by_role("button", name="Acknowledge").click()
+    expect(phone.get_by_label("Note")).to_have_attribute("aria-invalid", "true")
     assert problems_of(phone) == []

@@ -24,6 +24,8 @@ def test_enrol_an_authenticator_then_sign_in_with_a_code(page, provider, passwor
     page.get_by_role("button", name="Turn on").click()
     expect(page.get_by_role("status")).to_have_text("Two-factor authentication is on.")
     expect(page.get_by_role("list", name="Backup codes").get_by_role("listitem")).to_have_count(10)
+    # The session list is there right away, this session in it.
+    expect(page.get_by_role("cell", name="This session")).to_be_visible()
 
     page.get_by_role("button", name="Sign out").click()
     page.goto("/accounts/login/")

@@ -2,7 +2,9 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in
+from accounts.roles import Role
+from tests.browser.conftest import confirm_it_is_you, sign_in
+from tests.factories import make_user
 
 
 def test_revoke_another_session_and_see_it_die(page, browser, live_server, provider, password):
@@ -69,3 +71,26 @@ def test_times_are_in_the_viewers_zone(page, provider, password):
     row = page.locator("section[aria-labelledby=sessions-title] tbody tr", has_text="This session")
     # The zone's own abbreviation, never UTC.
     expect(row).to_contain_text(re.compile(r"\d\d/\d\d/\d{4} \d\d:\d\d [AP]M P[SD]T"))
+
+
+def test_an_admin_signs_a_nurse_out_everywhere_and_is_told_how_many(
+    page, browser, live_server, nurse, password
+):
+    make_user(Role.PRACTICE_ADMIN, practice=nurse.practice, username="padmin")
+    theirs = browser.new_context(base_url=live_server.url)
+    try:
+        their_page = theirs.new_page()
+        sign_in(their_page, "dori", password)
+        sign_in(page, "padmin", password)
+        page.goto("/practice/staff/")
+        row = page.get_by_role("row").filter(has_text="dori")
+        row.get_by_role("button", name="Sign out everywhere").click()
+        confirm_it_is_you(page, "padmin", password)  # signing in is not a confirmation
+        # "1 session", not "1 session(s)".
+        expect(page.get_by_role("status")).to_have_text(
+            f"Signed {nurse.display_name} out of 1 session."
+        )
+        their_page.reload()
+        expect(their_page).to_have_url(re.compile(r"/accounts/login/"))
+    finally:
+        theirs.close()

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -43,7 +44,13 @@ def test_env_helpers_reject_garbage(monkeypatch):
 
 def _start(env_overrides: dict, code: str = "print('started')") -> subprocess.CompletedProcess:
     """Start a fresh interpreter with the real settings and the given environment."""
-    unset = {"SECRET_KEY", "DEBUG", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    unset = {
+        "SECRET_KEY",
+        "DEBUG",
+        "DATABASE_URL",
+        "DATABASE_REPLICA_URL",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+    }
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update({"ENV_FILE": "", "DJANGO_SETTINGS_MODULE": "ehr.settings", **env_overrides})
     script = f"import django; django.setup(); {code}"
@@ -90,6 +97,56 @@ def test_without_database_url_the_default_is_a_sqlite_file_in_the_project():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(ROOT / "db.sqlite3")
+
+
+def test_a_replica_url_adds_a_read_only_alias_beside_the_primary():
+    result = _start(
+        {
+            "SECRET_KEY": STRONG,
+            "DATABASE_URL": "postgres://u:p@127.0.0.1:5999/ehr",
+            "DATABASE_REPLICA_URL": "postgres://u:p@10.0.0.2:5432/ehr",
+        },
+        code=(
+            "import json; from django.conf import settings as s; r = s.DATABASES['replica']; "
+            "print(json.dumps([r['HOST'], r['PORT'], r['OPTIONS'], r['TEST']['MIRROR'], "
+            "s.REPORTING_DATABASE, s.DATABASE_ROUTERS, s.DATABASE_REPLICA_WAIT_SECONDS]))"
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        "10.0.0.2",
+        5432,
+        {"prepare_threshold": 5, "connect_timeout": 2},
+        "default",
+        "replica",
+        ["ehr.db.PrimaryRouter"],
+        3,
+    ]
+
+
+def test_without_a_replica_url_there_is_no_replica_alias():
+    result = _start(
+        {"SECRET_KEY": STRONG, "DATABASE_URL": "postgres://u:p@127.0.0.1:5999/ehr"},
+        code="from django.conf import settings as s; print(sorted(s.DATABASES), s.REPORTING_DATABASE)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['default']", "default"]
+
+
+@pytest.mark.parametrize(
+    ("primary", "replica", "message"),
+    [
+        ("", "postgres://u@10.0.0.2/ehr", "needs a PostgreSQL DATABASE_URL"),
+        ("postgres://u@127.0.0.1/ehr", "sqlite:////tmp/x.db", "must be a PostgreSQL URL"),
+    ],
+)
+def test_a_replica_needs_postgresql_on_both_sides(primary, replica, message):
+    env = {"SECRET_KEY": STRONG, "DATABASE_REPLICA_URL": replica}
+    if primary:
+        env["DATABASE_URL"] = primary
+    result = _start(env)
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_storage_is_utc(settings):

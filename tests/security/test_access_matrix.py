@@ -71,6 +71,24 @@ MATRIX = {
     "audit_export": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
     "audit_patients": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
     "audit_export_fhir": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
+    # Who touched this account or patient: officers (their practice's) and auditors.
+    "audit_subject_account": only([Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER]),
+    "audit_subject_account_export": only(
+        [Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER], allowed_status=CONFIRM
+    ),
+    "audit_subject_account_export_fhir": only(
+        [Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER], allowed_status=CONFIRM
+    ),
+    # a patient the log has never seen: no such patient for those who may look
+    "audit_subject_patient": only(
+        [Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER], allowed_status=NOT_FOUND
+    ),
+    "audit_subject_patient_export": only(
+        [Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER], allowed_status=CONFIRM
+    ),
+    "audit_subject_patient_export_fhir": only(
+        [Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER], allowed_status=CONFIRM
+    ),
     "outbox_status": only([Role.PLATFORM_AUDITOR]),
     "audit_integrity": only([Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER]),
     "audit_dashboard": only([Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER]),
@@ -94,6 +112,14 @@ MATRIX = {
         Role.COMPLIANCE_OFFICER.value: NOT_FOUND,
         Role.PLATFORM_AUDITOR.value: NOT_FOUND,
     },
+    "alert_list": only([Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]),
+    # no such alert for those who see alerts; everyone else is refused
+    "alert_detail": {
+        **everyone(DENIED),
+        Role.COMPLIANCE_OFFICER.value: NOT_FOUND,
+        Role.PLATFORM_AUDITOR.value: NOT_FOUND,
+    },
+    "alert_acknowledge": everyone(NOT_ALLOWED),  # POST only
 }
 ADMIN_PREFIX = "admin/"  # the Django admin: superusers only, tested below
 
@@ -134,6 +160,17 @@ def concrete_url(name: str, people) -> str:
         "break_glass_grant": {"grant_id": 999999},
         "break_glass_rotate_pin": {"grant_id": 999999},
         "break_glass_review": {"grant_id": 999999},
+        "alert_detail": {"alert_id": 999999},
+        "alert_acknowledge": {"alert_id": 999999},
+        "audit_subject_account": {"account_id": provider.pk},
+        "audit_subject_account_export": {"account_id": provider.pk},
+        "audit_subject_account_export_fhir": {"account_id": provider.pk},
+        "audit_subject_patient": {"practice_id": provider.practice_id, "patient_id": "P-1"},
+        "audit_subject_patient_export": {"practice_id": provider.practice_id, "patient_id": "P-1"},
+        "audit_subject_patient_export_fhir": {
+            "practice_id": provider.practice_id,
+            "patient_id": "P-1",
+        },
     }.get(name, {})
     return reverse(name, kwargs=kwargs)
 

@@ -41,6 +41,7 @@ POSTERS = {
     "break_glass_rotate_pin": Role.SUPPORT_AGENT,
     "break_glass_review": Role.COMPLIANCE_OFFICER,
     "audit_integrity": Role.COMPLIANCE_OFFICER,
+    "alert_acknowledge": Role.COMPLIANCE_OFFICER,
 }
 READ_ONLY = {
     "home",
@@ -59,9 +60,18 @@ READ_ONLY = {
     "audit_patients",
     "audit_export_fhir",
     "audit_evidence",
+    # GET only; reading a history records that it was read, as an export does
+    "audit_subject_account",
+    "audit_subject_account_export",
+    "audit_subject_account_export_fhir",
+    "audit_subject_patient",
+    "audit_subject_patient_export",
+    "audit_subject_patient_export_fhir",
     "outbox_status",
     "break_glass_list",
     "break_glass_grant",
+    "alert_list",
+    "alert_detail",
 }
 
 

@@ -107,6 +107,33 @@ def test_another_practices_events_and_patients_by_filter(people, world):
     assert "Vera" not in b"".join(everyone.streaming_content).decode()
 
 
+def test_another_practices_account_and_patient_history(people, world):
+    from audit import kinds
+    from audit.services import audit_event_record
+
+    victim = world["victim_doctor"]
+    audit_event_record(
+        kind=kinds.PATIENT_CHART_VIEWED,
+        acting_user=victim,
+        account=victim,
+        ip=None,
+        patient_id="P-7",
+        patient_name="Vera's Patient",
+        params={"patient": "Vera's Patient"},
+    )
+    compliance = signed_in(people, Role.COMPLIANCE_OFFICER)
+    account = f"/audit/subject/account/{victim.pk}/"
+    patient = f"/audit/subject/patient/{victim.practice_id}/P-7/"
+    for url in (account, patient):
+        for tail in ("", "export.csv", "export.fhir.json"):
+            assert compliance.get(url + tail).status_code == 404, url + tail
+    # The same patient id under the officer's own practice names no patient of theirs.
+    own = people[Role.COMPLIANCE_OFFICER.value].practice_id
+    assert compliance.get(f"/audit/subject/patient/{own}/P-7/").status_code == 404
+    auditor = signed_in(people, Role.PLATFORM_AUDITOR)
+    assert "Vera" in auditor.get(patient).content.decode()
+
+
 def test_unknown_and_malformed_ids_are_answered_without_errors(people):
     admin = signed_in(people, Role.PRACTICE_ADMIN)
     assert admin.post("/practice/staff/99999999/deactivate/").status_code == 404
@@ -118,3 +145,21 @@ def test_unknown_and_malformed_ids_are_answered_without_errors(people):
     unknown = provider.post(f"/account/security/sessions/{'9' * 40}/end/", {"password": PASSWORD})
     assert unknown.status_code == 302  # well formed, not theirs: nothing happens
     assert User.objects.filter(is_active=True).count() == len(people)
+
+
+def test_another_practices_alert(people, world, settings):
+    from alerts.services import alerts_evaluate
+    from support_pin.services import support_pin_reveal
+
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=world["victim"], ip=None)
+    [alert] = alerts_evaluate()
+    officer = signed_in(people, Role.COMPLIANCE_OFFICER)
+    assert officer.get(reverse("alert_detail", kwargs={"alert_id": alert.pk})).status_code == 404
+    response = officer.post(
+        reverse("alert_acknowledge", kwargs={"alert_id": alert.pk}), {"note": "Mine now."}
+    )
+    assert response.status_code == 404
+    assert f"#{alert.pk}<" not in officer.get(reverse("alert_list")).content.decode()
+    alert.refresh_from_db()
+    assert alert.is_open

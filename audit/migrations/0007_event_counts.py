@@ -14,7 +14,7 @@ def count_existing_events(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audit", "0005_verifications"),
+        ("audit", "0006_partitions_and_archives"),
     ]
 
     operations = [

@@ -1,0 +1,454 @@
+"""Partitions created ahead, and months of the log archived to signed files (PostgreSQL).
+
+`audit_archive_month` (`manage.py audit_archive --month YYYY-MM --to FILE`) is
+the only way events leave the database, in this order:
+
+1. Refuse, changing nothing, a month younger than AUDIT_RETENTION_YEARS, one
+   already archived, a file that exists, a month whose chains still hold older
+   events (months go oldest first), or one no signed checkpoint covers yet.
+2. Write the file: an evidence file (audit/evidence.py, audit/offline.py) for
+   that month, against the first checkpoint that signed every chain past the
+   month's last event; then read it back and verify it with the public keys
+   only. Recorded in the log (AUDIT_ARCHIVE_WRITTEN).
+3. In one transaction: lock the chains concerned, check the month still
+   holds what the file holds, move each chain's start past its archived
+   events (the boundary: the next live event links to the last archived
+   one's hash), sign a checkpoint of the new starts, and keep the boundary in
+   AuditArchive and AuditArchiveChain. Then, in another, drop the month's
+   partition, and record AUDIT_ARCHIVED (see `_drop` for why two).
+
+`audit_verify` then walks each live chain from its boundary and checks the
+boundary against the archive tables and the checkpoint that signed it.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+
+from audit import checkpoints, hashing, kinds, offline, partitions
+from audit.models import (
+    AuditArchive,
+    AuditArchiveChain,
+    AuditChain,
+    AuditCheckpoint,
+    AuditCheckpointLeaf,
+    AuditEvent,
+)
+from audit.services import audit_event_record
+
+BATCH = 5000
+# What an archived event keeps: every column, so it can be restored as it was.
+ARCHIVE_COLUMNS = (
+    "id",
+    "prev_hash",
+    "row_hash",
+    *hashing.EVENT_FIELDS,
+    "actor_id",
+    "account_id",
+    "key_id",
+    "mac",
+)
+
+
+class ArchiveRefused(Exception):
+    """The month cannot be archived (yet); nothing was changed."""
+
+
+def audit_partitions_create(*, now: datetime | None = None) -> list[partitions.Created]:
+    """Create the missing partitions up to AUDIT_PARTITION_MONTHS_AHEAD and record each."""
+    created = partitions.audit_partitions_ensure(now=now)
+    for item in created:
+        # After the partition's own transaction: the event table's lock is not held
+        # while the platform chain is locked (the other order would deadlock writers).
+        with transaction.atomic():
+            month = f"{item.month:%Y-%m}"
+            audit_event_record(
+                kind=kinds.AUDIT_PARTITION_CREATED,
+                acting_user=None,
+                ip=None,
+                params={"month": month, "moved": item.moved},
+                data={"month": month, "moved": item.moved, "partition": item.name},
+            )
+    return created
+
+
+def parse_month(text: str) -> date:
+    try:
+        parsed = datetime.strptime(text, "%Y-%m")
+    except (TypeError, ValueError):
+        raise ArchiveRefused(f"--month must be a month as YYYY-MM, not {text!r}.") from None
+    return date(parsed.year, parsed.month, 1)
+
+
+def archivable_from(month: date) -> datetime:
+    """When `month` reaches the retention period: its last instant plus the years kept."""
+    years = settings.AUDIT_RETENTION_YEARS
+    _, end = partitions.bounds(month)
+    return end.replace(year=end.year + years)  # the 1st of a month: no 29 February
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One chain's events in the month: seq `first` to `last`."""
+
+    chain: AuditChain
+    first: int
+    last: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Archived:
+    month: date
+    path: Path
+    events: int
+    chains: int
+    checkpoint: int
+    sha256: str
+    boundary_checkpoint: int
+
+
+def audit_archive_month(*, month: date, path: Path, now: datetime | None = None) -> Archived:
+    """Write `month`'s events to `path`, verify the file, then drop the month's partition."""
+    if not partitions.supported():
+        raise ArchiveRefused(
+            "Archiving needs PostgreSQL, whose monthly partitions are dropped whole; on SQLite "
+            "the log stays in one table and nothing is archived (docs/audit.md)."
+        )
+    now = now or timezone.now()
+    label = f"{month:%Y-%m}"
+    if now < archivable_from(month):
+        raise ArchiveRefused(
+            f"{label} is younger than the retention period ({settings.AUDIT_RETENTION_YEARS} "
+            f"years, AUDIT_RETENTION_YEARS): it may be archived from "
+            f"{archivable_from(month):%Y-%m-%d}. Nothing was changed."
+        )
+    done = AuditArchive.objects.filter(month=month).first()
+    if done is not None:
+        if partitions.partition_of(month) is None:
+            raise ArchiveRefused(f"{label} is already archived.")
+        drop_archived_partition(done)  # the drop that failed last time
+        return Archived(
+            month,
+            Path(done.file_name),
+            done.events,
+            done.chains.count(),
+            done.evidence_checkpoint,
+            done.file_sha256,
+            done.boundary_checkpoint,
+        )
+    if path.exists():
+        raise ArchiveRefused(f"{path} exists; an archive never overwrites a file.")
+    segments = _segments(month)
+    checkpoint = _covering_checkpoint(segments, label)
+
+    digest, events = _write(path, month, segments, checkpoint)
+    try:
+        _verify_file(path, month, events)
+    except ArchiveRefused:
+        path.unlink()
+        raise
+    with transaction.atomic():
+        params = {
+            "month": label,
+            "events": events,
+            "chains": len(segments),
+            "checkpoint": checkpoint.number,
+        }
+        audit_event_record(
+            kind=kinds.AUDIT_ARCHIVE_WRITTEN,
+            acting_user=None,
+            ip=None,
+            params=params,
+            data={**params, "sha256": digest},
+        )
+    boundary = _drop(month, segments, path, digest, events, checkpoint)
+    return Archived(month, path, events, len(segments), checkpoint.number, digest, boundary)
+
+
+def _segments(month: date) -> list[Segment]:
+    """Each chain's events in the month, checked to be the chain's oldest, without gaps."""
+    start, end = partitions.bounds(month)
+    ranges = (
+        AuditEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
+        .values("chain_id")
+        .annotate(
+            first=Min("seq"),
+            last=Max("seq"),
+            count=Count("id"),
+        )
+        .order_by("chain_id")
+    )
+    chains = AuditChain.objects.in_bulk([row["chain_id"] for row in ranges])
+    segments = []
+    for row in ranges:
+        chain = chains[row["chain_id"]]
+        segment = Segment(chain, row["first"], row["last"], row["count"])
+        if segment.first != chain.start_seq:
+            raise ArchiveRefused(
+                f"Chain {chain.pk} still holds events before {month:%Y-%m} (from seq "
+                f"{chain.start_seq}; the month starts at seq {segment.first}): archive the "
+                "older months first."
+            )
+        if segment.count != segment.last - segment.first + 1:
+            raise ArchiveRefused(
+                f"Chain {chain.pk}: the events of {month:%Y-%m} (seq {segment.first} to "
+                f"{segment.last}) are not all in that month; run audit_verify."
+            )
+        segments.append(segment)
+    return segments
+
+
+def _covering_checkpoint(segments: list[Segment], label: str) -> AuditCheckpoint:
+    """The first checkpoint that signed every chain at or past its last archived event."""
+    needed = []
+    for segment in segments:
+        first = (
+            AuditCheckpointLeaf.objects.filter(chain_id=segment.chain.pk, seq__gte=segment.last)
+            .order_by("checkpoint_id")
+            .values_list("checkpoint_id", flat=True)
+            .first()
+        )
+        if first is None:
+            raise ArchiveRefused(
+                f"No signed checkpoint covers the events of {label} in chain {segment.chain.pk} "
+                "yet: run audit_checkpoint first."
+            )
+        needed.append(first)
+    if needed:
+        return AuditCheckpoint.objects.get(pk=max(needed))
+    newest = AuditCheckpoint.objects.order_by("-number").first()
+    if newest is None:
+        raise ArchiveRefused("No signed checkpoint exists yet: run audit_checkpoint first.")
+    return newest
+
+
+def _json(record: dict) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _write(path: Path, month: date, segments: list[Segment], checkpoint: AuditCheckpoint):
+    leaves = checkpoints.checkpoint_leaves(checkpoint.number)
+    ordered = sorted(leaves)
+    position = {chain_id: index for index, chain_id in enumerate(ordered)}
+    tree = hashing.merkle_levels([hashing.leaf_bytes(leaves[c]) for c in ordered])
+    sha, events = hashlib.sha256(), 0
+    try:
+        with path.open("xb") as handle:
+
+            def put(record: dict) -> None:
+                line = _json(record)
+                sha.update(line)
+                handle.write(line)
+
+            put(
+                {
+                    "format": offline.FORMAT,
+                    "generated_at": hashing.timestamp(timezone.now()),
+                    "practice_id": None,
+                    "archive": {"month": f"{month:%Y-%m}"},
+                    "checkpoint": {
+                        "number": checkpoint.number,
+                        "created_at": hashing.timestamp(checkpoint.created_at),
+                        "prev_hash": checkpoint.prev_hash,
+                        "merkle_root": checkpoint.merkle_root,
+                        "chain_count": checkpoint.chain_count,
+                        "key_id": checkpoint.key_id,
+                        "signature": checkpoint.signature,
+                        "checkpoint_hash": checkpoint.checkpoint_hash,
+                    },
+                }
+            )
+            for segment in segments:
+                leaf = leaves[segment.chain.pk]
+                index = position[segment.chain.pk]
+                put(
+                    {
+                        "chain": leaf,
+                        "index": index,
+                        "path": hashing.merkle_path(tree, index),
+                        "from": {"seq": segment.first, "prev_hash": segment.chain.start_hash},
+                    }
+                )
+                for row in _rows(segment.chain.pk, segment.first, segment.last, ARCHIVE_COLUMNS):
+                    row["occurred_at"] = hashing.timestamp(row["occurred_at"])
+                    events += 1
+                    put({"event": row})
+                for row in _rows(segment.chain.pk, segment.last + 1, leaf["seq"], _LINK_COLUMNS):
+                    put(
+                        {
+                            "after": {
+                                "seq": row["seq"],
+                                "practice_id": row["practice_id"],
+                                "content": hashing.event_content(row),
+                                "prev_hash": row["prev_hash"],
+                                "row_hash": row["row_hash"],
+                            }
+                        }
+                    )
+            put({"end": {"chains": len(segments), "events": events}})
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return sha.hexdigest(), events
+
+
+_LINK_COLUMNS = ("prev_hash", "row_hash", *hashing.EVENT_FIELDS)
+
+
+# Read as the hashes and the file spell them: the time as hashing.timestamp() writes it,
+# the IP without its prefix length.
+_SELECT = {
+    "occurred_at": """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+    "ip": "host(ip)",
+}
+
+
+def _rows(chain_id: int, first: int, last: int, columns) -> Iterator[dict]:
+    """The chain's events `first` to `last` in seq order, in batches, as plain values.
+
+    One raw query per batch, since this reads a whole month of events; the time
+    comes as its hashed text form.
+    """
+    fields = ", ".join(_SELECT.get(name, name) for name in columns)
+    sql = (
+        f"SELECT {fields} FROM audit_auditevent WHERE chain_id = %s AND seq > %s "  # noqa: S608  # nosec B608  (fixed column names)
+        f"AND seq <= %s ORDER BY seq LIMIT {BATCH}"
+    )
+    data = columns.index("data")
+    after = first - 1
+    with connection.cursor() as cursor:
+        while after < last:
+            cursor.execute(sql, [chain_id, after, last])
+            batch = cursor.fetchall()
+            if not batch:
+                return
+            for values in batch:
+                row = dict(zip(columns, values, strict=True))
+                if isinstance(values[data], str):
+                    row["data"] = json.loads(values[data])
+                yield row
+            after = batch[-1][columns.index("seq")]
+
+
+def _verify_file(path: Path, month: date, events: int) -> None:
+    with path.open("rb") as handle:
+        report = offline.verify_evidence(handle, checkpoints.trusted_public_keys())
+    if report.problem is not None:
+        raise ArchiveRefused(f"The archive written does not verify ({report.problem}); removed.")
+    if report.month != f"{month:%Y-%m}" or report.events != events:
+        raise ArchiveRefused("The archive written does not hold the month's events; removed.")
+
+
+def _drop(
+    month: date,
+    segments: list[Segment],
+    path: Path,
+    digest: str,
+    events: int,
+    checkpoint: AuditCheckpoint,
+) -> int:
+    """Move the chains' starts past the month and sign them; then drop the partition.
+
+    Two transactions, so that no step holds the event table while it waits for a
+    chain (writers hold their chain while they wait for the event table): first
+    the boundary (the chains' rows, the archive's rows, a checkpoint), then the
+    partition's DROP. Between the two the month's rows lie before every chain's
+    start, where verification no longer reads; if the DROP fails, running the
+    command again drops it. DROP TABLE rather than DETACH then DROP: on
+    PostgreSQL 15, DETACH adds foreign-key triggers to the chain and user
+    tables, which waits for their writers while they wait for the event table.
+    """
+    label = f"{month:%Y-%m}"
+    start, end = partitions.bounds(month)
+    name = partitions.partition_of(month) or partitions.partition_create(month).name
+    with transaction.atomic(), connection.cursor() as cursor:
+        ids = [segment.chain.pk for segment in segments]
+        list(AuditChain.objects.filter(pk__in=ids).order_by("pk").select_for_update())
+        cursor.execute(
+            f"SELECT chain_id, count(*), min(seq), max(seq) FROM {name} GROUP BY chain_id "  # noqa: S608  # nosec B608  (partition name built from the month)
+            "ORDER BY chain_id"
+        )
+        held = [tuple(row) for row in cursor.fetchall()]
+        if held != [(s.chain.pk, s.count, s.first, s.last) for s in segments]:
+            raise ArchiveRefused(
+                f"Events of {label} changed while the archive was written; run it again."
+            )
+        lasts = _last_events(segments, start, end)
+        for segment in segments:
+            last = lasts[segment.chain.pk]
+            AuditChain.objects.filter(pk=segment.chain.pk).update(
+                start_seq=segment.last + 1, start_hash=last["row_hash"], start_mac=last["mac"]
+            )
+        signed = checkpoints.audit_checkpoint_create()
+        archive = AuditArchive.objects.create(
+            month=month,
+            archived_at=timezone.now(),
+            file_name=str(path),
+            file_sha256=digest,
+            events=events,
+            evidence_checkpoint=checkpoint.number,
+            boundary_checkpoint=signed.checkpoint.number,
+        )
+        AuditArchiveChain.objects.bulk_create(
+            AuditArchiveChain(
+                archive=archive,
+                chain=segment.chain,
+                first_seq=segment.first,
+                last_seq=segment.last,
+                last_hash=lasts[segment.chain.pk]["row_hash"],
+                last_mac=lasts[segment.chain.pk]["mac"],
+            )
+            for segment in segments
+        )
+    drop_archived_partition(archive)
+    return signed.checkpoint.number
+
+
+def drop_archived_partition(archive: AuditArchive) -> None:
+    """Drop the partition of a month whose boundary is recorded, and record that."""
+    label = f"{archive.month:%Y-%m}"
+    name = partitions.partition_of(archive.month)
+    if name is not None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as partitions.partition_create
+            cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
+            cursor.execute(f"LOCK TABLE {partitions.TABLE} IN ACCESS EXCLUSIVE MODE")
+            cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # nosec B608
+            if cursor.fetchone()[0] != archive.events:
+                raise ArchiveRefused(
+                    f"The partition of {label} holds other events than its archive."
+                )
+            cursor.execute(f"DROP TABLE {name}")
+    with transaction.atomic():
+        audit_event_record(
+            kind=kinds.AUDIT_ARCHIVED,
+            acting_user=None,
+            ip=None,
+            params={"month": label, "events": archive.events},
+            data={
+                "month": label,
+                "events": archive.events,
+                "sha256": archive.file_sha256,
+                "checkpoint": archive.boundary_checkpoint,
+            },
+        )
+
+
+def _last_events(segments: list[Segment], start: datetime, end: datetime) -> dict[int, dict]:
+    """Each chain's last archived event: the hashes its first live event links to."""
+    if not segments:
+        return {}
+    match = Q()
+    for segment in segments:
+        match |= Q(chain_id=segment.chain.pk, seq=segment.last)
+    rows = AuditEvent.objects.filter(match, occurred_at__gte=start, occurred_at__lt=end)
+    return {row["chain_id"]: row for row in rows.values("chain_id", "row_hash", "mac")}

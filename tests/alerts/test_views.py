@@ -1,0 +1,180 @@
+"""The alert pages as each role, and as an attacker would try them."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.roles import Role
+from alerts.selectors import alert_open_for, alert_report_url
+from alerts.services import alert_acknowledge, alerts_evaluate
+from audit import kinds
+from audit.models import AuditEvent
+from support_pin.services import support_pin_reveal
+from tests.alerts.conftest import fail
+from tests.factories import make_user, sent_mail
+
+NOTE = "Spoke to the agent's manager; the calls were a training script."
+
+
+@pytest.fixture
+def spray(settings, agent, accounts):
+    """An open alert of the practice: the agent failed on three of its accounts."""
+    settings.ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR = 3
+    for account in accounts[:3]:
+        fail(agent, account)
+    [alert] = alerts_evaluate()
+    return alert
+
+
+@pytest.fixture
+def elsewhere(settings, other_provider):
+    """An open alert of the other practice: its provider viewed the PIN too often."""
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=other_provider, ip=None)
+    [alert] = alerts_evaluate()
+    return alert
+
+
+def as_user(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def acknowledge(client, alert, note=NOTE):
+    return client.post(reverse("alert_acknowledge", kwargs={"alert_id": alert.pk}), {"note": note})
+
+
+def test_officers_see_their_practices_alerts_and_auditors_all(spray, elsewhere, officer, auditor):
+    page = as_user(officer).get(reverse("alert_list")).content.decode()
+    assert f"#{spray.pk}<" in page and f"#{elsewhere.pk}<" not in page
+    page = as_user(auditor).get(reverse("alert_list")).content.decode()
+    assert f"#{spray.pk}<" in page and f"#{elsewhere.pk}<" in page
+    # Filtered by rule; an unknown rule is refused with a message and lists nothing.
+    client = as_user(auditor)
+    page = client.get(reverse("alert_list"), {"rule": "support_pin_views"}).content.decode()
+    assert f"#{elsewhere.pk}<" in page and f"#{spray.pk}<" not in page
+    response = client.get(reverse("alert_list"), {"rule": "everything"})
+    assert response.status_code == 400
+    assert "Choose one of the rules in the list." in response.content.decode()
+
+
+def test_the_detail_links_to_the_events_behind_it(spray, officer):
+    response = as_user(officer).get(reverse("alert_detail", kwargs={"alert_id": spray.pk}))
+    page = response.content.decode()
+    assert page.count("Unsuccessful validation of Support PIN for user") == 3
+    url = alert_report_url(spray).replace("&", "&amp;")
+    assert url in page and "username=agent" in url and "date_from=" in url
+
+
+def test_the_report_link_covers_the_window_in_the_viewers_time_zone(spray):
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    spray.window_start = datetime(2024, 3, 19, 2, 30, tzinfo=UTC)  # 10:30 PM EDT on the 18th
+    spray.window_end = datetime(2024, 3, 19, 3, 30, tzinfo=UTC)
+    with timezone.override("America/New_York"):
+        url = alert_report_url(spray)
+    assert "date_from=2024-03-18" in url and "date_to=2024-03-18" in url
+
+
+def test_acknowledging_takes_a_note_and_happens_once(spray, officer, auditor):
+    client = as_user(officer)
+    response = acknowledge(client, spray, note="   ")
+    assert response.status_code == 400
+    assert "Write a note on what you checked" in response.content.decode()
+    spray.refresh_from_db()
+    assert spray.is_open
+
+    assert acknowledge(client, spray).status_code == 302
+    spray.refresh_from_db()
+    assert (spray.acknowledged_by, spray.acknowledgement_note) == (officer, NOTE)
+    event = AuditEvent.objects.get(kind=kinds.ALERT_ACKNOWLEDGED.code)
+    assert event.details == f"Alert #{spray.pk} acknowledged. Note: {NOTE}"
+    assert event.actor_id == officer.pk and event.practice_id == spray.practice_id
+
+    response = acknowledge(as_user(auditor), spray, note="Seen again.")
+    assert response.status_code == 400
+    assert "already acknowledged" in response.content.decode()
+    spray.refresh_from_db()
+    assert spray.acknowledged_by == officer
+    assert AuditEvent.objects.filter(kind=kinds.ALERT_ACKNOWLEDGED.code).count() == 1
+    # Listed below the open ones now, with who acknowledged it.
+    page = client.get(reverse("alert_list")).content.decode()
+    assert "Acknowledged by" in page
+
+
+def test_another_practices_alert_is_not_found(elsewhere, officer):
+    client = as_user(officer)
+    url = reverse("alert_detail", kwargs={"alert_id": elsewhere.pk})
+    assert client.get(url).status_code == 404
+    assert acknowledge(client, elsewhere).status_code == 404
+    elsewhere.refresh_from_db()
+    assert elsewhere.is_open
+
+
+@pytest.mark.parametrize("role", [Role.NURSE, Role.SUPPORT_AGENT, Role.PROVIDER])
+def test_staff_and_agents_are_refused(spray, practice, role):
+    client = as_user(make_user(role, practice=None if role == Role.SUPPORT_AGENT else practice))
+    assert client.get(reverse("alert_list")).status_code == 403
+    assert client.get(reverse("alert_detail", kwargs={"alert_id": spray.pk})).status_code == 403
+    assert acknowledge(client, spray).status_code == 403
+    spray.refresh_from_db()
+    assert spray.is_open
+
+
+def test_nobody_acknowledges_an_alert_about_their_own_account(settings, officer, auditor):
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=officer, ip=None)
+    [alert] = alerts_evaluate()
+    # Nor is told of it: the mail goes to the others who watch.
+    assert [m.to for m in sent_mail() if m.subject.startswith("Alert")] == [["auditor@example.org"]]
+    client = as_user(officer)
+    page = client.get(reverse("alert_detail", kwargs={"alert_id": alert.pk})).content.decode()
+    assert "someone else acknowledges it" in page
+    assert acknowledge(client, alert).status_code == 403
+    alert.refresh_from_db()
+    assert alert.is_open
+
+
+def test_acknowledging_needs_the_csrf_token(spray, officer):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(officer)
+    assert acknowledge(client, spray).status_code == 403
+    spray.refresh_from_db()
+    assert spray.is_open
+
+
+def test_the_list_and_the_dashboard_box_take_fixed_queries(
+    settings, spray, auditor, django_assert_num_queries
+):
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    for role in (Role.NURSE, Role.PROVIDER):
+        support_pin_reveal(acting_user=make_user(role, practice=spray.practice), ip=None)
+    assert len(alerts_evaluate()) == 2
+    alert_acknowledge(alert=spray, acting_user=auditor, note=NOTE, ip=None)
+    client = as_user(auditor)
+    client.get(reverse("alert_list"))  # warm the session
+    # session, user, its device, its roles; open alerts, acknowledged alerts (practice and
+    # people joined): the same for three alerts as for three hundred
+    with django_assert_num_queries(6):
+        client.get(reverse("alert_list"))
+    with django_assert_num_queries(2):
+        box = alert_open_for(viewer=auditor)
+    assert box.count == 2 and len(box.alerts) == 2
+    # The dashboard's one-line include renders them.
+    from django.template.loader import render_to_string
+
+    html = render_to_string("alerts/_open_alerts.html", {"open_alerts": box})
+    assert "Open alerts (2)" in html
+    assert all(f"/audit/alerts/{alert.pk}/" in html for alert in box.alerts)
+
+
+def test_the_service_refuses_another_practices_officer(elsewhere, officer):
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        alert_acknowledge(alert=elsewhere, acting_user=officer, note=NOTE, ip=None)
+    elsewhere.refresh_from_db()
+    assert elsewhere.is_open

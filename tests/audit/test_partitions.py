@@ -1,0 +1,324 @@
+"""Monthly partitions of the event table, and months archived to signed files (PostgreSQL)."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from accounts.roles import Role
+from audit import kinds, partitions
+from audit.archive import audit_partitions_create
+from audit.models import AuditArchive, AuditArchiveChain, AuditChain, AuditEvent
+from audit.services import audit_event_record
+from audit.verification import audit_log_verify
+from tests.audit.helpers import record_at, sql, verify_fails
+from tests.audit.test_chains import public_key_arg
+from tests.concurrency import run_together
+from tests.conftest import audit_guards
+from tests.factories import make_practice, make_user
+
+pytestmark = pytest.mark.postgres_only
+
+
+def partition_holding(event) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text FROM audit_auditevent WHERE id = %s", [event.pk]
+        )
+        return cursor.fetchone()[0]
+
+
+def partition_names() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits "
+            "WHERE inhparent = 'audit_auditevent'::regclass"
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_an_event_lands_in_its_months_partition_and_never_fails_for_want_of_one(provider):
+    now = audit_event_record(kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None)
+    assert partition_holding(now) == partitions.partition_name(now.occurred_at.date())
+    far = record_at(datetime(2091, 5, 1, tzinfo=UTC), acting_user=provider, account=provider)
+    old = record_at(datetime(1999, 5, 1, tzinfo=UTC), acting_user=provider, account=provider)
+    assert partition_holding(far) == partition_holding(old) == partitions.DEFAULT
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE {table} SET details = 'nothing happened'",
+        "DELETE FROM {table}",
+        "TRUNCATE {table}",
+    ],
+)
+def test_a_partition_refuses_changes_directly_too(provider, statement):
+    event = audit_event_record(
+        kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None
+    )
+    record_at(datetime(2091, 5, 1, tzinfo=UTC), acting_user=provider, account=provider)
+    sql("SET CONSTRAINTS ALL IMMEDIATE")  # PostgreSQL truncates nothing with checks pending
+    for table in (partition_holding(event), partitions.DEFAULT):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            sql(statement.format(table=table))
+
+
+def test_creating_a_month_moves_its_events_out_of_the_default_partition(provider, capsys):
+    later = datetime.now(UTC) + timedelta(days=250)
+    early = record_at(later, acting_user=provider, account=provider)
+    assert partition_holding(early) == partitions.DEFAULT
+    month = partitions.first_of(later)
+    with time_machine.travel(later - timedelta(days=31), tick=False):
+        call_command("audit_partitions")
+    out = capsys.readouterr().out
+    assert f"Created {partitions.partition_name(month)} for {month:%Y-%m} (1 events moved" in out
+    assert partition_holding(early) == partitions.partition_name(month)
+    moved = AuditEvent.objects.get(pk=early.pk)
+    assert (moved.seq, moved.row_hash) == (early.seq, early.row_hash)
+    created = AuditEvent.objects.filter(kind=kinds.AUDIT_PARTITION_CREATED.code)
+    assert f"Audit log partition for {month:%Y-%m} created (1 events moved into it)" in set(
+        created.values_list("details", flat=True)
+    )
+    months = [partitions.add_months(partitions.first_of(later), n) for n in range(-1, 3)]
+    assert {partitions.partition_name(m) for m in months} <= partition_names()
+    with time_machine.travel(later - timedelta(days=31), tick=False):
+        assert audit_partitions_create() == []
+    assert audit_log_verify().problem is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writers_never_fail_while_a_partition_is_created(practice):
+    users = [make_user(Role.NURSE, practice=practice) for _ in range(4)]
+    far = datetime.now(UTC) + timedelta(days=400)
+    record_at(far, acting_user=users[0], account=users[0])  # waits in the default partition
+
+    def work(user):
+        if user is None:
+            return partitions.partition_create(partitions.first_of(far))
+        for _ in range(15):
+            audit_event_record(kind=kinds.SIGNED_IN, acting_user=user, account=user, ip=None)
+
+    _, errors = run_together(work, [*users, None])
+    assert errors == []
+    assert AuditEvent.objects.filter(kind=kinds.SIGNED_IN.code).count() == 1 + 4 * 15
+    assert audit_log_verify().problem is None
+
+
+# Archiving a month, with the clock moved back to write it
+
+
+MARCH = datetime(2014, 3, 10, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def old_clinic(db):
+    """A practice and its people, created in 2014 (so chain order is time order)."""
+    with time_machine.travel(datetime(2014, 3, 1, tzinfo=UTC), tick=False):
+        clinic = make_practice("Old Clinic")
+        return make_user(Role.PROVIDER, practice=clinic), make_user(Role.SUPPORT_AGENT)
+
+
+@pytest.fixture
+def old_log(old_clinic):
+    """March 2014 events of a practice and of the platform, and two in April; signed."""
+    provider, agent = old_clinic
+    march = list(AuditEvent.objects.order_by("id"))  # the accounts' creation, on 1 March
+    march += [
+        record_at(MARCH + timedelta(days=n), acting_user=provider, account=provider)
+        for n in range(3)
+    ]
+    march.append(record_at(MARCH, acting_user=agent, account=agent))
+    april = [
+        record_at(datetime(2014, 4, 2, tzinfo=UTC), acting_user=provider, account=provider)
+        for _ in range(2)
+    ]
+    with time_machine.travel(datetime(2014, 4, 3, tzinfo=UTC), tick=False):
+        call_command("audit_checkpoint")
+    return march, april
+
+
+def archive(month: str, path) -> str:
+    call_command("audit_archive", "--month", month, "--to", str(path))
+    return path.read_text()
+
+
+def test_an_old_month_is_archived_verified_offline_and_the_live_chains_still_verify(
+    old_log, tmp_path, old_clinic, capsys
+):
+    provider = old_clinic[0]
+    march, april = old_log
+    target = tmp_path / "2014-03.jsonl"
+    text = archive("2014-03", target)
+    out = capsys.readouterr().out
+    assert f"Archived 2014-03: {len(march)} events of 2 chains" in out
+    assert not AuditEvent.objects.filter(pk__in=[e.pk for e in march]).exists()
+    assert AuditEvent.objects.filter(pk__in=[e.pk for e in april]).count() == 2
+    assert partitions.partition_name(MARCH.date()) not in partition_names()
+    call_command("audit_verify", "--file", str(target), "--public-key", public_key_arg())
+    out = capsys.readouterr().out
+    assert "Archive of 2014-03" in out and f"{len(march)} events" in out
+    records = [json.loads(line) for line in text.splitlines()]
+    archived = [r["event"] for r in records if "event" in r]
+    assert sorted(e["id"] for e in archived) == sorted(e.pk for e in march)
+    assert all(e["mac"] and e["key_id"] for e in archived)  # enough to restore the rows
+    assert sum("after" in r for r in records) == 2  # April's events link March to the head
+    # The live chains verify from their boundary; the steps are in the log.
+    call_command("audit_verify")
+    own = AuditChain.objects.get(practice=provider.practice)
+    last = march[-2]  # the practice's last March event
+    assert own.start_seq == last.seq + 1 and own.start_hash == last.row_hash
+    cut = AuditArchiveChain.objects.get(chain=own)
+    assert (cut.first_seq, cut.last_seq, cut.last_hash) == (1, last.seq, last.row_hash)
+    details = set(AuditEvent.objects.values_list("details", flat=True))
+    assert (
+        f"Audit log archive of 2014-03 written and verified: {len(march)} events in 2 chains, "
+        "through checkpoint 1" in details
+    )
+    assert (
+        f"Audit log events of 2014-03 archived and removed from the database: {len(march)} events"
+        in details
+    )
+    assert (
+        AuditArchive.objects.get().file_sha256
+        == __import__("hashlib").sha256(target.read_bytes()).hexdigest()
+    )
+
+
+def test_a_tampered_archive_file_does_not_verify(old_log, tmp_path):
+    records = [json.loads(line) for line in archive("2014-03", tmp_path / "a.jsonl").splitlines()]
+
+    def problem(changed: list[dict]) -> str:
+        body = "\n".join(json.dumps(r) for r in changed)
+        from audit import checkpoints, offline
+
+        return offline.verify_evidence(body.splitlines(), checkpoints.trusted_public_keys()).problem
+
+    edited = json.loads(json.dumps(records))
+    next(r for r in edited if "event" in r)["event"]["details"] = "Nothing happened"
+    assert "does not match its hash" in problem(edited)
+    moved = json.loads(json.dumps(records))
+    next(r for r in moved if "event" in r)["event"]["occurred_at"] = "2014-04-01T00:00:00.000000Z"
+    assert "not of the archived month" in problem(moved)
+    dropped = [r for r in records if r is not next(r for r in records if "event" in r)]
+    dropped[-1]["end"]["events"] -= 1
+    assert problem(dropped)
+
+
+@pytest.fixture
+def archived(old_log, tmp_path):
+    archive("2014-03", tmp_path / "a.jsonl")
+    audit_guards(install=False)
+    yield old_log
+    audit_guards(install=True)
+
+
+def test_an_edited_boundary_is_found(archived, old_clinic):
+    provider = old_clinic[0]
+    own = AuditChain.objects.get(practice=provider.practice)
+    sql("UPDATE audit_auditarchivechain SET last_hash = %s WHERE chain_id = %s", ["f" * 64, own.pk])
+    verify_fails(f"chain {own.pk} seq {own.start_seq}: the chain's start does not match")
+
+
+def test_a_boundary_moved_with_the_chain_to_hide_events_is_found(archived, old_clinic):
+    provider = old_clinic[0]
+    """Both the chain's start and its archive row moved past April's first event."""
+    own = AuditChain.objects.get(practice=provider.practice)
+    hidden = AuditEvent.objects.get(chain=own, seq=own.start_seq)
+    sql(
+        "UPDATE audit_auditchain SET start_seq = %s, start_hash = %s WHERE id = %s",
+        [hidden.seq + 1, hidden.row_hash, own.pk],
+    )
+    sql(
+        "UPDATE audit_auditarchivechain SET last_seq = %s, last_hash = %s WHERE chain_id = %s",
+        [hidden.seq, hidden.row_hash, own.pk],
+    )
+    verify_fails("the boundary of the archive of 2014-03 is not the one checkpoint 2 signed")
+
+
+@pytest.mark.parametrize(
+    ("month", "message"),
+    [
+        ("2020-01", "younger than the retention period"),
+        ("March", "must be a month as YYYY-MM"),
+        ("2014-04", "still holds events before 2014-04"),
+    ],
+)
+def test_a_month_that_may_not_go_is_refused_and_nothing_changes(old_log, tmp_path, month, message):
+    before = (AuditEvent.objects.count(), partition_names())
+    with pytest.raises(CommandError, match=message):
+        archive(month, tmp_path / "x.jsonl")
+    assert not (tmp_path / "x.jsonl").exists()
+    assert (AuditEvent.objects.count(), partition_names()) == before
+    assert not AuditArchive.objects.exists()
+
+
+def test_a_month_no_checkpoint_covers_is_refused(old_clinic, tmp_path):
+    record_at(MARCH, acting_user=old_clinic[0], account=old_clinic[0])
+    with pytest.raises(CommandError, match="No signed checkpoint covers the events of 2014-03"):
+        archive("2014-03", tmp_path / "x.jsonl")
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_the_retention_period_is_a_setting(old_log, tmp_path, settings):
+    settings.AUDIT_RETENTION_YEARS = 20
+    with pytest.raises(CommandError, match=r"retention period \(20 years.*from 2034-04-01"):
+        archive("2014-03", tmp_path / "x.jsonl")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_a_populated_log_into_partitions(practice):
+    from django.db.migrations.executor import MigrationExecutor
+
+    provider = make_user(Role.PROVIDER, practice=practice)
+    for when in (datetime(2019, 7, 4, tzinfo=UTC), datetime(2021, 1, 31, 23, 59, tzinfo=UTC)):
+        record_at(when, acting_user=provider, account=provider)
+    call_command("audit_checkpoint")
+    executor = MigrationExecutor(connection)
+    leaf = executor.loader.graph.leaf_nodes()
+    executor.migrate([("audit", "0005_verifications")])
+    assert "audit_auditevent_default" not in partition_names()
+    before = list(AuditEvent.objects.order_by("id").values("id", "chain_id", "seq", "row_hash"))
+    assert before
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(leaf)
+
+    assert {partitions.partition_name(datetime(2019, 7, 1).date()), partitions.DEFAULT} <= (
+        partition_names()
+    )
+    after = list(AuditEvent.objects.order_by("id").values("id", "chain_id", "seq", "row_hash"))
+    assert after == before
+    assert audit_log_verify().problem is None
+    new = audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
+    assert new.pk > before[-1]["id"]
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        sql("DELETE FROM audit_auditevent WHERE id = %s", [new.pk])
+
+
+def test_a_drop_that_failed_is_finished_by_running_the_command_again(
+    old_log, tmp_path, monkeypatch, capsys
+):
+    from audit import archive as archiving
+
+    finish = archiving.drop_archived_partition
+
+    def interrupted(done):
+        raise DatabaseError("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(archiving, "drop_archived_partition", interrupted)
+    with pytest.raises(CommandError, match="stopped: canceling statement due to lock timeout"):
+        archive("2014-03", tmp_path / "a.jsonl")
+    name = partitions.partition_name(MARCH.date())
+    assert name in partition_names()
+    call_command("audit_verify")  # the boundary holds; the rows before it are not read
+    monkeypatch.setattr(archiving, "drop_archived_partition", finish)
+    call_command("audit_archive", "--month", "2014-03", "--to", str(tmp_path / "a.jsonl"))
+    assert name not in partition_names()
+    assert AuditEvent.objects.filter(kind=kinds.AUDIT_ARCHIVED.code).count() == 1
+    call_command("audit_verify")
+    with pytest.raises(CommandError, match="2014-03 is already archived"):
+        archive("2014-03", tmp_path / "b.jsonl")

@@ -1,0 +1,73 @@
+"""An agent's spray of wrong Support PINs across accounts raises an alert with no one running
+a command; the practice's compliance officer finds it under Reports and acknowledges it with a
+note."""
+
+import re
+
+from playwright.sync_api import expect
+
+from accounts.roles import Role
+from tests.browser.conftest import sign_in
+from tests.factories import make_user
+from tests.support_pin.helpers import wrong_pin
+
+NOTE = "Called the agent's manager: a training script run against live accounts. Stopped."
+
+
+def test_an_agents_spray_raises_an_alert_that_is_acknowledged_with_a_note(
+    page, browser, live_server, practice, settings, password
+):
+    settings.ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR = 3
+    make_user(Role.SUPPORT_AGENT, username="agent", first_name="Sam", last_name="Rivera")
+    make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="compliance")
+    callers = [
+        make_user(Role.NURSE, practice=practice, username=name.lower(), first_name=name)
+        for name in ("Ann", "Ben", "Cal")
+    ]
+    agent_context = browser.new_context(base_url=live_server.url)
+    try:
+        agent = agent_context.new_page()
+        sign_in(agent, "agent", password)
+        for caller in callers:
+            agent.goto("/support/validate/")
+            agent.get_by_label("Find account").fill(caller.username)
+            agent.get_by_role("button", name="Search").click()
+            agent.get_by_role("link", name=caller.display_name).click()
+            agent.get_by_label("Support PIN the caller gives").fill(wrong_pin(caller))
+            agent.get_by_role("button", name="Validate").click()
+            expect(agent.get_by_role("status")).to_have_text("The Support PIN did not match.")
+    finally:
+        agent_context.close()  # before live_server stops, or its threads outlive the test
+
+    sign_in(page, "compliance", password)
+    page.get_by_text("Reports").click()
+    page.get_by_role("link", name="Alerts").click()
+    open_alerts = page.get_by_role("region", name="Open alerts")
+    expect(open_alerts).to_contain_text(
+        "Support agent Sam Rivera failed 3 Support PIN validations across accounts"
+    )
+    open_alerts.get_by_role("link", name="Open: review and acknowledge").click()
+    events = page.get_by_role("region", name="Events behind the alert")
+    expect(events.get_by_text("Unsuccessful validation of Support PIN")).to_have_count(3)
+    expect(
+        page.get_by_role("link", name=re.compile("events behind it in the Audit Log"))
+    ).to_be_visible()
+
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_text("Write a note on what you checked")).to_be_visible()
+    page.get_by_label("Note").fill(NOTE)
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_role("status")).to_contain_text(re.compile(r"Alert #\d+ was acknowledged"))
+    expect(page.get_by_role("region", name="Open alerts")).to_contain_text(
+        "No alert waits to be acknowledged."
+    )
+    expect(page.get_by_role("region", name="Acknowledged alerts")).to_contain_text(
+        "Acknowledged by"
+    )
+    # The report link opens the agent's events of that day, the alert and its note among them.
+    page.get_by_role("link", name=re.compile(r"#\d+")).first.click()
+    page.get_by_role("link", name=re.compile("events behind it in the Audit Log")).click()
+    expect(page.locator("table.audit tbody")).to_contain_text(
+        "Unsuccessful validation of Support PIN for user Ann"
+    )
+    expect(page.locator("table.audit tbody")).to_contain_text(f"acknowledged. Note: {NOTE}")
