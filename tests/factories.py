@@ -1,9 +1,12 @@
 """Test data built through the services, so invariants and side effects come along."""
 
 import itertools
+import secrets
 import time
 
+from django.conf import settings
 from django_otp.oath import totp
+from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.mfa import MFA_REQUIRED_ROLES
 from accounts.models import AuthenticatorDevice, Practice, User
@@ -31,8 +34,10 @@ def make_user(
     password: str = PASSWORD,
     doctor_id: int | None = None,
     mfa: bool | None = None,
+    passkey: bool | None = None,
 ) -> User:
-    """Create an account as production would; roles that require MFA get an authenticator."""
+    """Create an account as production would; roles that require MFA get an authenticator,
+    and roles that require a passkey (MFA_PHISHING_RESISTANT_ROLES) a stand-in for one."""
     n = next(_numbers)
     username = username or f"{role.value}{n}"
     if role == Role.PROVIDER and doctor_id is None:
@@ -50,7 +55,26 @@ def make_user(
     )
     if mfa if mfa is not None else role in MFA_REQUIRED_ROLES:
         AuthenticatorDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    if passkey is None:  # mfa=False: no second factor of any kind
+        passkey = mfa is not False and role.value in settings.MFA_PHISHING_RESISTANT_ROLES
+    if passkey:
+        add_stand_in_passkey(user)
     return user
+
+
+def add_stand_in_passkey(user: User, name: str = "Security key") -> WebAuthnCredential:
+    """A stored passkey no authenticator holds: it meets the passkey policy, and never signs in.
+
+    Browser tests create real ones with Chromium's virtual authenticator.
+    """
+    return WebAuthnCredential.objects.create(
+        user=user,
+        name=name,
+        confirmed=True,
+        credential_id=secrets.token_bytes(32),
+        public_key=secrets.token_bytes(77),
+        aaguid="00000000-0000-0000-0000-000000000000",
+    )
 
 
 def totp_code(user: User) -> str:
