@@ -113,8 +113,9 @@ class _Authentication:
         until = passkeys.passkey_throttled_until(user) if user else None
         if until is not None:
             wait = max(1, int((until - timezone.now()).total_seconds()))
+            unit = "second" if wait == 1 else "seconds"
             raise Throttled(
-                detail=f"Too many failed attempts with a passkey. Try again in {wait} seconds."
+                detail=f"Too many failed attempts with a passkey. Try again in {wait} {unit}."
             )
 
 
