@@ -368,3 +368,18 @@ def test_start_up_accepts_the_site_and_its_subdomains_and_localhost():
         ["https://ehr.example.org"],
     )
     assert webauthn_defaults(debug=True, hosts=[])[0] == "localhost"
+
+
+def test_the_reset_is_an_action_of_the_django_admin(provider, keyed):
+    root = make_user(Role.PLATFORM_AUDITOR, username="root")
+    User.objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(User.objects.get(pk=root.pk))
+    response = client.post(
+        reverse("admin:accounts_user_changelist"),
+        {"action": "reset_two_factor", "_selected_action": [provider.pk]},
+    )
+    assert response.status_code == 302
+    assert not WebAuthnCredential.objects.filter(user=provider).exists()
+    event = AuditEvent.objects.filter(kind=kinds.MFA_RESET.code).get()
+    assert event.actor_id == root.pk and event.account == provider
