@@ -81,9 +81,10 @@ def passkey_list(user: User) -> list[WebAuthnCredential]:
 
 class Policy(enum.Enum):
     NOT_REQUIRED = "not required"  # the user's roles do not need a passkey
-    MET = "met"  # they do, and the user has one
+    MET = "met"  # they do, and this session was confirmed with one
     GRACE = "grace"  # they do, the user has none yet, and the grace period runs
     HELD = "held"  # they do, the user has none: the Security tab only
+    RECOVERY = "recovery"  # the user has one, but this session used another factor
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,12 @@ class PolicyState:
 
     @property
     def held(self) -> bool:
-        return self.policy is Policy.HELD
+        """Whether the session may use the Security tab only."""
+        return self.policy in (Policy.HELD, Policy.RECOVERY)
+
+    @property
+    def recovery(self) -> bool:
+        return self.policy is Policy.RECOVERY
 
 
 def passkey_required(user: User) -> bool:
@@ -105,15 +111,20 @@ def passkey_required(user: User) -> bool:
 
 
 def passkey_policy(user: User, *, verified_device=None) -> PolicyState:
-    """Where the user stands with MFA_PHISHING_RESISTANT_ROLES.
+    """Where the user's session stands with MFA_PHISHING_RESISTANT_ROLES.
 
-    A session confirmed with a passkey meets it without a query; otherwise one
-    query (whether the user has a passkey) for the roles the policy names.
+    Those roles sign in with a passkey: a session confirmed with one meets the
+    policy (without a query). A session that used the authenticator app or a
+    backup code (one query: whether the user has a passkey) reaches only the
+    Security tab: to replace a lost passkey, or to add a first one, except
+    during the account's grace period.
     """
     if not passkey_required(user):
         return PolicyState(Policy.NOT_REQUIRED)
-    if isinstance(verified_device, WebAuthnCredential) or has_passkey(user):
+    if isinstance(verified_device, WebAuthnCredential):
         return PolicyState(Policy.MET)
+    if has_passkey(user):
+        return PolicyState(Policy.RECOVERY)
     if user.passkey_grace_from is not None:
         until = user.passkey_grace_from + timedelta(days=settings.MFA_PHISHING_RESISTANT_GRACE_DAYS)
         if timezone.now() < until:

@@ -5,6 +5,7 @@ import secrets
 import time
 
 from django.conf import settings
+from django.utils import timezone
 from django_otp.oath import totp
 from django_otp_webauthn.models import WebAuthnCredential
 
@@ -34,10 +35,15 @@ def make_user(
     password: str = PASSWORD,
     doctor_id: int | None = None,
     mfa: bool | None = None,
-    passkey: bool | None = None,
+    passkey: bool = False,
+    grace: bool | None = None,
 ) -> User:
-    """Create an account as production would; roles that require MFA get an authenticator,
-    and roles that require a passkey (MFA_PHISHING_RESISTANT_ROLES) a stand-in for one."""
+    """Create an account as production would; roles that require MFA get an authenticator.
+
+    Roles that require a passkey (MFA_PHISHING_RESISTANT_ROLES) are, unless told
+    otherwise, in their grace period, as the accounts that had an authenticator app
+    when passkeys came: they sign in with a code. `passkey` gives a stand-in one.
+    """
     n = next(_numbers)
     username = username or f"{role.value}{n}"
     if role == Role.PROVIDER and doctor_id is None:
@@ -53,12 +59,16 @@ def make_user(
         doctor_id=doctor_id,
         acting_user=None,
     )
-    if mfa if mfa is not None else role in MFA_REQUIRED_ROLES:
+    enrolled = mfa if mfa is not None else role in MFA_REQUIRED_ROLES
+    if enrolled:
         AuthenticatorDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
-    if passkey is None:  # mfa=False: no second factor of any kind
-        passkey = mfa is not False and role.value in settings.MFA_PHISHING_RESISTANT_ROLES
     if passkey:
         add_stand_in_passkey(user)
+    if grace is None:
+        grace = enrolled and not passkey and role.value in settings.MFA_PHISHING_RESISTANT_ROLES
+    if grace:
+        User.objects.filter(pk=user.pk).update(passkey_grace_from=timezone.now())
+        user.refresh_from_db(fields=["passkey_grace_from"])
     return user
 
 

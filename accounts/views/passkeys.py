@@ -21,6 +21,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django_otp import login as otp_login
 from django_otp_webauthn import exceptions
 from django_otp_webauthn.models import WebAuthnCredential
 from django_otp_webauthn.views import (
@@ -94,6 +95,10 @@ class PasskeyRegistrationComplete(_Registration, CompleteCredentialRegistrationV
                     keep_session_key=request.session.session_key,
                 )
         request.session.pop(passkeys.ENROLMENT, None)
+        if passkeys.passkey_required(request.user):
+            # The ceremony just proved the authenticator is at hand (the library marks a
+            # session with no factor yet alike): this session now stands on the passkey.
+            otp_login(request, device)
         messages.success(request, f"Passkey “{enrolment['name']}” added.")
         return response
 

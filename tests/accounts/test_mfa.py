@@ -178,6 +178,7 @@ def test_roles_that_require_mfa_must_enrol_before_anything_else(client, practice
     # An authenticator app is not enough for these roles: a passkey too (with no grace).
     assert client.get("/account/staff/")["Location"] == SECURITY
     add_stand_in_passkey(user)
+    client.force_login(user)  # signed in again, with the passkey
     assert client.get("/account/staff/").status_code == 200
 
 

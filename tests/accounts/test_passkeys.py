@@ -252,7 +252,7 @@ def test_removing_a_passkey_asks_first_and_only_removes_ones_own(client, provide
 
 
 def test_a_privileged_role_without_a_passkey_is_held_at_the_security_tab(client, practice):
-    officer = make_user(Role.COMPLIANCE_OFFICER, practice=practice, passkey=False)
+    officer = make_user(Role.COMPLIANCE_OFFICER, practice=practice, grace=False)
     client.force_login(officer)  # signed in with the authenticator app
     assert client.get("/audit/")["Location"] == SECURITY
     page = client.get(SECURITY).content.decode()
@@ -265,7 +265,7 @@ def test_a_privileged_role_without_a_passkey_is_held_at_the_security_tab(client,
 
 def test_the_grace_period_shows_a_notice_then_holds(client, practice, settings):
     settings.MFA_PHISHING_RESISTANT_GRACE_DAYS = 30
-    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, passkey=False)
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, grace=False)
     User.objects.filter(pk=admin.pk).update(passkey_grace_from=timezone.now())
     client.force_login(admin)
     page = client.get("/practice/staff/")
@@ -277,13 +277,13 @@ def test_the_grace_period_shows_a_notice_then_holds(client, practice, settings):
 
 
 def test_the_policy_names_its_roles_in_settings(client, practice, settings):
-    auditor = make_user(Role.PLATFORM_AUDITOR, passkey=False)
+    auditor = make_user(Role.PLATFORM_AUDITOR, grace=False)
     client.force_login(auditor)
     assert client.get("/audit/")["Location"] == SECURITY
     settings.MFA_PHISHING_RESISTANT_ROLES = ["support_agent"]
     assert client.get("/audit/").status_code == 200
     settings.MFA_PHISHING_RESISTANT_ROLES = ["support_agent", "provider"]
-    provider = make_user(Role.PROVIDER, practice=practice, mfa=True, passkey=False)
+    provider = make_user(Role.PROVIDER, practice=practice, mfa=True, grace=False)
     other = Client()
     other.force_login(provider)
     assert other.get("/account/settings/")["Location"] == SECURITY
@@ -295,9 +295,9 @@ def test_the_grace_starts_for_accounts_with_an_app_only_when_the_policy_comes(db
     from django.apps import apps
 
     migration = import_module("accounts.migrations.0012_passkeys")
-    with_app = make_user(Role.SUPPORT_AGENT, passkey=False)
+    with_app = make_user(Role.SUPPORT_AGENT, grace=False)
     without = make_user(Role.SUPPORT_AGENT, mfa=False)
-    provider = make_user(Role.PROVIDER, practice=practice, mfa=True)
+    provider = make_user(Role.PROVIDER, practice=practice, mfa=True, grace=False)
     migration.start_grace(apps, None)
     graced = set(User.objects.filter(passkey_grace_from__isnull=False).values_list("pk", flat=True))
     assert graced == {with_app.pk}
@@ -314,11 +314,27 @@ def test_the_sign_in_step_of_an_account_with_passkeys_only_offers_backup_codes(p
     assert response.status_code == 302  # a lost passkey: the backup codes still sign in
 
 
-def test_an_app_code_still_signs_in_an_account_that_has_both(practice):
-    agent = make_user(Role.SUPPORT_AGENT)  # an app and a passkey
+def test_an_app_code_of_a_privileged_account_with_a_passkey_opens_the_security_tab_only(
+    practice, provider
+):
+    agent = make_user(Role.SUPPORT_AGENT, passkey=True)  # an app and a passkey
     client = password_step(agent)
     response = client.post("/accounts/login/mfa/", {"method": "app", "code": totp_code(agent)})
     assert response.status_code == 302
+    assert client.get("/support/validate/")["Location"] == SECURITY
+    page = client.get(SECURITY).content.decode()
+    assert "this session used another way, so only the Security tab is open" in page
+    # The Security tab's own actions stay open: replacing a lost passkey.
+    key = WebAuthnCredential.objects.get(user=agent)
+    confirm_identity(client)
+    assert client.post(f"/account/security/passkeys/{key.pk}/remove/")["Location"] == SECURITY
+    # A role the policy does not name keeps the app as a full second factor.
+    add_stand_in_passkey(provider)
+    mfa.mfa_enroll_with_key(user=provider, key_hex="3132333435363738393031323334353637383930")
+    client = password_step(provider)
+    response = client.post("/accounts/login/mfa/", {"method": "app", "code": totp_code(provider)})
+    assert response.status_code == 302
+    assert client.get("/account/settings/").status_code == 200
 
 
 def test_a_platform_administrator_resets_a_lost_second_factor(provider, keyed, practice):

@@ -5,6 +5,7 @@ are caught here, not in production.
 """
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -38,7 +39,9 @@ PAGES = [
 def signed_in(role, practice) -> Client:
     platform = role in (Role.SUPPORT_AGENT, Role.PLATFORM_AUDITOR)
     client = Client()
-    client.force_login(make_user(role, practice=None if platform else practice))
+    # Roles that need a passkey signed in with one, as they must once their grace is over.
+    passkey = role.value in settings.MFA_PHISHING_RESISTANT_ROLES
+    client.force_login(make_user(role, practice=None if platform else practice, passkey=passkey))
     confirm_identity(client)
     return client
 

@@ -108,7 +108,7 @@ def test_add_a_passkey_sign_in_with_it_and_open_the_pin_view_with_it(
 def test_a_privileged_role_without_a_passkey_is_held_until_it_adds_one(
     page, passkey_site, practice, password
 ):
-    make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="carol", passkey=False)
+    make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="carol", grace=False)
     page.set_viewport_size(PHONE)
     virtual_authenticator(page)
     sign_in(page, "carol", password)  # with the authenticator app
