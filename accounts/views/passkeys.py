@@ -151,8 +151,11 @@ class PasskeyAuthenticationComplete(_Authentication, CompleteCredentialAuthentic
         request = self.request
         passkeys.passkey_used(acting_user=device.user, ip=request.client_ip)
         if request.user.is_authenticated:
-            # A prompt: the password comes next, on the same page.
+            # A prompt: the password comes next, on the same page. A session that signed
+            # in with another factor now stands on the passkey too (it was just used).
             passkeys.passkey_proof_keep(request)
+            if not isinstance(request.user.otp_device, WebAuthnCredential):
+                otp_login(request, device)
             return
         user, pending = sign_in.pending_sign_in(request)
         del request.session[sign_in.PENDING_MFA]

@@ -325,9 +325,17 @@ def test_an_app_code_of_a_privileged_account_with_a_passkey_opens_the_security_t
     page = client.get(SECURITY).content.decode()
     assert "this session used another way, so only the Security tab is open" in page
     # The Security tab's own actions stay open: replacing a lost passkey.
-    key = WebAuthnCredential.objects.get(user=agent)
+    lost = WebAuthnCredential.objects.get(user=agent)
+    authenticator = SoftAuthenticator()
+    other = Client()
+    other.force_login(agent)
+    assert add_passkey(other, authenticator, name="Second key").status_code == 200
     confirm_identity(client)
-    assert client.post(f"/account/security/passkeys/{key.pk}/remove/")["Location"] == SECURITY
+    assert client.post(f"/account/security/passkeys/{lost.pk}/remove/")["Location"] == SECURITY
+    assert client.get("/support/validate/")["Location"] == SECURITY
+    # Using a passkey in that session (at a prompt) lets it on.
+    assert use_passkey(client, authenticator).status_code == 200
+    assert client.get("/support/validate/").status_code == 200
     # A role the policy does not name keeps the app as a full second factor.
     add_stand_in_passkey(provider)
     mfa.mfa_enroll_with_key(user=provider, key_hex="3132333435363738393031323334353637383930")
