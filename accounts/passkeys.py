@@ -10,7 +10,10 @@ accounts/views/passkeys.py, which wrap the library's views:
 - A passkey is only ever a second factor, after the password: the library's
   passwordless sign-in is off, and a ceremony is for the user who passed the
   password step or is signed in, never for whoever a credential names.
-- Every add, use, failure and removal writes its audit event. Failures are
+- Every add, use, failure and removal writes its audit event, and an add or a
+  removal also mails the owner at once (`_mail_owner`), in the same transaction:
+  a session relayed by a phishing site that adds its own passkey is seen by the
+  one person who knows it was not them. Failures are
   throttled as wrong codes are (`PasskeyFailures`, one count per user: a
   failure cannot always be pinned on one credential), and shown with the wait.
 - The policy: the roles in MFA_PHISHING_RESISTANT_ROLES must have a passkey
@@ -35,6 +38,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 from accounts.models import PasskeyFailures, User
 from audit import kinds
 from audit.services import audit_event_record
+from outbox.services import mail_enqueue
 
 PASSKEY = "passkey"  # the prompt forms' method for a passkey
 NAME_MAX = 64  # characters of a passkey's name
@@ -204,6 +208,7 @@ def passkey_added(
     audit_event_record(
         kind=kinds.PASSKEY_ADDED, acting_user=acting_user, account=acting_user, ip=ip
     )
+    _mail_owner(acting_user, f'The passkey or security key "{name}" was added to', ip)
     others = WebAuthnCredential.objects.filter(user=acting_user).exclude(pk=device.pk)
     return mfa.mfa_device(acting_user) is None and not others.exists()
 
@@ -211,10 +216,32 @@ def passkey_added(
 @transaction.atomic
 def passkey_remove(*, acting_user: User, passkey_id: int, ip: str | None) -> bool:
     """Remove one of the user's own passkeys (the caller confirmed who they are)."""
-    deleted, _ = WebAuthnCredential.objects.filter(pk=passkey_id, user=acting_user).delete()
+    device = WebAuthnCredential.objects.filter(pk=passkey_id, user=acting_user).first()
     _forget(acting_user)
-    if deleted:
-        audit_event_record(
-            kind=kinds.PASSKEY_REMOVED, acting_user=acting_user, account=acting_user, ip=ip
-        )
-    return bool(deleted)
+    if device is None:
+        return False
+    device.delete()
+    audit_event_record(
+        kind=kinds.PASSKEY_REMOVED, acting_user=acting_user, account=acting_user, ip=ip
+    )
+    _mail_owner(acting_user, f'The passkey or security key "{device.name}" was removed from', ip)
+    return True
+
+
+def _mail_owner(account: User, what: str, ip: str | None) -> None:
+    """Tell the owner of a change to their factors, whoever made it (a security notice)."""
+    if not account.email:
+        return
+    where = f" from {ip}" if ip else ""
+    mail_enqueue(
+        subject="A passkey changed on your EHR account",
+        body=(
+            f"Hello {account.display_name},\n\n"
+            f"{what} your account on {timezone.now():%Y-%m-%d at %H:%M} UTC{where}.\n\n"
+            "If this was you, there is nothing to do. If it was not, someone has your "
+            "password and a sign-in code: change your password now and tell your practice "
+            "administrator, who can reset your two-factor authentication and sign you out "
+            "everywhere.\n"
+        ),
+        recipients=[account.email],
+    )

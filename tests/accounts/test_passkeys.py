@@ -407,3 +407,22 @@ def test_the_reset_is_an_action_of_the_django_admin(provider, keyed):
     assert not WebAuthnCredential.objects.filter(user=provider).exists()
     event = AuditEvent.objects.filter(kind=kinds.MFA_RESET.code).get()
     assert event.actor_id == root.pk and event.account == provider
+
+
+def test_the_owner_is_mailed_when_a_passkey_is_added_or_removed(smtp_server, client, provider):
+    """A relayed session that adds its own passkey is seen by the one who knows it was not them."""
+    from django.core.management import call_command
+
+    client.force_login(provider)
+    assert add_passkey(client, SoftAuthenticator(), name="Evil key").status_code == 200
+    key = WebAuthnCredential.objects.get(user=provider)
+    confirm_identity(client)
+    assert client.post(f"/account/security/passkeys/{key.pk}/remove/")["Location"] == SECURITY
+    call_command("outbox_worker", "--once")
+    assert [m["To"] for m in smtp_server.messages] == [provider.email, provider.email]
+    assert {m["Subject"] for m in smtp_server.messages} == {"A passkey changed on your EHR account"}
+    bodies = [m.get_payload() for m in smtp_server.messages]
+    assert 'The passkey or security key "Evil key" was added to your account' in bodies[0]
+    assert 'The passkey or security key "Evil key" was removed from your account' in bodies[1]
+    handle = WebAuthnUserHandle.objects.get(user=provider).handle
+    assert all(b64url(handle) not in body and handle.hex() not in body for body in bodies)
