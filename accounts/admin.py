@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.shortcuts import redirect
 
+from accounts.mfa import mfa_reset
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
 from accounts.services import sign_in_unlock
 
@@ -15,7 +16,7 @@ class UserAdmin(DjangoUserAdmin):
         *DjangoUserAdmin.fieldsets,
         ("Practice", {"fields": ("practice", "time_zone")}),
     )
-    actions = ["unlock_sign_in"]
+    actions = ["unlock_sign_in", "reset_two_factor"]
 
     def user_change_password(self, request, id, form_url=""):
         """Not here: a password is changed by its owner behind the password prompt (which
@@ -34,6 +35,22 @@ class UserAdmin(DjangoUserAdmin):
         for account in queryset:
             sign_in_unlock(account=account, acting_user=request.user, ip=request.client_ip)
         self.message_user(request, f"Unlocked sign-in for {queryset.count()} account(s).")
+
+    @admin.action(description="Reset two-factor authentication (lost passkey or phone)")
+    def reset_two_factor(self, request, queryset):
+        """Remove every second factor of the chosen accounts and sign them out (audited).
+
+        For someone who lost their passkeys and backup codes alike, once their
+        identity was checked outside the system; they set a factor up again at
+        their next sign-in.
+        """
+        for account in queryset:
+            mfa_reset(account=account, acting_user=request.user, ip=request.client_ip)
+        self.message_user(
+            request,
+            f"Reset two-factor authentication of {queryset.count()} account(s): they set it "
+            "up again at their next sign-in.",
+        )
 
 
 @admin.register(Practice)

@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from accounts import idle, mfa, reauth
+from accounts import idle, mfa, passkeys, reauth
 from accounts.models import User, UserSession
 from accounts.session_store import stored_key
 from audit import kinds
@@ -115,6 +115,7 @@ class PromptResult:
     locked: bool = False  # sign-in (and so every prompt) is locked for this account
     code_wrong: bool = False
     throttled_until: datetime | None = None  # wrong codes: django-otp's delay
+    passkey_missing: bool = False  # the passkey was chosen but not used (or too long ago)
 
 
 def identity_confirm(
@@ -126,6 +127,9 @@ def identity_confirm(
     code: str | None = None,
 ) -> PromptResult:
     """Check the signed-in user's password, then the second factor where they have one.
+
+    The second factor is a code of the kind `method` names, or a passkey used on
+    the page just before (`method` is "passkey": its proof waits in the session).
 
     The acting user is the request's. Refused without looking while sign-in
     is locked for this account and address; a wrong password counts towards
@@ -154,7 +158,11 @@ def identity_confirm(
             if locked:  # it was not before this failure
                 _record_lock(account=user, ip=ip)
         return PromptResult(ok=False, locked=locked)
-    if mfa.mfa_device(user) is not None:
+    if method == passkeys.PASSKEY and passkeys.has_passkey(user):
+        # The passkey was checked (and any failure counted) when it was used on the page.
+        if not passkeys.passkey_proof_take(request):
+            return PromptResult(ok=False, passkey_missing=True)
+    elif mfa.mfa_enrolled(user):
         check = mfa.mfa_check(acting_user=user, method=method or "", code=code or "", ip=ip)
         if not check.ok:
             return PromptResult(ok=False, code_wrong=True, throttled_until=check.throttled_until)

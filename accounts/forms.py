@@ -9,8 +9,9 @@ from phonenumber_field.formfields import PhoneNumberField
 from phonenumbers import PhoneNumberFormat, example_number, format_number
 
 from accounts.images import clean_image_upload
-from accounts.mfa import mfa_device, normalize_code
+from accounts.mfa import mfa_device, mfa_enrolled, normalize_code
 from accounts.models import ProviderProfile, Specialty, User
+from accounts.passkeys import NAME_MAX, PASSKEY, has_passkey
 from accounts.phones import PhoneInput, practice_country
 from accounts.validators import time_zone_names
 from outbox.services import mail_enqueue
@@ -265,13 +266,29 @@ class IdentityForm(forms.Form):
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        if mfa_device(user) is not None:
+        self.offers_passkey = False
+        if mfa_enrolled(user):
             code_fields = MfaCodeForm()
             self.fields["method"] = code_fields.fields["method"]
             self.fields["code"] = code_fields.fields["code"]
             self.fields["code"].widget.attrs.pop("autofocus", None)
+            choices = [("backup", "Backup code")]
+            if mfa_device(user) is not None:
+                choices.insert(0, ("app", "Authenticator app"))
+            if has_passkey(user):
+                # First, as the sign-in step offers it; a passkey needs no code.
+                choices.insert(0, (PASSKEY, "Passkey or security key"))
+                self.offers_passkey = True
+                self.fields["code"].required = False
+            self.fields["method"].choices = choices
+            self.fields["method"].initial = choices[0][0]
 
     locked = False  # set when the check found the account's prompts locked
+
+    @property
+    def passkey_button(self) -> bool:
+        """Whether this form shows the passkey button (one a page: the default ids' form)."""
+        return self.offers_passkey and self.auto_id in {"id_%s", "support-pin-%s"}
 
     @property
     def http_status(self) -> int:
@@ -284,8 +301,12 @@ class IdentityForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if self.asks_for_code and data.get("code"):
+        if self.asks_for_code and data.get("method") == PASSKEY:
+            data["code"] = ""  # the passkey was used on the page, not typed
+        elif self.asks_for_code and data.get("code"):
             clean_code_fields(self, data)
+        elif self.asks_for_code and self.offers_passkey and self.fields["method"].required:
+            self.add_error("code", "Enter a code, or use your passkey.")
         return data
 
 
@@ -336,6 +357,11 @@ class StaffAccountForm(IdentityForm):
         _phones_for(self, user)
         self.fields["password"].required = False
         self.fields["password"].label = "Your password (only to change the email address)"
+        if self.offers_passkey:  # the page's passkey button belongs to its PIN dialog
+            choices = [c for c in self.fields["method"].choices if c[0] != PASSKEY]
+            self.fields["method"].choices = choices
+            self.fields["method"].initial = choices[0][0]
+            self.offers_passkey = False
         if self.asks_for_code:
             self.fields["method"].required = self.fields["code"].required = False
 
@@ -352,7 +378,8 @@ class StaffAccountForm(IdentityForm):
             return data
         if not data.get("password"):
             self.add_error("password", "Enter your password to change the email address.")
-        if self.asks_for_code and not (data.get("method") and data.get("code")):
+        method = data.get("method")
+        if self.asks_for_code and not (method and (data.get("code") or method == PASSKEY)):
             self.add_error("code", "Enter a code to change the email address.")
         return data
 
@@ -361,6 +388,19 @@ class StaffAccountForm(IdentityForm):
         if self.cleaned_data.get("time_zone"):
             changes["time_zone"] = self.cleaned_data["time_zone"]
         return changes
+
+
+class PasskeyNameForm(forms.Form):
+    """The name of a passkey or security key about to be added (the owner's label for it)."""
+
+    name = forms.CharField(
+        label="Name of the passkey or security key",
+        max_length=NAME_MAX,
+        help_text="For example: work laptop, or blue security key.",
+    )
+
+    def clean_name(self) -> str:
+        return " ".join(self.cleaned_data["name"].split())  # one space between words
 
 
 class StaffCreateForm(forms.Form):

@@ -1,4 +1,5 @@
-"""Two-factor authentication with django-otp: an authenticator app (TOTP) and backup codes.
+"""Two-factor authentication with django-otp: an authenticator app (TOTP), passkeys and
+security keys (WebAuthn, accounts/passkeys.py), and backup codes.
 
 Services here write devices and their audit events; the sign-in step and the
 Security tab call them. Verification is always against the kind of device the
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
+from accounts import passkeys
 from accounts.models import AuthenticatorDevice, BackupCodeDevice, User
 from accounts.roles import Role
 from audit import kinds
@@ -51,6 +53,15 @@ def mfa_device(user: User) -> AuthenticatorDevice | None:
 
 def _forget_device(user: User) -> None:
     user.__dict__.pop(_DEVICE, None)
+
+
+def mfa_enrolled(user: User) -> bool:
+    """Whether signing in asks the user for a second factor: an authenticator app or a passkey."""
+    return mfa_device(user) is not None or passkeys.has_passkey(user)
+
+
+def backup_codes_exist(user: User) -> bool:
+    return BackupCodeDevice.objects.filter(user=user, confirmed=True).exists()
 
 
 def normalize_code(method: str, raw: str) -> str | None:
@@ -167,13 +178,33 @@ def _new_backup_codes(user: User) -> list[str]:
     return codes
 
 
+def _remove_every_device(user: User) -> None:
+    AuthenticatorDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    passkeys.WebAuthnCredential.objects.filter(user=user).delete()
+    _forget_device(user)
+    passkeys._forget(user)
+
+
 @transaction.atomic
 def mfa_remove(*, acting_user: User, ip: str | None) -> None:
-    """Remove every device (the caller confirmed the password and a current code)."""
-    AuthenticatorDevice.objects.filter(user=acting_user).delete()
-    StaticDevice.objects.filter(user=acting_user).delete()
-    _forget_device(acting_user)
+    """Remove every device, passkeys too (the caller confirmed the password and a factor)."""
+    _remove_every_device(acting_user)
     audit_event_record(kind=kinds.MFA_REMOVED, acting_user=acting_user, account=acting_user, ip=ip)
+
+
+@transaction.atomic
+def mfa_reset(*, account: User, acting_user: User, ip: str | None) -> None:
+    """Remove every second factor of someone who lost theirs (a platform administrator acts).
+
+    The account's sessions end; its next sign-in takes the password only and,
+    where its role needs a second factor, leads straight to setting one up.
+    """
+    from accounts.auth_events import sessions_end_all
+
+    _remove_every_device(account)
+    audit_event_record(kind=kinds.MFA_RESET, acting_user=acting_user, account=account, ip=ip)
+    sessions_end_all(account=account, acting_user=acting_user, ip=ip)
 
 
 @transaction.atomic

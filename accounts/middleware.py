@@ -12,7 +12,7 @@ from django.shortcuts import redirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 
-from accounts import auth_events, idle, mfa
+from accounts import auth_events, idle, mfa, passkeys
 from accounts.models import UserSession
 
 EndReason = UserSession.EndReason
@@ -74,24 +74,48 @@ class IdleTimeoutMiddleware:
         return self.get_response(request)
 
 
-# Allowed without MFA by a user whose role requires it but who has not enrolled yet.
+# Allowed without MFA by a user whose role requires it but who has not enrolled yet, and to
+# a user whose role requires a passkey but who has none (MFA_PHISHING_RESISTANT_ROLES).
 ENROLMENT_PATHS = (
     "security",
     "mfa_enrol_start",
     "mfa_enrol_confirm",
+    "reauth",  # adding a passkey asks who you are first
+    "passkey_add",
+    "otp_webauthn:credential-registration-begin",
+    "otp_webauthn:credential-registration-complete",
+    "otp_webauthn:credential-authentication-begin",
+    "otp_webauthn:credential-authentication-complete",
+    "otp_webauthn:js-i18n-catalog",
     "logout",
     "session_status",
     "session_keepalive",
     "healthz",
 )
+# The rest of the Security tab, for a user who has a second factor but no passkey yet.
+SECURITY_TAB_PATHS = (
+    *ENROLMENT_PATHS,
+    "passkey_remove",
+    "mfa_backup_codes",
+    "session_end",
+    "sessions_end_others",
+)
+
+
+def _view_name(request: HttpRequest) -> str | None:
+    try:
+        return resolve(request.path_info).view_name
+    except Resolver404:
+        return None
 
 
 class MfaRequiredMiddleware:
-    """Roles that require MFA must enrol before anything else; enrolled users must be verified.
+    """Roles that require MFA must enrol before anything else; enrolled users must be verified;
+    roles that require a passkey must add one (after any grace period) before anything else.
 
     A session that signed in before the account's device existed cannot pass
     (enrolment also ends the account's other sessions): it must sign in again
-    with a code.
+    with a second factor.
     """
 
     def __init__(self, get_response):
@@ -99,18 +123,19 @@ class MfaRequiredMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if not user.is_authenticated or user.is_verified():
-            return self.get_response(request)  # verified implies enrolled: no query
-        if mfa.mfa_device(user) is not None:  # enrolled, but this session never gave a code
+        if not user.is_authenticated:
+            return self.get_response(request)
+        if user.is_verified():  # verified implies enrolled: no query for that
+            policy = passkeys.passkey_policy(user, verified_device=user.otp_device)
+            if policy.held and _view_name(request) not in SECURITY_TAB_PATHS:
+                return redirect("security")
+            return self.get_response(request)
+        if mfa.mfa_enrolled(user):  # enrolled, but this session never gave a second factor
             auth_events.sign_out(request=request, reason=EndReason.REVOKED)
             return redirect(f"{reverse('login')}?next={request.path}")
-        if mfa.mfa_required(user):
-            try:
-                name = resolve(request.path_info).url_name
-            except Resolver404:
-                name = None
-            if name not in ENROLMENT_PATHS:
-                return redirect("security")
+        required = mfa.mfa_required(user) or passkeys.passkey_required(user)
+        if required and _view_name(request) not in ENROLMENT_PATHS:
+            return redirect("security")
         return self.get_response(request)
 
 

@@ -12,6 +12,7 @@ from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django_otp.models import ThrottlingMixin
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from phonenumber_field.modelfields import PhoneNumberField
@@ -86,6 +87,15 @@ class User(AbstractUser):
         default=DEFAULT_TIME_ZONE,
         validators=[validate_time_zone],
         help_text="IANA time zone in which this user reads dates and times.",
+    )
+    passkey_grace_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "When this account's grace period for adding a passkey began: the passkey "
+            "policy (MFA_PHISHING_RESISTANT_ROLES) found it signing in with an authenticator "
+            "app only. Empty: no grace, a role that needs a passkey needs it at once."
+        ),
     )
 
     class Meta:
@@ -402,3 +412,42 @@ class PasswordResetRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Password reset request at {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class _AlwaysAllowed(models.Model):
+    """The end of ThrottlingMixin's chain (django-otp's Device plays this part for devices)."""
+
+    class Meta:
+        abstract = True
+
+    def verify_is_allowed(self):
+        return True, None
+
+
+class PasskeyFailures(ThrottlingMixin, _AlwaysAllowed):
+    """Consecutive failed passkey checks of one user, throttled as wrong codes are.
+
+    The passkeys themselves are django-otp-webauthn's credentials (one django-otp
+    device each); a failure cannot always be pinned on one of them (an unknown or
+    removed credential, another user's), so the user's passkeys share this count:
+    each failure doubles the wait before the next check (OTP_WEBAUTHN_THROTTLE_FACTOR
+    seconds, then twice that, ...), and a success resets it (accounts/passkeys.py).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="passkey_failures",
+        help_text="Whose passkey checks these are.",
+    )
+
+    class Meta:
+        verbose_name = "passkey failures"
+        verbose_name_plural = "passkey failures"
+
+    def __str__(self) -> str:
+        return f"Passkey failures of user {self.user_id}"
+
+    def get_throttle_factor(self) -> int:
+        return getattr(settings, "OTP_WEBAUTHN_THROTTLE_FACTOR", 1)

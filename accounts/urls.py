@@ -1,7 +1,46 @@
-from django.urls import path
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 import ehr.converters  # noqa: F401  (registers the id converters)
-from accounts.views import idle, password_reset, practice_staff, profile, security, sign_in
+from accounts.views import (
+    idle,
+    passkeys,
+    password_reset,
+    practice_staff,
+    profile,
+    security,
+    sign_in,
+)
+
+# django-otp-webauthn's JSON endpoints (its script and template tags name them in this
+# namespace), served by the project's subclasses of its views.
+passkey_api = [
+    path(
+        "registration/begin/",
+        passkeys.PasskeyRegistrationBegin.as_view(),
+        name="credential-registration-begin",
+    ),
+    path(
+        "registration/complete/",
+        passkeys.PasskeyRegistrationComplete.as_view(),
+        name="credential-registration-complete",
+    ),
+    path(
+        "authentication/begin/",
+        passkeys.PasskeyAuthenticationBegin.as_view(),
+        name="credential-authentication-begin",
+    ),
+    path(
+        "authentication/complete/",
+        passkeys.PasskeyAuthenticationComplete.as_view(),
+        name="credential-authentication-complete",
+    ),
+    path(
+        "jsi18n/",
+        JavaScriptCatalog.as_view(packages=["django_otp_webauthn"]),
+        name="js-i18n-catalog",
+    ),
+]
 
 urlpatterns = [
     # Sign-in and confirmation
@@ -50,6 +89,13 @@ urlpatterns = [
     path("account/security/mfa/confirm/", security.mfa_enrol_confirm, name="mfa_enrol_confirm"),
     path("account/security/mfa/backup-codes/", security.mfa_backup_codes, name="mfa_backup_codes"),
     path("account/security/mfa/remove/", security.mfa_remove, name="mfa_remove"),
+    path("account/security/passkeys/add/", passkeys.passkey_add, name="passkey_add"),
+    path(
+        "account/security/passkeys/<id:passkey_id>/remove/",
+        passkeys.passkey_remove,
+        name="passkey_remove",
+    ),
+    path("account/passkeys/", include((passkey_api, "otp_webauthn"))),
     path(
         "account/security/sessions/<stored_session_key:session_id>/end/",
         security.session_end,

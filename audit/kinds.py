@@ -150,6 +150,36 @@ MFA_BACKUP_CODE_USED = EventKind(
     Action.LOGIN,
     "Backup code used by user {account}",
 )
+PASSKEY_ADDED = EventKind(
+    "security.passkey_added",
+    EventType.SECURITY,
+    Action.CREATE,
+    "Passkey added for user {account}",
+)
+PASSKEY_REMOVED = EventKind(
+    "security.passkey_removed",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Passkey removed for user {account}",
+)
+PASSKEY_USED = EventKind(
+    "security.passkey_used",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Successful verification of passkey for user {account}",
+)
+PASSKEY_FAILED = EventKind(
+    "security.passkey_failed",
+    EventType.SECURITY,
+    Action.LOGIN,
+    "Unsuccessful verification of passkey for user {account}",
+)
+MFA_RESET = EventKind(
+    "security.mfa_reset",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Two-factor authentication reset for user {account}",
+)
 REAUTH_FAILED = EventKind(
     "security.reauth_failed",
     EventType.SECURITY,

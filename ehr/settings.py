@@ -6,8 +6,10 @@ writes one for development). `docs/configuration.md` lists the variables.
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -110,6 +112,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "django_filters",
     "phonenumber_field",
     "ehr",
@@ -155,6 +158,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "ehr.context_processors.navigation",
+                "accounts.context_processors.passkey_policy",
             ],
         },
     },
@@ -234,6 +238,94 @@ MFA_REQUIRED_FOR_ALL = env_bool("MFA_REQUIRED_FOR_ALL", False)
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "EHR")
 OTP_TOTP_THROTTLE_FACTOR = 1  # seconds, doubled per consecutive wrong code
 OTP_STATIC_THROTTLE_FACTOR = 1
+
+# Passkeys and security keys (WebAuthn; accounts/passkeys.py, django-otp-webauthn). The roles
+# in MFA_PHISHING_RESISTANT_ROLES must have one: until they add one they reach only the
+# Security tab, except accounts that signed in with an authenticator app only when the
+# policy came, which have MFA_PHISHING_RESISTANT_GRACE_DAYS from then (docs/sign-in-security.md).
+MFA_PHISHING_RESISTANT_ROLES = env_list(
+    "MFA_PHISHING_RESISTANT_ROLES",
+    ["support_agent", "compliance_officer", "practice_admin", "platform_auditor"],
+)
+MFA_PHISHING_RESISTANT_GRACE_DAYS = env_int("MFA_PHISHING_RESISTANT_GRACE_DAYS", 30)
+if MFA_PHISHING_RESISTANT_GRACE_DAYS < 0:
+    raise ImproperlyConfigured("MFA_PHISHING_RESISTANT_GRACE_DAYS must be 0 or more.")
+_unknown_roles = set(MFA_PHISHING_RESISTANT_ROLES) - {
+    "provider",
+    "nurse",
+    "scheduler",
+    "billing",
+    "practice_admin",
+    "compliance_officer",
+    "support_agent",
+    "platform_auditor",
+}  # = accounts.roles.Role (not importable before the apps load)
+if _unknown_roles:
+    raise ImproperlyConfigured(
+        f"MFA_PHISHING_RESISTANT_ROLES names no such role: {', '.join(sorted(_unknown_roles))}."
+    )
+
+
+def webauthn_defaults(*, debug: bool, hosts: list[str]) -> tuple[str, list[str]]:
+    """Return the relying party id and origins to use when the environment names none.
+
+    Development: `localhost` (WebAuthn refuses an IP address such as 127.0.0.1) on the
+    port `make run` serves. Production: the first name of ALLOWED_HOSTS, over HTTPS.
+    """
+    if debug:
+        return "localhost", [f"http://localhost:{os.environ.get('PORT', '8000')}"]
+    names = [h.lstrip(".") for h in hosts if h not in {"*", ""} and not h[:1].isdigit()]
+    names = [h for h in names if ":" not in h]
+    return (names[0], [f"https://{names[0]}"]) if names else ("", [])
+
+
+def check_webauthn(rp_id: str, origins: list[str], *, debug: bool, hosts: list[str]) -> None:
+    """Refuse to start with a relying party id or origins WebAuthn would never accept.
+
+    The id is a domain name (never an IP address, a scheme or a port); each origin is
+    HTTPS (plain HTTP only on localhost) on that domain or one under it. In production
+    a site that serves a host must have them.
+    """
+    if not rp_id:
+        if not debug and hosts:
+            raise ImproperlyConfigured(
+                "WEBAUTHN_RP_ID is not set and ALLOWED_HOSTS names no domain to take it from."
+            )
+        return
+    label = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    if not re.fullmatch(rf"{label}(\.{label})*", rp_id) or re.fullmatch(r"[0-9.]+", rp_id):
+        raise ImproperlyConfigured(
+            f"WEBAUTHN_RP_ID must be a domain name such as ehr.example.org, not {rp_id!r}."
+        )
+    if not origins:
+        raise ImproperlyConfigured("WEBAUTHN_ORIGINS is empty: list the site's origins.")
+    for origin in origins:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        local = rp_id == "localhost" and parts.scheme == "http"
+        if (
+            (parts.scheme != "https" and not local)
+            or parts.path not in {"", "/"}
+            or not (host == rp_id or host.endswith("." + rp_id))
+        ):
+            raise ImproperlyConfigured(
+                f"WEBAUTHN_ORIGINS: {origin!r} is not an https:// origin on {rp_id} "
+                "(plain http only for localhost)."
+            )
+
+
+_rp_id, _origins = webauthn_defaults(debug=DEBUG, hosts=ALLOWED_HOSTS)
+WEBAUTHN_RP_ID = os.environ.get("WEBAUTHN_RP_ID", "").strip().lower() or _rp_id
+WEBAUTHN_ORIGINS = [o.rstrip("/") for o in env_list("WEBAUTHN_ORIGINS", _origins)]
+check_webauthn(WEBAUTHN_RP_ID, WEBAUTHN_ORIGINS, debug=DEBUG, hosts=ALLOWED_HOSTS)
+# django-otp-webauthn's own names (its start-up checks read them); accounts.passkeys'
+# helper reads WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS when a ceremony runs.
+OTP_WEBAUTHN_RP_ID = WEBAUTHN_RP_ID
+OTP_WEBAUTHN_ALLOWED_ORIGINS = WEBAUTHN_ORIGINS
+OTP_WEBAUTHN_RP_NAME = os.environ.get("WEBAUTHN_RP_NAME", "EHR")
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # a second factor after the password, never alone
+OTP_WEBAUTHN_HELPER_CLASS = "accounts.passkeys.PasskeyHelper"
+OTP_WEBAUTHN_THROTTLE_FACTOR = 1  # seconds, doubled per consecutive failed passkey
 
 # Sign-in lockout (django-axes), two locks side by side (accounts/lockout.py): a username
 # from one client IP locks after LOGIN_FAILURE_LIMIT failures; a username from every

@@ -11,6 +11,8 @@ os.environ.setdefault("AUDIT_SIGNING_KEY", f"s1:{secrets.token_urlsafe(32)}")
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", f"f1:{secrets.token_urlsafe(32)}")
 os.environ.setdefault("SECURE_COOKIES", "false")  # live_server speaks plain HTTP
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("WEBAUTHN_RP_ID", "localhost")  # the live server's name in browser tests
+os.environ.setdefault("WEBAUTHN_ORIGINS", "http://localhost")  # tests set the live server's port
 
 from ehr.settings import *  # noqa: F403
 from ehr.settings import PASSWORD_HASHERS as REAL_PASSWORD_HASHERS

@@ -7,6 +7,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp_webauthn.models import WebAuthnCredential
 from hypothesis import settings as hypothesis_settings
 
 from accounts.models import AuthenticatorDevice
@@ -26,7 +27,11 @@ def _force_login_is_a_complete_sign_in(monkeypatch):
 
     def force_login(self, user, backend=None):
         original(self, user, backend)
-        device = AuthenticatorDevice.objects.filter(user=user, confirmed=True).first()
+        # A passkey where the account has one (as the sign-in step offers it first).
+        device = (
+            WebAuthnCredential.objects.filter(user=user, confirmed=True).first()
+            or AuthenticatorDevice.objects.filter(user=user, confirmed=True).first()
+        )
         if device is not None:
             session = self.session
             session[DEVICE_ID_SESSION_KEY] = device.persistent_id

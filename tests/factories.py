@@ -1,9 +1,13 @@
 """Test data built through the services, so invariants and side effects come along."""
 
 import itertools
+import secrets
 import time
 
+from django.conf import settings
+from django.utils import timezone
 from django_otp.oath import totp
+from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.mfa import MFA_REQUIRED_ROLES
 from accounts.models import AuthenticatorDevice, Practice, User
@@ -31,8 +35,15 @@ def make_user(
     password: str = PASSWORD,
     doctor_id: int | None = None,
     mfa: bool | None = None,
+    passkey: bool = False,
+    grace: bool | None = None,
 ) -> User:
-    """Create an account as production would; roles that require MFA get an authenticator."""
+    """Create an account as production would; roles that require MFA get an authenticator.
+
+    Roles that require a passkey (MFA_PHISHING_RESISTANT_ROLES) are, unless told
+    otherwise, in their grace period, as the accounts that had an authenticator app
+    when passkeys came: they sign in with a code. `passkey` gives a stand-in one.
+    """
     n = next(_numbers)
     username = username or f"{role.value}{n}"
     if role == Role.PROVIDER and doctor_id is None:
@@ -48,9 +59,32 @@ def make_user(
         doctor_id=doctor_id,
         acting_user=None,
     )
-    if mfa if mfa is not None else role in MFA_REQUIRED_ROLES:
+    enrolled = mfa if mfa is not None else role in MFA_REQUIRED_ROLES
+    if enrolled:
         AuthenticatorDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    if passkey:
+        add_stand_in_passkey(user)
+    if grace is None:
+        grace = enrolled and not passkey and role.value in settings.MFA_PHISHING_RESISTANT_ROLES
+    if grace:
+        User.objects.filter(pk=user.pk).update(passkey_grace_from=timezone.now())
+        user.refresh_from_db(fields=["passkey_grace_from"])
     return user
+
+
+def add_stand_in_passkey(user: User, name: str = "Security key") -> WebAuthnCredential:
+    """A stored passkey no authenticator holds: it meets the passkey policy, and never signs in.
+
+    Browser tests create real ones with Chromium's virtual authenticator.
+    """
+    return WebAuthnCredential.objects.create(
+        user=user,
+        name=name,
+        confirmed=True,
+        credential_id=secrets.token_bytes(32),
+        public_key=secrets.token_bytes(77),
+        aaguid="00000000-0000-0000-0000-000000000000",
+    )
 
 
 def totp_code(user: User) -> str:

@@ -30,6 +30,8 @@ def identity_confirmed(request: HttpRequest, form: IdentityForm, *, purpose: Pro
     elif result.throttled_until is not None:
         wait = max(1, int((result.throttled_until - timezone.now()).total_seconds()))
         form.add_error("code", f"Too many wrong codes. Try again in {wait} seconds.")
+    elif result.passkey_missing:
+        form.add_error("code", "Use your passkey or security key first, then confirm.")
     elif result.code_wrong:
         form.add_error("code", "That code is not right.")
     else:

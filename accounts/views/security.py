@@ -19,9 +19,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import auth_events, mfa, reauth, selectors
+from accounts import auth_events, mfa, passkeys, reauth, selectors
 from accounts.auth_events import PromptPurpose
-from accounts.forms import IdentityForm, MfaConfirmForm
+from accounts.forms import IdentityForm, MfaConfirmForm, PasskeyNameForm
 from accounts.models import AuthenticatorDevice
 from accounts.session_store import stored_key
 from accounts.views.prompts import identity_confirmed
@@ -33,15 +33,28 @@ def security_action(view):
     return login_required(never_cache(view))
 
 
-def _page(request: HttpRequest, status: int = 200, **context) -> HttpResponse:
+def render_page(request: HttpRequest, status: int = 200, **context) -> HttpResponse:
     """Render the Security tab, with any form the action handed back for its errors."""
+    from accounts.views.passkeys import passkey_enrolment
+
     user = request.user
     device = mfa.mfa_device(user)
-    context.setdefault("identity_form", IdentityForm(user=user))
+    adding = passkey_enrolment(request)
+    # While a passkey is being added, the page's passkey script is the one that creates it.
+    context.setdefault(
+        "identity_form", IdentityForm(user=user, auto_id="mfa_%s" if adding else "id_%s")
+    )
     context.setdefault("sessions_form", IdentityForm(user=user, auto_id="session_%s"))
+    context.setdefault("passkey_form", PasskeyNameForm(auto_id="passkey_%s"))
+    keys = passkeys.passkey_list(user)
     context.update(
         required=mfa.mfa_required(user),
         device=device,
+        passkeys=keys,
+        enrolled=device is not None or bool(keys),
+        backup_codes_missing=bool(keys) and not mfa.backup_codes_exist(user),
+        passkey_policy=passkeys.passkey_policy(user, verified_device=user.otp_device),
+        adding_passkey=adding,
         sessions=selectors.active_sessions(
             account=user, current_key=stored_key(request.session.session_key)
         ),
@@ -66,7 +79,7 @@ def _page(request: HttpRequest, status: int = 200, **context) -> HttpResponse:
 @never_cache
 @require_GET
 def security(request: HttpRequest) -> HttpResponse:
-    return _page(request)
+    return render_page(request)
 
 
 def _confirmed(
@@ -97,7 +110,7 @@ def mfa_enrol_start(request: HttpRequest) -> HttpResponse:
     """Begin setting up an authenticator app (the QR code is shown next)."""
     ok, form = _confirmed(request, PromptPurpose.MFA_CHANGE)
     if not ok:
-        return _page(request, form.http_status, identity_form=form)
+        return render_page(request, form.http_status, identity_form=form)
     device = mfa.mfa_enrollment_start(acting_user=request.user)
     request.session[ENROLMENT] = device.pk
     return redirect("security")
@@ -128,20 +141,20 @@ def mfa_enrol_confirm(request: HttpRequest) -> HttpResponse:
         if codes is None:
             form.add_error("code", "That code is not right. Check the app and try again.")
     if codes is None:
-        return _page(request, 400, confirm_form=form)
+        return render_page(request, 400, confirm_form=form)
     del request.session[ENROLMENT]
     django_otp.login(request, mfa.mfa_device(request.user))
-    return _page(request, backup_codes=codes)
+    return render_page(request, backup_codes=codes)
 
 
 @security_action
 def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
     """Replace the backup codes and show the new ones once."""
     ok, form = _confirmed(request, PromptPurpose.MFA_CHANGE)
-    if not ok or mfa.mfa_device(request.user) is None:
-        return _page(request, form.http_status, identity_form=form)
+    if not ok or not mfa.mfa_enrolled(request.user):
+        return render_page(request, form.http_status, identity_form=form)
     codes = mfa.mfa_backup_codes_replace(acting_user=request.user, ip=request.client_ip)
-    return _page(request, backup_codes=codes)
+    return render_page(request, backup_codes=codes)
 
 
 @security_action
@@ -151,7 +164,7 @@ def mfa_remove(request: HttpRequest) -> HttpResponse:
         raise Http404
     ok, form = _confirmed(request, PromptPurpose.MFA_CHANGE)
     if not ok:
-        return _page(request, form.http_status, identity_form=form)
+        return render_page(request, form.http_status, identity_form=form)
     mfa.mfa_remove(acting_user=request.user, ip=request.client_ip)
     messages.success(request, "Two-factor authentication is off.")
     return redirect("security")
@@ -162,7 +175,7 @@ def session_end(request: HttpRequest, session_id: str) -> HttpResponse:
     """Sign out one of the user's other sessions."""
     ok, form = _confirmed(request, PromptPurpose.SESSIONS_END, auto_id="session_%s")
     if not ok:
-        return _page(request, form.http_status, sessions_form=form)
+        return render_page(request, form.http_status, sessions_form=form)
     mine = stored_key(request.session.session_key)
     if session_id != mine and auth_events.session_end(
         account=request.user, session_key=session_id, acting_user=request.user, ip=request.client_ip
@@ -176,7 +189,7 @@ def sessions_end_others(request: HttpRequest) -> HttpResponse:
     """Sign out every session of the user but this one."""
     ok, form = _confirmed(request, PromptPurpose.SESSIONS_END, auto_id="session_%s")
     if not ok:
-        return _page(request, form.http_status, sessions_form=form)
+        return render_page(request, form.http_status, sessions_form=form)
     ended = auth_events.sessions_end_all(
         account=request.user,
         acting_user=request.user,

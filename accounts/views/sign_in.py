@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import lockout, mfa, reauth
+from accounts import lockout, mfa, passkeys, reauth
 from accounts.auth_events import PromptPurpose
 from accounts.forms import IdentityForm, MfaCodeForm, SignInForm
 from accounts.models import User
@@ -33,7 +33,7 @@ class SignInView(auth_views.LoginView):
 
     def form_valid(self, form):
         user = form.get_user()
-        if mfa.mfa_device(user) is None:
+        if not mfa.mfa_enrolled(user):
             return super().form_valid(form)
         # Not signed in yet: the session only remembers who passed the password step.
         self.request.session.cycle_key()
@@ -46,20 +46,34 @@ class SignInView(auth_views.LoginView):
         return redirect("login_mfa")
 
 
+def pending_sign_in(request: HttpRequest) -> tuple[User, dict] | None:
+    """Return who passed the password step in this session (and where to go), if in time."""
+    pending = request.session.get(PENDING_MFA)
+    if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > PENDING_MFA_SECONDS:
+        return None
+    user = User.objects.filter(pk=pending.get("user"), is_active=True).first()
+    return (user, pending) if user is not None else None
+
+
 @never_cache
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 def login_mfa(request: HttpRequest) -> HttpResponse:
-    """The second sign-in step: a code from the authenticator app or a backup code."""
-    pending = request.session.get(PENDING_MFA)
-    user = User.objects.filter(pk=pending["user"], is_active=True).first() if pending else None
-    if user is None or time.time() - pending["at"] > PENDING_MFA_SECONDS:
+    """The second sign-in step: the user's passkey first where they have one, else a code
+    from the authenticator app, or a backup code."""
+    found = pending_sign_in(request)
+    if found is None:
         request.session.pop(PENDING_MFA, None)
         messages.info(request, "Please sign in again.")
         return redirect("login")
+    user, pending = found
     form = MfaCodeForm(request.POST or None)
+    if mfa.mfa_device(user) is None:  # passkeys only: a backup code is the other way in
+        form.fields["method"].choices = [("backup", "Backup code")]
+        form.fields["method"].initial = "backup"
+    context = {"form": form, "passkey": passkeys.has_passkey(user)}
     if request.method != "POST":
-        return render(request, "registration/login_mfa.html", {"form": form})
+        return render(request, "registration/login_mfa.html", context)
     status = 400
     if form.is_valid():
         check = mfa.mfa_check(acting_user=user, ip=request.client_ip, **form.cleaned_data)
@@ -76,7 +90,7 @@ def login_mfa(request: HttpRequest) -> HttpResponse:
             status = 429
         else:
             form.add_error("code", "That code is not right.")
-    return render(request, "registration/login_mfa.html", {"form": form}, status=status)
+    return render(request, "registration/login_mfa.html", context, status=status)
 
 
 class SignOutView(auth_views.LogoutView):

@@ -8,7 +8,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 from accounts.models import AuthenticatorDevice, BackupCodeDevice
 from accounts.roles import Role
 from audit.models import AuditEvent
-from tests.factories import PASSWORD, make_user, totp_code
+from tests.factories import PASSWORD, add_stand_in_passkey, make_user, totp_code
 
 LOGIN = "/accounts/login/"
 MFA = "/accounts/login/mfa/"
@@ -175,6 +175,10 @@ def test_roles_that_require_mfa_must_enrol_before_anything_else(client, practice
     page = client.get(SECURITY).content.decode()
     assert "Your role requires two-factor authentication." in page
     enrol(client, user)
+    # An authenticator app is not enough for these roles: a passkey too (with no grace).
+    assert client.get("/account/staff/")["Location"] == SECURITY
+    add_stand_in_passkey(user)
+    client.force_login(user)  # signed in again, with the passkey
     assert client.get("/account/staff/").status_code == 200
 
 

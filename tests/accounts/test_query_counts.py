@@ -5,6 +5,7 @@ are caught here, not in production.
 """
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -17,15 +18,16 @@ from break_glass.services import break_glass_open
 from tests.factories import PASSWORD, confirm_identity, make_user
 
 # (role, url, queries): the session, the user with its profile, the authenticator (or
-# the verified device), the roles, then what the page itself reads.
+# the verified device), whether the account has a passkey (a session verified with one
+# knows), the roles, then what the page itself reads.
 PAGES = [
-    (Role.PROVIDER, "/account/settings/", 8),  # + profile, specialties, choices, lock
-    (Role.PROVIDER, "/account/security/", 6),  # + pending device, sessions
-    (Role.PROVIDER, "/account/password/", 4),
-    (Role.PROVIDER, "/account/confirm/", 5),  # + the sign-in lock, said before typing
-    (Role.PROVIDER, "/account/pins/support/", 6),  # + the PIN row, the sign-in lock
-    (Role.NURSE, "/account/staff/", 5),  # + the sign-in lock (the PIN dialogs say it)
-    (Role.PRACTICE_ADMIN, "/account/staff/", 6),
+    (Role.PROVIDER, "/account/settings/", 9),  # + profile, specialties, choices, lock
+    (Role.PROVIDER, "/account/security/", 8),  # + pending device, passkeys, sessions
+    (Role.PROVIDER, "/account/password/", 5),
+    (Role.PROVIDER, "/account/confirm/", 6),  # + the sign-in lock, said before typing
+    (Role.PROVIDER, "/account/pins/support/", 7),  # + the PIN row, the sign-in lock
+    (Role.NURSE, "/account/staff/", 6),  # + the sign-in lock (the PIN dialogs say it)
+    (Role.PRACTICE_ADMIN, "/account/staff/", 7),
     (Role.PRACTICE_ADMIN, "/practice/staff/", 8),  # + users, their roles, two lock counts
     (Role.COMPLIANCE_OFFICER, "/audit/", 6),  # + the bounded count, one page of events
     (Role.COMPLIANCE_OFFICER, "/audit/break-glass/", 5),
@@ -37,7 +39,9 @@ PAGES = [
 def signed_in(role, practice) -> Client:
     platform = role in (Role.SUPPORT_AGENT, Role.PLATFORM_AUDITOR)
     client = Client()
-    client.force_login(make_user(role, practice=None if platform else practice))
+    # Roles that need a passkey signed in with one, as they must once their grace is over.
+    passkey = role.value in settings.MFA_PHISHING_RESISTANT_ROLES
+    client.force_login(make_user(role, practice=None if platform else practice, passkey=passkey))
     confirm_identity(client)
     return client
 

@@ -251,7 +251,9 @@ def nothing_was_opened() -> bool:
 
 def agent_in_a_practice(practice):
     """A practice member given the support agent role as well, as the Django admin allows."""
-    user = make_user(Role.NURSE, practice=practice, username="nurseagent", mfa=True)
+    user = make_user(
+        Role.NURSE, practice=practice, username="nurseagent", mfa=True, passkey=True, grace=False
+    )
     user.groups.add(Group.objects.get(name=Role.SUPPORT_AGENT.value))
     return type(user).objects.get(pk=user.pk)
 

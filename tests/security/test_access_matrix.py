@@ -57,6 +57,16 @@ MATRIX = {
     "mfa_enrol_confirm": everyone(NOT_ALLOWED),
     "mfa_backup_codes": everyone(NOT_ALLOWED),
     "mfa_remove": everyone(NOT_ALLOWED),
+    "passkey_add": everyone(NOT_ALLOWED),
+    "passkey_remove": everyone(NOT_ALLOWED),
+    # django-otp-webauthn's JSON endpoints (POST from its script). Adding a passkey is
+    # refused before the Security tab's confirmation; a passkey check needs a user: the
+    # signed-in one, or the one past the password step (accounts/views/passkeys.py).
+    "otp_webauthn:credential-registration-begin": everyone(DENIED, anonymous=DENIED),
+    "otp_webauthn:credential-registration-complete": everyone(DENIED, anonymous=DENIED),
+    "otp_webauthn:credential-authentication-begin": everyone(NOT_ALLOWED, anonymous=DENIED),
+    "otp_webauthn:credential-authentication-complete": everyone(NOT_ALLOWED, anonymous=DENIED),
+    "otp_webauthn:js-i18n-catalog": everyone(OK, anonymous=OK),  # its script's words
     "session_end": everyone(NOT_ALLOWED),
     "sessions_end_others": everyone(NOT_ALLOWED),
     "practice_staff_create": everyone(NOT_ALLOWED),
@@ -124,12 +134,13 @@ MATRIX = {
 ADMIN_PREFIX = "admin/"  # the Django admin: superusers only, tested below
 
 
-def named_patterns(patterns=None, prefix=""):
+def named_patterns(patterns=None, prefix="", namespace=""):
     for pattern in patterns if patterns is not None else get_resolver().url_patterns:
         if isinstance(pattern, URLResolver):
-            yield from named_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from named_patterns(pattern.url_patterns, prefix + str(pattern.pattern), inner)
         elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), pattern.name
+            yield prefix + str(pattern.pattern), namespace + (pattern.name or "")
 
 
 def test_every_url_has_a_row():
@@ -154,6 +165,7 @@ def concrete_url(name: str, people) -> str:
         "practice_staff_reactivate": {"user_id": people[Role.NURSE.value].pk},
         "practice_staff_role": {"user_id": people[Role.NURSE.value].pk},
         "session_end": {"session_id": "0" * 40},
+        "passkey_remove": {"passkey_id": 999999},
         "password_reset_confirm": {"uidb64": "MQ", "token": "bogus-token"},
         "invitation_set_password": {"uidb64": "MQ", "token": "bogus-token"},
         "break_glass_open": {"account_id": provider.pk},

@@ -7,11 +7,12 @@ import logging
 from django.conf import settings
 from django.db import connection
 from django.test import Client
+from django_otp_webauthn.models import WebAuthnCredential, WebAuthnUserHandle
 
 from accounts.models import AuthenticatorDevice, UserSession
 from accounts.roles import Role
 from support_pin import services
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, add_stand_in_passkey
 from tests.security.test_access_matrix import ANON, MATRIX, ROLES, concrete_url
 
 
@@ -33,6 +34,20 @@ def test_no_page_for_any_role_shows_a_secret(people, monkeypatch, caplog):
     otp_secrets = []
     for device in AuthenticatorDevice.objects.all():
         otp_secrets += [device.key, base64.b32encode(device.bin_key).decode()]
+    # Passkeys: the credential ids and user handles are never shown to anyone; the public
+    # keys are not secrets, but they have no business on a page either.
+    for user in people.values():
+        WebAuthnUserHandle.get_handle_for_user(user)
+        add_stand_in_passkey(user)
+    passkey_values = [
+        *WebAuthnCredential.objects.values_list("credential_id", flat=True),
+        *WebAuthnCredential.objects.values_list("public_key", flat=True),
+        *(h.handle for h in WebAuthnUserHandle.objects.all()),
+    ]
+    assert len(passkey_values) == 3 * len(people)
+    for raw in passkey_values:
+        raw = bytes(raw)
+        otp_secrets += [raw.hex(), base64.urlsafe_b64encode(raw).decode().rstrip("=")]
     secrets_ = [PASSWORD, *key_texts(), *otp_secrets]
     cookies = []
     for role in ROLES:

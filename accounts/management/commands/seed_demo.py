@@ -5,9 +5,11 @@ from base64 import b32decode
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.mfa import mfa_device, mfa_enroll_with_key, mfa_required
 from accounts.models import Practice, User
+from accounts.passkeys import passkey_required
 from accounts.roles import Role
 from accounts.services import practice_create, user_create
 
@@ -116,6 +118,10 @@ class Command(BaseCommand):
             for user in User.objects.filter(username__in=[a["username"] for a in ACCOUNTS]):
                 if mfa_required(user) and mfa_device(user) is None:
                     mfa_enroll_with_key(user=user, key_hex=b32decode(DEMO_TOTP_SECRET).hex())
+                    # As accounts that had only an app when the passkey policy came: they
+                    # sign in with the app, told to add a passkey (README: how).
+                    if passkey_required(user) and user.passkey_grace_from is None:
+                        User.objects.filter(pk=user.pk).update(passkey_grace_from=timezone.now())
         if created:
             self.stdout.write(f"Created demo accounts: {', '.join(created)}")
         else:
