@@ -156,9 +156,10 @@ def test_the_list_and_the_dashboard_box_take_fixed_queries(
     alert_acknowledge(alert=spray, acting_user=auditor, note=NOTE, ip=None)
     client = as_user(auditor)
     client.get(reverse("alert_list"))  # warm the session
-    # session, user, its device, its roles; open alerts, acknowledged alerts (practice and
-    # people joined): the same for three alerts as for three hundred
-    with django_assert_num_queries(6):
+    # session, user, its device, whether it has a passkey (it signed in with the app, in
+    # its grace period), its roles; open alerts, acknowledged alerts (practice and people
+    # joined): the same for three alerts as for three hundred
+    with django_assert_num_queries(7):
         client.get(reverse("alert_list"))
     with django_assert_num_queries(2):
         box = alert_open_for(viewer=auditor)

@@ -125,14 +125,15 @@ def test_the_report_filters_by_kind_and_practice(
 def test_the_dashboard_costs_a_fixed_number_of_queries(
     client, request, activity, who, django_assert_num_queries
 ):
-    """Session, user, device and roles; the counts, agents' among them (day counters, then the
-    quarter hours between UTC midnight and the viewer's), their names, break-glass.
+    """Session, user, device, whether it has a passkey (signed in with the app, in its grace
+    period), roles; the counts, agents' among them (day counters, then the quarter hours
+    between UTC midnight and the viewer's), their names, break-glass.
 
     The auditor's practice menu adds one."""
     user = request.getfixturevalue(who)
     client.force_login(user)
     client.get("/audit/dashboard/?days=90")
-    with django_assert_num_queries(9 if who == "auditor" else 8):
+    with django_assert_num_queries(10 if who == "auditor" else 9):
         assert client.get("/audit/dashboard/?days=90").status_code == 200
 
 

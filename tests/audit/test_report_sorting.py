@@ -174,14 +174,15 @@ def test_other_orders_page_by_offset_within_the_newest_events(
 def test_query_counts_are_pinned(client, compliance, many, django_assert_num_queries):
     client.force_login(compliance)
     client.get("/audit/")  # warm the session and user caches
-    # session, user, device, roles, then the bounded count and the page's rows:
+    # session, user, device, whether the account has a passkey (signed in with the app,
+    # in its grace period), roles, then the bounded count and the page's rows:
     # whatever the size of the log or the page.
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         client.get("/audit/")
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         client.get("/audit/", {"page": "last"})
     # Sorted: the count, then the page of the newest events sorted.
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         client.get("/audit/", {"sort": "user", "n": "2"})
 
 
