@@ -70,7 +70,7 @@ def audit_account_matches(*, viewer: User, text: str) -> list[User]:
     if not text or scope is None:
         return []
     named = Q(username__iexact=text) | Q(full_name__icontains=text)
-    if text.isdigit() and len(text) <= 10:
+    if text.isascii() and text.isdigit() and len(text) <= 10:  # "²" is a digit, not a number
         named |= Q(provider_profile__doctor_id=int(text))
     accounts = User.objects.annotate(full_name=Concat("first_name", Value(" "), "last_name"))
     if scope is not AuditScope.ALL:
