@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Case, F, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.expressions import ExpressionWrapper
 
@@ -70,8 +71,8 @@ def dashboard_practice_id(*, viewer: User, chosen: int | None) -> int | None:
     raise PermissionDenied
 
 
-def _scoped(model, *, viewer: User, practice_id: int | None) -> QuerySet:
-    rows = model.objects.all()
+def _scoped(model, *, viewer: User, practice_id: int | None, using: str) -> QuerySet:
+    rows = model.objects.using(using)
     practice_id = dashboard_practice_id(viewer=viewer, chosen=practice_id)
     return rows if practice_id is None else rows.filter(practice_ref=practice_id)
 
@@ -154,7 +155,13 @@ def utc_day_pieces(period: Period) -> dict[int, list[Piece]]:
 
 
 def _rolled_up(
-    *, viewer: User, practice_id: int | None, period: Period, keys: tuple[str, ...], **filters
+    *,
+    viewer: User,
+    practice_id: int | None,
+    period: Period,
+    keys: tuple[str, ...],
+    using: str = DEFAULT_DB_ALIAS,
+    **filters,
 ) -> dict[tuple[date, tuple], int]:
     """Return {(the viewer's day, the values of `keys`): events} in two queries.
 
@@ -170,7 +177,7 @@ def _rolled_up(
         largest = max(parts, key=lambda part: part[2] - part[1])
         read[utc_day] = [part for part in parts if part is not largest]
     days = (
-        _scoped(AuditEventDayCount, viewer=viewer, practice_id=practice_id)
+        _scoped(AuditEventDayCount, viewer=viewer, practice_id=practice_id, using=using)
         .filter(day__gte=min(pieces), day__lte=max(pieces), **filters)
         .values("day", *keys)
         .annotate(events=Sum("count"))
@@ -213,7 +220,7 @@ def _rolled_up(
             output_field=IntegerField(),
         )
         rows = (
-            _scoped(AuditEventCount, viewer=viewer, practice_id=practice_id)
+            _scoped(AuditEventCount, viewer=viewer, practice_id=practice_id, using=using)
             .annotate(
                 phase=ExpressionWrapper(
                     F("bucket") % Value(BUCKETS_PER_DAY), output_field=IntegerField()
@@ -260,12 +267,17 @@ class DashboardCounts:
 
 
 def audit_dashboard_counts(
-    *, viewer: User, practice_id: int | None, period: Period
+    *, viewer: User, practice_id: int | None, period: Period, using: str = DEFAULT_DB_ALIAS
 ) -> DashboardCounts:
     """Return the period's counts per day and kind, and failed validations per agent, in the
-    viewer's scope (two queries: the agents' counters are rows of the same tables)."""
+    viewer's scope (two queries: the agents' counters are rows of the same tables), read
+    from database `using` (the replica, for the dashboard: ehr/db.py)."""
     rows = _rolled_up(
-        viewer=viewer, practice_id=practice_id, period=period, keys=("kind", "actor_ref")
+        viewer=viewer,
+        practice_id=practice_id,
+        period=period,
+        keys=("kind", "actor_ref"),
+        using=using,
     )
     by_kind: dict[tuple[date, str], int] = defaultdict(int)
     by_agent: dict[int, int] = defaultdict(int)

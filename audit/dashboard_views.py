@@ -14,8 +14,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.models import Practice, User
+from alerts.selectors import alert_open_for
 from audit import charts, dashboard, kinds
 from audit.charts import Series
+from ehr.db import read_replica
 from ehr.policies import AuditScope, allowed_only, audit_scope, can_view_audit_dashboard
 
 # What each chart shows: (kind, its label), stacked in this order.
@@ -90,7 +92,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     period = dashboard.dashboard_period(today=now.astimezone(tz).date(), days=days, time_zone=tz)
     counted = dashboard.audit_dashboard_counts(
-        viewer=request.user, practice_id=chosen, period=period
+        viewer=request.user, practice_id=chosen, period=period, using=read_replica()
     )
     counts = counted.by_kind
     links = _Links(period, chosen)
@@ -144,6 +146,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
         "agents": agent_rows,
         "agents_svg": charts.horizontal_bars(agent_rows) if agent_rows else "",
         "agents_link": links.period(kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code),
+        "open_alerts": alert_open_for(viewer=request.user),
     }
     return render(request, "audit/dashboard.html", context)
 

@@ -6,7 +6,9 @@ from html import unescape
 
 import pytest
 
+from alerts.services import alert_acknowledge, alerts_evaluate
 from audit import kinds
+from support_pin.services import support_pin_reveal
 from tests.audit.helpers import NOW, record_at
 
 
@@ -127,13 +129,14 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(
 ):
     """Session, user, device, whether it has a passkey (signed in with the app, in its grace
     period), roles; the counts, agents' among them (day counters, then the quarter hours
-    between UTC midnight and the viewer's), their names, break-glass.
+    between UTC midnight and the viewer's), their names, break-glass, the open alerts (their
+    number, the newest of them).
 
     The auditor's practice menu adds one."""
     user = request.getfixturevalue(who)
     client.force_login(user)
     client.get("/audit/dashboard/?days=90")
-    with django_assert_num_queries(10 if who == "auditor" else 9):
+    with django_assert_num_queries(12 if who == "auditor" else 11):
         assert client.get("/audit/dashboard/?days=90").status_code == 200
 
 
@@ -154,3 +157,17 @@ def test_a_name_is_text_in_the_charts(client, compliance, provider, clock):
     html = page(client, compliance).content.decode()
     assert "&lt;script&gt;&quot;x" in html.split('id="chart-agents"')[1]
     assert "<script>" not in html and html.count("</svg>") == html.count("<svg")
+
+
+def test_open_alerts_wait_on_the_dashboard_until_acknowledged(
+    client, settings, compliance, provider
+):
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    support_pin_reveal(acting_user=provider, ip=None)
+    [alert] = alerts_evaluate()
+    client.force_login(compliance)
+    page = unescape(client.get("/audit/dashboard/").content.decode())
+    assert "Open alerts (1)" in page and alert.summary in page
+    alert_acknowledge(alert=alert, acting_user=compliance, note="Called her; it was her.", ip=None)
+    page = client.get("/audit/dashboard/").content.decode()
+    assert "Open alerts (0)" in page and "No alert waits to be acknowledged." in page
