@@ -49,6 +49,7 @@ class DashboardForm(forms.Form):
         coerce=int,
         required=False,
         empty_value=dashboard.DEFAULT_PERIOD,
+        initial=dashboard.DEFAULT_PERIOD,  # what the menu shows before anything is chosen
     )
     practice = forms.ModelChoiceField(
         label="Practice",

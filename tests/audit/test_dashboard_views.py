@@ -171,3 +171,10 @@ def test_open_alerts_wait_on_the_dashboard_until_acknowledged(
     alert_acknowledge(alert=alert, acting_user=compliance, note="Called her; it was her.", ip=None)
     page = client.get("/audit/dashboard/").content.decode()
     assert "Open alerts (0)" in page and "No alert waits to be acknowledged." in page
+
+
+def test_the_period_menu_shows_the_period_shown(client, compliance):
+    client.force_login(compliance)
+    selected = re.compile(r'<option value="(\d+)" selected>')
+    assert selected.findall(client.get("/audit/dashboard/").content.decode()) == ["30"]
+    assert selected.findall(client.get("/audit/dashboard/?days=7").content.decode()) == ["7"]
