@@ -27,6 +27,7 @@ from audit.formatting import event_date, event_time, ip_text
 from audit.forms import SUBJECT_PERIODS, SubjectHistoryForm, any_of
 from audit.models import AuditedPatient
 from audit.services import audit_event_record, audit_log_export, user_label
+from ehr.navigation import from_this_site
 from ehr.policies import allowed_only, can_review_audit_subjects
 
 
@@ -218,6 +219,7 @@ def _export(request: HttpRequest, subject: Subject, *, fhir: bool) -> HttpRespon
 @login_required
 @never_cache
 @require_GET
+@from_this_site("read an account's audit history")
 @allowed_only(can_review_audit_subjects)
 def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
     """Every event about one account in a period: who, when, from where."""
@@ -227,6 +229,7 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
 @login_required
 @never_cache
 @require_GET
+@from_this_site("export an account's audit history to a CSV file")
 @allowed_only(can_review_audit_subjects)
 @recent_auth_required(label="export an account's audit history to a CSV file", download=True)
 def account_history_export(request: HttpRequest, account_id: int) -> HttpResponse:
@@ -236,6 +239,7 @@ def account_history_export(request: HttpRequest, account_id: int) -> HttpRespons
 @login_required
 @never_cache
 @require_GET
+@from_this_site("export an account's audit history as FHIR AuditEvents")
 @allowed_only(can_review_audit_subjects)
 @recent_auth_required(label="export an account's audit history as FHIR AuditEvents", download=True)
 def account_history_export_fhir(request: HttpRequest, account_id: int) -> HttpResponse:
@@ -245,6 +249,7 @@ def account_history_export_fhir(request: HttpRequest, account_id: int) -> HttpRe
 @login_required
 @never_cache
 @require_GET
+@from_this_site("read a patient's audit history")
 @allowed_only(can_review_audit_subjects)
 def patient_history(request: HttpRequest, practice_id: int, patient_id: str) -> HttpResponse:
     """Every event about one patient of a practice in a period: who, when, from where."""
@@ -254,6 +259,7 @@ def patient_history(request: HttpRequest, practice_id: int, patient_id: str) -> 
 @login_required
 @never_cache
 @require_GET
+@from_this_site("export a patient's audit history to a CSV file")
 @allowed_only(can_review_audit_subjects)
 @recent_auth_required(label="export a patient's audit history to a CSV file", download=True)
 def patient_history_export(request: HttpRequest, practice_id: int, patient_id: str):
@@ -263,6 +269,7 @@ def patient_history_export(request: HttpRequest, practice_id: int, patient_id: s
 @login_required
 @never_cache
 @require_GET
+@from_this_site("export a patient's audit history as FHIR AuditEvents")
 @allowed_only(can_review_audit_subjects)
 @recent_auth_required(label="export a patient's audit history as FHIR AuditEvents", download=True)
 def patient_history_export_fhir(request: HttpRequest, practice_id: int, patient_id: str):

@@ -21,6 +21,7 @@ from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
 from audit.services import audit_log_export, user_label
 from ehr.db import read_replica
+from ehr.navigation import from_this_site
 from ehr.policies import (
     AuditScope,
     allowed_only,
@@ -308,6 +309,7 @@ def audit_patients(request: HttpRequest) -> JsonResponse:
 @login_required
 @never_cache
 @require_GET
+@from_this_site("export the audit log to a CSV file")
 @allowed_only(can_read_audit_log)
 @recent_auth_required(label="export the audit log to a CSV file", download=True)
 def audit_export(request: HttpRequest) -> HttpResponse:
@@ -326,6 +328,7 @@ def audit_export(request: HttpRequest) -> HttpResponse:
 @login_required
 @never_cache
 @require_GET
+@from_this_site("export the audit log as FHIR AuditEvents")
 @allowed_only(can_read_audit_log)
 @recent_auth_required(label="export the audit log as FHIR AuditEvents", download=True)
 def audit_export_fhir(request: HttpRequest) -> HttpResponse:
@@ -364,6 +367,7 @@ def _export(request: HttpRequest, *, fhir: bool) -> HttpResponse:
 @login_required
 @never_cache
 @require_GET
+@from_this_site("download a verifiable copy of the audit log")
 @allowed_only(can_export_audit_evidence)
 @recent_auth_required(label="download a verifiable copy of the audit log", download=True)
 def audit_evidence(request: HttpRequest) -> HttpResponse:
