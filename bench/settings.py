@@ -19,6 +19,9 @@ os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # gunicorn on plain loopback HTTP
+# Passkeys are not measured; the relying party must still be one WebAuthn accepts.
+os.environ.setdefault("WEBAUTHN_RP_ID", "localhost")
+os.environ.setdefault("WEBAUTHN_ORIGINS", "http://localhost")
 
 from ehr.settings import *  # noqa: E402, F403
 
