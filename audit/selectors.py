@@ -230,11 +230,39 @@ def audit_sorted_page(
         order = [first, F("occurred_at").desc(), F("id").desc()]
     offset = (number - 1) * size
     rows = list(
-        AuditEvent.objects.filter(id__in=_newest_ids(parts, between, SORT_LIMIT))
+        AuditEvent.objects.using(parts[0].db)
+        .filter(
+            id__in=_newest_ids(parts, between, SORT_LIMIT),
+            occurred_at__gte=_newest_since(parts, between, SORT_LIMIT),
+        )
         .order_by(*order)
         .values(*REPORT_COLUMNS)[offset : offset + size]
     )
     return SortedPage(rows=rows, number=number, pages=pages)
+
+
+def _newest_since(
+    parts: Sequence[QuerySet[AuditEvent]], between: tuple[datetime, datetime], limit: int
+) -> datetime:
+    """Return a time no later than the oldest of the newest `limit` events of `parts`.
+
+    The union's `limit`-th newest event is at least as new as each part's own, so the
+    latest of those bounds it (or the range's start, for a part with fewer events).
+    With it the sorted page's query names the months it reads: on PostgreSQL's monthly
+    partitions an id alone names none, and each id was looked up in every month's
+    index (1.8 s a page at 5,000,000 events). One index range per part.
+    """
+    start, end = between
+    since = start
+    for part in parts:
+        nth = list(
+            part.filter(occurred_at__gte=start, occurred_at__lt=end)
+            .order_by("-occurred_at", "-id")
+            .values_list("occurred_at", flat=True)[limit - 1 : limit]
+        )
+        if nth and nth[0] > since:
+            since = nth[0]
+    return since
 
 
 def _newest_ids(
