@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, connections
 from django.db.models import BooleanField, F, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
@@ -182,16 +183,64 @@ class EventCount:
     exact: bool
 
 
-def audit_event_count(events: QuerySet[AuditEvent], *, limit: int | None = None) -> EventCount:
-    """Count `events`, stopping at `limit` + 1, in one query.
+def audit_event_count(
+    parts: Sequence[QuerySet[AuditEvent]],
+    *,
+    between: tuple[datetime, datetime],
+    limit: int | None = None,
+) -> EventCount:
+    """Count the events of the union of `parts` in `between`, stopping at `limit` + 1, in one query.
 
-    `SELECT COUNT(*) FROM (SELECT id ... LIMIT limit + 1)`: the database stops
-    reading the filter's index after that many rows, unsorted, so the count
-    costs the same in a log of a million events as in one of ten thousand.
+    Each part reads at most `limit` + 1 ids from its own index, unsorted, and the
+    union of those ids is counted. The union has more than `limit` ids exactly
+    when the whole union has, and otherwise is the whole union, so the count is
+    exact up to `limit` and costs the same in a log of millions of events as in
+    one of ten thousand. Each side reads only its index, which holds the ids:
+    asked as one OR, a username's two sides were read through a bitmap of both
+    indexes and then from the table, row by row (at 5,000,000 events, cold:
+    224 ms against 57; warm, the two cost the same).
     """
     limit = COUNT_LIMIT if limit is None else limit
-    found = events.order_by().values("id")[: limit + 1].count()
+    start, end = between
+    firsts = [
+        part.filter(occurred_at__gte=start, occurred_at__lt=end)
+        .order_by()
+        .values("id")[: limit + 1]
+        for part in parts
+    ]
+    if len(firsts) == 1:
+        found = firsts[0].count()
+    else:
+        union = _union(firsts, ["id"])
+        if union is None:
+            found = 0
+        else:
+            sql, params = union
+            with connections[parts[0].db].cursor() as cursor:
+                cursor.execute(f"SELECT COUNT(*) FROM ({sql}) u", params)  # noqa: S608  # nosec B608
+                found = cursor.fetchone()[0]
     return EventCount(min(found, limit), exact=found <= limit)
+
+
+def _union(querysets: Sequence[QuerySet], columns: list[str]) -> tuple[str, list] | None:
+    """Return the SQL and parameters of the UNION of `querysets`' `columns`, or None if all are empty.
+
+    Each query keeps its own ORDER BY and LIMIT inside a subquery of its own (SQLite
+    allows neither on a bare member of a UNION). A query the ORM knows matches
+    nothing (`actor_id IN ()`, a username that names no account) is left out.
+    """
+    pieces, params = [], []
+    for n, queryset in enumerate(querysets):
+        try:
+            sql, part_params = queryset.query.sql_with_params()
+        except EmptyResultSet:
+            continue
+        picked = ", ".join(f"p{n}.{column}" for column in columns)
+        pieces.append(f"SELECT {picked} FROM ({sql}) p{n}")  # noqa: S608  # nosec B608
+        params.extend(part_params)
+    if not pieces:
+        return None
+    return " UNION ".join(pieces), params  # the ORM's own SQL for each part; values as parameters
 
 
 @dataclass(frozen=True)
@@ -287,13 +336,11 @@ def _newest_ids(
     ]
     if len(newest) == 1:
         return newest[0].values("id")
-    pieces, params = [], []
-    for n, part in enumerate(newest):
-        sql, part_params = part.query.sql_with_params()
-        pieces.append(f"SELECT p{n}.id, p{n}.occurred_at FROM ({sql}) p{n}")  # noqa: S608  # nosec B608
-        params.extend(part_params)
-    union = " UNION ".join(pieces)  # the ORM's own SQL for each part; values as parameters
-    sql = f"SELECT u.id FROM ({union}) u ORDER BY u.occurred_at DESC, u.id DESC LIMIT %s"  # noqa: S608  # nosec B608
+    union = _union(newest, ["id", "occurred_at"])
+    if union is None:
+        return newest[0].values("id")  # matches nothing, as the ORM already knows
+    union_sql, params = union
+    sql = f"SELECT u.id FROM ({union_sql}) u ORDER BY u.occurred_at DESC, u.id DESC LIMIT %s"  # noqa: S608  # nosec B608
     return RawSQL(sql, [*params, limit])  # noqa: S611  # nosec B611  (the ORM's SQL; values as parameters)
 
 

@@ -231,3 +231,42 @@ def test_a_username_sorted_reads_both_sides_once_each(
         walked += ids(response)
     assert indication(response) == "More than 50 events · Page 1 of 1 · events 1\u201350"
     assert walked[:50] == [row["id"] for row in newest]
+
+
+def test_a_username_is_counted_once_per_event_and_at_its_bound(
+    client, compliance, provider, nurse, clock, monkeypatch
+):
+    """Both sides of a username are counted as one union: an event by the user on their own
+    account is one event, and the bound holds across the sides."""
+    sides = [(nurse, nurse), (provider, nurse), (nurse, provider), (provider, provider)]
+    for i in range(40):
+        actor, account = sides[i % 4]
+        record_at(
+            NOW - timedelta(days=2) + timedelta(minutes=i),
+            kind=kinds.PROFILE_UPDATED,
+            acting_user=actor,
+            account=account,
+            params={"account": account.display_name},
+        )
+    client.force_login(compliance)
+    assert indication(client.get("/audit/", {"username": "dori"})).startswith("30 events ·")
+    monkeypatch.setattr(selectors, "COUNT_LIMIT", 29)
+    assert indication(client.get("/audit/", {"username": "dori"})).startswith(
+        "More than 29 events ·"
+    )
+    monkeypatch.setattr(selectors, "COUNT_LIMIT", 30)
+    response = client.get("/audit/", {"username": "dori", "break_glass": "on"})
+    assert response.status_code == 200 and response.context["page"].rows == []
+
+
+@pytest.mark.parametrize("sort", ["", "user", "-ip"])
+@pytest.mark.parametrize("break_glass", ["", "on"])
+def test_a_username_that_names_nobody_shows_no_events_in_any_order(
+    client, compliance, log, sort, break_glass
+):
+    client.force_login(compliance)
+    params = {"username": "nobody-by-that-name", "sort": sort, "break_glass": break_glass}
+    response = client.get("/audit/", params)
+    assert response.status_code == 200
+    assert response.context["page"].rows == []
+    assert "Matches no account whose events you can see." in response.content.decode()
