@@ -20,6 +20,7 @@ from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
 from audit.services import audit_log_export, user_label
+from audit.tables import report_rows
 from ehr.db import read_replica
 from ehr.navigation import from_this_site
 from ehr.policies import (
@@ -169,6 +170,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         "keyset": sort.is_default,
         "number": number,
         "rows": rows,
+        "rows_html": report_rows(rows),
         "query": query.urlencode(),
         "headers": _sort_headers(unsorted, sort),
         "sort": sort,
