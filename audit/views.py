@@ -32,6 +32,7 @@ from ehr.policies import (
     can_review_audit_subjects,
     can_verify_audit_log,
 )
+from ehr.prepared import bound_parameters
 
 PAGE_SIZE = 50
 
@@ -98,37 +99,39 @@ def audit_report(request: HttpRequest) -> HttpResponse:
     raw_sort = request.GET.get("sort", "")[:20]
     sort = selectors.Sort.parse(raw_sort) or selectors.DEFAULT_SORT
     sort_unknown = bool(raw_sort) and selectors.Sort.parse(raw_sort) is None
-    count = selectors.audit_event_count(filterset.qs)
-    number = _page_number(request.GET.get("n"))
-    if sort.is_default:
-        direction = request.GET.get("page", "first")
-        if direction not in {"first", "last", "older", "newer"}:
-            direction = "first"
-        cursor = selectors.Cursor.decode(request.GET.get("cursor"))
-        if direction in {"older", "newer"} and cursor is None:
-            direction = "first"
-        number = {"first": 1, "last": -1}.get(direction, number)
-        page = selectors.audit_report_page(
-            filterset.parts,
-            between=filterset.form.range,
-            direction=direction,
-            cursor=cursor,
-            size=PAGE_SIZE,
-        )
-        found = page.rows
-        position = _position(number, len(found), count)
-    else:
-        page = selectors.audit_sorted_page(
-            filterset.parts,
-            between=filterset.form.range,
-            sort=sort,
-            number=number or 1,
-            size=PAGE_SIZE,
-            sorted_count=min(count.value, selectors.SORT_LIMIT),
-        )
-        found = page.rows
-        first = (page.number - 1) * PAGE_SIZE + 1
-        position = (first, first + len(found) - 1) if found else None
+    # The event queries with bind parameters: prepared, they skip planning (ehr/prepared.py).
+    with bound_parameters(filterset.qs.db):
+        count = selectors.audit_event_count(filterset.qs)
+        number = _page_number(request.GET.get("n"))
+        if sort.is_default:
+            direction = request.GET.get("page", "first")
+            if direction not in {"first", "last", "older", "newer"}:
+                direction = "first"
+            cursor = selectors.Cursor.decode(request.GET.get("cursor"))
+            if direction in {"older", "newer"} and cursor is None:
+                direction = "first"
+            number = {"first": 1, "last": -1}.get(direction, number)
+            page = selectors.audit_report_page(
+                filterset.parts,
+                between=filterset.form.range,
+                direction=direction,
+                cursor=cursor,
+                size=PAGE_SIZE,
+            )
+            found = page.rows
+            position = _position(number, len(found), count)
+        else:
+            page = selectors.audit_sorted_page(
+                filterset.parts,
+                between=filterset.form.range,
+                sort=sort,
+                number=number or 1,
+                size=PAGE_SIZE,
+                sorted_count=min(count.value, selectors.SORT_LIMIT),
+            )
+            found = page.rows
+            first = (page.number - 1) * PAGE_SIZE + 1
+            position = (first, first + len(found) - 1) if found else None
     can_review = can_review_audit_subjects(request.user)
     rows = [
         {

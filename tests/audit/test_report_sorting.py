@@ -270,3 +270,24 @@ def test_a_username_that_names_nobody_shows_no_events_in_any_order(
     assert response.status_code == 200
     assert response.context["page"].rows == []
     assert "Matches no account whose events you can see." in response.content.decode()
+
+
+@pytest.mark.postgres_only  # PostgreSQL prepares statements
+@pytest.mark.parametrize("params", [{}, {"sort": "user"}, {"break_glass": "on"}])
+def test_the_reports_event_queries_are_prepared_and_nothing_else(client, compliance, log, params):
+    from django.db import connection
+
+    client.force_login(compliance)
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    for _ in range(7):
+        assert client.get("/audit/", params).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert prepared, "the report's queries were not prepared"
+    for statement in prepared:
+        assert '"audit_auditevent"' in statement and "$1" in statement, statement
+    # The session, the user and the account lookups keep Django's own cursors.
+    after = client.get("/audit/", {"username": "dori", **params})
+    assert after.status_code == 200 and after.context["user_matches"]
