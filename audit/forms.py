@@ -245,11 +245,26 @@ class AuditEventFilter(django_filters.FilterSet):
         part of its own, a range scan of its own index newest first, and the
         report merges the parts' pages.
         """
+        return self._split(["username", "break_glass"])
+
+    @cached_property
+    def count_parts(self) -> list[QuerySet]:
+        """Return querysets whose union is the filtered events, for the bounded count.
+
+        Only the username is split: asked as one OR, its two sides are read through
+        a bitmap of both indexes and then row by row from the table, where each
+        side alone is read from its index only (at 5,000,000 events a username's
+        count took 85 ms as one OR and 49 ms as two parts). The break-glass kinds
+        stay one OR: five parts cost more than one bitmap of five ranges.
+        """
+        return self._split(["username"])
+
+    def _split(self, split: list[str]) -> list[QuerySet]:
         sides_of = {"username": self.username_sides, "break_glass": self.break_glass_sides}
         events = self.queryset.all()
         sides = []
         for name, value in self.form.cleaned_data.items():
-            if value and name in sides_of:
+            if value and name in split:
                 sides.append(sides_of[name]())
             else:
                 events = self.filters[name].filter(events, value)
