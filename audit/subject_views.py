@@ -216,61 +216,48 @@ def _export(request: HttpRequest, subject: Subject, *, fhir: bool) -> HttpRespon
     return response
 
 
-@login_required
-@never_cache
-@require_GET
-@from_this_site("read an account's audit history")
-@allowed_only(can_review_audit_subjects)
+def _subject_view(action: str, *, export: bool = False):
+    """The guards of every history view: signed in, never cached, GET only, followed from
+    this site (`action` says what a cross-site link asked), for those who review audit
+    subjects; an export also asks for the password again when it was not given lately."""
+
+    def guard(view):
+        if export:
+            view = recent_auth_required(label=action, download=True)(view)
+        view = allowed_only(can_review_audit_subjects)(view)
+        view = from_this_site(action)(view)
+        return login_required(never_cache(require_GET(view)))
+
+    return guard
+
+
+@_subject_view("read an account's audit history")
 def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
     """Every event about one account in a period: who, when, from where."""
     return _history(request, _account(request, account_id))
 
 
-@login_required
-@never_cache
-@require_GET
-@from_this_site("export an account's audit history to a CSV file")
-@allowed_only(can_review_audit_subjects)
-@recent_auth_required(label="export an account's audit history to a CSV file", download=True)
+@_subject_view("export an account's audit history to a CSV file", export=True)
 def account_history_export(request: HttpRequest, account_id: int) -> HttpResponse:
     return _export(request, _account(request, account_id), fhir=False)
 
 
-@login_required
-@never_cache
-@require_GET
-@from_this_site("export an account's audit history as FHIR AuditEvents")
-@allowed_only(can_review_audit_subjects)
-@recent_auth_required(label="export an account's audit history as FHIR AuditEvents", download=True)
+@_subject_view("export an account's audit history as FHIR AuditEvents", export=True)
 def account_history_export_fhir(request: HttpRequest, account_id: int) -> HttpResponse:
     return _export(request, _account(request, account_id), fhir=True)
 
 
-@login_required
-@never_cache
-@require_GET
-@from_this_site("read a patient's audit history")
-@allowed_only(can_review_audit_subjects)
+@_subject_view("read a patient's audit history")
 def patient_history(request: HttpRequest, practice_id: int, patient_id: str) -> HttpResponse:
     """Every event about one patient of a practice in a period: who, when, from where."""
     return _history(request, _patient(request, practice_id, patient_id))
 
 
-@login_required
-@never_cache
-@require_GET
-@from_this_site("export a patient's audit history to a CSV file")
-@allowed_only(can_review_audit_subjects)
-@recent_auth_required(label="export a patient's audit history to a CSV file", download=True)
+@_subject_view("export a patient's audit history to a CSV file", export=True)
 def patient_history_export(request: HttpRequest, practice_id: int, patient_id: str):
     return _export(request, _patient(request, practice_id, patient_id), fhir=False)
 
 
-@login_required
-@never_cache
-@require_GET
-@from_this_site("export a patient's audit history as FHIR AuditEvents")
-@allowed_only(can_review_audit_subjects)
-@recent_auth_required(label="export a patient's audit history as FHIR AuditEvents", download=True)
+@_subject_view("export a patient's audit history as FHIR AuditEvents", export=True)
 def patient_history_export_fhir(request: HttpRequest, practice_id: int, patient_id: str):
     return _export(request, _patient(request, practice_id, patient_id), fhir=True)
