@@ -14,8 +14,9 @@ the only way events leave the database, in this order:
    holds what the file holds, move each chain's start past its archived
    events (the boundary: the next live event links to the last archived
    one's hash), sign a checkpoint of the new starts, and keep the boundary in
-   AuditArchive and AuditArchiveChain. Then, in another, drop the month's
-   partition, and record AUDIT_ARCHIVED (see `_drop` for why two).
+   AuditArchive and AuditArchiveChain. Then, in another, delete the
+   dashboard's counters of the month's UTC days and drop the month's
+   partition, and record AUDIT_ARCHIVED with both (see `_drop` for why two).
 
 `audit_verify` then walks each live chain from its boundary and checks the
 boundary against the archive tables and the checkpoint that signed it.
@@ -33,7 +34,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from audit import checkpoints, hashing, kinds, offline, partitions
+from audit import checkpoints, hashing, kinds, offline, partitions, rollup
 from audit.models import (
     AuditArchive,
     AuditArchiveChain,
@@ -414,13 +415,23 @@ def _drop(
 
 
 def drop_archived_partition(archive: AuditArchive) -> None:
-    """Drop the partition of a month whose boundary is recorded, and record that."""
+    """Drop the partition of a month whose boundary is recorded, and its counters; record that.
+
+    The dashboard's counters of the month's UTC days (`audit.rollup`) go in the
+    same transaction as the partition, so the dashboard never counts events the
+    report no longer lists, nor loses counts of events still there. They go
+    before the event table is locked: a month of counters takes a while to
+    delete, and no writer touches them, while every writer waits for that lock.
+    """
     label = f"{archive.month:%Y-%m}"
     name = partitions.partition_of(archive.month)
+    removed = rollup.Counters(0, 0)
     if name is not None:
+        start, end = partitions.bounds(archive.month)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as partitions.partition_create
             cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
+            removed = rollup.counters_remove(start=start, end=end)
             cursor.execute(f"LOCK TABLE {partitions.TABLE} IN ACCESS EXCLUSIVE MODE")
             cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # nosec B608
             if cursor.fetchone()[0] != archive.events:
@@ -433,12 +444,14 @@ def drop_archived_partition(archive: AuditArchive) -> None:
             kind=kinds.AUDIT_ARCHIVED,
             acting_user=None,
             ip=None,
-            params={"month": label, "events": archive.events},
+            params={"month": label, "events": archive.events, "counters": sum(removed)},
             data={
                 "month": label,
                 "events": archive.events,
                 "sha256": archive.file_sha256,
                 "checkpoint": archive.boundary_checkpoint,
+                "counters_removed": removed.quarter_hours,
+                "day_counters_removed": removed.days,
             },
         )
 

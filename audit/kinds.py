@@ -355,7 +355,8 @@ AUDIT_ARCHIVED = EventKind(
     "audit.archived",
     EventType.REPORT,
     Action.NOT_SPECIFIED,
-    "Audit log events of {month} archived and removed from the database: {events} events",
+    "Audit log events of {month} archived and removed from the database: {events} events, "
+    "{counters} dashboard counters",
 )
 
 # The Support PIN and App Unlock PIN (wording of the seed where it has one).

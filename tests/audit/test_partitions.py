@@ -1,8 +1,9 @@
 """Monthly partitions of the event table, and months archived to signed files (PostgreSQL)."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import psycopg
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
@@ -10,12 +11,13 @@ from django.db import DatabaseError, connection, transaction
 
 from accounts.roles import Role
 from audit import kinds, partitions
-from audit.archive import audit_partitions_create
+from audit.archive import ARCHIVE_COLUMNS, audit_partitions_create
 from audit.models import AuditArchive, AuditArchiveChain, AuditChain, AuditEvent
 from audit.services import audit_event_record
 from audit.verification import audit_log_verify
 from tests.audit.helpers import record_at, sql, verify_fails
 from tests.audit.test_chains import public_key_arg
+from tests.audit.test_rollup import counters
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
 from tests.factories import make_practice, make_user
@@ -178,9 +180,11 @@ def test_an_old_month_is_archived_verified_offline_and_the_live_chains_still_ver
         f"Audit log archive of 2014-03 written and verified: {len(march)} events in 2 chains, "
         "through checkpoint 1" in details
     )
+    counted = AuditEvent.objects.get(kind=kinds.AUDIT_ARCHIVED.code).data
+    removed = counted["counters_removed"] + counted["day_counters_removed"]
     assert (
-        f"Audit log events of 2014-03 archived and removed from the database: {len(march)} events"
-        in details
+        f"Audit log events of 2014-03 archived and removed from the database: {len(march)} events, "
+        f"{removed} dashboard counters" in details
     )
     assert (
         AuditArchive.objects.get().file_sha256
@@ -322,3 +326,63 @@ def test_a_drop_that_failed_is_finished_by_running_the_command_again(
     call_command("audit_verify")
     with pytest.raises(CommandError, match="2014-03 is already archived"):
         archive("2014-03", tmp_path / "b.jsonl")
+
+
+def restore(path) -> int:
+    """Load an archive's events back into the event table, column for column (docs/audit.md)."""
+    casts = {"occurred_at": "::timestamptz", "ip": "::inet", "data": "::jsonb"}
+    statement = (
+        f"INSERT INTO audit_auditevent ({', '.join(ARCHIVE_COLUMNS)}) VALUES ("  # noqa: S608
+        + ", ".join(f"%s{casts.get(name, '')}" for name in ARCHIVE_COLUMNS)
+        + ")"
+    )
+    events = [
+        json.loads(line)["event"] for line in path.read_text().splitlines() if '"event"' in line
+    ]
+    for event in events:
+        event["data"] = json.dumps(event["data"])
+        sql(statement, [event[name] for name in ARCHIVE_COLUMNS])
+    return len(events)
+
+
+def test_archiving_removes_the_months_counters_and_a_restore_counts_them_again(old_log, tmp_path):
+    march_days, april_days = partitions.bounds(MARCH.date()), partitions.bounds(date(2014, 4, 1))
+    march, april = counters(*march_days), counters(*april_days)
+    assert march[0] and march[1] and april[0]
+    target = tmp_path / "2014-03.jsonl"
+    archive("2014-03", target)
+    # The dashboard no longer counts what the report no longer lists; April is as it was.
+    assert counters(*march_days) == ([], [])
+    assert counters(*april_days) == april
+    done = AuditEvent.objects.get(kind=kinds.AUDIT_ARCHIVED.code)
+    assert done.data["counters_removed"] == len(march[0])
+    assert done.data["day_counters_removed"] == len(march[1])
+    assert done.details.endswith(f", {len(march[0]) + len(march[1])} dashboard counters")
+    # Restored into the event table, the month is counted again from its rows.
+    assert restore(target) == len(old_log[0])
+    call_command("audit_recount", "--month", "2014-03")
+    assert counters(*march_days) == march
+    assert counters(*april_days) == april
+
+
+@pytest.mark.django_db(transaction=True)  # another connection holds the table
+def test_a_drop_that_fails_keeps_the_months_counters(old_log, tmp_path, monkeypatch):
+    """The counters go in the partition's transaction: a DROP that fails keeps both."""
+    march_days = partitions.bounds(MARCH.date())
+    march = counters(*march_days)
+    partitions.partition_create(MARCH.date())  # so that only the DROP waits for the table
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")
+    own = connection.settings_dict
+    with psycopg.connect(
+        host=own["HOST"], port=own["PORT"], user=own["USER"], dbname=own["NAME"]
+    ) as reader:
+        reader.execute("SET lock_timeout = '10s'")
+        reader.execute("LOCK TABLE audit_auditevent IN ACCESS SHARE MODE")  # a long read
+        with pytest.raises(CommandError, match="lock timeout"):
+            archive("2014-03", tmp_path / "a.jsonl")
+        assert partitions.partition_name(MARCH.date()) in partition_names()
+        assert counters(*march_days) == march
+        reader.rollback()
+    call_command("audit_archive", "--month", "2014-03", "--to", str(tmp_path / "a.jsonl"))
+    assert partitions.partition_name(MARCH.date()) not in partition_names()
+    assert counters(*march_days) == ([], [])

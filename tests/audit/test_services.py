@@ -47,6 +47,7 @@ KNOWN_PARAMETERS = {
     "link",
     "month",  # YYYY-MM of an audit partition or archive
     "moved",
+    "counters",  # dashboard counters removed with an archived month
 }
 
 
