@@ -15,12 +15,16 @@ from audit.archive import ARCHIVE_COLUMNS, audit_partitions_create
 from audit.models import AuditArchive, AuditArchiveChain, AuditChain, AuditEvent
 from audit.services import audit_event_record
 from audit.verification import audit_log_verify
+from outbox import audit_stream
+from outbox.models import AuditCursor, Destination
 from tests.audit.helpers import record_at, sql, verify_fails
 from tests.audit.test_chains import public_key_arg
 from tests.audit.test_rollup import counters
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
 from tests.factories import make_practice, make_user
+from tests.outbox.test_audit_stream import body, configure
+from tests.syslog_receiver import SyslogReceiver, make_pki
 
 pytestmark = pytest.mark.postgres_only
 
@@ -386,3 +390,135 @@ def test_a_drop_that_fails_keeps_the_months_counters(old_log, tmp_path, monkeypa
     call_command("audit_archive", "--month", "2014-03", "--to", str(tmp_path / "a.jsonl"))
     assert partitions.partition_name(MARCH.date()) not in partition_names()
     assert counters(*march_days) == ([], [])
+
+
+# The syslog destination: a month leaves only once it has been sent, or with the skip recorded
+
+
+@pytest.fixture
+def siem_receiver(tmp_path_factory, settings):
+    """A TLS syslog receiver on loopback, configured as the destination."""
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    with SyslogReceiver(pki.server_cert, pki.server_key) as running:
+        configure(settings, running.url, pki.ca, "atna")
+        yield running
+
+
+URL = "tls://siem.example.org:6514"
+NAME = f"syslog atna {URL}"
+
+
+@pytest.fixture
+def siem(settings, tmp_path):
+    """A configured syslog destination that has received nothing yet."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    configure(settings, URL, ca, "atna")
+    return audit_stream.ensure_destination()
+
+
+def march_stretches() -> dict[int, tuple[int, int]]:
+    """Each chain's first and last seq in March 2014."""
+    start, end = partitions.bounds(MARCH.date())
+    stretches = {}
+    for event in AuditEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end):
+        first, last = stretches.get(event.chain_id, (event.seq, event.seq))
+        stretches[event.chain_id] = (min(first, event.seq), max(last, event.seq))
+    return stretches
+
+
+def nothing_archived(tmp_path, before) -> None:
+    assert not (tmp_path / "x.jsonl").exists()
+    assert (AuditEvent.objects.count(), partition_names()) == before
+    assert not AuditArchive.objects.exists()
+
+
+def test_a_month_the_destination_has_not_received_is_refused_naming_it_and_where_it_is(
+    old_log, old_clinic, siem, tmp_path
+):
+    stretches = march_stretches()
+    practice_chain = AuditChain.objects.get(practice=old_clinic[0].practice).pk
+    (platform_chain,) = set(stretches) - {practice_chain}
+    first, last = stretches[practice_chain]
+    # The platform's March went out; the practice's only up to its second event.
+    AuditCursor.objects.create(
+        destination=siem, chain_id=platform_chain, seq=stretches[platform_chain][1]
+    )
+    AuditCursor.objects.create(destination=siem, chain_id=practice_chain, seq=first + 1)
+    before = (AuditEvent.objects.count(), partition_names())
+    with pytest.raises(CommandError) as refused:
+        archive("2014-03", tmp_path / "x.jsonl")
+    message = str(refused.value)
+    assert message.startswith(
+        f"The syslog destination '{NAME}' has not received {last - first - 1} events of 2014-03 "
+        f"(chain {practice_chain} seq {first + 2}-{last}): once the month is dropped they can "
+        "never be sent."
+    )
+    assert "--skip-undelivered" in message and message.endswith("Nothing was changed.")
+    nothing_archived(tmp_path, before)
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_SKIPPED.code).exists()
+
+
+def test_a_configured_destination_without_cursors_has_received_nothing(old_log, settings, tmp_path):
+    configure(settings, URL, tmp_path, "json")  # the worker has never run: no row yet
+    before = (AuditEvent.objects.count(), partition_names())
+    events = sum(last - first + 1 for first, last in march_stretches().values())
+    with pytest.raises(CommandError, match=f"has not received {events} events of 2014-03"):
+        archive("2014-03", tmp_path / "x.jsonl")
+    nothing_archived(tmp_path, before)
+
+
+def test_a_month_the_destination_has_received_goes(old_log, siem, tmp_path):
+    for chain_id, (_first, last) in march_stretches().items():
+        AuditCursor.objects.create(destination=siem, chain_id=chain_id, seq=last)
+    archive("2014-03", tmp_path / "a.jsonl")
+    assert AuditArchive.objects.get().month == MARCH.date().replace(day=1)
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_SKIPPED.code).exists()
+
+
+def test_a_destination_no_longer_configured_holds_nothing_up(old_log, tmp_path):
+    Destination.objects.create(name=NAME, kind=Destination.Kind.SYSLOG)  # AUDIT_SYSLOG_URL unset
+    archive("2014-03", tmp_path / "a.jsonl")
+    assert AuditArchive.objects.exists()
+
+
+def test_skipping_records_what_was_never_sent_and_the_receiver_is_told(
+    old_log, siem_receiver, tmp_path
+):
+    receiver = siem_receiver
+    stretches = march_stretches()
+    skipped = sum(last - first + 1 for first, last in stretches.values())
+    call_command(
+        "audit_archive",
+        "--month",
+        "2014-03",
+        "--to",
+        str(tmp_path / "a.jsonl"),
+        "--skip-undelivered",
+    )
+    event = AuditEvent.objects.get(kind=kinds.AUDIT_STREAM_SKIPPED.code)
+    name = f"syslog atna {receiver.url}"
+    assert event.details == (
+        f"Audit log copies to {name} skipped: {skipped} events of 2014-03 archived before "
+        "they were sent"
+    )
+    assert event.data["events"] == skipped and event.data["destination"] == name
+    assert event.data["skipped"] == "; ".join(
+        f"chain {chain} seq {first}-{last}" for chain, (first, last) in sorted(stretches.items())
+    )
+    # The destination's state: its cursors past the month, and why.
+    destination = Destination.objects.get(name=name)
+    cursors = dict(
+        AuditCursor.objects.filter(destination=destination).values_list("chain_id", "seq")
+    )
+    assert cursors == {chain: last for chain, (_first, last) in stretches.items()}
+    assert destination.last_error.startswith(
+        f"{skipped} events of 2014-03 archived before they were sent "
+        "(audit_archive --skip-undelivered): chain "
+    )
+    # The worker goes on after the month: every live event, the skip itself among them.
+    call_command("outbox_worker", "--once")
+    live = AuditEvent.objects.count()
+    messages = [body(m) for m in receiver.wait_for_messages(live)]
+    assert len(messages) == live
+    assert sum(b"Audit log copies to" in m for m in messages) == 1

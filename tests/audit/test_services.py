@@ -48,6 +48,7 @@ KNOWN_PARAMETERS = {
     "month",  # YYYY-MM of an audit partition or archive
     "moved",
     "counters",  # dashboard counters removed with an archived month
+    "destination",  # an outbox destination's name
 }
 
 
