@@ -5,7 +5,9 @@ the only way events leave the database, in this order:
 
 1. Refuse, changing nothing, a month younger than AUDIT_RETENTION_YEARS, one
    already archived, a file that exists, a month whose chains still hold older
-   events (months go oldest first), or one no signed checkpoint covers yet.
+   events (months go oldest first), one no signed checkpoint covers yet, or
+   one the syslog destination has not received all of (unless told to skip
+   those events: `skip_undelivered`, recorded as AUDIT_STREAM_SKIPPED).
 2. Write the file: an evidence file (audit/evidence.py, audit/offline.py) for
    that month, against the first checkpoint that signed every chain past the
    month's last event; then read it back and verify it with the public keys
@@ -14,8 +16,9 @@ the only way events leave the database, in this order:
    holds what the file holds, move each chain's start past its archived
    events (the boundary: the next live event links to the last archived
    one's hash), sign a checkpoint of the new starts, and keep the boundary in
-   AuditArchive and AuditArchiveChain. Then, in another, drop the month's
-   partition, and record AUDIT_ARCHIVED (see `_drop` for why two).
+   AuditArchive and AuditArchiveChain. Then, in another, delete the
+   dashboard's counters of the month's UTC days and drop the month's
+   partition, and record AUDIT_ARCHIVED with both (see `_drop` for why two).
 
 `audit_verify` then walks each live chain from its boundary and checks the
 boundary against the archive tables and the checkpoint that signed it.
@@ -33,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from audit import checkpoints, hashing, kinds, offline, partitions
+from audit import checkpoints, hashing, kinds, offline, partitions, rollup
 from audit.models import (
     AuditArchive,
     AuditArchiveChain,
@@ -43,6 +46,7 @@ from audit.models import (
     AuditEvent,
 )
 from audit.services import audit_event_record
+from outbox import audit_stream
 
 BATCH = 5000
 # What an archived event keeps: every column, so it can be restored as it was.
@@ -116,8 +120,17 @@ class Archived:
     boundary_checkpoint: int
 
 
-def audit_archive_month(*, month: date, path: Path, now: datetime | None = None) -> Archived:
-    """Write `month`'s events to `path`, verify the file, then drop the month's partition."""
+def audit_archive_month(
+    *, month: date, path: Path, now: datetime | None = None, skip_undelivered: bool = False
+) -> Archived:
+    """Write `month`'s events to `path`, verify the file, then drop the month's partition.
+
+    A month whose events the syslog destination (AUDIT_SYSLOG_URL) has not all
+    received is refused: once dropped, they could never be sent. With
+    `skip_undelivered` it goes anyway, and the events it never sent are named
+    in the log (AUDIT_STREAM_SKIPPED, itself sent to the destination) and on
+    the destination, whose cursors move past them.
+    """
     if not partitions.supported():
         raise ArchiveRefused(
             "Archiving needs PostgreSQL, whose monthly partitions are dropped whole; on SQLite "
@@ -149,6 +162,9 @@ def audit_archive_month(*, month: date, path: Path, now: datetime | None = None)
         raise ArchiveRefused(f"{path} exists; an archive never overwrites a file.")
     segments = _segments(month)
     checkpoint = _covering_checkpoint(segments, label)
+    missing = audit_stream.undelivered(_stretches(segments))
+    if missing and not skip_undelivered:
+        raise ArchiveRefused(_undelivered_message(label, missing))
 
     digest, events = _write(path, month, segments, checkpoint)
     try:
@@ -170,8 +186,45 @@ def audit_archive_month(*, month: date, path: Path, now: datetime | None = None)
             params=params,
             data={**params, "sha256": digest},
         )
-    boundary = _drop(month, segments, path, digest, events, checkpoint)
+    boundary = _drop(month, segments, path, digest, events, checkpoint, skip_undelivered)
     return Archived(month, path, events, len(segments), checkpoint.number, digest, boundary)
+
+
+def _stretches(segments: list[Segment]) -> dict[int, tuple[int, int]]:
+    return {segment.chain.pk: (segment.first, segment.last) for segment in segments}
+
+
+def _undelivered_message(label: str, missing: list[audit_stream.Undelivered]) -> str:
+    events = sum(item.events for item in missing)
+    shown = ", ".join(str(item) for item in missing[:5])
+    more = f" and {len(missing) - 5} more chains" if len(missing) > 5 else ""
+    return (
+        f"The syslog destination {missing[0].destination!r} has not received {events} events "
+        f"of {label} ({shown}{more}): once the month is dropped they can never be sent. Let "
+        "the outbox worker send them first (manage.py outbox_worker --once; its errors show "
+        "on the Outbox page), or pass --skip-undelivered to archive the month without "
+        "them, which the audit log (audit.stream_skipped) and the destination record. "
+        "Nothing was changed."
+    )
+
+
+def _skip_undelivered(label: str, missing: list[audit_stream.Undelivered]) -> None:
+    """Record, and move the destination past, the events it will never receive."""
+    events = sum(item.events for item in missing)
+    skipped = "; ".join(str(item) for item in missing)
+    params = {"destination": missing[0].destination, "events": events, "month": label}
+    audit_event_record(
+        kind=kinds.AUDIT_STREAM_SKIPPED,
+        acting_user=None,
+        ip=None,
+        params=params,
+        data={**params, "skipped": skipped},
+    )
+    audit_stream.skip_undelivered(
+        missing,
+        reason=f"{events} events of {label} archived before they were sent "
+        f"(audit_archive --skip-undelivered): {skipped}",
+    )
 
 
 def _segments(month: date) -> list[Segment]:
@@ -355,8 +408,13 @@ def _drop(
     digest: str,
     events: int,
     checkpoint: AuditCheckpoint,
+    skip_undelivered: bool = False,
 ) -> int:
     """Move the chains' starts past the month and sign them; then drop the partition.
+
+    With `skip_undelivered`, what the syslog destination has still not received
+    of the month (the worker may have sent more since the check) is recorded
+    first, in the same transaction as the boundary: both happen or neither.
 
     Two transactions, so that no step holds the event table while it waits for a
     chain (writers hold their chain while they wait for the event table): first
@@ -371,6 +429,11 @@ def _drop(
     start, end = partitions.bounds(month)
     name = partitions.partition_of(month) or partitions.partition_create(month).name
     with transaction.atomic(), connection.cursor() as cursor:
+        missing = audit_stream.undelivered(_stretches(segments)) if skip_undelivered else []
+        if missing:
+            # Before the month's chains are locked: the event takes the platform
+            # chain, which every lock of all chains takes first (the lowest id).
+            _skip_undelivered(label, missing)
         ids = [segment.chain.pk for segment in segments]
         list(AuditChain.objects.filter(pk__in=ids).order_by("pk").select_for_update())
         cursor.execute(
@@ -414,13 +477,23 @@ def _drop(
 
 
 def drop_archived_partition(archive: AuditArchive) -> None:
-    """Drop the partition of a month whose boundary is recorded, and record that."""
+    """Drop the partition of a month whose boundary is recorded, and its counters; record that.
+
+    The dashboard's counters of the month's UTC days (`audit.rollup`) go in the
+    same transaction as the partition, so the dashboard never counts events the
+    report no longer lists, nor loses counts of events still there. They go
+    before the event table is locked: a month of counters takes a while to
+    delete, and no writer touches them, while every writer waits for that lock.
+    """
     label = f"{archive.month:%Y-%m}"
     name = partitions.partition_of(archive.month)
+    removed = rollup.Counters(0, 0)
     if name is not None:
+        start, end = partitions.bounds(archive.month)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as partitions.partition_create
             cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
+            removed = rollup.counters_remove(start=start, end=end)
             cursor.execute(f"LOCK TABLE {partitions.TABLE} IN ACCESS EXCLUSIVE MODE")
             cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # nosec B608
             if cursor.fetchone()[0] != archive.events:
@@ -433,12 +506,14 @@ def drop_archived_partition(archive: AuditArchive) -> None:
             kind=kinds.AUDIT_ARCHIVED,
             acting_user=None,
             ip=None,
-            params={"month": label, "events": archive.events},
+            params={"month": label, "events": archive.events, "counters": sum(removed)},
             data={
                 "month": label,
                 "events": archive.events,
                 "sha256": archive.file_sha256,
                 "checkpoint": archive.boundary_checkpoint,
+                "counters_removed": removed.quarter_hours,
+                "day_counters_removed": removed.days,
             },
         )
 

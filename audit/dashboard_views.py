@@ -17,7 +17,7 @@ from accounts.models import Practice, User
 from alerts.selectors import alert_open_for
 from audit import charts, dashboard, kinds
 from audit.charts import Series
-from ehr.db import read_replica
+from ehr.db import read_replica, replica_fallback
 from ehr.policies import AuditScope, allowed_only, audit_scope, can_view_audit_dashboard
 
 # What each chart shows: (kind, its label), stacked in this order.
@@ -81,6 +81,7 @@ class DashboardForm(forms.Form):
 @never_cache
 @require_GET
 @allowed_only(can_view_audit_dashboard)
+@replica_fallback
 def audit_dashboard(request: HttpRequest) -> HttpResponse:
     form = DashboardForm(request.GET or None, viewer=request.user)
     if request.GET and not form.is_valid():

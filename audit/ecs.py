@@ -95,6 +95,7 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "audit.partition_created": (("database",), ("creation",)),
     "audit.archive_written": READ,
     "audit.archived": (("database",), ("deletion",)),
+    "audit.stream_skipped": (("database",), ("change",)),
     "audit.account_history_viewed": READ,
     "audit.patient_history_viewed": READ,
     "audit.verification_requested": (("database",), ("info",)),

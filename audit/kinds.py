@@ -351,11 +351,21 @@ AUDIT_ARCHIVE_WRITTEN = EventKind(
     "Audit log archive of {month} written and verified: {events} events in {chains} chains, "
     "through checkpoint {checkpoint}",
 )
+# Written by `audit_archive --skip-undelivered`: the month left before the syslog
+# destination received these events, which it therefore never will.
+AUDIT_STREAM_SKIPPED = EventKind(
+    "audit.stream_skipped",
+    EventType.REPORT,
+    Action.NOT_SPECIFIED,
+    "Audit log copies to {destination} skipped: {events} events of {month} archived before "
+    "they were sent",
+)
 AUDIT_ARCHIVED = EventKind(
     "audit.archived",
     EventType.REPORT,
     Action.NOT_SPECIFIED,
-    "Audit log events of {month} archived and removed from the database: {events} events",
+    "Audit log events of {month} archived and removed from the database: {events} events, "
+    "{counters} dashboard counters",
 )
 
 # The Support PIN and App Unlock PIN (wording of the seed where it has one).

@@ -1,9 +1,11 @@
 """The one way to write the audit log, and the export that records itself in it."""
 
 import contextvars
+import csv
+import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -313,7 +315,15 @@ def audit_log_export(
 
     With a read replica (DATABASE_REPLICA_URL) the rows are counted and streamed
     from it, once it has replayed the checkpoint they are frozen at
-    (`export_source`); the event's data says where they came from.
+    (`export_source`); the event's data says where they came from. A replica
+    that fails while counting leaves the export on the primary before the event
+    is written; one that fails before the first row has gone, the stream goes
+    on from the primary (`_primary_before_first_row`: the rows are the same,
+    frozen at the checkpoint). After that a half-sent file cannot be restarted:
+    the stream stops as any failed stream does, and a CSV then ends with a line
+    that says it is incomplete (`_watched`), so that a client whose download
+    looks finished (HTTP/1.0, a proxy that buffers) cannot take it for the
+    whole export.
     """
     frozen_at, source = export_source()
     freeze = selectors.covered_by(frozen_at.positions)
@@ -327,6 +337,12 @@ def audit_log_export(
         if fhir:
             blocks = export_fhir(chosen, freeze=freeze, total=rows, checkpoint=number)
         return rows, blocks
+
+    def stream(alias: str, rows: int) -> Iterator[tuple[bytes, int]]:
+        chosen = events.using(alias)
+        if fhir:
+            return export_fhir(chosen, freeze=freeze, total=rows, checkpoint=number)
+        return export_rows(chosen, freeze=freeze, time_zone=time_zone)
 
     try:
         rows, blocks = content(source.alias)
@@ -365,7 +381,12 @@ def audit_log_export(
             # The export's own error is the one to raise; this one must not hide it.
             logger.exception("could not record that audit export %s stopped", started.pk)
 
-    return AuditExport(rows, number, _watched(blocks, stopped))
+    if source.alias != DEFAULT_DB_ALIAS:
+        blocks = _primary_before_first_row(
+            blocks, source.alias, lambda: stream(DEFAULT_DB_ALIAS, rows)
+        )
+    incomplete = None if fhir else _csv_incomplete(rows)
+    return AuditExport(rows, number, _watched(blocks, stopped, incomplete))
 
 
 def export_source() -> tuple[checkpoints.Frozen, ReadSource]:
@@ -396,8 +417,73 @@ def export_source_data(source: ReadSource) -> dict[str, Scalar]:
     return data
 
 
-def _watched(blocks: Iterator[tuple[bytes, int]], stopped) -> Iterator[bytes]:
-    """Yield the blocks; if they stop before the end, call `stopped(kind, rows sent)`."""
+def _primary_before_first_row(
+    blocks: Generator[tuple[bytes, int]],
+    alias: str,
+    from_primary: Callable[[], Generator[tuple[bytes, int]]],
+) -> Iterator[tuple[bytes, int]]:
+    """Yield the replica's blocks; if it fails before any row was yielded, the primary's.
+
+    Until the first row only the CSV's header has gone (a FHIR Bundle's opening
+    comes with its first rows), the same bytes from either database: the
+    primary's stream goes on after as many blocks as were already handed on,
+    and the rows, frozen at the export's checkpoint, are those the event
+    counted. A warning in the log says so; the event, written before, still
+    names the replica. Once a row has gone the error goes on (`_watched`).
+    """
+    handed = sent = 0
+    try:
+        for block, rows in blocks:
+            handed += 1
+            sent += rows
+            yield block, rows
+        return
+    except (DatabaseError, connections[alias].Database.Error) as error:
+        if sent:
+            raise
+        failure = error
+    finally:
+        blocks.close()
+    logger.warning(
+        "read replica %r failed before an export's first row, streaming it from the primary: %s",
+        alias,
+        failure,
+    )
+    connections[alias].close()
+    again = from_primary()
+    for _ in range(handed):
+        next(again)  # what was already sent: the header
+    yield from again
+
+
+def _csv_incomplete(rows: int) -> Callable[[int], bytes]:
+    """Return the CSV's last line after a failure: that the file is not the whole export."""
+
+    def line(sent: int) -> bytes:
+        out = io.StringIO()
+        csv.writer(out).writerow(
+            [
+                f"EXPORT INCOMPLETE: it stopped after {sent} of {rows} events; this file is not "
+                "the whole export (the audit log records the failure: audit.export_failed)."
+            ]
+        )
+        return out.getvalue().encode()
+
+    return line
+
+
+def _watched(
+    blocks: Iterator[tuple[bytes, int]],
+    stopped,
+    incomplete: Callable[[int], bytes] | None = None,
+) -> Iterator[bytes]:
+    """Yield the blocks; if they stop before the end, call `stopped(kind, rows sent)`.
+
+    After an error, `incomplete(rows sent)`, when given, is the content's last
+    block before the error goes on: the web server can then only cut the
+    connection, which a client told the length by chunked encoding sees as a
+    failed download, but one told nothing (HTTP/1.0) takes for the end.
+    """
     sent = 0
     try:
         for block, rows in blocks:
@@ -413,4 +499,6 @@ def _watched(blocks: Iterator[tuple[bytes, int]], stopped) -> Iterator[bytes]:
         raise
     except Exception:
         stopped(kinds.AUDIT_EXPORT_FAILED, sent)
+        if incomplete is not None:
+            yield incomplete(sent)
         raise

@@ -21,7 +21,7 @@ from audit.formatting import event_date, event_time, ip_text
 from audit.forms import AuditEventFilter
 from audit.services import audit_log_export, user_label
 from audit.tables import report_rows
-from ehr.db import read_replica
+from ehr.db import read_replica, replica_fallback
 from ehr.navigation import from_this_site
 from ehr.policies import (
     AuditScope,
@@ -89,6 +89,7 @@ def _position(number: int | None, rows: int, count: selectors.EventCount) -> tup
 @login_required
 @never_cache
 @require_GET
+@replica_fallback
 def audit_report(request: HttpRequest) -> HttpResponse:
     """The Audit Log Report: its rows come from the read replica when there is one."""
     filterset = _filterset(request, using=read_replica())

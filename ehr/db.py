@@ -21,18 +21,24 @@ primary, every write included, whatever database an object was read from, and
 migrates only the primary (the standby replays the primary's schema).
 
 A replica that is down never breaks a page: `read_replica()` answers the
-primary instead and logs a warning. An export, whose rows must be exactly those
-its audit event counts, also waits until the replica has replayed what the
-primary has committed (`replica_after_writes`), and reads the primary when the
-replica is too far behind.
+primary instead and logs a warning. One that stops after that check, while the
+page reads it, fails the page's query; a view that reads the replica is wrapped
+in `replica_fallback`, which then runs it again on the primary (a warning in the
+log, no error page). An export, whose rows must be exactly those its audit
+event counts, also waits until the replica has replayed what the primary has
+committed (`replica_after_writes`), and reads the primary when the replica is
+too far behind; a replica lost while the export counts or before its first row
+leaves it on the primary too (`audit.services.audit_log_export`).
 """
 
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
+from functools import wraps
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 
 logger = logging.getLogger(__name__)
 
@@ -68,24 +74,100 @@ def replica_alias() -> str | None:
     return None if alias == DEFAULT_DB_ALIAS else alias
 
 
+# Inside `replica_fallback`: whether read_replica() handed out the replica, and whether
+# the view runs again on the primary after the replica failed.
+_handed_out: contextvars.ContextVar[bool] = contextvars.ContextVar("replica_handed_out")
+_primary_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "replica_primary_only", default=False
+)
+
+
 def read_replica() -> str:
     """Return the alias a report reads from: the replica if it answers, else the primary.
 
     One `SELECT 1` on the replica tells; a replica that is stopped, unreachable
     or refusing connections costs at most its connect timeout (2 s by default)
-    and a warning in the log, never the page.
+    and a warning in the log, never the page. A replica that stops after it
+    answered is the business of `replica_fallback`, around the view.
     """
     alias = replica_alias()
-    if alias is None:
+    if alias is None or _primary_only.get():
         return DEFAULT_DB_ALIAS
+    if not _answers(alias):
+        return DEFAULT_DB_ALIAS
+    if _handed_out.get(None) is not None:  # inside replica_fallback
+        _handed_out.set(True)
+    return alias
+
+
+def _answers(alias: str) -> bool:
+    """Whether the replica answers `SELECT 1`; if not, drop its connection and log a warning."""
     try:
         with connections[alias].cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as error:
         _discard(alias)
         logger.warning("read replica %r unavailable, reading from the primary: %s", alias, error)
-        return DEFAULT_DB_ALIAS
-    return alias
+        return False
+    return True
+
+
+def replica_fallback(view):
+    """Run `view` again on the primary if the replica fails while the view reads it.
+
+    `read_replica()` checks the replica once, before the view's queries; a
+    standby that stops, restarts or drops its connections after that fails the
+    next query with an OperationalError (or InterfaceError, on a connection
+    already closed). Such an error from the replica, in a view that was handed
+    the replica, is logged as a warning, the replica's connection is dropped,
+    and the view runs once more with `read_replica()` answering the primary: the
+    user gets the page, from the primary, instead of a server error. Any other
+    error, and any error from the primary, goes on as it came.
+
+    Only for views that write nothing before their last read of the replica
+    (the report, the dashboard): the first run's writes would be made twice.
+    A streamed export has already answered when its rows are read; it has its
+    own rule (`audit.services.audit_log_export`).
+    """
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        alias = replica_alias()
+        if alias is None or _primary_only.get():
+            return view(request, *args, **kwargs)
+        handed_out = _handed_out.set(False)
+        try:
+            return view(request, *args, **kwargs)
+        except (OperationalError, InterfaceError) as error:
+            if not (_handed_out.get() and replica_failed(alias)):
+                raise
+            _discard(alias)
+            logger.warning(
+                "read replica %r failed during %s, answering from the primary: %s",
+                alias,
+                request.path,
+                error,
+            )
+        finally:
+            _handed_out.reset(handed_out)
+        primary_only = _primary_only.set(True)
+        try:
+            return view(request, *args, **kwargs)
+        finally:
+            _primary_only.reset(primary_only)
+
+    return wrapped
+
+
+def replica_failed(alias: str) -> bool:
+    """Whether the last database error came from the replica's connection.
+
+    Django flags a connection on which an error occurred that may have made it
+    unusable (`errors_occurred`, what its own health check reads before it
+    reuses a connection); a failed connect sets it too. It is cleared on a
+    successful connect, commit or rollback.
+    """
+    return connections[alias].errors_occurred
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from audit.atna import EVENT_KEYS
 from audit.models import AuditChain, AuditEvent
@@ -73,6 +74,72 @@ def chains_behind(destination: Destination):
         .filter(seq__gt=F("sent"))
         .order_by("pk")
         .values_list("pk", "sent", "seq")
+    )
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """Events of one chain, `first` to `last`, that the streamed destination has not received."""
+
+    destination: str
+    chain_id: int
+    first: int
+    last: int
+
+    @property
+    def events(self) -> int:
+        return self.last - self.first + 1
+
+    def __str__(self) -> str:
+        return f"chain {self.chain_id} seq {self.first}-{self.last}"
+
+
+def undelivered(segments: dict[int, tuple[int, int]]) -> list[Undelivered]:
+    """Return what the destination configured now has not received of `segments`.
+
+    `segments` maps a chain to the first and last seq of a stretch of its events
+    (a month `audit_archive` is about to drop). The destination has received a
+    chain up to its cursor; without one, nothing since the chain's start, which
+    for the oldest month held is the stretch's first event less one. Without
+    AUDIT_SYSLOG_URL there is no destination, and nothing is missing: a
+    destination no longer configured will never be sent anything again.
+    """
+    config = configured()
+    if config is None:
+        return []
+    cursors = dict(
+        AuditCursor.objects.filter(
+            destination__name=config.name, chain_id__in=segments
+        ).values_list("chain_id", "seq")
+    )
+    missing = []
+    for chain_id, (first, last) in sorted(segments.items()):
+        sent = cursors.get(chain_id, first - 1)
+        if sent < last:
+            missing.append(Undelivered(config.name, chain_id, max(sent + 1, first), last))
+    return missing
+
+
+def skip_undelivered(missing: list[Undelivered], *, reason: str) -> None:
+    """Move the destination's cursors past events it will never receive, and say so on it.
+
+    Only forward: a cursor the worker moved further meanwhile stays. The reason
+    stays on the destination as its last error (the Outbox page, `outbox_status`)
+    until another error replaces it. In the caller's transaction.
+    """
+    if not missing:
+        return
+    destination = ensure_destination()
+    for item in missing:
+        moved = AuditCursor.objects.filter(
+            destination=destination, chain_id=item.chain_id, seq__lt=item.last
+        ).update(seq=item.last)
+        if not moved:
+            AuditCursor.objects.get_or_create(
+                destination=destination, chain_id=item.chain_id, defaults={"seq": item.last}
+            )
+    Destination.objects.filter(pk=destination.pk).update(
+        last_error=reason[:500], last_error_at=timezone.now()
     )
 
 

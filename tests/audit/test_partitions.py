@@ -1,8 +1,9 @@
 """Monthly partitions of the event table, and months archived to signed files (PostgreSQL)."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import psycopg
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
@@ -10,15 +11,20 @@ from django.db import DatabaseError, connection, transaction
 
 from accounts.roles import Role
 from audit import kinds, partitions
-from audit.archive import audit_partitions_create
+from audit.archive import ARCHIVE_COLUMNS, audit_partitions_create
 from audit.models import AuditArchive, AuditArchiveChain, AuditChain, AuditEvent
 from audit.services import audit_event_record
 from audit.verification import audit_log_verify
+from outbox import audit_stream
+from outbox.models import AuditCursor, Destination
 from tests.audit.helpers import record_at, sql, verify_fails
 from tests.audit.test_chains import public_key_arg
+from tests.audit.test_rollup import counters
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
 from tests.factories import make_practice, make_user
+from tests.outbox.test_audit_stream import body, configure
+from tests.syslog_receiver import SyslogReceiver, make_pki
 
 pytestmark = pytest.mark.postgres_only
 
@@ -178,9 +184,11 @@ def test_an_old_month_is_archived_verified_offline_and_the_live_chains_still_ver
         f"Audit log archive of 2014-03 written and verified: {len(march)} events in 2 chains, "
         "through checkpoint 1" in details
     )
+    counted = AuditEvent.objects.get(kind=kinds.AUDIT_ARCHIVED.code).data
+    removed = counted["counters_removed"] + counted["day_counters_removed"]
     assert (
-        f"Audit log events of 2014-03 archived and removed from the database: {len(march)} events"
-        in details
+        f"Audit log events of 2014-03 archived and removed from the database: {len(march)} events, "
+        f"{removed} dashboard counters" in details
     )
     assert (
         AuditArchive.objects.get().file_sha256
@@ -322,3 +330,195 @@ def test_a_drop_that_failed_is_finished_by_running_the_command_again(
     call_command("audit_verify")
     with pytest.raises(CommandError, match="2014-03 is already archived"):
         archive("2014-03", tmp_path / "b.jsonl")
+
+
+def restore(path) -> int:
+    """Load an archive's events back into the event table, column for column (docs/audit.md)."""
+    casts = {"occurred_at": "::timestamptz", "ip": "::inet", "data": "::jsonb"}
+    statement = (
+        f"INSERT INTO audit_auditevent ({', '.join(ARCHIVE_COLUMNS)}) VALUES ("  # noqa: S608
+        + ", ".join(f"%s{casts.get(name, '')}" for name in ARCHIVE_COLUMNS)
+        + ")"
+    )
+    events = [
+        json.loads(line)["event"] for line in path.read_text().splitlines() if '"event"' in line
+    ]
+    for event in events:
+        event["data"] = json.dumps(event["data"])
+        sql(statement, [event[name] for name in ARCHIVE_COLUMNS])
+    return len(events)
+
+
+def test_archiving_removes_the_months_counters_and_a_restore_counts_them_again(old_log, tmp_path):
+    march_days, april_days = partitions.bounds(MARCH.date()), partitions.bounds(date(2014, 4, 1))
+    march, april = counters(*march_days), counters(*april_days)
+    assert march[0] and march[1] and april[0]
+    target = tmp_path / "2014-03.jsonl"
+    archive("2014-03", target)
+    # The dashboard no longer counts what the report no longer lists; April is as it was.
+    assert counters(*march_days) == ([], [])
+    assert counters(*april_days) == april
+    done = AuditEvent.objects.get(kind=kinds.AUDIT_ARCHIVED.code)
+    assert done.data["counters_removed"] == len(march[0])
+    assert done.data["day_counters_removed"] == len(march[1])
+    assert done.details.endswith(f", {len(march[0]) + len(march[1])} dashboard counters")
+    # Restored into the event table, the month is counted again from its rows.
+    assert restore(target) == len(old_log[0])
+    call_command("audit_recount", "--month", "2014-03")
+    assert counters(*march_days) == march
+    assert counters(*april_days) == april
+
+
+@pytest.mark.django_db(transaction=True)  # another connection holds the table
+def test_a_drop_that_fails_keeps_the_months_counters(old_log, tmp_path, monkeypatch):
+    """The counters go in the partition's transaction: a DROP that fails keeps both."""
+    march_days = partitions.bounds(MARCH.date())
+    march = counters(*march_days)
+    partitions.partition_create(MARCH.date())  # so that only the DROP waits for the table
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")
+    own = connection.settings_dict
+    with psycopg.connect(
+        host=own["HOST"], port=own["PORT"], user=own["USER"], dbname=own["NAME"]
+    ) as reader:
+        reader.execute("SET lock_timeout = '10s'")
+        reader.execute("LOCK TABLE audit_auditevent IN ACCESS SHARE MODE")  # a long read
+        with pytest.raises(CommandError, match="lock timeout"):
+            archive("2014-03", tmp_path / "a.jsonl")
+        assert partitions.partition_name(MARCH.date()) in partition_names()
+        assert counters(*march_days) == march
+        reader.rollback()
+    call_command("audit_archive", "--month", "2014-03", "--to", str(tmp_path / "a.jsonl"))
+    assert partitions.partition_name(MARCH.date()) not in partition_names()
+    assert counters(*march_days) == ([], [])
+
+
+# The syslog destination: a month leaves only once it has been sent, or with the skip recorded
+
+
+@pytest.fixture
+def siem_receiver(tmp_path_factory, settings):
+    """A TLS syslog receiver on loopback, configured as the destination."""
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    with SyslogReceiver(pki.server_cert, pki.server_key) as running:
+        configure(settings, running.url, pki.ca, "atna")
+        yield running
+
+
+URL = "tls://siem.example.org:6514"
+NAME = f"syslog atna {URL}"
+
+
+@pytest.fixture
+def siem(settings, tmp_path):
+    """A configured syslog destination that has received nothing yet."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    configure(settings, URL, ca, "atna")
+    return audit_stream.ensure_destination()
+
+
+def march_stretches() -> dict[int, tuple[int, int]]:
+    """Each chain's first and last seq in March 2014."""
+    start, end = partitions.bounds(MARCH.date())
+    stretches = {}
+    for event in AuditEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end):
+        first, last = stretches.get(event.chain_id, (event.seq, event.seq))
+        stretches[event.chain_id] = (min(first, event.seq), max(last, event.seq))
+    return stretches
+
+
+def nothing_archived(tmp_path, before) -> None:
+    assert not (tmp_path / "x.jsonl").exists()
+    assert (AuditEvent.objects.count(), partition_names()) == before
+    assert not AuditArchive.objects.exists()
+
+
+def test_a_month_the_destination_has_not_received_is_refused_naming_it_and_where_it_is(
+    old_log, old_clinic, siem, tmp_path
+):
+    stretches = march_stretches()
+    practice_chain = AuditChain.objects.get(practice=old_clinic[0].practice).pk
+    (platform_chain,) = set(stretches) - {practice_chain}
+    first, last = stretches[practice_chain]
+    # The platform's March went out; the practice's only up to its second event.
+    AuditCursor.objects.create(
+        destination=siem, chain_id=platform_chain, seq=stretches[platform_chain][1]
+    )
+    AuditCursor.objects.create(destination=siem, chain_id=practice_chain, seq=first + 1)
+    before = (AuditEvent.objects.count(), partition_names())
+    with pytest.raises(CommandError) as refused:
+        archive("2014-03", tmp_path / "x.jsonl")
+    message = str(refused.value)
+    assert message.startswith(
+        f"The syslog destination '{NAME}' has not received {last - first - 1} events of 2014-03 "
+        f"(chain {practice_chain} seq {first + 2}-{last}): once the month is dropped they can "
+        "never be sent."
+    )
+    assert "--skip-undelivered" in message and message.endswith("Nothing was changed.")
+    nothing_archived(tmp_path, before)
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_SKIPPED.code).exists()
+
+
+def test_a_configured_destination_without_cursors_has_received_nothing(old_log, settings, tmp_path):
+    configure(settings, URL, tmp_path, "json")  # the worker has never run: no row yet
+    before = (AuditEvent.objects.count(), partition_names())
+    events = sum(last - first + 1 for first, last in march_stretches().values())
+    with pytest.raises(CommandError, match=f"has not received {events} events of 2014-03"):
+        archive("2014-03", tmp_path / "x.jsonl")
+    nothing_archived(tmp_path, before)
+
+
+def test_a_month_the_destination_has_received_goes(old_log, siem, tmp_path):
+    for chain_id, (_first, last) in march_stretches().items():
+        AuditCursor.objects.create(destination=siem, chain_id=chain_id, seq=last)
+    archive("2014-03", tmp_path / "a.jsonl")
+    assert AuditArchive.objects.get().month == MARCH.date().replace(day=1)
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_SKIPPED.code).exists()
+
+
+def test_a_destination_no_longer_configured_holds_nothing_up(old_log, tmp_path):
+    Destination.objects.create(name=NAME, kind=Destination.Kind.SYSLOG)  # AUDIT_SYSLOG_URL unset
+    archive("2014-03", tmp_path / "a.jsonl")
+    assert AuditArchive.objects.exists()
+
+
+def test_skipping_records_what_was_never_sent_and_the_receiver_is_told(
+    old_log, siem_receiver, tmp_path
+):
+    receiver = siem_receiver
+    stretches = march_stretches()
+    skipped = sum(last - first + 1 for first, last in stretches.values())
+    call_command(
+        "audit_archive",
+        "--month",
+        "2014-03",
+        "--to",
+        str(tmp_path / "a.jsonl"),
+        "--skip-undelivered",
+    )
+    event = AuditEvent.objects.get(kind=kinds.AUDIT_STREAM_SKIPPED.code)
+    name = f"syslog atna {receiver.url}"
+    assert event.details == (
+        f"Audit log copies to {name} skipped: {skipped} events of 2014-03 archived before "
+        "they were sent"
+    )
+    assert event.data["events"] == skipped and event.data["destination"] == name
+    assert event.data["skipped"] == "; ".join(
+        f"chain {chain} seq {first}-{last}" for chain, (first, last) in sorted(stretches.items())
+    )
+    # The destination's state: its cursors past the month, and why.
+    destination = Destination.objects.get(name=name)
+    cursors = dict(
+        AuditCursor.objects.filter(destination=destination).values_list("chain_id", "seq")
+    )
+    assert cursors == {chain: last for chain, (_first, last) in stretches.items()}
+    assert destination.last_error.startswith(
+        f"{skipped} events of 2014-03 archived before they were sent "
+        "(audit_archive --skip-undelivered): chain "
+    )
+    # The worker goes on after the month: every live event, the skip itself among them.
+    call_command("outbox_worker", "--once")
+    live = AuditEvent.objects.count()
+    messages = [body(m) for m in receiver.wait_for_messages(live)]
+    assert len(messages) == live
+    assert sum(b"Audit log copies to" in m for m in messages) == 1

@@ -26,6 +26,7 @@ from accounts.roles import Role
 from audit import kinds, services
 from audit.models import AuditEvent
 from audit.services import audit_event_record
+from ehr import db as ehr_db
 from ehr.db import REPLICA, ReadSource, replica_after_writes
 from tests.factories import confirm_identity, make_user
 
@@ -263,16 +264,45 @@ def pg_ctl(*args: str) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=60)  # noqa: S603
 
 
-@pytest.fixture
-def stopped_standby():
-    """Stop the standby (pg_ctl, fast shutdown) for the test; start it again after."""
-    caught_up()
+def stop_standby() -> None:
+    """Stop the standby (pg_ctl, fast shutdown: its backends, the app's among them, end)."""
     pg_ctl("stop", "-m", "fast", "-w")
-    yield
+
+
+def start_standby() -> None:
     pgdata = os.environ["REPLICA_STANDBY_PGDATA"]
     pg_ctl("start", "-w", "-l", f"{os.path.dirname(pgdata)}/standby.log")
     connections[REPLICA].close()  # the app's connection to the stopped server, if it kept one
     caught_up()
+
+
+@pytest.fixture
+def stopped_standby():
+    """Stop the standby for the test; start it again after."""
+    caught_up()
+    stop_standby()
+    yield
+    start_standby()
+
+
+@pytest.fixture
+def standby_stops_after_the_check(monkeypatch):
+    """Stop the standby right after read_replica() found that it answers."""
+    caught_up()
+    answers = ehr_db._answers
+    stopped = []
+
+    def then_stop(alias: str) -> bool:
+        answered = answers(alias)
+        if answered and not stopped:
+            stop_standby()
+            stopped.append(alias)
+        return answered
+
+    monkeypatch.setattr(ehr_db, "_answers", then_stop)
+    yield stopped
+    if stopped:
+        start_standby()
 
 
 def test_with_the_standby_stopped_the_report_and_the_export_read_the_primary(
@@ -323,3 +353,60 @@ def test_the_evidence_file_is_read_from_the_standby(client, provider):
     event = AuditEvent.objects.filter(kind=kinds.AUDIT_EVIDENCE_EXPORTED.code).get()
     assert event.data["source"] == "replica"
     assert any('FROM "audit_auditevent"' in query["sql"] for query in on_replica)
+
+
+def test_a_standby_stopped_after_the_check_leaves_the_report_on_the_primary(
+    client, compliance, provider, standby_stops_after_the_check, caplog
+):
+    client.force_login(compliance)
+    viewed(provider, "Bea Written before the standby stopped")
+    caught_up()
+    with caplog.at_level(logging.WARNING, logger="ehr.db"):
+        response = client.get("/audit/")
+    assert standby_stops_after_the_check == [REPLICA]  # stopped between the check and the rows
+    assert response.status_code == 200
+    assert "Bea Written before the standby stopped" in response.content.decode()
+    assert "read replica 'replica' failed during /audit/, answering from the primary" in (
+        caplog.text
+    )
+
+
+def test_a_standby_stopped_after_the_check_leaves_the_dashboard_on_the_primary(
+    client, compliance, provider, standby_stops_after_the_check, caplog
+):
+    client.force_login(compliance)
+    caught_up()
+    with caplog.at_level(logging.WARNING, logger="ehr.db"):
+        response = client.get("/audit/dashboard/")
+    assert standby_stops_after_the_check == [REPLICA]
+    assert response.status_code == 200
+    assert types_total(response) >= 1  # the sign-in, counted on the primary
+    assert "failed during /audit/dashboard/, answering from the primary" in caplog.text
+
+
+def test_a_standby_stopped_before_the_exports_first_row_leaves_the_rows_to_the_primary(
+    client, compliance, provider, caplog
+):
+    with transaction.atomic():
+        for i in range(ROWS):
+            viewed(provider, f"Patient {i:04}")
+    client.force_login(compliance)
+    confirm_identity(client)
+    response = client.get("/audit/export.csv", {"type": "Patient"})
+    event = export_event()
+    assert event.data["source"] == "replica"  # counted there
+    chunks = iter(response.streaming_content)
+    head = next(chunks)  # the header has gone; no row has
+    stop_standby()
+    try:
+        with caplog.at_level(logging.WARNING, logger="audit.services"):
+            body = b"".join([head, *chunks]).decode()
+    finally:
+        start_standby()
+    rows = list(csv.reader(io.StringIO(body)))
+    assert rows[0][0] == "Date" and sum(row[0] == "Date" for row in rows) == 1
+    assert patients(rows) == [f"Patient {i:04}" for i in reversed(range(ROWS))]
+    assert "failed before an export's first row, streaming it from the primary" in caplog.text
+    assert not AuditEvent.objects.filter(
+        kind__in=[kinds.AUDIT_EXPORT_FAILED.code, kinds.AUDIT_EXPORT_INTERRUPTED.code]
+    ).exists()

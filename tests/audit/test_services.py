@@ -47,6 +47,8 @@ KNOWN_PARAMETERS = {
     "link",
     "month",  # YYYY-MM of an audit partition or archive
     "moved",
+    "counters",  # dashboard counters removed with an archived month
+    "destination",  # an outbox destination's name
 }
 
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from audit import kinds
-from audit.models import AuditEvent
+from audit.models import AuditChain, AuditEvent
 from audit.services import audit_event_record
 from outbox import audit_stream, worker
 from outbox.models import AuditCursor, Destination
@@ -174,3 +174,27 @@ def test_without_a_syslog_url_nothing_is_streamed(settings, provider, other_prov
     worker.deliver_pending()
     assert audit_stream.configured() is None
     assert not Destination.objects.filter(kind=Destination.Kind.SYSLOG).exists()
+
+
+def test_skipping_moves_cursors_only_forward_and_says_why_on_the_destination(
+    settings, pki, provider, other_provider
+):
+    configure(settings, "tls://siem.example.org:6514", pki.ca, "atna")
+    write_events(provider, other_provider)
+    destination = audit_stream.ensure_destination()
+    ahead, fresh = AuditChain.objects.order_by("pk").values_list("pk", flat=True)[:2]
+    AuditCursor.objects.create(destination=destination, chain_id=ahead, seq=9)  # sent past it
+    audit_stream.skip_undelivered(
+        [
+            audit_stream.Undelivered(destination.name, ahead, 1, 5),
+            audit_stream.Undelivered(destination.name, fresh, 1, 3),
+        ],
+        reason="3 events of 2014-03 archived before they were sent",
+    )
+    cursors = dict(
+        AuditCursor.objects.filter(destination=destination).values_list("chain_id", "seq")
+    )
+    assert cursors == {ahead: 9, fresh: 3}
+    destination.refresh_from_db()
+    assert destination.last_error == "3 events of 2014-03 archived before they were sent"
+    assert destination.last_error_at is not None

@@ -18,11 +18,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--month", required=True, help="The month to archive, YYYY-MM (UTC).")
         parser.add_argument("--to", required=True, help="The archive file to write (new).")
+        parser.add_argument(
+            "--skip-undelivered",
+            action="store_true",
+            help="Archive the month even though the syslog destination has not received all "
+            "of its events; they are then never sent, which the audit log and the destination "
+            "record.",
+        )
 
     def handle(self, *args, **options):
         try:
             month = parse_month(options["month"])
-            done = audit_archive_month(month=month, path=Path(options["to"]))
+            done = audit_archive_month(
+                month=month,
+                path=Path(options["to"]),
+                skip_undelivered=options["skip_undelivered"],
+            )
         except ArchiveRefused as refused:
             raise CommandError(str(refused)) from None
         except DatabaseError as error:
