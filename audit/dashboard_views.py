@@ -93,7 +93,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     period = dashboard.dashboard_period(today=now.astimezone(tz).date(), days=days, time_zone=tz)
     counted = dashboard.audit_dashboard_counts(
-        viewer=request.user, practice_id=chosen, period=period, using=read_replica()
+        viewer=request.user, practice_id=chosen, period=period, using=read_replica(), now=now
     )
     counts = counted.by_kind
     links = _Links(period, chosen)
