@@ -111,14 +111,32 @@ def test_the_rollup_equals_a_count_of_the_raw_events(cast, anchor, writes, zone)
             account=cast["accounts"][account],
         )
     tz = ZoneInfo(zone)
-    period = dashboard.dashboard_period(
+    around = dashboard.dashboard_period(
         today=(anchor + timedelta(days=4)).astimezone(tz).date(), days=9, time_zone=tz
     )
-    # Read just after the period's last midnight (that day not settled yet): first every
-    # day from the rollup, then the settled days from the cache and the last from its
-    # quarter hours; then at the real clock, when the last day has settled too.
-    just_after = period.end + timedelta(minutes=30)
-    for now in (just_after, just_after, None):
+    ending = dashboard.dashboard_period(today=anchor.astimezone(tz).date(), days=9, time_zone=tz)
+    # Ends at the anchor where the anchor is midnight in the zone.
+    before = dashboard.dashboard_period(
+        today=(anchor - timedelta(microseconds=1)).astimezone(tz).date(), days=9, time_zone=tz
+    )
+    last_midnight = ending.end - timedelta(days=1)  # near enough, for a clock to read at
+    # Each read as the view would at that moment: the first of a period from the rollup;
+    # the next ones take the settled days from the cache and read the rest (the last day,
+    # or the last two within an hour of midnight) from their quarter hours alone, here
+    # where the writes crowd around a midnight; at the real clock every day is settled.
+    reads = [
+        (ending, last_midnight + timedelta(minutes=30)),
+        (ending, last_midnight + timedelta(minutes=30)),
+        (ending, ending.end - timedelta(minutes=1)),
+        (ending, ending.end - timedelta(minutes=1)),
+        (before, before.end - timedelta(minutes=1)),
+        (before, before.end - timedelta(minutes=1)),
+        (around, around.end + timedelta(minutes=30)),
+        (around, around.end + timedelta(minutes=30)),
+        (around, None),
+        (ending, None),
+    ]
+    for period, now in reads:
         for viewer, practice_id in cast["viewers"]:
             counted = dashboard.audit_daily_counts(
                 viewer=viewer, practice_id=practice_id, period=period, now=now
@@ -130,7 +148,8 @@ def test_the_rollup_equals_a_count_of_the_raw_events(cast, anchor, writes, zone)
             assert {a.user_id: a.failures for a in agents} == raw_agents(
                 viewer, practice_id, period
             )
-    assert len(dashboard.settled_days) == 3 * len(period.days)  # every day, in each scope
+    # Every day, in each of the three scopes.
+    assert len(dashboard.settled_days) == 3 * len({*around.days, *ending.days, *before.days})
 
 
 def test_a_rolled_back_event_is_not_counted(provider):
