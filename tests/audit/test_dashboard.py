@@ -142,6 +142,7 @@ def test_the_rollup_equals_a_count_of_the_raw_events(cast, anchor, writes, zone)
                 viewer=viewer, practice_id=practice_id, period=period, now=now
             )
             assert counted == raw_counts(viewer, practice_id, period), (viewer, practice_id)
+            assert all(type(events) is int for events in counted.values())  # not Decimal
             agents = dashboard.audit_top_agents(
                 viewer=viewer, practice_id=practice_id, period=period, limit=100, now=now
             )
