@@ -66,7 +66,13 @@ def alert_open_for(*, viewer: User, limit: int = 5) -> OpenAlerts:
     `alerts/_open_alerts.html`.
     """
     waiting = alert_scope(viewer=viewer).filter(acknowledged_at__isnull=True)
-    newest = list(waiting.order_by("-raised_at", "-id")[:limit])
+    # An open alert has no one who acknowledged it to join: the practice only, which
+    # halves the columns the ORM compiles into the query (about a millisecond).
+    newest = list(
+        waiting.select_related(None)
+        .select_related("practice")
+        .order_by("-raised_at", "-id")[:limit]
+    )
     count = len(newest) if len(newest) < limit else waiting.count()
     return OpenAlerts(count=count, alerts=newest)
 
