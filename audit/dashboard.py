@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit import kinds
 from audit.models import AuditEventCount, AuditEventDayCount
-from audit.rollup import BUCKET_SECONDS, bucket_of, bucket_start
+from audit.rollup import BUCKET_SECONDS, EPOCH, bucket_of, bucket_start
 from break_glass.models import BreakGlassGrant
 from ehr.policies import AuditScope, audit_scope
 
@@ -288,8 +288,10 @@ class SettledDays:
     that is over. Over, allowing for stragglers: an event stamped just before
     midnight commits with its caller's transaction, and a replica replays it
     later still, so a day is cached only once `settled_after` has passed since
-    its end (AUDIT_DASHBOARD_SETTLED_AFTER). Today, and yesterday for that
-    while, are always read from the rollup.
+    its end (AUDIT_DASHBOARD_SETTLED_AFTER), and, read from a standby, only once
+    the standby has replayed the primary's commits that far (a standby hours
+    behind would otherwise leave a day's short count in the cache). Today, and
+    yesterday for that while, are always read from the rollup.
 
     The key is the practice whose counts were read as `dashboard_practice_id`
     resolved it for the viewer (None: every practice, the platform auditor's
@@ -372,6 +374,16 @@ def audit_dashboard_counts(
         read = dashboard_period(
             today=missing[-1], days=(missing[-1] - missing[0]).days + 1, time_zone=period.time_zone
         )
+        if (
+            limit
+            and using != DEFAULT_DB_ALIAS
+            and _day_end(missing[0], period.time_zone) <= (settled_before)
+        ):
+            # Days to cache, read from a standby: only those it has replayed an hour past,
+            # asked before the counts are read (so they hold at least that much).
+            replayed = _replayed_until(using)
+            if replayed is not None:
+                settled_before = min(settled_before, replayed - _settled_after())
         if len(read.days) <= QUARTER_HOURS_ONLY:
             fresh = _day_counts(_quarter_hour_counts(scope=scope, period=read, using=using))
         else:
@@ -398,6 +410,17 @@ def audit_dashboard_counts(
         for actor, events in counts.failures_by_agent.items():
             by_agent[actor] += events
     return DashboardCounts(by_kind, dict(by_agent))
+
+
+def _replayed_until(using: str) -> datetime | None:
+    """Return the commit time of the last transaction standby `using` has replayed (every
+    earlier one is replayed too; 1970 if none yet), or None if it is no standby."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
+        standby, replayed = cursor.fetchone()
+    if not standby:
+        return None
+    return replayed or EPOCH
 
 
 def _quarter_hour_counts(
