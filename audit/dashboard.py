@@ -329,8 +329,8 @@ class SettledDays:
 
 settled_days = SettledDays()
 QUARTER_HOURS_ONLY = 2  # days left to read, at most, that are read from quarter hours alone
-SETTLED_AFTER = timedelta(hours=1)  # after a day's end, before its counts are cached
-CACHED_DAYS = 2000  # days of counts (scope, zone and day) a process keeps
+SETTLED_AFTER = timedelta(hours=1)  # default of AUDIT_DASHBOARD_SETTLED_AFTER
+CACHED_DAYS = 2000  # default of AUDIT_DASHBOARD_CACHED_DAYS: a few MB at most
 
 
 def _settled_after() -> timedelta:
