@@ -119,6 +119,15 @@ def day_table(*, days: Sequence[date], series: Sequence[Series], caption: str) -
     )
 
 
+def legend(series: Sequence[Series]) -> SafeString:
+    """Return the chart's legend: each series' swatch (its colour class) and label."""
+    items = "".join(
+        f'<li><span class="swatch series-{index}"></span>{escape(s.label)}</li>'
+        for index, s in enumerate(series)
+    )
+    return mark_safe(f'<ul class="legend">{items}</ul>')  # noqa: S308  # nosec B308, B703  (escaped text only)
+
+
 def horizontal_bars(rows: Sequence[tuple[str, int, str]]) -> SafeString:
     """Return an SVG of one bar per (label, value, link), longest first as given."""
     row_h = 26

@@ -184,7 +184,7 @@ def _chart(key: str, title: str, period: dashboard.Period, series: list[Series])
     return {
         "key": key,
         "title": title,
-        "series": [(index, s.label) for index, s in enumerate(series)],
+        "legend": charts.legend(series),
         "svg": charts.stacked_bars(days=period.days, series=series),
         "table": charts.day_table(days=period.days, series=series, caption=f"{title} per day"),
         "total": sum(sum(s.values) for s in series),
