@@ -58,15 +58,23 @@ class OpenAlerts:
 
 
 def alert_open_for(*, viewer: User, limit: int = 5) -> OpenAlerts:
-    """Return how many alerts wait for the viewer and the newest `limit` of them, in two queries.
+    """Return how many alerts wait for the viewer and the newest `limit` of them.
 
-    For the compliance dashboard: its view puts this in the context as `open_alerts`
-    and its template includes `alerts/_open_alerts.html`.
+    One query when fewer than `limit` wait (then they are all of them: the usual
+    case, none), two otherwise (the count). For the compliance dashboard: its view
+    puts this in the context as `open_alerts` and its template includes
+    `alerts/_open_alerts.html`.
     """
     waiting = alert_scope(viewer=viewer).filter(acknowledged_at__isnull=True)
-    return OpenAlerts(
-        count=waiting.count(), alerts=list(waiting.order_by("-raised_at", "-id")[:limit])
+    # An open alert has no one who acknowledged it to join: the practice only, which
+    # halves the columns the ORM compiles into the query (about a millisecond).
+    newest = list(
+        waiting.select_related(None)
+        .select_related("practice")
+        .order_by("-raised_at", "-id")[:limit]
     )
+    count = len(newest) if len(newest) < limit else waiting.count()
+    return OpenAlerts(count=count, alerts=newest)
 
 
 def alert_get(*, viewer: User, alert_id: int) -> Alert | None:

@@ -45,7 +45,8 @@ def nice_ceiling(value: int) -> int:
 
 
 def _number(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeString:
@@ -57,6 +58,11 @@ def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeStrin
     bar_w = max(slot * 0.8, 1)
     parts = [_axis(top, plot_w, plot_h)]
     label_every = max(1, round(len(days) / 8))  # about eight dates under the axis
+    # What every bar of a day, or of a series, shares is written once: a 90-day chart
+    # has a few hundred bars.
+    width = _number(bar_w)
+    labels = [(index, escape(s.label), s.values, s.links) for index, s in enumerate(series)]
+    scale = plot_h / top
     for n, day in enumerate(days):
         x = LEFT + n * slot + (slot - bar_w) / 2
         if n % label_every == 0:
@@ -65,17 +71,20 @@ def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeStrin
                 f'text-anchor="middle">{day:%m/%d}</text>'
             )
         base = TOP + plot_h
-        for index, s in enumerate(series):
-            value = s.values[n]
+        start = f'" x="{_number(x)}" y="'
+        end = None
+        for index, label, values, links in labels:
+            value = values[n]
             if not value:
                 continue
-            height = plot_h * value / top
+            if end is None:
+                end = f"{day:%m/%d/%Y}: "
+            height = scale * value
             base -= height
             parts.append(
-                f'<a href="{s.links[n]}" tabindex="-1"><rect class="series-{index}" '
-                f'x="{_number(x)}" y="{_number(base)}" width="{_number(bar_w)}" '
-                f'height="{_number(max(height, 0.5))}"><title>{escape(s.label)}, '
-                f"{day:%m/%d/%Y}: {value}</title></rect></a>"
+                f'<a href="{links[n]}" tabindex="-1"><rect class="series-{index}{start}'
+                f'{_number(base)}" width="{width}" height="{_number(max(height, 0.5))}">'
+                f"<title>{label}, {end}{value}</title></rect></a>"
             )
     return _svg(parts)
 
@@ -108,6 +117,15 @@ def day_table(*, days: Sequence[date], series: Sequence[Series], caption: str) -
         f'<tbody>{"".join(rows)}</tbody><tfoot><tr><th scope="row">Period</th>{foot}'
         f"<td>{sum(sums)}</td></tr></tfoot></table>"
     )
+
+
+def legend(series: Sequence[Series]) -> SafeString:
+    """Return the chart's legend: each series' swatch (its colour class) and label."""
+    items = "".join(
+        f'<li><span class="swatch series-{index}"></span>{escape(s.label)}</li>'
+        for index, s in enumerate(series)
+    )
+    return mark_safe(f'<ul class="legend">{items}</ul>')  # noqa: S308  # nosec B308, B703  (escaped text only)
 
 
 def horizontal_bars(rows: Sequence[tuple[str, int, str]]) -> SafeString:

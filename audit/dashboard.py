@@ -13,20 +13,23 @@ import bisect
 import functools
 import itertools
 import operator
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Case, F, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.expressions import ExpressionWrapper
+from django.utils import timezone
 
 from accounts.models import User
 from audit import kinds
 from audit.models import AuditEventCount, AuditEventDayCount
-from audit.rollup import BUCKET_SECONDS, bucket_of, bucket_start
+from audit.rollup import BUCKET_SECONDS, EPOCH, bucket_of, bucket_start
 from break_glass.models import BreakGlassGrant
 from ehr.policies import AuditScope, audit_scope
 
@@ -266,34 +269,222 @@ class DashboardCounts:
     failures_by_agent: dict[int, int]  # {acting user id: failed validations in the period}
 
 
+@dataclass(frozen=True)
+class DayCounts:
+    """One day's counts in one scope: what the settled-day cache holds."""
+
+    by_kind: dict[str, int]  # {kind code: events}
+    failures_by_agent: dict[int, int]  # {acting user id: failed validations}
+
+
+NO_EVENTS = DayCounts({}, {})
+
+
+class SettledDays:
+    """The counts of days that have settled, by (scope, zone, day), least recently used out.
+
+    A day's counts stop changing once it has ended: every event is stamped with
+    the present instant (`audit_event_record`), so none is written into a day
+    that is over. Over, allowing for stragglers: an event stamped just before
+    midnight commits with its caller's transaction, and a replica replays it
+    later still, so a day is cached only once `settled_after` has passed since
+    its end (AUDIT_DASHBOARD_SETTLED_AFTER), and, read from a standby, only once
+    the standby has replayed the primary's commits that far (a standby hours
+    behind would otherwise leave a day's short count in the cache). Today, and
+    yesterday for that while, are always read from the rollup.
+
+    The key is the practice whose counts were read as `dashboard_practice_id`
+    resolved it for the viewer (None: every practice, the platform auditor's
+    view), never the practice asked for, so a cached day is handed only to a
+    viewer whose scope is exactly the one it was counted in. It holds at most
+    AUDIT_DASHBOARD_CACHED_DAYS days, in this process (each worker keeps its
+    own: counts that cannot change need no sharing to stay right).
+    """
+
+    def __init__(self) -> None:
+        self._days: OrderedDict[tuple, DayCounts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> DayCounts | None:
+        with self._lock:
+            found = self._days.get(key)
+            if found is not None:
+                self._days.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, counts: DayCounts, *, limit: int) -> None:
+        with self._lock:
+            self._days[key] = counts
+            self._days.move_to_end(key)
+            while len(self._days) > limit:
+                self._days.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._days.clear()
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+
+settled_days = SettledDays()
+QUARTER_HOURS_ONLY = 2  # days left to read, at most, that are read from quarter hours alone
+SETTLED_AFTER = timedelta(hours=1)  # default of AUDIT_DASHBOARD_SETTLED_AFTER
+CACHED_DAYS = 2000  # default of AUDIT_DASHBOARD_CACHED_DAYS: a few MB at most
+
+
+def _settled_after() -> timedelta:
+    return getattr(settings, "AUDIT_DASHBOARD_SETTLED_AFTER", SETTLED_AFTER)
+
+
+def _cached_days() -> int:
+    return getattr(settings, "AUDIT_DASHBOARD_CACHED_DAYS", CACHED_DAYS)
+
+
 def audit_dashboard_counts(
-    *, viewer: User, practice_id: int | None, period: Period, using: str = DEFAULT_DB_ALIAS
+    *,
+    viewer: User,
+    practice_id: int | None,
+    period: Period,
+    using: str = DEFAULT_DB_ALIAS,
+    now: datetime | None = None,
 ) -> DashboardCounts:
     """Return the period's counts per day and kind, and failed validations per agent, in the
-    viewer's scope (two queries: the agents' counters are rows of the same tables), read
-    from database `using` (the replica, for the dashboard: ehr/db.py)."""
-    rows = _rolled_up(
-        viewer=viewer,
-        practice_id=practice_id,
-        period=period,
-        keys=("kind", "actor_ref"),
-        using=using,
-    )
-    by_kind: dict[tuple[date, str], int] = defaultdict(int)
+    viewer's scope, read from database `using` (the replica, for the dashboard: ehr/db.py).
+
+    Days settled by `now` come from the cache (`SettledDays`) when it has them; the
+    rest, from the first day missing to the last, in two queries (the agents'
+    counters are rows of the same tables), which also fill the cache.
+    """
+    scope = dashboard_practice_id(viewer=viewer, chosen=practice_id)
+    now = timezone.now() if now is None else now
+    settled_before = now - _settled_after()
+    limit = _cached_days()
+    zone = period.time_zone.key
+    found: dict[date, DayCounts] = {}
+    missing = []
+    for day in period.days:
+        settled = _day_end(day, period.time_zone) <= settled_before
+        cached = settled_days.get((scope, zone, day)) if settled and limit else None
+        if cached is None:
+            missing.append(day)
+        else:
+            found[day] = cached
+    if missing:
+        read = dashboard_period(
+            today=missing[-1], days=(missing[-1] - missing[0]).days + 1, time_zone=period.time_zone
+        )
+        if (
+            limit
+            and using != DEFAULT_DB_ALIAS
+            and _day_end(missing[0], period.time_zone) <= (settled_before)
+        ):
+            # Days to cache, read from a standby: only those it has replayed an hour past,
+            # asked before the counts are read (so they hold at least that much).
+            replayed = _replayed_until(using)
+            if replayed is not None:
+                settled_before = min(settled_before, replayed - _settled_after())
+        if len(read.days) <= QUARTER_HOURS_ONLY:
+            fresh = _day_counts(_quarter_hour_counts(scope=scope, period=read, using=using))
+        else:
+            fresh = _day_counts(
+                _rolled_up(
+                    viewer=viewer,
+                    practice_id=scope,
+                    period=read,
+                    keys=("kind", "actor_ref"),
+                    using=using,
+                )
+            )
+        for day in read.days:
+            counts = fresh.get(day, NO_EVENTS)
+            if limit and _day_end(day, period.time_zone) <= settled_before:
+                settled_days.put((scope, zone, day), counts, limit=limit)
+            found.setdefault(day, counts)
+    by_kind: dict[tuple[date, str], int] = {}
     by_agent: dict[int, int] = defaultdict(int)
+    for day in period.days:
+        counts = found[day]
+        for kind, events in counts.by_kind.items():
+            by_kind[(day, kind)] = events
+        for actor, events in counts.failures_by_agent.items():
+            by_agent[actor] += events
+    return DashboardCounts(by_kind, dict(by_agent))
+
+
+def _replayed_until(using: str) -> datetime | None:
+    """Return the commit time of the last transaction standby `using` has replayed (every
+    earlier one is replayed too; 1970 if none yet), or None if it is no standby."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
+        standby, replayed = cursor.fetchone()
+    if not standby:
+        return None
+    return replayed or EPOCH
+
+
+def _quarter_hour_counts(
+    *, scope: int | None, period: Period, using: str
+) -> dict[tuple[date, tuple], int]:
+    """Return {(the viewer's day, (kind, actor)): events} of a short period, in one query.
+
+    What the cache leaves to read on most views: today, and yesterday for a while
+    after midnight. Their quarter hours are at most 2 x 96 counters per kind, summed
+    by the database per day; SQL written here rather than by the ORM, whose
+    compiling of the query cost more than the database's answer (bench/README.md).
+    """
+    tz = period.time_zone
+    midnights = [datetime.combine(day, time.min, tzinfo=tz) for day in period.days]
+    for moment in [*midnights, period.end]:
+        _offset_buckets(moment, tz)  # refuses a zone not offset by whole quarter hours
+    bounds = [bucket_of(moment) for moment in [*midnights, period.end]]
+    # The day's index in the period: the first of its midnights the bucket is before.
+    inner = bounds[1:-1]
+    whens = " ".join(f"WHEN bucket < %s THEN {n:d}" for n in range(len(inner)))
+    day = f"CASE {whens} ELSE {len(inner):d} END" if inner else "0"
+    params: list = list(inner)
+    where = "bucket >= %s AND bucket < %s"
+    params += [bounds[0], bounds[-1]]
+    if scope is not None:
+        where += " AND practice_ref = %s"
+        params.append(scope)
+    sql = (
+        f"SELECT {day}, kind, actor_ref, SUM(count) FROM {AuditEventCount._meta.db_table} "  # noqa: S608  # nosec B608  (fixed names, values as parameters)
+        f"WHERE {where} GROUP BY 1, 2, 3"
+    )
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # int(): PostgreSQL sums bigints as numeric, which psycopg hands back as Decimal.
+    return {(period.days[n], (kind, actor)): int(events) for n, kind, actor, events in rows}
+
+
+def _day_end(day: date, time_zone: ZoneInfo) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=time_zone)
+
+
+def _day_counts(rows: dict[tuple[date, tuple], int]) -> dict[date, DayCounts]:
+    """Group `_rolled_up`'s {(day, (kind, actor)): events} by day."""
+    by_kind: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    by_agent: dict[date, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     failed = kinds.SUPPORT_PIN_VALIDATION_FAILED.code
     for (day, (kind, actor)), events in rows.items():
-        by_kind[(day, kind)] += events
+        by_kind[day][kind] += events
         if kind == failed and actor:
-            by_agent[actor] += events
-    return DashboardCounts(dict(by_kind), dict(by_agent))
+            by_agent[day][actor] += events
+    return {
+        day: DayCounts(dict(kinds_of_day), dict(by_agent.get(day, {})))
+        for day, kinds_of_day in by_kind.items()
+    }
 
 
 def audit_daily_counts(
-    *, viewer: User, practice_id: int | None, period: Period
+    *, viewer: User, practice_id: int | None, period: Period, now: datetime | None = None
 ) -> dict[tuple[date, str], int]:
-    """Return {(day, kind code): events} for the viewer's scope over the period (two queries)."""
-    return audit_dashboard_counts(viewer=viewer, practice_id=practice_id, period=period).by_kind
+    """Return {(day, kind code): events} for the viewer's scope over the period."""
+    return audit_dashboard_counts(
+        viewer=viewer, practice_id=practice_id, period=period, now=now
+    ).by_kind
 
 
 @dataclass(frozen=True)
@@ -305,14 +496,19 @@ class AgentFailures:
 
 
 def audit_top_agents(
-    *, viewer: User, practice_id: int | None, period: Period, limit: int = TOP_AGENTS
+    *,
+    viewer: User,
+    practice_id: int | None,
+    period: Period,
+    limit: int = TOP_AGENTS,
+    now: datetime | None = None,
 ) -> list[AgentFailures]:
     """Return the agents with the most failed Support PIN validations in the period, most first.
 
     Counted over the accounts in the viewer's scope (an officer sees the agents'
     failures on their own practice's accounts only).
     """
-    counts = audit_dashboard_counts(viewer=viewer, practice_id=practice_id, period=period)
+    counts = audit_dashboard_counts(viewer=viewer, practice_id=practice_id, period=period, now=now)
     return top_agents(counts.failures_by_agent, limit=limit)
 
 
@@ -340,16 +536,29 @@ class BreakGlassStatus:
 
 
 def break_glass_status(*, viewer: User, practice_id: int | None, now: datetime) -> BreakGlassStatus:
-    """Count the break-glass grants the viewer oversees that are open or await review (one query)."""
-    grants = BreakGlassGrant.objects.filter(reviewed_at__isnull=True)
+    """Count the break-glass grants the viewer oversees that are open or await review (one query).
+
+    Plain SQL, as the counts of today: the ORM took longer to compile the aggregate
+    than the database to answer it (bench/README.md).
+    """
     practice_id = dashboard_practice_id(viewer=viewer, chosen=practice_id)
-    if practice_id is not None:
-        grants = grants.filter(account__practice_id=practice_id)
-    totals = grants.aggregate(
-        open=Sum(Case(When(expires_at__gt=now, then=1), default=0)),
-        awaiting=Sum(Case(When(expires_at__lte=now, then=1), default=0)),
+    grants = BreakGlassGrant._meta.db_table
+    connection = connections[DEFAULT_DB_ALIAS]
+    moment = connection.ops.adapt_datetimefield_value(now)
+    sql = (
+        "SELECT COALESCE(SUM(CASE WHEN g.expires_at > %s THEN 1 ELSE 0 END), 0), "  # noqa: S608  # nosec B608  (fixed names, values as parameters)
+        "COALESCE(SUM(CASE WHEN g.expires_at <= %s THEN 1 ELSE 0 END), 0) "
+        f"FROM {grants} g "
     )
-    return BreakGlassStatus(totals["open"] or 0, totals["awaiting"] or 0)
+    params = [moment, moment]
+    if practice_id is not None:
+        sql += f"JOIN {User._meta.db_table} u ON u.id = g.account_id AND u.practice_id = %s "
+        params.append(practice_id)
+    sql += "WHERE g.reviewed_at IS NULL"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        open_now, awaiting = cursor.fetchone()
+    return BreakGlassStatus(open_now, awaiting)
 
 
 def per_day(counts: dict[tuple[date, str], int], period: Period, codes) -> dict[str, list[int]]:
@@ -357,11 +566,14 @@ def per_day(counts: dict[tuple[date, str], int], period: Period, codes) -> dict[
     return {code: [counts.get((day, code), 0) for day in period.days] for code in codes}
 
 
+TYPE_OF = {code: kind.type.value for code, kind in kinds.KINDS.items()}  # kind code: its type
+
+
 def per_day_by_type(counts: dict[tuple[date, str], int], period: Period) -> dict[str, list[int]]:
     """Return each event type's count for every day, summing its kinds."""
     totals: dict[tuple[date, str], int] = defaultdict(int)
     for (day, code), events in counts.items():
-        kind = kinds.KINDS.get(code)
-        if kind is not None:
-            totals[(day, kind.type.value)] += events
+        kind_type = TYPE_OF.get(code)
+        if kind_type is not None:
+            totals[(day, kind_type)] += events
     return per_day(totals, period, [value for value, _label in kinds.EventType.choices])

@@ -94,7 +94,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     period = dashboard.dashboard_period(today=now.astimezone(tz).date(), days=days, time_zone=tz)
     counted = dashboard.audit_dashboard_counts(
-        viewer=request.user, practice_id=chosen, period=period, using=read_replica()
+        viewer=request.user, practice_id=chosen, period=period, using=read_replica(), now=now
     )
     counts = counted.by_kind
     links = _Links(period, chosen)
@@ -185,7 +185,7 @@ def _chart(key: str, title: str, period: dashboard.Period, series: list[Series])
     return {
         "key": key,
         "title": title,
-        "series": [(index, s.label) for index, s in enumerate(series)],
+        "legend": charts.legend(series),
         "svg": charts.stacked_bars(days=period.days, series=series),
         "table": charts.day_table(days=period.days, series=series, caption=f"{title} per day"),
         "total": sum(sum(s.values) for s in series),

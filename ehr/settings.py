@@ -93,6 +93,16 @@ if AUDIT_RETENTION_YEARS < 1 or AUDIT_PARTITION_MONTHS_AHEAD < 0:
     raise ImproperlyConfigured(
         "AUDIT_RETENTION_YEARS must be at least 1 and AUDIT_PARTITION_MONTHS_AHEAD at least 0."
     )
+# The compliance dashboard keeps the counts of days that are over in each process
+# (audit/dashboard.py, docs/audit.md): at most this many days (0: none), a day only
+# once this many minutes have passed since its end.
+AUDIT_DASHBOARD_CACHED_DAYS = env_int("AUDIT_DASHBOARD_CACHED_DAYS", 2000)
+AUDIT_DASHBOARD_SETTLED_MINUTES = env_int("AUDIT_DASHBOARD_SETTLED_MINUTES", 60)
+AUDIT_DASHBOARD_SETTLED_AFTER = timedelta(minutes=AUDIT_DASHBOARD_SETTLED_MINUTES)
+if AUDIT_DASHBOARD_CACHED_DAYS < 0 or AUDIT_DASHBOARD_SETTLED_MINUTES < 0:
+    raise ImproperlyConfigured(
+        "AUDIT_DASHBOARD_CACHED_DAYS and AUDIT_DASHBOARD_SETTLED_MINUTES cannot be negative."
+    )
 # AES-256-GCM keys for PINs at rest (ehr/crypto.py); the first encrypts, all decrypt.
 FIELD_ENCRYPTION_KEYS = parse_key_ring(
     "FIELD_ENCRYPTION_KEYS", os.environ.get("FIELD_ENCRYPTION_KEYS"), min_bytes=32

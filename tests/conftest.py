@@ -95,6 +95,18 @@ def _reports_read_the_primary_unless_about_the_replica(request):
 
 
 @pytest.fixture(autouse=True)
+def _dashboard_cache_starts_empty():
+    """Each test starts with no cached dashboard days.
+
+    Tests write events at moved clocks, into days another test's dashboard may
+    have cached as over; in production no event is ever written into such a day.
+    """
+    from audit.dashboard import settled_days
+
+    settled_days.clear()
+
+
+@pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     """Each test stores uploads in its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"

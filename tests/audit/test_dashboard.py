@@ -98,7 +98,11 @@ def cast(practice, other_practice, provider, other_provider, agent, compliance, 
 def test_the_rollup_equals_a_count_of_the_raw_events(cast, anchor, writes, zone):
     """After random writes around midnight in zones offset by half and quarter hours, and
     across daylight-saving changes (of an hour both ways, and Lord Howe's half hour), every
-    viewer's counts per day are the raw events'."""
+    viewer's counts per day are the raw events', read from the rollup and again from the
+    cache of settled days the first read filled."""
+    # The examples write into days earlier examples read (all long over by the real
+    # clock), which no event written at the present instant can do: start uncached.
+    dashboard.settled_days.clear()
     for micros, kind, account, actor in writes:
         record_at(
             anchor + timedelta(microseconds=micros),
@@ -107,18 +111,46 @@ def test_the_rollup_equals_a_count_of_the_raw_events(cast, anchor, writes, zone)
             account=cast["accounts"][account],
         )
     tz = ZoneInfo(zone)
-    period = dashboard.dashboard_period(
+    around = dashboard.dashboard_period(
         today=(anchor + timedelta(days=4)).astimezone(tz).date(), days=9, time_zone=tz
     )
-    for viewer, practice_id in cast["viewers"]:
-        counted = dashboard.audit_daily_counts(
-            viewer=viewer, practice_id=practice_id, period=period
-        )
-        assert counted == raw_counts(viewer, practice_id, period), (viewer, practice_id)
-        agents = dashboard.audit_top_agents(
-            viewer=viewer, practice_id=practice_id, period=period, limit=100
-        )
-        assert {a.user_id: a.failures for a in agents} == raw_agents(viewer, practice_id, period)
+    ending = dashboard.dashboard_period(today=anchor.astimezone(tz).date(), days=9, time_zone=tz)
+    # Ends at the anchor where the anchor is midnight in the zone.
+    before = dashboard.dashboard_period(
+        today=(anchor - timedelta(microseconds=1)).astimezone(tz).date(), days=9, time_zone=tz
+    )
+    last_midnight = ending.end - timedelta(days=1)  # near enough, for a clock to read at
+    # Each read as the view would at that moment: the first of a period from the rollup;
+    # the next ones take the settled days from the cache and read the rest (the last day,
+    # or the last two within an hour of midnight) from their quarter hours alone, here
+    # where the writes crowd around a midnight; at the real clock every day is settled.
+    reads = [
+        (ending, last_midnight + timedelta(minutes=30)),
+        (ending, last_midnight + timedelta(minutes=30)),
+        (ending, ending.end - timedelta(minutes=1)),
+        (ending, ending.end - timedelta(minutes=1)),
+        (before, before.end - timedelta(minutes=1)),
+        (before, before.end - timedelta(minutes=1)),
+        (around, around.end + timedelta(minutes=30)),
+        (around, around.end + timedelta(minutes=30)),
+        (around, None),
+        (ending, None),
+    ]
+    for period, now in reads:
+        for viewer, practice_id in cast["viewers"]:
+            counted = dashboard.audit_daily_counts(
+                viewer=viewer, practice_id=practice_id, period=period, now=now
+            )
+            assert counted == raw_counts(viewer, practice_id, period), (viewer, practice_id)
+            assert all(type(events) is int for events in counted.values())  # not Decimal
+            agents = dashboard.audit_top_agents(
+                viewer=viewer, practice_id=practice_id, period=period, limit=100, now=now
+            )
+            assert {a.user_id: a.failures for a in agents} == raw_agents(
+                viewer, practice_id, period
+            )
+    # Every day, in each of the three scopes.
+    assert len(dashboard.settled_days) == 3 * len({*around.days, *ending.days, *before.days})
 
 
 def test_a_rolled_back_event_is_not_counted(provider):
