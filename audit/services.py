@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Practice, User
 from audit import chain, checkpoints, hashing, kinds, rollup, selectors
-from audit.export import export_fhir, export_rows
+from audit.export import export_count, export_fhir, export_rows
 from audit.hashing import GENESIS_HASH
 from audit.kinds import EventKind
 from audit.models import AuditedPatient, AuditEvent
@@ -333,7 +333,7 @@ def audit_log_export(
         chosen = events.using(alias)
         if not fhir:
             blocks = export_rows(chosen, freeze=freeze, time_zone=time_zone)
-        rows = chosen.filter(freeze).count()
+        rows = export_count(chosen, freeze=freeze)
         if fhir:
             blocks = export_fhir(chosen, freeze=freeze, total=rows, checkpoint=number)
         return rows, blocks

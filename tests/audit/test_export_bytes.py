@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts.roles import Role
 from accounts.services import user_create
-from audit import export, kinds, selectors
+from audit import export, formatting, kinds, selectors, services
 from audit.models import AuditChain, AuditEvent
 from audit.services import EVENT_COLUMNS
 from tests.audit.helpers import chart_viewed, record_at
@@ -51,6 +51,16 @@ AWKWARD_NAMES = [
     "'already quoted",
     '"',
     ",",
+    # Below the first trigger's code point, between triggers, and above them, but none.
+    " leading space",
+    "!bang",
+    "<script>",
+    "9 lives",
+    "?query",
+    "\x1fseparator first",
+    "A",
+    "ÿ accented first",
+    "\uff1dfull-width equals",
 ]
 
 # Instants around midnight and the 2024 daylight-saving changes of the
@@ -272,3 +282,92 @@ def test_an_event_before_1970_is_written_the_same(awkward_log, provider):
     tz = ZoneInfo("America/New_York")
     positions = heads()
     assert exported(positions, tz) == expected(covered(positions), tz)
+
+
+def rendered_as_the_report_does(events, time_zone: ZoneInfo) -> bytes:
+    """The file for `events` with the report's own formatters (`audit.formatting`)."""
+    postgres = connection.vendor == "postgresql"
+    out = io.StringIO()
+    csv.writer(out).writerow(export.HEADER)
+    for event in events:
+        occurred = event.occurred_at
+        if not postgres:  # SQLite's millisecond, as in `expected`
+            micro = occurred.microsecond
+            occurred += timedelta(microseconds=(micro + 500) // 1000 * 1000 - micro)
+        cells = [
+            formatting.event_date(occurred, time_zone),
+            formatting.event_time(occurred, time_zone),
+            formatting.neutralize(event.patient_name),
+            formatting.neutralize(event.actor_label),
+            event.type,
+            event.action,
+            formatting.neutralize(event.details),
+            formatting.ip_text(event.ip),
+        ]
+        if postgres:
+            # COPY's CSV: an empty cell quoted as well, lines ending LF.
+            line = ",".join(quoted(cell, empty=True) for cell in cells) + "\n"
+        else:
+            line_out = io.StringIO()
+            csv.writer(line_out).writerow(cells)
+            line = line_out.getvalue()
+        out.write(line)
+    return out.getvalue().encode()
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_export_is_what_the_reports_formatters_write(awkward_log, zone):
+    """The SQL-side cells (dates, times, spreadsheet-safe text) against `audit.formatting`."""
+    positions = heads()
+    tz = ZoneInfo(zone)
+    assert exported(positions, tz) == rendered_as_the_report_does(covered(positions), tz)
+
+
+def test_rows_written_after_the_checkpoint_are_neither_counted_nor_sent(
+    client, practice, provider, awkward_log, monkeypatch
+):
+    """Events written between the checkpoint and the count stay out of both."""
+    officer = make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="officer")
+    frozen = {}
+    take_checkpoint = services.export_source
+
+    def checkpoint_then_writes():
+        taken = take_checkpoint()
+        frozen.update(heads())
+        for n in range(3):
+            chart_viewed(provider, f"L-{n}", f"Written Later {n}", NOW - timedelta(minutes=n))
+        return taken
+
+    monkeypatch.setattr(services, "export_source", checkpoint_then_writes)
+    client.force_login(officer)
+    confirm_identity(client)
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/audit/export.csv", {"date_from": "2024-03-01"})
+        body = b"".join(response.streaming_content)
+    assert frozen and AuditEvent.objects.filter(patient_id__startswith="L-").count() == 3
+    lines = list(csv.reader(io.StringIO(body.decode(), newline="")))
+    assert b"Written Later" not in body
+    assert int(response["X-Export-Rows"]) == len(lines) - 1
+    tz = ZoneInfo(officer.time_zone)
+    start, end = datetime(2024, 3, 1, tzinfo=tz), datetime(2024, 11, 5, tzinfo=tz)
+    rows = [
+        e
+        for e in covered(frozen)
+        if e.practice_id == practice.pk
+        and start <= e.occurred_at < end
+        and e.kind != kinds.AUDIT_EXPORTED.code
+    ]
+    assert body == expected(rows, tz)
+
+
+@pytest.mark.postgres_only
+def test_the_export_puts_the_sessions_zone_and_jit_back(awkward_log):
+    """Inside an enclosing transaction, statements after the export run as before it."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL TimeZone = 'Asia/Kolkata'")
+        cursor.execute("SET LOCAL jit = on")
+        assert exported(heads(), ZoneInfo("America/New_York"))
+        rows = export.export_count(AuditEvent.objects.all(), freeze=selectors.covered_by(heads()))
+        assert rows == len(covered(heads()))
+        cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
+        assert cursor.fetchone() == ("Asia/Kolkata", "on")
