@@ -361,6 +361,11 @@ def _log_bounds(model, alias: str) -> tuple[datetime, datetime] | None:
     return None if first is None else (first, times.last())
 
 
+# The stored time cut to whole seconds: SQLite reads the fraction to the millisecond and
+# rounds, so 23:59:59.9996 would print as the next day's midnight; Python truncates.
+_WHOLE_SECONDS = "substr(t.occurred_at, 1, 19)"
+
+
 def _sqlite_period(query: _Query, period: _Period) -> Iterator[tuple[bytes, int]]:
     """The rows of one zone period, made into lines without a Python step per row.
 
@@ -371,9 +376,9 @@ def _sqlite_period(query: _Query, period: _Period) -> Iterator[tuple[bytes, int]
     """
     connection = connections[query.alias]
     epoch = (
-        "unixepoch(t.occurred_at)"  # SQLite 3.38+; the same seconds as the cast below
+        f"unixepoch({_WHOLE_SECONDS})"  # SQLite 3.38+; the same seconds as the cast below
         if connection.Database.sqlite_version_info >= (3, 38)
-        else "CAST(strftime('%%s', t.occurred_at) AS INTEGER)"
+        else f"CAST(strftime('%%s', {_WHOLE_SECONDS}) AS INTEGER)"
     )
     columns = [
         *(_safe_sqlite(f"t.{c}") if c in _FREE_TEXT else f"t.{c}" for c in _TEXT),
@@ -426,7 +431,7 @@ def _sqlite_general(
     out = io.StringIO()
     writer = csv.writer(out)
     columns = [
-        "CAST(strftime('%%s', t.occurred_at) AS INTEGER)",
+        f"CAST(strftime('%%s', {_WHOLE_SECONDS}) AS INTEGER)",
         *(f"t.{c}" for c in _TEXT),
         "t.ip",
     ]

@@ -65,15 +65,16 @@ AWKWARD_NAMES = [
 
 # Instants around midnight and the 2024 daylight-saving changes of the
 # zones below (America/New_York: 03-10 07:00 and 11-03 06:00 UTC; Australia/Lord_Howe,
-# a half hour: 04-06 15:00 and 10-05 15:30 UTC; Asia/Kolkata has none). The last lies
-# within half a millisecond before a whole second: SQLite keeps time to the millisecond
-# and rounds such an instant up to the next second, in the export as in its own dump.
+# a half hour: 04-06 15:00 and 10-05 15:30 UTC; Asia/Kolkata has none). Two lie just
+# before a whole second: SQLite's date functions keep the millisecond and round, which
+# would print the second after; the export cuts to whole seconds, as the report does.
 INSTANTS = [
     datetime(2024, 3, 9, 0, 30, 0, tzinfo=UTC),  # the oldest: the day before, in New York
     datetime(2024, 3, 10, 6, 59, 59, tzinfo=UTC),
     datetime(2024, 3, 10, 7, 0, 0, tzinfo=UTC),
     datetime(2024, 3, 10, 7, 0, 0, 500000, tzinfo=UTC),
     datetime(2024, 4, 6, 14, 59, 59, 999000, tzinfo=UTC),
+    datetime(2024, 4, 6, 16, 59, 59, 999700, tzinfo=UTC),  # SQLite would round it up
     datetime(2024, 4, 6, 15, 0, 0, tzinfo=UTC),
     datetime(2024, 10, 5, 15, 29, 59, tzinfo=UTC),
     datetime(2024, 10, 5, 15, 30, 0, tzinfo=UTC),
@@ -139,14 +140,9 @@ def expected(events, time_zone: ZoneInfo) -> bytes:
     csv.writer(header).writerow(export.HEADER)
     lines = [header.getvalue()]
     for event in events:
-        occurred = event.occurred_at
-        if not postgres:
-            # SQLite's date functions keep the millisecond, rounded: an instant less than
-            # half a millisecond before a whole second is that second in its file (events
-            # written at the real time, such as the accounts' own, can land there).
-            micro = occurred.microsecond
-            occurred += timedelta(microseconds=(micro + 500) // 1000 * 1000 - micro)
-        local = occurred.astimezone(time_zone)
+        # Whole seconds, cut as the report cuts them, on both databases (SQLite's own
+        # date functions would round an instant half a millisecond before a second up).
+        local = event.occurred_at.astimezone(time_zone)
         cells = [
             local.strftime("%m/%d/%Y"),
             local.strftime("%I:%M:%S %p ") + (local.tzname() or ""),
@@ -291,9 +287,6 @@ def rendered_as_the_report_does(events, time_zone: ZoneInfo) -> bytes:
     csv.writer(out).writerow(export.HEADER)
     for event in events:
         occurred = event.occurred_at
-        if not postgres:  # SQLite's millisecond, as in `expected`
-            micro = occurred.microsecond
-            occurred += timedelta(microseconds=(micro + 500) // 1000 * 1000 - micro)
         cells = [
             formatting.event_date(occurred, time_zone),
             formatting.event_time(occurred, time_zone),
