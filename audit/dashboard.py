@@ -374,16 +374,15 @@ def audit_dashboard_counts(
         read = dashboard_period(
             today=missing[-1], days=(missing[-1] - missing[0]).days + 1, time_zone=period.time_zone
         )
-        if (
-            limit
-            and using != DEFAULT_DB_ALIAS
-            and _day_end(missing[0], period.time_zone) <= (settled_before)
-        ):
-            # Days to cache, read from a standby: only those it has replayed an hour past,
-            # asked before the counts are read (so they hold at least that much).
-            replayed = _replayed_until(using)
-            if replayed is not None:
-                settled_before = min(settled_before, replayed - _settled_after())
+        if limit and _day_end(missing[0], period.time_zone) <= settled_before:
+            # Days to cache: none a transaction still open on the primary may yet write
+            # into, and from a standby only those it has replayed an hour past; both asked
+            # before the counts are read (so they hold at least that much).
+            started = _oldest_open_write()
+            if started is not None:
+                settled_before = min(settled_before, started - _settled_after())
+            if using != DEFAULT_DB_ALIAS:
+                settled_before = min(settled_before, _replayed_until(using) - _settled_after())
         if len(read.days) <= QUARTER_HOURS_ONLY:
             fresh = _day_counts(_quarter_hour_counts(scope=scope, period=read, using=using))
         else:
@@ -412,15 +411,44 @@ def audit_dashboard_counts(
     return DashboardCounts(by_kind, dict(by_agent))
 
 
-def _replayed_until(using: str) -> datetime | None:
+def _replayed_until(using: str) -> datetime:
     """Return the commit time of the last transaction standby `using` has replayed (every
-    earlier one is replayed too; 1970 if none yet), or None if it is no standby."""
+    earlier one is replayed too; 1970 if none yet).
+
+    A database that is not a streaming standby (a logical subscriber, an address set
+    wrongly) says nothing of what it holds: 1970, so no day read from it is cached.
+    """
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
         standby, replayed = cursor.fetchone()
     if not standby:
-        return None
+        return EPOCH
     return replayed or EPOCH
+
+
+def _oldest_open_write() -> datetime | None:
+    """Return when the oldest transaction that has written and not yet ended began, on the
+    primary (PostgreSQL), or None.
+
+    Its events, stamped when written, are after that moment; none before it can still
+    appear. A day that ends later may yet gain events when such a transaction commits,
+    however long it has been open, so it is not cached. SQLite, the embedded default,
+    has one writer at a time and no such view: there the settling time alone decides.
+    """
+    primary = connections[DEFAULT_DB_ALIAS]
+    if primary.vendor != "postgresql":
+        return None
+    with primary.cursor() as cursor:
+        # The server reads its activity once a transaction: a caller's own transaction
+        # would otherwise see what the first look saw.
+        cursor.execute(
+            "SELECT pg_stat_clear_snapshot(); "
+            "SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+            "AND datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        cursor.nextset()
+        (started,) = cursor.fetchone()
+    return started
 
 
 def _quarter_hour_counts(
@@ -463,13 +491,17 @@ def _day_end(day: date, time_zone: ZoneInfo) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=time_zone)
 
 
+_CODES = {code: code for code in kinds.KINDS}
+
+
 def _day_counts(rows: dict[tuple[date, tuple], int]) -> dict[date, DayCounts]:
     """Group `_rolled_up`'s {(day, (kind, actor)): events} by day."""
     by_kind: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_agent: dict[date, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     failed = kinds.SUPPORT_PIN_VALIDATION_FAILED.code
     for (day, (kind, actor)), events in rows.items():
-        by_kind[day][kind] += events
+        # The code's one string (kinds.KINDS' key), not a copy per row: cached days share it.
+        by_kind[day][_CODES.get(kind, kind)] += events
         if kind == failed and actor:
             by_agent[day][actor] += events
     return {

@@ -136,3 +136,34 @@ def test_the_cache_holds_at_most_the_days_it_is_allowed(settings, compliance, pr
     dashboard.settled_days.clear()
     assert counts_at(BEFORE_MIDNIGHT, compliance, days=30) == raw_counts(compliance, None, period)
     assert len(dashboard.settled_days) == 0
+
+
+@pytest.mark.postgres_only  # pg_stat_activity: the transactions open on the primary
+def test_no_day_is_cached_that_an_open_transaction_may_still_write_into(compliance, provider):
+    """A caller's transaction open for days (stamped at its start, committed at its end)
+    keeps every day it may still write into out of the cache, however settled by the clock."""
+    import psycopg
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("prepare_threshold", None)
+    real_now = datetime.now(UTC)
+    later = real_now + timedelta(days=3)
+    with psycopg.connect(**params) as other:
+        other.execute("SELECT txid_current()")  # has written, as far as the server can tell
+        counts_at(later, compliance)
+        cached = {day for (scope, zone, day) in dashboard.settled_days._days}
+        open_since = (real_now - timedelta(hours=1)).astimezone(NEW_YORK).date()
+        assert cached and max(cached) < open_since
+        other.rollback()
+    counts_at(later, compliance)
+    cached = {day for (scope, zone, day) in dashboard.settled_days._days}
+    assert max(cached) >= open_since
+
+
+@pytest.mark.postgres_only  # pg_is_in_recovery
+def test_a_database_that_is_no_standby_vouches_for_no_day(db):
+    """A "replica" that is not a streaming standby (a logical subscriber, an address set
+    wrongly) cannot say what it has replayed: no day read from it is cached."""
+    assert dashboard._replayed_until("default") == dashboard.EPOCH

@@ -5,6 +5,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+from django.db import connection
 
 from alerts.services import alert_acknowledge, alerts_evaluate
 from audit import kinds
@@ -133,11 +134,14 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(
 
     The counts are two queries when no day of the period is cached (day counters, then
     the quarter hours between UTC midnight and the viewer's), and one once the days that
-    have settled are (today's quarter hours). The auditor's practice menu adds one."""
+    have settled are (today's quarter hours). The auditor's practice menu adds one. On
+    PostgreSQL, before days are cached, one more asks whether a transaction that began
+    before them is still open."""
     user = request.getfixturevalue(who)
     client.force_login(user)
     menu = 1 if who == "auditor" else 0
-    with django_assert_num_queries(10 + menu):
+    filling = 1 if connection.vendor == "postgresql" else 0
+    with django_assert_num_queries(10 + menu + filling):
         assert client.get("/audit/dashboard/?days=90").status_code == 200
     with django_assert_num_queries(9 + menu):
         assert client.get("/audit/dashboard/?days=90").status_code == 200
