@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from django.forms.renderers import DjangoTemplates
 from django.utils.formats import localize
+from django.utils.timezone import template_localtime
 
 SELECT = "django/forms/widgets/select.html"
 OPTION = "django/forms/widgets/select_option.html"
@@ -33,8 +34,11 @@ def _escape(value) -> str:
 
 
 def _text(value) -> str:
-    """What `{{ value }}` prints: the value localized (a number, a date), then escaped."""
-    return _escape(value if type(value) is str else localize(value))
+    """What `{{ value }}` prints: a time in the current zone, the value localized (a
+    number, a date), then escaped."""
+    if type(value) is str:
+        return _escape(value)
+    return _escape(localize(template_localtime(value)))
 
 
 def _attrs(attrs: dict) -> str:

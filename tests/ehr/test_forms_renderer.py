@@ -3,12 +3,14 @@
 import importlib
 import inspect
 import pkgutil
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import django_filters
 import pytest
 from django import forms
 from django.forms.renderers import DjangoTemplates
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy
 
@@ -67,6 +69,14 @@ def test_every_project_field_draws_as_django_does():
 
 @pytest.mark.parametrize("value", [*AWKWARD, ["a", "b"], date(2026, 3, 8), True, False])
 def test_awkward_selects_and_inputs(value):
+    timezone.activate(ZoneInfo("Asia/Kolkata"))
+    try:
+        drawn_alike(value)
+    finally:
+        timezone.deactivate()
+
+
+def drawn_alike(value):
     widgets = [
         forms.Select(
             choices=[
@@ -75,6 +85,7 @@ def test_awkward_selects_and_inputs(value):
                 ("b", gettext_lazy("Lazy & translated")),
                 (3, 4000),
                 (4, date(2026, 3, 8)),  # the engine localizes a label that is not text
+                (5, datetime(2024, 1, 2, 3, 4, tzinfo=UTC)),  # ... in the current zone
                 ('x"y', "<script>"),
                 ("Group & <one>", [("g1", "One"), ("g2", 'Two "2"')]),
             ],
