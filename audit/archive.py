@@ -6,8 +6,9 @@ the only way events leave the database, in this order:
 1. Refuse, changing nothing, a month younger than AUDIT_RETENTION_YEARS, one
    already archived, a file that exists, a month whose chains still hold older
    events (months go oldest first), one no signed checkpoint covers yet, or
-   one the syslog destination has not received all of (unless told to skip
-   those events: `skip_undelivered`, recorded as AUDIT_STREAM_SKIPPED).
+   one a syslog destination in the database has not received all of (unless
+   told to skip those events: `skip_undelivered`, recorded as
+   AUDIT_STREAM_SKIPPED for each destination).
 2. Write the file: an evidence file (audit/evidence.py, audit/offline.py) for
    that month, against the first checkpoint that signed every chain past the
    month's last event; then read it back and verify it with the public keys
@@ -125,11 +126,12 @@ def audit_archive_month(
 ) -> Archived:
     """Write `month`'s events to `path`, verify the file, then drop the month's partition.
 
-    A month whose events the syslog destination (AUDIT_SYSLOG_URL) has not all
-    received is refused: once dropped, they could never be sent. With
-    `skip_undelivered` it goes anyway, and the events it never sent are named
-    in the log (AUDIT_STREAM_SKIPPED, itself sent to the destination) and on
-    the destination, whose cursors move past them.
+    A month whose events a syslog destination has not all received is refused:
+    once dropped, they could never be sent. Every syslog destination in the
+    database counts, whatever AUDIT_SYSLOG_URL says in this process. With
+    `skip_undelivered` it goes anyway, and the events each destination never
+    got are named in the log (AUDIT_STREAM_SKIPPED, itself sent on) and on the
+    destination, whose cursors move past them.
     """
     if not partitions.supported():
         raise ArchiveRefused(
@@ -194,37 +196,52 @@ def _stretches(segments: list[Segment]) -> dict[int, tuple[int, int]]:
     return {segment.chain.pk: (segment.first, segment.last) for segment in segments}
 
 
+def _by_destination(
+    missing: list[audit_stream.Undelivered],
+) -> dict[str, list[audit_stream.Undelivered]]:
+    grouped: dict[str, list[audit_stream.Undelivered]] = {}
+    for item in missing:
+        grouped.setdefault(item.destination, []).append(item)
+    return grouped
+
+
 def _undelivered_message(label: str, missing: list[audit_stream.Undelivered]) -> str:
-    events = sum(item.events for item in missing)
-    shown = ", ".join(str(item) for item in missing[:5])
-    more = f" and {len(missing) - 5} more chains" if len(missing) > 5 else ""
+    lacks = []
+    for name, items in _by_destination(missing).items():
+        events = sum(item.events for item in items)
+        shown = ", ".join(str(item) for item in items[:5])
+        more = f" and {len(items) - 5} more chains" if len(items) > 5 else ""
+        lacks.append(
+            f"The syslog destination {name!r} has not received {events} events of {label} "
+            f"({shown}{more})"
+        )
     return (
-        f"The syslog destination {missing[0].destination!r} has not received {events} events "
-        f"of {label} ({shown}{more}): once the month is dropped they can never be sent. Let "
+        "; ".join(lacks) + ": once the month is dropped they can never be sent. Let "
         "the outbox worker send them first (manage.py outbox_worker --once; its errors show "
         "on the Outbox page), or pass --skip-undelivered to archive the month without "
-        "them, which the audit log (audit.stream_skipped) and the destination record. "
+        "them, which the audit log (audit.stream_skipped) and each destination record. "
         "Nothing was changed."
     )
 
 
 def _skip_undelivered(label: str, missing: list[audit_stream.Undelivered]) -> None:
-    """Record, and move the destination past, the events it will never receive."""
-    events = sum(item.events for item in missing)
-    skipped = "; ".join(str(item) for item in missing)
-    params = {"destination": missing[0].destination, "events": events, "month": label}
-    audit_event_record(
-        kind=kinds.AUDIT_STREAM_SKIPPED,
-        acting_user=None,
-        ip=None,
-        params=params,
-        data={**params, "skipped": skipped},
-    )
-    audit_stream.skip_undelivered(
-        missing,
-        reason=f"{events} events of {label} archived before they were sent "
-        f"(audit_archive --skip-undelivered): {skipped}",
-    )
+    """Record, and move each destination past, the events it will never receive."""
+    for name, items in _by_destination(missing).items():
+        events = sum(item.events for item in items)
+        skipped = "; ".join(str(item) for item in items)
+        params = {"destination": name, "events": events, "month": label}
+        audit_event_record(
+            kind=kinds.AUDIT_STREAM_SKIPPED,
+            acting_user=None,
+            ip=None,
+            params=params,
+            data={**params, "skipped": skipped},
+        )
+        audit_stream.skip_undelivered(
+            items,
+            reason=f"{events} events of {label} archived before they were sent "
+            f"(audit_archive --skip-undelivered): {skipped}",
+        )
 
 
 def _segments(month: date) -> list[Segment]:
@@ -412,7 +429,7 @@ def _drop(
 ) -> int:
     """Move the chains' starts past the month and sign them; then drop the partition.
 
-    With `skip_undelivered`, what the syslog destination has still not received
+    With `skip_undelivered`, what the syslog destinations have still not received
     of the month (the worker may have sent more since the check) is recorded
     first, in the same transaction as the boundary: both happen or neither.
 

@@ -186,6 +186,7 @@ KIND_CODES: dict[str, KindCodes] = {
     "audit.archive_written": KindCodes(OK, AUDIT_LOG_USED),
     "audit.archived": KindCodes(OK, AUDIT_LOG_USED, action="D"),
     "audit.stream_skipped": KindCodes(OK, AUDIT_LOG_USED, action="E"),
+    "audit.stream_retired": KindCodes(OK, AUDIT_LOG_USED, action="D"),
     "audit.account_history_viewed": KindCodes(OK, AUDIT_LOG_USED),
     "audit.patient_history_viewed": KindCodes(OK, AUDIT_LOG_USED),
     "audit.verification_requested": KindCodes(OK, AUDIT_LOG_USED),

@@ -96,6 +96,7 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "audit.archive_written": READ,
     "audit.archived": (("database",), ("deletion",)),
     "audit.stream_skipped": (("database",), ("change",)),
+    "audit.stream_retired": (("database",), ("deletion",)),
     "audit.account_history_viewed": READ,
     "audit.patient_history_viewed": READ,
     "audit.verification_requested": (("database",), ("info",)),

@@ -360,6 +360,15 @@ AUDIT_STREAM_SKIPPED = EventKind(
     "Audit log copies to {destination} skipped: {events} events of {month} archived before "
     "they were sent",
 )
+# Written by `outbox_retire`: a syslog destination no longer sent anything, and no
+# longer waited for by `audit_archive`.
+AUDIT_STREAM_RETIRED = EventKind(
+    "audit.stream_retired",
+    EventType.REPORT,
+    Action.NOT_SPECIFIED,
+    "Audit log copies to {destination} retired: {events} events it had not received will "
+    "never be sent",
+)
 AUDIT_ARCHIVED = EventKind(
     "audit.archived",
     EventType.REPORT,

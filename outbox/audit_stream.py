@@ -79,7 +79,7 @@ def chains_behind(destination: Destination):
 
 @dataclass(frozen=True)
 class Undelivered:
-    """Events of one chain, `first` to `last`, that the streamed destination has not received."""
+    """Events of one chain, `first` to `last`, that a syslog destination has not received."""
 
     destination: str
     chain_id: int
@@ -94,42 +94,69 @@ class Undelivered:
         return f"chain {self.chain_id} seq {self.first}-{self.last}"
 
 
+def streamed_names() -> list[str]:
+    """Return the names of every syslog destination the audit trail is owed to.
+
+    Each syslog row in the database (the worker creates its destination's row on
+    every pass, and keeps its cursors there), whether or not this process's
+    environment names it, and the one AUDIT_SYSLOG_URL names here even before
+    the worker has created its row.
+    """
+    names = set(
+        Destination.objects.filter(kind=Destination.Kind.SYSLOG).values_list("name", flat=True)
+    )
+    config = configured()
+    if config is not None:
+        names.add(config.name)
+    return sorted(names)
+
+
 def undelivered(segments: dict[int, tuple[int, int]]) -> list[Undelivered]:
-    """Return what the destination configured now has not received of `segments`.
+    """Return what each syslog destination has not received of `segments`.
 
     `segments` maps a chain to the first and last seq of a stretch of its events
-    (a month `audit_archive` is about to drop). The destination has received a
+    (a month `audit_archive` is about to drop). A destination has received a
     chain up to its cursor; without one, nothing since the chain's start, which
-    for the oldest month held is the stretch's first event less one. Without
-    AUDIT_SYSLOG_URL there is no destination, and nothing is missing: a
-    destination no longer configured will never be sent anything again.
+    for the oldest month held is the stretch's first event less one. Every
+    destination in the database counts, not only the one this process's
+    AUDIT_SYSLOG_URL names: an archive run from a shell without the worker's
+    environment must not drop what the worker has still to send. A destination
+    no longer used stops counting once retired (`manage.py outbox_retire`).
     """
-    config = configured()
-    if config is None:
-        return []
-    cursors = dict(
-        AuditCursor.objects.filter(
-            destination__name=config.name, chain_id__in=segments
-        ).values_list("chain_id", "seq")
-    )
+    names = streamed_names()
+    cursors = {
+        (name, chain_id): seq
+        for name, chain_id, seq in AuditCursor.objects.filter(
+            destination__name__in=names, chain_id__in=segments
+        ).values_list("destination__name", "chain_id", "seq")
+    }
     missing = []
-    for chain_id, (first, last) in sorted(segments.items()):
-        sent = cursors.get(chain_id, first - 1)
-        if sent < last:
-            missing.append(Undelivered(config.name, chain_id, max(sent + 1, first), last))
+    for name in names:
+        for chain_id, (first, last) in sorted(segments.items()):
+            sent = cursors.get((name, chain_id), first - 1)
+            if sent < last:
+                missing.append(Undelivered(name, chain_id, max(sent + 1, first), last))
     return missing
 
 
 def skip_undelivered(missing: list[Undelivered], *, reason: str) -> None:
-    """Move the destination's cursors past events it will never receive, and say so on it.
+    """Move one destination's cursors past events it will never receive, and say so on it.
 
-    Only forward: a cursor the worker moved further meanwhile stays. The reason
-    stays on the destination as its last error (the Outbox page, `outbox_status`)
-    until another error replaces it. In the caller's transaction.
+    `missing` is one destination's, as `undelivered` names it. Only forward: a
+    cursor the worker moved further meanwhile stays. The reason stays on the
+    destination as its last error (the Outbox page, `outbox_status`) until
+    another error replaces it. A destination that has no row yet (configured
+    here, never taken up by the worker) gets none: no row is ever created here,
+    so a name this process's environment spells differently from the worker's
+    leaves no phantom destination behind, and a destination created later
+    starts at the chains' new starts anyway. In the caller's transaction.
     """
     if not missing:
         return
-    destination = ensure_destination()
+    (name,) = {item.destination for item in missing}
+    destination = Destination.objects.filter(name=name, kind=Destination.Kind.SYSLOG).first()
+    if destination is None:
+        return
     for item in missing:
         moved = AuditCursor.objects.filter(
             destination=destination, chain_id=item.chain_id, seq__lt=item.last

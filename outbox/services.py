@@ -5,7 +5,11 @@ import json
 from django.conf import settings
 from django.db import transaction
 
+from accounts.models import User
+from audit import kinds
+from audit.services import audit_event_record
 from ehr import crypto
+from outbox import audit_stream
 from outbox.models import Destination, OutboxItem
 
 MAIL = "mail"
@@ -51,3 +55,43 @@ def mail_enqueue(*, subject: str, body: str, recipients: list[str]) -> OutboxIte
         )
         item.save()
     return item
+
+
+class DestinationInUse(Exception):
+    """The destination is the one configured now."""
+
+
+def syslog_destination_retire(*, name: str, acting_user: User | None) -> int:
+    """Forget a syslog destination no longer used, so the archive stops waiting for it.
+
+    Refused for the destination AUDIT_SYSLOG_URL names in this process (the
+    worker would take it up again at once). The row and its cursors go; what it
+    had not received is counted in the audit event, in the same transaction.
+    Should the worker still be configured with it, it creates the row again on
+    its next pass, with no cursors, and the archive waits for it once more.
+    Return how many events it had not received.
+    """
+    config = audit_stream.configured()
+    if config is not None and config.name == name:
+        raise DestinationInUse(
+            f"{name!r} is the syslog destination configured now (AUDIT_SYSLOG_URL, "
+            "AUDIT_SYSLOG_FORMAT): change the configuration, and the worker's, first."
+        )
+    with transaction.atomic():
+        destination = (
+            Destination.objects.select_for_update()
+            .filter(name=name, kind=Destination.Kind.SYSLOG)
+            .first()
+        )
+        if destination is None:
+            raise Destination.DoesNotExist(f"No syslog destination is named {name!r}.")
+        pending = audit_stream.pending_count(destination)
+        audit_event_record(
+            kind=kinds.AUDIT_STREAM_RETIRED,
+            acting_user=acting_user,
+            ip=None,
+            params={"destination": name, "events": pending},
+            data={"destination": name, "events": pending},
+        )
+        destination.delete()
+    return pending

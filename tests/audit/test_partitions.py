@@ -476,16 +476,98 @@ def test_a_month_the_destination_has_received_goes(old_log, siem, tmp_path):
     assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_SKIPPED.code).exists()
 
 
-def test_a_destination_no_longer_configured_holds_nothing_up(old_log, tmp_path):
-    Destination.objects.create(name=NAME, kind=Destination.Kind.SYSLOG)  # AUDIT_SYSLOG_URL unset
+@pytest.fixture
+def worker_destination(old_log, settings):
+    """The worker's destination, half through March; this shell has no AUDIT_SYSLOG_URL."""
+    settings.AUDIT_SYSLOG_URL = ""
+    destination = Destination.objects.create(name=NAME, kind=Destination.Kind.SYSLOG)
+    for chain_id, (first, _last) in march_stretches().items():
+        AuditCursor.objects.create(destination=destination, chain_id=chain_id, seq=first)
+    return destination
+
+
+def test_a_destination_the_worker_uses_counts_though_this_shell_has_no_syslog_url(
+    worker_destination, tmp_path
+):
+    stretches = march_stretches()
+    before = (AuditEvent.objects.count(), partition_names())
+    with pytest.raises(CommandError) as refused:
+        archive("2014-03", tmp_path / "x.jsonl")
+    shown = ", ".join(
+        f"chain {chain} seq {first + 1}-{last}"
+        for chain, (first, last) in sorted(stretches.items())
+    )
+    events = sum(last - first for first, last in stretches.values())
+    assert str(refused.value).startswith(
+        f"The syslog destination '{NAME}' has not received {events} events of 2014-03 ({shown}): "
+    )
+    nothing_archived(tmp_path, before)
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_SKIPPED.code).exists()
+
+
+def test_skipping_from_a_shell_without_a_syslog_url_records_it_on_the_worker_destination(
+    worker_destination, tmp_path
+):
+    stretches = march_stretches()
+    archive_skipping("2014-03", tmp_path / "a.jsonl")
+    assert AuditArchive.objects.exists()
+    assert list(Destination.objects.values_list("name", flat=True)) == [NAME]
+    cursors = dict(
+        AuditCursor.objects.filter(destination=worker_destination).values_list("chain_id", "seq")
+    )
+    assert cursors == {chain: last for chain, (_first, last) in stretches.items()}
+    worker_destination.refresh_from_db()
+    assert worker_destination.last_error.startswith(
+        f"{sum(last - first for first, last in stretches.values())} events of 2014-03 archived "
+        "before they were sent (audit_archive --skip-undelivered): chain "
+    )
+    event = AuditEvent.objects.get(kind=kinds.AUDIT_STREAM_SKIPPED.code)
+    assert event.data["destination"] == NAME
+
+
+def test_a_shell_configured_with_another_format_still_counts_the_worker_destination(
+    worker_destination, settings, tmp_path
+):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    configure(settings, URL, ca, "json")  # the worker sends atna: another name
+    stretches = march_stretches()
+    before = (AuditEvent.objects.count(), partition_names())
+    with pytest.raises(CommandError) as refused:
+        archive("2014-03", tmp_path / "x.jsonl")
+    assert f"The syslog destination '{NAME}' has not received " in str(refused.value)
+    assert f"The syslog destination 'syslog json {URL}' has not received " in str(refused.value)
+    nothing_archived(tmp_path, before)
+
+    archive_skipping("2014-03", tmp_path / "a.jsonl")
+    assert list(Destination.objects.values_list("name", flat=True)) == [NAME]  # no phantom
+    cursors = dict(
+        AuditCursor.objects.filter(destination=worker_destination).values_list("chain_id", "seq")
+    )
+    assert cursors == {chain: last for chain, (_first, last) in stretches.items()}
+    worker_destination.refresh_from_db()
+    assert "(audit_archive --skip-undelivered)" in worker_destination.last_error
+    skipped = AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_SKIPPED.code)
+    assert sorted(e.data["destination"] for e in skipped) == [NAME, f"syslog json {URL}"]
+
+
+def test_a_retired_destination_holds_nothing_up(worker_destination, tmp_path):
+    call_command("outbox_retire", NAME)
     archive("2014-03", tmp_path / "a.jsonl")
     assert AuditArchive.objects.exists()
+    assert not Destination.objects.exists()
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_SKIPPED.code).exists()
+
+
+def archive_skipping(month: str, path) -> None:
+    call_command("audit_archive", "--month", month, "--to", str(path), "--skip-undelivered")
 
 
 def test_skipping_records_what_was_never_sent_and_the_receiver_is_told(
     old_log, siem_receiver, tmp_path
 ):
     receiver = siem_receiver
+    audit_stream.ensure_destination()  # the worker has taken it up, and sent nothing yet
     stretches = march_stretches()
     skipped = sum(last - first + 1 for first, last in stretches.values())
     call_command(

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from audit import kinds
@@ -198,3 +198,40 @@ def test_skipping_moves_cursors_only_forward_and_says_why_on_the_destination(
     destination.refresh_from_db()
     assert destination.last_error == "3 events of 2014-03 archived before they were sent"
     assert destination.last_error_at is not None
+
+
+def test_retiring_a_destination_forgets_it_and_records_what_it_never_received(
+    settings, pki, provider, other_provider, capsys
+):
+    configure(settings, "tls://old.example.org:6514", pki.ca, "atna")
+    write_events(provider, other_provider)
+    old = audit_stream.ensure_destination()
+    chain = AuditChain.objects.order_by("pk").first()
+    AuditCursor.objects.create(destination=old, chain=chain, seq=chain.seq)
+    pending = audit_stream.pending_count(old)
+    assert pending > 0
+    configure(settings, "tls://new.example.org:6514", pki.ca, "atna")
+    call_command("outbox_retire", old.name)
+    assert not Destination.objects.filter(pk=old.pk).exists()
+    assert not AuditCursor.objects.exists()
+    event = AuditEvent.objects.get(kind=kinds.AUDIT_STREAM_RETIRED.code)
+    assert event.details == (
+        f"Audit log copies to {old.name} retired: {pending} events it had not received will "
+        "never be sent"
+    )
+    assert event.data == {"destination": old.name, "events": pending}
+    assert capsys.readouterr().out == (
+        f"Retired {old.name}; {pending} events it had not received will never be sent.\n"
+    )
+
+
+def test_the_destination_configured_now_or_a_mail_one_is_not_retired(db, settings, pki):
+    configure(settings, "tls://siem.example.org:6514", pki.ca, "atna")
+    configured = audit_stream.ensure_destination()
+    mail = Destination.objects.create(name="mail", kind=Destination.Kind.MAIL)
+    with pytest.raises(CommandError, match="is the syslog destination configured now"):
+        call_command("outbox_retire", configured.name)
+    with pytest.raises(CommandError, match="No syslog destination is named 'mail'"):
+        call_command("outbox_retire", mail.name)
+    assert Destination.objects.count() == 2
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_RETIRED.code).exists()
