@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -60,21 +61,33 @@ class OpenAlerts:
 def alert_open_for(*, viewer: User, limit: int = 5) -> OpenAlerts:
     """Return how many alerts wait for the viewer and the newest `limit` of them.
 
-    One query when fewer than `limit` wait (then they are all of them: the usual
-    case, none), two otherwise (the count). For the compliance dashboard: its view
-    puts this in the context as `open_alerts` and its template includes
-    `alerts/_open_alerts.html`.
+    One query of plain SQL finds the newest `limit` open alerts' ids and how many
+    wait in all; only when some wait does a second read them with their practice.
+    The usual answer is none, and the ORM's compiling of the alert's twenty columns
+    cost more than the database's answer (about a millisecond of a dashboard view).
+    For the compliance dashboard: its view puts this in the context as `open_alerts`
+    and its template includes `alerts/_open_alerts.html`.
     """
-    waiting = alert_scope(viewer=viewer).filter(acknowledged_at__isnull=True)
-    # An open alert has no one who acknowledged it to join: the practice only, which
-    # halves the columns the ORM compiles into the query (about a millisecond).
-    newest = list(
-        waiting.select_related(None)
-        .select_related("practice")
-        .order_by("-raised_at", "-id")[:limit]
-    )
-    count = len(newest) if len(newest) < limit else waiting.count()
-    return OpenAlerts(count=count, alerts=newest)
+    scope = audit_scope(viewer)
+    if scope is not AuditScope.ALL and scope is not AuditScope.PRACTICE:
+        return OpenAlerts(count=0, alerts=[])
+    where, params = "acknowledged_at IS NULL", []
+    if scope is AuditScope.PRACTICE:
+        where, params = where + " AND practice_id = %s", [viewer.practice_id]
+    table = connection.ops.quote_name(Alert._meta.db_table)
+    with connection.cursor() as cursor:
+        # The window counts every open alert in scope; LIMIT applies after it.
+        cursor.execute(
+            f"SELECT id, count(*) OVER () FROM {table} WHERE {where}"  # noqa: S608  # nosec B608  (the model's table; values bound)
+            " ORDER BY raised_at DESC, id DESC LIMIT %s",
+            [*params, limit],
+        )
+        found = cursor.fetchall()
+    if not found:
+        return OpenAlerts(count=0, alerts=[])
+    by_id = Alert.objects.select_related("practice").in_bulk([pk for pk, _count in found])
+    newest = [by_id[pk] for pk, _count in found if pk in by_id]
+    return OpenAlerts(count=found[0][1], alerts=newest)
 
 
 def alert_get(*, viewer: User, alert_id: int) -> Alert | None:

@@ -17,13 +17,24 @@ def neutralize(cell: str) -> str:
     return cell
 
 
+# Written from the fields rather than by strftime, which takes about 4 us a call:
+# a report page writes a hundred of these. The same text as "%m/%d/%Y" and
+# "%I:%M:%S %p %Z" (tests/audit/test_formatting.py).
+
+
 def event_date(value: datetime, tz: ZoneInfo) -> str:
-    return value.astimezone(tz).strftime("%m/%d/%Y")
+    local = value.astimezone(tz)
+    return f"{local.month:02d}/{local.day:02d}/{local.year}"
 
 
 def event_time(value: datetime, tz: ZoneInfo) -> str:
     """`05:06:19 PM EDT`: 12-hour clock and the zone's abbreviation at that instant."""
-    return value.astimezone(tz).strftime("%I:%M:%S %p %Z")
+    local = value.astimezone(tz)
+    hour = local.hour
+    return (
+        f"{hour % 12 or 12:02d}:{local.minute:02d}:{local.second:02d} "
+        f"{'AM' if hour < 12 else 'PM'} {local.tzname() or ''}"
+    )
 
 
 def ip_text(value: str | None) -> str:

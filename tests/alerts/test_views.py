@@ -5,7 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import Role
-from alerts.selectors import alert_open_for, alert_report_url
+from alerts.selectors import OpenAlerts, alert_open_for, alert_report_url
 from alerts.services import alert_acknowledge, alerts_evaluate
 from audit import kinds
 from audit.models import AuditEvent
@@ -161,10 +161,12 @@ def test_the_list_and_the_dashboard_box_take_fixed_queries(
     # joined): the same for three alerts as for three hundred
     with django_assert_num_queries(7):
         client.get(reverse("alert_list"))
-    with django_assert_num_queries(1):  # fewer than it shows: the newest are all of them
+    # Ids and count in one query, then the alerts shown with their practice: two
+    # whether fewer wait than the box shows or more.
+    with django_assert_num_queries(2):
         box = alert_open_for(viewer=auditor)
     assert box.count == 2 and len(box.alerts) == 2
-    with django_assert_num_queries(2):  # as many as it shows: counted
+    with django_assert_num_queries(2):
         newest = alert_open_for(viewer=auditor, limit=1)
     assert newest.count == 2 and newest.alerts == box.alerts[:1]
     # The dashboard's one-line include renders them.
@@ -173,6 +175,24 @@ def test_the_list_and_the_dashboard_box_take_fixed_queries(
     html = render_to_string("alerts/_open_alerts.html", {"open_alerts": box})
     assert "Open alerts (2)" in html
     assert all(f"/audit/alerts/{alert.pk}/" in html for alert in box.alerts)
+
+
+def test_the_dashboard_box_counts_only_the_viewers_open_alerts(
+    spray, elsewhere, officer, other_officer, auditor, agent, django_assert_num_queries
+):
+    box = alert_open_for(viewer=officer)
+    assert box.count == 1 and box.alerts == [spray]
+    assert alert_open_for(viewer=other_officer).alerts == [elsewhere]
+    assert alert_open_for(viewer=auditor).count == 2
+    # Someone who sees no alerts is not asked about them.
+    with django_assert_num_queries(0):
+        assert alert_open_for(viewer=agent) == OpenAlerts(count=0, alerts=[])
+    # Acknowledged alerts no longer wait; when none waits, one query answers.
+    alert_acknowledge(alert=spray, acting_user=officer, note=NOTE, ip=None)
+    with django_assert_num_queries(1):
+        box = alert_open_for(viewer=officer)
+    assert box.count == 0 and box.alerts == []
+    assert alert_open_for(viewer=auditor).alerts == [elsewhere]
 
 
 def test_the_service_refuses_another_practices_officer(elsewhere, officer):
