@@ -14,6 +14,7 @@ from accounts.models import ProviderProfile, Specialty, User
 from accounts.passkeys import NAME_MAX, PASSKEY, has_passkey
 from accounts.phones import PhoneInput, practice_country
 from accounts.validators import time_zone_names
+from ehr.model_choices import ModelMultipleChoiceField
 from outbox.services import mail_enqueue
 
 IMAGE_ACCEPT = "image/png,image/jpeg"
@@ -114,7 +115,7 @@ class ProviderProfileForm(forms.ModelForm):
     """
 
     time_zone = forms.ChoiceField(label="Timezone", choices=())
-    specialties = forms.ModelMultipleChoiceField(
+    specialties = ModelMultipleChoiceField(
         label="Specialty",
         queryset=Specialty.objects.all(),
         required=False,

@@ -18,6 +18,7 @@ from alerts.selectors import alert_open_for
 from audit import charts, dashboard, kinds
 from audit.charts import Series
 from ehr.db import read_replica, replica_fallback
+from ehr.model_choices import ModelChoiceField
 from ehr.policies import AuditScope, allowed_only, audit_scope, can_view_audit_dashboard
 
 # What each chart shows: (kind, its label), stacked in this order.
@@ -51,7 +52,7 @@ class DashboardForm(forms.Form):
         empty_value=dashboard.DEFAULT_PERIOD,
         initial=dashboard.DEFAULT_PERIOD,  # what the menu shows before anything is chosen
     )
-    practice = forms.ModelChoiceField(
+    practice = ModelChoiceField(
         label="Practice",
         queryset=Practice.objects.order_by("name"),
         required=False,

@@ -15,6 +15,7 @@ from django.utils.functional import cached_property
 from accounts.models import Practice, User
 from audit.kinds import BREAK_GLASS_CODES, KINDS, EventType
 from audit.selectors import ACCOUNT_MATCH_LIMIT
+from ehr.model_choices import ModelChoiceFilter
 
 QUICK_RANGES = {"day": 1, "week": 7, "month": 30, "year": 365}  # days, today included
 DEFAULT_RANGE_DAYS = 7
@@ -177,7 +178,7 @@ class AuditEventFilter(django_filters.FilterSet):
     )
     # Narrows a platform auditor's log to one practice; within a practice's scope another
     # practice's id simply matches nothing (the scope is applied before any filter).
-    practice = django_filters.ModelChoiceFilter(
+    practice = ModelChoiceFilter(
         label="Practice", queryset=Practice.objects.order_by("name"), empty_label="All practices"
     )
     last = django_filters.ChoiceFilter(
