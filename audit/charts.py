@@ -62,30 +62,46 @@ def day_labels(day: date) -> tuple[str, str]:
     return short, f"{short}/{day.year:04d}"
 
 
+# Heights and heights from the top, in tenths of the viewBox' units, as text: a bar's
+# two such numbers are looked up rather than formatted (a 90-day chart has a few
+# hundred bars).
+_TENTHS = [_number(tenths / 10) for tenths in range(HEIGHT * 10 + 1)]
+
+
+@lru_cache(maxsize=16)
+def _columns(count: int) -> tuple[str, list[tuple[str, str | None]]]:
+    """Return the bar width of a chart of `count` days, and each day's x (the start of
+    its rect's attributes) and, under every few days, where its date goes."""
+    plot_w = WIDTH - LEFT - RIGHT
+    slot = plot_w / max(count, 1)
+    bar_w = max(slot * 0.8, 1)
+    label_every = max(1, round(count / 8))  # about eight dates under the axis
+    columns = []
+    for n in range(count):
+        x = LEFT + n * slot + (slot - bar_w) / 2
+        tick = _number(x + bar_w / 2) if n % label_every == 0 else None
+        columns.append((f'" x="{_number(x)}" y="', tick))
+    return _number(bar_w), columns
+
+
 def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeString:
     """Return an SVG of one bar per day, its series stacked in order, each part a link."""
     totals = [sum(s.values[n] for s in series) for n in range(len(days))]
     top = nice_ceiling(max(totals, default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    slot = plot_w / max(len(days), 1)
-    bar_w = max(slot * 0.8, 1)
     parts = [_axis(top, plot_w, plot_h)]
-    label_every = max(1, round(len(days) / 8))  # about eight dates under the axis
-    # What every bar of a day, or of a series, shares is written once: a 90-day chart
-    # has a few hundred bars.
-    width = _number(bar_w)
+    width, columns = _columns(len(days))
+    # What every bar of a day, or of a series, shares is written once.
     labels = [(index, escape(s.label), s.values, s.links) for index, s in enumerate(series)]
-    scale = plot_h / top
-    for n, day in enumerate(days):
-        x = LEFT + n * slot + (slot - bar_w) / 2
+    scale = plot_h * 10 / top  # tenths of a unit per event
+    floor = (TOP + plot_h) * 10
+    for n, (day, (start, tick)) in enumerate(zip(days, columns, strict=True)):
         short, long = day_labels(day)
-        if n % label_every == 0:
+        if tick is not None:
             parts.append(
-                f'<text class="tick" x="{_number(x + bar_w / 2)}" y="{HEIGHT - 6}" '
-                f'text-anchor="middle">{short}</text>'
+                f'<text class="tick" x="{tick}" y="{HEIGHT - 6}" text-anchor="middle">{short}</text>'
             )
-        base = TOP + plot_h
-        start = f'" x="{_number(x)}" y="'
+        base = float(floor)
         for index, label, values, links in labels:
             value = values[n]
             if not value:
@@ -94,7 +110,7 @@ def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeStrin
             base -= height
             parts.append(
                 f'<a href="{links[n]}" tabindex="-1"><rect class="series-{index}{start}'
-                f'{_number(base)}" width="{width}" height="{_number(max(height, 0.5))}">'
+                f'{_TENTHS[round(base)]}" width="{width}" height="{_TENTHS[max(round(height), 5)]}">'
                 f"<title>{label}, {long}: {value}</title></rect></a>"
             )
     return _svg(parts)

@@ -1,0 +1,52 @@
+"""The dashboard's SVG bars: where each one stands, and what its links and labels say."""
+
+import re
+from datetime import date, timedelta
+
+from audit.charts import BOTTOM, HEIGHT, TOP, Series, nice_ceiling, stacked_bars
+
+RECT = re.compile(
+    r'<a href="([^"]*)" tabindex="-1"><rect class="series-(\d)" x="([\d.]+)" y="([\d.]+)" '
+    r'width="([\d.]+)" height="([\d.]+)"><title>([^<]*)</title></rect></a>'
+)
+
+
+def test_bars_stack_in_order_to_their_totals_within_a_tenth():
+    days = [date(2026, 11, 1) + timedelta(days=n) for n in range(90)]
+    first = [n * 7 % 23 for n in range(90)]
+    second = [0 if n % 5 else 1 for n in range(90)]  # small: drawn at least half a unit high
+    third = [1000 - n for n in range(90)]
+    series = [
+        Series(key, label, values, [f"/audit/?k={key}&amp;d={n}" for n in range(90)])
+        for key, label, values in (
+            ("a", "First", first),
+            ("b", "Second <b>", second),
+            ("c", "Third", third),
+        )
+    ]
+    svg = stacked_bars(days=days, series=series)
+    bars = RECT.findall(svg)
+    assert len(bars) == sum(1 for values in (first, second, third) for v in values if v)
+    top = nice_ceiling(max(a + b + c for a, b, c in zip(first, second, third, strict=True)))
+    floor, plot_h = HEIGHT - BOTTOM, HEIGHT - TOP - BOTTOM
+    by_day: dict[str, list] = {}
+    for link, index, x, y, width, height, title in bars:
+        by_day.setdefault(x, []).append((link, int(index), float(y), float(height), title))
+    assert len(by_day) == 90
+    xs = sorted(by_day, key=float)
+    for n, x in enumerate(xs):
+        stack = by_day[x]
+        assert [index for _l, index, *_ in stack] == sorted(index for _l, index, *_ in stack)
+        edge = floor
+        for link, index, y, height, title in stack:
+            value = (first, second, third)[index][n]
+            exact = plot_h * value / top
+            assert abs(height - max(exact, 0.5)) <= 0.051
+            edge -= exact
+            assert abs(y - edge) <= 0.051, (n, index)
+            assert link == f"/audit/?k={'abc'[index]}&amp;d={n}"
+            label = ("First", "Second &lt;b&gt;", "Third")[index]
+            assert title == f"{label}, {days[n]:%m/%d/%Y}: {value}"
+    # About eight dates under the axis, the first day's among them.
+    ticks = re.findall(r'text-anchor="middle">(\d\d/\d\d)</text>', svg)
+    assert ticks[0] == "11/01" and 7 <= len(ticks) <= 9
