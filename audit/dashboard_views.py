@@ -1,5 +1,6 @@
 """The compliance dashboard: a period's activity as charts, each with its table and links."""
 
+from collections.abc import Sequence
 from html import escape
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -163,14 +164,32 @@ class _Links:
         self.practice = {"practice": practice_id} if practice_id is not None else {}
         self.days = [day.isoformat() for day in period.days]
 
-    def day(self, **filters) -> list[str]:
+    def day(self, **filters) -> "_DayLinks":
         """Return the link of each day of the period (one encoding, then the dates)."""
-        prefix = escape(f"{self.report}?{urlencode({**filters, **self.practice})}&")
-        return [f"{prefix}date_from={day}&amp;date_to={day}" for day in self.days]
+        return _DayLinks(
+            escape(f"{self.report}?{urlencode({**filters, **self.practice})}&"), self.days
+        )
 
     def period(self, **filters) -> str:
         query = {**filters, **self.practice, "date_from": self.days[0], "date_to": self.days[-1]}
         return f"{self.report}?{urlencode(query)}"
+
+
+class _DayLinks(Sequence):
+    """The links of a series' days, each written when a bar or a cell asks for it: most
+    days of most series have no events, and so no link."""
+
+    __slots__ = ("_days", "_prefix")
+
+    def __init__(self, prefix: str, days: list[str]):
+        self._prefix, self._days = prefix, days
+
+    def __getitem__(self, n: int) -> str:
+        day = self._days[n]
+        return f"{self._prefix}date_from={day}&amp;date_to={day}"
+
+    def __len__(self) -> int:
+        return len(self._days)
 
 
 def _kind_series(spec, counts, period, links: _Links) -> list[Series]:

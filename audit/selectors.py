@@ -278,12 +278,12 @@ def audit_sorted_page(
         first = column.desc(nulls_last=True) if sort.descending else column.asc(nulls_last=True)
         order = [first, F("occurred_at").desc(), F("id").desc()]
     offset = (number - 1) * size
+    newest = _among_newest(parts, between, SORT_LIMIT)
+    if newest is None:
+        return SortedPage(rows=[], number=number, pages=pages)
     rows = list(
         AuditEvent.objects.using(parts[0].db)
-        .filter(
-            id__in=_newest_ids(parts, between, SORT_LIMIT),
-            occurred_at__gte=_newest_since(parts, between, SORT_LIMIT),
-        )
+        .filter(newest, occurred_at__gte=_newest_since(parts, between, SORT_LIMIT))
         .order_by(*order)
         .values(*REPORT_COLUMNS)[offset : offset + size]
     )
@@ -314,10 +314,11 @@ def _newest_since(
     return since
 
 
-def _newest_ids(
+def _among_newest(
     parts: Sequence[QuerySet[AuditEvent]], between: tuple[datetime, datetime], limit: int
-) -> QuerySet | RawSQL:
-    """Return a subquery: the ids of the newest `limit` events of the union of `parts` in `between`.
+) -> RawSQL | None:
+    """Return a filter: the event is one of the newest `limit` of the union of `parts` in
+    `between` (None: the ORM knows they match nothing).
 
     One part is one index range, newest first, stopped at `limit`. Several (a
     username's two sides, the break-glass kinds) are each read so, then their
@@ -326,6 +327,12 @@ def _newest_ids(
     index, before it found the newest. (Merging the parts' positions in Python,
     as the default order does with its 51 rows, costs a third of a second here
     for 10,000 rows: SQLite's datetimes are parsed one by one.)
+
+    The filter matches the pair (id, occurred_at), not the id alone: on
+    PostgreSQL's monthly partitions the time names the one month each row is
+    looked up in as the query runs, where an id alone was looked up in every
+    month the query's range reaches (at 5,000,000 events, 100,000 index pages
+    read for 10,000 rows against 40,000, and 25 ms of a 130 ms page).
     """
     start, end = between
     newest = [
@@ -335,13 +342,24 @@ def _newest_ids(
         for part in parts
     ]
     if len(newest) == 1:
-        return newest[0].values("id")
-    union = _union(newest, ["id", "occurred_at"])
-    if union is None:
-        return newest[0].values("id")  # matches nothing, as the ORM already knows
-    union_sql, params = union
-    sql = f"SELECT u.id FROM ({union_sql}) u ORDER BY u.occurred_at DESC, u.id DESC LIMIT %s"  # noqa: S608  # nosec B608
-    return RawSQL(sql, [*params, limit])  # noqa: S611  # nosec B611  (the ORM's SQL; values as parameters)
+        try:
+            sql, params = newest[0].query.sql_with_params()
+        except EmptyResultSet:
+            return None
+    else:
+        union = _union(newest, ["id", "occurred_at"])
+        if union is None:
+            return None
+        union_sql, union_params = union
+        sql = f"SELECT u.id, u.occurred_at FROM ({union_sql}) u ORDER BY u.occurred_at DESC, u.id DESC LIMIT %s"  # noqa: S608  # nosec B608
+        params = [*union_params, limit]
+    quote = connections[parts[0].db].ops.quote_name
+    t = quote(AuditEvent._meta.db_table)
+    return RawSQL(  # noqa: S611  # nosec B611  (the ORM's SQL; values as parameters)
+        f"({t}.{quote('id')}, {t}.{quote('occurred_at')}) IN ({sql})",
+        params,
+        output_field=BooleanField(),
+    )
 
 
 @dataclass(frozen=True)

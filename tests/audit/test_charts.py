@@ -30,9 +30,10 @@ def test_bars_stack_in_order_to_their_totals_within_a_tenth():
     top = nice_ceiling(max(a + b + c for a, b, c in zip(first, second, third, strict=True)))
     floor, plot_h = HEIGHT - BOTTOM, HEIGHT - TOP - BOTTOM
     by_day: dict[str, list] = {}
-    for link, index, x, y, width, height, title in bars:
+    for link, index, x, y, _width, height, title in bars:
         by_day.setdefault(x, []).append((link, int(index), float(y), float(height), title))
     assert len(by_day) == 90
+    assert len({bar[4] for bar in bars}) == 1  # one width for every bar
     xs = sorted(by_day, key=float)
     for n, x in enumerate(xs):
         stack = by_day[x]
