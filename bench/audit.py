@@ -2,6 +2,9 @@
 
     python -m bench.audit generate N    build the benchmark log (a valid chain)
     python -m bench.audit report        report pages vs a trivial page, served by gunicorn
+                                        (and beside the log BENCH_REFERENCE_DATABASE_URL
+                                        names, served by a second one, when set)
+    python -m bench.audit client-setup  the report's cases and sessions of this log (for the above)
     python -m bench.audit dashboard     the compliance dashboard vs the same trivial page
     python -m bench.audit export        the app's CSV export of every row
     python -m bench.audit dump          the database's own dump of the same columns
@@ -292,6 +295,44 @@ def report_cases() -> dict[str, tuple[str, dict]]:
     }
 
 
+def client_setup() -> None:
+    """Print the report's cases for this log and a signed-in session key for each viewer.
+
+    For `report`, which serves the reference log from a second server: usernames and
+    the patient are this log's own, and the sessions live in its database.
+    """
+    from bench.signin import session_key_for
+
+    cases = report_cases()
+    viewers = {viewer for viewer, _params in cases.values()}
+    viewers |= {viewer for viewer, _path in REFERENCE_PAGES.values()}
+    emit(
+        {
+            "cases": cases,
+            "sessions": {v: session_key_for(User.objects.get(username=v)) for v in viewers},
+            "events": AuditEvent.objects.count(),
+        }
+    )
+
+
+REFERENCE_URL = os.environ.get("BENCH_REFERENCE_DATABASE_URL", "")
+
+
+def _reference_setup() -> dict:
+    """Run `client_setup` against the reference log, in a process of its own."""
+    env = {**os.environ, "BENCH_DATABASE_URL": REFERENCE_URL}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.audit", "client-setup"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"reference log: client-setup failed\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def report() -> None:
     """Time each report page and a trivial signed-in page, alternately, on one gunicorn process.
 
@@ -299,66 +340,127 @@ def report() -> None:
     page's ratio is to the trivial requests made just before its own. A page of
     the same layout with one small form (the officer's own account page) is timed
     the same way, as a reference for what any rendered page costs here.
+
+    With BENCH_REFERENCE_DATABASE_URL (bench/run.py passes the 10,000-event log), a
+    second gunicorn serves that log and every sample of a page on this log is taken
+    beside one on the other, the order of the two alternating by round: how much more
+    a page costs on the larger log (its ratio over the smaller log's ratio) is then
+    read under the same conditions, not from two runs at different moments. Each
+    round's own quotient is kept too, for the spread.
     """
+    from contextlib import ExitStack
     from urllib.parse import urlencode
 
-    from bench.pins import sign_in
+    from django.conf import settings
+
+    from bench.pins import Session, sign_in
     from bench.server import gunicorn
 
     cases = report_cases()
-    paths = {name: f"/audit/?{urlencode(params)}" for name, (_v, params) in cases.items()}
-    viewers = {name: viewer for name, (viewer, _params) in cases.items()}
-    paths |= {name: path for name, (_v, path) in REFERENCE_PAGES.items()}
-    viewers |= {name: viewer for name, (viewer, _path) in REFERENCE_PAGES.items()}
+    logs = {"this": (cases, None)}
+    if REFERENCE_URL:
+        other = _reference_setup()
+        logs["reference"] = ({k: tuple(v) for k, v in other["cases"].items()}, other)
     connection.close()
-    with gunicorn(workers=1) as port:
-        sessions = {viewer: sign_in(port, viewer) for viewer in set(viewers.values())}
+    with ExitStack() as stack:
+        sessions, paths = {}, {}
+        for log, (log_cases, setup) in logs.items():
+            env = {"BENCH_DATABASE_URL": REFERENCE_URL} if setup else None
+            port = stack.enter_context(gunicorn(workers=1, env=env))
+            log_paths = {
+                name: (viewer, f"/audit/?{urlencode(params)}")
+                for name, (viewer, params) in log_cases.items()
+            }
+            log_paths |= REFERENCE_PAGES
+            paths[log] = log_paths
+            viewers = {viewer for viewer, _path in log_paths.values()}
+            if setup is None:
+                sessions[log] = {viewer: sign_in(port, viewer) for viewer in viewers}
+            else:
+                sessions[log] = {}
+                for viewer in viewers:
+                    session = Session(port)
+                    session.cookies[settings.SESSION_COOKIE_NAME] = setup["sessions"][viewer]
+                    sessions[log][viewer] = session
 
-        def get(viewer: str, path: str) -> tuple[float, int, str]:
+        def get(log: str, viewer: str, path: str) -> tuple[float, int, str]:
             t0 = time.perf_counter()
-            status, page = sessions[viewer].request("GET", path)
+            status, page = sessions[log][viewer].request("GET", path)
             return (time.perf_counter() - t0) * 1000, status, page
 
-        rows: dict[str, int] = {}
-        for _ in range(3):  # warm the worker: imports, templates, connection, caches
-            for name, path in paths.items():
-                get(viewers[name], TRIVIAL_PAGE)
-                _ms, status, page = get(viewers[name], path)
-                if status != 200:
-                    raise SystemExit(f"{name}: {path} answered {status}")
-                rows[name] = page.count('<td class="nowrap">')
-        trivial = {name: [] for name in paths}
-        pages = {name: [] for name in paths}
+        names = list(paths["this"])
+        rows = {log: {} for log in logs}
+        for _ in range(3):  # warm the workers: imports, templates, connections, caches
+            for name in names:
+                for log in logs:
+                    viewer, path = paths[log][name]
+                    get(log, viewer, TRIVIAL_PAGE)
+                    _ms, status, page = get(log, viewer, path)
+                    if status != 200:
+                        raise SystemExit(f"{log} log, {name}: {path} answered {status}")
+                    rows[log][name] = page.count('<td class="nowrap">')
+        trivial = {log: {name: [] for name in names} for log in logs}
+        pages = {log: {name: [] for name in names} for log in logs}
+        order = list(logs)
         for _ in range(REPORT_ROUNDS):
-            for name, path in paths.items():
-                ms, status, _page = get(viewers[name], TRIVIAL_PAGE)
-                if status not in (301, 302):
-                    raise SystemExit(f"{TRIVIAL_PAGE} answered {status}")
-                trivial[name].append(ms)
-                ms, status, page = get(viewers[name], path)
-                if status != 200 or page.count('<td class="nowrap">') != rows[name]:
-                    raise SystemExit(f"{name}: {path} answered {status} with other rows")
-                pages[name].append(ms)
-    results = {}
-    for name in paths:
-        page, base = _stats(pages[name]), _stats(trivial[name])
-        results[name] = {
-            "viewer": viewers[name],
-            "params": cases[name][1] if name in cases else {},
-            "rows": rows[name],
-            "page": page,
-            "trivial": base,
-            "ratio": round(page["median_ms"] / base["median_ms"], 2),
+            for name in names:
+                for log in order:
+                    viewer, path = paths[log][name]
+                    ms, status, _page = get(log, viewer, TRIVIAL_PAGE)
+                    if status not in (301, 302):
+                        raise SystemExit(f"{TRIVIAL_PAGE} answered {status}")
+                    trivial[log][name].append(ms)
+                    ms, status, page = get(log, viewer, path)
+                    if status != 200 or page.count('<td class="nowrap">') != rows[log][name]:
+                        raise SystemExit(
+                            f"{log} log, {name}: {path} answered {status} with other rows"
+                        )
+                    pages[log][name].append(ms)
+            order.reverse()
+
+    def summary(log: str) -> dict:
+        found = {}
+        for name in names:
+            page, base = _stats(pages[log][name]), _stats(trivial[log][name])
+            viewer, _path = paths[log][name]
+            found[name] = {
+                "viewer": viewer,
+                "params": logs[log][0][name][1] if name in logs[log][0] else {},
+                "rows": rows[log][name],
+                "page": page,
+                "trivial": base,
+                "ratio": round(page["median_ms"] / base["median_ms"], 2),
+            }
+        return found
+
+    results = summary("this")
+    out = {
+        "report": {name: results[name] for name in cases},
+        "reference": {name: results[name] for name in REFERENCE_PAGES},
+        "trivial": _stats([ms for samples in trivial["this"].values() for ms in samples]),
+        "rounds": REPORT_ROUNDS,
+    }
+    if REFERENCE_URL:
+        small = summary("reference")
+        growth = {}
+        for name in cases:
+            per_round = sorted(
+                (pages["this"][name][n] / trivial["this"][name][n])
+                / (pages["reference"][name][n] / trivial["reference"][name][n])
+                for n in range(REPORT_ROUNDS)
+            )
+            growth[name] = {
+                "ratio_of_ratios": round(results[name]["ratio"] / small[name]["ratio"], 2),
+                "rounds_quartiles": [round(q, 2) for q in statistics.quantiles(per_round, n=4)]
+                if REPORT_ROUNDS > 1
+                else [],
+            }
+        out["reference_log"] = {
+            "events": logs["reference"][1]["events"],
+            "report": {name: small[name] for name in cases},
+            "growth": growth,
         }
-    everything = [ms for samples in trivial.values() for ms in samples]
-    emit(
-        {
-            "report": {name: results[name] for name in cases},
-            "reference": {name: results[name] for name in REFERENCE_PAGES},
-            "trivial": _stats(everything),
-            "rounds": REPORT_ROUNDS,
-        }
-    )
+    emit(out)
 
 
 # dashboard
@@ -502,4 +604,10 @@ if __name__ == "__main__":
     if command == "generate":
         generate(int(sys.argv[2]))
     else:
-        {"report": report, "dashboard": dashboard, "export": export, "dump": dump}[command]()
+        {
+            "report": report,
+            "client-setup": client_setup,
+            "dashboard": dashboard,
+            "export": export,
+            "dump": dump,
+        }[command]()

@@ -22,6 +22,7 @@ DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
 EXPORT_ROUNDS = int(os.environ.get("BENCH_EXPORT_ROUNDS", "2"))
+REFERENCE_EVENTS = 10_000  # the size whose report pages the larger logs are held to
 
 
 def ensure_keys() -> None:
@@ -45,15 +46,36 @@ def _key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
-def databases() -> dict[str, str]:
+def databases(events: int = EVENTS) -> dict[str, str]:
     # "chains": the layout with one hash chain per practice; older files are not reused.
-    found = {"sqlite": f"sqlite:///{DATA / f'audit-chains-{EVENTS}.sqlite3'}"}
+    found = {"sqlite": f"sqlite:///{DATA / f'audit-chains-{events}.sqlite3'}"}
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgres://", "postgresql://")):
         parts = urlsplit(url)
         name = parts.path.lstrip("/") or "ehr"
-        found["postgresql"] = urlunsplit(parts._replace(path=f"/{name}_bench_chains_{EVENTS}"))
+        found["postgresql"] = urlunsplit(parts._replace(path=f"/{name}_bench_chains_{events}"))
     return found
+
+
+def prepare(vendor: str, url: str, events: int) -> None:
+    """Create (PostgreSQL), migrate and fill the benchmark log of `events` events at `url`."""
+    print(f"[{vendor}] preparing a log of {events:,} events ...", flush=True)
+    if vendor == "postgresql":
+        create_postgres_database(url)
+    env_migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "BENCH_DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+        },
+        check=False,
+    )
+    if env_migrate.returncode:
+        raise SystemExit("migrating the benchmark database failed")
+    generated = step(url, "-m", "bench.audit", "generate", str(events))
+    print(f"[{vendor}] {generated}", flush=True)
 
 
 def create_postgres_database(url: str) -> None:
@@ -68,8 +90,13 @@ def create_postgres_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def step(url: str, *args: str) -> dict:
-    env = {**os.environ, "BENCH_DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+def step(url: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    env = {
+        **os.environ,
+        "BENCH_DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        **(env or {}),
+    }
     result = subprocess.run(  # noqa: S603
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
@@ -128,28 +155,19 @@ def main() -> None:
     if only - set(STEPS):
         raise SystemExit(f"BENCH_ONLY names unknown steps: {', '.join(sorted(only - set(STEPS)))}")
     steps = [name for name in STEPS if not only or name in only]
+    references = databases(REFERENCE_EVENTS)
     for vendor, url in databases().items():
-        print(f"[{vendor}] preparing a log of {EVENTS:,} events ...", flush=True)
-        if vendor == "postgresql":
-            create_postgres_database(url)
-        env_migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "BENCH_DATABASE_URL": url,
-                "DJANGO_SETTINGS_MODULE": "bench.settings",
-            },
-            check=False,
-        )
-        if env_migrate.returncode:
-            raise SystemExit("migrating the benchmark database failed")
-        generated = step(url, "-m", "bench.audit", "generate", str(EVENTS))
-        print(f"[{vendor}] {generated}", flush=True)
+        prepare(vendor, url, EVENTS)
+        reference = {}
+        if "report" in steps and EVENTS != REFERENCE_EVENTS:
+            # The report pages are held to their cost on a small log, served beside
+            # this one in the same run (bench/audit.py, `report`).
+            prepare(vendor, references[vendor], REFERENCE_EVENTS)
+            reference = {"BENCH_REFERENCE_DATABASE_URL": references[vendor]}
         print(f"[{vendor}] measuring ...", flush=True)
         results[vendor] = {}
         if "report" in steps:
-            results[vendor]["report"] = step(url, "-m", "bench.audit", "report")
+            results[vendor]["report"] = step(url, "-m", "bench.audit", "report", env=reference)
         if "dashboard" in steps:
             results[vendor]["dashboard"] = step(url, "-m", "bench.audit", "dashboard")
         if "export" in steps:
@@ -189,36 +207,6 @@ def partitions_step(url: str) -> dict:
 
 # BENCH_ONLY=report,pins runs only the steps named (the log is still generated first).
 STEPS = ("report", "dashboard", "export", "writes", "pins", "partitions")
-
-
-def reference_report(results: dict, vendor: str) -> tuple[dict, dict] | None:
-    """Return (smaller log's report, larger log's report) when a run of the other size exists.
-
-    The reference is the newest result of the other size for the same commit, or
-    failing that the newest of any commit (its commit is printed beside it).
-    """
-    other = REFERENCE_EVENTS if results["events"] != REFERENCE_EVENTS else None
-    candidates = []
-    for path in sorted(RESULTS.glob("audit-*.json")):
-        past = json.loads(path.read_text())
-        size = past.get("events")
-        if size == results["events"] or (other is not None and size != other):
-            continue
-        if other is None and size < results["events"]:
-            continue
-        if "report" in past.get(vendor, {}) and "page" in next(
-            iter(past[vendor]["report"]["report"].values()), {}
-        ):
-            candidates.append(past)
-    if not candidates:
-        return None
-    same = [past for past in candidates if past.get("commit") == results.get("commit")]
-    past = (same or candidates)[-1]
-    pair = (past, results) if past["events"] < results["events"] else (results, past)
-    return pair[0], pair[1]
-
-
-REFERENCE_EVENTS = 10_000  # the size whose report pages the larger logs are held to
 
 
 def print_table(results: dict) -> None:
@@ -360,7 +348,6 @@ def print_report(results: dict, vendors: list[str], line) -> None:
             "median/p95",
         )
         line("  ratio to trivial page", [p["ratio"] for p in pages.values()])
-    references = {v: reference_report(results, v) for v in vendors}
     for case in reports[vendors[0]]["report"]:
         pages = {v: reports[v]["report"][case] for v in vendors}
         line(
@@ -370,26 +357,26 @@ def print_report(results: dict, vendors: list[str], line) -> None:
         )
         line("  rows on the page", [p["rows"] for p in pages.values()])
         line("  ratio to trivial page", [p["ratio"] for p in pages.values()], "<= 1.5")
-        growth = []
-        for v in vendors:
-            pair = references[v]
-            small = pair and pair[0][v]["report"]["report"].get(case)
-            large = pair and pair[1][v]["report"]["report"].get(case)
-            growth.append(
-                f"{large['page']['median_ms'] / small['page']['median_ms']:.2f}"
-                f" ({large['ratio'] / small['ratio']:.2f})"
-                if small and large
-                else "-"
-            )
-        if any(g != "-" for g in growth):
-            sizes = next(pair for pair in references.values() if pair)
-            label = f"  {_size(sizes[1]['events'])}/{_size(sizes[0]['events'])} (of ratios)"
-            line(label, growth, f"<= 1.2 at {_size(sizes[1]['events'])}")
-    for v in vendors:
-        pair = references[v]
-        if pair:
-            other = pair[0] if pair[1] is results else pair[1]
-            print(f"  ({v}: the other size is from {other['when']}, commit {other.get('commit')})")
+        small = {v: reports[v].get("reference_log") for v in vendors}
+        if not all(small.values()):
+            continue
+        line(
+            f"  on {_size(small[vendors[0]]['events'])} events, served beside it",
+            [
+                f"{s['report'][case]['page']['median_ms']} ms ({s['report'][case]['ratio']})"
+                for s in small.values()
+            ],
+            "median (ratio)",
+        )
+        growth = [s["growth"][case] for s in small.values()]
+        line(
+            "  larger log's ratio / smaller's",
+            [
+                f"{g['ratio_of_ratios']} ({g['rounds_quartiles'][0]}-{g['rounds_quartiles'][-1]})"
+                for g in growth
+            ],
+            "<= 1.2 (round quartiles)",
+        )
 
 
 def _size(events: int) -> str:

@@ -5,6 +5,7 @@ BENCH_DATABASE_URL), so it serves the benchmark database, and reads gunicorn.con
 from the project's root like a deployment does.
 """
 
+import os
 import socket
 import subprocess
 import sys
@@ -19,8 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def gunicorn(*, workers: int) -> Iterator[int]:
-    """Serve the app with `workers` gunicorn workers on a free loopback port; yield the port."""
+def gunicorn(*, workers: int, env: dict[str, str] | None = None) -> Iterator[int]:
+    """Serve the app with `workers` gunicorn workers on a free loopback port; yield the port.
+
+    `env` adds to (or replaces in) the step's environment, for example another
+    BENCH_DATABASE_URL.
+    """
     port = free_port()
     server = subprocess.Popen(  # noqa: S603
         [
@@ -36,6 +41,7 @@ def gunicorn(*, workers: int) -> Iterator[int]:
             "warning",
         ],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
     try:
         for _ in range(100):
