@@ -181,6 +181,7 @@ KIND_CODES: dict[str, KindCodes] = {
     "audit.exported_fhir": KindCodes(OK, AUDIT_LOG_USED),
     "audit.export_failed": KindCodes(SERIOUS, AUDIT_LOG_USED),
     "audit.export_interrupted": KindCodes(MINOR, AUDIT_LOG_USED),
+    "audit.export_source_changed": KindCodes(OK, AUDIT_LOG_USED),
     "audit.evidence_exported": KindCodes(OK, AUDIT_LOG_USED),
     "audit.partition_created": KindCodes(OK, AUDIT_LOG_USED),
     "audit.archive_written": KindCodes(OK, AUDIT_LOG_USED),

@@ -91,6 +91,7 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "audit.exported_fhir": READ,
     "audit.export_failed": READ,
     "audit.export_interrupted": READ,
+    "audit.export_source_changed": READ,
     "audit.evidence_exported": READ,
     "audit.partition_created": (("database",), ("creation",)),
     "audit.archive_written": READ,

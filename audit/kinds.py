@@ -296,6 +296,14 @@ AUDIT_EXPORT_INTERRUPTED = EventKind(
     Action.EXPORT,
     "Audit log export interrupted after {sent} of {rows} events: the download was closed",
 )
+# The replica an export's event named failed before the first row: its rows came from
+# the primary (the same rows, frozen at the export's checkpoint).
+AUDIT_EXPORT_SOURCE_CHANGED = EventKind(
+    "audit.export_source_changed",
+    EventType.REPORT,
+    Action.EXPORT,
+    "Audit log export of {rows} events read from the primary: the replica failed before the first row",
+)
 # Reading the history of one account or one patient (the "who touched" page); `period`
 # is the validated dates in fixed words.
 AUDIT_ACCOUNT_HISTORY_VIEWED = EventKind(

@@ -381,9 +381,32 @@ def audit_log_export(
             # The export's own error is the one to raise; this one must not hide it.
             logger.exception("could not record that audit export %s stopped", started.pk)
 
+    def moved_to_primary(reason: str) -> None:
+        try:
+            with transaction.atomic():
+                request.run(
+                    audit_event_record,
+                    kind=kinds.AUDIT_EXPORT_SOURCE_CHANGED,
+                    acting_user=acting_user,
+                    account=acting_user,
+                    ip=ip,
+                    params={"rows": rows},
+                    data={
+                        "rows": rows,
+                        "export_event": started.pk,
+                        "source": "primary",
+                        "source_fallback": reason,
+                    },
+                )
+        except Exception:
+            # The rows still go out, and the log of the server says where they came from.
+            logger.exception(
+                "could not record that audit export %s moved to the primary", started.pk
+            )
+
     if source.alias != DEFAULT_DB_ALIAS:
         blocks = _primary_before_first_row(
-            blocks, source.alias, lambda: stream(DEFAULT_DB_ALIAS, rows)
+            blocks, source.alias, lambda: stream(DEFAULT_DB_ALIAS, rows), moved_to_primary
         )
     incomplete = None if fhir else _csv_incomplete(rows)
     return AuditExport(rows, number, _watched(blocks, stopped, incomplete))
@@ -421,6 +444,7 @@ def _primary_before_first_row(
     blocks: Generator[tuple[bytes, int]],
     alias: str,
     from_primary: Callable[[], Generator[tuple[bytes, int]]],
+    moved: Callable[[str], None],
 ) -> Iterator[tuple[bytes, int]]:
     """Yield the replica's blocks; if it fails before any row was yielded, the primary's.
 
@@ -428,8 +452,10 @@ def _primary_before_first_row(
     comes with its first rows), the same bytes from either database: the
     primary's stream goes on after as many blocks as were already handed on,
     and the rows, frozen at the export's checkpoint, are those the event
-    counted. A warning in the log says so; the event, written before, still
-    names the replica. Once a row has gone the error goes on (`_watched`).
+    counted. The export's event, written before and append-only, names the
+    replica: `moved(reason)` records that the rows came from the primary
+    (AUDIT_EXPORT_SOURCE_CHANGED), and a warning in the server's log says so
+    too. Once a row has gone the error goes on (`_watched`).
     """
     handed = sent = 0
     try:
@@ -450,6 +476,7 @@ def _primary_before_first_row(
         failure,
     )
     connections[alias].close()
+    moved("the replica failed before the first row")
     again = from_primary()
     for _ in range(handed):
         next(again)  # what was already sent: the header

@@ -439,3 +439,16 @@ def test_a_standby_stopped_before_the_exports_first_row_leaves_the_rows_to_the_p
     assert not AuditEvent.objects.filter(
         kind__in=[kinds.AUDIT_EXPORT_FAILED.code, kinds.AUDIT_EXPORT_INTERRUPTED.code]
     ).exists()
+    # The export's event named the replica; the log says where the rows came from.
+    moved = AuditEvent.objects.get(kind=kinds.AUDIT_EXPORT_SOURCE_CHANGED.code)
+    assert moved.data == {
+        "rows": ROWS,
+        "export_event": event.pk,
+        "source": "primary",
+        "source_fallback": "the replica failed before the first row",
+    }
+    assert moved.details == (
+        f"Audit log export of {ROWS} events read from the primary: "
+        "the replica failed before the first row"
+    )
+    assert moved.actor_id == compliance.pk and moved.request_id == event.request_id
