@@ -125,16 +125,20 @@ def day_table(*, days: Sequence[date], series: Sequence[Series], caption: str) -
     several times longer over them than the whole page's queries.
     """
     head = "".join(f'<th scope="col">{escape(s.label)}</th>' for s in series)
+    columns = [(s.values, s.links) for s in series]
     rows = []
-    for n, day in reversed(list(enumerate(days))):  # newest first, as the report lists
-        cells = []
+    for n in range(len(days) - 1, -1, -1):  # newest first, as the report lists
         total = 0
-        for s in series:
-            value = s.values[n]
-            total += value
-            cells.append(f'<td><a href="{s.links[n]}">{value}</a></td>' if value else "<td>0</td>")
+        cells = []
+        for values, links in columns:
+            value = values[n]
+            if value:
+                total += value
+                cells.append(f'<td><a href="{links[n]}">{value}</a></td>')
+            else:
+                cells.append("<td>0</td>")
         rows.append(
-            f'<tr><th scope="row" class="nowrap">{day_labels(day)[1]}</th>{"".join(cells)}'
+            f'<tr><th scope="row" class="nowrap">{day_labels(days[n])[1]}</th>{"".join(cells)}'
             f"<td>{total}</td></tr>"
         )
     sums = [sum(s.values) for s in series]

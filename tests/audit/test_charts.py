@@ -3,7 +3,7 @@
 import re
 from datetime import date, timedelta
 
-from audit.charts import BOTTOM, HEIGHT, TOP, Series, nice_ceiling, stacked_bars
+from audit.charts import BOTTOM, HEIGHT, TOP, Series, day_table, nice_ceiling, stacked_bars
 
 RECT = re.compile(
     r'<a href="([^"]*)" tabindex="-1"><rect class="series-(\d)" x="([\d.]+)" y="([\d.]+)" '
@@ -51,3 +51,21 @@ def test_bars_stack_in_order_to_their_totals_within_a_tenth():
     # About eight dates under the axis, the first day's among them.
     ticks = re.findall(r'text-anchor="middle">(\d\d/\d\d)</text>', svg)
     assert ticks[0] == "11/01" and 7 <= len(ticks) <= 9
+
+
+def test_the_table_lists_days_newest_first_with_each_number_linked_and_the_totals():
+    days = [date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)]
+    series = [
+        Series("a", "Viewed", [1, 0, 3], ["/a/22", "/a/23", "/a/24"]),
+        Series("b", "Failed <x>", [0, 2, 0], ["/b/22", "/b/23", "/b/24"]),
+    ]
+    html = str(day_table(days=days, series=series, caption="PIN activity per day"))
+    assert '<caption class="visually-hidden">PIN activity per day</caption>' in html
+    assert '<th scope="col">Failed &lt;x&gt;</th>' in html
+    rows = re.findall(r"<tr><th scope=\"row\"[^>]*>([^<]+)</th>(.*?)</tr>", html)
+    assert rows == [
+        ("11/24/2026", '<td><a href="/a/24">3</a></td><td>0</td><td>3</td>'),
+        ("11/23/2026", '<td>0</td><td><a href="/b/23">2</a></td><td>2</td>'),
+        ("11/22/2026", '<td><a href="/a/22">1</a></td><td>0</td><td>1</td>'),
+        ("Period", "<td>4</td><td>2</td><td>6</td>"),
+    ]
