@@ -306,11 +306,18 @@ class SettledDays:
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> DayCounts | None:
+        return self.get_many([key])[0]
+
+    def get_many(self, keys: list[tuple]) -> list[DayCounts | None]:
+        """Return what is cached for each key (None where nothing is), under one lock."""
+        found = []
         with self._lock:
-            found = self._days.get(key)
-            if found is not None:
-                self._days.move_to_end(key)
-            return found
+            for key in keys:
+                counts = self._days.get(key)
+                if counts is not None:
+                    self._days.move_to_end(key)
+                found.append(counts)
+        return found
 
     def put(self, key: tuple, counts: DayCounts, *, limit: int) -> None:
         with self._lock:
@@ -361,15 +368,19 @@ def audit_dashboard_counts(
     settled_before = now - _settled_after()
     limit = _cached_days()
     zone = period.time_zone.key
+    # Days settle in order, so the settled ones are the period's first `settled`.
+    settled = len(period.days) if limit else 0
+    while settled and _day_end(period.days[settled - 1], period.time_zone) > settled_before:
+        settled -= 1
+    cached = settled_days.get_many([(scope, zone, day) for day in period.days[:settled]])
     found: dict[date, DayCounts] = {}
     missing = []
-    for day in period.days:
-        settled = _day_end(day, period.time_zone) <= settled_before
-        cached = settled_days.get((scope, zone, day)) if settled and limit else None
-        if cached is None:
+    for n, day in enumerate(period.days):
+        counts = cached[n] if n < settled else None
+        if counts is None:
             missing.append(day)
         else:
-            found[day] = cached
+            found[day] = counts
     if missing:
         read = dashboard_period(
             today=missing[-1], days=(missing[-1] - missing[0]).days + 1, time_zone=period.time_zone
