@@ -614,9 +614,10 @@ TYPE_OF = {code: kind.type.value for code, kind in kinds.KINDS.items()}  # kind 
 
 def per_day_by_type(counts: dict[tuple[date, str], int], period: Period) -> dict[str, list[int]]:
     """Return each event type's count for every day, summing its kinds."""
-    totals: dict[tuple[date, str], int] = defaultdict(int)
+    position = {day: n for n, day in enumerate(period.days)}
+    totals = {value: [0] * len(period.days) for value, _label in kinds.EventType.choices}
     for (day, code), events in counts.items():
-        kind_type = TYPE_OF.get(code)
-        if kind_type is not None:
-            totals[(day, kind_type)] += events
-    return per_day(totals, period, [value for value, _label in kinds.EventType.choices])
+        kind_type, n = TYPE_OF.get(code), position.get(day)
+        if kind_type is not None and n is not None:
+            totals[kind_type][n] += events
+    return totals

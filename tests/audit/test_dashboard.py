@@ -292,3 +292,23 @@ def test_break_glass_open_and_awaiting_review(compliance, auditor, provider, oth
     assert dashboard.break_glass_status(viewer=compliance, practice_id=None, now=later) == (
         dashboard.BreakGlassStatus(open=0, awaiting_review=1)
     )
+
+
+def test_per_day_by_type_sums_each_days_kinds_into_their_types():
+    tz = ZoneInfo("America/New_York")
+    period = dashboard.dashboard_period(today=datetime(2026, 11, 24).date(), days=7, time_zone=tz)
+    first, last = period.days[0], period.days[-1]
+    counts = {
+        (last, kinds.SUPPORT_PIN_VIEWED.code): 2,
+        (last, kinds.SUPPORT_PIN_VALIDATION_FAILED.code): 3,
+        (first, kinds.SIGNED_IN.code): 5,
+        (first, kinds.PATIENT_CHART_VIEWED.code): 7,
+        (last, "no.such_kind"): 11,  # a kind this version does not know: not a type's
+        (first - timedelta(days=1), kinds.SIGNED_IN.code): 13,  # outside the period
+    }
+    by_type = dashboard.per_day_by_type(counts, period)
+    assert set(by_type) == {value for value, _label in kinds.EventType.choices}
+    expected = {value: [0] * 7 for value in by_type}
+    for (day, code), events in list(counts.items())[:4]:
+        expected[kinds.KINDS[code].type.value][period.days.index(day)] += events
+    assert by_type == expected
