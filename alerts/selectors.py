@@ -21,7 +21,11 @@ ACKNOWLEDGED_SHOWN = 100  # newest acknowledged alerts on the list page
 
 def alert_scope(*, viewer: User) -> QuerySet[Alert]:
     """Return the alerts `viewer` may see: every one for platform auditors, their practice's
-    for compliance officers, none for anyone else."""
+    for compliance officers, none for anyone else.
+
+    `alert_open_for` says the same in plain SQL for the dashboard's box; a test holds
+    the two to the same answer for every role.
+    """
     scope = audit_scope(viewer)
     alerts = Alert.objects.select_related("practice", "acknowledged_by")
     if scope is AuditScope.ALL:
@@ -62,7 +66,9 @@ def alert_open_for(*, viewer: User, limit: int = 5) -> OpenAlerts:
     """Return how many alerts wait for the viewer and the newest `limit` of them.
 
     One query of plain SQL finds the newest `limit` open alerts' ids and how many
-    wait in all; only when some wait does a second read them with their practice.
+    wait in all, in the scope `alert_scope` gives (tests/alerts/test_views.py holds
+    the two to the same answer for every role); only when some wait does a second
+    read them with their practice.
     The usual answer is none, and the ORM's compiling of the alert's twenty columns
     cost more than the database's answer (about a millisecond of a dashboard view).
     For the compliance dashboard: its view puts this in the context as `open_alerts`

@@ -47,8 +47,10 @@ def nice_ceiling(value: int) -> int:
 
 def _number(value: float) -> str:
     """`value` to one decimal, without a trailing `.0` (coordinates in the viewBox)."""
-    whole, tenth = divmod(round(value * 10), 10)
-    return f"{whole}.{tenth}" if tenth else f"{whole}"
+    tenths = round(value * 10)
+    whole, tenth = divmod(abs(tenths), 10)
+    sign = "-" if tenths < 0 else ""
+    return f"{sign}{whole}.{tenth}" if tenth else f"{sign}{whole}"
 
 
 @lru_cache(maxsize=4096)
@@ -69,7 +71,7 @@ _TENTHS = [_number(tenths / 10) for tenths in range(HEIGHT * 10 + 1)]
 
 
 @lru_cache(maxsize=16)
-def _columns(count: int) -> tuple[str, list[tuple[str, str | None]]]:
+def _columns(count: int) -> tuple[str, tuple[tuple[str, str | None], ...]]:
     """Return the bar width of a chart of `count` days, and each day's x (the start of
     its rect's attributes) and, under every few days, where its date goes."""
     plot_w = WIDTH - LEFT - RIGHT
@@ -81,7 +83,7 @@ def _columns(count: int) -> tuple[str, list[tuple[str, str | None]]]:
         x = LEFT + n * slot + (slot - bar_w) / 2
         tick = _number(x + bar_w / 2) if n % label_every == 0 else None
         columns.append((f'" x="{_number(x)}" y="', tick))
-    return _number(bar_w), columns
+    return _number(bar_w), tuple(columns)
 
 
 def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeString:

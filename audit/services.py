@@ -476,11 +476,16 @@ def _primary_before_first_row(
         failure,
     )
     connections[alias].close()
-    moved("the replica failed before the first row")
     again = from_primary()
     for _ in range(handed):
         next(again)  # what was already sent: the header
-    yield from again
+    # Recorded once the primary has answered with the next block (rows, or the end):
+    # if it fails too, the stream fails as any other, and nothing claims it served.
+    first = next(again, None)
+    moved("the replica failed before the first row")
+    if first is not None:
+        yield first
+        yield from again
 
 
 def _csv_incomplete(rows: int) -> Callable[[int], bytes]:

@@ -373,6 +373,8 @@ def print_report(results: dict, vendors: list[str], line) -> None:
             "  larger log's ratio / smaller's",
             [
                 f"{g['ratio_of_ratios']} ({g['rounds_quartiles'][0]}-{g['rounds_quartiles'][-1]})"
+                if g["rounds_quartiles"]
+                else str(g["ratio_of_ratios"])
                 for g in growth
             ],
             "<= 1.2 (round quartiles)",

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.roles import Role
+from accounts.roles import PRACTICE_ROLES, Role
 from alerts.selectors import OpenAlerts, alert_open_for, alert_report_url
 from alerts.services import alert_acknowledge, alerts_evaluate
 from audit import kinds
@@ -193,6 +193,25 @@ def test_the_dashboard_box_counts_only_the_viewers_open_alerts(
         box = alert_open_for(viewer=officer)
     assert box.count == 0 and box.alerts == []
     assert alert_open_for(viewer=auditor).alerts == [elsewhere]
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_the_dashboard_box_agrees_with_who_may_see_alerts(spray, elsewhere, practice, role):
+    """alert_open_for asks in plain SQL what alert_scope says in the ORM: for every role,
+    the same open alerts, newest first."""
+    from alerts.selectors import alert_scope
+    from tests.factories import make_practice
+
+    place = practice if role in PRACTICE_ROLES else None
+    viewer = make_user(role, practice=place)
+    waiting = list(alert_scope(viewer=viewer).filter(acknowledged_at__isnull=True))
+    waiting.sort(key=lambda alert: (alert.raised_at, alert.pk), reverse=True)
+    box = alert_open_for(viewer=viewer)
+    assert (box.count, box.alerts) == (len(waiting), waiting[:5])
+    # A practice with no alert: its people see none.
+    elsewhere_viewer = make_user(role, practice=make_practice("Quiet Clinic") if place else None)
+    expected = alert_scope(viewer=elsewhere_viewer).filter(acknowledged_at__isnull=True).count()
+    assert alert_open_for(viewer=elsewhere_viewer).count == expected
 
 
 def test_the_service_refuses_another_practices_officer(elsewhere, officer):

@@ -69,3 +69,10 @@ def test_the_table_lists_days_newest_first_with_each_number_linked_and_the_total
         ("11/22/2026", '<td><a href="/a/22">1</a></td><td>0</td><td>1</td>'),
         ("Period", "<td>4</td><td>2</td><td>6</td>"),
     ]
+
+
+def test_numbers_keep_one_decimal_and_their_sign():
+    from audit.charts import _number
+
+    cases = {0: "0", 0.04: "0", 0.06: "0.1", 12.0: "12", 12.34: "12.3", -0.3: "-0.3", -12.0: "-12"}
+    assert {value: _number(value) for value in cases} == cases

@@ -7,10 +7,12 @@ from html import unescape
 import pytest
 from django.db import connection
 
+from accounts.roles import Role
 from alerts.services import alert_acknowledge, alerts_evaluate
 from audit import kinds
 from support_pin.services import support_pin_reveal
 from tests.audit.helpers import NOW, record_at
+from tests.factories import make_user
 
 
 @pytest.fixture
@@ -126,11 +128,11 @@ def test_the_report_filters_by_kind_and_practice(
 
 @pytest.mark.parametrize("who", ["compliance", "auditor"])
 def test_the_dashboard_costs_a_fixed_number_of_queries(
-    client, request, activity, who, django_assert_num_queries
+    client, request, settings, activity, practice, who, django_assert_num_queries
 ):
     """Session, user, device, whether it has a passkey (signed in with the app, in its grace
-    period), roles; the counts, agents' among them, their names, break-glass, the newest
-    open alerts (and their number when as many wait as the box shows).
+    period), roles; the counts, agents' among them, their names, break-glass, the open
+    alerts' ids and number (and the alerts themselves when any wait: one more).
 
     The counts are two queries when no day of the period is cached (day counters, then
     the quarter hours between UTC midnight and the viewer's), and one once the days that
@@ -145,6 +147,16 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(
         assert client.get("/audit/dashboard/?days=90").status_code == 200
     with django_assert_num_queries(9 + menu):
         assert client.get("/audit/dashboard/?days=90").status_code == 200
+    # Alerts waiting: the box reads them, one query for one alert or for six.
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    for n in range(6):
+        staff = make_user(Role.NURSE, practice=practice)
+        support_pin_reveal(acting_user=staff, ip=None)
+        alerts_evaluate()
+        if n in (0, 5):
+            with django_assert_num_queries(10 + menu):
+                page = client.get("/audit/dashboard/?days=90").content.decode()
+            assert f"Open alerts ({n + 1})" in page
 
 
 def test_a_name_is_text_in_the_charts(client, compliance, provider, clock):
