@@ -328,11 +328,12 @@ def _among_newest(
     as the default order does with its 51 rows, costs a third of a second here
     for 10,000 rows: SQLite's datetimes are parsed one by one.)
 
-    The filter matches the pair (id, occurred_at), not the id alone: on
-    PostgreSQL's monthly partitions the time names the one month each row is
-    looked up in as the query runs, where an id alone was looked up in every
-    month the query's range reaches (at 5,000,000 events, 100,000 index pages
-    read for 10,000 rows against 40,000, and 25 ms of a 130 ms page).
+    On PostgreSQL the filter matches the pair (id, occurred_at), not the id alone:
+    on its monthly partitions the time names the one month each row is looked up
+    in as the query runs, where an id alone was looked up in every month the
+    query's range reaches (at 5,000,000 events, 100,000 index pages read for
+    10,000 rows against 40,000, and 25 ms of a 130 ms page). SQLite keeps one
+    table and matches the id.
     """
     start, end = between
     newest = [
@@ -353,13 +354,16 @@ def _among_newest(
         union_sql, union_params = union
         sql = f"SELECT u.id, u.occurred_at FROM ({union_sql}) u ORDER BY u.occurred_at DESC, u.id DESC LIMIT %s"  # noqa: S608  # nosec B608
         params = [*union_params, limit]
-    quote = connections[parts[0].db].ops.quote_name
+    database = connections[parts[0].db]
+    quote = database.ops.quote_name
     t = quote(AuditEvent._meta.db_table)
-    return RawSQL(  # noqa: S611  # nosec B611  (the ORM's SQL; values as parameters)
-        f"({t}.{quote('id')}, {t}.{quote('occurred_at')}) IN ({sql})",
-        params,
-        output_field=BooleanField(),
-    )
+    if database.vendor == "postgresql":
+        matched = f"({t}.{quote('id')}, {t}.{quote('occurred_at')}) IN ({sql})"
+    else:
+        # One table, no months to name; SQLite reads a pair's list twice (84 ms against
+        # 52 for the id's at 1,000,000 events).
+        matched = f"{t}.{quote('id')} IN (SELECT n.id FROM ({sql}) n)"  # noqa: S608  # nosec B608
+    return RawSQL(matched, params, output_field=BooleanField())  # noqa: S611  # nosec B611  (the ORM's SQL; values as parameters)
 
 
 @dataclass(frozen=True)
