@@ -212,7 +212,8 @@ def _undelivered_message(label: str, missing: list[audit_stream.Undelivered]) ->
         shown = ", ".join(str(item) for item in items[:5])
         more = f" and {len(items) - 5} more chains" if len(items) > 5 else ""
         lacks.append(
-            f"The syslog destination {name!r} has not received {events} events of {label} "
+            f"The syslog destination {name!r} has not received {events} "
+            f"{'event' if events == 1 else 'events'} of {label} "
             f"({shown}{more})"
         )
     return (
