@@ -10,6 +10,16 @@ class AlertFilterForm(forms.Form):
         choices=[("", "All rules"), *Rule.choices],
         error_messages={"invalid_choice": "Choose one of the rules in the list."},
     )
+    # The page of acknowledged alerts; set by the list's own links, not shown as a field.
+    page = forms.IntegerField(
+        required=False,
+        min_value=1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "Page must be a whole number, such as 2.",
+            "min_value": "Page must be 1 or more.",
+        },
+    )
 
 
 class AlertAcknowledgeForm(forms.Form):

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
+from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import QuerySet
 from django.urls import reverse
@@ -16,7 +17,7 @@ from audit.models import AuditEvent
 from audit.selectors import audit_event_scope
 from ehr.policies import AuditScope, audit_scope
 
-ACKNOWLEDGED_SHOWN = 100  # newest acknowledged alerts on the list page
+ACKNOWLEDGED_PER_PAGE = 50  # acknowledged alerts on a page of the list
 
 
 def alert_scope(*, viewer: User) -> QuerySet[Alert]:
@@ -38,21 +39,22 @@ def alert_scope(*, viewer: User) -> QuerySet[Alert]:
 @dataclass(frozen=True)
 class AlertLists:
     open: list[Alert]
-    acknowledged: list[Alert]
+    acknowledged: Page  # of Alert, newest first
 
 
-def alert_list(*, viewer: User, rule: str = "") -> AlertLists:
-    """Return the viewer's open alerts (all, newest first) and the newest acknowledged ones."""
+def alert_list(*, viewer: User, rule: str = "", page: int = 1) -> AlertLists:
+    """Return the viewer's open alerts (all, newest first) and page `page` of the
+    acknowledged ones, newest first (a number past the last page gives the last)."""
     alerts = alert_scope(viewer=viewer)
     if rule:
         alerts = alerts.filter(rule=rule)
+    acknowledged = Paginator(
+        alerts.filter(acknowledged_at__isnull=False).order_by("-raised_at", "-id"),
+        ACKNOWLEDGED_PER_PAGE,
+    )
     return AlertLists(
         open=list(alerts.filter(acknowledged_at__isnull=True).order_by("-raised_at", "-id")),
-        acknowledged=list(
-            alerts.filter(acknowledged_at__isnull=False).order_by("-raised_at", "-id")[
-                :ACKNOWLEDGED_SHOWN
-            ]
-        ),
+        acknowledged=acknowledged.page(min(page, acknowledged.num_pages)),
     )
 
 

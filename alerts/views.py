@@ -24,7 +24,8 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         context = {"form": form, "lists": None}
         return render(request, "alerts/list.html", context, status=400)
-    lists = selectors.alert_list(viewer=request.user, rule=form.cleaned_data["rule"])
+    data = form.cleaned_data
+    lists = selectors.alert_list(viewer=request.user, rule=data["rule"], page=data["page"] or 1)
     return render(request, "alerts/list.html", {"form": form, "lists": lists})
 
 

@@ -1,5 +1,7 @@
 """The alert pages as each role, and as an attacker would try them."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -157,9 +159,9 @@ def test_the_list_and_the_dashboard_box_take_fixed_queries(
     client = as_user(auditor)
     client.get(reverse("alert_list"))  # warm the session
     # session, user, its device, whether it has a passkey (it signed in with the app, in
-    # its grace period), its roles; open alerts, acknowledged alerts (practice and people
-    # joined): the same for three alerts as for three hundred
-    with django_assert_num_queries(7):
+    # its grace period), its roles; open alerts, the number of acknowledged ones and their
+    # page (practice and people joined): the same for three alerts as for three hundred
+    with django_assert_num_queries(8):
         client.get(reverse("alert_list"))
     # Ids and count in one query, then the alerts shown with their practice: two
     # whether fewer wait than the box shows or more.
@@ -212,6 +214,57 @@ def test_the_dashboard_box_agrees_with_who_may_see_alerts(spray, elsewhere, prac
     elsewhere_viewer = make_user(role, practice=make_practice("Quiet Clinic") if place else None)
     expected = alert_scope(viewer=elsewhere_viewer).filter(acknowledged_at__isnull=True).count()
     assert alert_open_for(viewer=elsewhere_viewer).count == expected
+
+
+def acknowledged_copies(alert, count: int) -> list:
+    """`count` acknowledged alerts like `alert`, raised a minute apart, the newest last."""
+    from datetime import timedelta
+
+    from alerts.models import Alert
+
+    fields = {
+        f.attname: getattr(alert, f.attname)
+        for f in Alert._meta.concrete_fields
+        if not f.primary_key
+    }
+    return Alert.objects.bulk_create(
+        Alert(
+            **fields
+            | {
+                "dedupe_key": f"copy-{n}",
+                "raised_at": alert.raised_at - timedelta(minutes=count - n),
+            }
+        )
+        for n in range(count)
+    )
+
+
+def test_acknowledged_alerts_are_paged_newest_first(spray, officer, auditor):
+    alert_acknowledge(alert=spray, acting_user=auditor, note=NOTE, ip=None)
+    spray.refresh_from_db()
+    copies = acknowledged_copies(spray, 119)  # 120 acknowledged with the original
+    newest_first = [spray, *reversed(copies)]
+    client = as_user(officer)
+    shown = []
+    for number in (1, 2, 3):
+        page = client.get(reverse("alert_list"), {"page": number}).content.decode()
+        assert f"Page {number} of 3, newest first." in page and "Acknowledged (120)" in page
+        shown += [int(pk) for pk in re.findall(r'href="/audit/alerts/(\d+)/"', page)]
+    assert shown == [alert.pk for alert in newest_first]
+    # A page past the last shows the last; the links keep the rule.
+    last = client.get(reverse("alert_list"), {"page": 99, "rule": spray.rule}).content.decode()
+    assert "Page 3 of 3, newest first." in last
+    assert f'href="?page=2&amp;rule={spray.rule}"' in last and ">Older<" not in last
+
+
+@pytest.mark.parametrize(
+    ("page", "message"),
+    [("x", "Page must be a whole number, such as 2."), ("0", "Page must be 1 or more.")],
+)
+def test_a_page_that_is_no_page_is_refused_with_a_message(spray, officer, page, message):
+    response = as_user(officer).get(reverse("alert_list"), {"page": page})
+    assert response.status_code == 400
+    assert message in response.content.decode()
 
 
 def test_the_service_refuses_another_practices_officer(elsewhere, officer):
