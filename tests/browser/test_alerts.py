@@ -71,3 +71,34 @@ def test_an_agents_spray_raises_an_alert_that_is_acknowledged_with_a_note(
         "Unsuccessful validation of Support PIN for user Ann"
     )
     expect(page.locator("table.audit tbody")).to_contain_text(f"acknowledged. Note: {NOTE}")
+
+
+def test_acknowledged_alerts_page_through_on_a_phone_too(
+    page, live_server, practice, settings, password
+):
+    """Sixty acknowledged alerts: two pages, newest first; the pager fits a phone and passes axe."""
+    from alerts.services import alert_acknowledge, alerts_evaluate
+    from support_pin.services import support_pin_reveal
+    from tests.alerts.test_views import acknowledged_copies
+    from tests.browser.test_every_page import PHONE, problems_of
+
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
+    officer = make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="compliance")
+    support_pin_reveal(acting_user=make_user(Role.NURSE, practice=practice), ip=None)
+    [alert] = alerts_evaluate()
+    alert_acknowledge(alert=alert, acting_user=officer, note=NOTE, ip=None)
+    alert.refresh_from_db()
+    copies = acknowledged_copies(alert, 59)
+
+    sign_in(page, "compliance", password)
+    page.goto("/audit/alerts/")
+    expect(page.get_by_text("Page 1 of 2, newest first.")).to_be_visible()
+    acknowledged = page.get_by_role("region", name="Acknowledged alerts")
+    expect(acknowledged.get_by_role("link", name=f"#{alert.pk}", exact=True)).to_be_visible()
+    page.get_by_role("navigation", name="Pages of acknowledged alerts").get_by_role(
+        "link", name="Older"
+    ).click()
+    expect(page.get_by_text("Page 2 of 2, newest first.")).to_be_visible()
+    expect(acknowledged.get_by_role("link", name=f"#{copies[0].pk}", exact=True)).to_be_visible()
+    page.set_viewport_size(PHONE)
+    assert problems_of(page) == []
