@@ -54,6 +54,16 @@ def test_a_day_is_cached_only_once_its_stragglers_are_in(compliance, provider):
     assert counts_at(settled, compliance)[(DAY, SIGNED_IN)] == 2  # from the cache
 
 
+def test_a_cached_day_that_is_no_longer_settled_is_read_afresh(compliance, provider, settings):
+    """A longer settling time, set while the process runs, applies to what is cached too."""
+    record_at(BEFORE_MIDNIGHT, acting_user=provider, account=provider)
+    settled = BEFORE_MIDNIGHT + timedelta(hours=1, seconds=20)
+    assert counts_at(settled, compliance)[(DAY, SIGNED_IN)] == 1  # and cached
+    record_at(BEFORE_MIDNIGHT + timedelta(seconds=9), acting_user=provider, account=provider)
+    settings.AUDIT_DASHBOARD_SETTLED_AFTER = timedelta(hours=3)
+    assert counts_at(settled, compliance)[(DAY, SIGNED_IN)] == 2
+
+
 @pytest.fixture
 def two_practices(provider, other_provider):
     """Settled days with 3 sign-ins on the officer's practice and 5 on the other."""
