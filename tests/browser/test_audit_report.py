@@ -123,11 +123,15 @@ def test_sorting_by_user_then_reading_one_accounts_history_printing_and_exportin
     expect(page.get_by_role("columnheader", name="User", exact=True)).to_have_attribute(
         "aria-sort", "ascending"
     )
-    by_user = users.all_inner_texts()
-    assert by_user == sorted(newest_first) and by_user != newest_first
+    assert sorted(newest_first) != newest_first
+    expect(users).to_have_text(sorted(newest_first))
     expect(page.get_by_role("status")).to_contain_text("events · Page 1 of 1")
     page.get_by_role("link", name="User", exact=True).click()
-    assert users.all_inner_texts() == sorted(newest_first, reverse=True)
+    # all_inner_texts() does not wait: read while the next page loads, it finds no rows.
+    expect(page.get_by_role("columnheader", name="User", exact=True)).to_have_attribute(
+        "aria-sort", "descending"
+    )
+    expect(users).to_have_text(sorted(newest_first, reverse=True))
 
     # The patient's history, from the patient's cell: a page that passes the phone checks.
     page.get_by_role("link", name="Ada Lovelace").click()
