@@ -15,6 +15,7 @@ from accounts.passkeys import NAME_MAX, PASSKEY, has_passkey
 from accounts.phones import PhoneInput, practice_country
 from accounts.validators import time_zone_names
 from ehr.model_choices import ModelMultipleChoiceField
+from ehr.widgets import SuggestionsInput
 from outbox.services import mail_enqueue
 
 IMAGE_ACCEPT = "image/png,image/jpeg"
@@ -23,6 +24,23 @@ IMAGE_ACCEPT = "image/png,image/jpeg"
 def _phone_field(label: str) -> PhoneNumberField:
     """A phone number field; `_phones_for` sets the country it is read and shown in."""
     return PhoneNumberField(label=label, required=False)
+
+
+def _time_zone_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in time_zone_names()]
+
+
+def _time_zone_field(**kwargs) -> forms.ChoiceField:
+    """A time zone typed with suggestions: some 600 names are too many for a menu."""
+    return forms.ChoiceField(
+        label="Timezone",
+        choices=_time_zone_choices,
+        widget=SuggestionsInput(attrs={"placeholder": "Type a city, such as Chicago"}),
+        error_messages={
+            "invalid_choice": "Choose a time zone from the list, such as America/Chicago."
+        },
+        **kwargs,
+    )
 
 
 def _phones_for(form: forms.Form, user: User) -> None:
@@ -114,7 +132,7 @@ class ProviderProfileForm(forms.ModelForm):
     prescriptions and clinical notes and goes through support).
     """
 
-    time_zone = forms.ChoiceField(label="Timezone", choices=())
+    time_zone = _time_zone_field()
     specialties = ModelMultipleChoiceField(
         label="Specialty",
         queryset=Specialty.objects.all(),
@@ -175,7 +193,6 @@ class ProviderProfileForm(forms.ModelForm):
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["time_zone"].choices = [(name, name) for name in time_zone_names()]
         self.fields["time_zone"].initial = user.time_zone
         self.order_fields(["specialties", "job_title", "time_zone"])
         _phones_for(self, user)
@@ -343,16 +360,13 @@ class StaffAccountForm(IdentityForm):
     email = forms.EmailField(label="Email address", max_length=254)
     home_phone = _phone_field("Home phone")
     cell_phone = _phone_field("Cell phone")
-    time_zone = forms.ChoiceField(
-        label="Timezone",
-        choices=(),
+    time_zone = _time_zone_field(
         required=False,  # left out: unchanged
         help_text="Every date and time is shown to you in this time zone.",
     )
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, user=user, **kwargs)
-        self.fields["time_zone"].choices = [(name, name) for name in time_zone_names()]
         self.fields["time_zone"].initial = user.time_zone
         self.order_fields(["email", "home_phone", "cell_phone", "time_zone"])
         _phones_for(self, user)

@@ -173,8 +173,6 @@ TEMPLATES = [
         },
     },
 ]
-# Django's widget templates, with selects and plain inputs drawn in Python (ehr/forms_renderer.py).
-FORM_RENDERER = "ehr.forms_renderer.FormRenderer"
 
 
 # Database: SQLite in the project by default, PostgreSQL (psycopg 3) through DATABASE_URL.

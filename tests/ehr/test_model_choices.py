@@ -9,7 +9,7 @@ from accounts.models import Specialty
 from accounts.roles import Role
 from audit.dashboard_views import DashboardForm
 from ehr.model_choices import OneQueryChoiceIterator
-from tests.ehr.test_forms_renderer import project_fields
+from tests.ehr.project_forms import project_fields
 from tests.factories import make_practice, make_user
 
 

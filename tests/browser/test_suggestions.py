@@ -1,0 +1,60 @@
+"""Boxes that suggest their choices as one types: the time zone and the report's Event."""
+
+from playwright.sync_api import expect
+
+from accounts.roles import Role
+from audit import kinds
+from audit.services import audit_event_record
+from tests.browser.conftest import sign_in
+from tests.factories import make_user
+
+SUGGESTIONS = "box => [...box.list.options].map(option => option.value)"
+
+
+def test_staff_type_a_city_pick_its_zone_and_a_wrong_one_is_named(page, nurse, password):
+    sign_in(page, nurse.username, password)
+    page.goto("/account/staff/")
+    box = page.get_by_label("Timezone")
+    expect(box).to_have_value("America/New_York")
+    assert "America/Chicago" in box.evaluate(SUGGESTIONS)  # the list the box points to
+
+    box.fill("Chicago")  # a city alone is not a zone
+    page.get_by_role("button", name="Save staff account").click()
+    expect(page.get_by_role("alert").first).to_contain_text("Nothing was saved")
+    described = page.get_by_label("Timezone").get_attribute("aria-describedby").split()
+    expect(page.locator(f"#{described[-1]}")).to_have_text(
+        "Choose a time zone from the list, such as America/Chicago."
+    )
+    nurse.refresh_from_db()
+    assert nurse.time_zone == "America/New_York"
+
+    page.get_by_label("Timezone").fill("America/Chicago")
+    page.get_by_role("button", name="Save staff account").click()
+    expect(page.get_by_label("Timezone")).to_have_value("America/Chicago")
+    nurse.refresh_from_db()
+    assert nurse.time_zone == "America/Chicago"
+
+
+def test_the_event_box_lists_every_kind_by_name_and_filters_by_the_pick(page, provider, password):
+    make_user(Role.COMPLIANCE_OFFICER, practice=provider.practice, username="compliance")
+    audit_event_record(
+        kind=kinds.SUPPORT_PIN_VIEWED, acting_user=provider, account=provider, ip=None
+    )
+    audit_event_record(kind=kinds.PROFILE_UPDATED, acting_user=provider, account=provider, ip=None)
+    sign_in(page, "compliance", password)
+    page.goto("/audit/")
+    box = page.get_by_label("Event", exact=True)
+    assert len(box.evaluate(SUGGESTIONS)) == len(kinds.KINDS)
+    option = page.locator(f'#{box.get_attribute("list")} option[value="support_pin.viewed"]')
+    expect(option).to_have_attribute("label", "Support PIN: viewed")
+
+    box.fill("support_pin.viewed")  # what picking "Support PIN: viewed" puts in the box
+    page.get_by_role("button", name="Update Filter").click()
+    expect(
+        page.get_by_role("cell", name="Support PIN viewed for user dorothy Ludwig")
+    ).to_be_visible()
+    expect(page.get_by_role("cell", name="Updated", exact=False)).to_have_count(0)
+
+    page.get_by_label("Event", exact=True).fill("Support PIN: viewed")  # typed, not picked
+    page.get_by_role("button", name="Update Filter").click()
+    expect(page.get_by_role("alert").first).to_contain_text("Choose an event from the list")
