@@ -3,13 +3,14 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.images import IMAGE_FIELDS, image_version
 from accounts.lockout import locked_usernames
-from accounts.models import ProviderProfile, User, UserSession
+from accounts.models import Practice, ProviderProfile, User, UserSession
 from accounts.roles import Role
 
 
@@ -141,3 +142,20 @@ def browser_summary(user_agent: str) -> str:
     browser = next((name for token, name in _BROWSERS if token in ua), "Unknown browser")
     system = next((name for token, name in _SYSTEMS if token in ua), "unknown system")
     return f"{browser} on {system}"
+
+
+PRACTICE_SEARCH_LIMIT = 20
+
+
+def practice_search(*, text: str) -> list[Practice]:
+    """Return up to PRACTICE_SEARCH_LIMIT practices whose name contains `text` (any case)
+    or whose Group ID starts with it, by name: what a practice box suggests as one types."""
+    text = text.strip()
+    if not text:
+        return []
+    matches = Q(name__icontains=text)
+    if text.isdigit():
+        matches |= Q(group_id__startswith=text)
+    return list(
+        Practice.objects.filter(matches).order_by("name", "group_id")[:PRACTICE_SEARCH_LIMIT]
+    )

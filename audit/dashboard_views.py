@@ -18,9 +18,9 @@ from accounts.models import Practice, User
 from alerts.selectors import alert_open_for
 from audit import charts, dashboard, kinds
 from audit.charts import Series
+from audit.forms import PRACTICE_BOX, PracticeField
 from ehr.db import read_replica, replica_fallback
-from ehr.model_choices import ModelChoiceField
-from ehr.policies import AuditScope, allowed_only, audit_scope, can_view_audit_dashboard
+from ehr.policies import allowed_only, can_choose_audit_practice, can_view_audit_dashboard
 
 # What each chart shows: (kind, its label), stacked in this order.
 PIN_ACTIVITY = [
@@ -53,17 +53,12 @@ class DashboardForm(forms.Form):
         empty_value=dashboard.DEFAULT_PERIOD,
         initial=dashboard.DEFAULT_PERIOD,  # what the menu shows before anything is chosen
     )
-    practice = ModelChoiceField(
-        label="Practice",
-        queryset=Practice.objects.order_by("name"),
-        required=False,
-        empty_label="All practices",
-    )
+    practice = PracticeField(**PRACTICE_BOX)
 
     def __init__(self, data, *, viewer: User):
         super().__init__(data)
         self.viewer = viewer
-        self.chooses_practice = audit_scope(viewer) is AuditScope.ALL
+        self.chooses_practice = can_choose_audit_practice(viewer)
         if not self.chooses_practice:
             # An officer's dashboard is their practice's; a practice in the address is
             # refused below unless it is theirs, never looked up.
@@ -73,7 +68,7 @@ class DashboardForm(forms.Form):
         data = super().clean()
         if not self.chooses_practice:
             asked = (self.data.get("practice") or "").strip()
-            if asked and asked != str(self.viewer.practice_id):
+            if asked and asked != str(self.viewer.practice.group_id):
                 raise forms.ValidationError("You can see the dashboard of your own practice only.")
             data["practice"] = None
         return data
@@ -99,7 +94,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
         viewer=request.user, practice_id=chosen, period=period, using=read_replica(), now=now
     )
     counts = counted.by_kind
-    links = _Links(period, chosen)
+    links = _Links(period, practice)
     by_type = dashboard.per_day_by_type(counts, period)
     type_series = [
         Series(value, label, by_type[value], links.day(type=value))
@@ -159,9 +154,9 @@ class _Links:
     """Addresses of the Audit Log Report filtered to one bar: its day (or the period), its
     type or kind, its user, and the practice chosen; escaped for an attribute."""
 
-    def __init__(self, period: dashboard.Period, practice_id: int | None):
+    def __init__(self, period: dashboard.Period, practice: Practice | None):
         self.report = reverse("audit_report")
-        self.practice = {"practice": practice_id} if practice_id is not None else {}
+        self.practice = {"practice": practice.group_id} if practice is not None else {}
         self.days = [day.isoformat() for day in period.days]
 
     def day(self, **filters) -> "_DayLinks":

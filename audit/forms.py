@@ -11,11 +11,11 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
+from django_filters import fields as filter_fields
 
 from accounts.models import Practice, User
 from audit.kinds import BREAK_GLASS_CODES, KINDS, EventType
 from audit.selectors import ACCOUNT_MATCH_LIMIT
-from ehr.model_choices import ModelChoiceFilter
 from ehr.widgets import SuggestionsInput
 
 QUICK_RANGES = {"day": 1, "week": 7, "month": 30, "year": 365}  # days, today included
@@ -39,6 +39,55 @@ def kind_choices() -> list[tuple[str, str]]:
     """The Event box's choices, given as a function: a form copies a list of choices
     deeply for every request (80 pairs, twice), and a function not at all."""
     return KIND_CHOICES
+
+
+class PracticeByGroupIdOrName:
+    """A practice typed in a box: its Group ID (what picking a suggestion puts there) or
+    its whole name, whatever the case. A platform may have thousands of practices, too
+    many for a menu; the box asks `audit_practices` as one types."""
+
+    def to_python(self, value):
+        text = str(value or "").strip()
+        if text and not text.isdigit():
+            named = list(self.queryset.filter(name__iexact=text)[:2])
+            if len(named) != 1:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"], code="invalid_choice"
+                )
+            return named[0]
+        return super().to_python(text)
+
+
+class PracticeField(PracticeByGroupIdOrName, forms.ModelChoiceField):
+    pass
+
+
+class _PracticeFilterField(PracticeByGroupIdOrName, filter_fields.ModelChoiceField):
+    pass
+
+
+class PracticeFilter(django_filters.ModelChoiceFilter):
+    field_class = _PracticeFilterField
+
+
+PRACTICE_BOX = {
+    "label": "Practice",
+    "queryset": Practice.objects.all(),
+    "to_field_name": "group_id",
+    "required": False,
+    "widget": forms.TextInput(
+        attrs={
+            "list": "practice-options",
+            "autocomplete": "off",
+            "spellcheck": "false",
+            "placeholder": "All practices",
+        }
+    ),
+    "error_messages": {
+        "invalid_choice": "No practice has that name or Group ID. Type part of the name "
+        "and pick the practice from the list."
+    },
+}
 
 
 class AuditFilterForm(forms.Form):
@@ -184,10 +233,8 @@ class AuditEventFilter(django_filters.FilterSet):
         error_messages={"invalid_choice": "Choose an event from the list, or leave it empty."},
     )
     # Narrows a platform auditor's log to one practice; within a practice's scope another
-    # practice's id simply matches nothing (the scope is applied before any filter).
-    practice = ModelChoiceFilter(
-        label="Practice", queryset=Practice.objects.order_by("name"), empty_label="All practices"
-    )
+    # practice simply matches nothing (the scope is applied before any filter).
+    practice = PracticeFilter(**PRACTICE_BOX)
     last = django_filters.ChoiceFilter(
         label="View Last",
         choices=[(key, key.title()) for key in QUICK_RANGES],

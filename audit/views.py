@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.reauth import recent_auth_required
+from accounts.selectors import practice_search
 from audit import fhir as fhir_format
 from audit import integrity, selectors
 from audit.evidence import audit_evidence_export
@@ -27,6 +28,7 @@ from ehr.policies import (
     AuditScope,
     allowed_only,
     audit_scope,
+    can_choose_audit_practice,
     can_export_audit_evidence,
     can_read_audit_log,
     can_review_audit_subjects,
@@ -95,8 +97,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
     filterset = _filterset(request, using=read_replica())
     tz = filterset.form.time_zone
     if not filterset.is_valid():
-        context = {"filter": filterset, "page": None, "rows": []}
-        return render(request, "audit/report.html", context, status=400)
+        return _refused_filters(request, filterset)
     raw_sort = request.GET.get("sort", "")[:20]
     sort = selectors.Sort.parse(raw_sort) or selectors.DEFAULT_SORT
     sort_unknown = bool(raw_sort) and selectors.Sort.parse(raw_sort) is None
@@ -190,7 +191,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         "quick_links": quick,
         "time_zone": tz.key,
         "can_export_evidence": can_export_audit_evidence(request.user),
-        "show_practice": audit_scope(request.user) is AuditScope.ALL,
+        "show_practice": can_choose_audit_practice(request.user),
         "user_typed": bool(data.get("username", "").strip()),
         "user_matches": [user_label(account) for account in filterset.form.matched_accounts],
         "patient_history_url": _patient_history_url(request.user, data) if can_review else None,
@@ -312,7 +313,18 @@ def audit_patients(request: HttpRequest) -> JsonResponse:
         raise PermissionDenied
     text = request.GET.get("q", "")[:200]
     found = selectors.audit_patient_search(viewer=request.user, text=text)
-    return JsonResponse({"patients": [{"id": pid, "name": name} for pid, name in found]})
+    return JsonResponse({"results": [{"id": pid, "name": name} for pid, name in found]})
+
+
+@login_required
+@never_cache
+@require_GET
+@allowed_only(can_choose_audit_practice)
+def audit_practices(request: HttpRequest) -> JsonResponse:
+    """The practices matching `q` (name or Group ID), for a platform auditor's practice box
+    on the report and the dashboard (at most 20)."""
+    found = practice_search(text=request.GET.get("q", "")[:200])
+    return JsonResponse({"results": [{"id": p.group_id, "name": p.name} for p in found]})
 
 
 @login_required
@@ -345,11 +357,21 @@ def audit_export_fhir(request: HttpRequest) -> HttpResponse:
     return _export(request, fhir=True)
 
 
+def _refused_filters(request: HttpRequest, filterset: AuditEventFilter) -> HttpResponse:
+    """The report with its filters as typed and each one's message, and no rows."""
+    context = {
+        "filter": filterset,
+        "page": None,
+        "rows": [],
+        "show_practice": can_choose_audit_practice(request.user),
+    }
+    return render(request, "audit/report.html", context, status=400)
+
+
 def _export(request: HttpRequest, *, fhir: bool) -> HttpResponse:
     filterset = _filterset(request)
     if not filterset.is_valid():
-        context = {"filter": filterset, "page": None, "rows": []}
-        return render(request, "audit/report.html", context, status=400)
+        return _refused_filters(request, filterset)
     data = filterset.form.cleaned_data
     export = audit_log_export(
         acting_user=request.user,

@@ -115,6 +115,11 @@ def can_export_audit_evidence(user: User) -> bool:
     return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}
 
 
+def can_choose_audit_practice(user: User) -> bool:
+    """Platform auditors narrow the report and the dashboard to any one practice."""
+    return audit_scope(user) is AuditScope.ALL
+
+
 def can_view_audit_dashboard(user: User) -> bool:
     """The compliance dashboard: its officers for their practice, platform auditors for all."""
     return audit_scope(user) in {AuditScope.ALL, AuditScope.PRACTICE}

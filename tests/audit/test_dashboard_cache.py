@@ -106,11 +106,11 @@ def test_a_cached_day_never_reaches_an_officer_through_the_page(
 ):
     client.force_login(auditor)
     with time_machine.travel(BEFORE_MIDNIGHT, tick=False):
-        for query in ("?days=7", f"?days=7&practice={other_practice.pk}"):
+        for query in ("?days=7", f"?days=7&practice={other_practice.group_id}"):
             assert client.get(f"/audit/dashboard/{query}").status_code == 200
         client.force_login(compliance)
         html = client.get("/audit/dashboard/?days=7").content.decode()
-        refused = client.get(f"/audit/dashboard/?days=7&practice={other_practice.pk}")
+        refused = client.get(f"/audit/dashboard/?days=7&practice={other_practice.group_id}")
     # The sign-ins of the type chart's one day: the officer's 3, not 5 or 8.
     assert "Security, 03/17/2024: 3</title>" in html
     assert ": 5</title>" not in html and ": 8</title>" not in html

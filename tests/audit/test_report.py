@@ -192,17 +192,17 @@ def test_the_patient_box_suggests_the_viewers_patients_only(
     client, compliance, provider, nurse, agent, log
 ):
     client.force_login(compliance)
-    found = client.get("/audit/patients.json", {"q": "a"}).json()["patients"]
+    found = client.get("/audit/patients.json", {"q": "a"}).json()["results"]
     assert {"id": "P-200", "name": "Ada Lovelace"} in found
     assert all(p["id"] != "P-900" for p in found)  # another practice's
-    assert client.get("/audit/patients.json", {"q": "p-2"}).json()["patients"] == [
+    assert client.get("/audit/patients.json", {"q": "p-2"}).json()["results"] == [
         {"id": "P-200", "name": "Ada Lovelace"}
     ]
-    assert client.get("/audit/patients.json", {"q": "Other Practice"}).json() == {"patients": []}
-    assert client.get("/audit/patients.json").json() == {"patients": []}
+    assert client.get("/audit/patients.json", {"q": "Other Practice"}).json() == {"results": []}
+    assert client.get("/audit/patients.json").json() == {"results": []}
     # A provider's own: patients of events of their own account only.
     client.force_login(nurse)
-    assert client.get("/audit/patients.json", {"q": "a"}).json() == {"patients": []}
+    assert client.get("/audit/patients.json", {"q": "a"}).json() == {"results": []}
     client.force_login(agent)
     assert client.get("/audit/patients.json", {"q": "a"}).status_code == 403
 
@@ -211,7 +211,7 @@ def test_the_patient_box_offers_at_most_twenty(client, compliance, provider, clo
     for n in range(30):
         chart_viewed(provider, f"P-{n:03}", f"Pat Number {n:03}", NOW - timedelta(minutes=n + 1))
     client.force_login(compliance)
-    found = client.get("/audit/patients.json", {"q": "pat number"}).json()["patients"]
+    found = client.get("/audit/patients.json", {"q": "pat number"}).json()["results"]
     assert [p["id"] for p in found] == [f"P-{n:03}" for n in range(20)]  # by name
 
 

@@ -58,3 +58,26 @@ def test_the_event_box_lists_every_kind_by_name_and_filters_by_the_pick(page, pr
     page.get_by_label("Event", exact=True).fill("Support PIN: viewed")  # typed, not picked
     page.get_by_role("button", name="Update Filter").click()
     expect(page.get_by_role("alert").first).to_contain_text("Choose an event from the list")
+
+
+def test_an_auditor_finds_a_practice_by_part_of_its_name(page, provider, other_provider, password):
+    make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    other = other_provider.practice
+    sign_in(page, "auditor", password)
+    for path, button in (("/audit/dashboard/", "Show"), ("/audit/", "Update Filter")):
+        page.goto(path)
+        box = page.get_by_label("Practice", exact=True)
+        box.press_sequentially("harb", delay=30)
+        options = page.locator("#practice-options option")
+        expect(options).to_have_count(1)
+        expect(options.first).to_have_attribute("value", str(other.group_id))
+        expect(options.first).to_have_attribute("label", f"{other.name} ({other.group_id})")
+        box.fill(str(other.group_id))  # what picking the suggestion puts in the box
+        page.get_by_role("button", name=button).click()
+        expect(page.get_by_label("Practice", exact=True)).to_have_value(str(other.group_id))
+        assert f"practice={other.group_id}" in page.url
+    expect(page.get_by_role("cell", name="dorothy Ludwig")).to_have_count(0)  # not this practice
+
+    page.get_by_label("Practice", exact=True).fill("Nowhere Clinic")
+    page.get_by_role("button", name="Update Filter").click()
+    expect(page.get_by_role("alert").first).to_contain_text("No practice has that name or Group ID")

@@ -80,6 +80,7 @@ MATRIX = {
     "audit_report": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
     "audit_export": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
     "audit_patients": {**everyone(OK), Role.SUPPORT_AGENT.value: DENIED},
+    "audit_practices": only([Role.PLATFORM_AUDITOR]),
     "audit_export_fhir": {**everyone(CONFIRM), Role.SUPPORT_AGENT.value: DENIED},
     # Who touched this account or patient: officers (their practice's) and auditors.
     "audit_subject_account": only([Role.PLATFORM_AUDITOR, Role.COMPLIANCE_OFFICER]),

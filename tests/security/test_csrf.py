@@ -65,6 +65,7 @@ READ_ONLY = {
     "audit_dashboard",
     "audit_export",
     "audit_patients",
+    "audit_practices",
     "audit_export_fhir",
     "audit_evidence",
     # GET only; reading a history records that it was read, as an export does
