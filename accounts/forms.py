@@ -35,7 +35,7 @@ def _time_zone_field(**kwargs) -> forms.ChoiceField:
     return forms.ChoiceField(
         label="Timezone",
         choices=_time_zone_choices,
-        widget=SuggestionsInput(attrs={"placeholder": "Type a city, such as Chicago"}),
+        widget=SuggestionsInput(attrs={"placeholder": "Type a city, then pick its zone"}),
         error_messages={
             "invalid_choice": "Choose a time zone from the list, such as America/Chicago."
         },

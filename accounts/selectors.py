@@ -144,7 +144,14 @@ def browser_summary(user_agent: str) -> str:
     return f"{browser} on {system}"
 
 
-PRACTICE_SEARCH_LIMIT = 20
+PRACTICE_SEARCH_LIMIT = 20  # suggestions a practice box offers: type more to narrow them
+PRACTICE_NAME_LENGTH = Practice._meta.get_field("name").max_length
+
+
+def is_group_id(text: str) -> bool:
+    """Say whether `text` is written as a Group ID: ASCII digits only, not superscripts or
+    full-width digits (which `int()` would read, and no suggestion ever shows)."""
+    return text.isascii() and text.isdigit()
 
 
 def practice_search(*, text: str) -> list[Practice]:
@@ -154,7 +161,7 @@ def practice_search(*, text: str) -> list[Practice]:
     if not text:
         return []
     matches = Q(name__icontains=text)
-    if text.isdigit():
+    if is_group_id(text):
         matches |= Q(group_id__startswith=text)
     return list(
         Practice.objects.filter(matches).order_by("name", "group_id")[:PRACTICE_SEARCH_LIMIT]

@@ -14,6 +14,7 @@ from django.utils.functional import cached_property
 from django_filters import fields as filter_fields
 
 from accounts.models import Practice, User
+from accounts.selectors import PRACTICE_NAME_LENGTH, is_group_id
 from audit.kinds import BREAK_GLASS_CODES, KINDS, EventType
 from audit.selectors import ACCOUNT_MATCH_LIMIT
 from ehr.widgets import SuggestionsInput
@@ -48,14 +49,17 @@ class PracticeByGroupIdOrName:
 
     def to_python(self, value):
         text = str(value or "").strip()
-        if text and not text.isdigit():
+        if not text or is_group_id(text):
+            return super().to_python(text)
+        if "\x00" in text or len(text) > PRACTICE_NAME_LENGTH:
+            named = []  # no practice's name: not worth asking the database
+        else:
             named = list(self.queryset.filter(name__iexact=text)[:2])
-            if len(named) != 1:
-                raise forms.ValidationError(
-                    self.error_messages["invalid_choice"], code="invalid_choice"
-                )
-            return named[0]
-        return super().to_python(text)
+        if len(named) != 1:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            )
+        return named[0]
 
 
 class PracticeField(PracticeByGroupIdOrName, forms.ModelChoiceField):
@@ -83,11 +87,18 @@ PRACTICE_BOX = {
             "placeholder": "All practices",
         }
     ),
+    "help_text": "Part of the name, or the Group ID.",
     "error_messages": {
         "invalid_choice": "No practice has that name or Group ID. Type part of the name "
         "and pick the practice from the list."
     },
 }
+
+
+class SuggestionQuery(forms.Form):
+    """The text a suggesting box sends as one types (`static/js/suggest.js`)."""
+
+    q = forms.CharField(max_length=200, required=False)  # a CharField refuses NUL too
 
 
 class AuditFilterForm(forms.Form):
@@ -264,9 +275,15 @@ class AuditEventFilter(django_filters.FilterSet):
         find_accounts: Callable[[str], list[User]],
         time_zone: ZoneInfo,
         today: date,
+        chooses_practice: bool = False,
     ):
         """`find_patients(text)` returns the viewer's patients the text names (id, name);
-        `find_accounts(text)` the accounts the user filter's text names."""
+        `find_accounts(text)` the accounts the user filter's text names.
+
+        Only a viewer who `chooses_practice` (a platform auditor) has the Practice
+        filter. For anyone else a practice in the address is ignored, never looked up:
+        an answer that differed by whether it exists would tell other practices' names.
+        """
         self._form_kwargs = {
             "time_zone": time_zone,
             "today": today,
@@ -274,6 +291,8 @@ class AuditEventFilter(django_filters.FilterSet):
             "find_accounts": find_accounts,
         }
         super().__init__(data, queryset=queryset)
+        if not chooses_practice:
+            del self.filters["practice"]
 
     @property
     def form(self):

@@ -1,5 +1,6 @@
 """The Audit Log Report and its exports: CSV, FHIR AuditEvents, evidence for outside auditors."""
 
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -19,7 +20,7 @@ from audit import fhir as fhir_format
 from audit import integrity, selectors
 from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
-from audit.forms import AuditEventFilter
+from audit.forms import AuditEventFilter, SuggestionQuery
 from audit.services import audit_log_export, user_label
 from audit.tables import report_rows
 from ehr.db import read_replica, replica_fallback
@@ -56,6 +57,7 @@ def _filterset(request: HttpRequest, *, using: str = DEFAULT_DB_ALIAS) -> AuditE
         find_accounts=lambda text: selectors.audit_account_matches(viewer=request.user, text=text),
         time_zone=tz,
         today=timezone.now().astimezone(tz).date(),
+        chooses_practice=can_choose_audit_practice(request.user),
     )
 
 
@@ -311,9 +313,9 @@ def audit_patients(request: HttpRequest) -> JsonResponse:
     """
     if audit_scope(request.user) is None:
         raise PermissionDenied
-    text = request.GET.get("q", "")[:200]
-    found = selectors.audit_patient_search(viewer=request.user, text=text)
-    return JsonResponse({"results": [{"id": pid, "name": name} for pid, name in found]})
+    return _suggestions(
+        request, lambda text: selectors.audit_patient_search(viewer=request.user, text=text)
+    )
 
 
 @login_required
@@ -323,8 +325,20 @@ def audit_patients(request: HttpRequest) -> JsonResponse:
 def audit_practices(request: HttpRequest) -> JsonResponse:
     """The practices matching `q` (name or Group ID), for a platform auditor's practice box
     on the report and the dashboard (at most 20)."""
-    found = practice_search(text=request.GET.get("q", "")[:200])
-    return JsonResponse({"results": [{"id": p.group_id, "name": p.name} for p in found]})
+    return _suggestions(
+        request,
+        lambda text: [(p.group_id, p.name) for p in practice_search(text=text)],
+    )
+
+
+def _suggestions(request: HttpRequest, find: Callable[[str], list[tuple]]) -> JsonResponse:
+    """Answer a suggesting box's `?q=` with what `find(text)` returns, as (id, name) pairs;
+    text a box cannot send (a NUL, over 200 characters) is refused and looked up nowhere."""
+    query = SuggestionQuery(request.GET)
+    if not query.is_valid():
+        return JsonResponse({"results": [], "errors": query.errors}, status=400)
+    found = find(query.cleaned_data["q"])
+    return JsonResponse({"results": [{"id": id_, "name": name} for id_, name in found]})
 
 
 @login_required
