@@ -13,7 +13,7 @@ from accounts.mfa import mfa_device, mfa_enrolled, normalize_code
 from accounts.models import ProviderProfile, Specialty, User
 from accounts.passkeys import NAME_MAX, PASSKEY, has_passkey
 from accounts.phones import PhoneInput, practice_country
-from accounts.validators import time_zone_names
+from accounts.validators import time_zone_named, time_zone_names
 from ehr.model_choices import ModelMultipleChoiceField
 from ehr.widgets import SuggestionsInput
 from outbox.services import mail_enqueue
@@ -30,12 +30,20 @@ def _time_zone_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in time_zone_names()]
 
 
+class TimeZoneField(forms.ChoiceField):
+    """A time zone typed in a box: its name, or a place only one zone is named after."""
+
+    def to_python(self, value):
+        text = super().to_python(value).strip()
+        return time_zone_named(text) or text if text else text
+
+
 def _time_zone_field(**kwargs) -> forms.ChoiceField:
     """A time zone typed with suggestions: some 600 names are too many for a menu."""
-    return forms.ChoiceField(
+    return TimeZoneField(
         label="Timezone",
         choices=_time_zone_choices,
-        widget=SuggestionsInput(attrs={"placeholder": "Type a city, then pick its zone"}),
+        widget=SuggestionsInput(attrs={"placeholder": "A city, such as Chicago"}),
         error_messages={
             "invalid_choice": "Choose a time zone from the list, such as America/Chicago."
         },

@@ -8,6 +8,7 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.roles import Role
+from accounts.validators import time_zone_named, time_zone_names
 from break_glass.services import break_glass_open
 from tests.factories import PASSWORD, make_user
 
@@ -76,3 +77,41 @@ def test_staff_choose_their_time_zone_and_pages_follow_it(clock, nurse):
     nurse.refresh_from_db()
     assert nurse.time_zone == "America/Los_Angeles"
     assert "03/18/2024 02:06 PM PDT" in client.get("/account/security/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("typed", "zone"),
+    [
+        ("Chicago", "America/Chicago"),
+        ("  new   york ", "America/New_York"),
+        ("america/new_york", "America/New_York"),
+        ("Kolkata", "Asia/Kolkata"),
+        ("utc", "UTC"),  # a whole name wins over Etc/UTC, a place of the same name
+        ("Etc/UTC", "Etc/UTC"),
+        ("Indianapolis", None),  # America/Indianapolis and America/Indiana/Indianapolis
+        ("Atlantis", None),
+        ("", None),
+        ("America/", None),
+    ],
+)
+def test_a_zone_is_named_by_its_name_or_its_one_place(typed, zone):
+    assert time_zone_named(typed) == zone
+
+
+def test_every_zone_is_named_by_its_own_name_in_any_case():
+    for name in time_zone_names():
+        assert time_zone_named(name) == name
+        assert time_zone_named(name.upper()) == name
+
+
+def test_staff_may_type_the_place_and_the_zone_is_saved(nurse):
+    client = signed_in(nurse)
+    data = {"email": nurse.email, "home_phone": "", "cell_phone": ""}
+    response = client.post("/account/staff/", {**data, "time_zone": " los angeles "})
+    assert response.status_code == 302
+    nurse.refresh_from_db()
+    assert nurse.time_zone == "America/Los_Angeles"
+    response = client.post("/account/staff/", {**data, "time_zone": "Indianapolis"})
+    assert response.status_code == 400  # two zones are named after it: pick one
+    nurse.refresh_from_db()
+    assert nurse.time_zone == "America/Los_Angeles"
