@@ -36,6 +36,22 @@ def kind_label(code: str) -> str:
 KIND_CHOICES = sorted(((code, kind_label(code)) for code in KINDS), key=lambda choice: choice[1])
 
 
+KIND_BY_LABEL = {label.casefold(): code for code, label in KIND_CHOICES}
+
+
+class _KindField(filter_fields.ChoiceField):
+    """An event kind typed in a box: its code (what picking a suggestion puts there, and
+    what the dashboard's links carry) or its name as the list shows it, in any case."""
+
+    def to_python(self, value):
+        text = super().to_python(value).strip()
+        return KIND_BY_LABEL.get(text.casefold(), text)
+
+
+class KindFilter(django_filters.ChoiceFilter):
+    field_class = _KindField
+
+
 def kind_choices() -> list[tuple[str, str]]:
     """The Event box's choices, given as a function: a form copies a list of choices
     deeply for every request (80 pairs, twice), and a function not at all."""
@@ -235,7 +251,7 @@ class AuditEventFilter(django_filters.FilterSet):
     )
     # One exact kind (the dashboard's bars link here); served by the (practice, kind) index.
     # Typed with suggestions: a menu of 80 kinds is slow to draw and to read through.
-    kind = django_filters.ChoiceFilter(
+    kind = KindFilter(
         label="Event",
         choices=kind_choices,
         empty_label="All events",

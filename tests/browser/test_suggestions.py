@@ -55,7 +55,15 @@ def test_the_event_box_lists_every_kind_by_name_and_filters_by_the_pick(page, pr
     ).to_be_visible()
     expect(page.get_by_role("cell", name="Updated", exact=False)).to_have_count(0)
 
-    page.get_by_label("Event", exact=True).fill("Support PIN: viewed")  # typed, not picked
+    page.get_by_label("Event", exact=True).fill("Account: profile updated")  # its name, typed
+    page.get_by_role("button", name="Update Filter").click()
+    expect(page.get_by_label("Event", exact=True)).to_have_value("Account: profile updated")
+    expect(
+        page.get_by_role("cell", name="Support PIN viewed for user dorothy Ludwig")
+    ).to_have_count(0)
+    expect(page.get_by_role("cell", name="Profile updated for user dorothy Ludwig")).to_be_visible()
+
+    page.get_by_label("Event", exact=True).fill("viewed")  # part of a name, not picked
     page.get_by_role("button", name="Update Filter").click()
     expect(page.get_by_role("alert").first).to_contain_text("Choose an event from the list")
 

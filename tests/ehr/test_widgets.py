@@ -103,6 +103,7 @@ def test_the_event_box_takes_a_kind_and_refuses_anything_else():
 
     assert cleaned("support_pin.viewed")["kind"] == "support_pin.viewed"
     assert cleaned("")["kind"] == ""
-    assert cleaned("Support PIN: viewed")["kind"] == [
+    assert cleaned(" support pin: VIEWED ")["kind"] == "support_pin.viewed"  # its name
+    assert cleaned("Support PIN viewed")["kind"] == [
         "Choose an event from the list, or leave it empty."
     ]
