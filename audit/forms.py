@@ -259,8 +259,7 @@ class AuditEventFilter(django_filters.FilterSet):
         help_text="Type part of its name, such as lockout.",
         error_messages={"invalid_choice": "Choose an event from the list, or leave it empty."},
     )
-    # Narrows a platform auditor's log to one practice; within a practice's scope another
-    # practice simply matches nothing (the scope is applied before any filter).
+    # Narrows a platform auditor's log to one practice; no one else has it (`__init__`).
     practice = PracticeFilter(**PRACTICE_BOX)
     last = django_filters.ChoiceFilter(
         label="View Last",
