@@ -1,5 +1,6 @@
 from django.urls import path
 
+import ehr.converters  # noqa: F401  (registers the id and patient id converters)
 from audit import dashboard_views, subject_views, views
 
 urlpatterns = [
@@ -13,32 +14,32 @@ urlpatterns = [
     path("audit/evidence.jsonl", views.audit_evidence, name="audit_evidence"),
     # Who touched this account or patient (audit/subject_views.py).
     path(
-        "audit/subject/account/<int:account_id>/",
+        "audit/subject/account/<id:account_id>/",
         subject_views.account_history,
         name="audit_subject_account",
     ),
     path(
-        "audit/subject/account/<int:account_id>/export.csv",
+        "audit/subject/account/<id:account_id>/export.csv",
         subject_views.account_history_export,
         name="audit_subject_account_export",
     ),
     path(
-        "audit/subject/account/<int:account_id>/export.fhir.json",
+        "audit/subject/account/<id:account_id>/export.fhir.json",
         subject_views.account_history_export_fhir,
         name="audit_subject_account_export_fhir",
     ),
     path(
-        "audit/subject/patient/<int:practice_id>/<str:patient_id>/",
+        "audit/subject/patient/<id:practice_id>/<patient_id:patient_id>/",
         subject_views.patient_history,
         name="audit_subject_patient",
     ),
     path(
-        "audit/subject/patient/<int:practice_id>/<str:patient_id>/export.csv",
+        "audit/subject/patient/<id:practice_id>/<patient_id:patient_id>/export.csv",
         subject_views.patient_history_export,
         name="audit_subject_patient_export",
     ),
     path(
-        "audit/subject/patient/<int:practice_id>/<str:patient_id>/export.fhir.json",
+        "audit/subject/patient/<id:practice_id>/<patient_id:patient_id>/export.fhir.json",
         subject_views.patient_history_export_fhir,
         name="audit_subject_patient_export_fhir",
     ),

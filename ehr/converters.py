@@ -19,6 +19,20 @@ class ObjectId:
         return str(value)
 
 
+class PatientId:
+    """A patient's id as the audit log holds it: 1 to 64 characters (the column's length),
+    none of them a control character. Django's `str` takes any, and a NUL sent to
+    PostgreSQL is an error (a 500); such an address is simply not a page here (404)."""
+
+    regex = "[^/\\x00-\\x1f\\x7f]{1,64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
 class StoredSessionKey:
     """A session as the Security tab names it: the 40 hex digits it is stored under."""
 
@@ -32,4 +46,5 @@ class StoredSessionKey:
 
 
 register_converter(ObjectId, "id")
+register_converter(PatientId, "patient_id")
 register_converter(StoredSessionKey, "stored_session_key")
