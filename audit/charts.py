@@ -53,12 +53,11 @@ def _number(value: float) -> str:
     return f"{sign}{whole}.{tenth}" if tenth else f"{sign}{whole}"
 
 
-@lru_cache(maxsize=4096)
 def day_labels(day: date) -> tuple[str, str]:
     """`11/24` and `11/24/2026`: the axis' and the tooltip's (and table's) text of a day.
 
-    Cached: `strftime` costs some 4 us, and a 90-day dashboard writes each of its
-    days in three charts and three tables.
+    Written from the date's fields: `strftime` costs some 4 us, and a 90-day
+    dashboard writes each of its days in three charts and three tables.
     """
     short = f"{day.month:02d}/{day.day:02d}"
     return short, f"{short}/{day.year:04d}"

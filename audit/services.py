@@ -365,7 +365,9 @@ def audit_log_export(
     # The request's id and User-Agent, for an event written after the view returned.
     request = contextvars.copy_context()
 
-    def stopped(kind: EventKind, sent: int) -> None:
+    def record_after(kind: EventKind, *, params: dict, data: dict, what: str) -> None:
+        """Record an event about the export once its rows have begun to go out; a failure
+        to record it is logged, never raised over the export's own outcome."""
         try:
             with transaction.atomic():
                 request.run(
@@ -374,35 +376,22 @@ def audit_log_export(
                     acting_user=acting_user,
                     account=acting_user,
                     ip=ip,
-                    params={"sent": sent, "rows": rows},
-                    data={"rows": rows, "sent": sent, "export_event": started.pk},
+                    params={**params, "rows": rows},
+                    data={**data, "rows": rows, "export_event": started.pk},
                 )
         except Exception:
-            # The export's own error is the one to raise; this one must not hide it.
-            logger.exception("could not record that audit export %s stopped", started.pk)
+            logger.exception("could not record that audit export %s %s", started.pk, what)
+
+    def stopped(kind: EventKind, sent: int) -> None:
+        record_after(kind, params={"sent": sent}, data={"sent": sent}, what="stopped")
 
     def moved_to_primary(reason: str) -> None:
-        try:
-            with transaction.atomic():
-                request.run(
-                    audit_event_record,
-                    kind=kinds.AUDIT_EXPORT_SOURCE_CHANGED,
-                    acting_user=acting_user,
-                    account=acting_user,
-                    ip=ip,
-                    params={"rows": rows},
-                    data={
-                        "rows": rows,
-                        "export_event": started.pk,
-                        "source": "primary",
-                        "source_fallback": reason,
-                    },
-                )
-        except Exception:
-            # The rows still go out, and the log of the server says where they came from.
-            logger.exception(
-                "could not record that audit export %s moved to the primary", started.pk
-            )
+        record_after(
+            kinds.AUDIT_EXPORT_SOURCE_CHANGED,
+            params={},
+            data={"source": "primary", "source_fallback": reason},
+            what="moved to the primary",
+        )
 
     if source.alias != DEFAULT_DB_ALIAS:
         blocks = _primary_before_first_row(
