@@ -354,13 +354,17 @@ def test_rows_written_after_the_checkpoint_are_neither_counted_nor_sent(
 
 
 @pytest.mark.postgres_only
-def test_the_export_puts_the_sessions_zone_and_jit_back(awkward_log):
+def test_the_export_puts_the_sessions_zone_date_style_and_jit_back(awkward_log):
     """Inside an enclosing transaction, statements after the export run as before it."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL TimeZone = 'Asia/Kolkata'")
+        cursor.execute("SET LOCAL DateStyle = 'ISO, DMY'")
         cursor.execute("SET LOCAL jit = on")
         assert exported(heads(), ZoneInfo("America/New_York"))
         rows = export.export_count(AuditEvent.objects.all(), freeze=selectors.covered_by(heads()))
         assert rows == len(covered(heads()))
-        cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
-        assert cursor.fetchone() == ("Asia/Kolkata", "on")
+        cursor.execute(
+            "SELECT current_setting('TimeZone'), current_setting('DateStyle'),"
+            " current_setting('jit')"
+        )
+        assert cursor.fetchone() == ("Asia/Kolkata", "ISO, DMY", "on")
