@@ -30,7 +30,7 @@ import time
 
 HOST = "127.0.0.1"
 SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>; the socket module does not name it
-_TIMESPEC = struct.Struct("@qq")
+_TIMESPEC = struct.Struct("@ll")  # struct timespec: two C longs
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
 _CHUNK = 262144
 

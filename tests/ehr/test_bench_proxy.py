@@ -74,16 +74,18 @@ def test_each_round_trip_waits_the_delay_both_ways(proxy_port):
 
 
 def test_chunks_sent_one_after_another_are_not_held_up_by_each_other(proxy_port):
-    # Ten chunks 5 ms apart: a proxy that waited the delay for each in turn would
-    # take ten delays; a network takes one delay plus the time they were sent over.
+    # 25 chunks 2 ms apart: a network delivers the last one delay after it was sent,
+    # some 90 ms after the first; a proxy that waited the delay for each chunk in
+    # turn would take at least 25 delays, a second.
+    chunks = 25
     with socket.create_connection(("127.0.0.1", proxy_port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         started = time.monotonic()
-        for i in range(10):
+        for i in range(chunks):
             sock.sendall(bytes([i]))
-            time.sleep(0.005)
-        assert _read(sock, 10) == bytes(range(10))
-        assert time.monotonic() - started < 10 * DELAY_MS / 1000
+            time.sleep(0.002)
+        assert _read(sock, chunks) == bytes(range(chunks))
+        assert time.monotonic() - started < chunks * DELAY_MS / 1000
 
 
 def test_a_large_stream_arrives_whole_and_in_order(proxy_port):
