@@ -37,21 +37,32 @@ def echo_port():
 
 
 @pytest.fixture
-def proxy_port(echo_port):
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    proxy = subprocess.Popen(  # noqa: S603  (this interpreter, the project's module)
-        [sys.executable, "-m", "bench.proxy", str(port), str(echo_port), str(DELAY_MS), "60"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
+def start_proxy(echo_port):
+    """Start bench/proxy.py in front of the echo server with a delay; return its port."""
+    started = []
+
+    def start(delay_ms: float) -> int:
+        with socket.create_server(("127.0.0.1", 0)) as probe:
+            port = probe.getsockname()[1]
+        proxy = subprocess.Popen(  # noqa: S603  (this interpreter, the project's module)
+            [sys.executable, "-m", "bench.proxy", str(port), str(echo_port), str(delay_ms), "60"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proxy)
         assert proxy.stdout.readline().strip() == "ready"
-        yield port
-    finally:
+        return port
+
+    yield start
+    for proxy in started:
         proxy.terminate()
         proxy.wait(timeout=10)
+
+
+@pytest.fixture
+def proxy_port(start_proxy):
+    return start_proxy(DELAY_MS)
 
 
 def _read(sock: socket.socket, size: int) -> bytes:
@@ -73,19 +84,35 @@ def test_each_round_trip_waits_the_delay_both_ways(proxy_port):
             assert time.monotonic() - started >= 2 * DELAY_MS / 1000
 
 
-def test_chunks_sent_one_after_another_are_not_held_up_by_each_other(proxy_port):
-    # 25 chunks 2 ms apart: a network delivers the last one delay after it was sent,
-    # some 90 ms after the first; a proxy that waited the delay for each chunk in
-    # turn would take at least 25 delays, a second.
-    chunks = 25
-    with socket.create_connection(("127.0.0.1", proxy_port)) as sock:
+def test_each_chunk_is_delayed_from_its_own_arrival_not_held_up_by_the_one_before(
+    start_proxy,
+):
+    # Chunks a fifth of the delay apart: each comes back two delays after it was sent.
+    # A proxy that slept the delay after each read before reading again would hold
+    # the second chunk until the first had gone, and return it near four delays late.
+    delay = 0.2
+    port = start_proxy(delay * 1000)
+    sent, received = [], []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        started = time.monotonic()
-        for i in range(chunks):
+
+        def receive():
+            while len(received) < 5:
+                data = sock.recv(16)
+                assert data, "closed early"
+                received.extend((byte, time.monotonic()) for byte in data)
+
+        reader = threading.Thread(target=receive)
+        reader.start()
+        for i in range(5):
+            sent.append(time.monotonic())
             sock.sendall(bytes([i]))
-            time.sleep(0.002)
-        assert _read(sock, chunks) == bytes(range(chunks))
-        assert time.monotonic() - started < chunks * DELAY_MS / 1000
+            time.sleep(delay / 5)
+        reader.join(timeout=10)
+    assert [byte for byte, _at in received] == list(range(5))
+    waits = [at - sent[byte] for byte, at in received]
+    assert all(wait >= 2 * delay for wait in waits)
+    assert max(waits) < 3 * delay, waits
 
 
 def test_a_large_stream_arrives_whole_and_in_order(proxy_port):
