@@ -90,6 +90,10 @@ def test_an_auditor_finds_a_practice_by_part_of_its_name(page, provider, other_p
         expect(page.get_by_label("Practice", exact=True)).to_have_value(str(other.group_id))
     expect(page.get_by_role("cell", name="dorothy Ludwig")).to_have_count(0)  # not this practice
 
-    page.get_by_label("Practice", exact=True).fill("Nowhere Clinic")
+    box = page.get_by_label("Practice", exact=True)
+    width = box.bounding_box()["width"]
+    box.fill("Nowhere Clinic")
     page.get_by_role("button", name="Update Filter").click()
     expect(page.get_by_role("alert").first).to_contain_text("No practice has that name or Group ID")
+    # The message wraps under the box; it does not stretch the box to its own length.
+    assert page.get_by_label("Practice", exact=True).bounding_box()["width"] == width
