@@ -97,3 +97,6 @@ def test_an_auditor_finds_a_practice_by_part_of_its_name(page, provider, other_p
     expect(page.get_by_role("alert").first).to_contain_text("No practice has that name or Group ID")
     # The message wraps under the box; it does not stretch the box to its own length.
     assert page.get_by_label("Practice", exact=True).bounding_box()["width"] == width
+    # and it hangs under the box: the boxes of the row stay in line.
+    event = page.get_by_label("Event", exact=True).bounding_box()
+    assert page.get_by_label("Practice", exact=True).bounding_box()["y"] == event["y"]
