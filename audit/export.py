@@ -176,11 +176,12 @@ def _postgres(query: _Query, time_zone: ZoneInfo) -> Iterator[tuple[bytes, int]]
         )
         # For this transaction only: the viewer's zone, in which the date and the
         # time are written; the SQL date style, in which a date is written MM/DD/YYYY
-        # (the date cast and its output take about 7% less of the whole export's
-        # time than to_char: bench/README.md); and JIT compilation off. The COPY's estimated cost (a
-        # walk through every month's partition) is past the point where PostgreSQL
-        # compiles it, which took about 0.26 s a million rows and bought nothing: the
-        # time goes into to_char and the output, not into expressions JIT speeds up.
+        # (a date cast measured cheaper here than to_char of the same text, with
+        # overlapping spreads: bench/README.md); and JIT compilation off. The COPY's
+        # estimated cost (a walk through every month's partition) is past the point
+        # where PostgreSQL compiles it, which took about 0.26 s a million rows and
+        # bought nothing: the time goes into to_char and the output, not into
+        # expressions JIT speeds up.
         # All three are put back after a COPY that completed: inside an
         # enclosing transaction, later statements would otherwise run in it. After
         # one that failed or was abandoned, the rollback of this block (to its
