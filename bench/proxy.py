@@ -62,8 +62,15 @@ class _Proxy:
         self.view = memoryview(self.buffer)
 
     def accept(self) -> None:
-        client, _ = self.server.accept()
-        upstream = socket.create_connection((HOST, self.target_port))
+        try:
+            client, _ = self.server.accept()
+        except OSError:  # the client gave up before it was taken
+            return
+        try:
+            upstream = socket.create_connection((HOST, self.target_port))
+        except OSError:  # the server is down: the client sees its connection closed
+            client.close()
+            return
         for sock in (client, upstream):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)

@@ -43,16 +43,20 @@ def echo():
     server.close()
 
 
+def _free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]  # nothing listens there once the probe closes
+
+
 @pytest.fixture
 def start_proxy(echo):
     """Start bench/proxy.py in front of the echo server; return its port and process."""
     started = []
 
-    def start(delay_ms: float) -> tuple[int, subprocess.Popen]:
-        with socket.create_server(("127.0.0.1", 0)) as probe:
-            port = probe.getsockname()[1]
+    def start(delay_ms: float, target: int | None = None) -> tuple[int, subprocess.Popen]:
+        port, target = _free_port(), target or echo[0]
         proxy = subprocess.Popen(  # noqa: S603  (this interpreter, the project's module)
-            [sys.executable, "-m", "bench.proxy", str(port), str(echo[0]), str(delay_ms), "60"],
+            [sys.executable, "-m", "bench.proxy", str(port), str(target), str(delay_ms), "60"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -166,3 +170,11 @@ def test_a_reset_reaches_the_other_side_after_what_was_sent_before_it(echo, prox
     while bytes(received) != b"last words" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert bytes(received) == b"last words"
+
+
+def test_a_server_that_is_down_closes_the_client_and_the_proxy_serves_on(start_proxy):
+    port, proxy = start_proxy(DELAY_MS, target=_free_port())
+    for _attempt in range(2):
+        with _connect(port) as sock:
+            assert sock.recv(1) == b""
+    assert proxy.poll() is None
