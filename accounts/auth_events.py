@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from accounts import idle, mfa, passkeys, reauth
+from accounts import idle, lockout, mfa, passkeys, reauth
 from accounts.models import User, UserSession
 from accounts.session_store import stored_key
 from audit import kinds
@@ -134,22 +134,24 @@ def identity_confirm(
     The acting user is the request's. Refused without looking while sign-in
     is locked for this account and address; a wrong password counts towards
     that lock and is recorded with its purpose (and the lock, if it caused
-    one). Success starts the re-authentication window.
+    one), in the account's turn (`lockout.guesses_in_turn`), so prompts sent
+    together check no more passwords than the lock allows. Success starts the
+    re-authentication window.
     """
     user = request.user
     credentials = {"username": user.get_username(), PROMPT: purpose.value}
     ip = _ip(request)
-    if AxesProxyHandler.is_locked(request, credentials):
-        audit_event_record(
-            kind=kinds.PASSWORD_PROMPT_REFUSED_LOCKED,
-            acting_user=user,
-            account=user,
-            ip=ip,
-            params={"purpose": purpose.label},
-        )
-        return PromptResult(ok=False, locked=True)
-    if not user.check_password(password):
-        with transaction.atomic():
+    with lockout.guesses_in_turn(user.get_username()):
+        if AxesProxyHandler.is_locked(request, credentials):
+            audit_event_record(
+                kind=kinds.PASSWORD_PROMPT_REFUSED_LOCKED,
+                acting_user=user,
+                account=user,
+                ip=ip,
+                params={"purpose": purpose.label},
+            )
+            return PromptResult(ok=False, locked=True)
+        if not user.check_password(password):
             AxesProxyHandler.user_login_failed(
                 sender=identity_confirm, credentials=credentials, request=request
             )
@@ -157,7 +159,7 @@ def identity_confirm(
             locked = AxesProxyHandler.is_locked(request, credentials)
             if locked:  # it was not before this failure
                 _record_lock(account=user, ip=ip)
-        return PromptResult(ok=False, locked=locked)
+            return PromptResult(ok=False, locked=locked)
     if method == passkeys.PASSKEY and passkeys.has_passkey(user):
         # The passkey was checked (and any failure counted) when it was used on the page.
         if not passkeys.passkey_proof_take(request):

@@ -2,12 +2,14 @@
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordMixin
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.template.loader import render_to_string
 from phonenumber_field.formfields import PhoneNumberField
 from phonenumbers import PhoneNumberFormat, example_number, format_number
 
+from accounts import lockout
 from accounts.images import clean_image_upload
 from accounts.mfa import mfa_device, mfa_enrolled, normalize_code
 from accounts.models import ProviderProfile, Specialty, User
@@ -74,12 +76,21 @@ class WebAddressField(forms.URLField):
 
 
 class SignInForm(AuthenticationForm):
-    """Django's sign-in form with the product's labels."""
+    """Django's sign-in form with the product's labels, checking one password of an
+    account at a time (`lockout.guesses_in_turn`)."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "The username or password is not correct.",
     }
+
+    def clean(self):
+        with lockout.guesses_in_turn(self.cleaned_data.get("username")):
+            try:
+                return super().clean()
+            except ValidationError as error:
+                refused = error  # raised once the turn's failure count has committed
+        raise refused
 
 
 class ResetRequestForm(PasswordResetForm):

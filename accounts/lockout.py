@@ -17,6 +17,8 @@ backend refused before the password was checked) and whether this failure
 locked it.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -30,6 +32,28 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import Role
 from ehr import crypto
+
+
+@contextmanager
+def guesses_in_turn(username: str | None) -> Iterator[None]:
+    """Check one password of `username` at a time, from its lock check to its count.
+
+    Axes looks at the lock before the password is checked and counts a failure
+    after it, with the slow hash in between: requests sent together all passed the
+    look before any of them was counted (12 passwords checked against a limit of
+    5, and the right one signed in after them). The sign-in form and every
+    password prompt hold the account's row, locked, for the whole turn, so they
+    take turns and each one sees the failures of those before it: at most the
+    limit's number of passwords are checked, however the requests are timed.
+    What the turn records commits with it. A name no account has holds nothing:
+    no password signs in to it.
+    """
+    with transaction.atomic():
+        if username:
+            # Django skips FOR UPDATE on SQLite, where a writing transaction already
+            # takes the database's write lock as it begins (transaction_mode IMMEDIATE).
+            list(User.objects.select_for_update().filter(username=username).values("pk"))
+        yield
 
 
 def limits() -> list[int]:
