@@ -15,7 +15,12 @@ from accounts.mfa import mfa_device, mfa_enrolled, normalize_code
 from accounts.models import ProviderProfile, Specialty, User
 from accounts.passkeys import NAME_MAX, PASSKEY, has_passkey
 from accounts.phones import PhoneInput, practice_country
-from accounts.validators import time_zone_named, time_zone_names
+from accounts.validators import (
+    time_zone_named,
+    time_zone_names,
+    validate_plain_name,
+    validate_username_not_only_digits,
+)
 from ehr.model_choices import ModelMultipleChoiceField
 from ehr.widgets import SuggestionsInput
 from outbox.services import mail_enqueue
@@ -438,13 +443,15 @@ class PasskeyNameForm(forms.Form):
 
 
 class StaffCreateForm(forms.Form):
-    first_name = forms.CharField(label="First name", max_length=150)
-    last_name = forms.CharField(label="Last name", max_length=150)
+    first_name = forms.CharField(
+        label="First name", max_length=150, validators=[validate_plain_name]
+    )
+    last_name = forms.CharField(label="Last name", max_length=150, validators=[validate_plain_name])
     username = forms.CharField(
         label="Username",
         max_length=150,
-        validators=[User.username_validator],
-        help_text="ASCII letters (no accents), digits and @ . + - _ only.",
+        validators=[User.username_validator, validate_username_not_only_digits],
+        help_text="ASCII letters (no accents), digits and @ . + - _ only, not digits alone.",
     )
     email = forms.EmailField(label="Email address", max_length=254)
     role = forms.ChoiceField(label="Role", choices=())

@@ -18,7 +18,11 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from phonenumber_field.modelfields import PhoneNumberField
 
 from accounts.roles import Role
-from accounts.validators import validate_country, validate_time_zone
+from accounts.validators import (
+    validate_country,
+    validate_time_zone,
+    validate_username_not_only_digits,
+)
 from ehr import crypto
 
 DEFAULT_TIME_ZONE = "America/New_York"
@@ -70,7 +74,7 @@ class User(AbstractUser):
         max_length=150,
         unique=True,
         help_text="150 characters or fewer: ASCII letters, digits and @ . + - _ only.",
-        validators=[username_validator],
+        validators=[username_validator, validate_username_not_only_digits],
         error_messages={"unique": "That username is taken."},
     )
 

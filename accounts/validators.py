@@ -1,5 +1,6 @@
 """Validators shared by models and forms of the accounts app."""
 
+import unicodedata
 import zoneinfo
 from functools import cache
 
@@ -47,4 +48,37 @@ def validate_country(value: str) -> None:
     if value not in SUPPORTED_REGIONS:
         raise ValidationError(
             "Enter a two-letter country code such as US, CA or GB.", code="invalid_country"
+        )
+
+
+def validate_username_not_only_digits(value: str) -> None:
+    """Refuse a username of digits alone: the audit log names a provider by Doctor ID.
+
+    A user is labelled `496094 (dorothy Ludwig)` by Doctor ID if a provider, by
+    username otherwise; an account named 496094 with the same name would read
+    as that provider in every event it wrote.
+    """
+    if value.isdigit():
+        raise ValidationError(
+            "A username cannot be digits alone (those name providers by Doctor ID); add a letter.",
+            code="only_digits",
+        )
+
+
+# Bidirectional embeddings, overrides and isolates: they reorder what a name shows.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def validate_plain_name(value: str) -> None:
+    """Refuse control characters (line breaks, tabs, NUL) and bidirectional overrides in a name.
+
+    Names go into mail subjects, audit details and exported cells: a line break
+    there is a header injection or a forged line, an override makes the text
+    read differently from what it holds. Joiners, which some scripts need, stay.
+    """
+    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
+        raise ValidationError(
+            "Use letters, spaces and punctuation only: no line breaks, tabs or other "
+            "control characters.",
+            code="control_characters",
         )

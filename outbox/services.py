@@ -38,7 +38,12 @@ def mail_enqueue(*, subject: str, body: str, recipients: list[str]) -> OutboxIte
     If the caller's transaction rolls back, so does the mail. If the item cannot be
     written, the caller's transaction fails (nothing is sent for an action that
     did not happen, and no action happens whose notice would be lost).
+
+    The subject is put on one line: it is a mail header, and subjects carry
+    people's names, which a line break would turn into a header of their own
+    (Django refuses to send such a mail at all).
     """
+    subject = " ".join(subject.split())
     recipients = [address for address in recipients if address]
     if not recipients:
         return None

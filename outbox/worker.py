@@ -78,6 +78,10 @@ def send_mail_items(items: list[OutboxItem], deadline: float) -> Sent:
                     to=data["to"],
                     connection=connection,
                 )
+                try:
+                    message.message()  # the headers are checked as the message is built
+                except ValueError as error:  # BadHeaderError: a line break in the subject
+                    return Sent(delivered, f"item {item.pk} cannot be sent: {error}", dead=True)
                 message.send()
                 delivered += 1
     except Exception as error:  # any failure of the mail server is a failed attempt

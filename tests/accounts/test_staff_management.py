@@ -189,9 +189,58 @@ def test_adding_refuses_bad_input_and_creates_nothing(practice, nurse):
             "email": "z@example.org",
             "role": "provider",
         },
+        # Digits alone read as a provider's Doctor ID in every event the account writes.
+        {
+            "first_name": "dorothy",
+            "last_name": "Ludwig",
+            "username": "496094",
+            "email": "d2@example.org",
+            "role": "nurse",
+        },
+        # A line break would become a mail header of its own; an override reorders the name.
+        {
+            "first_name": "Eve",
+            "last_name": "Doe\r\nBcc: x@example.org",
+            "username": "new4",
+            "email": "e@example.org",
+            "role": "nurse",
+        },
+        {
+            "first_name": "Eve\u202e",
+            "last_name": "Doe",
+            "username": "new5",
+            "email": "e5@example.org",
+            "role": "nurse",
+        },
     ):
         assert client.post("/practice/staff/new/", data).status_code == 400, data
     assert User.objects.count() == before
+    page = client.post(
+        "/practice/staff/new/",
+        {
+            "first_name": "Eve",
+            "last_name": "Doe\tX",
+            "username": "123",
+            "email": "e6@example.org",
+            "role": "nurse",
+        },
+    ).content.decode()
+    assert "A username cannot be digits alone" in page
+    assert "no line breaks, tabs or other control characters" in page
+    # Joiners, which some scripts need in names, are accepted.
+    assert (
+        client.post(
+            "/practice/staff/new/",
+            {
+                "first_name": "\u0645\u06cc\u200c\u0631\u0632\u0627",
+                "last_name": "B",
+                "username": "mirza",
+                "email": "m@example.org",
+                "role": "nurse",
+            },
+        ).status_code
+        == 302
+    )
 
 
 def test_only_practice_admins_add_staff(nurse_client):

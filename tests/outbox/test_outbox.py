@@ -9,6 +9,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from outbox import worker
 from outbox.models import Destination, OutboxItem
-from outbox.services import MAIL, mail_enqueue
+from outbox.services import MAIL, mail_enqueue, seal
 from support_pin import conf, services
 from tests.concurrency import run_together
 from tests.conftest import Inbox, SmtpServer, free_port
@@ -57,6 +58,36 @@ def test_a_payload_moved_to_another_row_does_not_open(db):
     assert OutboxItem.objects.get(pk=second.pk).dead_at is not None
     assert not OutboxItem.objects.filter(pk=third.pk).exists()
     assert "does not open" in Destination.objects.get(name=MAIL).last_error
+
+
+def test_a_mail_that_cannot_be_built_is_set_aside_and_the_rest_still_go(db):
+    """A subject with a line break stopped every mail behind it: it is set aside now."""
+    first = mail_enqueue(subject="One", body="one", recipients=["a@example.org"])
+    second = mail_enqueue(subject="Two", body="two", recipients=["b@example.org"])
+    # As a release that queued subjects as given could have left it.
+    broken = {"subject": "Two\r\nBcc: x@example.org", "body": "two", "to": ["b@example.org"]}
+    OutboxItem.objects.filter(pk=second.pk).update(
+        payload=seal(second.token, {**broken, "from": settings.DEFAULT_FROM_EMAIL})
+    )
+    mail_enqueue(subject="Three", body="three", recipients=["c@example.org"])
+    while worker.deliver_pending():
+        pass
+    assert [m.subject for m in mail.outbox] == ["One", "Three"]
+    assert OutboxItem.objects.get(pk=second.pk).dead_at is not None
+    assert "cannot be sent" in Destination.objects.get(name=MAIL).last_error
+    assert not OutboxItem.objects.filter(pk=first.pk).exists()
+
+
+def test_a_subject_is_queued_on_one_line(db):
+    mail_enqueue(
+        subject="Break-glass access #5 opened on Eve Doe\r\nBcc: x@example.org",
+        body="x",
+        recipients=["a@example.org"],
+    )
+    worker.deliver_pending()
+    assert [m.subject for m in mail.outbox] == [
+        "Break-glass access #5 opened on Eve Doe Bcc: x@example.org"
+    ]
 
 
 def test_the_action_fails_when_its_mail_cannot_be_queued(provider, agent, monkeypatch):
