@@ -63,8 +63,9 @@ def audit_account_matches(*, viewer: User, text: str) -> list[User]:
     (digits), or part of its name ("dorothy", "ludwig", "dorothy lud"). Only
     accounts whose events the viewer can see are looked at: their own
     practice's members and the platform's staff (who act on a practice's
-    accounts), or everyone for a platform auditor; so naming the matches on the
-    page tells no one about another practice's staff.
+    accounts), or everyone for a platform auditor, or for a provider or nurse,
+    who read the events about their own account, only themselves; so naming the
+    matches on the page tells no one about anyone they may not look up.
     """
     text = " ".join(text.split())
     scope = audit_scope(viewer)
@@ -74,7 +75,11 @@ def audit_account_matches(*, viewer: User, text: str) -> list[User]:
     if text.isascii() and text.isdigit() and len(text) <= 10:  # "²" is a digit, not a number
         named |= Q(provider_profile__doctor_id=int(text))
     accounts = User.objects.annotate(full_name=Concat("first_name", Value(" "), "last_name"))
-    if scope is not AuditScope.ALL:
+    if scope is AuditScope.OWN_ACCOUNT:
+        # Who reads only events about their own account names only themselves: the
+        # platform's staff and their colleagues are no answer of theirs to give.
+        accounts = accounts.filter(pk=viewer.pk)
+    elif scope is not AuditScope.ALL:
         accounts = accounts.filter(Q(practice_id=viewer.practice_id) | Q(practice__isnull=True))
     return list(
         accounts.filter(named)

@@ -16,6 +16,7 @@ from accounts.reauth import recent_auth_required
 from break_glass import services
 from break_glass.forms import BreakGlassOpenForm, BreakGlassReviewForm
 from break_glass.models import BreakGlassGrant
+from ehr.navigation import from_this_site
 from ehr.policies import (
     AuditScope,
     allowed_only,
@@ -75,8 +76,10 @@ def _active_grant(request: HttpRequest, grant_id: int) -> BreakGlassGrant | None
 @never_cache
 @require_GET
 @allowed_only(can_use_support_console)
+@from_this_site("view the identity details this break-glass access opens")
 def break_glass_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
-    """The identity details an open grant shows its agent (viewing them is audited)."""
+    """The identity details an open grant shows its agent (viewing them is audited, so only
+    from a page of this site: ehr/navigation.py)."""
     grant = _active_grant(request, grant_id)
     if grant is None:
         return redirect("support_console")

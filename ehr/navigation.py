@@ -1,7 +1,8 @@
 """Audited reads start only from this site: never from a link on another one.
 
-Reading an account's or a patient's history, and exporting the audit log, are
-GET requests that write an audit event ("... viewed the history of ...").
+Reading an account's or a patient's history, exporting the audit log, and
+opening the identity details of a break-glass grant are GET requests that write
+an audit event ("... viewed the history of ...").
 Session cookies are SameSite=Lax, so they travel with a top-level navigation
 from any site: a page elsewhere could send a signed-in compliance officer's
 browser to such an address, and the log would then say, truly but misleadingly,

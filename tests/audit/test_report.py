@@ -129,7 +129,7 @@ def test_username_matches_actor_or_account(client, compliance, log, nurse):
 
 
 def test_the_user_filter_takes_a_doctor_id_or_part_of_a_name_and_says_whom(
-    client, compliance, auditor, provider, other_provider, log
+    client, compliance, auditor, provider, other_provider, nurse, log
 ):
     client.force_login(compliance)
     by_username = details(client.get("/audit/", {"username": "dorothy"}))
@@ -147,6 +147,15 @@ def test_the_user_filter_takes_a_doctor_id_or_part_of_a_name_and_says_whom(
     # A platform auditor reads every practice: there they match.
     client.force_login(auditor)
     assert "(Test User)" in client.get("/audit/", {"username": "otherdoc"}).content.decode()
+    # A nurse reads only the events about her own account: she names only herself, not
+    # the platform's staff or her colleagues, by username or by part of a name.
+    client.force_login(nurse)
+    for typed in ("auditor", "a", "ludwig", "496094"):
+        response = client.get("/audit/", {"username": typed})
+        assert response.context["user_matches"] == [], typed
+    assert client.get("/audit/", {"username": "dori"}).context["user_matches"] == [
+        "dori (Dori User)"
+    ]
 
 
 def test_a_name_too_many_accounts_share_asks_for_more(client, compliance, practice, clock):

@@ -1,13 +1,16 @@
-"""Audited reads (histories, exports) never start from a link on another site (ehr/navigation.py)."""
+"""Audited reads (histories, exports, break-glass identity) never start from a link on another
+site (ehr/navigation.py)."""
 
 import pytest
 from django.urls import reverse
 
 from accounts.roles import Role
 from audit.models import AuditEvent
+from break_glass.services import break_glass_open
 from tests.factories import confirm_identity, make_user
 
 PATIENT = {"practice_id": 0, "patient_id": "P-1"}
+REASON = "Caller lost her phone and cannot sign in to read her Support PIN; verified by callback."
 
 
 @pytest.fixture
@@ -58,3 +61,24 @@ def test_from_this_site_typed_or_from_an_older_browser_it_happens(
     assert response.status_code == 200
     assert "You followed a link from another site" not in response.content.decode()
     assert AuditEvent.objects.filter(kind="audit.account_history_viewed").count() == 1
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_link_from_another_site_to_a_break_glass_grant_shows_no_identity_and_records_nothing(
+    client, agent, provider, site
+):
+    """The grant's page records "Identity details ... viewed" each time it is opened."""
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=20, ip=None
+    )
+    client.force_login(agent)
+    url = reverse("break_glass_grant", kwargs={"grant_id": grant.pk})
+    before = AuditEvent.objects.count()
+    response = client.get(url, HTTP_SEC_FETCH_SITE=site)
+    page = response.content.decode()
+    assert "You followed a link from another site. Nothing has happened yet" in page
+    assert provider.email not in page and "496094" not in page
+    assert AuditEvent.objects.count() == before
+    opened = client.get(url, HTTP_SEC_FETCH_SITE="same-origin").content.decode()
+    assert provider.email in opened
+    assert AuditEvent.objects.count() == before + 1
