@@ -73,7 +73,7 @@ class User(AbstractUser):
         "username",
         max_length=150,
         unique=True,
-        help_text="150 characters or fewer: ASCII letters, digits and @ . + - _ only.",
+        help_text="150 characters or fewer: ASCII letters, digits and @ . + - _ only, not digits alone.",
         validators=[username_validator, validate_username_not_only_digits],
         error_messages={"unique": "That username is taken."},
     )

@@ -542,3 +542,14 @@ KINDS: dict[str, EventKind] = {
 
 # The codes the report's "Break-glass only" filter selects: every kind of break-glass access.
 BREAK_GLASS_CODES = tuple(code for code in KINDS if code.startswith("break_glass."))
+# Oversight of an account, which its owner does not read in their own log: the alerts
+# raised about it and their acknowledgement notes, a compliance officer or auditor
+# reading its history, and the review of break-glass access to it. Told to the
+# person being looked into, they would tip off an investigation; the officers and
+# auditors who do the looking read them as any other event.
+OVERSIGHT_CODES = (
+    ALERT_RAISED.code,
+    ALERT_ACKNOWLEDGED.code,
+    AUDIT_ACCOUNT_HISTORY_VIEWED.code,
+    BREAK_GLASS_REVIEWED.code,
+)

@@ -13,12 +13,17 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
 
 from accounts.models import User
+from audit.kinds import OVERSIGHT_CODES
 from audit.models import AuditChain, AuditedPatient, AuditEvent
 from ehr.policies import AuditScope, audit_scope
 
 
 def audit_event_scope(*, viewer: User) -> QuerySet[AuditEvent]:
-    """Return the events `viewer` may read (none for those who may read none)."""
+    """Return the events `viewer` may read (none for those who may read none).
+
+    Providers and staff read the events about their own account, except the
+    oversight of it (`kinds.OVERSIGHT_CODES`).
+    """
     scope = audit_scope(viewer)
     events = AuditEvent.objects.all()
     if scope is AuditScope.ALL:
@@ -26,7 +31,7 @@ def audit_event_scope(*, viewer: User) -> QuerySet[AuditEvent]:
     if scope is AuditScope.PRACTICE:
         return events.filter(practice_id=viewer.practice_id)
     if scope is AuditScope.OWN_ACCOUNT:
-        return events.filter(account_id=viewer.pk)
+        return events.filter(account_id=viewer.pk).exclude(kind__in=OVERSIGHT_CODES)
     return events.none()
 
 

@@ -7,15 +7,24 @@ import accounts.validators
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0012_passkeys'),
+        ("accounts", "0012_passkeys"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='user',
-            name='username',
-            field=models.CharField(error_messages={'unique': 'That username is taken.'}, help_text='150 characters or fewer: ASCII letters, digits and @ . + - _ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.ASCIIUsernameValidator(), accounts.validators.validate_username_not_only_digits], verbose_name='username'),
+            model_name="user",
+            name="username",
+            field=models.CharField(
+                error_messages={"unique": "That username is taken."},
+                help_text="150 characters or fewer: ASCII letters, digits and @ . + - _ only, not digits alone.",
+                max_length=150,
+                unique=True,
+                validators=[
+                    django.contrib.auth.validators.ASCIIUsernameValidator(),
+                    accounts.validators.validate_username_not_only_digits,
+                ],
+                verbose_name="username",
+            ),
         ),
     ]

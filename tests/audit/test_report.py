@@ -863,3 +863,39 @@ def test_export_filename_carries_only_validated_dates(client, compliance, log):
         == 'attachment; filename="audit-log_2024-02-19_to_2024-03-19.csv"'
     )
     assert read_csv(response) == [HEADER]
+
+
+def test_an_account_owner_does_not_read_the_oversight_of_their_account(
+    client, compliance, provider, log
+):
+    """Alerts about them, the officer's notes, their history being read, a grant's review."""
+    record_at(
+        NOW - timedelta(hours=3), kind=kinds.PROFILE_UPDATED, acting_user=provider, account=provider
+    )
+    oversight = [
+        (kinds.ALERT_RAISED, {"alert": 7, "summary": "Support PIN viewed 40 times in a day"}),
+        (kinds.ALERT_ACKNOWLEDGED, {"alert": 7, "note": "Interviewing her on Monday"}),
+        (kinds.AUDIT_ACCOUNT_HISTORY_VIEWED, {"rows": 12, "period": "03/12/2024 to 03/19/2024"}),
+        (kinds.BREAK_GLASS_REVIEWED, {"grant": 3, "outcome": "Justified", "note": "ok"}),
+    ]
+    for n, (kind, params) in enumerate(oversight):
+        record_at(
+            NOW - timedelta(hours=2, minutes=n),
+            kind=kind,
+            acting_user=compliance,
+            account=provider,
+            params=params,
+        )
+    client.force_login(provider)
+    own = details(client.get("/audit/"))
+    assert "Profile updated for user dorothy Ludwig" in own
+    assert not [
+        line for line in own if "Alert #7" in line or "history" in line or "reviewed" in line
+    ]
+    confirm_identity(client)
+    exported = "\n".join(row[6] for row in read_csv(client.get("/audit/export.csv")))
+    assert "Interviewing her" not in exported and "Alert #7" not in exported
+    client.force_login(compliance)
+    theirs = details(client.get("/audit/", {"username": "dorothy"}))
+    assert sum("Alert #7" in line for line in theirs) == 2
+    assert any("Interviewing her on Monday" in line for line in theirs)
