@@ -1,11 +1,13 @@
 """PIN screens: the owner's View / Generate / View-Edit, and the support console."""
 
 import time
+from datetime import UTC, datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -18,7 +20,7 @@ from accounts.views.prompts import identity_confirmed
 from ehr import policies
 from support_pin import selectors, services
 from support_pin.forms import AppPinForm, ConsoleSearchForm, ConsoleValidateForm, PasswordPromptForm
-from support_pin.services import ValidationOutcome
+from support_pin.services import ValidationOutcome, ValidationResult
 
 
 def _local(moment) -> str:
@@ -28,6 +30,7 @@ def _local(moment) -> str:
 # Which PIN the prompt just confirmed may be shown, once, by the next GET of pin_shown.
 # The PIN itself is never put in the session: pin_shown reads it then.
 SHOW_ONCE = "pin_to_show"
+CONSOLE_OUTCOME = "console_outcome"  # [account id, outcome, locked until]: shown once
 SHOW_WITHIN = 60  # seconds between the prompt and the page that shows the PIN
 
 _SHOWN = {
@@ -174,8 +177,9 @@ def _console(request: HttpRequest, *, account, form, outcome=None, status=200) -
 def support_console(request: HttpRequest) -> HttpResponse:
     """Find an account and choose it; no PIN is ever shown here."""
     account = _account_from(request.GET.get("account", ""))
+    # A fresh form: the PIN typed is never echoed back into the page.
     form = ConsoleValidateForm(initial={"account": account.pk if account else None})
-    return _console(request, account=account, form=form)
+    return _console(request, account=account, form=form, outcome=_outcome_for(request, account))
 
 
 @login_required
@@ -201,9 +205,24 @@ def support_console_validate(request: HttpRequest) -> HttpResponse:
         pin=form.cleaned_data["pin"],
         ip=request.client_ip,
     )
-    # A fresh form: the PIN typed is never echoed back into the page.
-    fresh = ConsoleValidateForm(initial={"account": account.pk})
-    return _console(request, account=account, form=fresh, outcome=outcome)
+    # The outcome is shown by the console's own address, once: reloading the page then
+    # asks nothing again, where reloading this answer sent the PIN a second time (after
+    # a match, to a PIN already replaced: a failed validation, counted and recorded).
+    locked = outcome.locked_until.timestamp() if outcome.locked_until else None
+    request.session[CONSOLE_OUTCOME] = [account.pk, outcome.outcome.value, locked]
+    query = request.GET.copy()  # the search the agent came from, if any
+    query["account"] = str(account.pk)
+    return redirect(f"{reverse('support_console')}?{query.urlencode()}")
+
+
+def _outcome_for(request: HttpRequest, account) -> ValidationResult | None:
+    """Return, once, the outcome of the validation that just redirected here for `account`."""
+    shown = request.session.pop(CONSOLE_OUTCOME, None)
+    if account is None or not isinstance(shown, list) or shown[0] != account.pk:
+        return None
+    _pk, value, locked = shown
+    until = datetime.fromtimestamp(locked, tz=UTC) if locked is not None else None
+    return ValidationResult(ValidationOutcome(value), until)
 
 
 def _account_from(raw: str):

@@ -122,7 +122,9 @@ def test_the_console_says_why_a_blocked_account_is_refused(provider, agent):
     client = Client()
     client.force_login(agent)
     response = client.post(
-        "/support/validate/pin/", {"account": provider.pk, "pin": current_pin(provider)}
+        "/support/validate/pin/",
+        {"account": provider.pk, "pin": current_pin(provider)},
+        follow=True,
     )
     page = response.content.decode()
     assert "blocked until its owner generates a new PIN" in page

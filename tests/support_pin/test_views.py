@@ -192,14 +192,35 @@ def test_console_validation_flow(unusual_pins, agent_client, provider):
     page = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
     assert "Support PIN the caller gives" in page
     wrong = wrong_pin(provider)
-    response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": wrong})
+    response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": wrong}, follow=True)
     assert "The Support PIN did not match." in response.content.decode()
     assert not mentions(response.content.decode().split("</h2>", 1)[1], wrong)
     pin = current_pin(provider)
     response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": f" {pin} "})
-    page = response.content.decode()
+    # The answer is the console's own address: reloading it sends no PIN again.
+    assert response.status_code == 302
+    assert response["Location"] == f"{CONSOLE}?account={provider.pk}"
+    events = AuditEvent.objects.count()
+    page = agent_client.get(response["Location"]).content.decode()
     assert "The Support PIN matched." in page
     assert not mentions(page, pin) and not mentions(page, current_pin(provider))
+    reloaded = agent_client.get(response["Location"]).content.decode()
+    assert "The Support PIN matched." not in reloaded  # shown once
+    assert "did not match" not in reloaded
+    assert AuditEvent.objects.count() == events
+    assert AccountPins.objects.get(user=provider).failed_validations == 0
+
+
+def test_after_validating_from_a_search_the_console_keeps_the_search(agent_client, provider):
+    response = agent_client.post(
+        f"{VALIDATE}?q=dorothy", {"account": provider.pk, "pin": wrong_pin(provider)}
+    )
+    assert response["Location"] == f"{CONSOLE}?q=dorothy&account={provider.pk}"
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "The Support PIN did not match." in page and "dorothy" in page
+    # Another account's console does not show this account's outcome.
+    other = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
+    assert "did not match" not in other
 
 
 def test_console_rejects_malformed_pins_without_counting_them(agent_client, provider):
@@ -233,7 +254,9 @@ def test_console_shows_the_lock(agent_client, provider):
         agent_client.post(VALIDATE, {"account": provider.pk, "pin": wrong_pin(provider)})
     page = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
     assert "Validation is locked for this account until" in page
-    response = agent_client.post(VALIDATE, {"account": provider.pk, "pin": current_pin(provider)})
+    response = agent_client.post(
+        VALIDATE, {"account": provider.pk, "pin": current_pin(provider)}, follow=True
+    )
     assert "Validation is locked; the PIN was not checked." in response.content.decode()
 
 
