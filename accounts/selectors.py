@@ -54,6 +54,7 @@ class StaffRow:
     is_provider: bool
     locked: bool
     pin_validation_blocked: bool
+    pin_validation_locked_until: datetime | None  # the lock after wrong PINs, while it lasts
 
 
 STAFF_ROW_FIELDS = (
@@ -64,6 +65,7 @@ STAFF_ROW_FIELDS = (
     "is_active",
     "practice_id",
     "pins__validation_blocked_at",
+    "pins__validation_locked_until",
 )
 
 
@@ -78,6 +80,7 @@ def practice_staff(*, practice_id: int) -> list[StaffRow]:
         .order_by("last_name", "first_name", "username")
     )
     locked = locked_usernames([u.username for u in users])
+    now = timezone.now()
     return [
         StaffRow(
             user=u,
@@ -85,6 +88,11 @@ def practice_staff(*, practice_id: int) -> list[StaffRow]:
             is_provider=any(g.name == Role.PROVIDER.value for g in u.groups.all()),
             locked=u.username in locked,
             pin_validation_blocked=u.pins.validation_blocked_at is not None,
+            pin_validation_locked_until=(
+                u.pins.validation_locked_until
+                if u.pins.validation_locked_until and u.pins.validation_locked_until > now
+                else None
+            ),
         )
         for u in users
     ]

@@ -223,3 +223,19 @@ def test_the_pin_row_and_the_agents_failures_are_read_in_one_statement(provider,
     ]
     assert len(reads) == 1
     assert log_reads([{"sql": reads[0]}]) == reads
+
+
+def test_the_staff_page_shows_the_lock_after_wrong_pins_while_it_lasts(provider, agent, practice):
+    for _ in range(conf.VALIDATION_LOCK_AFTER):
+        validate(agent, provider, wrong_pin(provider))
+    until = AccountPins.objects.get(user=provider).validation_locked_until
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice)
+    client = Client()
+    client.force_login(admin)
+    confirm_identity(client)
+    page = client.get("/practice/staff/").content.decode()
+    local = timezone.localtime(until, timezone.zoneinfo.ZoneInfo(admin.time_zone))
+    assert f"PIN validation locked until {local:%I:%M %p %Z}" in page
+    with time_machine.travel(until + timedelta(seconds=1)):
+        page = client.get("/practice/staff/").content.decode()
+    assert "PIN validation locked" not in page
