@@ -36,16 +36,39 @@ def kind_label(code: str) -> str:
 KIND_CHOICES = sorted(((code, kind_label(code)) for code in KINDS), key=lambda choice: choice[1])
 
 
-KIND_BY_LABEL = {label.casefold(): code for code, label in KIND_CHOICES}
+def _plain(text: str) -> str:
+    """A kind's name as words in any case: "Support PIN: viewed" is "support pin viewed"."""
+    return " ".join(text.replace(":", " ").split()).casefold()
+
+
+KIND_BY_LABEL = {_plain(label): code for code, label in KIND_CHOICES}
+KIND_NAMES = dict(KIND_CHOICES)
+SOME_MATCHES = 4  # names a "several match" message lists
 
 
 class _KindField(filter_fields.ChoiceField):
     """An event kind typed in a box: its code (what picking a suggestion puts there, and
-    what the dashboard's links carry) or its name as the list shows it, in any case."""
+    what the dashboard's links carry), its name as the list shows it, or a part of its
+    name that no other kind's has ("viewed"), in any case. A part that several names
+    have is answered with some of them."""
 
     def to_python(self, value):
         text = super().to_python(value).strip()
-        return KIND_BY_LABEL.get(text.casefold(), text)
+        words = _plain(text)
+        if not words or text in KINDS or words in KIND_BY_LABEL:
+            return KIND_BY_LABEL.get(words, text)
+        matches = [(label, code) for label, code in KIND_BY_LABEL.items() if words in label]
+        if len(matches) == 1:
+            return matches[0][1]
+        if matches:
+            names = "; ".join(KIND_NAMES[code] for _label, code in matches[:SOME_MATCHES])
+            more = ", and more" if len(matches) > SOME_MATCHES else ""
+            raise forms.ValidationError(
+                f"{len(matches)} events match that ({names}{more}). Type more of the name, "
+                "or pick one from the list.",
+                code="several",
+            )
+        return text
 
 
 class KindFilter(django_filters.ChoiceFilter):
@@ -59,9 +82,10 @@ def kind_choices() -> list[tuple[str, str]]:
 
 
 class PracticeByGroupIdOrName:
-    """A practice typed in a box: its Group ID (what picking a suggestion puts there) or
-    its whole name, whatever the case. A platform may have thousands of practices, too
-    many for a menu; the box asks `audit_practices` as one types."""
+    """A practice typed in a box: its Group ID (what picking a suggestion puts there), its
+    whole name, or a part of its name that no other practice's has, whatever the case.
+    A platform may have thousands of practices, too many for a menu; the box asks
+    `audit_practices` as one types."""
 
     def to_python(self, value):
         text = str(value or "").strip()
@@ -71,7 +95,15 @@ class PracticeByGroupIdOrName:
             named = []  # no practice's name: not worth asking the database
         else:
             named = list(self.queryset.filter(name__iexact=text)[:2])
-        if len(named) != 1:
+            if not named:
+                named = list(self.queryset.filter(name__icontains=text)[:2])
+        if len(named) > 1:
+            raise forms.ValidationError(
+                "Several practices have that in their name. Type more of it, or the Group "
+                "ID, or pick the practice from the list.",
+                code="several",
+            )
+        if not named:
             raise forms.ValidationError(
                 self.error_messages["invalid_choice"], code="invalid_choice"
             )
@@ -256,7 +288,7 @@ class AuditEventFilter(django_filters.FilterSet):
         choices=kind_choices,
         empty_label="All events",
         widget=SuggestionsInput(attrs={"placeholder": "All events"}),
-        help_text="Type part of its name, such as lockout.",
+        help_text="Type part of its name, such as viewed or locked, and pick it from the list.",
         error_messages={"invalid_choice": "Choose an event from the list, or leave it empty."},
     )
     # Narrows a platform auditor's log to one practice; no one else has it (`__init__`).

@@ -1,4 +1,4 @@
-"""A platform auditor's practice box: suggestions as one types, a Group ID or a whole name."""
+"""A platform auditor's practice box: suggestions as one types, a Group ID or a name."""
 
 import re
 
@@ -64,7 +64,7 @@ def test_only_platform_auditors_may_list_practices(client, request, practice, wh
     assert client.get("/audit/practices.json", {"q": "a"}).status_code == 403
 
 
-def test_the_report_takes_a_group_id_or_a_whole_name_and_refuses_anything_else(
+def test_the_report_takes_a_group_id_or_a_name_or_part_of_one_and_refuses_anything_else(
     client, auditor, log, other_practice
 ):
     client.force_login(auditor)
@@ -76,7 +76,10 @@ def test_the_report_takes_a_group_id_or_a_whole_name_and_refuses_anything_else(
     assert by_name.content.decode().count("<tr><td>") == rows
     expected = AuditEvent.objects.filter(practice=other_practice, occurred_at__year=2024).count()
     assert rows == min(expected, 50)
-    refused = ["Harbor", "999999", "99999999999999999999999", str(other_practice.pk + 10**6)]
+    # A part of one practice's name only: that practice.
+    by_part = client.get("/audit/", {"last": "year", "practice": "harbor"})
+    assert by_part.content.decode().count("<tr><td>") == rows
+    refused = ["Harbour", "999999", "99999999999999999999999", str(other_practice.pk + 10**6)]
     full_width = str(other_practice.group_id).translate(
         {ord(d): 0xFF10 + int(d) for d in "0123456789"}
     )
@@ -90,9 +93,11 @@ def test_the_report_takes_a_group_id_or_a_whole_name_and_refuses_anything_else(
 def test_two_practices_of_one_name_are_told_apart_by_group_id(client, auditor):
     first, second = make_practice("Twin Oaks Clinic"), make_practice("Twin Oaks Clinic")
     client.force_login(auditor)
-    response = client.get("/audit/dashboard/", {"practice": "Twin Oaks Clinic"})
-    assert response.status_code == 400
-    assert "pick the practice from the list" in response.content.decode()
+    for typed in ("Twin Oaks Clinic", "oaks"):
+        response = client.get("/audit/dashboard/", {"practice": typed})
+        assert response.status_code == 400
+        assert "Several practices have that in their name." in response.content.decode()
+        assert "pick the practice from the list" in response.content.decode()
     assert [p["id"] for p in suggested(client, "twin oaks")] == [first.group_id, second.group_id]
     assert client.get("/audit/dashboard/", {"practice": second.group_id}).status_code == 200
 

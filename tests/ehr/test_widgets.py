@@ -104,6 +104,15 @@ def test_the_event_box_takes_a_kind_and_refuses_anything_else():
     assert cleaned("support_pin.viewed")["kind"] == "support_pin.viewed"
     assert cleaned("")["kind"] == ""
     assert cleaned(" support pin: VIEWED ")["kind"] == "support_pin.viewed"  # its name
-    assert cleaned("Support PIN viewed")["kind"] == [
-        "Choose an event from the list, or leave it empty."
-    ]
+    assert cleaned("Support PIN viewed")["kind"] == "support_pin.viewed"  # without the colon
+    # A part of one name only (as the box's help offers), any case.
+    assert cleaned("unblocked by OWNER")["kind"] == "support_pin.validation_unblocked_by_owner"
+    # A part of several names: some of them, and what to do.
+    several = cleaned("locked")["kind"][0]
+    assert several.startswith("12 events match that (")
+    assert "Security: password prompt refused locked" in several and "and more" in several
+    assert "Type more of the name, or pick one from the list." in several
+    for nothing in ("lockout", "Support PIN viewed twice", "<b>x</b>"):
+        assert cleaned(nothing)["kind"] == ["Choose an event from the list, or leave it empty."], (
+            nothing
+        )
