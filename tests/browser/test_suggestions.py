@@ -66,7 +66,10 @@ def test_the_event_box_lists_every_kind_by_name_and_filters_by_the_pick(page, pr
     ).to_have_count(0)
     expect(page.get_by_role("cell", name="Profile updated for user dorothy Ludwig")).to_be_visible()
 
-    page.get_by_label("Event", exact=True).fill("viewed")  # part of a name, not picked
+    page.get_by_label("Event", exact=True).fill("viewed")  # part of several names, not picked
+    page.get_by_role("button", name="Update Filter").click()
+    expect(page.get_by_role("alert").first).to_contain_text("7 events match that (App PIN: viewed")
+    page.get_by_label("Event", exact=True).fill("lockout")  # part of no name
     page.get_by_role("button", name="Update Filter").click()
     expect(page.get_by_role("alert").first).to_contain_text("Choose an event from the list")
 
