@@ -20,10 +20,19 @@ $(VENV)/.installed-dev: requirements-dev.lock requirements.lock | $(PY)
 	$(PIP_INSTALL) -r requirements-dev.lock
 	touch $@ $(VENV)/.installed-run
 
+# Beside the server run what production runs beside it (README): the outbox worker, which
+# sends mail (printed here in development) and runs "Verify now", and the every-minute
+# jobs (alerts, checkpoints, expired break-glass). They stop with the server.
+MINUTELY := alerts_evaluate audit_checkpoint break_glass_expire
+
 run: $(VENV)/.installed-run
 	$(PY) scripts/ensure_env.py
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py outbox_worker & worker=$$!; \
+	( while sleep 60; do for job in $(MINUTELY); do $(PY) manage.py $$job >/dev/null; done; done ) & \
+	minutely=$$!; \
+	trap 'kill $$worker $$minutely 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.

@@ -34,7 +34,7 @@ def test_verify_now_runs_in_the_background_and_shows_the_result(client, officer,
     assert "has not been verified yet" in page(client)
     response = client.post("/audit/integrity/", follow=True)
     assert "Verification asked for" in response.content.decode()
-    assert "waiting for the outbox worker" in page(client)
+    assert "waiting to start: the background worker that runs it" in page(client)
     assert AuditEvent.objects.filter(
         kind=kinds.AUDIT_VERIFICATION_REQUESTED.code, actor_id=officer.pk
     ).exists()
