@@ -19,7 +19,7 @@ EndReason = UserSession.EndReason
 
 # What a browser is told when it comes back with the cookie of a session ended elsewhere.
 ENDED_ELSEWHERE = {
-    EndReason.REVOKED: "This session was signed out from another session.",
+    EndReason.REVOKED: "This session was signed out remotely: from another of your sessions, or by an administrator.",
     EndReason.PASSWORD_CHANGED: (
         "This session was signed out because the account's password was changed."
     ),

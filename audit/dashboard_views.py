@@ -119,7 +119,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
         "first_day": period.days[0],
         "last_day": period.days[-1],
         "charts": [
-            _chart("types", "Events per day by type", period, type_series),
+            _chart("types", "Events by type", period, type_series),
             _chart(
                 "pins",
                 "Support PIN activity",

@@ -272,7 +272,10 @@ def test_turning_two_factor_on_signs_out_the_other_sessions(client, provider):
     enrol(client, provider)
     response = other.get("/account/settings/", follow=True)
     assert response.redirect_chain[0][0].startswith(LOGIN)
-    assert "This session was signed out from another session." in response.content.decode()
+    assert (
+        "This session was signed out remotely: from another of your sessions, or by an administrator."
+        in response.content.decode()
+    )
 
 
 def test_backup_codes_are_stored_only_as_keyed_digests(client, provider, settings):

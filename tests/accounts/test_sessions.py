@@ -35,7 +35,10 @@ def test_the_security_tab_lists_sessions_and_signs_one_out(provider, password):
     laptop.post(end, {"password": password})
     response = phone.get("/account/settings/", follow=True)
     assert response.redirect_chain[0][0].startswith("/accounts/login/")
-    assert "This session was signed out from another session." in response.content.decode()
+    assert (
+        "This session was signed out remotely: from another of your sessions, or by an administrator."
+        in response.content.decode()
+    )
     assert "signed out from another" not in phone.get("/accounts/login/").content.decode()
     assert laptop.get("/account/settings/").status_code == 200
     event = AuditEvent.objects.get(kind="security.session_revoked")

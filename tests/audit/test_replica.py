@@ -138,9 +138,7 @@ def test_the_report_reads_its_rows_from_the_standby(client, compliance, provider
 
 def types_total(response) -> int:
     """The number beside the dashboard's first chart: the period's events of every type."""
-    found = re.search(
-        r"Events per day by type <span class=\"muted\">\((\d+)\)", response.content.decode()
-    )
+    found = re.search(r"Events by type <span class=\"muted\">\((\d+)\)", response.content.decode())
     assert found, response.content.decode()[:500]
     return int(found.group(1))
 

@@ -86,3 +86,24 @@ def test_the_seed_story_by_keyboard_alone(page, browser, live_server, provider, 
     ).to_be_visible()
     # The table scrolls in a region of its own, which the keyboard reaches.
     tab_to(page, page.get_by_role("region", name="Audit events"))
+
+
+def test_one_menu_is_open_at_a_time_and_escape_or_a_click_elsewhere_closes_it(
+    page, practice, password
+):
+    make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="compliance")
+    keyboard_sign_in(page, "compliance", password)
+    reports, account = (
+        page.locator("details.nav-menu", has_text=name) for name in ("Reports", "Account")
+    )
+    reports.locator("summary").click()
+    expect(reports).to_have_attribute("open", "")
+    account.locator("summary").click()  # the other one closes: they overlapped
+    expect(account).to_have_attribute("open", "")
+    expect(reports).not_to_have_attribute("open", "")
+    page.keyboard.press("Escape")
+    expect(account).not_to_have_attribute("open", "")
+    expect(account.locator("summary")).to_be_focused()
+    reports.locator("summary").click()
+    page.mouse.click(10, 700)  # on the page, away from the menu
+    expect(reports).not_to_have_attribute("open", "")

@@ -29,7 +29,7 @@ def test_revoke_another_session_and_see_it_die(page, browser, live_server, provi
         expect(other).to_have_url(re.compile(r"/accounts/login/"))
         expect(other.get_by_role("heading", name="Sign in")).to_be_visible()
         expect(other.get_by_role("status")).to_contain_text(
-            "This session was signed out from another session."
+            "This session was signed out remotely: from another of your sessions, or by an administrator."
         )
     finally:
         other_context.close()
