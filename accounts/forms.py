@@ -327,6 +327,18 @@ class IdentityForm(forms.Form):
 
     locked = False  # set when the check found the account's prompts locked
 
+    def add_error(self, field, error):
+        """Record the error, and give the first field in error the focus when the page loads.
+
+        A prompt may sit low on a long page (the Security tab's sessions): reloaded
+        with its error, the page opened at the top and seemed to do nothing.
+        """
+        super().add_error(field, error)
+        focused = any(f.widget.attrs.get("autofocus") for f in self.fields.values())
+        name = field if field in self.fields else "password"
+        if not focused and name in self.fields:
+            self.fields[name].widget.attrs["autofocus"] = True
+
     @property
     def passkey_button(self) -> bool:
         """Whether this form shows the passkey button (one a page: the default ids' form)."""

@@ -1,4 +1,5 @@
 import hashlib
+import re
 from datetime import timedelta
 
 import pytest
@@ -233,3 +234,16 @@ def test_one_other_session_is_one_session(provider, password):
     )
     page = response.content.decode()
     assert "Signed out 1 other session." in page and "session(s)" not in page
+
+
+def test_signing_a_session_out_without_the_password_puts_the_focus_on_it(provider, password):
+    """The sessions' password box sits low on a long page: its error is where the page opens."""
+    laptop = browser(provider, password, CHROME)
+    browser(provider, password, FIREFOX)
+    other = UserSession.objects.get(user=provider, user_agent=FIREFOX)
+    page = laptop.post(f"/account/security/sessions/{other.pk}/end/", {}).content.decode()
+    assert "This field is required." in page
+    focused = re.findall(r"<input[^>]*autofocus[^>]*>", page)
+    assert len(focused) == 1 and 'id="session_password"' in focused[0]
+    # Without an error, nothing takes the focus away from the top of the page.
+    assert "autofocus" not in laptop.get("/account/security/").content.decode()
