@@ -3,6 +3,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.mfa import mfa_device
 from accounts.models import User
+from audit.models import AuditEvent
 from ehr import policies
 
 
@@ -32,6 +33,15 @@ def test_seed_demo_creates_the_spec_accounts_and_is_idempotent(db, settings, cli
     # two-factor like the other privileged demo accounts.
     assert users["padmin"].roles == {"practice_admin"}
     assert users["padmin"].practice == dorothy.practice
+    # A few patients' chart views, once, for the patient box and a patient's history.
+    views = AuditEvent.objects.filter(kind="patient.chart_viewed")
+    assert views.count() == 5
+    assert set(views.values_list("patient_name", flat=True)) == {
+        "Ana Lopez",
+        "Marcus Webb",
+        "Grace Kim",
+    }
+    assert set(views.values_list("practice_id", flat=True)) == {dorothy.practice_id}
     enrolled = {u for u, user in users.items() if mfa_device(user) is not None}
     assert enrolled == {"agent", "compliance", "auditor", "padmin"}
     assert policies.can_unlock_sign_in(users["padmin"], dorothy)

@@ -12,10 +12,23 @@ from accounts.models import Practice, User
 from accounts.passkeys import passkey_required
 from accounts.roles import Role
 from accounts.services import practice_create, user_create
+from audit import kinds
+from audit.services import audit_event_record
 
 DEMO_PASSWORD = "demo-pass-2024"  # noqa: S105  (documented development-only password)
 # Base32 TOTP secret of the demo accounts whose role requires MFA (development only).
 DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXP"  # noqa: S105  (documented in README, development only)
+
+# Chart views of a few demo patients, as the EHR's clinical modules record them, so the
+# report's patient box and a patient's history have something to find: (who, patient
+# id, patient name), recorded as the demo is seeded.
+CHART_VIEWS = [
+    ("dorothy", "P-10231", "Ana Lopez"),
+    ("dori", "P-10231", "Ana Lopez"),
+    ("dorothy", "P-10487", "Marcus Webb"),
+    ("dori", "P-10502", "Grace Kim"),
+    ("dorothy", "P-10231", "Ana Lopez"),
+]
 
 PRACTICES = [
     {"key": "main", "name": "Ludwig Family Medicine", "group_id": 120450},
@@ -122,6 +135,18 @@ class Command(BaseCommand):
                     # sign in with the app, told to add a passkey (README: how).
                     if passkey_required(user) and user.passkey_grace_from is None:
                         User.objects.filter(pk=user.pk).update(passkey_grace_from=timezone.now())
+            if "dorothy" in created:  # the first seeding: the demo patients' chart views
+                for who, patient_id, patient_name in CHART_VIEWS:
+                    user = User.objects.get(username=who)
+                    audit_event_record(
+                        kind=kinds.PATIENT_CHART_VIEWED,
+                        acting_user=user,
+                        account=user,
+                        ip=None,
+                        patient_id=patient_id,
+                        patient_name=patient_name,
+                        params={"patient": patient_name},
+                    )
         if created:
             self.stdout.write(f"Created demo accounts: {', '.join(created)}")
         else:
