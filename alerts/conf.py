@@ -56,3 +56,21 @@ def stream_lag_limit() -> timedelta:
 def base_url() -> str:
     """The site's address for links in alert mail (`https://ehr.example.org`); may be empty."""
     return getattr(settings, "ALERT_BASE_URL", "").rstrip("/")
+
+
+def rules_in_words() -> list[str]:
+    """Each alert rule as the alerts page states it, with the thresholds in force."""
+    lockouts, window = lockouts_threshold(), int(lockout_window().total_seconds() // 60)
+    hours = int(break_glass_unreviewed_after().total_seconds() // 3600)
+    return [
+        f"A support agent gives {agent_failures_threshold()} or more wrong Support PINs, "
+        "across accounts, within an hour. When those accounts belong to more than one "
+        "practice, the alert goes to the platform's auditors only.",
+        f"One account's Support PIN is viewed {pin_views_threshold()} or more times within "
+        "24 hours.",
+        f"A break-glass access has not been reviewed {hours} hours after it was opened.",
+        f"{lockouts} or more sign-in lockouts of one practice's accounts within {window} minutes.",
+        "Verifying the audit log (its chains and signed checkpoints) finds a fault.",
+        f"Audit events wait more than {int(stream_lag_limit().total_seconds())} seconds to be "
+        "sent to the audit record repository (when one is configured).",
+    ]

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from alerts import selectors, services
+from alerts import conf, selectors, services
 from alerts.forms import AlertAcknowledgeForm, AlertFilterForm
 from alerts.models import Alert
 from ehr.policies import allowed_only, can_acknowledge_alert, can_view_alerts
@@ -21,12 +21,13 @@ from ehr.policies import allowed_only, can_acknowledge_alert, can_view_alerts
 def alert_list(request: HttpRequest) -> HttpResponse:
     """Open alerts first, then the newest acknowledged ones, optionally of one rule."""
     form = AlertFilterForm(request.GET)
+    rules = conf.rules_in_words()
     if not form.is_valid():
-        context = {"form": form, "lists": None}
+        context = {"form": form, "lists": None, "rules": rules}
         return render(request, "alerts/list.html", context, status=400)
     data = form.cleaned_data
     lists = selectors.alert_list(viewer=request.user, rule=data["rule"], page=data["page"] or 1)
-    return render(request, "alerts/list.html", {"form": form, "lists": lists})
+    return render(request, "alerts/list.html", {"form": form, "lists": lists, "rules": rules})
 
 
 def _alert_or_404(request: HttpRequest, alert_id: int) -> Alert:

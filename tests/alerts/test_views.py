@@ -276,3 +276,14 @@ def test_the_service_refuses_another_practices_officer(elsewhere, officer):
         alert_acknowledge(alert=elsewhere, acting_user=officer, note=NOTE, ip=None)
     elsewhere.refresh_from_db()
     assert elsewhere.is_open
+
+
+def test_the_alerts_page_states_each_rule_with_the_thresholds_in_force(officer, settings):
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 7
+    settings.ALERT_SIGN_IN_LOCKOUT_WINDOW_MINUTES = 20
+    page = as_user(officer).get(reverse("alert_list")).content.decode()
+    assert "When an alert is raised" in page
+    assert "One account&#x27;s Support PIN is viewed 7 or more times within 24 hours." in page
+    assert "sign-in lockouts of one practice&#x27;s accounts within 20 minutes." in page
+    assert "the alert goes to the platform&#x27;s auditors only" in page
+    assert "docs/audit.md" not in page  # a file of the code, which a user cannot open
