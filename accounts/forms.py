@@ -161,7 +161,7 @@ class ProviderProfileForm(forms.ModelForm):
         label="Specialty",
         queryset=Specialty.objects.all(),
         required=False,
-        help_text="Hold Ctrl (or Cmd) to choose several.",
+        help_text="Choose one or more (with a mouse, hold Ctrl or Cmd to add one).",
         widget=forms.SelectMultiple(attrs={"size": 6}),
     )
     website = WebAddressField(
