@@ -1,10 +1,12 @@
 """Break-glass access: a support agent's time-limited, justified access to an account."""
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 
 class ReviewOutcome(models.TextChoices):
@@ -89,3 +91,17 @@ class BreakGlassGrant(models.Model):
 
     def __str__(self) -> str:
         return f"Break-glass #{self.pk} by {self.agent_id} on {self.account_id}"
+
+    @property
+    def report_query(self) -> str:
+        """The Audit Log Report's query string for what was done under this access: the
+        account's break-glass events on the days it spanned, in the reader's time zone
+        (the active one, as the report reads dates)."""
+        return urlencode(
+            {
+                "break_glass": "on",
+                "username": self.account.username,
+                "date_from": timezone.localdate(self.opened_at).isoformat(),
+                "date_to": timezone.localdate(self.expires_at).isoformat(),
+            }
+        )

@@ -1,3 +1,5 @@
+import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -495,3 +497,24 @@ def test_a_deactivated_compliance_officer_neither_reviews_nor_is_told(
             acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
         )
     assert set(sent_mail()[-1].to) == {provider.email, auditor.email}
+
+
+def test_a_grants_link_to_the_report_shows_what_was_done_under_it(
+    agent, provider, nurse, compliance
+):
+    """Not every break-glass event of the year: the account's, on the days the access spanned."""
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=15, ip=None
+    )
+    other = break_glass_open(
+        acting_user=agent, account=nurse, justification=REASON, minutes=15, ip=None
+    )
+    client = Client()
+    client.force_login(compliance)
+    page = client.get(f"/audit/break-glass/{grant.pk}/review/").content.decode()
+    link = re.search(r'<a href="(/audit/\?[^"]+)">What was done', page).group(1)
+    report = client.get(html.unescape(link)).content.decode()
+    assert f"Break-glass access #{grant.pk} opened for user dorothy Ludwig" in report
+    assert f"#{other.pk}" not in report
+    listing = client.get("/audit/break-glass/").content.decode()
+    assert f'href="{link}">{grant.pk}</a>' in listing
