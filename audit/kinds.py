@@ -508,6 +508,12 @@ BREAK_GLASS_EXPIRED = EventKind(
     Action.UPDATE,
     "Break-glass access #{grant} to user {account} expired",
 )
+BREAK_GLASS_ENDED = EventKind(
+    "break_glass.ended",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Break-glass access #{grant} to user {account} ended early by its agent",
+)
 BREAK_GLASS_REVIEWED = EventKind(
     "break_glass.reviewed",
     EventType.SECURITY,

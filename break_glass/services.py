@@ -154,6 +154,22 @@ def break_glass_record_expiry(*, grant: BreakGlassGrant) -> bool:
     return True
 
 
+@transaction.atomic
+def break_glass_end(*, grant: BreakGlassGrant, acting_user: User, ip: str | None) -> bool:
+    """End the agent's own open access now, before its time is up (least privilege: the
+    caller is helped). Return whether it ended here; an access already over is left as is.
+    """
+    _assert_grant_holder(grant, acting_user)
+    locked = BreakGlassGrant.objects.select_for_update().get(pk=grant.pk)
+    now = timezone.now()
+    if locked.expiry_recorded_at is not None or locked.expires_at <= now:
+        return False
+    locked.expires_at = locked.expiry_recorded_at = now
+    locked.save(update_fields=["expires_at", "expiry_recorded_at"])
+    _record(kinds.BREAK_GLASS_ENDED, locked, acting_user=acting_user, ip=ip)
+    return True
+
+
 def _assert_grant_holder(grant: BreakGlassGrant, acting_user: User) -> None:
     if grant.agent_id != acting_user.pk:
         raise PermissionDenied("only the agent who opened a grant uses it")

@@ -15,6 +15,11 @@ urlpatterns = [
         views.break_glass_rotate_pin,
         name="break_glass_rotate_pin",
     ),
+    path(
+        "support/break-glass/grant/<id:grant_id>/end/",
+        views.break_glass_end,
+        name="break_glass_end",
+    ),
     path("audit/break-glass/", views.break_glass_list, name="break_glass_list"),
     path(
         "audit/break-glass/<id:grant_id>/review/",

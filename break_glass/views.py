@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -109,6 +110,19 @@ def break_glass_rotate_pin(request: HttpRequest, grant_id: int) -> HttpResponse:
     services.break_glass_rotate_pin(grant=grant, acting_user=request.user, ip=request.client_ip)
     messages.success(request, "The Support PIN was replaced and the owner emailed.")
     return redirect("break_glass_grant", grant_id=grant.pk)
+
+
+@login_required
+@require_POST
+@allowed_only(can_use_support_console)
+def break_glass_end(request: HttpRequest, grant_id: int) -> HttpResponse:
+    """End the agent's open access now, when the caller has been helped."""
+    grant = _active_grant(request, grant_id)
+    if grant is None:
+        return redirect("support_console")
+    services.break_glass_end(grant=grant, acting_user=request.user, ip=request.client_ip)
+    messages.success(request, f"Break-glass access #{grant.pk} is ended.")
+    return redirect(f"{reverse('support_console')}?account={grant.account_id}")
 
 
 def _reviewable_grants(user):

@@ -518,3 +518,30 @@ def test_a_grants_link_to_the_report_shows_what_was_done_under_it(
     assert f"#{other.pk}" not in report
     listing = client.get("/audit/break-glass/").content.decode()
     assert f'href="{link}">{grant.pk}</a>' in listing
+
+
+def test_the_agent_ends_it_early_and_then_nothing_more_is_shown(agent_client, agent, provider):
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=30, ip=None
+    )
+    url = f"/support/break-glass/grant/{grant.pk}/"
+    assert "End break-glass access now" in agent_client.get(url).content.decode()
+    # Another agent cannot end it: it is not theirs.
+    other = make_user(Role.SUPPORT_AGENT, username="agent2")
+    other_client = Client()
+    other_client.force_login(other)
+    other_client.post(f"{url}end/")
+    grant.refresh_from_db()
+    assert grant.expiry_recorded_at is None
+    response = agent_client.post(f"{url}end/", follow=True)
+    assert f"Break-glass access #{grant.pk} is ended." in response.content.decode()
+    assert response.redirect_chain[-1][0] == f"/support/validate/?account={provider.pk}"
+    grant.refresh_from_db()
+    assert grant.expiry_recorded_at is not None and grant.expires_at <= timezone.now()
+    assert agent_client.get(url)["Location"] == "/support/validate/"
+    agent_client.post(f"{url}end/")  # twice: once
+    call_command("break_glass_expire")  # and no "expired" after it
+    ended = f"Break-glass access #{grant.pk} to user dorothy Ludwig ended early by its agent"
+    assert grant_events(grant)[-1] == ended
+    assert grant_events(grant).count(ended) == 1
+    assert not any("expired" in d for d in grant_events(grant))

@@ -116,6 +116,7 @@ MATRIX = {
     # no such grant: the agent is sent back to the console; everyone else is refused
     "break_glass_grant": only([Role.SUPPORT_AGENT], allowed_status=REDIRECT),
     "break_glass_rotate_pin": everyone(NOT_ALLOWED),
+    "break_glass_end": everyone(NOT_ALLOWED),  # POST only
     "break_glass_list": only([Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]),
     # the review form: no such grant for those who review; everyone else is refused
     "break_glass_review": {
@@ -172,6 +173,7 @@ def concrete_url(name: str, people) -> str:
         "break_glass_open": {"account_id": provider.pk},
         "break_glass_grant": {"grant_id": 999999},
         "break_glass_rotate_pin": {"grant_id": 999999},
+        "break_glass_end": {"grant_id": 999999},
         "break_glass_review": {"grant_id": 999999},
         "alert_detail": {"alert_id": 999999},
         "alert_acknowledge": {"alert_id": 999999},

@@ -45,6 +45,7 @@ POSTERS = {
     "support_console_validate": Role.SUPPORT_AGENT,
     "break_glass_open": Role.SUPPORT_AGENT,
     "break_glass_rotate_pin": Role.SUPPORT_AGENT,
+    "break_glass_end": Role.SUPPORT_AGENT,
     "break_glass_review": Role.COMPLIANCE_OFFICER,
     "audit_integrity": Role.COMPLIANCE_OFFICER,
     "alert_acknowledge": Role.COMPLIANCE_OFFICER,
