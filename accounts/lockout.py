@@ -45,14 +45,22 @@ def guesses_in_turn(username: str | None) -> Iterator[None]:
     password prompt hold the account's row, locked, for the whole turn, so they
     take turns and each one sees the failures of those before it: at most the
     limit's number of passwords are checked, however the requests are timed.
-    What the turn records commits with it. A name no account has holds nothing:
-    no password signs in to it.
+    What the turn records commits with it.
+
+    The row is locked FOR NO KEY UPDATE: writers of events about the account
+    (whose foreign keys take a key-share lock on it) do not wait for the hash,
+    which with FOR UPDATE deadlocked against the audit chain's lock. A name no
+    account has takes no turn and opens no transaction: no password signs in to
+    it. On SQLite, whose one lock is the database's, a known account's turn
+    holds the write lock for its hash (transaction_mode IMMEDIATE): at most the
+    lock's limit of hashes per account and cool-off, as on PostgreSQL.
     """
+    if not username or not User.objects.filter(username=username).exists():
+        yield
+        return
     with transaction.atomic():
-        if username:
-            # Django skips FOR UPDATE on SQLite, where a writing transaction already
-            # takes the database's write lock as it begins (transaction_mode IMMEDIATE).
-            list(User.objects.select_for_update().filter(username=username).values("pk"))
+        # Django skips FOR NO KEY UPDATE on SQLite (see above).
+        list(User.objects.select_for_update(no_key=True).filter(username=username).values("pk"))
         yield
 
 
