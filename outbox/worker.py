@@ -47,6 +47,9 @@ def backoff(failures: int) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(0, failures - 1)))
 
 
+ERROR_LENGTH = Destination._meta.get_field("last_error").max_length  # what the row keeps
+
+
 @dataclass
 class Sent:
     delivered: int
@@ -80,12 +83,14 @@ def send_mail_items(items: list[OutboxItem], deadline: float) -> Sent:
                 )
                 try:
                     message.message()  # the headers are checked as the message is built
-                except ValueError as error:  # BadHeaderError: a line break in the subject
-                    return Sent(delivered, f"item {item.pk} cannot be sent: {error}", dead=True)
+                except ValueError:  # BadHeaderError: a line break in the subject
+                    # Not the error's text: it quotes the subject, which names people.
+                    reason = "its headers are not valid (a line break in the subject?)"
+                    return Sent(delivered, f"item {item.pk} cannot be sent: {reason}", dead=True)
                 message.send()
                 delivered += 1
     except Exception as error:  # any failure of the mail server is a failed attempt
-        return Sent(delivered, f"{type(error).__name__}: {error}"[:500])
+        return Sent(delivered, f"{type(error).__name__}: {error}")
     return Sent(delivered)
 
 
@@ -151,12 +156,12 @@ def _record(destination: Destination, items: list[OutboxItem], sent: Sent) -> No
         elif sent.dead:
             # Set aside, so it does not hold up the rest; the error stays visible.
             OutboxItem.objects.filter(pk=items[sent.delivered].pk).update(dead_at=done)
-            row.last_error, row.last_error_at = sent.error, done
+            row.last_error, row.last_error_at = sent.error[:ERROR_LENGTH], done
             logger.error("outbox %s: %s; set aside", row.name, sent.error)
         else:
             row.failures += 1
             row.next_attempt_at = done + backoff(row.failures)
-            row.last_error, row.last_error_at = sent.error, done
+            row.last_error, row.last_error_at = sent.error[:ERROR_LENGTH], done
             if items:
                 failed = items[sent.delivered]
                 OutboxItem.objects.filter(pk=failed.pk).update(attempts=failed.attempts + 1)

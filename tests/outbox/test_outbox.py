@@ -65,7 +65,9 @@ def test_a_mail_that_cannot_be_built_is_set_aside_and_the_rest_still_go(db):
     first = mail_enqueue(subject="One", body="one", recipients=["a@example.org"])
     second = mail_enqueue(subject="Two", body="two", recipients=["b@example.org"])
     # As a release that queued subjects as given could have left it.
-    broken = {"subject": "Two\r\nBcc: x@example.org", "body": "two", "to": ["b@example.org"]}
+    # A long name with line breaks: the error must neither overflow the row nor quote it.
+    subject = "Two " + "Ana Lopez\r\n" * 80 + "Bcc: x@example.org"
+    broken = {"subject": subject, "body": "two", "to": ["b@example.org"]}
     OutboxItem.objects.filter(pk=second.pk).update(
         payload=seal(second.token, {**broken, "from": settings.DEFAULT_FROM_EMAIL})
     )
@@ -74,7 +76,8 @@ def test_a_mail_that_cannot_be_built_is_set_aside_and_the_rest_still_go(db):
         pass
     assert [m.subject for m in mail.outbox] == ["One", "Three"]
     assert OutboxItem.objects.get(pk=second.pk).dead_at is not None
-    assert "cannot be sent" in Destination.objects.get(name=MAIL).last_error
+    last_error = Destination.objects.get(name=MAIL).last_error
+    assert "cannot be sent" in last_error and "Ana Lopez" not in last_error
     assert not OutboxItem.objects.filter(pk=first.pk).exists()
 
 
