@@ -20,6 +20,7 @@ from phonenumber_field.modelfields import PhoneNumberField
 from accounts.roles import Role
 from accounts.validators import (
     validate_country,
+    validate_plain_name,
     validate_time_zone,
     validate_username_not_only_digits,
 )
@@ -76,6 +77,16 @@ class User(AbstractUser):
         help_text="150 characters or fewer: ASCII letters, digits and @ . + - _ only, not digits alone.",
         validators=[username_validator, validate_username_not_only_digits],
         error_messages={"unique": "That username is taken."},
+    )
+
+    # Django's own, refusing what would break a mail subject or an exported line, or
+    # reorder what the name shows (every way an account is made or changed: forms,
+    # the admin, services that call full_clean).
+    first_name = models.CharField(
+        "first name", max_length=150, blank=True, validators=[validate_plain_name]
+    )
+    last_name = models.CharField(
+        "last name", max_length=150, blank=True, validators=[validate_plain_name]
     )
 
     practice = models.ForeignKey(

@@ -65,6 +65,8 @@ def validate_username_not_only_digits(value: str) -> None:
         )
 
 
+# Controls (CR, LF, tab, NUL ...) and the line and paragraph separators U+2028, U+2029.
+_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 # Bidirectional embeddings, overrides and isolates: they reorder what a name shows.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -76,7 +78,7 @@ def validate_plain_name(value: str) -> None:
     there is a header injection or a forged line, an override makes the text
     read differently from what it holds. Joiners, which some scripts need, stay.
     """
-    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
+    if any(unicodedata.category(ch) in _BREAKING or ch in _BIDI_CONTROLS for ch in value):
         raise ValidationError(
             "Use letters, spaces and punctuation only: no line breaks, tabs or other "
             "control characters.",

@@ -1,3 +1,4 @@
+import pytest
 from django.test import Client
 
 from accounts.models import UserSession
@@ -255,3 +256,25 @@ def test_only_practice_admins_add_staff(nurse_client):
         },
     )
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("name", ["B\nSubject: x", "B\u2028y", "Eve\u202eDoe", "A\x00"])
+def test_every_way_an_account_is_made_refuses_such_names(practice, name):
+    from django.core.exceptions import ValidationError
+
+    from accounts.models import User
+    from accounts.services import user_create
+
+    with pytest.raises(ValidationError, match="no line breaks, tabs or other control"):
+        user_create(
+            username="plain",
+            email="p@example.org",
+            password="correct-horse-battery-9",
+            first_name="Pat",
+            last_name=name,
+            role=Role.NURSE,
+            practice=practice,
+            doctor_id=None,
+            acting_user=None,
+        )
+    assert not User.objects.filter(username="plain").exists()
