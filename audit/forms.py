@@ -49,8 +49,8 @@ SOME_MATCHES = 4  # names a "several match" message lists
 class _KindField(filter_fields.ChoiceField):
     """An event kind typed in a box: its code (what picking a suggestion puts there, and
     what the dashboard's links carry), its name as the list shows it, or a part of its
-    name that no other kind's has ("viewed"), in any case. A part that several names
-    have is answered with some of them."""
+    name that no other kind's has ("unblocked by owner"), in any case. A part that
+    several names have ("viewed") is answered with some of them."""
 
     def to_python(self, value):
         text = super().to_python(value).strip()

@@ -30,7 +30,7 @@ def _local(moment) -> str:
 # Which PIN the prompt just confirmed may be shown, once, by the next GET of pin_shown.
 # The PIN itself is never put in the session: pin_shown reads it then.
 SHOW_ONCE = "pin_to_show"
-CONSOLE_OUTCOME = "console_outcome"  # [account id, outcome, locked until]: shown once
+CONSOLE_OUTCOME = "console_outcome"  # {account id: [outcome, locked until, at]}: shown once
 SHOW_WITHIN = 60  # seconds between the prompt and the page that shows the PIN
 
 _SHOWN = {
@@ -209,18 +209,25 @@ def support_console_validate(request: HttpRequest) -> HttpResponse:
     # asks nothing again, where reloading this answer sent the PIN a second time (after
     # a match, to a PIN already replaced: a failed validation, counted and recorded).
     locked = outcome.locked_until.timestamp() if outcome.locked_until else None
-    request.session[CONSOLE_OUTCOME] = [account.pk, outcome.outcome.value, locked]
+    # Kept by account, so that two tabs validating two accounts each find their own.
+    outcomes = request.session.get(CONSOLE_OUTCOME) or {}
+    outcomes[str(account.pk)] = [outcome.outcome.value, locked, time.time()]
+    request.session[CONSOLE_OUTCOME] = outcomes
     query = request.GET.copy()  # the search the agent came from, if any
     query["account"] = str(account.pk)
     return redirect(f"{reverse('support_console')}?{query.urlencode()}")
 
 
 def _outcome_for(request: HttpRequest, account) -> ValidationResult | None:
-    """Return, once, the outcome of the validation that just redirected here for `account`."""
-    shown = request.session.pop(CONSOLE_OUTCOME, None)
-    if account is None or not isinstance(shown, list) or shown[0] != account.pk:
+    """Return, once and within SHOW_WITHIN seconds, the outcome of the validation of
+    `account` that redirected here."""
+    outcomes = request.session.get(CONSOLE_OUTCOME)
+    if account is None or not isinstance(outcomes, dict) or str(account.pk) not in outcomes:
         return None
-    _pk, value, locked = shown
+    value, locked, at = outcomes.pop(str(account.pk))
+    request.session[CONSOLE_OUTCOME] = outcomes
+    if time.time() - at > SHOW_WITHIN:
+        return None  # its page never came; a later visit shows the account as it is
     until = datetime.fromtimestamp(locked, tz=UTC) if locked is not None else None
     return ValidationResult(ValidationOutcome(value), until)
 

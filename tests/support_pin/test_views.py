@@ -3,8 +3,10 @@ import logging
 import re
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from accounts.mfa import mfa_backup_codes_replace
@@ -12,6 +14,7 @@ from accounts.roles import Role
 from audit.models import AuditEvent
 from support_pin import services
 from support_pin.models import AccountPins
+from support_pin.views import SHOW_WITHIN
 from tests.factories import confirm_identity, make_user
 from tests.support_pin.helpers import ARABIC_INDIC, FULL_WIDTH, current_pin, mentions, wrong_pin
 
@@ -211,16 +214,31 @@ def test_console_validation_flow(unusual_pins, agent_client, provider):
     assert AccountPins.objects.get(user=provider).failed_validations == 0
 
 
-def test_after_validating_from_a_search_the_console_keeps_the_search(agent_client, provider):
+def test_after_validating_from_a_search_the_console_keeps_the_search(agent_client, provider, nurse):
     response = agent_client.post(
         f"{VALIDATE}?q=dorothy", {"account": provider.pk, "pin": wrong_pin(provider)}
     )
     assert response["Location"] == f"{CONSOLE}?q=dorothy&account={provider.pk}"
+    # Another account's console (another tab) does not show it, nor use it up.
+    other = agent_client.get(CONSOLE, {"account": nurse.pk}).content.decode()
+    assert "did not match" not in other and "matched" not in other
     page = agent_client.get(response["Location"]).content.decode()
     assert "The Support PIN did not match." in page and "dorothy" in page
-    # Another account's console does not show this account's outcome.
-    other = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
-    assert "did not match" not in other
+
+
+def test_two_tabs_validating_two_accounts_each_show_their_own(agent_client, provider, nurse):
+    first = agent_client.post(VALIDATE, {"account": provider.pk, "pin": wrong_pin(provider)})
+    second = agent_client.post(VALIDATE, {"account": nurse.pk, "pin": current_pin(nurse)})
+    assert "The Support PIN matched." in agent_client.get(second["Location"]).content.decode()
+    assert "did not match." in agent_client.get(first["Location"]).content.decode()
+
+
+def test_an_outcome_whose_page_never_came_is_not_shown_later(agent_client, provider):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        agent_client.post(VALIDATE, {"account": provider.pk, "pin": wrong_pin(provider)})
+        clock.shift(SHOW_WITHIN + 1)
+        page = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
+    assert "did not match" not in page
 
 
 def test_console_rejects_malformed_pins_without_counting_them(agent_client, provider):
