@@ -172,12 +172,17 @@ class PasskeyAuthenticationComplete(_Authentication, CompleteCredentialAuthentic
 
 
 @security.security_action
-@reauth.recent_auth_required(label="add a passkey or security key")
 def passkey_add(request: HttpRequest) -> HttpResponse:
-    """Name the passkey to add; the page then asks the browser to create it."""
+    """Name the passkey to add; the page then asks the browser to create it.
+
+    The name is checked before the password is asked for (`recent_auth_required`'s
+    check, made here after the form's): a blank name was refused only after it.
+    """
     form = PasskeyNameForm(request.POST)
     if not form.is_valid():
         return security.render_page(request, 400, passkey_form=form)
+    if not reauth.is_recent(request):
+        return reauth.confirm_first(request, label="add a passkey or security key")
     request.session[passkeys.ENROLMENT] = {
         "user": request.user.pk,
         "name": form.cleaned_data["name"],

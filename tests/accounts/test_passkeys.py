@@ -140,6 +140,10 @@ def test_the_first_passkey_turns_two_factor_on_and_signs_out_the_other_sessions(
 
 def test_adding_needs_a_recent_confirmation_and_a_name(client, provider, clock):
     client.force_login(provider)
+    # A blank name is refused at once, before the password is asked for.
+    response = client.post(ADD, {"name": "   "})
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()
     # Without a recent confirmation the request waits for one.
     assert client.post(ADD, {"name": "Key"})["Location"].startswith("/account/confirm/")
     # The library's endpoints refuse a ceremony nobody confirmed on the Security tab.
