@@ -222,7 +222,7 @@ def send_behind(destination: Destination, deadline: float) -> Streamed:
         try:
             _sender(config).send([_frame(event, config, hostname) for event in events])
         except (SyslogSendError, OSError, ValueError) as error:
-            return Streamed(delivered, f"{type(error).__name__}: {error}"[:500])
+            return Streamed(delivered, f"{type(error).__name__}: {error}")  # cut when kept
         AuditCursor.objects.update_or_create(
             destination=destination, chain_id=chain_id, defaults={"seq": events[-1]["seq"]}
         )

@@ -209,9 +209,15 @@ def support_console_validate(request: HttpRequest) -> HttpResponse:
     # asks nothing again, where reloading this answer sent the PIN a second time (after
     # a match, to a PIN already replaced: a failed validation, counted and recorded).
     locked = outcome.locked_until.timestamp() if outcome.locked_until else None
-    # Kept by account, so that two tabs validating two accounts each find their own.
-    outcomes = request.session.get(CONSOLE_OUTCOME) or {}
-    outcomes[str(account.pk)] = [outcome.outcome.value, locked, time.time()]
+    # Kept by account, so that two tabs validating two accounts each find their own; any
+    # left from pages that never came are past showing and go.
+    now = time.time()
+    outcomes = {
+        key: kept
+        for key, kept in (request.session.get(CONSOLE_OUTCOME) or {}).items()
+        if now - kept[2] <= SHOW_WITHIN
+    }
+    outcomes[str(account.pk)] = [outcome.outcome.value, locked, now]
     request.session[CONSOLE_OUTCOME] = outcomes
     query = request.GET.copy()  # the search the agent came from, if any
     query["account"] = str(account.pk)

@@ -278,3 +278,24 @@ def test_every_way_an_account_is_made_refuses_such_names(practice, name):
             acting_user=None,
         )
     assert not User.objects.filter(username="plain").exists()
+
+
+def test_every_way_an_account_is_made_refuses_a_username_of_digits_alone(practice):
+    from django.core.exceptions import ValidationError
+
+    from accounts.models import User
+    from accounts.services import user_create
+
+    with pytest.raises(ValidationError, match="cannot be digits alone"):
+        user_create(
+            username="496094",
+            email="d@example.org",
+            password="correct-horse-battery-9",
+            first_name="dorothy",
+            last_name="Ludwig",
+            role=Role.NURSE,
+            practice=practice,
+            doctor_id=None,
+            acting_user=None,
+        )
+    assert not User.objects.filter(username="496094").exists()

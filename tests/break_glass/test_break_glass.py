@@ -545,3 +545,17 @@ def test_the_agent_ends_it_early_and_then_nothing_more_is_shown(agent_client, ag
     assert grant_events(grant)[-1] == ended
     assert grant_events(grant).count(ended) == 1
     assert not any("expired" in d for d in grant_events(grant))
+
+
+def test_only_the_agent_who_opened_it_ends_it(agent, provider):
+    from break_glass.services import break_glass_end
+
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=30, ip=None
+    )
+    other = make_user(Role.SUPPORT_AGENT, username="agent2")
+    with pytest.raises(PermissionDenied):
+        break_glass_end(grant=grant, acting_user=other, ip=None)
+    grant.refresh_from_db()
+    assert grant.expiry_recorded_at is None
+    assert break_glass_end(grant=grant, acting_user=agent, ip=None) is True
