@@ -72,22 +72,16 @@ def _page_number(raw: str | None) -> int | None:
     return number or None
 
 
-def _position(number: int | None, rows: int, count: selectors.EventCount) -> tuple[int, int] | None:
+def _position(number: int | None, rows: int) -> tuple[int, int] | None:
     """Return (first, last) of the events a keyset page shows, counted from the newest.
 
-    Pages numbered from the newest start at (number - 1) * PAGE_SIZE + 1; those
-    numbered from the oldest are placed from the end, which is known only when
-    the count is exact.
+    Only pages numbered from the newest say it. Pages are numbered from the oldest
+    when the count is not exact (more than its bound), where their place is unknown.
     """
-    if number is None or not rows:
+    if number is None or number < 0 or not rows:
         return None
-    if number > 0:
-        first = (number - 1) * PAGE_SIZE + 1
-        return first, first + rows - 1
-    if not count.exact:
-        return None
-    last = count.value - (-number - 1) * PAGE_SIZE
-    return last - rows + 1, last
+    first = (number - 1) * PAGE_SIZE + 1
+    return first, first + rows - 1
 
 
 @login_required
@@ -117,16 +111,22 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         if direction in {"older", "newer"} and cursor is None:
             direction = "first"
         number = {"first": 1, "last": -1}.get(direction, number)
+        size = PAGE_SIZE
+        if direction == "last" and count.exact and count.value:
+            # The oldest page holds what the full pages from the newest leave over, so
+            # that both ends show the same pages, numbered from the newest.
+            size = count.value % PAGE_SIZE or PAGE_SIZE
+            number = -(-count.value // PAGE_SIZE)
         with bound_parameters(filterset.qs.db):
             page = selectors.audit_report_page(
                 filterset.parts,
                 between=filterset.form.range,
                 direction=direction,
                 cursor=cursor,
-                size=PAGE_SIZE,
+                size=size,
             )
         found = page.rows
-        position = _position(number, len(found), count)
+        position = _position(number, len(found))
     else:
         page = selectors.audit_sorted_page(
             filterset.parts,

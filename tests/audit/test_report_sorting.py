@@ -114,12 +114,26 @@ def test_keyset_pages_say_where_they_are(client, compliance, many):
     older = client.get("/audit/", {"page": "older", "cursor": page.older.encode(), "n": "2"})
     assert indication(older) == "121 events · Page 2 · events 51\u2013100"
     assert "n=3" in older.content.decode() and "n=1" in older.content.decode()
+    # The oldest page holds what the full pages leave over: the pages from either end
+    # are the same pages, numbered from the newest.
     last = client.get("/audit/", {"page": "last"})
-    assert indication(last) == "121 events · Page 1 from the oldest · events 72\u2013121"
+    assert indication(last) == "121 events · Page 3 · events 101\u2013121"
+    third = client.get(
+        "/audit/", {"page": "older", "cursor": older.context["page"].older.encode(), "n": "3"}
+    )
+    assert indication(third) == "121 events · Page 3 · events 101\u2013121"
+    assert last.context["page"].rows == third.context["page"].rows
+    assert "n=2" in last.content.decode()
     newer = client.get(
+        "/audit/", {"page": "newer", "cursor": last.context["page"].newer.encode(), "n": "2"}
+    )
+    assert indication(newer) == "121 events · Page 2 · events 51\u2013100"
+    assert newer.context["page"].rows == older.context["page"].rows
+    # An older link numbered from the oldest (a bookmark) still says where it is.
+    from_oldest = client.get(
         "/audit/", {"page": "newer", "cursor": last.context["page"].newer.encode(), "n": "-2"}
     )
-    assert indication(newer) == "121 events · Page 2 from the oldest · events 22\u201371"
+    assert indication(from_oldest) == "121 events · Page 2 from the oldest"
     # A link without its number (an old bookmark) says only the count.
     bare = client.get("/audit/", {"page": "older", "cursor": page.older.encode()})
     assert indication(bare) == "121 events"
