@@ -15,7 +15,7 @@ from django_filters import fields as filter_fields
 
 from accounts.models import Practice, User
 from accounts.selectors import PRACTICE_NAME_LENGTH, is_group_id
-from audit.kinds import BREAK_GLASS_CODES, KINDS, EventType
+from audit.kinds import BREAK_GLASS_CODES, KINDS, OVERSIGHT_CODES, EventType
 from audit.selectors import ACCOUNT_MATCH_LIMIT
 from ehr.widgets import SuggestionsInput
 
@@ -57,7 +57,9 @@ class _KindField(filter_fields.ChoiceField):
         words = _plain(text)
         if not words or text in KINDS or words in KIND_BY_LABEL:
             return KIND_BY_LABEL.get(words, text)
-        matches = [(label, code) for label, code in KIND_BY_LABEL.items() if words in label]
+        # Only the kinds this viewer may choose: a part of a name is matched among them.
+        matches = [(_plain(label), code) for code, label in self.choices if code]
+        matches = [(label, code) for label, code in matches if words in label]
         if len(matches) == 1:
             return matches[0][1]
         if matches:
@@ -79,6 +81,15 @@ def kind_choices() -> list[tuple[str, str]]:
     """The Event box's choices, given as a function: a form copies a list of choices
     deeply for every request (80 pairs, twice), and a function not at all."""
     return KIND_CHOICES
+
+
+OWN_KIND_CHOICES = [choice for choice in KIND_CHOICES if choice[0] not in OVERSIGHT_CODES]
+
+
+def own_kind_choices() -> list[tuple[str, str]]:
+    """The Event box's choices for someone who reads only their own account's events:
+    the oversight of their account is never among them (`audit_event_scope`)."""
+    return OWN_KIND_CHOICES
 
 
 class PracticeByGroupIdOrName:
@@ -323,12 +334,14 @@ class AuditEventFilter(django_filters.FilterSet):
         time_zone: ZoneInfo,
         today: date,
         chooses_practice: bool = False,
+        sees_oversight: bool = True,
     ):
         """`find_patients(text)` returns the viewer's patients the text names (id, name);
         `find_accounts(text)` the accounts the user filter's text names.
 
         Only a viewer who `chooses_practice` (a platform auditor) has the Practice
-        filter. For anyone else a practice in the address is ignored, never looked up:
+        filter; a viewer who does not `sees_oversight` (of their own account only) is
+        not offered the kinds of events about it that are left out of their log. For anyone else a practice in the address is ignored, never looked up:
         an answer that differed by whether it exists would tell other practices' names.
         """
         self._form_kwargs = {
@@ -340,6 +353,8 @@ class AuditEventFilter(django_filters.FilterSet):
         super().__init__(data, queryset=queryset)
         if not chooses_practice:
             del self.filters["practice"]
+        if not sees_oversight:
+            self.filters["kind"].extra["choices"] = own_kind_choices
 
     @property
     def form(self):

@@ -47,7 +47,8 @@ def _filterset(request: HttpRequest, *, using: str = DEFAULT_DB_ALIAS) -> AuditE
     accounts and patients the filters name, which decide what the page may show,
     are looked up on the primary.
     """
-    if audit_scope(request.user) is None:
+    scope = audit_scope(request.user)
+    if scope is None:
         raise PermissionDenied
     tz = ZoneInfo(request.user.time_zone)
     return AuditEventFilter(
@@ -58,6 +59,7 @@ def _filterset(request: HttpRequest, *, using: str = DEFAULT_DB_ALIAS) -> AuditE
         time_zone=tz,
         today=timezone.now().astimezone(tz).date(),
         chooses_practice=can_choose_audit_practice(request.user),
+        sees_oversight=scope is not AuditScope.OWN_ACCOUNT,
     )
 
 

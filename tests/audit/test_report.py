@@ -13,7 +13,7 @@ from accounts.roles import Role
 from audit import export, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter
-from audit.kinds import BREAK_GLASS_CODES, KINDS
+from audit.kinds import BREAK_GLASS_CODES, KINDS, OVERSIGHT_CODES
 from audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from audit.selectors import Cursor, audit_event_scope, audit_report_page
 from audit.services import AuditWriteError
@@ -899,3 +899,27 @@ def test_an_account_owner_does_not_read_the_oversight_of_their_account(
     theirs = details(client.get("/audit/", {"username": "dorothy"}))
     assert sum("Alert #7" in line for line in theirs) == 2
     assert any("Interviewing her on Monday" in line for line in theirs)
+
+
+def test_the_event_box_offers_an_account_owner_no_oversight_kind(client, compliance, provider):
+    """The kinds left out of an owner's log are not suggested to them, nor taken when typed."""
+    client.force_login(provider)
+    page = client.get("/audit/").content.decode()
+    assert f'value="{kinds.PROFILE_UPDATED.code}"' in page
+    for code in OVERSIGHT_CODES:
+        assert f'value="{code}"' not in page
+    refused = client.get("/audit/", {"kind": "alert: acknowledged"})
+    assert refused.status_code == 400
+    assert "Choose an event from the list" in refused.content.decode()
+    # A part of a name is matched among the owner's kinds only: "acknowledged" names
+    # one kind for the officer (the alert's) and none for the owner.
+    assert client.get("/audit/", {"kind": "acknowledged"}).status_code == 400
+    # "history" names two kinds for the officer and one for the owner (the patient's).
+    assert client.get("/audit/", {"kind": "history"}).status_code == 200
+    client.force_login(compliance)
+    page = client.get("/audit/").content.decode()
+    assert all(f'value="{code}"' in page for code in OVERSIGHT_CODES)
+    assert client.get("/audit/", {"kind": "alert: acknowledged"}).status_code == 200
+    assert client.get("/audit/", {"kind": "acknowledged"}).status_code == 200
+    several = client.get("/audit/", {"kind": "history"})
+    assert several.status_code == 400 and "2 events match that" in several.content.decode()
