@@ -15,3 +15,8 @@ def passkey_policy(request: HttpRequest) -> dict:
         return {}
     state = passkeys.passkey_policy(user, verified_device=getattr(user, "otp_device", None))
     return {"passkey_policy": state}
+
+
+def passkey_origin(request: HttpRequest) -> dict:
+    """`passkeys_work_at`: this page where passkeys work, when it was opened elsewhere."""
+    return {"passkeys_work_at": passkeys.passkeys_work_at(request)}

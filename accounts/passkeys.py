@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -61,6 +62,24 @@ class PasskeyHelper(WebAuthnHelper):
 
 
 _HAS = "_has_passkey"  # where has_passkey keeps its answer on the user object
+
+
+def passkeys_work_at(request: HttpRequest) -> str | None:
+    """Return this page at an origin where passkeys work, when it was opened elsewhere.
+
+    A browser creates and uses a passkey only on an origin of the relying party
+    (`WEBAUTHN_ORIGINS`). The same server opened at another address (in development
+    http://127.0.0.1:8000 for http://localhost:8000; in production a second host
+    name) would show a passkey button whose every use fails with an error that names
+    neither address, so the page says where to go instead.
+    """
+    try:
+        origin = f"{request.scheme}://{request.get_host()}".lower()
+    except DisallowedHost:  # an error page for a host the site does not serve
+        return None
+    if origin in settings.WEBAUTHN_ORIGINS:
+        return None
+    return settings.WEBAUTHN_ORIGINS[0] + request.get_full_path()
 
 
 def has_passkey(user: User) -> bool:

@@ -169,6 +169,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "ehr.context_processors.navigation",
                 "accounts.context_processors.passkey_policy",
+                "accounts.context_processors.passkey_origin",
             ],
         },
     },

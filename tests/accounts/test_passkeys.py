@@ -36,6 +36,21 @@ AUTH_COMPLETE = reverse("otp_webauthn:credential-authentication-complete")
 PIN_VIEW = "/account/pins/support/"
 
 
+@pytest.fixture(autouse=True)
+def relying_party_host(settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]
+
+
+def at_origin() -> Client:
+    """A browser at the relying party's origin (http://localhost), where passkeys work."""
+    return Client(SERVER_NAME="localhost")
+
+
+@pytest.fixture
+def client():
+    return at_origin()
+
+
 @pytest.fixture
 def clock():
     with time_machine.travel(time.time(), tick=False) as traveller:
@@ -61,7 +76,7 @@ def add_passkey(client, authenticator: SoftAuthenticator, name: str = "Work lapt
 
 
 def password_step(user: User) -> Client:
-    client = Client()
+    client = at_origin()
     response = client.post("/accounts/login/", {"username": user.username, "password": PASSWORD})
     assert response["Location"] == "/accounts/login/mfa/"
     return client
@@ -84,7 +99,7 @@ def kinds_of(account: User) -> list[str]:
 def keyed(provider):
     """dorothy with a passkey added through the Security tab, and its authenticator."""
     authenticator = SoftAuthenticator()
-    client = Client()
+    client = at_origin()
     client.force_login(provider)
     assert add_passkey(client, authenticator).status_code == 200
     return authenticator
@@ -125,9 +140,9 @@ def test_add_a_passkey_then_sign_in_with_it(client, provider):
 
 
 def test_the_first_passkey_turns_two_factor_on_and_signs_out_the_other_sessions(provider):
-    elsewhere = Client()
+    elsewhere = at_origin()
     elsewhere.force_login(provider)
-    client = Client()
+    client = at_origin()
     client.force_login(provider)
     assert add_passkey(client, SoftAuthenticator()).status_code == 200
     assert mfa.mfa_enrolled(User.objects.get(pk=provider.pk))
@@ -170,7 +185,7 @@ def test_a_wrong_origin_a_foreign_or_a_removed_credential_fails_and_is_recorded(
     # Someone else's passkey, even a valid one, is not this account's second factor.
     other = make_user(Role.NURSE, practice=provider.practice, mfa=False)
     other_authenticator = SoftAuthenticator()
-    other_client = Client()
+    other_client = at_origin()
     other_client.force_login(other)
     assert add_passkey(other_client, other_authenticator).status_code == 200
     response = use_passkey(client, other_authenticator)
@@ -208,7 +223,7 @@ def test_failures_are_throttled_like_wrong_codes_and_a_success_resets_them(provi
 
 
 def test_the_sign_in_step_needs_the_password_step_first(provider, keyed):
-    client = Client()
+    client = at_origin()
     response = post_json(client, AUTH_BEGIN)
     assert response.status_code == 403  # no passwordless sign-in
     # Nor does the password step of one account open another's passkey check.
@@ -231,6 +246,32 @@ def test_a_passkey_confirms_a_prompt_once(client, provider, keyed):
     assert client.post(PIN_VIEW, {"password": PASSWORD, "method": "passkey"}).status_code == 400
 
 
+def test_a_page_opened_at_another_address_says_where_passkeys_work(provider, keyed, settings):
+    """A passkey button there could only fail: the page links to the relying party's origin."""
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
+    elsewhere = Client(SERVER_NAME="127.0.0.1")
+    elsewhere.force_login(provider)
+    where = 'Passkeys work only at <a href="http://localhost{path}">'
+    security = elsewhere.get(SECURITY).content.decode()
+    assert where.format(path=SECURITY) in security and "not at this address (127.0.0.1)" in security
+    assert 'action="/account/security/passkeys/add/"' not in security
+    prompt = elsewhere.get(PIN_VIEW).content.decode()
+    assert where.format(path=PIN_VIEW) in prompt
+    assert "passkey-verification-button" not in prompt and "Use a code here" in prompt
+    # At the relying party's origin the same pages offer the passkey, and say nothing.
+    client = at_origin()
+    client.force_login(provider)
+    for path in (SECURITY, PIN_VIEW):
+        assert "Passkeys work only at" not in client.get(path).content.decode()
+    assert 'action="/account/security/passkeys/add/"' in client.get(SECURITY).content.decode()
+    # The sign-in step of an account with a passkey says it too.
+    signing_in = Client(SERVER_NAME="127.0.0.1")
+    signing_in.post("/accounts/login/", {"username": provider.username, "password": PASSWORD})
+    step = signing_in.get("/accounts/login/mfa/").content.decode()
+    assert "Sign in there to use your passkey" in step
+    assert "passkey-verification-button" not in step
+
+
 def test_a_passkey_confirmation_does_not_outlive_its_minutes(client, provider, keyed, clock):
     client.force_login(provider)
     assert use_passkey(client, keyed).status_code == 200
@@ -244,7 +285,7 @@ def test_removing_a_passkey_asks_first_and_only_removes_ones_own(client, provide
     client.force_login(provider)
     assert client.post(remove)["Location"].startswith("/account/confirm/")
     other = make_user(Role.NURSE, practice=provider.practice, mfa=False)
-    other_client = Client()
+    other_client = at_origin()
     other_client.force_login(other)
     confirm_identity(other_client)
     assert other_client.post(remove).status_code == 404  # someone else's: not found
@@ -288,7 +329,7 @@ def test_the_policy_names_its_roles_in_settings(client, practice, settings):
     assert client.get("/audit/").status_code == 200
     settings.MFA_PHISHING_RESISTANT_ROLES = ["support_agent", "provider"]
     provider = make_user(Role.PROVIDER, practice=practice, mfa=True, grace=False)
-    other = Client()
+    other = at_origin()
     other.force_login(provider)
     assert other.get("/account/settings/")["Location"] == SECURITY
 
@@ -331,7 +372,7 @@ def test_an_app_code_of_a_privileged_account_with_a_passkey_opens_the_security_t
     # The Security tab's own actions stay open: replacing a lost passkey.
     lost = WebAuthnCredential.objects.get(user=agent)
     authenticator = SoftAuthenticator()
-    other = Client()
+    other = at_origin()
     other.force_login(agent)
     assert add_passkey(other, authenticator, name="Second key").status_code == 200
     confirm_identity(client)
@@ -351,7 +392,7 @@ def test_an_app_code_of_a_privileged_account_with_a_passkey_opens_the_security_t
 
 def test_a_platform_administrator_resets_a_lost_second_factor(provider, keyed, practice):
     root = make_user(Role.PLATFORM_AUDITOR)
-    client = Client()
+    client = at_origin()
     client.force_login(provider)
     mfa.mfa_reset(account=provider, acting_user=root, ip="203.0.113.9")
     assert not WebAuthnCredential.objects.filter(user=provider).exists()
@@ -401,7 +442,7 @@ def test_start_up_accepts_the_site_and_its_subdomains_and_localhost():
 def test_the_reset_is_an_action_of_the_django_admin(provider, keyed):
     root = make_user(Role.PLATFORM_AUDITOR, username="root")
     User.objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
-    client = Client()
+    client = at_origin()
     client.force_login(User.objects.get(pk=root.pk))
     response = client.post(
         reverse("admin:accounts_user_changelist"),
