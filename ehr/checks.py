@@ -31,3 +31,22 @@ def check_key_rings(app_configs, **kwargs):
                     )
                 )
     return errors
+
+
+@register()
+def check_outbox_lease(app_configs, **kwargs):
+    """A worker's lease must outlast the slowest mail, or a second worker sends it too."""
+    from outbox.worker import MAIL_EXCHANGES
+
+    longest = MAIL_EXCHANGES * settings.EMAIL_TIMEOUT
+    if longest >= settings.OUTBOX_LEASE_SECONDS:
+        return [
+            Error(
+                f"OUTBOX_LEASE_SECONDS ({settings.OUTBOX_LEASE_SECONDS}) must be longer than "
+                f"the {longest} seconds one mail can take ({MAIL_EXCHANGES} exchanges of "
+                f"EMAIL_TIMEOUT, {settings.EMAIL_TIMEOUT} s).",
+                hint="Raise OUTBOX_LEASE_SECONDS or lower EMAIL_TIMEOUT (docs/outbox.md).",
+                id="ehr.E004",
+            )
+        ]
+    return []

@@ -8,13 +8,24 @@ the network is slow; a worker killed mid-batch leaves its items in place and its
 lease runs out, so the next worker sends them again (at least once).
 
 A live worker never outlasts its lease, or a second worker could take the
-destination and send the same items at the same time: it starts no new item
-once half the lease has passed, and each exchange with the server has a
-timeout (EMAIL_TIMEOUT; the syslog sender's), so the item in flight ends well
-before the lease does. What is left waits for the next pass.
+destination and send the same items at the same time. A mail takes several
+exchanges with the server, each bounded by EMAIL_TIMEOUT, so a slow server can
+hold one mail for a good part of a minute: the worker renews its lease before
+every mail (and stops if another worker holds it by then), and the lease is
+longer than a mail can take (`MAIL_EXCHANGES` x EMAIL_TIMEOUT, checked at
+start-up). It starts no new item once half the lease it began with has passed;
+what is left waits for the next pass. The outcome is recorded against the
+destination only by the worker that still holds the lease.
+
+A mail the server refuses for good (a 5xx answer to its recipients or to its
+content) is set aside like one that cannot be opened, so the mails behind it
+still go; a temporary refusal (4xx) or a server that does not answer is retried
+with back-off. Errors kept on the destination never quote the server's answer,
+which may name the recipient.
 """
 
 import logging
+import smtplib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +61,11 @@ def backoff(failures: int) -> timedelta:
 ERROR_LENGTH = Destination._meta.get_field("last_error").max_length  # what the row keeps
 
 
+# The exchanges one mail can take with the server, each bounded by EMAIL_TIMEOUT: connect,
+# EHLO, STARTTLS, EHLO again, AUTH, MAIL, RCPT, DATA, the message, QUIT.
+MAIL_EXCHANGES = 10
+
+
 @dataclass
 class Sent:
     delivered: int
@@ -57,19 +73,60 @@ class Sent:
     dead: bool = False  # the item after the delivered ones can never be sent
 
 
-def sending_deadline() -> float:
-    """The `time.monotonic()` after which a worker starts no new item: half its lease."""
-    return time.monotonic() + lease_seconds() / 2
+@dataclass
+class Lease:
+    """A worker's hold on one destination: `until` is the `leased_until` it wrote last."""
+
+    destination_id: int
+    until: datetime
+    deadline: float  # `time.monotonic()` after which no new item starts: half the lease
+
+    def renew(self) -> bool:
+        """Hold the destination for a whole lease more; False if another worker holds it."""
+        until = timezone.now() + timedelta(seconds=lease_seconds())
+        renewed = Destination.objects.filter(
+            pk=self.destination_id, leased_until=self.until
+        ).update(leased_until=until)
+        if renewed:
+            self.until = until
+        return bool(renewed)
 
 
-def send_mail_items(items: list[OutboxItem], deadline: float) -> Sent:
-    """Send mails one by one over one connection; stop at the first failure or the deadline."""
+def _permanent(error: smtplib.SMTPException) -> str | None:
+    """Say why the server will never take this mail, or None if trying again may work.
+
+    Only the answer's code: its text may quote the recipient's address.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):  # every recipient refused
+        codes = sorted({code for code, _text in error.recipients.values()})
+        if codes and all(code >= 500 for code in codes):
+            return f"the mail server refused its recipients ({', '.join(map(str, codes))})"
+    elif isinstance(error, smtplib.SMTPDataError) and error.smtp_code >= 500:
+        return f"the mail server refused its content ({error.smtp_code})"
+    return None
+
+
+def _failure(error: Exception) -> str:
+    """A failed attempt in words that never quote the server's answer."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _text in error.recipients.values()})
+        return f"SMTPRecipientsRefused: {', '.join(map(str, codes))}"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{type(error).__name__}: {error.smtp_code}"
+    return f"{type(error).__name__}: {error}"
+
+
+def send_mail_items(items: list[OutboxItem], lease: Lease) -> Sent:
+    """Send mails one by one over one connection; stop at the first failure, at the
+    deadline, or when the lease is no longer this worker's."""
     delivered = 0
     try:
         with mail.get_connection() as connection:
             for item in items:
-                if delivered and time.monotonic() >= deadline:
+                if delivered and time.monotonic() >= lease.deadline:
                     break  # the rest go in the next pass, under a new lease
+                if not lease.renew():
+                    break  # another worker holds the destination now: it sends the rest
                 try:
                     data = unseal(item)
                 except DecryptionError as error:
@@ -87,14 +144,20 @@ def send_mail_items(items: list[OutboxItem], deadline: float) -> Sent:
                     # Not the error's text: it quotes the subject, which names people.
                     reason = "its headers are not valid (a line break in the subject?)"
                     return Sent(delivered, f"item {item.pk} cannot be sent: {reason}", dead=True)
-                message.send()
+                try:
+                    message.send()
+                except smtplib.SMTPException as error:
+                    reason = _permanent(error)
+                    if reason is None:
+                        raise
+                    return Sent(delivered, f"item {item.pk} cannot be sent: {reason}", dead=True)
                 delivered += 1
-    except Exception as error:  # any failure of the mail server is a failed attempt
-        return Sent(delivered, f"{type(error).__name__}: {error}")
+    except Exception as error:  # any other failure of the mail server is a failed attempt
+        return Sent(delivered, _failure(error))
     return Sent(delivered)
 
 
-SENDERS: dict[str, Callable[[list[OutboxItem], float], Sent]] = {
+SENDERS: dict[str, Callable[[list[OutboxItem], Lease], Sent]] = {
     Destination.Kind.MAIL: send_mail_items,
 }
 
@@ -105,8 +168,9 @@ def _due(now: datetime) -> Q:
     )
 
 
-def _take(destination_id: int, now: datetime) -> bool:
+def _take(destination_id: int, now: datetime) -> Lease | None:
     """Lease the destination if it is due and no other worker has it."""
+    until = now + timedelta(seconds=lease_seconds())
     with transaction.atomic():
         taken = (
             Destination.objects.select_for_update(skip_locked=True)
@@ -115,42 +179,48 @@ def _take(destination_id: int, now: datetime) -> bool:
             .first()
         )
         if taken is None:
-            return False
-        return bool(
-            Destination.objects.filter(_due(now), pk=destination_id).update(
-                leased_until=now + timedelta(seconds=lease_seconds())
-            )
-        )
+            return None
+        if not Destination.objects.filter(_due(now), pk=destination_id).update(leased_until=until):
+            return None
+    return Lease(destination_id, until, time.monotonic() + lease_seconds() / 2)
 
 
 def deliver_destination(destination: Destination, *, now: datetime | None = None) -> int:
     """Deliver one batch for the destination if it is due; return how many went."""
     now = now or timezone.now()
-    if not _take(destination.pk, now):
+    lease = _take(destination.pk, now)
+    if lease is None:
         return 0
-    deadline = sending_deadline()
     items: list[OutboxItem] = []
     if destination.kind == Destination.Kind.SYSLOG:
-        streamed = audit_stream.send_behind(destination, deadline)
+        streamed = audit_stream.send_behind(destination, lease.deadline)
         sent = Sent(streamed.delivered, streamed.error)
     else:
         pending = OutboxItem.objects.filter(destination=destination, dead_at__isnull=True)
         items = list(pending.order_by("id")[:BATCH])
-        sent = SENDERS[destination.kind](items, deadline) if items else Sent(0)
-    _record(destination, items, sent)
+        sent = SENDERS[destination.kind](items, lease) if items else Sent(0)
+    _record(destination, items, sent, lease)
     return sent.delivered
 
 
-def _record(destination: Destination, items: list[OutboxItem], sent: Sent) -> None:
-    """Delete what was delivered and keep the outcome on the destination; end the lease."""
+def _record(destination: Destination, items: list[OutboxItem], sent: Sent, lease: Lease) -> None:
+    """Delete what was delivered and keep the outcome on the destination; end the lease.
+
+    A worker whose lease another took over only deletes what it delivered: the
+    destination's state is the other worker's to record.
+    """
     done = timezone.now()
     with transaction.atomic():
         OutboxItem.objects.filter(pk__in=[item.pk for item in items[: sent.delivered]]).delete()
         row = Destination.objects.select_for_update().get(pk=destination.pk)
-        row.leased_until = None
         row.delivered += sent.delivered
         if sent.delivered:
             row.last_delivered_at = done
+        if row.leased_until != lease.until:
+            logger.warning("outbox %s: the lease passed to another worker", row.name)
+            row.save(update_fields=["delivered", "last_delivered_at"])
+            return
+        row.leased_until = None
         if sent.error is None:
             row.failures, row.next_attempt_at = 0, None
         elif sent.dead:

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from ehr.checks import check_outbox_lease
 from outbox import worker
 from outbox.models import Destination, OutboxItem
 from outbox.services import MAIL, mail_enqueue, seal
@@ -194,7 +195,92 @@ def test_a_slow_mail_server_never_keeps_a_worker_past_half_its_lease(db, setting
 def test_no_exchange_with_the_mail_server_waits_for_ever(settings):
     from django.core.mail.backends.smtp import EmailBackend
 
-    assert 0 < EmailBackend().timeout <= settings.OUTBOX_LEASE_SECONDS / 8
+    assert 0 < EmailBackend().timeout * worker.MAIL_EXCHANGES < settings.OUTBOX_LEASE_SECONDS
+    assert check_outbox_lease(None) == []
+    settings.EMAIL_TIMEOUT = 30  # a mail could take 300 s, past the 120 s lease: refused
+    [error] = check_outbox_lease(None)
+    assert error.id == "ehr.E004" and "must be longer than the 300 seconds" in error.msg
+
+
+def test_a_worker_whose_lease_passed_to_another_stops_and_leaves_it_alone(db, monkeypatch):
+    """A mail server slow past the lease: another worker took the destination meanwhile.
+
+    The first worker sends no further mail and does not end the other's lease.
+    """
+    for n in range(3):
+        mail_enqueue(subject=f"#{n}", body="x", recipients=["a@example.org"])
+    theirs = timezone.now() + timedelta(hours=1)
+    send = mail.backends.locmem.EmailBackend.send_messages
+
+    def slow(backend, messages):
+        Destination.objects.filter(name=MAIL).update(leased_until=theirs)  # taken over
+        return send(backend, messages)
+
+    monkeypatch.setattr(mail.backends.locmem.EmailBackend, "send_messages", slow)
+    assert worker.deliver_pending() == 1
+    destination = Destination.objects.get(name=MAIL)
+    assert destination.leased_until == theirs and destination.delivered == 1
+    assert [m.subject for m in mail.outbox] == ["#0"]
+    assert OutboxItem.objects.count() == 2  # the other worker's to send
+
+
+class RefusingInbox(Inbox):
+    """A mail server that refuses one recipient, for good (550) or for now (450)."""
+
+    def __init__(self, refused: str, code: int):
+        super().__init__()
+        self.refused, self.code = refused, code
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == self.refused:
+            return f"{self.code} 5.1.1 <{address}>: Recipient address rejected"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+@pytest.fixture
+def refusing(settings):
+    def start(code: int) -> SmtpServer:
+        server = SmtpServer(free_port(), RefusingInbox("gone@example.org", code))
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+        server.start()
+        started.append(server)
+        return server
+
+    started = []
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_a_recipient_refused_for_good_is_set_aside_and_the_rest_still_go(db, refusing):
+    server = refusing(550)
+    mail_enqueue(subject="#0", body="x", recipients=["a@example.org"])
+    gone = mail_enqueue(subject="#1", body="x", recipients=["gone@example.org"])
+    for n in (2, 3):
+        mail_enqueue(subject=f"#{n}", body="x", recipients=["a@example.org"])
+    while worker.deliver_pending():
+        pass
+    assert [m["Subject"] for m in server.messages] == ["#0", "#2", "#3"]
+    assert OutboxItem.objects.get().pk == gone.pk
+    assert OutboxItem.objects.get().dead_at is not None
+    destination = Destination.objects.get(name=MAIL)
+    assert destination.failures == 0 and destination.next_attempt_at is None
+    assert "refused its recipients (550)" in destination.last_error
+    assert "gone@example.org" not in destination.last_error  # recipients are sealed at rest
+
+
+def test_a_recipient_refused_for_now_is_tried_again(db, refusing):
+    server = refusing(450)
+    mail_enqueue(subject="#0", body="x", recipients=["gone@example.org"])
+    mail_enqueue(subject="#1", body="x", recipients=["a@example.org"])
+    assert worker.deliver_pending() == 0
+    destination = Destination.objects.get(name=MAIL)
+    assert destination.failures == 1 and destination.next_attempt_at is not None
+    assert destination.last_error == "SMTPRecipientsRefused: 450"
+    assert not OutboxItem.objects.filter(dead_at__isnull=False).exists()
+    assert server.messages == []  # in order: the second waits behind the first
 
 
 def test_mails_go_in_the_order_they_were_queued(db):
@@ -248,7 +334,7 @@ django.setup()
 from django.conf import settings
 from django.core.management import call_command
 settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", {port}, 30
+settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", {port}, 10
 call_command("outbox_worker", "--interval", "0.1")
 """
 
