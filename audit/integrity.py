@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -72,8 +72,11 @@ def audit_verification_run_pending(*, now: datetime | None = None) -> AuditVerif
     try:
         result = audit_log_verify()
     except Exception as error:
-        # Not a finding about the log: the run could not finish. Said on the page.
+        # Not a finding about the log: the run could not finish. Said on the page, on a
+        # connection of its own when the database went away under the run (a restart):
+        # the page would otherwise show it running, and refuse a new one, for an hour.
         logger.exception("audit verification %s could not finish", claimed.pk)
+        connections[DEFAULT_DB_ALIAS].close_if_unusable_or_obsolete()
         claimed.finished_at = timezone.now()
         claimed.problem = f"The verification could not finish ({type(error).__name__})."
         claimed.save(update_fields=["finished_at", "problem"])

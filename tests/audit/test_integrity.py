@@ -81,6 +81,32 @@ def test_a_run_whose_worker_died_is_run_again_later(officer, provider):
     assert audit_verification_run_pending(now=later).pk == asked.pk
 
 
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_database_restart_under_a_run_is_said_and_a_new_one_may_be_asked(
+    officer, provider, monkeypatch
+):
+    """The run's connection dies (the server restarted): its end is kept on a new one."""
+    from django.db import connection
+
+    from audit import integrity
+
+    asked = integrity.audit_verification_request(acting_user=officer, ip=None)
+
+    def cut_off():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    monkeypatch.setattr(integrity, "audit_log_verify", cut_off)
+    finished = audit_verification_run_pending()
+    assert finished.pk == asked.pk
+    stored = AuditVerification.objects.get(pk=asked.pk)
+    assert stored.finished_at is not None
+    assert stored.problem == "The verification could not finish (OperationalError)."
+    assert integrity.audit_integrity_status().waiting is None
+    assert integrity.audit_verification_request(acting_user=officer, ip=None).pk != asked.pk
+
+
 def test_the_command_line_verification_shows_on_the_page(client, auditor, provider):
     call_command("audit_verify")
     client.force_login(auditor)

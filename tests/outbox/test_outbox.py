@@ -452,3 +452,10 @@ def test_the_worker_keeps_going_after_the_database_goes_away(db, monkeypatch):
         call_command("outbox_worker")
     assert closed == [1]
     assert [m.subject for m in mail.outbox] == ["Hello"]
+
+
+@pytest.mark.parametrize("interval", ["-1", "0", "nan", "soon"])
+def test_a_worker_refuses_a_pause_it_could_not_keep(db, interval):
+    """Negative: it would stop at its first idle pass; zero: it would spin on the database."""
+    with pytest.raises(CommandError, match="--interval"):
+        call_command("outbox_worker", "--interval", interval)

@@ -1,17 +1,30 @@
 """Deliver the outbox: as a service (a loop), or once for cron and tests."""
 
+import argparse
 import logging
 import signal
 import threading
 import time
 
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, connections
+from django.db import Error as DatabaseFailure
+from django.db import connections
 
 from audit.integrity import audit_verification_run_pending
 from outbox.worker import deliver_pending
 
 logger = logging.getLogger(__name__)
+
+
+def _interval(text: str) -> float:
+    """A pause between passes: at least 0.1 s, so an idle worker does not spin on the database."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.1 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError("give between 0.1 and 3600 seconds")
+    return seconds
 
 
 class Command(BaseCommand):
@@ -24,7 +37,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="One pass, then exit.")
         parser.add_argument(
-            "--interval", type=float, default=1.0, help="Seconds between passes (default 1)."
+            "--interval",
+            type=_interval,
+            default=1.0,
+            help="Seconds between passes when nothing was due (default 1; at least 0.1).",
         )
 
     def handle(self, *args, **options):
@@ -47,7 +63,7 @@ class Command(BaseCommand):
                 # mail, so a large log delays the next mail by one walk at most.
                 if audit_verification_run_pending() is not None:
                     delivered += 1
-            except DatabaseError:
+            except DatabaseFailure:  # DatabaseError, and InterfaceError of a closed connection
                 # The database restarted or went away: drop the connection, try again.
                 logger.exception("outbox worker: database error; retrying")
                 connections.close_all()
