@@ -589,8 +589,11 @@ def break_glass_status(*, viewer: User, practice_id: int | None, now: datetime) 
     connection = connections[DEFAULT_DB_ALIAS]
     moment = connection.ops.adapt_datetimefield_value(now)
     sql = (
-        "SELECT COALESCE(SUM(CASE WHEN g.expires_at > %s THEN 1 ELSE 0 END), 0), "  # noqa: S608  # nosec B608  (fixed names, values as parameters)
-        "COALESCE(SUM(CASE WHEN g.expires_at <= %s THEN 1 ELSE 0 END), 0) "
+        # Open: before its time and no end written (`BreakGlassGrant.is_open`).
+        "SELECT COALESCE(SUM(CASE WHEN g.expires_at > %s AND g.expiry_recorded_at IS NULL "  # noqa: S608  # nosec B608  (fixed names, values as parameters)
+        "THEN 1 ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN g.expires_at <= %s OR g.expiry_recorded_at IS NOT NULL "
+        "THEN 1 ELSE 0 END), 0) "
         f"FROM {grants} g "
     )
     params = [moment, moment]

@@ -93,6 +93,15 @@ class BreakGlassGrant(models.Model):
         return f"Break-glass #{self.pk} by {self.agent_id} on {self.account_id}"
 
     @property
+    def is_open(self) -> bool:
+        """Whether it still works: before its time is up, and no end written for it yet.
+
+        Once the log says it expired or ended, it is over, even if a server whose clock
+        ran ahead wrote the expiry early: access never outlasts what the log says.
+        """
+        return self.expiry_recorded_at is None and self.expires_at > timezone.now()
+
+    @property
     def report_query(self) -> str:
         """The Audit Log Report's query string for what was done under this access: the
         account's break-glass events on the days it spanned, in the reader's time zone

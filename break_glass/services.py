@@ -134,8 +134,8 @@ def break_glass_active(*, acting_user: User, grant_id: int) -> BreakGlassGrant |
         .filter(pk=grant_id, agent=acting_user)
         .first()
     )
-    if grant is None:
-        return None
+    if grant is None or grant.expiry_recorded_at is not None:
+        return None  # ended, or its expiry written: over (`BreakGlassGrant.is_open`)
     if grant.expires_at <= timezone.now():
         break_glass_record_expiry(grant=grant)
         return None
@@ -265,7 +265,7 @@ def break_glass_review(
         raise ValidationError(
             f"Break-glass access #{locked.pk} was already reviewed.", code="reviewed"
         )
-    if locked.expires_at > timezone.now():
+    if locked.is_open:
         raise ValidationError(
             f"Break-glass access #{locked.pk} is still open: review it once it has ended.",
             code="open",

@@ -145,7 +145,7 @@ def break_glass_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "break_glass/list.html",
-        {"grants": grants, "reviewable": reviewable, "now": timezone.now()},
+        {"grants": grants, "reviewable": reviewable},
     )
 
 
@@ -174,6 +174,6 @@ def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Break-glass access #{grant.pk} was reviewed.")
             return redirect("break_glass_list")
-    context = {"grant": grant, "form": form, "still_open": grant.expires_at > timezone.now()}
+    context = {"grant": grant, "form": form, "still_open": grant.is_open}
     status = 400 if form.errors else 200
     return render(request, "break_glass/review.html", context, status=status)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.services import user_set_active
+from audit.dashboard import break_glass_status
 from audit.models import AuditEvent
 from break_glass.models import BreakGlassGrant
 from break_glass.services import break_glass_open, break_glass_review
@@ -117,6 +118,32 @@ def test_it_stops_at_expiry_and_the_expiry_is_recorded_once(agent_client, agent,
     assert (
         grant_events(grant)[-1] == f"Break-glass access #{grant.pk} to user dorothy Ludwig expired"
     )
+    assert sum("expired" in d for d in grant_events(grant)) == 1
+
+
+def test_an_expiry_written_early_by_a_clock_that_ran_ahead_ends_the_access(
+    agent_client, agent, provider, compliance
+):
+    """The log says it expired: from then on it is over, whatever the clock says now."""
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=30, ip=None
+    )
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        call_command("break_glass_expire")
+    grant.refresh_from_db()
+    assert grant.expiry_recorded_at is not None and grant.expires_at > timezone.now()
+    assert not grant.is_open
+    url = f"/support/break-glass/grant/{grant.pk}/"
+    assert agent_client.get(url)["Location"] == "/support/validate/"
+    assert agent_client.post(f"{url}rotate-pin/")["Location"] == "/support/validate/"
+    # The reviewer may review it now, and sees it as ended.
+    client = Client()
+    client.force_login(compliance)
+    listing = client.get("/audit/break-glass/").content.decode()
+    assert f">{grant.pk}</a>" in listing and "(open)" not in listing
+    status = break_glass_status(viewer=compliance, practice_id=None, now=timezone.now())
+    assert (status.open, status.awaiting_review) == (0, 1)
+    break_glass_review(grant=grant, acting_user=compliance, ip=None, **REVIEW)
     assert sum("expired" in d for d in grant_events(grant)) == 1
 
 
