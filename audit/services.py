@@ -69,7 +69,7 @@ def audit_event_record(
     the caller's transaction ends, so writers of one practice take turns and
     writers of different practices never wait on each other; each reads the
     previous hash and the next `seq` under the lock, and `occurred_at` is taken
-    under it too, so chain order is time order. On SQLite the whole transaction
+    under it too, so chain order is time order (while the servers' clocks agree). On SQLite the whole transaction
     holds the database write lock from its start (`transaction_mode=IMMEDIATE`),
     which gives the same guarantee. If the caller's transaction rolls back, the
     event and the head update roll back with it.
