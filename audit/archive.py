@@ -27,6 +27,7 @@ boundary against the archive tables and the checkpoint that signed it.
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -90,6 +91,8 @@ def parse_month(text: str) -> date:
         parsed = datetime.strptime(text, "%Y-%m")
     except (TypeError, ValueError):
         raise ArchiveRefused(f"--month must be a month as YYYY-MM, not {text!r}.") from None
+    if (parsed.year, parsed.month) == (9999, 12):  # its end, the next month, has no date
+        raise ArchiveRefused(f"--month must be before 9999-12, not {text!r}.")
     return date(parsed.year, parsed.month, 1)
 
 
@@ -313,7 +316,12 @@ def _write(path: Path, month: date, segments: list[Segment], checkpoint: AuditCh
     tree = hashing.merkle_levels([hashing.leaf_bytes(leaves[c]) for c in ordered])
     sha, events = hashlib.sha256(), 0
     try:
-        with path.open("xb") as handle:
+        # A new file only, readable by its owner only: it holds the month's events.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        raise ArchiveRefused(f"Cannot write {path}: {error.strerror or error}.") from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
 
             def put(record: dict) -> None:
                 line = _json(record)

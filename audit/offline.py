@@ -81,7 +81,7 @@ def verify_evidence(lines: Iterable[bytes | str], public_keys: dict) -> Report:
         _verify(iter(lines), public_keys, report)
     except EvidenceError as error:
         report.problem = str(error)
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:  # a field of a wrong type
         report.problem = f"malformed file: {error!r}"
     return report
 
@@ -91,7 +91,10 @@ def _records(lines):
         if isinstance(line, bytes):
             line = line.decode("utf-8")
         if line.strip():
-            yield number, json.loads(line)
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise EvidenceError(f"line {number} is not a JSON object")
+            yield number, record
 
 
 def _verify(lines, public_keys: dict, report: Report) -> None:
@@ -261,8 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"Public key: {error}", file=sys.stderr)
         return 2
-    with args.file.open("rb") as handle:
-        report = verify_evidence(handle, keys)
+    try:
+        with args.file.open("rb") as handle:
+            report = verify_evidence(handle, keys)
+    except OSError as error:
+        print(f"Evidence file: {error.strerror or error}: {args.file}", file=sys.stderr)
+        return 2
     if report.problem:
         print(f"Evidence file not verified: {report.problem}", file=sys.stderr)
         return 1

@@ -161,6 +161,7 @@ def test_an_old_month_is_archived_verified_offline_and_the_live_chains_still_ver
     text = archive("2014-03", target)
     out = capsys.readouterr().out
     assert f"Archived 2014-03: {len(march)} events of 2 chains" in out
+    assert target.stat().st_mode & 0o777 == 0o600  # the month's events: its owner's only
     assert not AuditEvent.objects.filter(pk__in=[e.pk for e in march]).exists()
     assert AuditEvent.objects.filter(pk__in=[e.pk for e in april]).count() == 2
     assert partitions.partition_name(MARCH.date()) not in partition_names()
@@ -253,6 +254,7 @@ def test_a_boundary_moved_with_the_chain_to_hide_events_is_found(archived, old_c
         ("2020-01", "younger than the retention period"),
         ("March", "must be a month as YYYY-MM"),
         ("2014-04", "still holds events before 2014-04"),
+        ("9999-12", "must be before 9999-12"),
     ],
 )
 def test_a_month_that_may_not_go_is_refused_and_nothing_changes(old_log, tmp_path, month, message):
@@ -260,6 +262,14 @@ def test_a_month_that_may_not_go_is_refused_and_nothing_changes(old_log, tmp_pat
     with pytest.raises(CommandError, match=message):
         archive(month, tmp_path / "x.jsonl")
     assert not (tmp_path / "x.jsonl").exists()
+    assert (AuditEvent.objects.count(), partition_names()) == before
+    assert not AuditArchive.objects.exists()
+
+
+def test_a_file_that_cannot_be_written_is_refused_and_nothing_changes(old_log, tmp_path):
+    before = (AuditEvent.objects.count(), partition_names())
+    with pytest.raises(CommandError, match="Cannot write .*: No such file or directory"):
+        archive("2014-03", tmp_path / "missing" / "x.jsonl")
     assert (AuditEvent.objects.count(), partition_names()) == before
     assert not AuditArchive.objects.exists()
 

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from ehr.arguments import number_between
 from outbox.selectors import outbox_status
 
 
@@ -14,7 +15,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--max-age", type=int, default=300, help="Seconds (default 300).")
+        parser.add_argument(
+            "--max-age", type=number_between(1, 10**7), default=300, help="Seconds (default 300)."
+        )
 
     def handle(self, *args, **options):
         now = timezone.now()

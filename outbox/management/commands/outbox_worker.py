@@ -1,6 +1,5 @@
 """Deliver the outbox: as a service (a loop), or once for cron and tests."""
 
-import argparse
 import logging
 import signal
 import threading
@@ -11,20 +10,10 @@ from django.db import Error as DatabaseFailure
 from django.db import connections
 
 from audit.integrity import audit_verification_run_pending
+from ehr.arguments import number_between
 from outbox.worker import deliver_pending
 
 logger = logging.getLogger(__name__)
-
-
-def _interval(text: str) -> float:
-    """A pause between passes: at least 0.1 s, so an idle worker does not spin on the database."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.1 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError("give between 0.1 and 3600 seconds")
-    return seconds
 
 
 class Command(BaseCommand):
@@ -38,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="One pass, then exit.")
         parser.add_argument(
             "--interval",
-            type=_interval,
+            type=number_between(0.1, 3600, whole=False),
             default=1.0,
             help="Seconds between passes when nothing was due (default 1; at least 0.1).",
         )

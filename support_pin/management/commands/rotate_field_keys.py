@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from accounts.mfa import authenticator_keys_rotate
+from ehr.arguments import number_between
 from support_pin.services import field_keys_rotate_batch, field_keys_rotation_record
 
 
@@ -15,7 +16,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument(
+            "--batch-size",
+            type=number_between(1, 100_000),
+            default=500,
+            help="Rows re-encrypted per transaction (default 500).",
+        )
 
     def handle(self, *args, batch_size: int, **options):
         key_id = settings.FIELD_ENCRYPTION_KEYS.current_id
