@@ -268,7 +268,7 @@ def test_a_month_that_may_not_go_is_refused_and_nothing_changes(old_log, tmp_pat
 
 def test_a_file_that_cannot_be_written_is_refused_and_nothing_changes(old_log, tmp_path):
     before = (AuditEvent.objects.count(), partition_names())
-    with pytest.raises(CommandError, match="Cannot write .*: No such file or directory"):
+    with pytest.raises(CommandError, match=r"Cannot write .*: No such file or directory"):
         archive("2014-03", tmp_path / "missing" / "x.jsonl")
     assert (AuditEvent.objects.count(), partition_names()) == before
     assert not AuditArchive.objects.exists()

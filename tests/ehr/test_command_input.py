@@ -33,7 +33,7 @@ def test_an_evidence_file_of_the_wrong_shape_is_refused_in_one_line(
     evidence.write_text(first_line + "\n")
     keys = tmp_path / "key.txt"
     call_command("audit_public_key", stdout=keys.open("w"))
-    with pytest.raises(CommandError, match="not|malformed"):
+    with pytest.raises(CommandError, match=r"not|malformed"):
         call_command("audit_verify", "--file", str(evidence), "--public-key", str(keys))
     assert offline.main([str(evidence), "--public-key", str(keys)]) == 1
     assert "Evidence file not verified" in capsys.readouterr().err
