@@ -1,22 +1,70 @@
+"""The Django admin, for platform administrators: a form over the models, whose every
+change goes through the service that audits it. What has no audited way in is read-only
+here (passwords, superuser status, profiles); accounts are created where their role
+and profile come with them (`user_create`), never added bare here."""
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 
 from accounts.mfa import mfa_reset
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
-from accounts.services import sign_in_unlock
+from accounts.services import ADMIN_EDITABLE, roles_validate, sign_in_unlock, user_admin_update
+
+
+class AccountChangeForm(UserChangeForm):
+    def clean(self):
+        data = super().clean()
+        if "groups" in data and "practice" in data:
+            try:
+                roles_validate(
+                    roles=[group.name for group in data["groups"]],
+                    practice=data["practice"],
+                    was_provider=self.instance.is_provider,
+                )
+            except ValidationError as error:
+                self.add_error("groups", error)
+        return data
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    form = AccountChangeForm
     list_display = ("username", "first_name", "last_name", "practice", "is_active")
     list_filter = ("practice", "groups", "is_active")
     list_select_related = ("practice",)
     fieldsets = (
-        *DjangoUserAdmin.fieldsets,
+        (None, {"fields": ("username", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
         ("Practice", {"fields": ("practice", "time_zone")}),
+        ("Access", {"fields": ("is_active", "groups", "is_staff", "is_superuser")}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
+    readonly_fields = ("is_staff", "is_superuser", "last_login", "date_joined")
     actions = ["unlock_sign_in", "reset_two_factor"]
+
+    def has_add_permission(self, request):
+        return False  # an account comes with its role and profile (`user_create`)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # accounts are deactivated, never deleted: the log names them
+
+    def save_model(self, request, obj, form, change):
+        """Through `user_admin_update`, which audits each change; roles go with it."""
+        data = form.cleaned_data
+        user_admin_update(
+            account=User.objects.get(pk=obj.pk),  # as stored: the form has changed `obj`
+            changes={name: data[name] for name in ADMIN_EDITABLE if name in data},
+            active=data["is_active"],
+            roles=[group.name for group in data["groups"]],
+            acting_user=request.user,
+            ip=request.client_ip,
+        )
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing more: the roles were saved, and audited, with the account (`save_model`)."""
 
     def user_change_password(self, request, id, form_url=""):
         """Not here: a password is changed by its owner behind the password prompt (which
@@ -58,19 +106,30 @@ class PracticeAdmin(admin.ModelAdmin):
     list_display = ("name", "group_id", "country")
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never changed here: their owners change them on their own pages, audited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ProviderProfile)
-class ProviderProfileAdmin(admin.ModelAdmin):
+class ProviderProfileAdmin(ReadOnlyAdmin):
     list_display = ("doctor_id", "user", "job_title")
     list_select_related = ("user",)
     search_fields = ("=doctor_id", "user__username")
-    raw_id_fields = ("user",)
 
 
 @admin.register(StaffProfile)
-class StaffProfileAdmin(admin.ModelAdmin):
+class StaffProfileAdmin(ReadOnlyAdmin):
     list_display = ("user",)
     list_select_related = ("user",)
-    raw_id_fields = ("user",)
 
 
 admin.site.register(Specialty)

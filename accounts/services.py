@@ -215,6 +215,80 @@ def user_set_active(*, account: User, active: bool, acting_user: User, ip: str |
     audit_event_record(kind=kind, acting_user=acting_user, account=account, ip=ip)
 
 
+def roles_validate(*, roles: Iterable[str], practice: Practice | None, was_provider: bool) -> None:
+    """Refuse roles an account cannot hold: as `user_create` gives them, one kind at a time.
+
+    Practice roles need a practice and platform roles none; a provider stays a
+    provider (the account carries a Doctor ID) and no one else becomes one.
+    """
+    try:
+        chosen = {Role(name) for name in roles}
+    except ValueError:
+        raise ValidationError("Choose roles from the list.") from None
+    if chosen & PRACTICE_ROLES and practice is None:
+        raise ValidationError("Practice roles need a practice: choose the account's practice.")
+    if chosen & PLATFORM_ROLES and practice is not None:
+        raise ValidationError("Support agents and platform auditors belong to no practice.")
+    if (Role.PROVIDER in chosen) != was_provider:
+        raise ValidationError(
+            "Providers keep their role, and no one else takes it: a provider's account "
+            "carries a Doctor ID."
+        )
+
+
+# What a platform administrator may change on an account in the Django admin; the rest
+# (password, superuser status, permissions) is never changed there.
+ADMIN_EDITABLE = ("username", "first_name", "last_name", "email", "practice", "time_zone")
+
+
+@transaction.atomic
+def user_admin_update(
+    *,
+    account: User,
+    changes: dict[str, Any],
+    active: bool,
+    roles: Iterable[str],
+    acting_user: User,
+    ip: str | None,
+) -> None:
+    """Save what a platform administrator changed in the Django admin, each change audited.
+
+    The admin is a form over the model; this is its one way into the account, so
+    that a role given, an account deactivated (its sessions ended) or a name
+    changed there lands in the log like the same change made anywhere else.
+    """
+    if not acting_user.is_active or not acting_user.is_superuser:
+        raise PermissionDenied("only platform administrators change accounts in the admin")
+    unknown = set(changes) - set(ADMIN_EDITABLE)
+    if unknown:
+        raise PermissionDenied(f"not changed in the admin: {', '.join(sorted(unknown))}")
+    changed = [name for name, value in changes.items() if getattr(account, name) != value]
+    if changed:
+        for name in changed:
+            setattr(account, name, changes[name])
+        account.full_clean(exclude=["password"])
+        account.save(update_fields=[*changed])
+        audit_event_record(
+            kind=kinds.PROFILE_UPDATED,
+            acting_user=acting_user,
+            account=account,
+            ip=ip,
+            data={"fields": ", ".join(changed)},
+        )
+    old, new = sorted(account.roles), sorted(set(roles))
+    if old != new:
+        roles_validate(roles=new, practice=account.practice, was_provider=account.is_provider)
+        account.groups.set(Group.objects.filter(name__in=new))
+        audit_event_record(
+            kind=kinds.ROLE_CHANGED,
+            acting_user=acting_user,
+            account=account,
+            ip=ip,
+            params={"old": ", ".join(old) or "none", "new": ", ".join(new) or "none"},
+        )
+    user_set_active(account=account, active=active, acting_user=acting_user, ip=ip)
+
+
 @transaction.atomic
 def user_role_change(*, account: User, role: Role, acting_user: User, ip: str | None) -> None:
     """Give a staff member of the practice another staff role."""

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from support_pin.models import AccountPins
+from support_pin.services import support_pin_validation_unblock
 
 
 @admin.register(AccountPins)
@@ -20,8 +21,18 @@ class AccountPinsAdmin(admin.ModelAdmin):
         "failed_validations",
         "validation_locked_until",
     )
-    readonly_fields = ("user", "support_pin_changed_at", "failed_validations")
+    # All of it: lifting a lock is audited, so it is an action through the service.
+    readonly_fields = fields
     search_fields = ("user__username",)
+    actions = ["unblock_validation"]
+
+    @admin.action(description="Let support validate the Support PIN again (after repeated locks)")
+    def unblock_validation(self, request, queryset):
+        for pins in queryset.select_related("user"):
+            support_pin_validation_unblock(
+                acting_user=request.user, account=pins.user, ip=request.client_ip
+            )
+        self.message_user(request, f"Unblocked PIN validation of {queryset.count()} account(s).")
 
     def has_add_permission(self, request):
         return False

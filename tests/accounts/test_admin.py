@@ -1,0 +1,138 @@
+"""The Django admin changes accounts only through the services that audit them."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import User, UserSession
+from accounts.roles import Role
+from audit import kinds
+from audit.models import AuditEvent
+from support_pin.models import AccountPins
+from tests.factories import make_user
+
+
+@pytest.fixture
+def root(db):
+    """A platform administrator: a superuser with two-factor, signed in to the admin."""
+    user = make_user(Role.PLATFORM_AUDITOR, username="root")
+    User.objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
+    return User.objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def admin_client(root):
+    client = Client()
+    client.force_login(root)
+    return client
+
+
+def change(admin_client, account: User, **values):
+    """Post the account's admin change form as shown, with `values` changed."""
+    form = {
+        "username": account.username,
+        "first_name": account.first_name,
+        "last_name": account.last_name,
+        "email": account.email,
+        "practice": account.practice_id or "",
+        "time_zone": account.time_zone,
+        "is_active": "on" if account.is_active else "",
+        "groups": [group.pk for group in account.groups.all()],
+        **values,
+    }
+    form = {name: value for name, value in form.items() if value not in ("", None)}
+    return admin_client.post(f"/admin/accounts/user/{account.pk}/change/", form)
+
+
+def kinds_of(account: User) -> list[str]:
+    return list(
+        AuditEvent.objects.filter(account=account).order_by("id").values_list("kind", flat=True)
+    )
+
+
+def test_a_role_and_a_deactivation_made_in_the_admin_are_audited(admin_client, root, practice):
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    Client().force_login(nurse)  # a session of hers, which the deactivation ends
+    before = len(kinds_of(nurse))
+    admin = Group.objects.get(name=Role.PRACTICE_ADMIN.value)
+    response = change(admin_client, nurse, groups=[admin.pk], is_active="")
+    assert response.status_code == 302, response.content.decode()[:2000]
+    nurse = User.objects.get(pk=nurse.pk)
+    assert nurse.roles == {Role.PRACTICE_ADMIN.value} and not nurse.is_active
+    assert kinds_of(nurse)[before:] == [kinds.ROLE_CHANGED.code, kinds.ACCOUNT_DEACTIVATED.code]
+    role = AuditEvent.objects.get(kind=kinds.ROLE_CHANGED.code, account=nurse)
+    assert role.actor == root
+    assert role.details == "Role of user Test User changed from nurse to practice_admin"
+    assert not UserSession.objects.filter(user=nurse, ended_at__isnull=True).exists()
+
+
+def test_a_name_or_address_changed_in_the_admin_is_audited_with_what_changed(
+    admin_client, root, practice
+):
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    assert (
+        change(admin_client, nurse, email="nina@clinic.example", last_name="Ortiz").status_code
+        == 302
+    )
+    event = AuditEvent.objects.filter(kind=kinds.PROFILE_UPDATED.code, account=nurse).get()
+    assert event.actor == root and event.data == {"fields": "last_name, email"}
+    # Saving the form unchanged writes nothing.
+    change(admin_client, User.objects.get(pk=nurse.pk))
+    assert AuditEvent.objects.filter(kind=kinds.PROFILE_UPDATED.code, account=nurse).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("role", "message"),
+    [
+        (Role.SUPPORT_AGENT, "belong to no practice"),
+        (Role.PROVIDER, "Providers keep their role"),
+    ],
+)
+def test_roles_an_account_cannot_hold_are_refused_and_nothing_changes(
+    admin_client, practice, role, message
+):
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    before = AuditEvent.objects.count()
+    response = change(admin_client, nurse, groups=[Group.objects.get(name=role.value).pk])
+    assert response.status_code == 200 and message in response.content.decode()
+    assert User.objects.get(pk=nurse.pk).roles == {Role.NURSE.value}
+    assert AuditEvent.objects.count() == before
+
+
+def test_what_has_no_audited_way_in_is_not_changed_in_the_admin(admin_client, practice):
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    change(admin_client, nurse, is_superuser="on", is_staff="on")
+    nurse = User.objects.get(pk=nurse.pk)
+    assert not nurse.is_superuser and not nurse.is_staff
+    assert admin_client.get("/admin/accounts/user/add/").status_code == 403
+    assert admin_client.post(f"/admin/accounts/user/{nurse.pk}/delete/").status_code == 403
+    profile = nurse.staff_profile
+    assert (
+        admin_client.post(
+            f"/admin/accounts/staffprofile/{profile.pk}/change/", {"home_phone": "555"}
+        ).status_code
+        == 403
+    )
+
+
+def test_a_pin_lock_is_lifted_only_by_the_audited_action(admin_client, root, provider):
+    locked = timezone.now() + timedelta(minutes=30)
+    AccountPins.objects.filter(user=provider).update(
+        validation_locked_until=locked, validation_blocked_at=timezone.now()
+    )
+    pins = AccountPins.objects.get(user=provider)
+    url = f"/admin/support_pin/accountpins/{pins.pk}/change/"
+    admin_client.post(url, {"validation_locked_until_0": "", "validation_locked_until_1": ""})
+    assert AccountPins.objects.get(pk=pins.pk).validation_locked_until == locked
+    assert not AuditEvent.objects.filter(kind=kinds.SUPPORT_PIN_VALIDATION_UNBLOCKED.code).exists()
+    response = admin_client.post(
+        "/admin/support_pin/accountpins/",
+        {"action": "unblock_validation", "_selected_action": [pins.pk]},
+    )
+    assert response.status_code == 302
+    assert AccountPins.objects.get(pk=pins.pk).validation_blocked_at is None
+    event = AuditEvent.objects.get(kind=kinds.SUPPORT_PIN_VALIDATION_UNBLOCKED.code)
+    assert event.actor == root and event.account == provider
