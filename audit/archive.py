@@ -503,45 +503,54 @@ def _drop(
 
 
 def drop_archived_partition(archive: AuditArchive) -> None:
-    """Drop the partition of a month whose boundary is recorded, and its counters; record that.
+    """Record that a month whose boundary is recorded leaves the database; then drop its
+    partition and its counters.
+
+    The event first, in a transaction of its own: if it cannot be written, nothing
+    is dropped (fail closed); if the drop then fails, running the command again
+    drops the partition, and records nothing twice. Not in the drop's transaction:
+    that one holds the event table, and the event would wait for the platform
+    chain while the chain's writers wait for the table.
 
     The dashboard's counters of the month's UTC days (`audit.rollup`) go in the
     same transaction as the partition, so the dashboard never counts events the
     report no longer lists, nor loses counts of events still there. They go
     before the event table is locked: a month of counters takes a while to
     delete, and no writer touches them, while every writer waits for that lock.
+    No writer adds to an archived month's counters either, so those the event
+    counts are those the drop removes.
     """
     label = f"{archive.month:%Y-%m}"
     name = partitions.partition_of(archive.month)
-    removed = rollup.Counters(0, 0)
-    if name is not None:
-        start, end = partitions.bounds(archive.month)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as partitions.partition_create
-            cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
-            removed = rollup.counters_remove(start=start, end=end)
-            cursor.execute(f"LOCK TABLE {partitions.TABLE} IN ACCESS EXCLUSIVE MODE")
-            cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # nosec B608
-            if cursor.fetchone()[0] != archive.events:
-                raise ArchiveRefused(
-                    f"The partition of {label} holds other events than its archive."
-                )
-            cursor.execute(f"DROP TABLE {name}")
-    with transaction.atomic():
-        audit_event_record(
-            kind=kinds.AUDIT_ARCHIVED,
-            acting_user=None,
-            ip=None,
-            params={"month": label, "events": archive.events, "counters": sum(removed)},
-            data={
-                "month": label,
-                "events": archive.events,
-                "sha256": archive.file_sha256,
-                "checkpoint": archive.boundary_checkpoint,
-                "counters_removed": removed.quarter_hours,
-                "day_counters_removed": removed.days,
-            },
-        )
+    start, end = partitions.bounds(archive.month)
+    if not AuditEvent.objects.filter(kind=kinds.AUDIT_ARCHIVED.code, data__month=label).exists():
+        held = rollup.counters_held(start=start, end=end)
+        with transaction.atomic():
+            audit_event_record(
+                kind=kinds.AUDIT_ARCHIVED,
+                acting_user=None,
+                ip=None,
+                params={"month": label, "events": archive.events, "counters": sum(held)},
+                data={
+                    "month": label,
+                    "events": archive.events,
+                    "sha256": archive.file_sha256,
+                    "checkpoint": archive.boundary_checkpoint,
+                    "counters_removed": held.quarter_hours,
+                    "day_counters_removed": held.days,
+                },
+            )
+    if name is None:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as partitions.partition_create
+        cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
+        rollup.counters_remove(start=start, end=end)
+        cursor.execute(f"LOCK TABLE {partitions.TABLE} IN ACCESS EXCLUSIVE MODE")
+        cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # nosec B608
+        if cursor.fetchone()[0] != archive.events:
+            raise ArchiveRefused(f"The partition of {label} holds other events than its archive.")
+        cursor.execute(f"DROP TABLE {name}")
 
 
 def _last_events(segments: list[Segment], start: datetime, end: datetime) -> dict[int, dict]:

@@ -155,6 +155,19 @@ def counters_remove(*, start: datetime, end: datetime) -> Counters:
         return Counters(quarter_hours, cursor.rowcount)
 
 
+def counters_held(*, start: datetime, end: datetime) -> Counters:
+    """How many counters the UTC days from `start` to `end` hold (what `counters_remove`
+    would delete)."""
+    first, past = _whole_days(start, end)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT count(*) FROM {TABLE} WHERE bucket >= %s AND bucket < %s), "  # noqa: S608  # nosec B608  (fixed names)
+            f"(SELECT count(*) FROM {DAY_TABLE} WHERE day >= %s AND day < %s)",
+            [first, past, first // BUCKETS_PER_DAY, past // BUCKETS_PER_DAY],
+        )
+        return Counters(*cursor.fetchone())
+
+
 def counters_recount(*, start: datetime, end: datetime) -> Counters:
     """Count the events of the UTC days from `start` to `end` afresh; return the counters written.
 

@@ -342,6 +342,45 @@ def test_a_drop_that_failed_is_finished_by_running_the_command_again(
         archive("2014-03", tmp_path / "b.jsonl")
 
 
+def test_no_event_no_drop_and_a_drop_after_its_event_is_recorded_once(
+    old_log, tmp_path, monkeypatch
+):
+    """The log says the month left before it does: without that event nothing is dropped."""
+    from audit import archive as archiving
+    from audit import rollup
+
+    recorded = archiving.audit_event_record
+
+    def log_refuses(*, kind, **kwargs):
+        if kind == kinds.AUDIT_ARCHIVED:
+            raise DatabaseError("could not extend file: No space left on device")
+        return recorded(kind=kind, **kwargs)
+
+    monkeypatch.setattr(archiving, "audit_event_record", log_refuses)
+    with pytest.raises(CommandError, match="No space left on device"):
+        archive("2014-03", tmp_path / "a.jsonl")
+    name = partitions.partition_name(MARCH.date())
+    assert name in partition_names()
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_ARCHIVED.code).exists()
+    # Recorded, then the drop fails: the next run drops it and records nothing again.
+    monkeypatch.setattr(archiving, "audit_event_record", recorded)
+    remove = rollup.counters_remove
+
+    def cut(**kwargs):
+        raise DatabaseError("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(rollup, "counters_remove", cut)
+    with pytest.raises(CommandError, match="lock timeout"):
+        archive("2014-03", tmp_path / "a.jsonl")
+    assert name in partition_names()
+    assert AuditEvent.objects.filter(kind=kinds.AUDIT_ARCHIVED.code).count() == 1
+    monkeypatch.setattr(rollup, "counters_remove", remove)
+    archive("2014-03", tmp_path / "a.jsonl")
+    assert name not in partition_names()
+    assert AuditEvent.objects.filter(kind=kinds.AUDIT_ARCHIVED.code).count() == 1
+    call_command("audit_verify")
+
+
 def restore(path) -> int:
     """Load an archive's events back into the event table, column for column (docs/audit.md)."""
     casts = {"occurred_at": "::timestamptz", "ip": "::inet", "data": "::jsonb"}
