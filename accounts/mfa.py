@@ -21,6 +21,7 @@ from accounts.roles import Role
 from audit import kinds
 from audit.services import audit_event_record
 from ehr import crypto
+from support_pin.services import field_keys_rotation_record
 
 MFA_REQUIRED_ROLES = frozenset(
     {Role.SUPPORT_AGENT, Role.COMPLIANCE_OFFICER, Role.PRACTICE_ADMIN, Role.PLATFORM_AUDITOR}
@@ -234,6 +235,8 @@ def authenticator_keys_rotate(*, batch_size: int = 500) -> int:
                 secret = device.bin_key
                 device.key = crypto.encrypt_bytes(secret, aad=device._aad())
                 device.save(update_fields=["key"])
+            if devices:  # in the batch's transaction: rows re-keyed are always in the log
+                field_keys_rotation_record(count=len(devices), what="authenticator secrets")
         done += len(devices)
         if len(devices) < batch_size:
             return done

@@ -520,7 +520,8 @@ def field_keys_rotate_batch(*, batch_size: int = 500) -> RekeyProgress:
 
     Each batch is its own short transaction with the rows locked
     (SKIP LOCKED), so the site keeps serving and the command can be stopped and
-    run again at any point: rows already re-keyed are not selected again.
+    run again at any point: rows already re-keyed are not selected again. Each
+    batch writes its event in its transaction: rows re-keyed are always in the log.
     """
     prefix = crypto.current_prefix()
     stale = AccountPins.objects.exclude(
@@ -535,14 +536,17 @@ def field_keys_rotate_batch(*, batch_size: int = 500) -> RekeyProgress:
                         pins, field, _seal(_open(pins, field), user_id=pins.user_id, field=field)
                     )
             pins.save(update_fields=list(PIN_FIELDS))
+        if rows:
+            field_keys_rotation_record(count=len(rows), what="accounts' PINs")
     return RekeyProgress(done=len(rows), remaining=stale.count())
 
 
-def field_keys_rotation_record(*, count: int) -> None:
+def field_keys_rotation_record(*, count: int, what: str) -> None:
+    """Record a batch re-encrypted under the primary key, in the batch's transaction."""
     audit_event_record(
         kind=kinds.FIELD_KEYS_ROTATED,
         acting_user=None,
         ip=None,
         params={"count": count, "key_id": settings.FIELD_ENCRYPTION_KEYS.current_id},
-        data={"count": count},
+        data={"count": count, "what": what},
     )

@@ -1,5 +1,6 @@
 import pytest
 from django.core.management import call_command
+from django.db import DatabaseError
 from django.test import override_settings
 
 from accounts.roles import Role
@@ -42,6 +43,26 @@ def test_rotation_re_encrypts_everything_resumably_and_is_audited(accounts_under
             user = AccountPins.objects.get(user_id=user_id).user
             assert (current_pin(user), current_pin(user, "app_pin")) == (support, app)
         call_command("rotate_field_keys")
+    # Every batch is in the log, the one stopped after it too; a run with nothing to do
+    # writes nothing.
     events = AuditEvent.objects.filter(kind="security.field_keys_rotated").order_by("id")
-    assert [e.details.split(":")[1].strip() for e in events][-1].startswith("0 values")
-    assert "values now under key new" in events.first().details
+    pins = [e.data["count"] for e in events if e.data["what"] == "accounts' PINs"]
+    assert pins[0] == 3 and sum(pins) == AccountPins.objects.count()
+    assert all("values now under key new" in e.details for e in events)
+
+
+def test_a_batch_whose_event_cannot_be_written_is_not_re_encrypted(
+    accounts_under_old_key, monkeypatch
+):
+    from support_pin import services
+
+    def refused(**kwargs):
+        raise DatabaseError("could not extend file")
+
+    monkeypatch.setattr(services, "audit_event_record", refused)
+    with override_settings(FIELD_ENCRYPTION_KEYS=ring(NEW, OLD)), pytest.raises(DatabaseError):
+        field_keys_rotate_batch(batch_size=3)
+    assert all(
+        crypto.key_id_of(row.support_pin) == "old"
+        for row in AccountPins.objects.filter(user_id__in=accounts_under_old_key)
+    )

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.mfa import authenticator_keys_rotate
 from ehr.arguments import number_between
-from support_pin.services import field_keys_rotate_batch, field_keys_rotation_record
+from support_pin.services import field_keys_rotate_batch
 
 
 class Command(BaseCommand):
@@ -37,7 +37,6 @@ class Command(BaseCommand):
         devices = authenticator_keys_rotate(batch_size=batch_size)
         self.stdout.write(f"re-encrypted {devices} authenticator secrets under key {key_id}")
         total += devices
-        field_keys_rotation_record(count=total)
         if progress.remaining:
             self.stdout.write(
                 f"{progress.remaining} accounts were locked by other requests; run again."
