@@ -95,7 +95,9 @@ def _back(request: HttpRequest) -> str | None:
     if not referer:
         return None
     parts = urlsplit(referer)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    # The path alone, checked again: a path of this site such as `//evil.example/x` is,
+    # on its own, a link to another site.
+    return safe_next(request, parts.path + (f"?{parts.query}" if parts.query else ""), "") or None
 
 
 def confirm_first(request: HttpRequest, *, label: str = DEFAULT_LABEL, download: bool = False):

@@ -115,3 +115,19 @@ def test_no_link_in_any_template_saves_its_answer_as_a_file():
         if saving.search(path.read_text())
     ]
     assert found == []
+
+
+@pytest.mark.parametrize("path", ["//evil.example/x", "/\\evil.example/x"])
+def test_the_prompts_way_back_never_leaves_the_site(stale, path):
+    """A page of this site at `//evil.example/x` is, as a path alone, a link elsewhere."""
+    response = stale.post(
+        "/account/pins/support/generate/", HTTP_REFERER=f"http://testserver{path}", follow=True
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and "evil.example" not in page
+    safe = stale.post(
+        "/account/pins/support/generate/",
+        HTTP_REFERER="http://testserver/account/settings/",
+        follow=True,
+    )
+    assert 'href="/account/settings/"' in safe.content.decode()
