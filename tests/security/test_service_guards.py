@@ -12,10 +12,15 @@ from accounts import services as accounts
 from accounts.models import User
 from accounts.roles import Role
 from audit.models import AuditEvent
+from break_glass.models import BreakGlassGrant
 from break_glass.services import break_glass_identity, break_glass_open, break_glass_rotate_pin
 from support_pin import selectors
 from support_pin.models import AccountPins
-from support_pin.services import support_pin_validation_unblock
+from support_pin.services import (
+    app_pin_change,
+    support_pin_generate,
+    support_pin_validation_unblock,
+)
 from tests.factories import make_user
 from tests.support_pin.helpers import current_pin
 
@@ -128,3 +133,58 @@ def test_a_pin_is_not_shown_once_its_minute_has_passed(provider_client, password
         clock.shift(timedelta(seconds=61))
         response = provider_client.get("/account/pins/shown/")
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+# Fail closed: when the event cannot be written, the action does not happen.
+
+
+def _admin_deactivates(provider, practice, agent):
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="pam2")
+    return (
+        lambda: accounts.user_set_active(
+            account=provider, active=False, acting_user=admin, ip=None
+        ),
+        lambda: User.objects.get(pk=provider.pk).is_active,
+    )
+
+
+def _generates(provider, practice, agent):
+    return (
+        lambda: support_pin_generate(account=provider, acting_user=provider, ip=None),
+        lambda: current_pin(provider),
+    )
+
+
+def _changes_app_pin(provider, practice, agent):
+    return (
+        lambda: app_pin_change(acting_user=provider, new_app_pin="2718", ip=None),
+        lambda: current_pin(provider, "app_pin"),
+    )
+
+
+def _opens_break_glass(provider, practice, agent):
+    return (
+        lambda: break_glass_open(
+            acting_user=agent, account=provider, justification=REASON, minutes=30, ip=None
+        ),
+        lambda: BreakGlassGrant.objects.count(),
+    )
+
+
+@pytest.mark.parametrize(
+    "action", [_admin_deactivates, _generates, _changes_app_pin, _opens_break_glass]
+)
+def test_nothing_happens_when_its_event_cannot_be_written(
+    action, provider, practice, agent, monkeypatch
+):
+    run, state = action(provider, practice, agent)
+    before = state()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr("audit.hashing.row_hash", broken)
+    with pytest.raises(RuntimeError):
+        run()
+    monkeypatch.undo()
+    assert state() == before
