@@ -9,9 +9,12 @@ from django.urls import reverse
 
 from accounts.models import User, UserSession
 from accounts.roles import Role
+from accounts.selectors import profile_image_urls
+from accounts.services import provider_profile_update
 from break_glass.models import BreakGlassGrant
 from break_glass.services import break_glass_open
 from tests.factories import PASSWORD, confirm_identity, make_practice, make_user
+from tests.images import image_bytes, upload
 from tests.support_pin.helpers import current_pin
 
 REASON = "Caller cannot give the PIN; verifying identity by callback to the office."
@@ -66,7 +69,16 @@ def test_practice_admin_actions_on_another_practices_user(people, world):
 def test_another_users_images_and_sessions(people, world):
     provider = signed_in(people, Role.PROVIDER)
     doctor = world["victim_doctor"]
-    assert provider.get(f"/account/images/{doctor.pk}/picture/0123456789abcdef/").status_code == 404
+    profile = provider_profile_update(
+        profile=doctor.provider_profile,
+        acting_user=doctor,
+        changes={"profile_picture": upload("me.png", image_bytes())},
+        ip=None,
+    )
+    url = profile_image_urls(profile=profile)["picture"]  # the real address of a real picture
+    shown = world["victim_client"].get(url)  # her colleague sees it
+    assert shown.status_code == 200 and b"".join(shown.streaming_content).startswith(b"\x89PNG")
+    assert provider.get(url).status_code == 404
     response = provider.post(
         f"/account/security/sessions/{world['victim_session'].pk}/end/", {"password": PASSWORD}
     )
