@@ -257,7 +257,13 @@ class AuditedPatient(models.Model):
     class Meta:
         ordering = ["patient_name"]
         constraints = [
-            models.UniqueConstraint(fields=["practice", "patient_id"], name="audit_patient_unique")
+            models.UniqueConstraint(fields=["practice", "patient_id"], name="audit_patient_unique"),
+            # NULLs differ in the one above: a patient of no practice is unique on its own.
+            models.UniqueConstraint(
+                fields=["patient_id"],
+                condition=models.Q(practice__isnull=True),
+                name="audit_patient_unique_without_practice",
+            ),
         ]
 
     def __str__(self) -> str:

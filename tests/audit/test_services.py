@@ -231,3 +231,14 @@ def test_no_secret_reaches_any_audit_column(client, provider, password, settings
     assert "Signed in as user dorothy Ludwig" in exported
     for secret in secrets:
         assert secret not in exported
+
+
+def test_a_patient_of_no_practice_is_kept_once(db):
+    """The database itself: NULL practices differ in the practice's constraint."""
+    from django.db import IntegrityError, transaction
+
+    from audit.models import AuditedPatient
+
+    AuditedPatient.objects.create(practice=None, patient_id="P-1", patient_name="Ana Lopez")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AuditedPatient.objects.create(practice=None, patient_id="P-1", patient_name="Ana López")
