@@ -12,6 +12,7 @@ from django.shortcuts import redirect
 from accounts.mfa import mfa_reset
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
 from accounts.services import ADMIN_EDITABLE, roles_validate, sign_in_unlock, user_admin_update
+from ehr.admin import ReadOnlyAdmin
 
 
 class AccountChangeForm(UserChangeForm):
@@ -104,19 +105,6 @@ class UserAdmin(DjangoUserAdmin):
 @admin.register(Practice)
 class PracticeAdmin(admin.ModelAdmin):
     list_display = ("name", "group_id", "country")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, never changed here: their owners change them on their own pages, audited."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ProviderProfile)

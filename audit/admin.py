@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from audit.models import AuditEvent
+from ehr.admin import ReadOnlyAdmin
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the log is changed by nobody, the admin included."""
 
     list_display = (
@@ -21,12 +22,3 @@ class AuditEventAdmin(admin.ModelAdmin):
     show_full_result_count = False  # no COUNT(*) over millions of rows per page
     ordering = ("-occurred_at", "-id")
     readonly_fields = [field.name for field in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
