@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
-from django.urls import Resolver404, resolve, reverse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from accounts import auth_events, idle, mfa, passkeys
@@ -132,7 +132,7 @@ class MfaRequiredMiddleware:
             return self.get_response(request)
         if mfa.mfa_enrolled(user):  # enrolled, but this session never gave a second factor
             auth_events.sign_out(request=request, reason=EndReason.REVOKED)
-            return redirect(f"{reverse('login')}?next={request.path}")
+            return redirect_to_login(request.get_full_path())  # `next` encoded, query kept
         required = mfa.mfa_required(user) or passkeys.passkey_required(user)
         if required and _view_name(request) not in ENROLMENT_PATHS:
             return redirect("security")

@@ -220,8 +220,9 @@ def test_an_unverified_session_of_an_enrolled_account_is_ended_as_such(provider,
     from accounts.models import AuthenticatorDevice
 
     AuthenticatorDevice.objects.create(user=provider, name="Authenticator app", confirmed=True)
-    response = client.get("/account/settings/")
-    assert response["Location"].startswith("/accounts/login/")
+    response = client.get("/audit/", {"username": "x&y", "n": "2"})
+    # Back to the same page after signing in again: its query kept, and encoded.
+    assert response["Location"] == "/accounts/login/?next=/audit/%3Fusername%3Dx%2526y%26n%3D2"
     event = AuditEvent.objects.order_by("-id").first()
     assert (event.kind, event.actor_id) == ("security.session_revoked", None)
 
