@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import PermissionDenied
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -22,6 +23,7 @@ from audit.kinds import EventKind
 from audit.models import AuditedPatient, AuditEvent
 from ehr.db import ReadSource, replica_after_writes, replica_alias
 from ehr.middleware import current_request_context
+from ehr.policies import can_review_audit_subjects
 
 logger = logging.getLogger(__name__)
 
@@ -523,3 +525,40 @@ def _watched(
         if incomplete is not None:
             yield incomplete(sent)
         raise
+
+
+def audit_history_view_record(
+    *,
+    acting_user: User,
+    ip: str | None,
+    account: User | None = None,
+    patient: AuditedPatient | None = None,
+    rows: int,
+    period: str,
+    include_actions: bool = False,
+) -> AuditEvent:
+    """Record who read whose history ("who touched this account or patient"), for which
+    period, and how many events it showed: an account's, or else a patient's. One event,
+    written in its own transaction (or the caller's)."""
+    if not can_review_audit_subjects(acting_user):
+        raise PermissionDenied("only compliance officers and platform auditors read histories")
+    params = {"rows": rows, "period": period}
+    if account is not None:
+        return audit_event_record(
+            kind=kinds.AUDIT_ACCOUNT_HISTORY_VIEWED,
+            acting_user=acting_user,
+            account=account,
+            ip=ip,
+            params=params,
+            data={"subject_account_id": account.pk, "include_actions": include_actions},
+        )
+    return audit_event_record(
+        kind=kinds.AUDIT_PATIENT_HISTORY_VIEWED,
+        acting_user=acting_user,
+        practice=patient.practice,
+        patient_id=patient.patient_id,
+        patient_name=patient.patient_name,
+        ip=ip,
+        params={**params, "patient": patient.patient_name},
+        data={"patient_id": patient.patient_id},
+    )

@@ -22,11 +22,11 @@ from django.views.decorators.http import require_GET
 from accounts.models import User
 from accounts.reauth import recent_auth_required
 from audit import fhir as fhir_format
-from audit import kinds, selectors
+from audit import selectors
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import SUBJECT_PERIODS, SubjectHistoryForm, any_of
 from audit.models import AuditedPatient
-from audit.services import audit_event_record, audit_log_export, user_label
+from audit.services import audit_history_view_record, audit_log_export, user_label
 from ehr.navigation import from_this_site
 from ehr.policies import allowed_only, can_review_audit_subjects
 
@@ -112,7 +112,15 @@ def _history(request: HttpRequest, subject: Subject) -> HttpResponse:
         }
         for row in page.rows
     ]
-    _record_view(request, subject, form, len(rows))
+    audit_history_view_record(
+        acting_user=request.user,
+        ip=request.client_ip,
+        account=subject.account,
+        patient=subject.patient,
+        rows=len(rows),
+        period=form.period(),
+        include_actions=bool(form.cleaned_data.get("include_actions")),
+    )
     query = request.GET.copy()
     query.pop("last", None)
     quick = []
@@ -144,32 +152,6 @@ def _with(query, **values) -> str:
     query.pop("date_from", None)
     query.pop("date_to", None)
     return query.urlencode()
-
-
-def _record_view(request: HttpRequest, subject: Subject, form: SubjectHistoryForm, rows: int):
-    """Write the event that says who read whose history, for which period, how many rows."""
-    common = {"acting_user": request.user, "ip": request.client_ip}
-    params = {"rows": rows, "period": form.period()}
-    if subject.account is not None:
-        include = bool(form.cleaned_data["include_actions"])
-        audit_event_record(
-            kind=kinds.AUDIT_ACCOUNT_HISTORY_VIEWED,
-            account=subject.account,
-            params=params,
-            data={"subject_account_id": subject.account.pk, "include_actions": include},
-            **common,
-        )
-    else:
-        patient = subject.patient
-        audit_event_record(
-            kind=kinds.AUDIT_PATIENT_HISTORY_VIEWED,
-            practice=patient.practice,
-            patient_id=patient.patient_id,
-            patient_name=patient.patient_name,
-            params={**params, "patient": patient.patient_name},
-            data={"patient_id": patient.patient_id},
-            **common,
-        )
 
 
 def _export(request: HttpRequest, subject: Subject, *, fhir: bool) -> HttpResponse:

@@ -188,3 +188,13 @@ def test_nothing_happens_when_its_event_cannot_be_written(
         run()
     monkeypatch.undo()
     assert state() == before
+
+
+def test_a_history_is_recorded_as_read_only_by_those_who_may_read_it(nurse, provider):
+    from audit.services import audit_history_view_record
+
+    refused(
+        lambda: audit_history_view_record(
+            acting_user=nurse, ip=None, account=provider, rows=3, period="03/12/2024 to 03/19/2024"
+        )
+    )
