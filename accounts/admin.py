@@ -13,9 +13,15 @@ from accounts.mfa import mfa_reset
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
 from accounts.services import ADMIN_EDITABLE, roles_validate, sign_in_unlock, user_admin_update
 from ehr.admin import ReadOnlyAdmin
+from ehr.model_choices import ModelMultipleChoiceField
 
 
 class AccountChangeForm(UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        # What the admin edits (`UserAdmin.fieldsets`); the practice is typed (raw id).
+        fields = ("username", "password", "first_name", "last_name", "email", "is_active", "groups")
+        field_classes = {**UserChangeForm.Meta.field_classes, "groups": ModelMultipleChoiceField}
+
     def clean(self):
         data = super().clean()
         if "groups" in data and "practice" in data:
@@ -44,6 +50,7 @@ class UserAdmin(DjangoUserAdmin):
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     readonly_fields = ("is_staff", "is_superuser", "last_login", "date_joined")
+    raw_id_fields = ("practice",)  # a platform has too many practices for a menu
     actions = ["unlock_sign_in", "reset_two_factor"]
 
     def has_add_permission(self, request):

@@ -136,3 +136,20 @@ def test_a_pin_lock_is_lifted_only_by_the_audited_action(admin_client, root, pro
     assert AccountPins.objects.get(pk=pins.pk).validation_blocked_at is None
     event = AuditEvent.objects.get(kind=kinds.SUPPORT_PIN_VALIDATION_UNBLOCKED.code)
     assert event.actor == root and event.account == provider
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "axes/accessattempt",
+        "axes/accessfailurelog",
+        "axes/accesslog",
+        "otp_totp/totpdevice",
+        "otp_static/staticdevice",
+        "auth/group",
+    ],
+)
+def test_sign_in_state_and_roles_are_shown_never_changed_in_the_admin(admin_client, path):
+    """An attempt that locks an account, an authenticator, a role's group: audited elsewhere."""
+    assert admin_client.get(f"/admin/{path}/").status_code == 200
+    assert admin_client.get(f"/admin/{path}/add/").status_code == 403
