@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.db import transaction
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django_otp_webauthn.helpers import WebAuthnHelper
 from django_otp_webauthn.models import WebAuthnCredential
@@ -79,6 +80,10 @@ def passkeys_work_at(request: HttpRequest) -> str | None:
         return None
     if origin in settings.WEBAUTHN_ORIGINS:
         return None
+    match = request.resolver_match
+    if match is not None and match.url_name == "login_mfa":
+        # The second step opens only after the first at the same address: start there.
+        return settings.WEBAUTHN_ORIGINS[0] + reverse("login")
     return settings.WEBAUTHN_ORIGINS[0] + request.get_full_path()
 
 

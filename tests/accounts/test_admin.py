@@ -153,3 +153,25 @@ def test_sign_in_state_and_roles_are_shown_never_changed_in_the_admin(admin_clie
     """An attempt that locks an account, an authenticator, a role's group: audited elsewhere."""
     assert admin_client.get(f"/admin/{path}/").status_code == 200
     assert admin_client.get(f"/admin/{path}/add/").status_code == 403
+
+
+def test_the_admins_service_checks_who_acts_what_changes_and_the_roles(root, practice, nurse):
+    """Whatever form calls it: only a superuser, only the editable fields, only roles the
+    account can hold."""
+    from django.core.exceptions import PermissionDenied, ValidationError
+
+    from accounts.services import user_admin_update
+
+    common = {"account": nurse, "active": True, "ip": None}
+    # A practice admin manages the nurse on the Practice Staff page, never through this.
+    pam = make_user(Role.PRACTICE_ADMIN, practice=practice, username="pam")
+    before = AuditEvent.objects.count()
+    with pytest.raises(PermissionDenied, match="only platform administrators"):
+        user_admin_update(changes={}, roles=["billing"], acting_user=pam, **common)
+    with pytest.raises(PermissionDenied, match="is_superuser"):
+        user_admin_update(changes={"is_superuser": True}, roles=[], acting_user=root, **common)
+    with pytest.raises(ValidationError, match="belong to no practice"):
+        user_admin_update(changes={}, roles=[Role.SUPPORT_AGENT.value], acting_user=root, **common)
+    nurse = User.objects.get(pk=nurse.pk)
+    assert not nurse.is_superuser and nurse.roles == {Role.NURSE.value}
+    assert AuditEvent.objects.count() == before

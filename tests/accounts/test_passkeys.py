@@ -269,6 +269,7 @@ def test_a_page_opened_at_another_address_says_where_passkeys_work(provider, key
     signing_in.post("/accounts/login/", {"username": provider.username, "password": PASSWORD})
     step = signing_in.get("/accounts/login/mfa/").content.decode()
     assert "Sign in there to use your passkey" in step
+    assert where.format(path="/accounts/login/") in step  # the step opens only after the first
     assert "passkey-verification-button" not in step
 
 

@@ -21,10 +21,9 @@ from support_pin.services import (
     support_pin_generate,
     support_pin_validation_unblock,
 )
+from tests.break_glass.test_break_glass import REASON
 from tests.factories import make_user
 from tests.support_pin.helpers import current_pin
-
-REASON = "Caller lost her phone and cannot sign in to read her Support PIN; verified by callback."
 
 
 @pytest.fixture
