@@ -1,7 +1,8 @@
 """The Django admin, for platform administrators: a form over the models, whose every
-change goes through the service that audits it. What has no audited way in is read-only
-here (passwords, superuser status, profiles); accounts are created where their role
-and profile come with them (`user_create`), never added bare here."""
+change goes through the service that audits it (accounts, practices, specialties). What
+has no audited way in is read-only here (passwords, superuser status, profiles);
+accounts are created where their role and profile come with them (`user_create`), never
+added bare here; nothing that the log names is deleted here."""
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -11,7 +12,17 @@ from django.shortcuts import redirect
 
 from accounts.mfa import mfa_reset
 from accounts.models import Practice, ProviderProfile, Specialty, StaffProfile, User
-from accounts.services import ADMIN_EDITABLE, roles_validate, sign_in_unlock, user_admin_update
+from accounts.services import (
+    ADMIN_EDITABLE,
+    PRACTICE_EDITABLE,
+    practice_create,
+    practice_update,
+    roles_validate,
+    sign_in_unlock,
+    specialty_add,
+    specialty_rename,
+    user_admin_update,
+)
 from ehr.admin import ReadOnlyAdmin
 from ehr.model_choices import ModelMultipleChoiceField
 
@@ -111,7 +122,33 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(Practice)
 class PracticeAdmin(admin.ModelAdmin):
+    """Practices added and changed through `practice_create` and `practice_update`, which
+    audit them; never deleted: its members, its chain and its log name it."""
+
     list_display = ("name", "group_id", "country")
+    search_fields = ("name", "=group_id")
+    fields = ("name", "group_id", "country")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            practice_update(
+                practice=Practice.objects.get(pk=obj.pk),  # as stored: the form changed `obj`
+                changes={name: data[name] for name in PRACTICE_EDITABLE if name in data},
+                acting_user=request.user,
+                ip=request.client_ip,
+            )
+        else:
+            obj.pk = practice_create(
+                name=data["name"],
+                group_id=data["group_id"],
+                country=data["country"],
+                acting_user=request.user,
+                ip=request.client_ip,
+            ).pk
 
 
 @admin.register(ProviderProfile)
@@ -127,4 +164,22 @@ class StaffProfileAdmin(ReadOnlyAdmin):
     list_select_related = ("user",)
 
 
-admin.site.register(Specialty)
+@admin.register(Specialty)
+class SpecialtyAdmin(admin.ModelAdmin):
+    """The specialties providers choose from, added and renamed through audited services;
+    never deleted (`specialty_rename`)."""
+
+    search_fields = ("name",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        name = form.cleaned_data["name"]
+        if change:
+            specialty = Specialty.objects.get(pk=obj.pk)
+            specialty_rename(
+                specialty=specialty, name=name, acting_user=request.user, ip=request.client_ip
+            )
+        else:
+            obj.pk = specialty_add(name=name, acting_user=request.user, ip=request.client_ip).pk

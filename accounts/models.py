@@ -39,7 +39,7 @@ class Practice(models.Model):
 
     name = models.CharField(max_length=200, help_text="The practice's name as shown to its users.")
     group_id = models.PositiveIntegerField(
-        unique=True, help_text="Practice Group ID shown on every member's profile."
+        "Group ID", unique=True, help_text="Practice Group ID shown on every member's profile."
     )
     country = models.CharField(
         max_length=2,

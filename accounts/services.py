@@ -17,6 +17,7 @@ from audit import kinds
 from audit.services import audit_event_record
 from ehr.policies import (
     ASSIGNABLE_ROLES,
+    can_administer_platform,
     can_manage_account,
     can_manage_practice_staff,
     can_unlock_sign_in,
@@ -25,14 +26,120 @@ from outbox.services import mail_enqueue
 from support_pin.services import account_pins_create
 
 
-def practice_create(*, name: str, group_id: int, country: str | None = None) -> Practice:
-    """Create a practice; `country` (ISO 3166-1, e.g. "GB") defaults to PHONE_REGION."""
+@transaction.atomic
+def practice_create(
+    *,
+    name: str,
+    group_id: int,
+    country: str | None = None,
+    acting_user: User | None = None,
+    ip: str | None = None,
+) -> Practice:
+    """Create a practice, audited in its own chain; `country` (ISO 3166-1, e.g. "GB")
+    defaults to PHONE_REGION. `acting_user` None: the platform's own set-up (demo data)."""
+    if acting_user is not None and not can_administer_platform(acting_user):
+        raise PermissionDenied("only platform administrators create practices")
     practice = Practice(name=name, group_id=group_id)
     if country:
         practice.country = country
     practice.full_clean()
     practice.save()
+    audit_event_record(
+        kind=kinds.PRACTICE_CREATED,
+        acting_user=acting_user,
+        ip=ip,
+        practice=practice,
+        params={"practice": practice.name, "group_id": practice.group_id},
+    )
     return practice
+
+
+# What a platform administrator changes of a practice, and how the log names each.
+PRACTICE_EDITABLE = {"name": "name", "group_id": "Group ID", "country": "country"}
+
+
+@transaction.atomic
+def practice_update(
+    *, practice: Practice, changes: dict[str, Any], acting_user: User, ip: str | None
+) -> None:
+    """Change a practice's name, Group ID or country, with the old and new values in the log.
+
+    The Group ID is on every member's profile and the country decides how their
+    phone numbers read: a change to either is a change to what the practice's people
+    see, and its compliance officers read it in their own log.
+    """
+    if not can_administer_platform(acting_user):
+        raise PermissionDenied("only platform administrators change practices")
+    unknown = set(changes) - set(PRACTICE_EDITABLE)
+    if unknown:
+        raise PermissionDenied(f"not changed here: {', '.join(sorted(unknown))}")
+    changed = {
+        name: (getattr(practice, name), value)
+        for name, value in changes.items()
+        if getattr(practice, name) != value
+    }
+    if not changed:
+        return
+    for name, (_old, new) in changed.items():
+        setattr(practice, name, new)
+    practice.full_clean()
+    practice.save(update_fields=list(changed))
+    audit_event_record(
+        kind=kinds.PRACTICE_UPDATED,
+        acting_user=acting_user,
+        ip=ip,
+        practice=practice,
+        params={
+            "practice": practice.name,
+            "changes": "; ".join(
+                f"{PRACTICE_EDITABLE[name]} changed from {old} to {new}"
+                for name, (old, new) in changed.items()
+            ),
+        },
+        data={"fields": ", ".join(changed)},
+    )
+
+
+@transaction.atomic
+def specialty_add(*, name: str, acting_user: User, ip: str | None) -> Specialty:
+    """Add a specialty to the list providers choose from."""
+    if not can_administer_platform(acting_user):
+        raise PermissionDenied("only platform administrators change the specialty list")
+    specialty = Specialty(name=name)
+    specialty.full_clean()
+    specialty.save()
+    audit_event_record(
+        kind=kinds.SPECIALTY_ADDED,
+        acting_user=acting_user,
+        ip=ip,
+        params={"specialty": specialty.name},
+        data={"specialty": specialty.pk},
+    )
+    return specialty
+
+
+@transaction.atomic
+def specialty_rename(*, specialty: Specialty, name: str, acting_user: User, ip: str | None) -> None:
+    """Rename a specialty: every provider who lists it reads the new name on their profile.
+
+    Never deleted: that would take it off those profiles unseen; a specialty misspelt
+    is renamed.
+    """
+    if not can_administer_platform(acting_user):
+        raise PermissionDenied("only platform administrators change the specialty list")
+    old = specialty.name
+    if name == old:
+        return
+    specialty.name = name
+    specialty.full_clean()
+    specialty.save(update_fields=["name"])
+    audit_event_record(
+        kind=kinds.SPECIALTY_RENAMED,
+        acting_user=acting_user,
+        ip=ip,
+        params={"old": old, "new": name},
+        data={"specialty": specialty.pk},
+    )
 
 
 @transaction.atomic
@@ -257,7 +364,7 @@ def user_admin_update(
     that a role given, an account deactivated (its sessions ended) or a name
     changed there lands in the log like the same change made anywhere else.
     """
-    if not acting_user.is_active or not acting_user.is_superuser:
+    if not can_administer_platform(acting_user):
         raise PermissionDenied("only platform administrators change accounts in the admin")
     unknown = set(changes) - set(ADMIN_EDITABLE)
     if unknown:

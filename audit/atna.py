@@ -87,6 +87,7 @@ LOGIN = _dcm("110122", "Login")
 LOGOUT = _dcm("110123", "Logout")
 EMERGENCY_OVERRIDE_STARTED = _dcm("110127", "Emergency Override Started")
 SECURITY_CONFIGURATION = _dcm("110129", "Security Configuration")
+SOFTWARE_CONFIGURATION = _dcm("110131", "Software Configuration")
 USE_OF_RESTRICTED_FUNCTION = _dcm("110132", "Use of Restricted Function")
 SECURITY_ROLES_CHANGED = _dcm("110136", "Security Roles Changed")
 USER_SECURITY_ATTRIBUTES_CHANGED = _dcm("110137", "User Security Attributes Changed")
@@ -131,8 +132,8 @@ ATTRIBUTES = USER_SECURITY_ATTRIBUTES_CHANGED
 #   attempts"). The failure that tipped it is recorded just before, as a 4.
 # EventIDs: User Authentication for sign-in, sign-out, second factor, password
 # prompts and Support PIN validation (the PIN authenticates a caller); Security
-# Alert for changes to an account's security attributes, roles, keys and
-# break-glass access; Audit Log Used for exports of the log; Patient Record for a
+# Alert for changes to an account's security attributes, roles, keys, the
+# platform's configuration (practices, specialties) and break-glass access; Audit Log Used for exports of the log; Patient Record for a
 # chart. Viewing one's own PIN, a profile edit and a break-glass review have no
 # DICOM code and use the kind's.
 KIND_CODES: dict[str, KindCodes] = {
@@ -208,6 +209,10 @@ KIND_CODES: dict[str, KindCodes] = {
     "app_pin.viewed": KindCodes(OK, None, action="R"),
     "app_pin.changed": KindCodes(OK, SA, ATTRIBUTES),
     "pins.view_refused": KindCodes(MINOR, UA, action="R"),
+    "practice.created": KindCodes(OK, SA, SOFTWARE_CONFIGURATION),
+    "practice.updated": KindCodes(OK, SA, SOFTWARE_CONFIGURATION),
+    "specialty.added": KindCodes(OK, SA, SOFTWARE_CONFIGURATION),
+    "specialty.renamed": KindCodes(OK, SA, SOFTWARE_CONFIGURATION),
     "break_glass.opened": KindCodes(OK, SA, EMERGENCY_OVERRIDE_STARTED),
     "break_glass.identity_viewed": KindCodes(OK, SA, USE_OF_RESTRICTED_FUNCTION),
     "break_glass.pin_rotated": KindCodes(OK, SA, ATTRIBUTES),

@@ -483,6 +483,28 @@ FIELD_KEYS_ROTATED = EventKind(
     "Encrypted fields re-encrypted: {count} values now under key {key_id}",
 )
 
+# The platform's own configuration, changed by its administrators (the Django admin):
+# a practice's name, Group ID and country, and the list of specialties providers choose
+# from. Old and new values are in the details: none of them is about a patient.
+PRACTICE_CREATED = EventKind(
+    "practice.created",
+    EventType.ACCOUNT,
+    Action.CREATE,
+    "Practice {practice} created with Group ID {group_id}",
+)
+PRACTICE_UPDATED = EventKind(
+    "practice.updated", EventType.ACCOUNT, Action.UPDATE, "Practice {practice} updated: {changes}"
+)
+SPECIALTY_ADDED = EventKind(
+    "specialty.added", EventType.ACCOUNT, Action.CREATE, "Specialty {specialty} added"
+)
+SPECIALTY_RENAMED = EventKind(
+    "specialty.renamed",
+    EventType.ACCOUNT,
+    Action.UPDATE,
+    "Specialty {old} renamed to {new}",
+)
+
 # Break-glass access (details carry the grant's number; data carries its id).
 BREAK_GLASS_OPENED = EventKind(
     "break_glass.opened",

@@ -60,14 +60,16 @@ def old_month() -> datetime:
 
 
 def generate(month: datetime, total: int) -> int:
-    """`total` events spread over `month` in four practice chains, then five in the next."""
+    """Four practices created at the start of `month` (an event each), `total` events
+    spread over the month in their chains, then five in the next; return the month's
+    count."""
+    partitions.partition_create(month.date())
     with time_machine.travel(month, tick=False):
         practices = [
             practice_create(name=f"Archive Bench {i}", group_id=920000 + i) for i in range(4)
         ]
-    chains = {p.pk: AuditChain.objects.create(kind="practice", practice=p) for p in practices}
-    heads = {p.pk: (0, hashing.GENESIS_HASH) for p in practices}
-    partitions.partition_create(month.date())
+    chains = {p.pk: AuditChain.objects.get(kind="practice", practice=p) for p in practices}
+    heads = {p.pk: (chains[p.pk].seq, chains[p.pk].row_hash) for p in practices}
     key_id, key = chain.signing_key()
     span = (partitions.bounds(month.date())[1] - month) - timedelta(minutes=1)
     columns = list(EVENT_COLUMNS)
@@ -119,7 +121,7 @@ def generate(month: datetime, total: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE audit_auditevent")
     audit_checkpoint_create()
-    return total
+    return total + len(practices)
 
 
 def archive() -> dict:

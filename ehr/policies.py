@@ -35,6 +35,12 @@ def can_view_profile_images(viewer: User, owner: User) -> bool:
     return viewer.practice_id is not None and viewer.practice_id == owner.practice_id
 
 
+def can_administer_platform(user: User) -> bool:
+    """The platform's administrators (superusers) change accounts, practices and the
+    specialty list in the Django admin, through the services that audit each change."""
+    return user.is_authenticated and user.is_active and user.is_superuser
+
+
 def can_manage_practice_staff(user: User) -> bool:
     """Practice admins see their practice's accounts; superusers use the Django admin."""
     return (

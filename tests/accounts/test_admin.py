@@ -175,3 +175,110 @@ def test_the_admins_service_checks_who_acts_what_changes_and_the_roles(root, pra
     nurse = User.objects.get(pk=nurse.pk)
     assert not nurse.is_superuser and nurse.roles == {Role.NURSE.value}
     assert AuditEvent.objects.count() == before
+
+
+def practice_form(practice, **values) -> dict:
+    form = {"name": practice.name, "group_id": practice.group_id, "country": practice.country}
+    return {**form, **values}
+
+
+def test_a_practice_added_and_changed_in_the_admin_is_audited_in_its_own_log(admin_client, root):
+    from accounts.models import Practice
+
+    response = admin_client.post(
+        "/admin/accounts/practice/add/",
+        {"name": "Lakeside Clinic", "group_id": 424242, "country": "CA"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    practice = Practice.objects.get(group_id=424242)
+    created = AuditEvent.objects.get(kind=kinds.PRACTICE_CREATED.code)
+    assert created.actor == root and created.practice_id == practice.pk
+    assert created.details == "Practice Lakeside Clinic created with Group ID 424242"
+
+    url = f"/admin/accounts/practice/{practice.pk}/change/"
+    form = practice_form(practice, name="Lakeside Family Clinic", group_id=424243)
+    assert admin_client.post(url, form).status_code == 302
+    practice = Practice.objects.get(pk=practice.pk)
+    assert (practice.name, practice.group_id) == ("Lakeside Family Clinic", 424243)
+    updated = AuditEvent.objects.get(kind=kinds.PRACTICE_UPDATED.code)
+    assert updated.actor == root and updated.practice_id == practice.pk
+    assert updated.details == (
+        "Practice Lakeside Family Clinic updated: name changed from Lakeside Clinic to "
+        "Lakeside Family Clinic; Group ID changed from 424242 to 424243"
+    )
+    assert updated.data == {"fields": "name, group_id"}
+    # Saved unchanged: nothing to record.
+    assert admin_client.post(url, practice_form(practice)).status_code == 302
+    assert AuditEvent.objects.filter(kind=kinds.PRACTICE_UPDATED.code).count() == 1
+    # A practice is never deleted: its members, its chain and its log name it.
+    assert admin_client.post(f"/admin/accounts/practice/{practice.pk}/delete/").status_code == 403
+    assert Practice.objects.filter(pk=practice.pk).exists()
+
+
+def test_a_practice_change_that_is_refused_changes_nothing(admin_client, practice):
+    from tests.factories import make_practice
+
+    taken = make_practice()
+    before = AuditEvent.objects.count()
+    url = f"/admin/accounts/practice/{practice.pk}/change/"
+    response = admin_client.post(url, practice_form(practice, group_id=taken.group_id))
+    assert response.status_code == 200
+    assert "Practice with this Group ID already exists." in response.content.decode()
+    assert AuditEvent.objects.count() == before
+    assert type(practice).objects.get(pk=practice.pk).group_id == practice.group_id
+
+
+def test_the_specialty_list_is_added_to_and_renamed_audited_never_deleted(admin_client, root):
+    from accounts.models import Specialty
+
+    assert (
+        admin_client.post(
+            "/admin/accounts/specialty/add/", {"name": "Wilderness Medicine"}
+        ).status_code
+        == 302
+    )
+    specialty = Specialty.objects.get(name="Wilderness Medicine")
+    added = AuditEvent.objects.get(kind=kinds.SPECIALTY_ADDED.code)
+    assert added.actor == root and added.practice_id is None
+    assert added.details == "Specialty Wilderness Medicine added"
+    url = f"/admin/accounts/specialty/{specialty.pk}/change/"
+    assert admin_client.post(url, {"name": "Wilderness and Expedition Medicine"}).status_code == 302
+    renamed = AuditEvent.objects.get(kind=kinds.SPECIALTY_RENAMED.code)
+    assert (
+        renamed.details
+        == "Specialty Wilderness Medicine renamed to Wilderness and Expedition Medicine"
+    )
+    assert admin_client.post(f"/admin/accounts/specialty/{specialty.pk}/delete/").status_code == 403
+    assert Specialty.objects.filter(pk=specialty.pk).exists()
+
+
+def test_practice_and_specialty_services_are_for_platform_administrators_only(practice):
+    from django.core.exceptions import PermissionDenied
+
+    from accounts.models import Specialty
+    from accounts.services import (
+        practice_create,
+        practice_update,
+        specialty_add,
+        specialty_rename,
+    )
+
+    # A practice admin runs the practice's staff, not the platform's configuration.
+    pam = make_user(Role.PRACTICE_ADMIN, practice=practice, username="pam")
+    cardiology = Specialty.objects.get(name="Cardiology")
+    before = AuditEvent.objects.count()
+    refused = [
+        lambda: practice_create(name="Mine", group_id=777777, acting_user=pam),
+        lambda: practice_update(
+            practice=practice, changes={"name": "Mine"}, acting_user=pam, ip=None
+        ),
+        lambda: specialty_add(name="Mine", acting_user=pam, ip=None),
+        lambda: specialty_rename(specialty=cardiology, name="Mine", acting_user=pam, ip=None),
+    ]
+    for call in refused:
+        with pytest.raises(PermissionDenied, match="only platform administrators"):
+            call()
+    assert AuditEvent.objects.count() == before
+    assert Specialty.objects.get(pk=cardiology.pk).name == "Cardiology"
+    assert not Specialty.objects.filter(name="Mine").exists()
+    assert type(practice).objects.get(pk=practice.pk).name == practice.name

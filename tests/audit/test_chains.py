@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+from accounts.models import Practice
 from accounts.roles import Role
 from audit import chain, checkpoints, hashing, kinds, offline
 from audit.models import AuditChain, AuditCheckpoint, AuditCheckpointLeaf, AuditEvent
@@ -20,7 +21,7 @@ from audit.verification import audit_log_verify
 from tests.audit.helpers import sql, verify_fails
 from tests.audit.test_chain import PREV_HASH, vector_row
 from tests.conftest import audit_guards
-from tests.factories import confirm_identity, make_practice, make_user
+from tests.factories import confirm_identity, make_user
 
 # Known answers, written out literally: stored hashes and signed checkpoints must
 # verify for as long as the log is kept, so neither form may ever change.
@@ -443,7 +444,9 @@ def test_a_checkpoint_re_signed_by_a_forger_fails(client, written, officer):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_single_chain_moves_into_the_legacy_chain_and_still_verifies(client):
-    clinic = make_practice("Ludwig Family Medicine")
+    # The row alone: the service would record its creation in a chain of its own, which
+    # the single chain's layout does not have.
+    clinic = Practice.objects.create(name="Ludwig Family Medicine", group_id=199999)
     executor = MigrationExecutor(connection)
     # Every app's latest migration, not only audit's: going back to audit 0002 also
     # unapplies the migrations that depend on it (the outbox's), and later tests need them.

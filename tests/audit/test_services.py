@@ -49,6 +49,10 @@ KNOWN_PARAMETERS = {
     "moved",
     "counters",  # dashboard counters removed with an archived month
     "destination",  # an outbox destination's name
+    "practice",  # a practice's name, in the platform's configuration changes
+    "group_id",
+    "changes",  # "name changed from A to B; Group ID changed from 1 to 2"
+    "specialty",
 }
 
 
