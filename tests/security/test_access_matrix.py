@@ -135,6 +135,72 @@ MATRIX = {
 }
 ADMIN_PREFIX = "admin/"  # the Django admin: superusers only, tested below
 
+BAD_REQUEST = 400
+SIGNED_OUT = "signed out"  # 302 to /accounts/login/, as a refusal is, after signing out
+AGENT = Role.SUPPORT_AGENT
+OVERSEERS = [Role.COMPLIANCE_OFFICER, Role.PLATFORM_AUDITOR]
+# url name -> {role: expected answer to a POST with no fields}: what an attacker who
+# skips the page and posts straight at the address gets. Read-only pages refuse the
+# method; actions refuse the roles they are not for before reading the form; the
+# ones they are for get the form's own answer (a confirmation first, or what is missing).
+POST_MATRIX = {
+    **{name: everyone(NOT_ALLOWED) for name, row in MATRIX.items() if row[ANON] == LOGIN},
+    "healthz": everyone(NOT_ALLOWED, anonymous=NOT_ALLOWED),
+    "session_status": everyone(NOT_ALLOWED, anonymous=NOT_ALLOWED),
+    "password_reset_done": everyone(NOT_ALLOWED, anonymous=NOT_ALLOWED),
+    "password_reset_complete": everyone(NOT_ALLOWED, anonymous=NOT_ALLOWED),
+    "otp_webauthn:js-i18n-catalog": everyone(NOT_ALLOWED, anonymous=NOT_ALLOWED),
+    # Forms anyone may post: the sign-in, Forgot password, and links with a made-up token.
+    "login": everyone(REDIRECT, anonymous=OK),
+    "login_mfa": everyone(LOGIN),  # no password step behind it
+    "password_reset": everyone(OK, anonymous=OK),
+    "password_reset_confirm": everyone(OK, anonymous=OK),
+    "invitation_set_password": everyone(OK, anonymous=OK),
+    "logout": everyone(SIGNED_OUT),
+    # Everyone's own account: the form's answer, behind the password where it asks one.
+    "security": everyone(NOT_ALLOWED),
+    "reauth": everyone(OK),
+    "password_change": everyone(OK),
+    "account_settings": only([Role.PROVIDER]),
+    "staff_account": {**everyone(OK), Role.PROVIDER.value: DENIED},
+    "support_pin_view": everyone(OK),
+    "support_pin_generate": everyone(CONFIRM),
+    "app_pin_view_edit": everyone(OK),
+    "session_keepalive": everyone(OK, anonymous=UNAUTHORIZED),
+    "session_end": everyone(BAD_REQUEST),
+    "sessions_end_others": everyone(BAD_REQUEST),
+    "mfa_enrol_start": everyone(BAD_REQUEST),
+    "mfa_enrol_confirm": everyone(CONFIRM),
+    "mfa_backup_codes": everyone(BAD_REQUEST),
+    # no authenticator to remove: the roles that must keep one are told there is none
+    "mfa_remove": {
+        **everyone(BAD_REQUEST),
+        **{role.value: NOT_FOUND for role in [Role.PRACTICE_ADMIN, AGENT, *OVERSEERS]},
+    },
+    "passkey_add": everyone(BAD_REQUEST),
+    "passkey_remove": everyone(CONFIRM),
+    "otp_webauthn:credential-registration-begin": everyone(DENIED, anonymous=DENIED),
+    "otp_webauthn:credential-registration-complete": everyone(DENIED, anonymous=DENIED),
+    "otp_webauthn:credential-authentication-begin": everyone(OK, anonymous=DENIED),
+    "otp_webauthn:credential-authentication-complete": everyone(BAD_REQUEST, anonymous=DENIED),
+    # Practice Staff's actions: practice admins, after their password.
+    **{
+        name: only([Role.PRACTICE_ADMIN], allowed_status=CONFIRM)
+        for name in MATRIX
+        if name.startswith("practice_staff_")
+    },
+    "support_console_validate": only([AGENT], allowed_status=BAD_REQUEST),
+    "break_glass_open": only([AGENT], allowed_status=CONFIRM),
+    # no such grant: the agent is sent back to the console
+    "break_glass_rotate_pin": only([AGENT], allowed_status=REDIRECT),
+    "break_glass_end": only([AGENT], allowed_status=REDIRECT),
+    "break_glass_review": {**everyone(DENIED), **{r.value: NOT_FOUND for r in OVERSEERS}},
+    "alert_acknowledge": {**everyone(DENIED), **{r.value: NOT_FOUND for r in OVERSEERS}},
+    "audit_integrity": only(OVERSEERS, allowed_status=REDIRECT),  # "verify now"
+}
+# A POST refused for who sends it, or for its method, changes nothing at all.
+REFUSALS = {LOGIN, DENIED, NOT_ALLOWED, UNAUTHORIZED}
+
 
 def named_patterns(patterns=None, prefix="", namespace=""):
     for pattern in patterns if patterns is not None else get_resolver().url_patterns:
@@ -234,3 +300,47 @@ def test_the_admin_is_for_superusers_behind_two_factor_only(people):
     client = Client()
     client.force_login(type(root).objects.get(pk=root.pk))
     assert client.get("/admin/").status_code == 200
+
+
+def test_every_url_has_a_row_for_posts():
+    assert sorted(POST_MATRIX) == sorted(MATRIX)
+
+
+# What any request may write: its session (the idle clock's last activity).
+SESSION_TABLES = ("accounts_usersession", "django_session")
+
+
+def post_writes(client: Client, url: str) -> tuple[object, list[str]]:
+    """POST `url` with no fields; return the answer and every write the request made
+    (INSERT, UPDATE, DELETE) but to its session."""
+    from django.db import connection
+
+    writes = []
+
+    def watch(execute, sql, params, many, context):
+        verb = sql.lstrip().split(None, 1)[0].upper()
+        if verb in {"INSERT", "UPDATE", "DELETE"} and not any(t in sql for t in SESSION_TABLES):
+            writes.append(sql[:120])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        got = answer(client.post(url, {}))
+    return got, writes
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_each_url_answers_a_post_from_each_role_as_the_table_says(name, people):
+    url = concrete_url(name, people)
+    wrong = {}
+    for role in ROLES:
+        client = Client()
+        if role != ANON:
+            client.force_login(people[role])
+        got, writes = post_writes(client, url)
+        if got == LOGIN and role != ANON and not client.session.get("_auth_user_id"):
+            got = SIGNED_OUT
+        if got != POST_MATRIX[name][role]:
+            wrong[role] = f"expected {POST_MATRIX[name][role]}, got {got}"
+        elif got in REFUSALS and writes:
+            wrong[role] = f"refused ({got}) but wrote: {writes}"
+    assert wrong == {}, f"POST {url}: {wrong}"
