@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from typing import Any
 
+from axes.models import AccessAttempt
 from axes.utils import reset as axes_reset
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -192,7 +193,15 @@ def user_create(
     else:
         StaffProfile.objects.create(user=user)
     account_pins_create(user=user)
-    audit_event_record(kind=kinds.ACCOUNT_CREATED, acting_user=acting_user, account=user, ip=ip)
+    # The role given, as a later change of role records the old and the new one.
+    audit_event_record(
+        kind=kinds.ACCOUNT_CREATED,
+        acting_user=acting_user,
+        account=user,
+        ip=ip,
+        params={"role": role.value},
+        data={"role": role.value},
+    )
     return user
 
 
@@ -370,19 +379,33 @@ def user_admin_update(
     if unknown:
         raise PermissionDenied(f"not changed in the admin: {', '.join(sorted(unknown))}")
     changed = [name for name, value in changes.items() if getattr(account, name) != value]
+    old, new = sorted(account.roles), sorted(set(roles))
+    old_username, old_practice = account.username, account.practice
     if changed:
         for name in changed:
             setattr(account, name, changes[name])
+        if "practice" in changed:
+            # The roles kept must suit the practice moved to (or its absence).
+            roles_validate(roles=new, practice=account.practice, was_provider=account.is_provider)
         account.full_clean(exclude=["password"])
         account.save(update_fields=[*changed])
-        audit_event_record(
-            kind=kinds.PROFILE_UPDATED,
-            acting_user=acting_user,
-            account=account,
-            ip=ip,
-            data={"fields": ", ".join(changed)},
-        )
-    old, new = sorted(account.roles), sorted(set(roles))
+        fields = [name for name in changed if name != "practice"]
+        if fields:
+            audit_event_record(
+                kind=kinds.PROFILE_UPDATED,
+                acting_user=acting_user,
+                account=account,
+                ip=ip,
+                data={"fields": ", ".join(fields)},
+            )
+        if "username" in changed:
+            # Sign-in failures are counted by username: they go with the account to its
+            # new name, or the rename would lift a lock with nothing recorded.
+            AccessAttempt.objects.filter(username__iexact=old_username).update(
+                username=account.username
+            )
+        if "practice" in changed:
+            _practice_move_record(account=account, old=old_practice, acting_user=acting_user, ip=ip)
     if old != new:
         roles_validate(roles=new, practice=account.practice, was_provider=account.is_provider)
         account.groups.set(Group.objects.filter(name__in=new))
@@ -394,6 +417,30 @@ def user_admin_update(
             params={"old": ", ".join(old) or "none", "new": ", ".join(new) or "none"},
         )
     user_set_active(account=account, active=active, acting_user=acting_user, ip=ip)
+
+
+def _practice_move_record(
+    *, account: User, old: Practice | None, acting_user: User, ip: str | None
+) -> None:
+    """Record a move in the log of the practice left and of the one joined, and end the
+    account's sessions: what it may see is another practice's from now on."""
+    params = {
+        "old": old.name if old else "none",
+        "new": account.practice.name if account.practice else "none",
+    }
+    data = {"old_practice": old.pk if old else None, "new_practice": account.practice_id}
+    # Each practice's compliance officers read only their own practice's chain.
+    for practice in [p for p in (old, account.practice) if p is not None] or [None]:
+        audit_event_record(
+            kind=kinds.ACCOUNT_PRACTICE_CHANGED,
+            acting_user=acting_user,
+            account=account,
+            practice=practice,
+            ip=ip,
+            params=params,
+            data=data,
+        )
+    sessions_end_all(account=account, acting_user=acting_user, ip=ip)
 
 
 @transaction.atomic

@@ -139,6 +139,7 @@ ATTRIBUTES = USER_SECURITY_ATTRIBUTES_CHANGED
 KIND_CODES: dict[str, KindCodes] = {
     "account.created": KindCodes(OK, SA, ATTRIBUTES),
     "account.profile_updated": KindCodes(OK, None),
+    "account.practice_changed": KindCodes(OK, SA, ATTRIBUTES),
     "account.deactivated": KindCodes(OK, SA, ATTRIBUTES),
     "account.reactivated": KindCodes(OK, SA, ATTRIBUTES),
     "account.role_changed": KindCodes(OK, SA, SECURITY_ROLES_CHANGED),

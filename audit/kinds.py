@@ -39,7 +39,10 @@ class EventKind:
 
 
 ACCOUNT_CREATED = EventKind(
-    "account.created", EventType.ACCOUNT, Action.CREATE, "Account created for user {account}"
+    "account.created",
+    EventType.ACCOUNT,
+    Action.CREATE,
+    "Account created for user {account} with role {role}",
 )
 PROFILE_UPDATED = EventKind(
     "account.profile_updated",
@@ -58,6 +61,12 @@ ROLE_CHANGED = EventKind(
     EventType.SECURITY,
     Action.UPDATE,
     "Role of user {account} changed from {old} to {new}",
+)
+ACCOUNT_PRACTICE_CHANGED = EventKind(
+    "account.practice_changed",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "User {account} moved from practice {old} to practice {new}",
 )
 PASSWORD_CHANGED = EventKind(
     "security.password_changed",

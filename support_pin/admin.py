@@ -37,5 +37,10 @@ class AccountPinsAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Shown only: saving the form, read-only as it is, would write the whole row back
+        # as it was read, over a PIN rotated or a lock taken meanwhile.
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False

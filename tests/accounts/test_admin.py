@@ -125,7 +125,10 @@ def test_a_pin_lock_is_lifted_only_by_the_audited_action(admin_client, root, pro
     )
     pins = AccountPins.objects.get(user=provider)
     url = f"/admin/support_pin/accountpins/{pins.pk}/change/"
-    admin_client.post(url, {"validation_locked_until_0": "", "validation_locked_until_1": ""})
+    # The form is not saved at all, read-only as it is: it would write back the row as
+    # it was read, over a PIN rotated or a lock taken meanwhile.
+    form = {"validation_locked_until_0": "", "validation_locked_until_1": ""}
+    assert admin_client.post(url, form).status_code == 403
     assert AccountPins.objects.get(pk=pins.pk).validation_locked_until == locked
     assert not AuditEvent.objects.filter(kind=kinds.SUPPORT_PIN_VALIDATION_UNBLOCKED.code).exists()
     response = admin_client.post(
@@ -172,8 +175,13 @@ def test_the_admins_service_checks_who_acts_what_changes_and_the_roles(root, pra
         user_admin_update(changes={"is_superuser": True}, roles=[], acting_user=root, **common)
     with pytest.raises(ValidationError, match="belong to no practice"):
         user_admin_update(changes={}, roles=[Role.SUPPORT_AGENT.value], acting_user=root, **common)
+    with pytest.raises(ValidationError, match="need a practice"):
+        user_admin_update(
+            changes={"practice": None}, roles=[Role.NURSE.value], acting_user=root, **common
+        )
     nurse = User.objects.get(pk=nurse.pk)
     assert not nurse.is_superuser and nurse.roles == {Role.NURSE.value}
+    assert nurse.practice_id == practice.pk
     assert AuditEvent.objects.count() == before
 
 
@@ -282,3 +290,45 @@ def test_practice_and_specialty_services_are_for_platform_administrators_only(pr
     assert Specialty.objects.get(pk=cardiology.pk).name == "Cardiology"
     assert not Specialty.objects.filter(name="Mine").exists()
     assert type(practice).objects.get(pk=practice.pk).name == practice.name
+
+
+def test_a_rename_in_the_admin_keeps_the_sign_in_lock_with_the_account(admin_client, practice):
+    from accounts.lockout import sign_in_locked_until
+    from tests.accounts.test_lockout import fail
+
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    fail(Client(), 5, username="nina")
+    assert sign_in_locked_until(username="nina", ip="192.0.2.10") is not None
+    assert change(admin_client, nurse, username="nina.ortiz").status_code == 302
+    # The lock went with the account to its new name: nothing unlocked it unrecorded.
+    assert sign_in_locked_until(username="nina.ortiz", ip="192.0.2.10") is not None
+    assert not AuditEvent.objects.filter(kind=kinds.SIGN_IN_UNLOCKED.code).exists()
+
+
+def test_a_move_to_another_practice_is_in_both_practices_logs_and_ends_the_sessions(
+    admin_client, root, practice, other_practice
+):
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    Client().force_login(nurse)
+    assert change(admin_client, nurse, practice=other_practice.pk).status_code == 302
+    moved = AuditEvent.objects.filter(kind=kinds.ACCOUNT_PRACTICE_CHANGED.code, account=nurse)
+    # Each practice's compliance officers read it in their own practice's log.
+    assert sorted(moved.values_list("practice_id", flat=True)) == sorted(
+        [practice.pk, other_practice.pk]
+    )
+    assert {event.details for event in moved} == {
+        f"User Test User moved from practice {practice.name} to practice {other_practice.name}"
+    }
+    assert not UserSession.objects.filter(user=nurse, ended_at__isnull=True).exists()
+    # A practice is not a profile field: no "profile updated" beside it.
+    assert not AuditEvent.objects.filter(kind=kinds.PROFILE_UPDATED.code, account=nurse).exists()
+
+
+def test_a_practice_role_cannot_be_moved_out_of_every_practice(admin_client, practice):
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    before = AuditEvent.objects.count()
+    response = change(admin_client, nurse, practice="")
+    assert response.status_code == 200
+    assert "Practice roles need a practice" in response.content.decode()
+    assert User.objects.get(pk=nurse.pk).practice_id == practice.pk
+    assert AuditEvent.objects.count() == before

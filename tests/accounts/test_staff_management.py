@@ -145,7 +145,7 @@ def test_admin_adds_a_staff_member_who_sets_a_password_from_the_email(
     again = Client().get(link, follow=True).content.decode()
     assert "This link is not valid any more" in again
     details = list(AuditEvent.objects.values_list("details", flat=True))
-    assert "Account created for user Sara Ng" in details
+    assert "Account created for user Sara Ng with role scheduler" in details
     assert "Password changed for user Sara Ng" in details
 
 

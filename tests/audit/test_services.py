@@ -35,6 +35,7 @@ KNOWN_PARAMETERS = {
     "minutes",
     "justification",
     "old",
+    "role",  # the role an account was created with
     "new",
     "purpose",
     "locks",

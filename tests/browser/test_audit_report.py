@@ -39,7 +39,7 @@ def test_compliance_filters_the_report_and_downloads_the_export(page, provider, 
     assert rows[0] == ["Date", "Time", "Patient", "User", "Type", "Action", "Details", "IP"]
     assert [row[6] for row in rows[1:]] == [
         "Profile updated for user dorothy Ludwig",
-        "Account created for user dorothy Ludwig",
+        "Account created for user dorothy Ludwig with role provider",
     ]
 
     # The same rows as FHIR AuditEvents, within the same confirmation.
@@ -53,7 +53,7 @@ def test_compliance_filters_the_report_and_downloads_the_export(page, provider, 
     assert bundle["resourceType"] == "Bundle" and bundle["total"] == 2
     assert [entry["resource"]["outcomeDesc"] for entry in bundle["entry"]] == [
         "Profile updated for user dorothy Ludwig",
-        "Account created for user dorothy Ludwig",
+        "Account created for user dorothy Ludwig with role provider",
     ]
 
     # The quick range keeps the username filter; the export is compliance's own event.
