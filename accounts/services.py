@@ -6,6 +6,7 @@ from typing import Any
 from axes.models import AccessAttempt
 from axes.utils import reset as axes_reset
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -201,6 +202,45 @@ def user_create(
         ip=ip,
         params={"role": role.value},
         data={"role": role.value},
+    )
+    return user
+
+
+@transaction.atomic
+def platform_administrator_create(
+    *,
+    username: str,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    role: Role = Role.PLATFORM_AUDITOR,
+) -> User:
+    """Create a platform administrator (a superuser) from the operator's console.
+
+    The one way to one: the admin shows superuser status read-only. The account is
+    made as any other (`user_create`: its role, profile and PINs), holds a platform
+    role, and its administration is recorded beside its creation. It reaches the
+    admin only once it has a second factor (`accounts.middleware`).
+    """
+    role = Role(role)
+    if role not in PLATFORM_ROLES:
+        raise ValidationError("A platform administrator holds a platform role.")
+    validate_password(password, user=User(username=username, email=email))
+    user = user_create(
+        username=username,
+        email=email,
+        password=password,
+        first_name=first_name,
+        last_name=last_name,
+        role=role,
+        practice=None,
+        acting_user=None,
+    )
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["is_staff", "is_superuser"])
+    audit_event_record(
+        kind=kinds.PLATFORM_ADMINISTRATOR_GRANTED, acting_user=None, account=user, ip=None
     )
     return user
 

@@ -140,6 +140,7 @@ KIND_CODES: dict[str, KindCodes] = {
     "account.created": KindCodes(OK, SA, ATTRIBUTES),
     "account.profile_updated": KindCodes(OK, None),
     "account.practice_changed": KindCodes(OK, SA, ATTRIBUTES),
+    "account.administrator_granted": KindCodes(OK, SA, SECURITY_ROLES_CHANGED),
     "account.deactivated": KindCodes(OK, SA, ATTRIBUTES),
     "account.reactivated": KindCodes(OK, SA, ATTRIBUTES),
     "account.role_changed": KindCodes(OK, SA, SECURITY_ROLES_CHANGED),

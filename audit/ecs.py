@@ -49,6 +49,7 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "account.created": (("iam",), ("user", "creation")),
     "account.profile_updated": USER_CHANGE,
     "account.practice_changed": USER_CHANGE,
+    "account.administrator_granted": (("iam",), ("admin", "change")),
     "account.deactivated": USER_CHANGE,
     "account.reactivated": USER_CHANGE,
     "account.role_changed": (("iam",), ("user", "group", "change")),

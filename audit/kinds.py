@@ -62,6 +62,12 @@ ROLE_CHANGED = EventKind(
     Action.UPDATE,
     "Role of user {account} changed from {old} to {new}",
 )
+PLATFORM_ADMINISTRATOR_GRANTED = EventKind(
+    "account.administrator_granted",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Platform administration given to user {account}",
+)
 ACCOUNT_PRACTICE_CHANGED = EventKind(
     "account.practice_changed",
     EventType.SECURITY,

@@ -1,0 +1,17 @@
+"""A library's command that would change sign-in unrecorded, answered with the audited way."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class RefusedCommand(BaseCommand):
+    """Refuses whatever it is given, changing nothing, and says what to use instead."""
+
+    instead = ""
+
+    def add_arguments(self, parser):
+        parser.add_argument("args", nargs="*", help="Ignored: this command changes nothing.")
+
+    def handle(self, *args, **options):
+        raise CommandError(
+            f"Not run: it would change sign-in with nothing in the audit log. {self.instead}"
+        )
