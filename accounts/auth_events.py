@@ -18,6 +18,7 @@ from datetime import datetime
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.contrib.auth import logout
+from django.contrib.auth.models import update_last_login
 from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -71,10 +72,14 @@ def _record_lock(*, account: User | None, ip: str | None) -> None:
 
 
 def sign_in_succeeded(*, request: HttpRequest, user: User) -> None:
-    """Record a completed sign-in: the event, and who signed in from where on its session."""
+    """Record a completed sign-in: the event, and who signed in from where on its session;
+    with them, in one transaction, what Django and axes do on a sign-in (the last sign-in
+    time; axes' access log and the user's failed attempts cleared, accounts/receivers.py)."""
     ip = _ip(request)
     with transaction.atomic():
         audit_event_record(kind=kinds.SIGNED_IN, acting_user=user, account=user, ip=ip)
+        update_last_login(None, user)
+        AxesProxyHandler.user_logged_in(None, request, user)
         row = _session_row(request)
         if row is not None:
             row.update(

@@ -209,3 +209,37 @@ def test_superusers_unlock_anyone_from_the_admin(client, provider, other_provide
     client.logout()
     assert attempt(client, password).status_code == 302
     assert AuditEvent.objects.filter(kind="security.sign_in_unlocked", actor=root).exists()
+
+
+def test_a_sign_in_whose_event_cannot_be_written_leaves_the_failed_attempts_and_no_trace(
+    client, provider, password, monkeypatch
+):
+    """What Django and axes do on a sign-in (the last sign-in time; the failed attempts
+    cleared, from every address) happens with its event or not at all."""
+    from axes.models import AccessAttempt
+
+    from accounts import auth_events
+    from audit import kinds
+
+    fail(client, 3, remote="192.0.2.10")
+    fail(Client(), 1, remote="203.0.113.7")
+    attempts = list(AccessAttempt.objects.values_list("ip_address", "failures_since_start"))
+    recorded = auth_events.audit_event_record
+
+    def refused_at_sign_in(*, kind, **kwargs):
+        if kind is kinds.SIGNED_IN:
+            raise RuntimeError("audit store unavailable")
+        return recorded(kind=kind, **kwargs)
+
+    monkeypatch.setattr(auth_events, "audit_event_record", refused_at_sign_in)
+    with pytest.raises(RuntimeError, match="audit store unavailable"):
+        attempt(client, password)
+    assert list(AccessAttempt.objects.values_list("ip_address", "failures_since_start")) == attempts
+    provider.refresh_from_db()
+    assert provider.last_login is None
+    assert client.get("/account/settings/").status_code == 302  # not signed in
+
+    monkeypatch.setattr(auth_events, "audit_event_record", recorded)
+    assert attempt(client, password).status_code == 302
+    provider.refresh_from_db()
+    assert provider.last_login is not None and not AccessAttempt.objects.exists()
