@@ -268,8 +268,14 @@ def user_password_change(
     )
 
 
-def _replace_image(profile: ProviderProfile, field: str, value: ContentFile | bool | None) -> None:
-    """Store a new image (or clear it) and delete the old file once the change commits."""
+def _replace_image(
+    profile: ProviderProfile, field: str, value: ContentFile | bool | None, written: list
+) -> None:
+    """Store a new image (or clear it) and delete the old file once the change commits.
+
+    Storage writes at once, not with the transaction: the new file is added to
+    `written`, for the caller to delete if the change does not commit.
+    """
     if value is None:
         return
     old = getattr(profile, field)
@@ -277,17 +283,36 @@ def _replace_image(profile: ProviderProfile, field: str, value: ContentFile | bo
     if value is False:
         setattr(profile, field, "")
     else:
-        getattr(profile, field).save(value.name, value, save=False)
+        new = getattr(profile, field)
+        new.save(value.name, value, save=False)
+        written.append((new.storage, new.name))
     if old_name:
         storage = old.storage
         transaction.on_commit(lambda: storage.delete(old_name))
 
 
-@transaction.atomic
 def provider_profile_update(
     *, profile: ProviderProfile, acting_user: User, changes: dict[str, Any], ip: str | None
 ) -> ProviderProfile:
-    """Apply the Profile tab's cleaned values to a provider's profile."""
+    """Apply the Profile tab's cleaned values to a provider's profile.
+
+    A picture or logo stored for a change that then fails (its event refused, a value
+    invalid) is deleted again: no provider's photo stays on disk that no profile shows
+    and no event recorded.
+    """
+    written: list = []
+    try:
+        with transaction.atomic():
+            return _provider_profile_save(profile, acting_user, changes, ip, written)
+    except BaseException:
+        for storage, name in written:
+            storage.delete(name)
+        raise
+
+
+def _provider_profile_save(
+    profile: ProviderProfile, acting_user: User, changes: dict[str, Any], ip, written: list
+) -> ProviderProfile:
     profile = ProviderProfile.objects.select_for_update().get(pk=profile.pk)
     user = profile.user
     if "time_zone" in changes:
@@ -307,7 +332,7 @@ def provider_profile_update(
         if field in changes:
             setattr(profile, field, changes[field] if changes[field] is not None else "")
     for field in ("profile_picture", "business_logo"):
-        _replace_image(profile, field, changes.get(field))
+        _replace_image(profile, field, changes.get(field), written)
     profile.full_clean(exclude=["user", "specialties"])
     profile.save()
     if "specialties" in changes:

@@ -130,3 +130,27 @@ def test_usernames_are_unique_whatever_their_case_in_the_database(nurse, practic
     with transaction.atomic(), pytest.raises(IntegrityError):  # not only the service's check
         User.objects.create(username="Dori", email="third@example.org")
     assert User.objects.filter(username__iexact="dori").count() == 1
+
+
+def test_a_picture_stored_for_a_change_that_fails_is_deleted_again(provider, settings, monkeypatch):
+    """Storage writes at once; a change refused afterwards (here, its event) leaves no file."""
+    from pathlib import Path
+
+    from accounts.images import clean_image_upload
+    from tests.images import image_bytes, upload
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr("accounts.services.audit_event_record", broken)
+    picture = clean_image_upload(upload("me.png", image_bytes("PNG")))
+    with pytest.raises(RuntimeError):
+        provider_profile_update(
+            profile=provider.provider_profile,
+            acting_user=provider,
+            ip=None,
+            changes={"profile_picture": picture},
+        )
+    assert [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()] == []
+    provider.provider_profile.refresh_from_db()
+    assert not provider.provider_profile.profile_picture
