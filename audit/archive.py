@@ -177,20 +177,25 @@ def audit_archive_month(
     except ArchiveRefused:
         path.unlink()
         raise
-    with transaction.atomic():
-        params = {
-            "month": label,
-            "events": events,
-            "chains": len(segments),
-            "checkpoint": checkpoint.number,
-        }
-        audit_event_record(
-            kind=kinds.AUDIT_ARCHIVE_WRITTEN,
-            acting_user=None,
-            ip=None,
-            params=params,
-            data={**params, "sha256": digest},
-        )
+    params = {
+        "month": label,
+        "events": events,
+        "chains": len(segments),
+        "checkpoint": checkpoint.number,
+    }
+    try:
+        with transaction.atomic():
+            audit_event_record(
+                kind=kinds.AUDIT_ARCHIVE_WRITTEN,
+                acting_user=None,
+                ip=None,
+                params=params,
+                data={**params, "sha256": digest},
+            )
+    except BaseException:
+        # No copy of a month of the log leaves the database unrecorded.
+        path.unlink(missing_ok=True)
+        raise
     boundary = _drop(month, segments, path, digest, events, checkpoint, skip_undelivered)
     return Archived(month, path, events, len(segments), checkpoint.number, digest, boundary)
 

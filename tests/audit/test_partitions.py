@@ -381,6 +381,27 @@ def test_no_event_no_drop_and_a_drop_after_its_event_is_recorded_once(
     call_command("audit_verify")
 
 
+def test_an_archive_file_whose_event_cannot_be_written_is_deleted(old_log, tmp_path, monkeypatch):
+    """No copy of a month of the log stays on disk without its event."""
+    from audit import archive as archiving
+
+    recorded = archiving.audit_event_record
+
+    def log_refuses(*, kind, **kwargs):
+        if kind == kinds.AUDIT_ARCHIVE_WRITTEN:
+            raise DatabaseError("could not extend file: No space left on device")
+        return recorded(kind=kind, **kwargs)
+
+    monkeypatch.setattr(archiving, "audit_event_record", log_refuses)
+    with pytest.raises(CommandError, match="No space left on device"):
+        archive("2014-03", tmp_path / "a.jsonl")
+    assert list(tmp_path.iterdir()) == []
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_ARCHIVE_WRITTEN.code).exists()
+    assert AuditEvent.objects.filter(
+        occurred_at__lt=datetime(2014, 4, 1, tzinfo=UTC)
+    ).count() == len(old_log[0])
+
+
 def restore(path) -> int:
     """Load an archive's events back into the event table, column for column (docs/audit.md)."""
     casts = {"occurred_at": "::timestamptz", "ip": "::inet", "data": "::jsonb"}
