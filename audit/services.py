@@ -288,6 +288,24 @@ class AuditExport:
     content: Iterator[bytes]
 
 
+@dataclass(frozen=True)
+class ExportSubject:
+    """The account or the patient an exported history is about."""
+
+    account: User | None = None
+    patient: AuditedPatient | None = None
+
+    def filed(self) -> dict:
+        """Where the export's events go: the subject's practice, and the patient."""
+        if self.patient is not None:
+            return {
+                "practice": self.patient.practice,
+                "patient_id": self.patient.patient_id,
+                "patient_name": self.patient.patient_name,
+            }
+        return {"practice": self.account.practice} if self.account.practice else {}
+
+
 def audit_log_export(
     *,
     acting_user: User,
@@ -297,8 +315,13 @@ def audit_log_export(
     filter_data: dict[str, Scalar],
     time_zone: ZoneInfo,
     fhir: bool = False,
+    about: ExportSubject | None = None,
 ) -> AuditExport:
     """Record an export of `events` in the log, then hand back its CSV to stream.
+
+    `about`: the history of one account or patient. Its export's events are filed in
+    the subject's practice's chain (its compliance officers read them, whoever
+    exported) and, for a patient, under the patient, beside the history's views.
 
     With `fhir`, the content is a FHIR R4 Bundle of AuditEvent resources
     (`audit.fhir`) instead, recorded as AUDIT_EXPORTED_FHIR.
@@ -355,12 +378,14 @@ def audit_log_export(
         connections[source.alias].close()
         source = ReadSource(DEFAULT_DB_ALIAS, "the replica failed while counting the rows")
         rows, blocks = content(source.alias)
+    filed = about.filed() if about is not None else {}
     with transaction.atomic():
         started = audit_event_record(
             kind=kinds.AUDIT_EXPORTED_FHIR if fhir else kinds.AUDIT_EXPORTED,
             acting_user=acting_user,
             account=acting_user,
             ip=ip,
+            **filed,
             params={"rows": rows, "filters": filters},
             data={**filter_data, "rows": rows, "checkpoint": number, **export_source_data(source)},
         )
@@ -378,6 +403,7 @@ def audit_log_export(
                     acting_user=acting_user,
                     account=acting_user,
                     ip=ip,
+                    **filed,
                     params={**params, "rows": rows},
                     data={**data, "rows": rows, "export_event": started.pk},
                 )

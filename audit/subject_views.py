@@ -26,7 +26,12 @@ from audit import selectors
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import SUBJECT_PERIODS, SubjectHistoryForm, any_of
 from audit.models import AuditedPatient
-from audit.services import audit_history_view_record, audit_log_export, user_label
+from audit.services import (
+    ExportSubject,
+    audit_history_view_record,
+    audit_log_export,
+    user_label,
+)
 from ehr.navigation import from_this_site
 from ehr.policies import allowed_only, can_review_audit_subjects
 
@@ -183,6 +188,7 @@ def _export(request: HttpRequest, subject: Subject, *, fhir: bool) -> HttpRespon
         filter_data=facts,
         time_zone=form.time_zone,
         fhir=fhir,
+        about=ExportSubject(account=subject.account, patient=subject.patient),
     )
     data = form.cleaned_data
     name = f"{name}_{data['date_from']:%Y-%m-%d}_to_{data['date_to']:%Y-%m-%d}"

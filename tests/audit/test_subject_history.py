@@ -184,6 +184,30 @@ def test_the_exports_hold_the_same_events_and_are_recorded(client, compliance, p
     )
 
 
+def test_an_auditors_export_of_a_history_is_filed_where_the_practice_reads_it(
+    client, auditor, compliance, provider, practice, log
+):
+    """Exported by a platform auditor, a practice's history is still in the practice's own
+    log (its officers see it), and a patient's under the patient, beside its views."""
+    chart_viewed(provider, "P-200", "Ada Lovelace", NOW - timedelta(days=12))
+    client.force_login(auditor)
+    confirm_identity(client)
+    patient_url = f"/audit/subject/patient/{practice.pk}/P-200/"
+    for url in (patient_url + "export.csv", account_url(provider) + "export.csv"):
+        assert len(read_csv(client.get(url))) > 1
+    patient_export, account_export = AuditEvent.objects.filter(
+        kind=kinds.AUDIT_EXPORTED.code
+    ).order_by("id")
+    assert (patient_export.practice_id, patient_export.patient_id) == (practice.pk, "P-200")
+    assert patient_export.actor_id == auditor.pk
+    assert (account_export.practice_id, account_export.patient_id) == (practice.pk, "")
+    # The practice's officer reads both, and the patient's history lists its export.
+    client.force_login(compliance)
+    scope = selectors.audit_event_scope(viewer=compliance)
+    assert scope.filter(pk__in=[patient_export.pk, account_export.pk]).count() == 2
+    assert any(text.startswith("Audit log exported") for text in details(client.get(patient_url)))
+
+
 def test_who_may_read_whose_history(
     client, compliance, auditor, provider, nurse, agent, other_provider, other_practice, log
 ):
