@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
@@ -39,6 +40,9 @@ class SignInView(auth_views.LoginView):
         self.request.session.cycle_key()
         self.request.session[PENDING_MFA] = {
             "user": user.pk,
+            # The password it passed, as a session carries it: changed or reset meanwhile,
+            # the step is void (Django ends signed-in sessions the same way).
+            "auth": user.get_session_auth_hash(),
             "backend": user.backend,
             "at": time.time(),
             "next": self.get_success_url(),
@@ -52,7 +56,11 @@ def pending_sign_in(request: HttpRequest) -> tuple[User, dict] | None:
     if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > PENDING_MFA_SECONDS:
         return None
     user = User.objects.filter(pk=pending.get("user"), is_active=True).first()
-    return (user, pending) if user is not None else None
+    if user is None or not constant_time_compare(
+        str(pending.get("auth", "")), user.get_session_auth_hash()
+    ):
+        return None
+    return user, pending
 
 
 @never_cache

@@ -140,6 +140,30 @@ def test_the_code_step_expires(client, provider, password, clock):
     assert response["Location"] == LOGIN
 
 
+def test_a_code_step_begun_before_the_password_changed_is_void(client, provider, password, clock):
+    """Whoever typed the old password cannot finish with a phished code once it changed."""
+    from django.test import Client
+
+    from accounts.services import user_password_change
+
+    enrol(client, provider)
+    client.logout()
+    client.post(LOGIN, {"username": "dorothy", "password": password})
+    user_password_change(
+        account=provider, acting_user=provider, new_password="A-new-Pass-2031!", ip=None
+    )
+    device = AuthenticatorDevice.objects.get(user=provider)
+    clock.shift(30)
+    response = client.post(MFA, {"method": "app", "code": code_for(device)})
+    assert response["Location"] == LOGIN
+    assert client.get(SECURITY).status_code == 302  # not signed in
+    # The new password, and the same kind of code, still sign in.
+    fresh = Client()
+    fresh.post(LOGIN, {"username": "dorothy", "password": "A-new-Pass-2031!"})
+    clock.shift(30)
+    assert fresh.post(MFA, {"method": "app", "code": code_for(device)})["Location"] == "/"
+
+
 def test_removing_mfa_needs_the_password_and_a_current_code(client, provider, password, clock):
     enrol(client, provider)
     device = AuthenticatorDevice.objects.get(user=provider)
