@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
-from django_otp.admin import OTPAdminSite
 
 from accounts.views import profile as account_views
 from ehr import views
+from ehr.admin import ConfirmedAdminSite
 
 # The Django admin: superusers (is_staff) whose session passed two-factor
-# authentication; everyone else signs in through the site's own sign-in.
-admin.site.__class__ = OTPAdminSite
+# authentication, confirming who they are before each change; everyone else signs in
+# through the site's own sign-in.
+admin.site.__class__ = ConfirmedAdminSite
 admin.site.login = views.admin_login
 admin.site.password_change = views.admin_password_change
 

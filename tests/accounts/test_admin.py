@@ -12,7 +12,7 @@ from accounts.roles import Role
 from audit import kinds
 from audit.models import AuditEvent
 from support_pin.models import AccountPins
-from tests.factories import make_user
+from tests.factories import PASSWORD, confirm_identity, make_user, totp_code
 
 
 @pytest.fixture
@@ -25,9 +25,42 @@ def root(db):
 
 @pytest.fixture
 def admin_client(root):
+    """Signed in, and confirmed who they are a moment ago: changes go through at once."""
     client = Client()
     client.force_login(root)
+    confirm_identity(client)
     return client
+
+
+def test_a_change_in_the_admin_waits_for_the_administrator_to_confirm_it_is_them(root, practice):
+    """A session taken over cannot give a role, change an address to reset a password
+    to, or reset a second factor: each change waits for the password and a code."""
+    client = Client()
+    client.force_login(root)
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    response = change(client, nurse, email="attacker@evil.example")
+    assert response.status_code == 302
+    prompt = response["Location"]
+    assert prompt.startswith("/account/confirm/?action=")
+    reset = client.post(
+        "/admin/accounts/user/", {"action": "reset_two_factor", "_selected_action": [nurse.pk]}
+    )
+    assert reset["Location"].startswith("/account/confirm/?action=")
+    assert User.objects.get(pk=nurse.pk).email != "attacker@evil.example"
+    assert not AuditEvent.objects.filter(account=nurse, actor=root).exists()
+    # Confirmed, the change kept (the last one asked for) is made, once.
+    reset_prompt = reset["Location"]
+    done = client.post(
+        reset_prompt, {"password": PASSWORD, "method": "app", "code": totp_code(root)}
+    )
+    assert done.status_code == 302
+    assert AuditEvent.objects.filter(kind=kinds.MFA_RESET.code, account=nurse, actor=root).exists()
+    # Within the confirmation's few minutes, a change goes through at once.
+    assert change(client, User.objects.get(pk=nurse.pk), last_name="Ortiz").status_code == 302
+    assert User.objects.get(pk=nurse.pk).last_name == "Ortiz"
+    # Signing out of the admin does not ask.
+    assert client.post("/admin/logout/")["Location"] == "/accounts/login/"
+    assert "_auth_user_id" not in client.session
 
 
 def change(admin_client, account: User, **values):
@@ -332,3 +365,19 @@ def test_a_practice_role_cannot_be_moved_out_of_every_practice(admin_client, pra
     assert "Practice roles need a practice" in response.content.decode()
     assert User.objects.get(pk=nurse.pk).practice_id == practice.pk
     assert AuditEvent.objects.count() == before
+
+
+def test_an_authenticators_secret_has_no_page_in_the_admin(admin_client, root):
+    """django-otp's own "config" and QR code pages of a device would show its secret."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=root).first()
+    assert device is not None
+    base = f"/admin/otp_totp/totpdevice/{device.pk}/"
+    assert admin_client.get(base + "change/").status_code == 200
+    for page in ("config/", "qrcode/"):
+        # Read as the id of a device (`1/config`), which there is none of.
+        response = admin_client.get(base + page, follow=True)
+        assert response.status_code in (200, 404)
+        assert response.redirect_chain[-1][0] == "/admin/"
+        assert "otpauth" not in response.content.decode()

@@ -201,6 +201,7 @@ def test_superusers_unlock_anyone_from_the_admin(client, provider, other_provide
     type(root).objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
     root.refresh_from_db()
     client.force_login(root)
+    confirm_identity(client)  # each change in the admin asks first
     response = client.post(
         "/admin/accounts/user/",
         {"action": "unlock_sign_in", "_selected_action": [provider.pk]},

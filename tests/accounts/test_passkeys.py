@@ -445,6 +445,7 @@ def test_the_reset_is_an_action_of_the_django_admin(provider, keyed):
     User.objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
     client = at_origin()
     client.force_login(User.objects.get(pk=root.pk))
+    confirm_identity(client)  # each change in the admin asks first
     response = client.post(
         reverse("admin:accounts_user_changelist"),
         {"action": "reset_two_factor", "_selected_action": [provider.pk]},
