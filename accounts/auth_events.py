@@ -41,6 +41,7 @@ class PromptPurpose(models.TextChoices):
     PASSWORD_CHANGE = "password_change", "password change"
     MFA_CHANGE = "mfa_change", "two-factor change"
     EMAIL_CHANGE = "email_change", "email address change"
+    PHONE_CHANGE = "phone_change", "phone number change"
     SESSIONS_END = "sessions_end", "signing out other sessions"
 
 
@@ -50,6 +51,7 @@ _PROMPT_FAILED = {
     PromptPurpose.PASSWORD_CHANGE: kinds.PASSWORD_CHANGE_REFUSED,
     PromptPurpose.MFA_CHANGE: kinds.MFA_CHANGE_REFUSED,
     PromptPurpose.EMAIL_CHANGE: kinds.EMAIL_CHANGE_REFUSED,
+    PromptPurpose.PHONE_CHANGE: kinds.PHONE_CHANGE_REFUSED,
     PromptPurpose.SESSIONS_END: kinds.SESSIONS_END_REFUSED,
 }
 

@@ -220,6 +220,12 @@ class ProviderProfileForm(forms.ModelForm):
         self.fields["time_zone"].initial = user.time_zone
         self.order_fields(["specialties", "job_title", "time_zone"])
         _phones_for(self, user)
+        # Before validation copies the form's values onto the instance.
+        self.stored_phones = _stored_phones(self.instance)
+
+    @property
+    def phones_changed(self) -> bool:
+        return _phones_differ(self.cleaned_data, self.stored_phones)
 
     def clean_profile_picture(self):
         return self._clean_image("profile_picture")
@@ -386,11 +392,56 @@ class ChangePasswordForm(SetPasswordMixin, IdentityForm):
         return super().clean()
 
 
-class StaffAccountForm(IdentityForm):
+# The contact details support uses to verify a caller another way (break-glass shows
+# them to the agent) and where resets and security notices go: changing any of them
+# asks for the password (and code) as well, or a stolen session could plant its own.
+CONTACT_PHONES = ("home_phone", "office_phone", "cell_phone")
+
+
+def _stored_phones(profile) -> dict[str, str]:
+    return {name: str(getattr(profile, name, "") or "") for name in CONTACT_PHONES}
+
+
+def _phones_differ(data: dict, stored: dict[str, str]) -> bool:
+    """Whether a form's cleaned phone numbers differ from the stored ones (E.164 text)."""
+    return any(str(data.get(name) or "") != stored[name] for name in CONTACT_PHONES if name in data)
+
+
+class ContactConfirmation:
+    """The password (and code) that a change of contact details needs, and only that.
+
+    Mixed into an `IdentityForm`: its password, method and code fields are optional,
+    and required together once `contact_changed` says the change needs them.
+    """
+
+    what = "the email address or a phone number"
+
+    def _optional_identity(self) -> None:
+        self.fields["password"].required = False
+        self.fields["password"].label = f"Your password (only to change {self.what})"
+        if self.offers_passkey:  # the page's passkey button belongs to its PIN dialog
+            choices = [c for c in self.fields["method"].choices if c[0] != PASSKEY]
+            self.fields["method"].choices = choices
+            self.fields["method"].initial = choices[0][0]
+            self.offers_passkey = False
+        if self.asks_for_code:
+            self.fields["method"].required = self.fields["code"].required = False
+
+    def require_identity(self, data: dict) -> None:
+        """Put an error on each missing part of the confirmation a contact change needs."""
+        if not data.get("password"):
+            self.add_error("password", f"Enter your password to change {self.what}.")
+        method = data.get("method")
+        if self.asks_for_code and not (method and (data.get("code") or method == PASSKEY)):
+            self.add_error("code", f"Enter a code to change {self.what}.")
+
+
+class StaffAccountForm(ContactConfirmation, IdentityForm):
     """The editable fields of Staff Account Information.
 
-    A new email address is where password resets and security notices go, so
-    changing it asks for the password (and the code, where enrolled) as well.
+    A new email address is where password resets and security notices go, and the
+    phone numbers are how support verifies a caller another way, so changing any of
+    them asks for the password (and the code, where enrolled) as well.
     """
 
     email = forms.EmailField(label="Email address", max_length=254)
@@ -406,15 +457,8 @@ class StaffAccountForm(IdentityForm):
         self.fields["time_zone"].initial = user.time_zone
         self.order_fields(["email", "home_phone", "cell_phone", "time_zone"])
         _phones_for(self, user)
-        self.fields["password"].required = False
-        self.fields["password"].label = "Your password (only to change the email address)"
-        if self.offers_passkey:  # the page's passkey button belongs to its PIN dialog
-            choices = [c for c in self.fields["method"].choices if c[0] != PASSKEY]
-            self.fields["method"].choices = choices
-            self.fields["method"].initial = choices[0][0]
-            self.offers_passkey = False
-        if self.asks_for_code:
-            self.fields["method"].required = self.fields["code"].required = False
+        self.stored_phones = _stored_phones(user.staff_profile)
+        self._optional_identity()
 
     def clean_email(self) -> str:
         return self.cleaned_data["email"].strip()
@@ -423,15 +467,14 @@ class StaffAccountForm(IdentityForm):
     def email_changed(self) -> bool:
         return self.cleaned_data["email"] != self.user.email
 
+    @property
+    def contact_changed(self) -> bool:
+        return self.email_changed or _phones_differ(self.cleaned_data, self.stored_phones)
+
     def clean(self):
         data = super().clean()
-        if "email" not in data or not self.email_changed:
-            return data
-        if not data.get("password"):
-            self.add_error("password", "Enter your password to change the email address.")
-        method = data.get("method")
-        if self.asks_for_code and not (method and (data.get("code") or method == PASSKEY)):
-            self.add_error("code", "Enter a code to change the email address.")
+        if "email" in data and self.contact_changed:
+            self.require_identity(data)
         return data
 
     def changes(self) -> dict:
@@ -439,6 +482,16 @@ class StaffAccountForm(IdentityForm):
         if self.cleaned_data.get("time_zone"):
             changes["time_zone"] = self.cleaned_data["time_zone"]
         return changes
+
+
+class ContactConfirmForm(ContactConfirmation, IdentityForm):
+    """The Profile tab's confirmation, for a provider changing a phone number."""
+
+    what = "a phone number"
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
+        self._optional_identity()
 
 
 class PasskeyNameForm(forms.Form):

@@ -169,6 +169,7 @@ KIND_CODES: dict[str, KindCodes] = {
     "security.password_change_refused": KindCodes(MINOR, SA, ATTRIBUTES),
     "security.mfa_change_refused": KindCodes(MINOR, SA, ATTRIBUTES),
     "security.email_change_refused": KindCodes(MINOR, SA, ATTRIBUTES),
+    "security.phone_change_refused": KindCodes(MINOR, SA, ATTRIBUTES),
     "security.sessions_end_refused": KindCodes(MINOR, UA, LOGOUT),
     "security.password_prompt_refused_locked": KindCodes(SERIOUS, UA, action="E"),
     "security.password_reset_requested": KindCodes(OK, UA, action="E"),

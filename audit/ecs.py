@@ -78,6 +78,7 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "security.password_change_refused": USER_CHANGE,
     "security.mfa_change_refused": USER_CHANGE,
     "security.email_change_refused": USER_CHANGE,
+    "security.phone_change_refused": USER_CHANGE,
     "security.sessions_end_refused": SESSION_END,
     "security.password_prompt_refused_locked": AUTH_INFO,
     "security.password_reset_requested": AUTH_INFO,

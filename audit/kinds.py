@@ -219,6 +219,12 @@ EMAIL_CHANGE_REFUSED = EventKind(
     Action.UPDATE,
     "Email address change refused for user {account}: wrong password",
 )
+PHONE_CHANGE_REFUSED = EventKind(
+    "security.phone_change_refused",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Phone number change refused for user {account}: wrong password",
+)
 SESSIONS_END_REFUSED = EventKind(
     "security.sessions_end_refused",
     EventType.SECURITY,

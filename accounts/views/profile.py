@@ -14,7 +14,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import lockout, selectors, services
 from accounts.auth_events import PromptPurpose
-from accounts.forms import ChangePasswordForm, ProviderProfileForm, StaffAccountForm
+from accounts.forms import (
+    ChangePasswordForm,
+    ContactConfirmForm,
+    ProviderProfileForm,
+    StaffAccountForm,
+)
 from accounts.images import CONTENT_TYPES, IMAGE_FIELDS, image_version
 from accounts.views.prompts import identity_confirmed
 from ehr import policies
@@ -34,16 +39,23 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @never_cache
+@sensitive_post_parameters("password", "code")
 @require_http_methods(["GET", "POST"])
 def account_settings(request: HttpRequest) -> HttpResponse:
+    """Account Settings' Profile tab; a new phone number needs the password (and code) too."""
     if not policies.can_use_account_settings(request.user):
         raise PermissionDenied
     profile = selectors.provider_profile_for_page(user=request.user)
     form = ProviderProfileForm(
         request.POST or None, request.FILES or None, instance=profile, user=profile.user
     )
+    identity = ContactConfirmForm(request.POST or None, user=request.user)
     if request.method == "POST":
-        if form.is_valid():
+        if form.is_valid() and identity.is_valid() and form.phones_changed:
+            identity.require_identity(identity.cleaned_data)
+            if not identity.errors:
+                identity_confirmed(request, identity, purpose=PromptPurpose.PHONE_CHANGE)
+        if form.is_valid() and not identity.errors:
             services.provider_profile_update(
                 profile=profile,
                 acting_user=request.user,
@@ -56,15 +68,15 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         profile = selectors.provider_profile_for_page(user=request.user)
     context = {
         "form": form,
+        "identity": identity,
         "profile": profile,
         "account": profile.user,
         "image_urls": selectors.profile_image_urls(profile=profile),
         **pin_prompt_forms(request.user),
         "prompt_lock": lockout.prompt_lock_message(request),
     }
-    return render(
-        request, "accounts/account_settings.html", context, status=400 if form.errors else 200
-    )
+    status = identity.http_status if identity.errors else 400 if form.errors else 200
+    return render(request, "accounts/account_settings.html", context, status=status)
 
 
 @login_required
@@ -72,7 +84,8 @@ def account_settings(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("password", "code")
 @require_http_methods(["GET", "POST"])
 def staff_account(request: HttpRequest) -> HttpResponse:
-    """Staff Account Information; a new email address needs the password (and code) too."""
+    """Staff Account Information; a new email address or phone number needs the password
+    (and code) too."""
     if not policies.can_use_staff_account(request.user):
         raise PermissionDenied
     user = request.user
@@ -85,9 +98,8 @@ def staff_account(request: HttpRequest) -> HttpResponse:
     }
     form = StaffAccountForm(request.POST or None, user=user, initial=initial)
     if request.method == "POST" and form.is_valid():
-        confirmed = not form.email_changed or identity_confirmed(
-            request, form, purpose=PromptPurpose.EMAIL_CHANGE
-        )
+        purpose = PromptPurpose.EMAIL_CHANGE if form.email_changed else PromptPurpose.PHONE_CHANGE
+        confirmed = not form.contact_changed or identity_confirmed(request, form, purpose=purpose)
         if confirmed:
             try:
                 services.staff_profile_update(

@@ -5,7 +5,7 @@ from django.test import Client
 from accounts.models import Practice, ProviderProfile, StaffProfile
 from accounts.roles import Role
 from break_glass.services import break_glass_identity, break_glass_open
-from tests.factories import confirm_identity, make_practice, make_user
+from tests.factories import PASSWORD, confirm_identity, make_practice, make_user
 
 
 def test_a_stored_number_is_shown_back_in_national_format(provider_client, provider):
@@ -31,7 +31,7 @@ def test_a_practice_in_another_country_reads_and_shows_its_own_format(db):
     client = Client()
     client.force_login(doctor)
     data = {"time_zone": "Europe/London", "home_phone": "020 7946 0958", "cell_phone": ""}
-    assert client.post("/account/settings/", data).status_code == 302
+    assert client.post("/account/settings/", {**data, "password": PASSWORD}).status_code == 302
     assert str(ProviderProfile.objects.get(user=doctor).home_phone) == "+442079460958"
     page = client.get("/account/settings/").content.decode()
     assert 'value="020 7946 0958"' in page

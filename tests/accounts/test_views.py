@@ -5,7 +5,7 @@ from django.contrib.auth import SESSION_KEY
 
 from accounts.models import ProviderProfile, Specialty, StaffProfile
 from audit.models import AuditEvent
-from tests.factories import streamed
+from tests.factories import PASSWORD, streamed
 from tests.images import image_bytes, upload
 
 SETTINGS = "/account/settings/"
@@ -124,6 +124,7 @@ def test_valid_profile_is_saved(provider_client, provider):
             home_phone="(202) 555-0143",
             cell_phone="+1 415 555 2671",
             display_logo_on_faxes="on",
+            password=PASSWORD,  # new phone numbers: the password too
         ),
     )
     assert response.status_code == 302
@@ -308,12 +309,21 @@ def test_staff_page_shows_the_seed_fields(nurse_client):
 
 def test_staff_account_saves(nurse_client, nurse, password):
     phones = {"home_phone": "202-555-0143", "cell_phone": ""}
+    response = nurse_client.post(STAFF, {"email": nurse.email, "time_zone": "America/Chicago"})
+    assert response.status_code == 302  # nothing support verifies a caller by: no password
     response = nurse_client.post(STAFF, {"email": nurse.email, **phones})
-    assert response.status_code == 302  # phones alone: no password asked
+    assert response.status_code == 400
+    assert (
+        "Enter your password to change the email address or a phone number."
+        in response.content.decode()
+    )
+    assert not StaffProfile.objects.get(user=nurse).home_phone
+    response = nurse_client.post(STAFF, {"email": nurse.email, "password": password, **phones})
+    assert response.status_code == 302
     assert str(StaffProfile.objects.get(user=nurse).home_phone) == "+12025550143"
     response = nurse_client.post(STAFF, {"email": "dori@clinic.example", **phones})
     assert response.status_code == 400
-    assert "Enter your password to change the email address." in response.content.decode()
+    assert "Enter your password to change the email address" in response.content.decode()
     response = nurse_client.post(
         STAFF, {"email": "dori@clinic.example", "password": "not-mine", **phones}
     )

@@ -34,9 +34,14 @@ def test_bad_phone_and_website_show_one_error_each_save_nothing_then_read_back_n
     expect(page.get_by_text("Enter a web address such as https://example.org.")).to_have_count(1)
     assert ProviderProfile.objects.get(user=provider).job_title == ""
 
-    # Put right, the number is shown back the way the practice's country writes it.
+    # Put right, a new number asks for the password (support verifies callers by it) ...
     page.get_by_label("Cell Phone").fill("+1 202 555 0143")
     page.get_by_label("Website").fill("example.org")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Enter your password to change a phone number.")).to_be_visible()
+    assert ProviderProfile.objects.get(user=provider).cell_phone == ""
+    # ... and is shown back the way the practice's country writes it.
+    page.get_by_label("Your password (only to change a phone number)").fill(password)
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_contain_text("Your profile has been saved.")
     expect(page.get_by_label("Cell Phone")).to_have_value("(202) 555-0143")

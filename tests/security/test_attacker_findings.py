@@ -165,3 +165,44 @@ def test_no_form_tells_whether_an_address_is_used_at_another_practice(
     assert "Another account of this practice already uses this email address." in (
         same.content.decode()
     )
+
+
+@pytest.mark.parametrize(
+    ("page", "field", "role"),
+    [
+        ("/account/settings/", "cell_phone", Role.PROVIDER),
+        ("/account/settings/", "office_phone", Role.PROVIDER),
+        ("/account/staff/", "cell_phone", Role.NURSE),
+    ],
+)
+def test_a_stolen_session_cannot_plant_the_number_break_glass_verifies_a_caller_by(
+    practice, page, field, role
+):
+    """With a session cookie alone (no password) an attacker set their own call-back number,
+    then called support: break-glass shows the agent the numbers on file."""
+    from accounts.models import ProviderProfile, StaffProfile
+    from audit import kinds
+    from audit.models import AuditEvent
+    from tests.factories import PASSWORD
+
+    owner = make_user(role, practice=practice, username="owner")
+    client = Client()
+    client.force_login(owner)
+    if role == Role.PROVIDER:
+        from tests.accounts.test_views import profile_post
+
+        form, profile = profile_post(**{field: "(202) 555-0199"}), ProviderProfile
+    else:
+        form, profile = {"email": owner.email, field: "(202) 555-0199"}, StaffProfile
+
+    def number() -> str:
+        return str(getattr(profile.objects.get(user=owner), field) or "")
+
+    assert client.post(page, form).status_code == 400
+    assert client.post(page, {**form, "password": "a-guess"}).status_code == 400
+    assert number() == ""
+    refused = AuditEvent.objects.get(kind=kinds.PHONE_CHANGE_REFUSED.code)
+    assert refused.account == owner
+    assert AccessAttempt.objects.get(username="owner").failures_since_start == 1
+    assert client.post(page, {**form, "password": PASSWORD}).status_code == 302
+    assert number() == "+12025550199"
