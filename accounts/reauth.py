@@ -25,8 +25,9 @@ What keeps a pending action from being turned against its user:
   from the confirmation's form. Passwords and codes (the view's
   `sensitive_post_parameters`) and files are never kept.
 - It is taken out of the session when a confirmation succeeds (used once,
-  whether it runs or not), and is void REAUTH_SECONDS after it was sent, the
-  same window a confirmation lasts.
+  whether it runs or not, and once however many confirmations are sent
+  together), and is void REAUTH_SECONDS after it was sent, the same window a
+  confirmation lasts.
 """
 
 import copy
@@ -38,6 +39,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
@@ -199,8 +201,30 @@ def pending_action_get(request: HttpRequest, action_id: str | None) -> PendingAc
 
 
 def pending_action_take(request: HttpRequest, action_id: str | None) -> PendingAction | None:
-    """Take the pending action out of the session (always: used once); return it if valid."""
-    action = PendingAction.from_session(request.session.pop(PENDING, None))
+    """Take the pending action out of the session (always: used once); return it if valid.
+
+    Taken from the session as stored, under its row's lock, and stored without it
+    before the lock is let go: confirmations sent together each loaded the session
+    with the action in it, and every one of them ran it. Now the first takes it and
+    the others find it gone.
+    """
+    from accounts.models import UserSession
+    from accounts.session_store import stored_key
+
+    session = request.session
+    with transaction.atomic():
+        row = (
+            UserSession.objects.select_for_update()
+            .filter(session_key=stored_key(session.session_key or ""), ended_at__isnull=True)
+            .first()
+        )
+        stored = session.decode(row.session_data) if row is not None else {}
+        session.pop(PENDING, None)
+        raw = stored.get(PENDING)
+        if raw is None:
+            return None
+        session.save()
+    action = PendingAction.from_session(raw)
     return action if _valid(request, action, action_id) else None
 
 

@@ -85,6 +85,28 @@ def test_the_confirmation_replayed_performs_nothing_again(stale, provider):
     assert current_pin(provider) == after and generated() == 1
 
 
+def test_confirmations_sent_together_run_the_action_once(stale, provider):
+    """Each loaded the session with the action in it before any took it out."""
+    from django.conf import settings
+    from django.test import RequestFactory
+
+    from accounts.reauth import pending_action_take
+    from accounts.session_store import SessionStore
+
+    action = action_id(stale.post(GENERATE))
+    key = stale.cookies[settings.SESSION_COOKIE_NAME].value
+    together = []
+    for _ in range(3):
+        request = RequestFactory().post(CONFIRM)
+        request.user = provider
+        request.session = SessionStore(key)
+        assert PENDING in request.session
+        together.append(request)
+    taken = [pending_action_take(request, action) for request in together]
+    assert taken[0] is not None and taken[0].id == action
+    assert taken[1:] == [None, None]
+
+
 def test_an_action_older_than_the_window_is_void(stale, provider, clock):
     before = current_pin(provider)
     action = action_id(stale.post(GENERATE))
