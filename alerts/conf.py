@@ -53,11 +53,6 @@ def stream_lag_limit() -> timedelta:
     return timedelta(seconds=setting("ALERT_STREAM_LAG_SECONDS"))
 
 
-def base_url() -> str:
-    """The site's address for links in alert mail (`https://ehr.example.org`); may be empty."""
-    return getattr(settings, "ALERT_BASE_URL", "").rstrip("/")
-
-
 def rules_in_words() -> list[str]:
     """Each alert rule as the alerts page states it, with the thresholds in force."""
     lockouts, window = lockouts_threshold(), int(lockout_window().total_seconds() // 60)

@@ -23,11 +23,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
-from alerts import conf, rules
+from alerts import rules
 from alerts.models import Alert
 from alerts.rules import Finding
 from audit import kinds
 from audit.services import audit_event_record
+from ehr.links import absolute_url
 from ehr.policies import can_acknowledge_alert
 from outbox.services import mail_enqueue
 
@@ -103,7 +104,7 @@ def _recipients(alert: Alert) -> list[str]:
 
 def _mail_raised(alert: Alert) -> None:
     """Tell the watchers that an alert waits; no names, no PIN, no patient: a link to it."""
-    link = conf.base_url() + reverse("alert_detail", kwargs={"alert_id": alert.pk})
+    link = absolute_url(None, reverse("alert_detail", kwargs={"alert_id": alert.pk}))
     where = f" in practice {alert.practice.name}" if alert.practice_id else ""
     mail_enqueue(
         subject=f"Alert #{alert.pk}: {alert.get_rule_display()}",

@@ -1,7 +1,8 @@
 """System checks for project-wide configuration."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, register
+from django.core.checks import Warning as CheckWarning
 
 from ehr.keys import KeyRing
 
@@ -50,3 +51,39 @@ def check_outbox_lease(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_site_url(app_configs, **kwargs):
+    """SITE_URL, when set, is a bare http(s) address: links in mail are built on it."""
+    from urllib.parse import urlsplit
+
+    url = settings.SITE_URL
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+        return [
+            Error(
+                f"SITE_URL {url!r} is not an address such as https://ehr.example.org.",
+                hint="The scheme and host (and port) only, no path.",
+                id="ehr.E005",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_site_url_set(app_configs, **kwargs):
+    """In production, links in mail must not be built on the Host each request names."""
+    if settings.SITE_URL:
+        return []
+    return [
+        CheckWarning(
+            "SITE_URL is not set: password reset and invitation links would be built on the "
+            "Host header of the request that asked for them, which the client chooses within "
+            "ALLOWED_HOSTS (any port).",
+            hint="Set SITE_URL to the site's public address, e.g. https://ehr.example.org.",
+            id="ehr.W001",
+        )
+    ]

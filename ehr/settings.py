@@ -542,7 +542,11 @@ for _name in (
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be 1 or more.")
-ALERT_BASE_URL = os.environ.get("ALERT_BASE_URL", "")
+# The site's public address (`https://ehr.example.org`): every link in mail (password
+# resets, staff invitations, alerts) is built on it, never on the Host a request named.
+# Empty in development: links then take the request's own address. ALERT_BASE_URL is
+# its former name, still read.
+SITE_URL = (os.environ.get("SITE_URL") or os.environ.get("ALERT_BASE_URL", "")).rstrip("/")
 
 LOGGING = {
     "version": 1,

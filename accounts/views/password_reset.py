@@ -19,6 +19,7 @@ from accounts import password_reset, services
 from accounts.forms import ResetRequestForm
 from accounts.password_reset import Link
 from accounts.tokens import invitation_token_generator
+from ehr.links import mail_link_options
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -31,7 +32,7 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form):
         options = {
-            "use_https": self.request.is_secure(),
+            **mail_link_options(self.request),
             "token_generator": self.token_generator,
             "email_template_name": self.email_template_name,
             "subject_template_name": self.subject_template_name,

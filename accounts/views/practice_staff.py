@@ -18,6 +18,7 @@ from accounts.models import User
 from accounts.roles import Role
 from accounts.tokens import invitation_token_generator
 from ehr import policies
+from ehr.links import absolute_url
 from support_pin.services import support_pin_validation_unblock
 
 
@@ -76,7 +77,7 @@ def practice_staff_create(request: HttpRequest) -> HttpResponse:
         uid = urlsafe_base64_encode(force_bytes(user.pk))
         token = invitation_token_generator.make_token(user)
         path = reverse("invitation_set_password", kwargs={"uidb64": uid, "token": token})
-        return request.build_absolute_uri(path)
+        return absolute_url(request, path)
 
     try:
         user = services.staff_account_create(

@@ -436,3 +436,42 @@ def test_a_reset_does_not_lift_a_sign_in_lock(smtp_server, provider, password, s
     assert sign_in("dorothy", NEW_PASSWORD)[1].status_code == 429  # still locked
     with time_machine.travel(timezone.now() + timedelta(minutes=31)):
         assert sign_in("dorothy", NEW_PASSWORD)[1].status_code == 302
+
+
+def test_mailed_links_are_built_on_the_site_url_not_on_the_host_asked_with(
+    smtp_server, provider, practice, settings
+):
+    """A request sent with `Host: 127.0.0.1:31337` (allowed by name, any port) would have
+    mailed the owner a link handing its token to whoever listens on that port."""
+    from ehr.links import absolute_url
+    from tests.factories import confirm_identity
+
+    settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+    settings.SITE_URL = "https://ehr.example.org"
+    assert ask_for_link(provider.email, HTTP_HOST="127.0.0.1:31337").status_code == 302
+    text = body(delivered(smtp_server)[-1])
+    assert "https://ehr.example.org/accounts/password-reset/" in text
+    assert "31337" not in text and "127.0.0.1" not in text
+    # A staff invitation, likewise.
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="pam")
+    client = Client()
+    client.force_login(admin)
+    confirm_identity(client)
+    response = client.post(
+        "/practice/staff/new/",
+        {
+            "username": "sng",
+            "email": "sara@ludwig-family.example",
+            "first_name": "Sara",
+            "last_name": "Ng",
+            "role": "scheduler",
+        },
+        HTTP_HOST="127.0.0.1:31337",
+    )
+    assert response.status_code == 302
+    invitation = body(delivered(smtp_server)[-1])
+    assert "https://ehr.example.org/accounts/set-password/" in invitation
+    assert "31337" not in invitation
+    # Without SITE_URL (development), the request's own address.
+    settings.SITE_URL = ""
+    assert absolute_url(None, "/x/") == "/x/"

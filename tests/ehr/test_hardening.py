@@ -42,6 +42,7 @@ def test_deploy_check_has_no_warnings_with_production_settings():
             "DEBUG": "false",
             "SECRET_KEY": STRONG,
             "ALLOWED_HOSTS": "ehr.example.org",
+            "SITE_URL": "https://ehr.example.org",
             "SECURE_COOKIES": "",
             "SECURE_SSL_REDIRECT": "",
         },
@@ -113,3 +114,15 @@ def test_the_documented_production_server_does_not_name_itself():
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_site_url_is_a_bare_address_and_production_is_told_to_set_it(settings):
+    from ehr.checks import check_site_url, check_site_url_set
+
+    settings.SITE_URL = ""
+    assert [w.id for w in check_site_url_set(None)] == ["ehr.W001"]
+    for bad in ("ehr.example.org", "ftp://ehr.example.org", "https://ehr.example.org/app"):
+        settings.SITE_URL = bad
+        assert [e.id for e in check_site_url(None)] == ["ehr.E005"], bad
+    settings.SITE_URL = "https://ehr.example.org:8443"
+    assert check_site_url(None) == [] and check_site_url_set(None) == []
