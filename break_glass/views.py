@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import reauth
 from accounts.reauth import recent_auth_required
 from break_glass import services
 from break_glass.forms import BreakGlassOpenForm, BreakGlassReviewForm
@@ -161,6 +162,9 @@ def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
         raise PermissionDenied
     form = BreakGlassReviewForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
+        if not reauth.is_recent(request):
+            # An oversight decision: a session taken over must not mark misuse justified.
+            return reauth.confirm_first(request, label="record the review")
         try:
             services.break_glass_review(
                 grant=grant,

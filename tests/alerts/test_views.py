@@ -14,7 +14,7 @@ from audit import kinds
 from audit.models import AuditEvent
 from support_pin.services import support_pin_reveal
 from tests.alerts.conftest import fail
-from tests.factories import make_user, sent_mail
+from tests.factories import confirm_identity, make_user, sent_mail
 
 NOTE = "Spoke to the agent's manager; the calls were a training script."
 
@@ -45,6 +45,7 @@ def as_user(user) -> Client:
 
 
 def acknowledge(client, alert, note=NOTE):
+    confirm_identity(client)  # an acknowledgement asks who is there first
     return client.post(reverse("alert_acknowledge", kwargs={"alert_id": alert.pk}), {"note": note})
 
 
@@ -81,6 +82,23 @@ def test_the_report_link_covers_the_window_in_the_viewers_time_zone(spray):
     with timezone.override("America/New_York"):
         url = alert_report_url(spray)
     assert "date_from=2024-03-18" in url and "date_to=2024-03-18" in url
+
+
+def test_an_acknowledgement_waits_for_the_officer_to_confirm_it_is_them(spray, officer):
+    """A session taken over cannot silence an alert: the note is kept, and the
+    acknowledgement is made once the password (and code) are given."""
+    from tests.accounts.test_pending_action import action_id, confirm
+
+    client = as_user(officer)
+    url = reverse("alert_acknowledge", kwargs={"alert_id": spray.pk})
+    # A note missing is said at once, without asking first.
+    assert client.post(url, {"note": ""}).status_code == 400
+    action = action_id(client.post(url, {"note": NOTE}))
+    spray.refresh_from_db()
+    assert spray.is_open
+    assert confirm(client, officer, action)["Location"] == reverse("alert_list")
+    spray.refresh_from_db()
+    assert (spray.acknowledged_by, spray.acknowledgement_note) == (officer, NOTE)
 
 
 def test_acknowledging_takes_a_note_and_happens_once(spray, officer, auditor):

@@ -194,6 +194,7 @@ def test_compliance_reviews_their_practice_only(agent, provider, other_provider,
         assert f'href="/audit/break-glass/{mine.pk}/review/">Review</a>' in page
         assert f">{mine.pk}<" in page
         assert f">{theirs.pk}<" not in page  # another practice's access is not listed
+        confirm_identity(client)  # a review asks who is there first
         assert client.post(f"/audit/break-glass/{theirs.pk}/review/", REVIEW).status_code == 404
         client.post(f"/audit/break-glass/{mine.pk}/review/", REVIEW)
         mine.refresh_from_db()
@@ -212,6 +213,7 @@ def test_a_review_takes_an_outcome_and_a_note_and_waits_for_the_end(agent, provi
     )
     client = Client()
     client.force_login(compliance)
+    confirm_identity(client)  # a review asks who is there first
     url = f"/audit/break-glass/{grant.pk}/review/"
     listing = client.get("/audit/break-glass/").content.decode()
     assert "Not reviewed (still open)" in listing and url not in listing
@@ -222,6 +224,7 @@ def test_a_review_takes_an_outcome_and_a_note_and_waits_for_the_end(agent, provi
     assert "is still open: review it once it has ended" in response.content.decode()
     with later(16):
         client.force_login(compliance)  # the earlier session went idle meanwhile
+        confirm_identity(client)
         assert "Record the review" in client.get(url).content.decode()
         for data, message in (
             ({}, "Choose whether the access was justified."),
@@ -392,6 +395,7 @@ def reviewers_of(grant, users: dict[Role, object]) -> set[Role]:
         with transaction.atomic(), later(grant_minutes(grant) + 1):
             client = Client()
             client.force_login(user)
+            confirm_identity(client)  # a review asks who is there first
             response = client.post(f"/audit/break-glass/{grant.pk}/review/", REVIEW)
             grant.refresh_from_db()
             if response.status_code == 302 and grant.reviewed_by_id == user.pk:
@@ -463,6 +467,7 @@ def test_the_auditor_reviews_any_grant_and_an_officer_never_their_own(agent, pro
         assert on_officer.reviewed_at is None
         client = Client()
         client.force_login(auditor)
+        confirm_identity(client)  # a review asks who is there first
         assert url in client.get("/audit/break-glass/").content.decode()
         client.post(url, REVIEW)
     on_officer.refresh_from_db()
@@ -482,6 +487,7 @@ def test_a_grant_opened_on_a_platform_account_before_they_were_refused_is_review
     )
     client = Client()
     client.force_login(make_user(Role.PLATFORM_AUDITOR, username="auditor"))
+    confirm_identity(client)  # a review asks who is there first
     client.post(f"/audit/break-glass/{old.pk}/review/", REVIEW)
     old.refresh_from_db()
     assert old.reviewed_at is not None
@@ -586,3 +592,22 @@ def test_only_the_agent_who_opened_it_ends_it(agent, provider):
     grant.refresh_from_db()
     assert grant.expiry_recorded_at is None
     assert break_glass_end(grant=grant, acting_user=agent, ip=None) is True
+
+
+def test_a_review_waits_for_the_reviewer_to_confirm_it_is_them(agent, provider, compliance):
+    """A session taken over cannot mark misuse justified: the review is kept and recorded
+    once the password (and code) are given."""
+    from tests.accounts.test_pending_action import action_id, confirm
+
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
+    )
+    client = Client()
+    with later(6):
+        client.force_login(compliance)
+        action = action_id(client.post(f"/audit/break-glass/{grant.pk}/review/", REVIEW))
+        grant.refresh_from_db()
+        assert grant.reviewed_at is None
+        assert confirm(client, compliance, action)["Location"] == "/audit/break-glass/"
+    grant.refresh_from_db()
+    assert grant.reviewed_by == compliance

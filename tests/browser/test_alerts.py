@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from accounts.roles import Role
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import confirm_it_is_you, sign_in
 from tests.factories import make_user
 from tests.support_pin.helpers import wrong_pin
 
@@ -57,6 +57,8 @@ def test_an_agents_spray_raises_an_alert_that_is_acknowledged_with_a_note(
     expect(page.get_by_text("Write a note on what you checked")).to_be_visible()
     page.get_by_label("Note").fill(NOTE)
     page.get_by_role("button", name="Acknowledge").click()
+    # An oversight decision asks who is there; the note is kept meanwhile.
+    confirm_it_is_you(page, "compliance", password)
     expect(page.get_by_role("status")).to_contain_text(re.compile(r"Alert #\d+ was acknowledged"))
     expect(page.get_by_role("region", name="Open alerts")).to_contain_text(
         "No alert waits to be acknowledged."

@@ -37,6 +37,7 @@ def test_the_break_glass_review_page_fits_a_phone_and_passes_axe(phone, people):
     phone.get_by_label("Justified", exact=True).check()
     phone.get_by_label("Note").fill("Called the owner back; she confirmed the call.")
     phone.get_by_role("button", name="Record the review").click()
+    confirm_it_is_you(phone, people[Role.COMPLIANCE_OFFICER.value].username, PASSWORD)
     expect(phone.get_by_role("status")).to_contain_text(f"#{grant.pk} was reviewed")
     expect(phone.get_by_text("Justified: reviewed by")).to_be_visible()
 
