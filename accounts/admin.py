@@ -23,7 +23,7 @@ from accounts.services import (
     specialty_rename,
     user_admin_update,
 )
-from ehr.admin import ReadOnlyAdmin
+from ehr.admin import ConfirmedFormAdmin, ReadOnlyAdmin
 from ehr.model_choices import ModelMultipleChoiceField
 
 
@@ -48,7 +48,7 @@ class AccountChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ConfirmedFormAdmin, DjangoUserAdmin):
     form = AccountChangeForm
     list_display = ("username", "first_name", "last_name", "practice", "is_active")
     list_filter = ("practice", "groups", "is_active")
@@ -121,7 +121,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Practice)
-class PracticeAdmin(admin.ModelAdmin):
+class PracticeAdmin(ConfirmedFormAdmin):
     """Practices added and changed through `practice_create` and `practice_update`, which
     audit them; never deleted: its members, its chain and its log name it."""
 
@@ -165,7 +165,7 @@ class StaffProfileAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Specialty)
-class SpecialtyAdmin(admin.ModelAdmin):
+class SpecialtyAdmin(ConfirmedFormAdmin):
     """The specialties providers choose from, added and renamed through audited services;
     never deleted (`specialty_rename`)."""
 

@@ -82,13 +82,26 @@ def recent_auth_required(view=None, *, label: str = DEFAULT_LABEL, download: boo
     def decorator(view):
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
-            if request.user.is_authenticated and not is_recent(request):
-                return confirm_first(request, label=label, download=download)
-            return view(request, *args, **kwargs)
+            asked = confirm_unless_recent(request, label=label, download=download)
+            return asked if asked is not None else view(request, *args, **kwargs)
 
         return wrapper
 
     return decorator(view) if view is not None else decorator
+
+
+def confirm_unless_recent(
+    request: HttpRequest, *, label: str = DEFAULT_LABEL, download: bool = False
+) -> HttpResponse | None:
+    """Return the prompt (the request kept as its pending action) unless the user confirmed
+    who they are within the window; None to go on.
+
+    For a view that asks only once its form is complete (a note written, an outcome
+    chosen), so that a missing field is said before the password is asked for.
+    """
+    if request.user.is_authenticated and not is_recent(request):
+        return confirm_first(request, label=label, download=download)
+    return None
 
 
 def _back(request: HttpRequest) -> str | None:
@@ -203,10 +216,10 @@ def pending_action_get(request: HttpRequest, action_id: str | None) -> PendingAc
 def pending_action_take(request: HttpRequest, action_id: str | None) -> PendingAction | None:
     """Take the pending action out of the session (always: used once); return it if valid.
 
-    Taken from the session as stored, under its row's lock, and stored without it
-    before the lock is let go: confirmations sent together each loaded the session
-    with the action in it, and every one of them ran it. Now the first takes it and
-    the others find it gone.
+    Read it from the session as stored, under its row's lock, and store the session
+    without it before the lock goes: of confirmations sent together, which each
+    loaded the session with the action in it, the first takes it and the others find
+    it gone.
     """
     from accounts.models import UserSession
     from accounts.session_store import stored_key

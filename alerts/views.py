@@ -68,10 +68,11 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
         raise PermissionDenied
     form = AlertAcknowledgeForm(request.POST)
     if form.is_valid():
-        if not reauth.is_recent(request):
-            # An oversight decision: a session taken over must not silence an alert. The
-            # note is kept with the action, which runs once the officer has confirmed.
-            return reauth.confirm_first(request, label="acknowledge the alert")
+        # An oversight decision: a session taken over must not silence an alert. The
+        # note is kept with the action, which runs once the officer has confirmed.
+        asked = reauth.confirm_unless_recent(request, label=f"acknowledge alert #{alert.pk}")
+        if asked is not None:
+            return asked
         try:
             services.alert_acknowledge(
                 alert=alert,

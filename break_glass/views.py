@@ -162,9 +162,12 @@ def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
         raise PermissionDenied
     form = BreakGlassReviewForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        if not reauth.is_recent(request):
-            # An oversight decision: a session taken over must not mark misuse justified.
-            return reauth.confirm_first(request, label="record the review")
+        # An oversight decision: a session taken over must not mark misuse justified. (An
+        # access still open is refused by the service at once, without asking first.)
+        label = f"record the review of break-glass access #{grant.pk}"
+        asked = None if grant.is_open else reauth.confirm_unless_recent(request, label=label)
+        if asked is not None:
+            return asked
         try:
             services.break_glass_review(
                 grant=grant,

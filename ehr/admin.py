@@ -4,6 +4,8 @@ from functools import wraps
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.models import Group
 from django_otp.admin import OTPAdminSite
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -28,11 +30,50 @@ class ConfirmedAdminSite(OTPAdminSite):
 
         @wraps(view)
         def confirmed_first(request, *args, **kwargs):
-            if request.method == "POST" and not reauth.is_recent(request):
-                return reauth.confirm_first(request, label="save your change in the admin")
+            if request.method == "POST":
+                asked = reauth.confirm_unless_recent(request, label=self.change_label(request))
+                if asked is not None:
+                    return asked
             return view(request, *args, **kwargs)
 
         return super().admin_view(confirmed_first, cacheable)
+
+    def change_label(self, request) -> str:
+        """What the prompt says will happen: which action on how many rows, or the change
+        to which row; it is what the administrator approves."""
+        name = getattr(request.resolver_match, "url_name", "") or ""
+        for model, model_admin in self._registry.items():
+            opts = model._meta
+            what = name.removeprefix(f"{opts.app_label}_{opts.model_name}_")
+            if what == name:
+                continue
+            if what == "changelist" and request.POST.get("action"):
+                action = model_admin.get_actions(request).get(request.POST["action"])
+                rows = len(request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
+                noun = opts.verbose_name if rows == 1 else opts.verbose_name_plural
+                described = action[2] if action else request.POST["action"]
+                return f"{described}: {rows} {noun}"
+            if what == "add":
+                return f"add a {opts.verbose_name} in the admin"
+            if what == "change":
+                key = unquote(request.resolver_match.kwargs["object_id"])
+                found = model_admin.get_object(request, key)
+                if found is not None:
+                    return f"save your change to {opts.verbose_name} “{found}” in the admin"
+        return "save your change in the admin"
+
+
+class ConfirmedFormAdmin(admin.ModelAdmin):
+    """An admin page whose form may be shown by a confirmation's replay (`ConfirmedAdminSite`).
+
+    Shown there, at the prompt's address, a form without an address of its own
+    would post the corrections to the prompt: it posts back to its own page.
+    """
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(
+            request, object_id, form_url or request.get_full_path(), extra_context
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

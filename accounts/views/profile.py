@@ -51,11 +51,17 @@ def account_settings(request: HttpRequest) -> HttpResponse:
     )
     identity = ContactConfirmForm(request.POST or None, user=request.user)
     if request.method == "POST":
-        if form.is_valid() and identity.is_valid() and form.phones_changed:
+        confirmed = form.is_valid() and identity.is_valid()
+        if confirmed and form.phones_changed:
             identity.require_identity(identity.cleaned_data)
-            if not identity.errors:
-                identity_confirmed(request, identity, purpose=PromptPurpose.PHONE_CHANGE)
-        if form.is_valid() and not identity.errors:
+            confirmed = not identity.errors and identity_confirmed(
+                request, identity, purpose=PromptPurpose.PHONE_CHANGE
+            )
+            if not confirmed and request.FILES:
+                identity.add_error(
+                    None, "Choose the picture or logo again: a page sent back keeps no file."
+                )
+        if confirmed:
             services.provider_profile_update(
                 profile=profile,
                 acting_user=request.user,

@@ -42,12 +42,18 @@ def test_a_change_in_the_admin_waits_for_the_administrator_to_confirm_it_is_them
     assert response.status_code == 302
     prompt = response["Location"]
     assert prompt.startswith("/account/confirm/?action=")
+    # The prompt says what it approves: which change to which row.
+    assert "save your change to user “nina” in the admin" in client.get(prompt).content.decode()
     reset = client.post(
         "/admin/accounts/user/", {"action": "reset_two_factor", "_selected_action": [nurse.pk]}
     )
     assert reset["Location"].startswith("/account/confirm/?action=")
     assert User.objects.get(pk=nurse.pk).email != "attacker@evil.example"
     assert not AuditEvent.objects.filter(account=nurse, actor=root).exists()
+    assert (  # the prompt says what it approves: which action on how many rows
+        "Reset two-factor authentication (lost passkey or phone): 1 user"
+        in client.get(reset["Location"]).content.decode()
+    )
     # Confirmed, the change kept (the last one asked for) is made, once.
     reset_prompt = reset["Location"]
     done = client.post(
@@ -381,3 +387,26 @@ def test_an_authenticators_secret_has_no_page_in_the_admin(admin_client, root):
         assert response.status_code in (200, 404)
         assert response.redirect_chain[-1][0] == "/admin/"
         assert "otpauth" not in response.content.decode()
+
+
+def test_a_change_refused_after_the_confirmation_is_put_right_on_its_own_page(root, practice):
+    """The replayed form, shown at the prompt's address, posts its corrections back to
+    the admin page, not to the prompt."""
+    import re
+
+    from accounts.models import Practice
+
+    client = Client()
+    client.force_login(root)
+    taken = {"name": "Lakeside Clinic", "group_id": practice.group_id, "country": "US"}
+    prompt = client.post("/admin/accounts/practice/add/", taken)["Location"]
+    page = client.post(prompt, {"password": PASSWORD, "method": "app", "code": totp_code(root)})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Practice with this Group ID already exists." in html
+    (action,) = re.findall(
+        r'<form[^>]*id="practice_form"[^>]*action="([^"]+)"', html
+    ) or re.findall(r'<form[^>]*action="([^"]+)"[^>]*id="practice_form"', html)
+    assert action == "/admin/accounts/practice/add/"
+    assert client.post(action, {**taken, "group_id": 424299}).status_code == 302
+    assert Practice.objects.filter(group_id=424299, name="Lakeside Clinic").exists()

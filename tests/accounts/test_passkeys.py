@@ -350,6 +350,22 @@ def test_the_grace_starts_for_accounts_with_an_app_only_when_the_policy_comes(db
     assert without.pk not in graced and provider.pk not in graced
 
 
+def test_a_passkey_step_begun_before_the_password_changed_is_refused(provider, keyed):
+    """The password step it followed is void: the passkey is not asked, nor accepted."""
+    from accounts.services import user_password_change
+
+    client = password_step(provider)
+    options = post_json(client, AUTH_BEGIN)
+    assert options.status_code == 200
+    user_password_change(
+        account=provider, acting_user=provider, new_password="A-new-Pass-2031!", ip=None
+    )
+    response = use_passkey(client, keyed)
+    assert response.status_code == 403
+    assert "_auth_user_id" not in client.session
+    assert post_json(client, AUTH_BEGIN).status_code == 403
+
+
 def test_the_sign_in_step_of_an_account_with_passkeys_only_offers_backup_codes(provider, keyed):
     client = password_step(provider)
     response = client.get("/accounts/login/mfa/")

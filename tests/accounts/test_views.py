@@ -408,3 +408,23 @@ def test_account_pages_refuse_post_without_csrf(provider, password):
     strict.force_login(provider)
     assert strict.post(SETTINGS, profile_post(job_title="x")).status_code == 403
     assert ProviderProfile.objects.get(user=provider).job_title == ""
+
+
+def test_a_picture_sent_with_an_unconfirmed_phone_change_is_asked_for_again(
+    provider_client, provider
+):
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from tests.images import image_bytes, upload
+
+    data = profile_post(cell_phone="(202) 555-0199")
+    data["profile_picture"] = upload("me.png", image_bytes("PNG"))
+    response = provider_client.post(SETTINGS, data)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Enter your password to change a phone number." in page
+    assert "Choose the picture or logo again" in page
+    assert not ProviderProfile.objects.get(user=provider).profile_picture
+    assert [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()] == []
