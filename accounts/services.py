@@ -34,11 +34,12 @@ def practice_create(
     name: str,
     group_id: int,
     country: str | None = None,
-    acting_user: User | None = None,
+    acting_user: User | None,
     ip: str | None = None,
 ) -> Practice:
     """Create a practice, audited in its own chain; `country` (ISO 3166-1, e.g. "GB")
-    defaults to PHONE_REGION. `acting_user` None: the platform's own set-up (demo data)."""
+    defaults to PHONE_REGION. `acting_user` None, said by the caller: the platform's own
+    set-up (demo data, the benchmark's practices)."""
     if acting_user is not None and not can_administer_platform(acting_user):
         raise PermissionDenied("only platform administrators create practices")
     practice = Practice(name=name, group_id=group_id)
@@ -215,8 +216,12 @@ def platform_administrator_create(
     first_name: str,
     last_name: str,
     role: Role = Role.PLATFORM_AUDITOR,
+    operator: str,
 ) -> User:
     """Create a platform administrator (a superuser) from the operator's console.
+
+    `operator` names who ran it (their login on the server, `pat@ehr-app-1`): the log's
+    only account of who made the administrator, no one being signed in.
 
     The one way to one: the admin shows superuser status read-only. The account is
     made as any other (`user_create`: its role, profile and PINs), holds a platform
@@ -226,7 +231,8 @@ def platform_administrator_create(
     role = Role(role)
     if role not in PLATFORM_ROLES:
         raise ValidationError("A platform administrator holds a platform role.")
-    validate_password(password, user=User(username=username, email=email))
+    candidate = User(username=username, email=email, first_name=first_name, last_name=last_name)
+    validate_password(password, user=candidate)
     user = user_create(
         username=username,
         email=email,
@@ -240,7 +246,11 @@ def platform_administrator_create(
     user.is_staff = user.is_superuser = True
     user.save(update_fields=["is_staff", "is_superuser"])
     audit_event_record(
-        kind=kinds.PLATFORM_ADMINISTRATOR_GRANTED, acting_user=None, account=user, ip=None
+        kind=kinds.PLATFORM_ADMINISTRATOR_GRANTED,
+        acting_user=None,
+        account=user,
+        ip=None,
+        data={"operator": operator[:200], "via": "manage.py createsuperuser"},
     )
     return user
 

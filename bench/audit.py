@@ -71,7 +71,10 @@ def generate(total: int) -> None:
     if AuditEvent.objects.exists():
         sys.exit("the benchmark database holds another log; delete bench/data or drop the database")
     rng = random.Random(2024)  # noqa: S311  (benchmark data, not secrets)
-    practices = [practice_create(name=f"Bench Practice {i}", group_id=900000 + i) for i in (1, 2)]
+    practices = [
+        practice_create(name=f"Bench Practice {i}", group_id=900000 + i, acting_user=None)
+        for i in (1, 2)
+    ]
     users = []
     for i in range(50):
         practice = practices[i % 2]

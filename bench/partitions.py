@@ -66,7 +66,8 @@ def generate(month: datetime, total: int) -> int:
     partitions.partition_create(month.date())
     with time_machine.travel(month, tick=False):
         practices = [
-            practice_create(name=f"Archive Bench {i}", group_id=920000 + i) for i in range(4)
+            practice_create(name=f"Archive Bench {i}", group_id=920000 + i, acting_user=None)
+            for i in range(4)
         ]
     chains = {p.pk: AuditChain.objects.get(kind="practice", practice=p) for p in practices}
     heads = {p.pk: (chains[p.pk].seq, chains[p.pk].row_hash) for p in practices}

@@ -52,7 +52,7 @@ def writers(count: int) -> list[int]:
         user = User.objects.filter(username=username).first()
         if user is None:
             practice = Practice.objects.filter(group_id=910000 + i).first() or practice_create(
-                name=f"Bench Writer Practice {i}", group_id=910000 + i
+                name=f"Bench Writer Practice {i}", group_id=910000 + i, acting_user=None
             )
             user = user_create(
                 username=username,

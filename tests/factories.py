@@ -22,7 +22,7 @@ _numbers = itertools.count(1)
 
 def make_practice(name: str | None = None) -> Practice:
     n = next(_numbers)
-    return practice_create(name=name or f"Practice {n}", group_id=100000 + n)
+    return practice_create(name=name or f"Practice {n}", group_id=100000 + n, acting_user=None)
 
 
 def make_user(

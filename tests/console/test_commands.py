@@ -33,8 +33,43 @@ def test_a_platform_administrator_is_created_with_a_role_and_recorded(db, monkey
         (kinds.PLATFORM_ADMINISTRATOR_GRANTED.code, None),
     ]
     assert events[0].details == "Account created for user Pat Admin with role platform_auditor"
+    # No one is signed in at the console: the server login that ran it is recorded.
+    assert events[1].data["operator"].count("@") == 1
+    assert events[1].data["via"] == "manage.py createsuperuser"
     # Its PINs and profile come with it, as with every account.
     assert user.pins and user.staff_profile
+
+
+def test_django_s_variables_and_prompts_give_what_the_options_leave_out(db, monkeypatch):
+    for name, value in {
+        "USERNAME": "sam.ops",
+        "EMAIL": "sam@platform.example",
+        "FIRST_NAME": "Sam",
+        "LAST_NAME": "Ops",
+        "PASSWORD": "a-long-console-Pass-2031",
+    }.items():
+        monkeypatch.setenv(f"DJANGO_SUPERUSER_{name}", value)
+    call_command("createsuperuser", "--noinput", "--role=support_agent")
+    assert User.objects.get(username="sam.ops").roles == {"support_agent"}
+    # Interactive: asked for, and the password twice.
+    answers = iter(["kim.ops", "kim@platform.example", "Kim", "Ops"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "another-long-Pass-2032")
+    call_command("createsuperuser")
+    assert User.objects.get(username="kim.ops").is_superuser
+
+
+def test_a_taken_username_is_refused_before_the_password_is_asked(db, monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-console-Pass-2031")
+    call_command("createsuperuser", *ADMIN)
+
+    def never(prompt):
+        raise AssertionError("asked for a password")
+
+    monkeypatch.setattr("getpass.getpass", never)
+    with pytest.raises(CommandError, match="is taken"):
+        call_command("createsuperuser", *ADMIN[:-1])  # interactive
+    assert User.objects.filter(username="pat.admin").count() == 1
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,9 @@ class Command(BaseCommand):
             for spec in PRACTICES:
                 practice = Practice.objects.filter(group_id=spec["group_id"]).first()
                 if practice is None:
-                    practice = practice_create(name=spec["name"], group_id=spec["group_id"])
+                    practice = practice_create(
+                        name=spec["name"], group_id=spec["group_id"], acting_user=None
+                    )
                 practices[spec["key"]] = practice
             created = []
             for spec in ACCOUNTS:
