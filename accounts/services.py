@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.storage import Storage
 from django.db import transaction
 
 from accounts.auth_events import sessions_end_all
@@ -279,7 +280,10 @@ def user_password_change(
 
 
 def _replace_image(
-    profile: ProviderProfile, field: str, value: ContentFile | bool | None, written: list
+    profile: ProviderProfile,
+    field: str,
+    value: ContentFile | bool | None,
+    written: list[tuple[Storage, str]],
 ) -> None:
     """Store a new image (or clear it) and delete the old file once the change commits.
 
@@ -310,10 +314,12 @@ def provider_profile_update(
     invalid) is deleted again: no provider's photo stays on disk that no profile shows
     and no event recorded.
     """
-    written: list = []
+    written: list[tuple[Storage, str]] = []
     try:
         with transaction.atomic():
-            return _provider_profile_save(profile, acting_user, changes, ip, written)
+            return _provider_profile_save(
+                profile=profile, acting_user=acting_user, changes=changes, ip=ip, written=written
+            )
     except BaseException:
         for storage, name in written:
             storage.delete(name)
@@ -321,7 +327,12 @@ def provider_profile_update(
 
 
 def _provider_profile_save(
-    profile: ProviderProfile, acting_user: User, changes: dict[str, Any], ip, written: list
+    *,
+    profile: ProviderProfile,
+    acting_user: User,
+    changes: dict[str, Any],
+    ip: str | None,
+    written: list[tuple[Storage, str]],
 ) -> ProviderProfile:
     profile = ProviderProfile.objects.select_for_update().get(pk=profile.pk)
     user = profile.user

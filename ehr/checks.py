@@ -1,5 +1,7 @@
 """System checks for project-wide configuration."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
@@ -56,8 +58,6 @@ def check_outbox_lease(app_configs, **kwargs):
 @register()
 def check_site_url(app_configs, **kwargs):
     """SITE_URL, when set, is a bare http(s) address: links in mail are built on it."""
-    from urllib.parse import urlsplit
-
     url = settings.SITE_URL
     if not url:
         return []

@@ -410,3 +410,27 @@ def test_a_change_refused_after_the_confirmation_is_put_right_on_its_own_page(ro
     assert action == "/admin/accounts/practice/add/"
     assert client.post(action, {**taken, "group_id": 424299}).status_code == 302
     assert Practice.objects.filter(group_id=424299, name="Lakeside Clinic").exists()
+
+
+def test_every_admin_page_asks_before_any_change(root):
+    """Whatever model: a save, an addition or an action waits for the confirmation."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    client = Client()
+    client.force_login(root)
+    request = RequestFactory().get("/admin/")
+    request.user = root
+    asked = []
+    for model, model_admin in admin.site._registry.items():
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        posts = [base]
+        if model_admin.has_add_permission(request):
+            posts.append(base + "add/")
+        for url in posts:
+            response = client.post(url, {"action": "delete_selected", "_selected_action": [1]})
+            asked.append((url, response.status_code, response.get("Location", "")))
+    assert asked and all(
+        status == 302 and location.startswith("/account/confirm/?action=")
+        for _url, status, location in asked
+    ), asked

@@ -107,6 +107,54 @@ def test_confirmations_sent_together_run_the_action_once(stale, provider):
     assert taken[1:] == [None, None]
 
 
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_confirmations_racing_on_the_database_run_the_action_once(provider, monkeypatch):
+    """Two confirmations that both read the session before either stored it: the row's lock
+    makes the second read what the first stored."""
+    import contextlib
+    import threading
+
+    from django.conf import settings
+    from django.db import connection
+    from django.test import RequestFactory
+
+    from accounts.reauth import pending_action_take
+    from accounts.session_store import SessionStore
+
+    client = Client()
+    client.force_login(provider)
+    action = action_id(client.post(GENERATE))
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    after_read = threading.Barrier(2, timeout=2)
+    save = SessionStore.save
+
+    def save_once_both_have_read(self, *args, **kwargs):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            after_read.wait()  # with the lock, the other is still waiting to read
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(SessionStore, "save", save_once_both_have_read)
+    taken = []
+
+    def confirm_in_a_thread():
+        request = RequestFactory().post(CONFIRM)
+        request.user = provider
+        request.session = SessionStore(key)
+        assert PENDING in request.session
+        try:
+            taken.append(pending_action_take(request, action))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=confirm_in_a_thread) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(bool(action) for action in taken) == [False, True]
+
+
 def test_an_action_older_than_the_window_is_void(stale, provider, clock):
     before = current_pin(provider)
     action = action_id(stale.post(GENERATE))

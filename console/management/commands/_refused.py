@@ -15,3 +15,13 @@ class RefusedCommand(BaseCommand):
         raise CommandError(
             f"Not run: it would change sign-in with nothing in the audit log. {self.instead}"
         )
+
+
+class RefusedUnlock(RefusedCommand):
+    """One of django-axes' `axes_reset*` commands, which clear sign-in locks."""
+
+    help = "Refused (django-axes' command would unlock sign-in unrecorded)."
+    instead = (
+        'Unlock an account in the Django admin (Accounts, action "Unlock sign-in") or, for a '
+        "practice member, on the Practice Staff page of its practice admin: both record it."
+    )
