@@ -501,6 +501,7 @@ def user_admin_update(
             account=account,
             ip=ip,
             params={"old": ", ".join(old) or "none", "new": ", ".join(new) or "none"},
+            data={"old": ", ".join(old), "new": ", ".join(new)},
         )
     user_set_active(account=account, active=active, acting_user=acting_user, ip=ip)
 
@@ -546,6 +547,7 @@ def user_role_change(*, account: User, role: Role, acting_user: User, ip: str | 
             account=account,
             ip=ip,
             params={"old": ", ".join(old) or "none", "new": role.value},
+            data={"old": ", ".join(old), "new": role.value},
         )
 
 

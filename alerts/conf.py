@@ -68,4 +68,7 @@ def rules_in_words() -> list[str]:
         "Verifying the audit log (its chains and signed checkpoints) finds a fault.",
         f"Audit events wait more than {int(stream_lag_limit().total_seconds())} seconds to be "
         "sent to the audit record repository (when one is configured).",
+        "A practice admin makes someone a compliance officer (a new account, or a change of "
+        "role): that officer would then review the admin's own alerts and break-glass access, "
+        "so the platform's auditors are told.",
     ]

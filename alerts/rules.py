@@ -13,6 +13,7 @@ finds the same key:
   second one until a new window's worth of failures reaches the threshold
   again after the first window ended.
 - One alert per break-glass grant left unreviewed, per failed verification.
+- One alert per compliance officer a practice admin names (the platform's auditors).
 - Streaming lag: one alert per spell behind. A spell lasts while the oldest
   event not yet sent was written before the alert last saw the stream behind
   (it cannot have caught up in between: events go out in order).
@@ -26,6 +27,7 @@ from django.db.models import CharField, Count, Exists, Q, Value
 from django.db.models.functions import Cast, Concat
 
 from accounts.models import Practice, User
+from accounts.roles import Role
 from alerts import conf
 from alerts.models import Alert, Rule
 from audit import kinds
@@ -341,4 +343,52 @@ def stream_lag_findings(now: datetime) -> Iterator[Finding]:
     )
 
 
-DETECTORS = (count_findings, break_glass_findings, verification_findings, stream_lag_findings)
+# How far back the officers named are looked for: each evaluation (every minute) reads
+# only this stretch of the log's account events, by its time index.
+OFFICER_NAMED_LOOKBACK = timedelta(days=7)
+
+
+def officer_named_findings(now: datetime) -> Iterator[Finding]:
+    """A practice admin who made someone a compliance officer, by creating the account or by
+    changing its role: the platform's auditors are told, since that officer then reviews
+    the admin's own alerts and break-glass access (separation of duties)."""
+    officer = Role.COMPLIANCE_OFFICER.value
+    named = (
+        AuditEvent.objects.filter(occurred_at__gte=now - OFFICER_NAMED_LOOKBACK)
+        .filter(
+            Q(kind=kinds.ACCOUNT_CREATED.code, data__role=officer)
+            | Q(kind=kinds.ROLE_CHANGED.code, data__new=officer)
+        )
+        .filter(actor__practice__isnull=False, account__isnull=False)
+        .filter(_not_raised(Rule.OFFICER_NAMED, "event"))
+        .select_related("account", "practice")
+        .order_by("occurred_at", "id")[:100]  # the rest on the next run
+    )
+    for event in named:
+        subject_key = f"event:{event.pk}"
+        practice = event.practice.name if event.practice else "no practice"
+        yield Finding(
+            rule=Rule.OFFICER_NAMED,
+            subject_key=subject_key,
+            dedupe_key=f"{Rule.OFFICER_NAMED}:{subject_key}",
+            practice_id=None,  # the platform's auditors: the practice's officers include the new one
+            subject=event.account,
+            subject_label=f"{event.account.display_name} ({practice})",
+            report_username=event.account.username,
+            summary=f"{event.actor_label} made user {event.account.display_name} a compliance "
+            f"officer of {practice}",
+            observed=1,
+            threshold=1,
+            window_start=event.occurred_at,
+            window_end=event.occurred_at,
+            event_ids=[event.pk],
+        )
+
+
+DETECTORS = (
+    count_findings,
+    break_glass_findings,
+    verification_findings,
+    stream_lag_findings,
+    officer_named_findings,
+)

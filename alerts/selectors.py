@@ -121,6 +121,7 @@ REPORT_FILTERS: dict[str, dict[str, str]] = {
     Rule.BREAK_GLASS_UNREVIEWED: {"break_glass": "on"},
     Rule.VERIFICATION_FAILED: {"type": EventType.SECURITY.value},
     Rule.STREAM_LAG: {},
+    Rule.OFFICER_NAMED: {"type": EventType.ACCOUNT.value},
 }
 
 

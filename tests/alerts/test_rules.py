@@ -299,3 +299,39 @@ def test_evaluators_running_at_once_raise_one_alert(settings, provider, officer)
     assert Alert.objects.count() == 1
     assert AuditEvent.objects.filter(kind=kinds.ALERT_RAISED.code).count() == 1
     assert OutboxItem.objects.count() == mails_before + 1
+
+
+def test_a_practice_admin_naming_a_compliance_officer_is_the_platform_auditors_alert(
+    practice, officer, auditor
+):
+    """That officer would review the admin's own alerts and break-glass access."""
+    from accounts.services import staff_account_create, user_role_change
+
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="pam")
+    made = staff_account_create(
+        acting_user=admin,
+        username="ollie",
+        email="ollie@ludwig-family.example",
+        first_name="Ollie",
+        last_name="Officer",
+        role=Role.COMPLIANCE_OFFICER,
+        ip=None,
+        set_password_url=lambda user: "https://ehr.example.org/set/",
+    )
+    nurse = make_user(Role.NURSE, practice=practice, username="nina")
+    user_role_change(account=nurse, role=Role.COMPLIANCE_OFFICER, acting_user=admin, ip=None)
+    user_role_change(account=nurse, role=Role.NURSE, acting_user=admin, ip=None)  # not one
+    raised = alerts_evaluate()
+    assert alerts_evaluate() == []  # once each
+    assert sorted((a.rule, a.subject_id, a.practice_id) for a in raised) == sorted(
+        [(Rule.OFFICER_NAMED, made.pk, None), (Rule.OFFICER_NAMED, nurse.pk, None)]
+    )
+    assert {a.summary for a in raised} == {
+        f"pam (Test User) made user Ollie Officer a compliance officer of {practice.name}",
+        f"pam (Test User) made user Test User a compliance officer of {practice.name}",
+    }
+    mailed = [m.to for m in sent_mail() if m.subject.startswith("Alert")]
+    assert mailed == [["auditor@example.org"]] * 2  # the platform's auditors, not the practice
+    # Officers the platform names (demo data, the admin, the console) raise nothing.
+    make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="olga")
+    assert alerts_evaluate() == []
