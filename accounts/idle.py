@@ -3,7 +3,7 @@
 The server decides: each request by a signed-in user stamps the session with
 the time, unless it says it is a background request (the page's own status
 check sends `X-Session-Background: 1`), so polling never keeps a session
-alive. accounts/middleware.py ends a session idle for SESSION_IDLE_TIMEOUT
+alive, or another site sent it (`ELSEWHERE`). accounts/middleware.py ends a session idle for SESSION_IDLE_TIMEOUT
 seconds before anything else runs.
 """
 
@@ -30,7 +30,17 @@ def is_background(request: HttpRequest) -> bool:
     return bool(request.META.get(BACKGROUND_HEADER))
 
 
+# Requests another site's page sent (a link, a window it opens or reloads), as the
+# browser's Fetch Metadata says: a page left open elsewhere could otherwise keep an
+# unattended session alive by opening the site again and again. Someone who follows
+# a link from their mail goes on in the site, whose own requests count.
+ELSEWHERE = ("cross-site", "same-site")
+
+
 def counts_as_activity(request: HttpRequest, now: float) -> bool:
-    """Tell whether a request counts: in the foreground, and the last stamp is old enough."""
+    """Tell whether a request counts: in the foreground, sent by this site's own pages (or
+    typed), and the last stamp is old enough."""
+    if is_background(request) or request.META.get("HTTP_SEC_FETCH_SITE") in ELSEWHERE:
+        return False
     last = request.session.get(LAST_ACTIVITY)
-    return not is_background(request) and (last is None or now - last >= STAMP_EVERY)
+    return last is None or now - last >= STAMP_EVERY

@@ -52,6 +52,25 @@ def test_background_requests_do_not_count_as_activity(client, provider, password
     assert client.get(PAGE).status_code == 302
 
 
+def test_another_sites_page_opening_the_site_does_not_count_as_activity(
+    client, provider, password, clock
+):
+    """A page left open elsewhere, opening the site again and again, does not keep an
+    unattended session alive; the site's own pages, and an address typed, do."""
+    signed_in(client, provider, password)
+    for _ in range(3):
+        clock.shift(5 * 60)
+        assert client.get(PAGE, HTTP_SEC_FETCH_SITE="cross-site").status_code == 200
+    clock.shift(60)
+    assert client.get(PAGE, HTTP_SEC_FETCH_SITE="cross-site").status_code == 302  # signed out
+    signed_in(client, provider, password)
+    for site in ("same-origin", "none"):
+        clock.shift(14 * 60)
+        assert client.get(PAGE, HTTP_SEC_FETCH_SITE=site).status_code == 200
+    clock.shift(14 * 60)
+    assert client.get(PAGE).status_code == 200
+
+
 def test_stay_signed_in_counts(client, provider, password, clock):
     signed_in(client, provider, password)
     clock.shift(14 * 60)
