@@ -35,12 +35,22 @@ def is_background(request: HttpRequest) -> bool:
 # unattended session alive by opening the site again and again. Someone who follows
 # a link from their mail goes on in the site, whose own requests count.
 ELSEWHERE = ("cross-site", "same-site")
+# What a person's doing sends: a page (a link, a form, an address typed) or the page's
+# own script (Stay signed in). A picture or a script a page loads is not, and counting
+# it would let a page another site opened keep the session alive through its parts.
+# Browsers without Fetch Metadata send neither header: their requests count.
+DOING = (None, "document", "empty")
 
 
 def counts_as_activity(request: HttpRequest, now: float) -> bool:
     """Tell whether a request counts: in the foreground, sent by this site's own pages (or
-    typed), and the last stamp is old enough."""
-    if is_background(request) or request.META.get("HTTP_SEC_FETCH_SITE") in ELSEWHERE:
+    typed), a page or the page's own call, and the last stamp is old enough."""
+    meta = request.META
+    if (
+        is_background(request)
+        or meta.get("HTTP_SEC_FETCH_SITE") in ELSEWHERE
+        or meta.get("HTTP_SEC_FETCH_DEST") not in DOING
+    ):
         return False
     last = request.session.get(LAST_ACTIVITY)
     return last is None or now - last >= STAMP_EVERY

@@ -31,36 +31,63 @@ class ConfirmedAdminSite(OTPAdminSite):
         @wraps(view)
         def confirmed_first(request, *args, **kwargs):
             if request.method == "POST":
-                asked = reauth.confirm_unless_recent(request, label=self.change_label(request))
+                label = self.change_plainly(request)
+                asked = reauth.confirm_unless_recent(request, label=label)
                 if asked is not None:
                     return asked
             return view(request, *args, **kwargs)
 
         return super().admin_view(confirmed_first, cacheable)
 
-    def change_label(self, request) -> str:
-        """What the prompt says will happen: which action on how many rows, or the change
-        to which row; it is what the administrator approves."""
-        name = getattr(request.resolver_match, "url_name", "") or ""
+    def change_plainly(self, request) -> str:
+        """Make the posted change say one thing only, and return what it does in words: what
+        the prompt says is what the administrator approves, so it must be what runs.
+
+        An action runs on the rows ticked, never on "all N" of a list (`select_across`,
+        which a list's filters in the address would decide); of several `action` values
+        the one Django picks (`index`) is kept alone; "save as new" on a model that does
+        not offer it is dropped. The kept form is this one.
+        """
+        match = request.resolver_match
+        name = getattr(match, "url_name", "") or ""
         for model, model_admin in self._registry.items():
             opts = model._meta
             what = name.removeprefix(f"{opts.app_label}_{opts.model_name}_")
             if what == name:
                 continue
-            if what == "changelist" and request.POST.get("action"):
-                action = model_admin.get_actions(request).get(request.POST["action"])
-                rows = len(request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
-                noun = opts.verbose_name if rows == 1 else opts.verbose_name_plural
-                described = action[2] if action else request.POST["action"]
-                return f"{described}: {rows} {noun}"
-            if what == "add":
-                return f"add a {opts.verbose_name} in the admin"
-            if what == "change":
-                key = unquote(request.resolver_match.kwargs["object_id"])
-                found = model_admin.get_object(request, key)
+            post = request.POST.copy()
+            post.pop("select_across", None)
+            if not model_admin.save_as:
+                post.pop("_saveasnew", None)
+            label = None
+            if what == "changelist" and "action" in post:
+                label = self._action_plainly(request, model_admin, post)
+            elif what == "add" or "_saveasnew" in post:
+                label = f"add a {opts.verbose_name} in the admin"
+            elif what == "change":
+                found = model_admin.get_object(request, unquote(match.kwargs["object_id"]))
                 if found is not None:
-                    return f"save your change to {opts.verbose_name} “{found}” in the admin"
+                    label = f"save your change to {opts.verbose_name} “{found}” in the admin"
+            post._mutable = False
+            request.POST = post
+            return label or "save your change in the admin"
         return "save your change in the admin"
+
+    def _action_plainly(self, request, model_admin, post) -> str:
+        actions = post.getlist("action")
+        try:
+            chosen = actions[int(post.get("index", 0))]
+        except (ValueError, IndexError):
+            chosen = ""
+        post.setlist("action", [chosen])
+        post["index"] = "0"
+        known = model_admin.get_actions(request).get(chosen)
+        if known is None:
+            return "nothing: that is no action of this list"
+        rows = len(post.getlist(helpers.ACTION_CHECKBOX_NAME))
+        opts = model_admin.model._meta
+        noun = opts.verbose_name if rows == 1 else opts.verbose_name_plural
+        return f"{known[2]}: {rows} {noun}, ticked one by one"
 
 
 class ConfirmedFormAdmin(admin.ModelAdmin):

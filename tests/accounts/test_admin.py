@@ -434,3 +434,51 @@ def test_every_admin_page_asks_before_any_change(root):
         status == 302 and location.startswith("/account/confirm/?action=")
         for _url, status, location in asked
     ), asked
+
+
+def test_the_prompt_says_what_runs_and_runs_only_what_it_says(root, practice):
+    """A stolen session posts an action dressed as another (several `action` values, one
+    picked by `index`), over "all" rows (`select_across`), and sends the administrator
+    the prompt's link: the prompt names the action that runs, on the rows ticked only."""
+    victims = [make_user(Role.NURSE, practice=practice, username=f"v{i}") for i in range(3)]
+    attacker = Client()
+    attacker.force_login(root)
+    response = attacker.post(
+        f"/admin/accounts/user/?practice__id__exact={practice.pk}",
+        {
+            "action": ["reset_two_factor", "unlock_sign_in"],
+            "index": "0",
+            "select_across": "1",
+            "_selected_action": [victims[0].pk],
+        },
+    )
+    prompt = response["Location"]
+    page = attacker.get(prompt).content.decode()
+    assert "Reset two-factor authentication (lost passkey or phone): 1 user" in page
+    assert "Unlock sign-in" not in page
+    attacker.post(prompt, {"password": PASSWORD, "method": "app", "code": totp_code(root)})
+    reset = set(
+        AuditEvent.objects.filter(kind=kinds.MFA_RESET.code).values_list(
+            "account__username", flat=True
+        )
+    )
+    assert reset == {"v0"}
+    # An action the list does not have is named as nothing, and nothing runs.
+    confirm_identity(attacker)
+    unknown = attacker.post(
+        "/admin/accounts/user/",
+        {"action": ["View the user list (no change)"], "_selected_action": [victims[1].pk]},
+    )
+    assert unknown.status_code == 302
+    assert AuditEvent.objects.filter(kind=kinds.MFA_RESET.code).count() == 1
+
+
+def test_save_as_new_is_not_a_way_to_add_under_a_change_label(admin_client, practice):
+    from accounts.models import Practice
+
+    before = Practice.objects.count()
+    url = f"/admin/accounts/practice/{practice.pk}/change/"
+    form = {**practice_form(practice, name="Copy Clinic", group_id=424288), "_saveasnew": "1"}
+    assert admin_client.post(url, form).status_code == 302
+    assert Practice.objects.count() == before  # the practice itself was changed, as labelled
+    assert Practice.objects.get(pk=practice.pk).name == "Copy Clinic"

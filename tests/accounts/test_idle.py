@@ -63,10 +63,19 @@ def test_another_sites_page_opening_the_site_does_not_count_as_activity(
         assert client.get(PAGE, HTTP_SEC_FETCH_SITE="cross-site").status_code == 200
     clock.shift(60)
     assert client.get(PAGE, HTTP_SEC_FETCH_SITE="cross-site").status_code == 302  # signed out
+    # Nor do the parts such a page loads from the site (a picture, a script), same-origin.
     signed_in(client, provider, password)
-    for site in ("same-origin", "none"):
+    parts = {"HTTP_SEC_FETCH_SITE": "same-origin", "HTTP_SEC_FETCH_DEST": "image"}
+    for _ in range(3):
+        clock.shift(5 * 60)
+        client.get(PAGE, **parts)
+    clock.shift(60)
+    assert client.get(PAGE).status_code == 302
+    signed_in(client, provider, password)
+    for site, dest in (("same-origin", "document"), ("none", "document"), ("same-origin", "empty")):
         clock.shift(14 * 60)
-        assert client.get(PAGE, HTTP_SEC_FETCH_SITE=site).status_code == 200
+        headers = {"HTTP_SEC_FETCH_SITE": site, "HTTP_SEC_FETCH_DEST": dest}
+        assert client.get(PAGE, **headers).status_code == 200
     clock.shift(14 * 60)
     assert client.get(PAGE).status_code == 200
 
