@@ -411,12 +411,13 @@ class ContactConfirmation:
     """The password (and code) that a change of contact details needs, and only that.
 
     Mixed into an `IdentityForm`: its password, method and code fields are optional,
-    and required together once `contact_changed` says the change needs them.
+    and `require_identity` asks for them once the form's change is one that needs them.
     """
 
     what = "the email address or a phone number"
 
-    def _optional_identity(self) -> None:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.fields["password"].required = False
         self.fields["password"].label = f"Your password (only to change {self.what})"
         if self.offers_passkey:  # the page's passkey button belongs to its PIN dialog
@@ -458,7 +459,6 @@ class StaffAccountForm(ContactConfirmation, IdentityForm):
         self.order_fields(["email", "home_phone", "cell_phone", "time_zone"])
         _phones_for(self, user)
         self.stored_phones = _stored_phones(user.staff_profile)
-        self._optional_identity()
 
     def clean_email(self) -> str:
         return self.cleaned_data["email"].strip()
@@ -488,10 +488,6 @@ class ContactConfirmForm(ContactConfirmation, IdentityForm):
     """The Profile tab's confirmation, for a provider changing a phone number."""
 
     what = "a phone number"
-
-    def __init__(self, *args, user: User, **kwargs):
-        super().__init__(*args, user=user, **kwargs)
-        self._optional_identity()
 
 
 class PasskeyNameForm(forms.Form):

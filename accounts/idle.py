@@ -3,7 +3,8 @@
 The server decides: each request by a signed-in user stamps the session with
 the time, unless it says it is a background request (the page's own status
 check sends `X-Session-Background: 1`), so polling never keeps a session
-alive, or another site sent it (`ELSEWHERE`). accounts/middleware.py ends a session idle for SESSION_IDLE_TIMEOUT
+alive, nor a request another site sent or a part a page loads (`ELSEWHERE`,
+`DOING`). accounts/middleware.py ends a session idle for SESSION_IDLE_TIMEOUT
 seconds before anything else runs.
 """
 

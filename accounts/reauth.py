@@ -47,6 +47,9 @@ from django.utils.crypto import constant_time_compare
 from django.utils.datastructures import MultiValueDict
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
+from accounts.models import UserSession
+from accounts.session_store import stored_key
+
 REAUTH_AT = "reauth_at"  # session key: epoch seconds of the last confirmed identity
 PENDING = "reauth_pending"  # session key: the action waiting for a confirmation
 PENDING_MAX_CHARS = 20_000  # a form bigger than this is not kept in the session
@@ -221,9 +224,6 @@ def pending_action_take(request: HttpRequest, action_id: str | None) -> PendingA
     loaded the session with the action in it, the first takes it and the others find
     it gone.
     """
-    from accounts.models import UserSession
-    from accounts.session_store import stored_key
-
     session = request.session
     with transaction.atomic():
         row = (

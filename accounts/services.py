@@ -495,14 +495,7 @@ def user_admin_update(
     if old != new:
         roles_validate(roles=new, practice=account.practice, was_provider=account.is_provider)
         account.groups.set(Group.objects.filter(name__in=new))
-        audit_event_record(
-            kind=kinds.ROLE_CHANGED,
-            acting_user=acting_user,
-            account=account,
-            ip=ip,
-            params={"old": ", ".join(old) or "none", "new": ", ".join(new) or "none"},
-            data={"old": ", ".join(old), "new": ", ".join(new)},
-        )
+        _role_change_record(account=account, old=old, new=new, acting_user=acting_user, ip=ip)
     user_set_active(account=account, active=active, acting_user=acting_user, ip=ip)
 
 
@@ -517,7 +510,7 @@ def _practice_move_record(
     }
     data = {"old_practice": old.pk if old else None, "new_practice": account.practice_id}
     # Each practice's compliance officers read only their own practice's chain.
-    for practice in [p for p in (old, account.practice) if p is not None] or [None]:
+    for practice in [p for p in (old, account.practice) if p is not None]:
         audit_event_record(
             kind=kinds.ACCOUNT_PRACTICE_CHANGED,
             acting_user=acting_user,
@@ -541,14 +534,25 @@ def user_role_change(*, account: User, role: Role, acting_user: User, ip: str | 
     old = sorted(account.roles)
     account.groups.set([Group.objects.get(name=role.value)])
     if old != [role.value]:
-        audit_event_record(
-            kind=kinds.ROLE_CHANGED,
-            acting_user=acting_user,
-            account=account,
-            ip=ip,
-            params={"old": ", ".join(old) or "none", "new": role.value},
-            data={"old": ", ".join(old), "new": role.value},
+        _role_change_record(
+            account=account, old=old, new=[role.value], acting_user=acting_user, ip=ip
         )
+
+
+def _role_change_record(
+    *, account: User, old: list[str], new: list[str], acting_user: User, ip: str | None
+) -> None:
+    """Record a change of roles; its data carries them too, for the rules that read them
+    (`alerts.rules.officer_named_findings`)."""
+    before, after = ", ".join(old), ", ".join(new)
+    audit_event_record(
+        kind=kinds.ROLE_CHANGED,
+        acting_user=acting_user,
+        account=account,
+        ip=ip,
+        params={"old": before or "none", "new": after or "none"},
+        data={"old": before, "new": after},
+    )
 
 
 @transaction.atomic

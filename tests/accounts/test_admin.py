@@ -329,6 +329,16 @@ def test_practice_and_specialty_services_are_for_platform_administrators_only(pr
     assert Specialty.objects.get(pk=cardiology.pk).name == "Cardiology"
     assert not Specialty.objects.filter(name="Mine").exists()
     assert type(practice).objects.get(pk=practice.pk).name == practice.name
+    # Nor does a platform administrator change what the admin does not offer.
+    root = make_user(Role.PLATFORM_AUDITOR, username="root")
+    User.objects.filter(pk=root.pk).update(is_superuser=True)
+    with pytest.raises(PermissionDenied, match="not changed here: id"):
+        practice_update(
+            practice=practice,
+            changes={"id": 999},
+            acting_user=User.objects.get(pk=root.pk),
+            ip=None,
+        )
 
 
 def test_a_rename_in_the_admin_keeps_the_sign_in_lock_with_the_account(admin_client, practice):

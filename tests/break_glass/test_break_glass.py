@@ -611,3 +611,14 @@ def test_a_review_waits_for_the_reviewer_to_confirm_it_is_them(agent, provider, 
         assert confirm(client, compliance, action)["Location"] == "/audit/break-glass/"
     grant.refresh_from_db()
     assert grant.reviewed_by == compliance
+
+
+def test_a_review_of_access_still_open_is_refused_without_asking_first(agent, provider, compliance):
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=15, ip=None
+    )
+    client = Client()
+    client.force_login(compliance)  # not confirmed: an open access is refused all the same
+    response = client.post(f"/audit/break-glass/{grant.pk}/review/", REVIEW)
+    assert response.status_code == 400
+    assert "is still open: review it once it has ended" in response.content.decode()
