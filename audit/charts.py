@@ -22,6 +22,7 @@ from html import escape  # the standard library's: a few hundred links a chart
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 720, 220  # the viewBox; the SVG scales to its box (app.css)
+CACHED_PARTS = 128  # settled parts of charts kept drawn in each process: some 5 MB at most
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 24  # room for the axis labels
 
 
@@ -32,7 +33,7 @@ class Series:
     key: str
     label: str
     values: Sequence[int]
-    links: Sequence[str]  # one per day, escaped for an attribute
+    links: Sequence[str]  # one per day, escaped for an attribute; hashed by value
 
 
 def nice_ceiling(value: int) -> int:
@@ -85,71 +86,137 @@ def _columns(count: int) -> tuple[str, tuple[tuple[str, str | None], ...]]:
     return _number(bar_w), tuple(columns)
 
 
-def stacked_bars(*, days: Sequence[date], series: Sequence[Series]) -> SafeString:
-    """Return an SVG of one bar per day, its series stacked in order, each part a link."""
-    totals = [sum(s.values[n] for s in series) for n in range(len(days))]
+def stacked_bars(*, days: Sequence[date], series: Sequence[Series], settled: int = 0) -> SafeString:
+    """Return an SVG of one bar per day, its series stacked in order, each part a link.
+
+    The bars of the first `settled` days, whose counts no longer change, are drawn
+    once and kept (`_settled_bars`); see `_settled_bars` for why a kept drawing is
+    never stale.
+    """
+    values = tuple(tuple(s.values) for s in series)
+    totals = [sum(day) for day in zip(*values, strict=True)] if values else []
     top = nice_ceiling(max(totals, default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    parts = [_axis(top, plot_w, plot_h)]
-    width, columns = _columns(len(days))
     # What every bar of a day, or of a series, shares is written once.
-    labels = [(index, escape(s.label), s.values, s.links) for index, s in enumerate(series)]
+    labels = tuple(escape(s.label) for s in series)
+    links = tuple(s.links for s in series)
     scale = plot_h * 10 / top  # tenths of a unit per event
-    floor = (TOP + plot_h) * 10
-    for n, (day, (start, tick)) in enumerate(zip(days, columns, strict=True)):
+    settled = max(0, min(settled, len(days)))
+    return _svg(
+        [
+            _axis(top, plot_w, plot_h),
+            _settled_bars(
+                tuple(days[:settled]), len(days), scale, labels, links, _head(values, settled)
+            ),
+            _bars(days[settled:], len(days), scale, labels, links, _tail(values, settled), settled),
+        ]
+    )
+
+
+def _bars(
+    days: Sequence[date],
+    count: int,
+    scale: float,
+    labels: tuple[str, ...],
+    links: tuple[Sequence[str], ...],
+    values: tuple[tuple[int, ...], ...],
+    first: int = 0,
+) -> str:
+    """Return the bars of `days`, days `first` on of a chart of `count` days."""
+    width, columns = _columns(count)
+    floor = float((HEIGHT - BOTTOM) * 10)  # the axis, in tenths
+    parts = []
+    for n, day in enumerate(days):
+        start, tick = columns[first + n]
         short, long = day_labels(day)
         if tick is not None:
             parts.append(
                 f'<text class="tick" x="{tick}" y="{HEIGHT - 6}" text-anchor="middle">{short}</text>'
             )
-        base = float(floor)
-        for index, label, values, links in labels:
-            value = values[n]
+        base = floor
+        for index, label in enumerate(labels):
+            value = values[index][n]
             if not value:
                 continue
             height = scale * value
             base -= height
             parts.append(
-                f'<a href="{links[n]}" tabindex="-1"><rect class="series-{index}{start}'
-                f'{_TENTHS[round(base)]}" width="{width}" height="{_TENTHS[max(round(height), 5)]}">'
+                f'<a href="{links[index][first + n]}" tabindex="-1"><rect class="series-{index}'
+                f'{start}{_TENTHS[round(base)]}" width="{width}" '
+                f'height="{_TENTHS[max(round(height), 5)]}">'
                 f"<title>{label}, {long}: {value}</title></rect></a>"
             )
-    return _svg(parts)
+    return "".join(parts)
 
 
-def day_table(*, days: Sequence[date], series: Sequence[Series], caption: str) -> SafeString:
+def day_table(
+    *, days: Sequence[date], series: Sequence[Series], caption: str, settled: int = 0
+) -> SafeString:
     """Return the chart's numbers as a table: a row per day (newest first), a column per
     series, and the period's totals.
 
     Each number above zero links where its bar does. Drawn here with the chart rather
     than by a template loop: a 90-day table is some 500 cells, and a template takes
-    several times longer over them than the whole page's queries.
+    several times longer over them than the whole page's queries. The rows of the
+    first `settled` days are drawn once and kept, as the bars are.
     """
     head = "".join(f'<th scope="col">{escape(s.label)}</th>' for s in series)
-    columns = [(s.values, s.links) for s in series]
+    values = tuple(tuple(s.values) for s in series)
+    links = tuple(s.links for s in series)
+    settled = max(0, min(settled, len(days)))
+    rows = _rows(days[settled:], links, _tail(values, settled), settled) + _settled_rows(
+        tuple(days[:settled]), links, _head(values, settled)
+    )
+    sums = [sum(column) for column in values]
+    foot = "".join(f"<td>{value}</td>" for value in sums)
+    return mark_safe(  # noqa: S308  # nosec B308, B703  (numbers, dates and escaped text only)
+        f'<table class="audit"><caption class="visually-hidden">{escape(caption)}</caption>'
+        f'<thead><tr><th scope="col">Day</th>{head}<th scope="col">Total</th></tr></thead>'
+        f'<tbody>{rows}</tbody><tfoot><tr><th scope="row">Period</th>{foot}'
+        f"<td>{sum(sums)}</td></tr></tfoot></table>"
+    )
+
+
+def _rows(
+    days: Sequence[date],
+    links: tuple[Sequence[str], ...],
+    values: tuple[tuple[int, ...], ...],
+    first: int = 0,
+) -> str:
+    """Return the rows of `days`, days `first` on of the chart, newest first."""
     rows = []
     for n in range(len(days) - 1, -1, -1):  # newest first, as the report lists
         total = 0
         cells = []
-        for values, links in columns:
-            value = values[n]
+        for index, column in enumerate(values):
+            value = column[n]
             if value:
                 total += value
-                cells.append(f'<td><a href="{links[n]}">{value}</a></td>')
+                cells.append(f'<td><a href="{links[index][first + n]}">{value}</a></td>')
             else:
                 cells.append("<td>0</td>")
         rows.append(
             f'<tr><th scope="row" class="nowrap">{day_labels(days[n])[1]}</th>{"".join(cells)}'
             f"<td>{total}</td></tr>"
         )
-    sums = [sum(s.values) for s in series]
-    foot = "".join(f"<td>{value}</td>" for value in sums)
-    return mark_safe(  # noqa: S308  # nosec B308, B703  (numbers, dates and escaped text only)
-        f'<table class="audit"><caption class="visually-hidden">{escape(caption)}</caption>'
-        f'<thead><tr><th scope="col">Day</th>{head}<th scope="col">Total</th></tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody><tfoot><tr><th scope="row">Period</th>{foot}'
-        f"<td>{sum(sums)}</td></tr></tfoot></table>"
-    )
+    return "".join(rows)
+
+
+# The settled days' bars and rows, drawn once and kept in each process. They are kept
+# by everything they are drawn from, their counts and links included, so a day whose
+# counts change after all is drawn afresh, never shown as it was: being settled only
+# says which days are worth keeping. Links must therefore hash by value (a tuple, or
+# the dashboard's `_DayLinks`). A 90-day chart's settled part is some 40 KB.
+_settled_bars = lru_cache(maxsize=CACHED_PARTS)(_bars)
+_settled_rows = lru_cache(maxsize=CACHED_PARTS)(_rows)
+
+
+def _head(values: tuple[tuple[int, ...], ...], n: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(column[:n] for column in values)
+
+
+def _tail(values: tuple[tuple[int, ...], ...], n: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(column[n:] for column in values)
 
 
 def legend(series: Sequence[Series]) -> SafeString:

@@ -267,6 +267,7 @@ def _rolled_up(
 class DashboardCounts:
     by_kind: dict[tuple[date, str], int]  # {(day, kind code): events}
     failures_by_agent: dict[int, int]  # {acting user id: failed validations in the period}
+    settled: int = 0  # the period's first days that have settled (`SettledDays`)
 
 
 @dataclass(frozen=True)
@@ -419,7 +420,7 @@ def audit_dashboard_counts(
             by_kind[(day, kind)] = events
         for actor, events in counts.failures_by_agent.items():
             by_agent[actor] += events
-    return DashboardCounts(by_kind, dict(by_agent))
+    return DashboardCounts(by_kind, dict(by_agent), settled)
 
 
 def _replayed_until(using: str) -> datetime:

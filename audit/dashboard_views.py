@@ -94,6 +94,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
         viewer=request.user, practice_id=chosen, period=period, using=read_replica(), now=now
     )
     counts = counted.by_kind
+    settled = counted.settled
     links = _Links(period, practice)
     by_type = dashboard.per_day_by_type(counts, period)
     type_series = [
@@ -119,24 +120,27 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
         "first_day": period.days[0],
         "last_day": period.days[-1],
         "charts": [
-            _chart("types", "Events by type", period, type_series),
+            _chart("types", "Events by type", period, type_series, settled=settled),
             _chart(
                 "pins",
                 "Support PIN activity",
                 period,
                 _kind_series(PIN_ACTIVITY, counts, period, links),
+                settled=settled,
             ),
             _chart(
                 "sign-in",
                 "Sign-in failures and lockouts",
                 period,
                 _kind_series(SIGN_IN_TROUBLE, counts, period, links),
+                settled=settled,
             ),
             _chart(
                 "break-glass",
                 "Break-glass access",
                 period,
                 _kind_series(BREAK_GLASS, counts, period, links),
+                settled=settled,
             ),
         ],
         "break_glass": dashboard.break_glass_status(
@@ -157,7 +161,7 @@ class _Links:
     def __init__(self, period: dashboard.Period, practice: Practice | None):
         self.report = reverse("audit_report")
         self.practice = {"practice": practice.group_id} if practice is not None else {}
-        self.days = [day.isoformat() for day in period.days]
+        self.days = tuple(day.isoformat() for day in period.days)
 
     def day(self, **filters) -> "_DayLinks":
         """Return the link of each day of the period (one encoding, then the dates)."""
@@ -176,8 +180,18 @@ class _DayLinks(Sequence):
 
     __slots__ = ("_days", "_prefix")
 
-    def __init__(self, prefix: str, days: list[str]):
+    def __init__(self, prefix: str, days: tuple[str, ...]):
         self._prefix, self._days = prefix, days
+
+    # Equal, and hashed, by what they write: a chart keeps its settled days' drawing by
+    # its links among the rest (audit/charts.py).
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, _DayLinks):
+            return NotImplemented
+        return self._prefix == other._prefix and self._days == other._days
+
+    def __hash__(self) -> int:
+        return hash((self._prefix, self._days))
 
     def __getitem__(self, n: int) -> str:
         day = self._days[n]
@@ -195,13 +209,18 @@ def _kind_series(spec, counts, period, links: _Links) -> list[Series]:
     ]
 
 
-def _chart(key: str, title: str, period: dashboard.Period, series: list[Series]) -> dict:
+def _chart(
+    key: str, title: str, period: dashboard.Period, series: list[Series], *, settled: int
+) -> dict:
     """Return what the template shows of one chart: its SVG, legend and table."""
+    days = period.days
     return {
         "key": key,
         "title": title,
         "legend": charts.legend(series),
-        "svg": charts.stacked_bars(days=period.days, series=series),
-        "table": charts.day_table(days=period.days, series=series, caption=f"{title} per day"),
+        "svg": charts.stacked_bars(days=days, series=series, settled=settled),
+        "table": charts.day_table(
+            days=days, series=series, caption=f"{title} per day", settled=settled
+        ),
         "total": sum(sum(s.values) for s in series),
     }

@@ -17,7 +17,7 @@ def test_bars_stack_in_order_to_their_totals_within_a_tenth():
     second = [0 if n % 5 else 1 for n in range(90)]  # small: drawn at least half a unit high
     third = [1000 - n for n in range(90)]
     series = [
-        Series(key, label, values, [f"/audit/?k={key}&amp;d={n}" for n in range(90)])
+        Series(key, label, values, tuple(f"/audit/?k={key}&amp;d={n}" for n in range(90)))
         for key, label, values in (
             ("a", "First", first),
             ("b", "Second <b>", second),
@@ -56,8 +56,8 @@ def test_bars_stack_in_order_to_their_totals_within_a_tenth():
 def test_the_table_lists_days_newest_first_with_each_number_linked_and_the_totals():
     days = [date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)]
     series = [
-        Series("a", "Viewed", [1, 0, 3], ["/a/22", "/a/23", "/a/24"]),
-        Series("b", "Failed <x>", [0, 2, 0], ["/b/22", "/b/23", "/b/24"]),
+        Series("a", "Viewed", [1, 0, 3], ("/a/22", "/a/23", "/a/24")),
+        Series("b", "Failed <x>", [0, 2, 0], ("/b/22", "/b/23", "/b/24")),
     ]
     html = str(day_table(days=days, series=series, caption="PIN activity per day"))
     assert '<caption class="visually-hidden">PIN activity per day</caption>' in html
@@ -76,3 +76,48 @@ def test_numbers_keep_one_decimal_and_their_sign():
 
     cases = {0: "0", 0.04: "0", 0.06: "0.1", 12.0: "12", 12.34: "12.3", -0.3: "-0.3", -12.0: "-12"}
     assert {value: _number(value) for value in cases} == cases
+
+
+def _ninety_days(third_day_ten: int = 1000):
+    days = [date(2026, 9, 1) + timedelta(days=n) for n in range(90)]
+    values = {
+        "a": [n * 7 % 23 for n in range(90)],
+        "b": [0 if n % 5 else 1 for n in range(90)],
+        "c": [third_day_ten if n == 10 else 1000 - n for n in range(90)],
+    }
+    series = [
+        Series(key, key.upper(), column, tuple(f"/audit/?k={key}&amp;d={n}" for n in range(90)))
+        for key, column in values.items()
+    ]
+    return days, series
+
+
+def test_a_chart_reads_the_same_wherever_its_settled_days_end():
+    days, series = _ninety_days()
+    bars = str(stacked_bars(days=days, series=series))
+    table = str(day_table(days=days, series=series, caption="c"))
+    for settled in (1, 45, 89, 90, 200):
+        assert str(stacked_bars(days=days, series=series, settled=settled)) == bars, settled
+        assert str(day_table(days=days, series=series, caption="c", settled=settled)) == table
+
+
+def test_settled_days_are_drawn_once_and_drawn_again_when_their_counts_differ():
+    from audit import charts
+
+    days, series = _ninety_days()
+    stacked_bars(days=days, series=series, settled=89)
+    day_table(days=days, series=series, caption="c", settled=89)
+    bars_hits = charts._settled_bars.cache_info().hits
+    rows_hits = charts._settled_rows.cache_info().hits
+    stacked_bars(days=days, series=series, settled=89)
+    day_table(days=days, series=series, caption="c", settled=89)
+    assert charts._settled_bars.cache_info().hits == bars_hits + 1
+    assert charts._settled_rows.cache_info().hits == rows_hits + 1
+    # A settled day's count that changes anyway (the same chart otherwise) is not shown
+    # as it was kept.
+    days, changed = _ninety_days(third_day_ten=7)
+    svg = str(stacked_bars(days=days, series=changed, settled=89))
+    table = str(day_table(days=days, series=changed, caption="c", settled=89))
+    assert svg == str(stacked_bars(days=days, series=changed))
+    assert table == str(day_table(days=days, series=changed, caption="c"))
+    assert "C, 09/11/2026: 7<" in svg and ">7</a></td>" in table
