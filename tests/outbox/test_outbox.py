@@ -61,6 +61,18 @@ def test_a_payload_moved_to_another_row_does_not_open(db):
     assert "does not open" in Destination.objects.get(name=MAIL).last_error
 
 
+def test_a_pass_from_cron_that_set_a_mail_aside_fails_after_sending_the_rest(db):
+    first = mail_enqueue(subject="One", body="one", recipients=["a@example.org"])
+    second = mail_enqueue(subject="Two", body="two", recipients=["b@example.org"])
+    OutboxItem.objects.filter(pk=second.pk).update(payload=first.payload)
+    mail_enqueue(subject="Three", body="three", recipients=["c@example.org"])
+    with pytest.raises(CommandError, match=f"^mail: item {second.pk} does not open"):
+        call_command("outbox_worker", "--once")
+    assert [m.subject for m in mail.outbox] == ["One", "Three"]
+    # The next pass has nothing to report: what was set aside stays on the Outbox page.
+    call_command("outbox_worker", "--once")
+
+
 def test_a_mail_that_cannot_be_built_is_set_aside_and_the_rest_still_go(db):
     """A subject with a line break stopped every mail behind it: it is set aside now."""
     first = mail_enqueue(subject="One", body="one", recipients=["a@example.org"])
@@ -122,8 +134,11 @@ def test_mail_server_down_then_up_nothing_lost_nothing_twice(
         )
         assert response.status_code in {200, 302}, response.status_code
     assert OutboxItem.objects.count() == 1
-    call_command("outbox_worker", "--once")
+    # Run from cron, the pass fails, naming the destination and why.
+    with pytest.raises(CommandError) as failed:
+        call_command("outbox_worker", "--once")
     destination = Destination.objects.get(name=MAIL)
+    assert str(failed.value).startswith(f"{MAIL}: {destination.last_error}")
     assert destination.failures == 1 and destination.last_error
     assert destination.next_attempt_at > timezone.now()
     assert OutboxItem.objects.get().attempts == 1
@@ -398,7 +413,8 @@ def test_outbox_status_shows_the_lag_and_fails_when_it_is_too_old(db, capsys, sm
     assert "Nothing has gone through" in capsys.readouterr().out
     smtp_server.stop()
     mail_enqueue(subject="Hello", body="x", recipients=["a@example.org"])
-    call_command("outbox_worker", "--once")
+    with pytest.raises(CommandError, match=r"^mail: ConnectionRefusedError"):
+        call_command("outbox_worker", "--once")
     call_command("outbox_status", "--max-age", "3600")
     out = capsys.readouterr().out
     assert "mail: 1 pending" in out and "1 failed attempts in a row" in out
@@ -414,7 +430,8 @@ def test_a_platform_auditor_sees_the_lag_and_the_last_error(client, db, smtp_ser
 
     smtp_server.stop()
     mail_enqueue(subject="Hello", body="x", recipients=["a@example.org"])
-    call_command("outbox_worker", "--once")
+    with pytest.raises(CommandError, match=r"^mail: ConnectionRefusedError"):
+        call_command("outbox_worker", "--once")
     client.force_login(make_user(Role.PLATFORM_AUDITOR, username="auditor"))
     page = client.get("/audit/outbox/").content.decode()
     assert "<td>mail</td>" in page and "<td>1</td>" in page

@@ -5,12 +5,14 @@ import signal
 import threading
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import Error as DatabaseFailure
 from django.db import connections
+from django.utils import timezone
 
 from audit.integrity import audit_verification_run_pending
 from ehr.arguments import number_between
+from outbox.models import Destination
 from outbox.worker import deliver_pending
 
 logger = logging.getLogger(__name__)
@@ -20,7 +22,8 @@ class Command(BaseCommand):
     help = (
         "Deliver what waits in the outbox (mail, audit events to syslog), in order, retrying "
         "with back-off, and run the audit log verifications asked for on the Integrity page. "
-        "Runs until stopped; --once does what is due and exits."
+        "Runs until stopped; --once does what is due and exits, with status 1 if a "
+        "destination failed."
     )
 
     def add_arguments(self, parser):
@@ -34,12 +37,21 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["once"]:
+            started = timezone.now()
             total = 0
             while delivered := deliver_pending():
                 total += delivered
             self.stdout.write(f"Delivered {total} items.")
             while verification := audit_verification_run_pending():
                 self.stdout.write(f"Ran audit log verification {verification.pk}.")
+            # Cron mails a job's errors and monitors read its status: a destination that
+            # failed in this pass (its items wait, or one was set aside) fails the run.
+            failed = Destination.objects.filter(last_error_at__gte=started).order_by("name")
+            if failed:
+                raise CommandError(
+                    "\n".join(f"{row.name}: {row.last_error}" for row in failed)
+                    + "\nSee Reports > Outbox (docs/outbox.md)."
+                )
             return
         stopping = []
         if threading.current_thread() is threading.main_thread():
