@@ -265,7 +265,7 @@ def _rolled_up(
 
 @dataclass(frozen=True)
 class DashboardCounts:
-    by_kind: dict[tuple[date, str], int]  # {(day, kind code): events}
+    by_kind: dict[str, list[int]]  # {kind code: its events on each day of the period, in order}
     failures_by_agent: dict[int, int]  # {acting user id: failed validations in the period}
     settled: int = 0  # the period's first days that have settled (`SettledDays`)
 
@@ -412,12 +412,15 @@ def audit_dashboard_counts(
             if limit and _day_end(day, period.time_zone) <= settled_before:
                 settled_days.put((scope, zone, day), counts, limit=limit)
             found.setdefault(day, counts)
-    by_kind: dict[tuple[date, str], int] = {}
+    by_kind: dict[str, list[int]] = {}
     by_agent: dict[int, int] = defaultdict(int)
-    for day in period.days:
+    for n, day in enumerate(period.days):
         counts = found[day]
         for kind, events in counts.by_kind.items():
-            by_kind[(day, kind)] = events
+            column = by_kind.get(kind)
+            if column is None:
+                column = by_kind[kind] = [0] * len(period.days)
+            column[n] = events
         for actor, events in counts.failures_by_agent.items():
             by_agent[actor] += events
     return DashboardCounts(by_kind, dict(by_agent), settled)
@@ -526,9 +529,13 @@ def audit_daily_counts(
     *, viewer: User, practice_id: int | None, period: Period, now: datetime | None = None
 ) -> dict[tuple[date, str], int]:
     """Return {(day, kind code): events} for the viewer's scope over the period."""
-    return audit_dashboard_counts(
-        viewer=viewer, practice_id=practice_id, period=period, now=now
-    ).by_kind
+    counted = audit_dashboard_counts(viewer=viewer, practice_id=practice_id, period=period, now=now)
+    return {
+        (day, kind): events
+        for kind, column in counted.by_kind.items()
+        for day, events in zip(period.days, column, strict=True)
+        if events
+    }
 
 
 @dataclass(frozen=True)
@@ -608,20 +615,20 @@ def break_glass_status(*, viewer: User, practice_id: int | None, now: datetime) 
     return BreakGlassStatus(open_now, awaiting)
 
 
-def per_day(counts: dict[tuple[date, str], int], period: Period, codes) -> dict[str, list[int]]:
+def per_day(by_kind: dict[str, list[int]], period: Period, codes) -> dict[str, list[int]]:
     """Return each code's count for every day of the period, in order (0 where none)."""
-    return {code: [counts.get((day, code), 0) for day in period.days] for code in codes}
+    none = [0] * len(period.days)
+    return {code: by_kind.get(code, none) for code in codes}
 
 
 TYPE_OF = {code: kind.type.value for code, kind in kinds.KINDS.items()}  # kind code: its type
 
 
-def per_day_by_type(counts: dict[tuple[date, str], int], period: Period) -> dict[str, list[int]]:
+def per_day_by_type(by_kind: dict[str, list[int]], period: Period) -> dict[str, list[int]]:
     """Return each event type's count for every day, summing its kinds."""
-    position = {day: n for n, day in enumerate(period.days)}
     totals = {value: [0] * len(period.days) for value, _label in kinds.EventType.choices}
-    for (day, code), events in counts.items():
-        kind_type, n = TYPE_OF.get(code), position.get(day)
-        if kind_type is not None and n is not None:
-            totals[kind_type][n] += events
+    for code, column in by_kind.items():
+        kind_type = TYPE_OF.get(code)
+        if kind_type is not None:  # a kind this version does not know has no type
+            totals[kind_type] = list(map(operator.add, totals[kind_type], column))
     return totals

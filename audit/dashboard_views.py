@@ -51,7 +51,6 @@ class DashboardForm(forms.Form):
         coerce=int,
         required=False,
         empty_value=dashboard.DEFAULT_PERIOD,
-        initial=dashboard.DEFAULT_PERIOD,  # what the menu shows before anything is chosen
     )
     practice = PracticeField(**PRACTICE_BOX)
 
@@ -82,7 +81,8 @@ class DashboardForm(forms.Form):
 def audit_dashboard(request: HttpRequest) -> HttpResponse:
     form = DashboardForm(request.GET or None, viewer=request.user)
     if request.GET and not form.is_valid():
-        return render(request, "audit/dashboard.html", {"form": form}, status=400)
+        context = {"form": form, "periods": _periods(None, None)}
+        return render(request, "audit/dashboard.html", context, status=400)
     data = form.cleaned_data if request.GET else {}
     days = data.get("days") or dashboard.DEFAULT_PERIOD
     practice = data.get("practice")
@@ -114,6 +114,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
     ]
     context = {
         "form": form,
+        "periods": _periods(days, practice),
         "days": days,
         "practice": practice,
         "time_zone": tz.key,
@@ -152,6 +153,20 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
         "open_alerts": alert_open_for(viewer=request.user),
     }
     return render(request, "audit/dashboard.html", context)
+
+
+def _periods(shown: int | None, practice: Practice | None) -> list[dict]:
+    """Return the periods offered, each a link that keeps the practice chosen."""
+    address = reverse("audit_dashboard")
+    chosen = {"practice": practice.group_id} if practice is not None else {}
+    return [
+        {
+            "label": label,
+            "url": f"{address}?{urlencode({'days': days, **chosen})}",
+            "current": days == shown,
+        }
+        for days, label in DashboardForm.base_fields["days"].choices
+    ]
 
 
 class _Links:

@@ -302,13 +302,16 @@ def test_per_day_by_type_sums_each_days_kinds_into_their_types():
         (last, kinds.SUPPORT_PIN_VIEWED.code): 2,
         (last, kinds.SUPPORT_PIN_VALIDATION_FAILED.code): 3,
         (first, kinds.SIGNED_IN.code): 5,
+        (last, kinds.SIGNED_IN.code): 17,
         (first, kinds.PATIENT_CHART_VIEWED.code): 7,
         (last, "no.such_kind"): 11,  # a kind this version does not know: not a type's
-        (first - timedelta(days=1), kinds.SIGNED_IN.code): 13,  # outside the period
     }
-    by_type = dashboard.per_day_by_type(counts, period)
+    by_kind = {}
+    for (day, code), events in counts.items():
+        by_kind.setdefault(code, [0] * 7)[period.days.index(day)] = events
+    by_type = dashboard.per_day_by_type(by_kind, period)
     assert set(by_type) == {value for value, _label in kinds.EventType.choices}
     expected = {value: [0] * 7 for value in by_type}
-    for (day, code), events in list(counts.items())[:4]:
+    for (day, code), events in list(counts.items())[:5]:
         expected[kinds.KINDS[code].type.value][period.days.index(day)] += events
     assert by_type == expected

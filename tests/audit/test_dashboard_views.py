@@ -201,8 +201,27 @@ def test_open_alerts_wait_on_the_dashboard_until_acknowledged(
     assert "Open alerts (0)" in page and "No alert waits to be acknowledged." in page
 
 
-def test_the_period_menu_shows_the_period_shown(client, compliance):
+PERIOD = re.compile(r'<a href="([^"]+)" class="period( active" aria-current="true)?"')
+
+
+def test_each_period_is_a_link_and_the_one_shown_is_marked(client, compliance):
     client.force_login(compliance)
-    selected = re.compile(r'<option value="(\d+)" selected>')
-    assert selected.findall(client.get("/audit/dashboard/").content.decode()) == ["30"]
-    assert selected.findall(client.get("/audit/dashboard/?days=7").content.decode()) == ["7"]
+    links = PERIOD.findall(client.get("/audit/dashboard/").content.decode())
+    assert links == [
+        ("/audit/dashboard/?days=7", ""),
+        ("/audit/dashboard/?days=30", ' active" aria-current="true'),
+        ("/audit/dashboard/?days=90", ""),
+    ]
+    links = PERIOD.findall(client.get("/audit/dashboard/?days=7").content.decode())
+    assert [bool(current) for _link, current in links] == [True, False, False]
+
+
+def test_a_period_link_keeps_the_practice_chosen_and_the_practice_box_the_period(
+    client, auditor, other_practice
+):
+    html = page(client, auditor, f"?days=90&practice={other_practice.group_id}").content.decode()
+    group = other_practice.group_id
+    assert [unescape(link) for link, _current in PERIOD.findall(html)] == [
+        f"/audit/dashboard/?days={days}&practice={group}" for days in (7, 30, 90)
+    ]
+    assert '<input type="hidden" name="days" value="90">' in html

@@ -43,8 +43,8 @@ def test_compliance_reads_the_dashboard_and_follows_a_bar_to_the_report(
     bar = page.locator('section:has(#chart-pins) svg a[href*="validation_failed"] rect')
     assert bar.evaluate("r => getComputedStyle(r).fill") == "rgb(180, 35, 24)"
 
-    page.select_option("#id_days", "7")
-    page.get_by_role("button", name="Show").click()
+    page.get_by_role("navigation", name="Period").get_by_role("link", name="Last 7 days").click()
+    expect(page.get_by_role("link", name="Last 7 days")).to_have_attribute("aria-current", "true")
     page.locator('section:has(#chart-pins) svg a[href*="validation_failed"]').click()
     expect(page.get_by_role("heading", name="Audit Log Report")).to_be_visible()
     expect(page.get_by_label("Event", exact=True)).to_have_value(
