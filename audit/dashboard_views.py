@@ -42,6 +42,9 @@ BREAK_GLASS = [
 ]
 
 
+_OFFERED = ", ".join(map(str, dashboard.PERIODS[:-1])) + f" or {dashboard.PERIODS[-1]}"
+
+
 class DashboardForm(forms.Form):
     """The period, and for a platform auditor the practice (all of them by default)."""
 
@@ -51,6 +54,9 @@ class DashboardForm(forms.Form):
         coerce=int,
         required=False,
         empty_value=dashboard.DEFAULT_PERIOD,
+        error_messages={
+            "invalid_choice": f"Choose one of the periods above: the last {_OFFERED} days."
+        },
     )
     practice = PracticeField(**PRACTICE_BOX)
 

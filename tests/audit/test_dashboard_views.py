@@ -106,8 +106,8 @@ def test_an_officer_may_name_their_own_practice(client, compliance, activity, pr
         ("?practice=999999", "No practice has that name or Group ID."),
         ("?practice=No+Such+Clinic", "No practice has that name or Group ID."),
         ("?practice=99999999999999999999999", "No practice has that name or Group ID."),
-        ("?days=5", "Select a valid choice"),
-        ("?days=x", "Select a valid choice"),
+        ("?days=5", "Choose one of the periods above: the last 7, 30 or 90 days."),
+        ("?days=x", "Choose one of the periods above: the last 7, 30 or 90 days."),
     ],
 )
 def test_a_forged_selector_is_refused(client, auditor, activity, query, message):
