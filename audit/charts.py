@@ -22,7 +22,7 @@ from html import escape  # the standard library's: a few hundred links a chart
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 720, 220  # the viewBox; the SVG scales to its box (app.css)
-CACHED_PARTS = 128  # settled parts of charts kept drawn in each process: some 5 MB at most
+CACHED_PARTS = 64  # settled bars, and as many tables, kept drawn in each process
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 24  # room for the axis labels
 
 
@@ -33,7 +33,7 @@ class Series:
     key: str
     label: str
     values: Sequence[int]
-    links: Sequence[str]  # one per day, escaped for an attribute; hashed by value
+    links: Sequence[str]  # one per day, escaped; hashable by value (a tuple, `_DayLinks`)
 
 
 def nice_ceiling(value: int) -> int:
@@ -102,15 +102,17 @@ def stacked_bars(*, days: Sequence[date], series: Sequence[Series], settled: int
     links = tuple(s.links for s in series)
     scale = plot_h * 10 / top  # tenths of a unit per event
     settled = max(0, min(settled, len(days)))
-    return _svg(
-        [
-            _axis(top, plot_w, plot_h),
+    parts = [_axis(top, plot_w, plot_h)]
+    if settled:
+        parts.append(
             _settled_bars(
                 tuple(days[:settled]), len(days), scale, labels, links, _head(values, settled)
-            ),
-            _bars(days[settled:], len(days), scale, labels, links, _tail(values, settled), settled),
-        ]
+            )
+        )
+    parts.append(
+        _bars(days[settled:], len(days), scale, labels, links, _tail(values, settled), settled)
     )
+    return _svg(parts)
 
 
 def _bars(
@@ -164,9 +166,9 @@ def day_table(
     values = tuple(tuple(s.values) for s in series)
     links = tuple(s.links for s in series)
     settled = max(0, min(settled, len(days)))
-    rows = _rows(days[settled:], links, _tail(values, settled), settled) + _settled_rows(
-        tuple(days[:settled]), links, _head(values, settled)
-    )
+    rows = _rows(days[settled:], links, _tail(values, settled), settled)
+    if settled:
+        rows += _settled_rows(tuple(days[:settled]), links, _head(values, settled))
     sums = [sum(column) for column in values]
     foot = "".join(f"<td>{value}</td>" for value in sums)
     return mark_safe(  # noqa: S308  # nosec B308, B703  (numbers, dates and escaped text only)
@@ -202,11 +204,14 @@ def _rows(
     return "".join(rows)
 
 
-# The settled days' bars and rows, drawn once and kept in each process. They are kept
-# by everything they are drawn from, their counts and links included, so a day whose
-# counts change after all is drawn afresh, never shown as it was: being settled only
-# says which days are worth keeping. Links must therefore hash by value (a tuple, or
-# the dashboard's `_DayLinks`). A 90-day chart's settled part is some 40 KB.
+# The settled days' bars and rows, drawn once and kept in each process: they were most
+# of the dashboard's own work at every view, and the dashboard has a stated speed target
+# (bench/README.md). They are kept by everything they are drawn from, their counts and
+# links included, so a day whose counts change after all is drawn afresh, never shown
+# as it was, and a drawing is handed to another viewer only when it is exactly theirs
+# (links name the practice chosen): being settled only says which days are worth
+# keeping. Links must therefore hash by value. A dense 90-day chart's settled bars are
+# some 85 KB and its rows 50 KB, so the two caches hold some 9 MB at most.
 _settled_bars = lru_cache(maxsize=CACHED_PARTS)(_bars)
 _settled_rows = lru_cache(maxsize=CACHED_PARTS)(_rows)
 

@@ -15,6 +15,7 @@ import itertools
 import operator
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -615,9 +616,9 @@ def break_glass_status(*, viewer: User, practice_id: int | None, now: datetime) 
     return BreakGlassStatus(open_now, awaiting)
 
 
-def per_day(by_kind: dict[str, list[int]], period: Period, codes) -> dict[str, list[int]]:
+def per_day(by_kind: dict[str, list[int]], period: Period, codes) -> dict[str, Sequence[int]]:
     """Return each code's count for every day of the period, in order (0 where none)."""
-    none = [0] * len(period.days)
+    none = (0,) * len(period.days)  # one for every code without events: never changed
     return {code: by_kind.get(code, none) for code in codes}
 
 

@@ -87,7 +87,15 @@ class DashboardForm(forms.Form):
 def audit_dashboard(request: HttpRequest) -> HttpResponse:
     form = DashboardForm(request.GET or None, viewer=request.user)
     if request.GET and not form.is_valid():
-        context = {"form": form, "periods": _periods(None, None)}
+        # What was valid stays chosen: the period links keep a good practice, and the
+        # practice box the period asked for.
+        kept = form.cleaned_data
+        days = kept.get("days")
+        context = {
+            "form": form,
+            "periods": _periods(days, kept.get("practice")),
+            "days": days or dashboard.DEFAULT_PERIOD,
+        }
         return render(request, "audit/dashboard.html", context, status=400)
     data = form.cleaned_data if request.GET else {}
     days = data.get("days") or dashboard.DEFAULT_PERIOD

@@ -121,3 +121,15 @@ def test_settled_days_are_drawn_once_and_drawn_again_when_their_counts_differ():
     assert svg == str(stacked_bars(days=days, series=changed))
     assert table == str(day_table(days=days, series=changed, caption="c"))
     assert "C, 09/11/2026: 7<" in svg and ">7</a></td>" in table
+
+
+def test_a_chart_with_nothing_settled_keeps_nothing_and_takes_any_sequence_of_links():
+    from audit import charts
+
+    days = [date(2026, 11, 24)]
+    series = [Series("a", "A", [2], ["/a/24"])]  # a list: not hashable
+    before = charts._settled_bars.cache_info().currsize, charts._settled_rows.cache_info().currsize
+    assert 'href="/a/24"' in stacked_bars(days=days, series=series)
+    assert 'href="/a/24"' in day_table(days=days, series=series, caption="c")
+    after = charts._settled_bars.cache_info().currsize, charts._settled_rows.cache_info().currsize
+    assert after == before

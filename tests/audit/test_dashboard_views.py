@@ -201,7 +201,7 @@ def test_open_alerts_wait_on_the_dashboard_until_acknowledged(
     assert "Open alerts (0)" in page and "No alert waits to be acknowledged." in page
 
 
-PERIOD = re.compile(r'<a href="([^"]+)" class="period( active" aria-current="true)?"')
+PERIOD = re.compile(r'<a href="([^"]+)" class="period( active" aria-current="page)?"')
 
 
 def test_each_period_is_a_link_and_the_one_shown_is_marked(client, compliance):
@@ -209,7 +209,7 @@ def test_each_period_is_a_link_and_the_one_shown_is_marked(client, compliance):
     links = PERIOD.findall(client.get("/audit/dashboard/").content.decode())
     assert links == [
         ("/audit/dashboard/?days=7", ""),
-        ("/audit/dashboard/?days=30", ' active" aria-current="true'),
+        ("/audit/dashboard/?days=30", ' active" aria-current="page'),
         ("/audit/dashboard/?days=90", ""),
     ]
     links = PERIOD.findall(client.get("/audit/dashboard/?days=7").content.decode())
@@ -225,3 +225,49 @@ def test_a_period_link_keeps_the_practice_chosen_and_the_practice_box_the_period
         f"/audit/dashboard/?days={days}&practice={group}" for days in (7, 30, 90)
     ]
     assert '<input type="hidden" name="days" value="90">' in html
+
+
+def test_a_refused_choice_keeps_the_choices_that_were_valid(client, auditor, other_practice):
+    group = other_practice.group_id
+    html = page(client, auditor, f"?days=5&practice={group}").content.decode()
+    assert [unescape(link) for link, _current in PERIOD.findall(html)] == [
+        f"/audit/dashboard/?days={days}&practice={group}" for days in (7, 30, 90)
+    ]
+    response = page(client, auditor, "?days=90&practice=No+Such+Clinic")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert '<input type="hidden" name="days" value="90">' in html
+    assert PERIOD.findall(html)[2][1]  # the period asked for is the one marked
+    html = page(client, auditor, "?days=x&practice=No+Such+Clinic").content.decode()
+    assert '<input type="hidden" name="days" value="30">' in html  # the default, not "None"
+    assert not any(current for _link, current in PERIOD.findall(html))
+
+
+def test_settled_days_of_two_practices_with_equal_counts_link_to_their_own(
+    client, auditor, clock, provider, other_provider, agent, practice, other_practice
+):
+    """A chart's settled days are kept drawn: another practice's chart with the same counts
+    must not be handed the first one's links."""
+    for account in (provider, other_provider):
+        record_at(
+            NOW - timedelta(days=3),
+            kind=kinds.SUPPORT_PIN_VALIDATION_FAILED,
+            acting_user=agent,
+            account=account,
+        )
+    for chosen in (practice, other_practice):
+        html = page(client, auditor, f"?days=7&practice={chosen.group_id}").content.decode()
+        links = links_to_report(html)
+        assert links and all(f"practice={chosen.group_id}" in link for link in links), chosen
+
+
+def test_a_second_view_draws_only_the_days_still_counting(client, compliance, activity):
+    from audit import charts
+
+    page(client, compliance, "?days=30")
+    bars, rows = charts._settled_bars.cache_info(), charts._settled_rows.cache_info()
+    html = page(client, compliance, "?days=30").content.decode()
+    assert charts._settled_bars.cache_info().hits == bars.hits + 4  # the four charts by day
+    assert charts._settled_rows.cache_info().hits == rows.hits + 4
+    assert charts._settled_bars.cache_info().misses == bars.misses
+    assert html.count('<svg class="chart"') == 5

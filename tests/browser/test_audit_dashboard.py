@@ -44,7 +44,7 @@ def test_compliance_reads_the_dashboard_and_follows_a_bar_to_the_report(
     assert bar.evaluate("r => getComputedStyle(r).fill") == "rgb(180, 35, 24)"
 
     page.get_by_role("navigation", name="Period").get_by_role("link", name="Last 7 days").click()
-    expect(page.get_by_role("link", name="Last 7 days")).to_have_attribute("aria-current", "true")
+    expect(page.get_by_role("link", name="Last 7 days")).to_have_attribute("aria-current", "page")
     page.locator('section:has(#chart-pins) svg a[href*="validation_failed"]').click()
     expect(page.get_by_role("heading", name="Audit Log Report")).to_be_visible()
     expect(page.get_by_label("Event", exact=True)).to_have_value(
