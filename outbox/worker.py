@@ -28,13 +28,13 @@ import logging
 import smtplib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ehr.crypto import DecryptionError
@@ -187,10 +187,16 @@ def _take(destination_id: int, now: datetime) -> Lease | None:
 
 def deliver_destination(destination: Destination, *, now: datetime | None = None) -> int:
     """Deliver one batch for the destination if it is due; return how many went."""
+    sent = _deliver(destination, now=now)
+    return 0 if sent is None else sent.delivered
+
+
+def _deliver(destination: Destination, *, now: datetime | None = None) -> Sent | None:
+    """Deliver one batch for the destination if it is due; None if it was not."""
     now = now or timezone.now()
     lease = _take(destination.pk, now)
     if lease is None:
-        return 0
+        return None
     items: list[OutboxItem] = []
     if destination.kind == Destination.Kind.SYSLOG:
         streamed = audit_stream.send_behind(destination, lease.deadline)
@@ -200,7 +206,7 @@ def deliver_destination(destination: Destination, *, now: datetime | None = None
         items = list(pending.order_by("id")[:BATCH])
         sent = SENDERS[destination.kind](items, lease) if items else Sent(0)
     _record(destination, items, sent, lease)
-    return sent.delivered
+    return sent
 
 
 def _record(destination: Destination, items: list[OutboxItem], sent: Sent, lease: Lease) -> None:
@@ -245,13 +251,49 @@ def _record(destination: Destination, items: list[OutboxItem], sent: Sent, lease
         row.save()
 
 
+@dataclass
+class Pass:
+    """What one pass over the outbox did."""
+
+    delivered: int = 0
+    # Each destination tried: None if its batch went, else why it did not and is to be
+    # tried again; and each item set aside, as (destination, why). Never quoting the
+    # server's answer.
+    outcomes: dict[str, str | None] = field(default_factory=dict)
+    set_aside: list[tuple[str, str]] = field(default_factory=list)
+
+
 def deliver_pending(*, now: datetime | None = None) -> int:
     """One pass over every destination with something to send; return how many went."""
-    delivered = 0
-    streamed = audit_stream.ensure_destination()
-    pending = list(Destination.objects.filter(items__dead_at__isnull=True).distinct())
-    if streamed is not None and audit_stream.chains_behind(streamed).exists():
-        pending.append(streamed)
-    for destination in pending:
-        delivered += deliver_destination(destination, now=now)
-    return delivered
+    return deliver_pass(now=now).delivered
+
+
+def deliver_pass(*, now: datetime | None = None) -> Pass:
+    """One pass over every destination with something to send, and how each one went."""
+    done = Pass()
+    for destination in _pending():
+        sent = _deliver(destination, now=now)
+        if sent is None:
+            continue
+        done.delivered += sent.delivered
+        if sent.dead:
+            done.set_aside.append((destination.name, sent.error))
+        else:
+            done.outcomes[destination.name] = sent.error
+    return done
+
+
+def _pending() -> list[Destination]:
+    """Destinations with something to send: those with items not set aside, and syslog
+    destinations behind the log (the one configured, and one left from before, which
+    fails as no longer configured until `outbox_retire` forgets it).
+
+    A destination with nothing to send is not taken: an idle worker writes nothing.
+    """
+    audit_stream.ensure_destination()
+    live = OutboxItem.objects.filter(destination=OuterRef("pk"), dead_at__isnull=True)
+    found = list(Destination.objects.filter(Exists(live)).order_by("pk"))
+    for destination in Destination.objects.filter(kind=Destination.Kind.SYSLOG).order_by("pk"):
+        if audit_stream.chains_behind(destination).exists():
+            found.append(destination)
+    return found

@@ -235,3 +235,16 @@ def test_the_destination_configured_now_or_a_mail_one_is_not_retired(db, setting
         call_command("outbox_retire", mail.name)
     assert Destination.objects.count() == 2
     assert not AuditEvent.objects.filter(kind=kinds.AUDIT_STREAM_RETIRED.code).exists()
+
+
+def test_a_destination_left_from_before_fails_the_pass_while_behind_and_not_once_retired(
+    settings, pki, provider, other_provider
+):
+    configure(settings, "tls://old.example.org:6514", pki.ca, "atna")
+    write_events(provider, other_provider)
+    old = audit_stream.ensure_destination()
+    settings.AUDIT_SYSLOG_URL = ""  # the operator moved the copies elsewhere, or off
+    with pytest.raises(CommandError, match=f"^{old.name}: no longer configured"):
+        call_command("outbox_worker", "--once")
+    call_command("outbox_retire", old.name)
+    call_command("outbox_worker", "--once")

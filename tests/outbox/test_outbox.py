@@ -73,6 +73,60 @@ def test_a_pass_from_cron_that_set_a_mail_aside_fails_after_sending_the_rest(db)
     call_command("outbox_worker", "--once")
 
 
+def test_a_pass_from_cron_reports_its_own_failures_only(db, monkeypatch):
+    """Another process (a second worker, audit_archive --skip-undelivered) may record an
+    error on a destination while this pass runs: this pass failed nothing."""
+    from outbox.management.commands import outbox_worker
+
+    mail_enqueue(subject="One", body="one", recipients=["a@example.org"])
+    other = Destination.objects.create(name="mail-b", kind=Destination.Kind.MAIL)
+    real = outbox_worker.deliver_pass
+
+    def beside_another_writer():
+        Destination.objects.filter(pk=other.pk).update(
+            last_error="140 events of 2026-10 archived before they were sent",
+            last_error_at=timezone.now(),
+        )
+        return real()
+
+    monkeypatch.setattr(outbox_worker, "deliver_pass", beside_another_writer)
+    call_command("outbox_worker", "--once")
+    assert [m.subject for m in mail.outbox] == ["One"]
+
+
+def test_a_failure_that_a_later_try_of_the_same_run_got_past_does_not_fail_it(
+    db, settings, monkeypatch
+):
+    settings.OUTBOX_RETRY_BASE_SECONDS = 0  # stands for a run longer than the back-off
+    for n in range(3):
+        mail_enqueue(subject=f"M{n}", body="x", recipients=["a@example.org"])
+    real = worker.SENDERS[Destination.Kind.MAIL]
+    tries = []
+
+    def hiccup_once(items, lease):
+        tries.append(1)
+        if len(tries) == 1:  # one goes, then the server drops the connection
+            return worker.Sent(real(items[:1], lease).delivered, "SMTPServerDisconnected: 421")
+        return real(items, lease)
+
+    monkeypatch.setitem(worker.SENDERS, Destination.Kind.MAIL, hiccup_once)
+    call_command("outbox_worker", "--once")
+    assert len(mail.outbox) == 3 and not OutboxItem.objects.exists()
+    assert len(tries) == 2
+
+
+def test_an_idle_worker_takes_no_destination_and_writes_nothing(db):
+    from django.test.utils import CaptureQueriesContext
+
+    Destination.objects.create(name=MAIL, kind=Destination.Kind.MAIL)  # nothing waits
+    Destination.objects.create(name="old siem", kind=Destination.Kind.SYSLOG)  # nothing behind
+    with CaptureQueriesContext(connection) as queries:
+        assert worker.deliver_pass().outcomes == {}
+    written = [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")]
+    assert written == []
+    call_command("outbox_worker", "--once")
+
+
 def test_a_mail_that_cannot_be_built_is_set_aside_and_the_rest_still_go(db):
     """A subject with a line break stopped every mail behind it: it is set aside now."""
     first = mail_enqueue(subject="One", body="one", recipients=["a@example.org"])

@@ -8,12 +8,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import Error as DatabaseFailure
 from django.db import connections
-from django.utils import timezone
 
 from audit.integrity import audit_verification_run_pending
 from ehr.arguments import number_between
-from outbox.models import Destination
-from outbox.worker import deliver_pending
+from outbox.worker import ERROR_LENGTH, deliver_pass, deliver_pending
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +35,25 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["once"]:
-            started = timezone.now()
-            total = 0
-            while delivered := deliver_pending():
-                total += delivered
+            total, outcomes, set_aside = 0, {}, []
+            while True:
+                done = deliver_pass()
+                total += done.delivered
+                outcomes.update(done.outcomes)  # a destination's last try in this run
+                set_aside += done.set_aside
+                if not done.delivered:
+                    break
             self.stdout.write(f"Delivered {total} items.")
             while verification := audit_verification_run_pending():
                 self.stdout.write(f"Ran audit log verification {verification.pk}.")
-            # Cron mails a job's errors and monitors read its status: a destination that
-            # failed in this pass (its items wait, or one was set aside) fails the run.
-            failed = Destination.objects.filter(last_error_at__gte=started).order_by("name")
+            # Cron mails a job's errors and monitors read its status: an item set aside in
+            # this run, or a destination whose last try in it failed, fails the run. One
+            # still waiting out an earlier failure's back-off is not tried, and not
+            # reported: `outbox_status --max-age` watches how long items wait.
+            failed = set_aside + [(name, error) for name, error in outcomes.items() if error]
             if failed:
                 raise CommandError(
-                    "\n".join(f"{row.name}: {row.last_error}" for row in failed)
+                    "\n".join(f"{name}: {error[:ERROR_LENGTH]}" for name, error in failed)
                     + "\nSee Reports > Outbox (docs/outbox.md)."
                 )
             return
