@@ -239,6 +239,14 @@ REVIEW_OUTCOMES = (ReviewOutcome.JUSTIFIED, ReviewOutcome.NOT_JUSTIFIED)
 
 
 @transaction.atomic
+def review_refused_while_open(grant: BreakGlassGrant) -> ValidationError:
+    """Return the refusal of a review of access that is still open."""
+    return ValidationError(
+        f"Break-glass access #{grant.pk} is still open: review it once it has ended.",
+        code="open",
+    )
+
+
 def break_glass_review(
     *, grant: BreakGlassGrant, acting_user: User, outcome: str, note: str, ip: str | None
 ) -> BreakGlassGrant:
@@ -266,10 +274,7 @@ def break_glass_review(
             f"Break-glass access #{locked.pk} was already reviewed.", code="reviewed"
         )
     if locked.is_open:
-        raise ValidationError(
-            f"Break-glass access #{locked.pk} is still open: review it once it has ended.",
-            code="open",
-        )
+        raise review_refused_while_open(locked)
     if locked.expiry_recorded_at is None:
         break_glass_record_expiry(grant=locked)
         locked.refresh_from_db()

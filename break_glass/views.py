@@ -161,11 +161,15 @@ def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
     if not can_review_break_glass(request.user, grant):
         raise PermissionDenied
     form = BreakGlassReviewForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        # An oversight decision: a session taken over must not mark misuse justified. (An
-        # access still open is refused by the service at once, without asking first.)
+    if request.method == "POST" and form.is_valid() and grant.is_open:
+        # Refused here, at once and without asking first, and never passed on: a request
+        # that skipped the prompt because the access was open when it was looked at must
+        # not reach the service after it has ended.
+        form.add_error(None, services.review_refused_while_open(grant))
+    elif request.method == "POST" and form.is_valid():
+        # An oversight decision: a session taken over must not mark misuse justified.
         label = f"record the review of break-glass access #{grant.pk}"
-        asked = None if grant.is_open else reauth.confirm_unless_recent(request, label=label)
+        asked = reauth.confirm_unless_recent(request, label=label)
         if asked is not None:
             return asked
         try:

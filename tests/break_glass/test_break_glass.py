@@ -622,3 +622,29 @@ def test_a_review_of_access_still_open_is_refused_without_asking_first(agent, pr
     response = client.post(f"/audit/break-glass/{grant.pk}/review/", REVIEW)
     assert response.status_code == 400
     assert "is still open: review it once it has ended" in response.content.decode()
+
+
+def test_a_review_sent_as_the_access_ends_is_never_recorded_without_asking(
+    agent, provider, compliance, monkeypatch
+):
+    """Open when the view looked, over when the service did (a request timed for the
+    moment of expiry): the view's look must not let it skip the prompt."""
+    from break_glass import views
+
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=5, ip=None
+    )
+    real = views.services.break_glass_review
+
+    def as_it_ends(**kwargs):
+        with time_machine.travel(grant.expires_at + timedelta(seconds=1), tick=False):
+            return real(**kwargs)
+
+    monkeypatch.setattr(views.services, "break_glass_review", as_it_ends)
+    client = Client()
+    client.force_login(compliance)  # not confirmed
+    response = client.post(f"/audit/break-glass/{grant.pk}/review/", REVIEW)
+    grant.refresh_from_db()
+    assert grant.reviewed_at is None
+    assert response.status_code == 400
+    assert "is still open: review it once it has ended" in response.content.decode()
