@@ -106,10 +106,14 @@ class ConfirmedFormAdmin(admin.ModelAdmin):
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Shown, never added, changed or deleted in the admin: what changes these rows is an
     audited service, or nothing (the log). The library's own extra pages are left out
-    (django-otp's authenticator "config" and QR code, which would show its secret)."""
+    (django-otp's authenticator "config" and QR code, which would show its secret), and
+    so are its actions (django-axes' "Clean up expired attempts" deletes rows)."""
 
     def get_urls(self):
         return admin.ModelAdmin.get_urls(self)
+
+    def get_actions(self, request):
+        return {}
 
     def has_add_permission(self, request):
         return False
