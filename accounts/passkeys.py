@@ -27,6 +27,7 @@ import enum
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
@@ -40,7 +41,8 @@ from django_otp_webauthn.models import WebAuthnCredential
 from accounts.models import PasskeyFailures, User
 from audit import kinds
 from audit.services import audit_event_record
-from outbox.services import mail_enqueue
+from ehr.moments import shown_at
+from outbox.services import mail_enqueue_each_zone
 
 PASSKEY = "passkey"  # the prompt forms' method for a passkey
 NAME_MAX = 64  # characters of a passkey's name
@@ -254,18 +256,17 @@ def passkey_remove(*, acting_user: User, passkey_id: int, ip: str | None) -> boo
 
 def _mail_owner(account: User, what: str, ip: str | None) -> None:
     """Tell the owner of a change to their factors, whoever made it (a security notice)."""
-    if not account.email:
-        return
     where = f" from {ip}" if ip else ""
-    mail_enqueue(
-        subject="A passkey changed on your EHR account",
-        body=(
+    now = timezone.now()
+
+    def body(time_zone: ZoneInfo) -> str:
+        return (
             f"Hello {account.display_name},\n\n"
-            f"{what} your account on {timezone.now():%Y-%m-%d at %H:%M} UTC{where}.\n\n"
+            f"{what} your account on {shown_at(now, time_zone)}{where}.\n\n"
             "If this was you, there is nothing to do. If it was not, someone has your "
             "password and a sign-in code: change your password now and tell your practice "
             "administrator, who can reset your two-factor authentication and sign you out "
             "everywhere.\n"
-        ),
-        recipients=[account.email],
-    )
+        )
+
+    mail_enqueue_each_zone([account], subject="A passkey changed on your EHR account", body=body)

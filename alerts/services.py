@@ -14,6 +14,7 @@ have ended, so the audit write path pays nothing.
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -29,8 +30,9 @@ from alerts.rules import Finding
 from audit import kinds
 from audit.services import audit_event_record
 from ehr.links import absolute_url
+from ehr.moments import shown_at
 from ehr.policies import can_acknowledge_alert
-from outbox.services import mail_enqueue
+from outbox.services import mail_enqueue_each_zone
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def alert_raise(*, finding: Finding) -> Alert | None:
     return alert
 
 
-def _recipients(alert: Alert) -> list[str]:
+def _recipients(alert: Alert) -> list[User]:
     """The practice's compliance officers (practice alerts) and the platform auditors.
 
     The account the alert is about is never told of it.
@@ -99,23 +101,27 @@ def _recipients(alert: Alert) -> list[str]:
     people = User.objects.filter(watchers, is_active=True).exclude(email="")
     if alert.subject_id is not None:
         people = people.exclude(pk=alert.subject_id)
-    return sorted(set(people.values_list("email", flat=True)))
+    return list(people.distinct())
 
 
 def _mail_raised(alert: Alert) -> None:
     """Tell the watchers that an alert waits; no names, no PIN, no patient: a link to it."""
     link = absolute_url(None, reverse("alert_detail", kwargs={"alert_id": alert.pk}))
     where = f" in practice {alert.practice.name}" if alert.practice_id else ""
-    mail_enqueue(
-        subject=f"Alert #{alert.pk}: {alert.get_rule_display()}",
-        body=(
+
+    def body(time_zone: ZoneInfo) -> str:
+        return (
             f"An alert was raised{where}: {alert.get_rule_display()}.\n\n"
             f"Observed {alert.observed} (the alert is raised at {alert.threshold}), "
-            f"from {alert.window_start:%Y-%m-%d %H:%M} UTC.\n\n"
+            f"from {shown_at(alert.window_start, time_zone)}.\n\n"
             "Open the alert for who and what it concerns, the audit events behind it, "
             f"and to acknowledge it:\n{link}\n"
-        ),
-        recipients=_recipients(alert),
+        )
+
+    mail_enqueue_each_zone(
+        _recipients(alert),
+        subject=f"Alert #{alert.pk}: {alert.get_rule_display()}",
+        body=body,
     )
 
 

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -14,8 +15,9 @@ from audit import kinds
 from audit.services import audit_event_record
 from break_glass import conf
 from break_glass.models import BreakGlassGrant, ReviewOutcome
+from ehr.moments import shown_at
 from ehr.policies import can_review_break_glass
-from outbox.services import mail_enqueue
+from outbox.services import mail_enqueue, mail_enqueue_each_zone
 from support_pin.services import support_pin_generate
 
 
@@ -88,25 +90,26 @@ def break_glass_open(
 def _mail_opened(grant_id: int) -> None:
     grant = BreakGlassGrant.objects.select_related("account", "agent").get(pk=grant_id)
     account = grant.account
-    reviewers = _reviewer_emails(grant)
-    recipients = [email for email in [account.email, *reviewers] if email]
-    if not recipients:
-        return
-    mail_enqueue(
-        subject=f"Break-glass access #{grant.pk} opened on {account.display_name}'s account",
-        body=(
+
+    def body(time_zone: ZoneInfo) -> str:
+        return (
             f"Support agent {grant.agent.display_name} opened break-glass access #{grant.pk} "
-            f"to the account of {account.display_name} at {grant.opened_at:%Y-%m-%d %H:%M} UTC, "
-            f"until {grant.expires_at:%H:%M} UTC.\n\nReason given: {grant.justification}\n\n"
+            f"to the account of {account.display_name} at {shown_at(grant.opened_at, time_zone)}, "
+            f"until {shown_at(grant.expires_at, time_zone, time_only=True)}.\n\n"
+            f"Reason given: {grant.justification}\n\n"
             "Every break-glass access is reviewed by the practice's compliance officers "
             "or the platform auditors. "
             "If you did not ask support for help, tell your compliance officer.\n"
-        ),
-        recipients=recipients,
+        )
+
+    mail_enqueue_each_zone(
+        [account, *_reviewers(grant)],
+        subject=f"Break-glass access #{grant.pk} opened on {account.display_name}'s account",
+        body=body,
     )
 
 
-def _reviewer_emails(grant: BreakGlassGrant) -> list[str]:
+def _reviewers(grant: BreakGlassGrant) -> list[User]:
     """Return whom to tell: the practice's compliance officers who may review the grant, or
     the platform auditors when there are none."""
     candidates = (
@@ -117,13 +120,11 @@ def _reviewer_emails(grant: BreakGlassGrant) -> list[str]:
     officers = list(
         candidates.filter(
             practice_id=grant.account.practice_id, groups__name=Role.COMPLIANCE_OFFICER.value
-        ).values_list("email", flat=True)
+        )
     )
     if officers:
         return officers
-    return list(
-        candidates.filter(groups__name=Role.PLATFORM_AUDITOR.value).values_list("email", flat=True)
-    )
+    return list(candidates.filter(groups__name=Role.PLATFORM_AUDITOR.value))
 
 
 def break_glass_active(*, acting_user: User, grant_id: int) -> BreakGlassGrant | None:

@@ -1,6 +1,9 @@
 """Put things in the outbox, inside the caller's transaction."""
 
 import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -30,6 +33,19 @@ def unseal(item: OutboxItem) -> dict:
 
 def _aad(token) -> bytes:
     return f"outbox.OutboxItem.payload|{token}".encode()
+
+
+def mail_enqueue_each_zone(
+    people: Iterable[User], *, subject: str, body: Callable[[ZoneInfo], str]
+) -> None:
+    """Queue a mail to `people` with its times in their own zones: one mail per zone among
+    them (one for most practices), its text written by `body` for that zone."""
+    by_zone: dict[str, set[str]] = defaultdict(set)
+    for person in people:
+        if person.email:
+            by_zone[person.time_zone].add(person.email)
+    for zone, addresses in sorted(by_zone.items()):
+        mail_enqueue(subject=subject, body=body(ZoneInfo(zone)), recipients=sorted(addresses))
 
 
 def mail_enqueue(*, subject: str, body: str, recipients: list[str]) -> OutboxItem | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import cache, partial
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -27,8 +28,9 @@ from audit import kinds
 from audit.models import AuditEvent
 from audit.services import audit_event_record
 from ehr import crypto
+from ehr.moments import shown_at
 from ehr.policies import can_manage_account, can_validate_pin_of
-from outbox.services import mail_enqueue
+from outbox.services import mail_enqueue, mail_enqueue_each_zone
 from support_pin import conf
 from support_pin.models import AccountPins
 
@@ -455,26 +457,25 @@ _ROTATION_FIELDS = ["support_pin", "support_pin_changed_at"]
 
 
 def _mail_validation_locked(account: User, locked_until: datetime, blocked: bool) -> None:
-    if not account.email:
-        return
-    if blocked:
-        what = (
-            "This has happened again since the last successful validation, so support can no "
-            "longer validate any Support PIN for your account until you generate a new one "
-            "yourself (Generate New PIN), or your practice administrator unblocks it."
-        )
-    else:
-        what = f"Validation is locked until {locked_until:%Y-%m-%d %H:%M} UTC."
-    mail_enqueue(
-        subject="Support PIN validation locked on your account",
-        body=(
+    def body(time_zone: ZoneInfo) -> str:
+        if blocked:
+            what = (
+                "This has happened again since the last successful validation, so support can "
+                "no longer validate any Support PIN for your account until you generate a new "
+                "one yourself (Generate New PIN), or your practice administrator unblocks it."
+            )
+        else:
+            what = f"Validation is locked until {shown_at(locked_until, time_zone)}."
+        return (
             f"Hello {account.display_name},\n\n"
             f"Someone gave support {conf.VALIDATION_LOCK_AFTER} wrong Support PINs for your "
             f"account in a row. {what} Your Support PIN has been replaced.\n\n"
             "You can view the new PIN under Account Settings (providers) or Staff Account "
             "Information. If you did not contact support, tell your practice administrator.\n"
-        ),
-        recipients=[account.email],
+        )
+
+    mail_enqueue_each_zone(
+        [account], subject="Support PIN validation locked on your account", body=body
     )
 
 

@@ -335,3 +335,31 @@ def test_a_practice_admin_naming_a_compliance_officer_is_the_platform_auditors_a
     # Officers the platform names (demo data, the admin, the console) raise nothing.
     make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="olga")
     assert alerts_evaluate() == []
+
+
+def test_an_alert_mail_gives_its_time_in_each_readers_own_zone(
+    settings, agent, accounts, officer, auditor
+):
+    """A mail is written outside any request: each reader gets the window's start in their
+    own zone, as their screens write it, one mail per zone among them."""
+    from zoneinfo import ZoneInfo
+
+    from django.utils.dateformat import format as date_format
+
+    auditor.time_zone = "Asia/Kolkata"
+    auditor.save(update_fields=["time_zone"])
+    settings.ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR = 2
+    fail(agent, accounts[0])
+    fail(agent, accounts[1])
+    [alert] = alerts_evaluate()
+    mails = {tuple(m.to): m.body for m in sent_mail() if m.subject.startswith("Alert")}
+    assert set(mails) == {("auditor@example.org",), ("compliance@example.org",)}
+    for address, zone, abbreviation in (
+        ("auditor@example.org", "Asia/Kolkata", "IST"),
+        ("compliance@example.org", officer.time_zone, None),
+    ):
+        start = alert.window_start.astimezone(ZoneInfo(zone))
+        expected = date_format(start, "m/d/Y h:i A T")
+        assert f"from {expected}." in mails[(address,)]
+        assert abbreviation is None or expected.endswith(abbreviation)
+        assert "UTC" not in mails[(address,)]

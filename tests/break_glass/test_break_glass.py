@@ -1,6 +1,7 @@
 import html
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -71,9 +72,15 @@ def test_opening_tells_the_owner_and_the_compliance_officers_at_once(
         grant = break_glass_open(
             acting_user=agent, account=provider, justification=REASON, minutes=15, ip="203.0.113.4"
         )
-    assert len(sent_mail()) == 1
+    assert len(sent_mail()) == 1  # both keep New York's time: one mail
     assert set(sent_mail()[0].to) == {provider.email, compliance.email}
     assert REASON in sent_mail()[0].body
+    opened = timezone.localtime(grant.opened_at, ZoneInfo(provider.time_zone))
+    until = timezone.localtime(grant.expires_at, ZoneInfo(provider.time_zone))
+    assert (
+        f"at {opened:%m/%d/%Y %I:%M %p} {opened.tzname()}, "
+        f"until {until:%I:%M %p} {until.tzname()}." in sent_mail()[0].body
+    )
     assert grant_events(grant) == [
         f"Break-glass access #{grant.pk} opened for user dorothy Ludwig for 15 minutes: {REASON}"
     ]

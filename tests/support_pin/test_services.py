@@ -252,3 +252,23 @@ UP, DOWN = "01234567890123", "98765432109876"  # runs a keypad user types, wrapp
 def test_app_pin_weakness_refuses_exactly_repeats_and_runs(pin):
     trivial = len(set(pin)) == 1 or pin in UP or pin in DOWN
     assert (services.app_pin_weakness(pin) is not None) == trivial
+
+
+def test_the_lock_mail_says_until_when_in_the_owners_own_zone(
+    agent, provider, django_capture_on_commit_callbacks
+):
+    from zoneinfo import ZoneInfo
+
+    provider.time_zone = "Australia/Lord_Howe"  # a half-hour daylight-saving shift
+    provider.save(update_fields=["time_zone"])
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            result = support_pin_validate(
+                acting_user=agent, account=provider, pin=wrong_pin(provider), ip=None
+            )
+    until = result.locked_until.astimezone(ZoneInfo("Australia/Lord_Howe"))
+    [message] = sent_mail()
+    assert f"Validation is locked until {until:%m/%d/%Y %I:%M %p} {until.tzname()}." in (
+        message.body
+    )
+    assert "UTC" not in message.body
