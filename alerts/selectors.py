@@ -11,7 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from alerts import rules
 from alerts.models import Alert, Rule
+from audit import kinds
 from audit.kinds import EventType
 from audit.models import AuditEvent
 from audit.selectors import audit_event_scope
@@ -114,12 +116,14 @@ def alert_events(*, viewer: User, alert: Alert) -> list[AuditEvent]:
 
 # The report's filters that best match each rule's events (audit/forms.py); the user
 # filter and the dates are added from the alert itself.
+# The report's filters for each rule's events: the one kind a rule counts, where it counts
+# one, so that the link lists what was counted and not its neighbours of the same type.
 REPORT_FILTERS: dict[str, dict[str, str]] = {
-    Rule.AGENT_FAILED_VALIDATIONS: {},
-    Rule.SUPPORT_PIN_VIEWS: {"type": EventType.ACCOUNT.value},
-    Rule.SIGN_IN_LOCKOUTS: {"type": EventType.SECURITY.value},
+    Rule.AGENT_FAILED_VALIDATIONS: {"kind": rules.AGENT_FAILURES.kind},
+    Rule.SUPPORT_PIN_VIEWS: {"kind": rules.PIN_VIEWS.kind},
+    Rule.SIGN_IN_LOCKOUTS: {"kind": rules.LOCKOUTS.kind},
     Rule.BREAK_GLASS_UNREVIEWED: {"break_glass": "on"},
-    Rule.VERIFICATION_FAILED: {"type": EventType.SECURITY.value},
+    Rule.VERIFICATION_FAILED: {"kind": kinds.AUDIT_VERIFICATION_FAILED.code},
     Rule.STREAM_LAG: {},
     Rule.OFFICER_NAMED: {"type": EventType.ACCOUNT.value},
 }

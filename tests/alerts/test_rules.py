@@ -363,3 +363,27 @@ def test_an_alert_mail_gives_its_time_in_each_readers_own_zone(
         assert f"from {expected}." in mails[(address,)]
         assert abbreviation is None or expected.endswith(abbreviation)
         assert "UTC" not in mails[(address,)]
+
+
+def test_an_alerts_report_link_lists_the_kind_it_counted_not_its_whole_type(
+    settings, provider, officer
+):
+    """Following "the events behind it" lists the views counted, not the owner's other
+    events of the same type (a new PIN, a profile change)."""
+    from django.test import Client
+
+    from alerts.selectors import alert_report_url
+    from support_pin.services import support_pin_generate
+
+    settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 3
+    support_pin_generate(account=provider, acting_user=provider, ip=None)
+    for _ in range(3):
+        support_pin_reveal(acting_user=provider, ip=None)
+    [alert] = alerts_evaluate()
+    client = Client()
+    client.force_login(officer)
+    with timezone.override(officer.time_zone):
+        page = client.get(alert_report_url(alert)).content.decode()
+    assert page.count("Support PIN viewed for user dorothy") == 3
+    rows = page.split("<tbody")[1].split("</tbody>")[0]
+    assert "Generated New PIN" not in rows and "Account created" not in rows
