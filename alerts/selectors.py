@@ -66,8 +66,9 @@ class OpenAlerts:
     alerts: list[Alert]
 
 
-def alert_open_for(*, viewer: User, limit: int = 5) -> OpenAlerts:
-    """Return how many alerts wait for the viewer and the newest `limit` of them.
+def alert_open_for(*, viewer: User, practice_id: int | None = None, limit: int = 5) -> OpenAlerts:
+    """Return how many alerts wait for the viewer and the newest `limit` of them; for a
+    platform auditor who chose one practice (`practice_id`), that practice's only.
 
     One query of plain SQL finds the newest `limit` open alerts' ids and how many
     wait in all, in the scope `alert_scope` gives (tests/alerts/test_views.py holds
@@ -84,6 +85,8 @@ def alert_open_for(*, viewer: User, limit: int = 5) -> OpenAlerts:
     where, params = "acknowledged_at IS NULL", []
     if scope is AuditScope.PRACTICE:
         where, params = where + " AND practice_id = %s", [viewer.practice_id]
+    elif practice_id is not None:
+        where, params = where + " AND practice_id = %s", [practice_id]
     table = connection.ops.quote_name(Alert._meta.db_table)
     with connection.cursor() as cursor:
         # The window counts every open alert in scope; LIMIT applies after it.

@@ -164,7 +164,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
         "agents": agent_rows,
         "agents_svg": charts.horizontal_bars(agent_rows) if agent_rows else "",
         "agents_link": links.period(kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code),
-        "open_alerts": alert_open_for(viewer=request.user),
+        "open_alerts": alert_open_for(viewer=request.user, practice_id=chosen),
     }
     return render(request, "audit/dashboard.html", context)
 

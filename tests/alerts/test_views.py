@@ -206,6 +206,10 @@ def test_the_dashboard_box_counts_only_the_viewers_open_alerts(
     assert box.count == 1 and box.alerts == [spray]
     assert alert_open_for(viewer=other_officer).alerts == [elsewhere]
     assert alert_open_for(viewer=auditor).count == 2
+    # An auditor's dashboard narrowed to one practice lists that practice's alerts; an
+    # officer's is their own practice's whatever is asked.
+    assert alert_open_for(viewer=auditor, practice_id=elsewhere.practice_id).alerts == [elsewhere]
+    assert alert_open_for(viewer=officer, practice_id=elsewhere.practice_id).alerts == [spray]
     # Someone who sees no alerts is not asked about them.
     with django_assert_num_queries(0):
         assert alert_open_for(viewer=agent) == OpenAlerts(count=0, alerts=[])
@@ -305,3 +309,13 @@ def test_the_alerts_page_states_each_rule_with_the_thresholds_in_force(officer, 
     assert "sign-in lockouts of one practice&#x27;s accounts within 20 minutes." in page
     assert "the alert goes to the platform&#x27;s auditors only" in page
     assert "docs/audit.md" not in page  # a file of the code, which a user cannot open
+
+
+def test_an_auditors_dashboard_for_one_practice_lists_that_practices_alerts(
+    spray, elsewhere, auditor, other_practice
+):
+    client = as_user(auditor)
+    page = client.get(f"/audit/dashboard/?practice={other_practice.group_id}").content.decode()
+    assert "Open alerts (1)" in page
+    assert f"/audit/alerts/{elsewhere.pk}/" in page and f"/audit/alerts/{spray.pk}/" not in page
+    assert "Open alerts (2)" in client.get("/audit/dashboard/").content.decode()
