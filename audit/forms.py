@@ -66,7 +66,7 @@ class _KindField(filter_fields.ChoiceField):
             names = "; ".join(KIND_NAMES[code] for _label, code in matches[:SOME_MATCHES])
             more = ", and more" if len(matches) > SOME_MATCHES else ""
             raise forms.ValidationError(
-                f"{len(matches)} events match that ({names}{more}). Type more of the name, "
+                f"{len(matches)} kinds of event match that ({names}{more}). Type more of the name, "
                 "or pick one from the list.",
                 code="several",
             )
@@ -204,13 +204,13 @@ class AuditFilterForm(forms.Form):
         found = self.find_patients(typed)
         if not found:
             raise forms.ValidationError(
-                "No patient in this log has that name or ID. Type part of the name "
-                "and pick the patient from the list."
+                "No patient in this log has that name or ID, or a name with that in it."
             )
         if len(found) > 1:
+            names = "; ".join(f"{name} ({pid})" for pid, name in found[:SOME_MATCHES])
             raise forms.ValidationError(
-                f"{len(found)} patients have that name. Pick one from the list, "
-                "or type the patient ID."
+                f"Several patients match that ({names}). Type more of the name, pick one "
+                "from the list, or type the patient ID."
             )
         return found[0][0]
 
@@ -299,7 +299,7 @@ class AuditEventFilter(django_filters.FilterSet):
         choices=kind_choices,
         empty_label="All events",
         widget=SuggestionsInput(attrs={"placeholder": "All events"}),
-        help_text="Type part of its name, such as viewed or locked, and pick it from the list.",
+        help_text="Type part of its name, such as PIN generated, or pick it from the list.",
         error_messages={"invalid_choice": "Choose an event from the list, or leave it empty."},
     )
     # Narrows a platform auditor's log to one practice; no one else has it (`__init__`).

@@ -116,10 +116,11 @@ def audit_patient_search(*, viewer: User, text: str) -> list[tuple[str, str]]:
 
 
 def audit_patient_lookup(*, viewer: User, text: str) -> list[tuple[str, str]]:
-    """Return the viewer's patients that `text` names: its id exactly, or else its whole name.
+    """Return the viewer's patients that `text` names: its id exactly, or else its whole
+    name, or else a part of the name (what the box suggests as one types).
 
     The report's patient filter takes one patient; several results mean the text
-    is a name that several patients share (at most a few are returned).
+    names several (at most a few are returned), and the viewer is asked to pick one.
     """
     rows = _patients_in_scope(viewer)
     text = text.strip()
@@ -127,7 +128,11 @@ def audit_patient_lookup(*, viewer: User, text: str) -> list[tuple[str, str]]:
         return []
     columns = ("patient_id", "patient_name")
     by_id = rows.filter(patient_id=text).values_list(*columns)[:5]
-    return _by_id(by_id) or _by_id(rows.filter(patient_name__iexact=text).values_list(*columns)[:5])
+    return (
+        _by_id(by_id)
+        or _by_id(rows.filter(patient_name__iexact=text).values_list(*columns)[:5])
+        or audit_patient_search(viewer=viewer, text=text)[:5]
+    )
 
 
 REPORT_COLUMNS = (

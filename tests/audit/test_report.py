@@ -178,6 +178,8 @@ def test_type_and_patient_filters(client, compliance, log):
     assert details(response) == ["Chart viewed for patient Ada Lovelace"]
     # The whole name, in any case, names the same patient.
     assert details(client.get("/audit/", {"patient": " ada LOVELACE "})) == details(response)
+    # A part of the name only one patient's has names that patient, as the box suggests.
+    assert details(client.get("/audit/", {"patient": "lovel"})) == details(response)
     # Another practice's patient is no patient of this log, by ID or by name.
     for other in ("P-900", "Other Practice Patient"):
         refused = client.get("/audit/", {"patient": other})
@@ -191,7 +193,13 @@ def test_a_name_two_patients_share_asks_for_one_of_them(client, compliance, prov
     client.force_login(compliance)
     response = client.get("/audit/", {"patient": "sam lee"})
     assert response.status_code == 400
-    assert "2 patients have that name" in response.content.decode()
+    assert "Several patients match that (Sam Lee (P-1); Sam Lee (P-2))" in (
+        response.content.decode()
+    )
+    # So does a part of their name.
+    assert "Several patients match that (Sam Lee (P-1); Sam Lee (P-2))" in (
+        client.get("/audit/", {"patient": "am l"}).content.decode()
+    )
     assert details(client.get("/audit/", {"patient": "P-2"})) == [
         "Chart viewed for patient Sam Lee"
     ]
@@ -922,4 +930,6 @@ def test_the_event_box_offers_an_account_owner_no_oversight_kind(client, complia
     assert client.get("/audit/", {"kind": "alert: acknowledged"}).status_code == 200
     assert client.get("/audit/", {"kind": "acknowledged"}).status_code == 200
     several = client.get("/audit/", {"kind": "history"})
-    assert several.status_code == 400 and "2 events match that" in several.content.decode()
+    assert several.status_code == 400 and "2 kinds of event match that" in (
+        several.content.decode()
+    )

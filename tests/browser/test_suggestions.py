@@ -68,7 +68,9 @@ def test_the_event_box_lists_every_kind_by_name_and_filters_by_the_pick(page, pr
 
     page.get_by_label("Event", exact=True).fill("viewed")  # part of several names, not picked
     page.get_by_role("button", name="Update Filter").click()
-    expect(page.get_by_role("alert").first).to_contain_text("7 events match that (App PIN: viewed")
+    expect(page.get_by_role("alert").first).to_contain_text(
+        "7 kinds of event match that (App PIN: viewed"
+    )
     page.get_by_label("Event", exact=True).fill("lockout")  # part of no name
     page.get_by_role("button", name="Update Filter").click()
     expect(page.get_by_role("alert").first).to_contain_text("Choose an event from the list")

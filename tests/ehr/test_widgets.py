@@ -109,7 +109,7 @@ def test_the_event_box_takes_a_kind_and_refuses_anything_else():
     assert cleaned("unblocked by OWNER")["kind"] == "support_pin.validation_unblocked_by_owner"
     # A part of several names: some of them, and what to do.
     several = cleaned("locked")["kind"][0]
-    assert several.startswith("12 events match that (")
+    assert several.startswith("12 kinds of event match that (")
     assert "Security: password prompt refused locked" in several and "and more" in several
     assert "Type more of the name, or pick one from the list." in several
     for nothing in ("lockout", "Support PIN viewed twice", "<b>x</b>"):
