@@ -66,12 +66,15 @@ def practice_staff(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_POST
 @policies.allowed_only(policies.can_manage_practice_staff)
-@reauth.recent_auth_required(label="add the staff member")
 def practice_staff_create(request: HttpRequest) -> HttpResponse:
     """Add a staff member to the admin's practice; they choose a password from an email."""
     form = StaffCreateForm(request.POST, roles=_roles())
     if not form.is_valid():
         return _page(request, form, 400)
+    # Asked once the form is complete, so a missing or malformed field is said first.
+    asked = reauth.confirm_unless_recent(request, label="add the staff member")
+    if asked is not None:
+        return asked
 
     def set_password_url(user: User) -> str:
         uid = urlsafe_base64_encode(force_bytes(user.pk))

@@ -299,3 +299,27 @@ def test_every_way_an_account_is_made_refuses_a_username_of_digits_alone(practic
             acting_user=None,
         )
     assert not User.objects.filter(username="496094").exists()
+
+
+def test_an_incomplete_new_member_is_answered_before_the_password_is_asked_for(practice):
+    """The form is checked first: a missing field is said on the page; a complete form then
+    waits for the admin to confirm who they are, and is added once they have."""
+    from accounts.models import User
+    from tests.accounts.test_pending_action import action_id, confirm
+
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="padmin")
+    client = Client()
+    client.force_login(admin)  # not confirmed
+    member = {
+        "first_name": "Sara",
+        "last_name": "Ng",
+        "username": "sng",
+        "email": "sng@example.org",
+        "role": "scheduler",
+    }
+    response = client.post("/practice/staff/new/", {**member, "email": ""})
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    action = action_id(client.post("/practice/staff/new/", member))
+    assert not User.objects.filter(username="sng").exists()
+    assert confirm(client, admin, action)["Location"] == "/practice/staff/"
+    assert User.objects.filter(username="sng").exists()
