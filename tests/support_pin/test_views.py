@@ -189,6 +189,10 @@ def test_console_finds_accounts_by_username_email_doctor_id_or_name(agent_client
 def test_console_search_that_matches_nothing(agent_client, provider):
     assert "No account matches." in agent_client.get(CONSOLE, {"q": "zz-nobody"}).content.decode()
     assert "No account matches." in agent_client.get(CONSOLE, {"q": "9"}).content.decode()
+    # One letter names nobody, and the page says what a search matches.
+    assert "by the first two letters or more of each word" in (
+        agent_client.get(CONSOLE, {"q": "d"}).content.decode()
+    )
 
 
 def test_console_validation_flow(unusual_pins, agent_client, provider):
@@ -277,6 +281,7 @@ def test_console_shows_the_lock(agent_client, provider):
         agent_client.post(VALIDATE, {"account": provider.pk, "pin": wrong_pin(provider)})
     page = agent_client.get(CONSOLE, {"account": provider.pk}).content.decode()
     assert "Validation is locked for this account until" in page
+    assert ">Validate</button>" not in page  # nothing to type: it would not be checked
     response = agent_client.post(
         VALIDATE, {"account": provider.pk, "pin": current_pin(provider)}, follow=True
     )
