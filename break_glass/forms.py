@@ -25,6 +25,12 @@ class BreakGlassOpenForm(forms.Form):
         max_value=conf.MAX_MINUTES,
         initial=15,
         help_text=f"At most {conf.MAX_MINUTES}.",
+        error_messages={
+            "required": "Say for how many minutes the access is needed.",
+            "invalid": f"Enter a whole number of minutes, from 1 to {conf.MAX_MINUTES}.",
+            "min_value": f"Enter a whole number of minutes, from 1 to {conf.MAX_MINUTES}.",
+            "max_value": f"Enter a whole number of minutes, from 1 to {conf.MAX_MINUTES}.",
+        },
     )
 
 

@@ -655,3 +655,19 @@ def test_a_review_sent_as_the_access_ends_is_never_recorded_without_asking(
     assert grant.reviewed_at is None
     assert response.status_code == 400
     assert "is still open: review it once it has ended" in response.content.decode()
+
+
+@pytest.mark.parametrize("minutes", ["0", "-5", "61", "ten", ""])
+def test_minutes_out_of_range_are_refused_in_plain_words(agent_client, provider, minutes):
+    from break_glass import conf
+
+    response = agent_client.post(
+        f"/support/break-glass/{provider.pk}/", {"justification": REASON, "minutes": minutes}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert (
+        f"Enter a whole number of minutes, from 1 to {conf.MAX_MINUTES}." in page
+        or "Say for how many minutes the access is needed." in page
+    )
+    assert "Ensure this value" not in page and not BreakGlassGrant.objects.exists()
