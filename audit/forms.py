@@ -47,8 +47,8 @@ SOME_MATCHES = 4  # names a "several match" message lists
 
 
 class _KindField(filter_fields.ChoiceField):
-    """An event kind typed in a box: its code (what picking a suggestion puts there, and
-    what the dashboard's links carry), its name as the list shows it, or a part of its
+    """An event kind typed in a box: its code (what the dashboard's links carry), its name
+    (what picking a suggestion puts there), or a part of its
     name that no other kind's has ("unblocked by owner"), in any case. A part that
     several names have ("viewed") is answered with some of them."""
 
@@ -298,7 +298,7 @@ class AuditEventFilter(django_filters.FilterSet):
         label="Event",
         choices=kind_choices,
         empty_label="All events",
-        widget=SuggestionsInput(attrs={"placeholder": "All events"}),
+        widget=SuggestionsInput(attrs={"placeholder": "All events"}, by_label=True),
         help_text="Type part of its name, such as PIN generated, or pick it from the list.",
         error_messages={"invalid_choice": "Choose an event from the list, or leave it empty."},
     )

@@ -20,7 +20,7 @@ from audit import fhir as fhir_format
 from audit import integrity, selectors
 from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
-from audit.forms import AuditEventFilter, SuggestionQuery
+from audit.forms import KIND_NAMES, AuditEventFilter, SuggestionQuery
 from audit.services import audit_log_export, user_label
 from audit.tables import report_rows
 from ehr.db import read_replica, replica_fallback
@@ -172,7 +172,12 @@ def audit_report(request: HttpRequest) -> HttpResponse:
     ]
     query["date_from"] = data["date_from"].isoformat()
     query["date_to"] = data["date_to"].isoformat()
-    filterset.form.data = query
+    shown = query.copy()
+    if data.get("kind"):
+        # Links carry the kind's code; the Event box shows its name.
+        query["kind"] = data["kind"]
+        shown["kind"] = KIND_NAMES.get(data["kind"], data["kind"])
+    filterset.form.data = shown
     unsorted = query.urlencode()
     if not sort.is_default:
         query["sort"] = sort.encode()

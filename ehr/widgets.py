@@ -18,21 +18,23 @@ class SuggestionsInput(forms.TextInput):
 
     template_name = "ehr/widgets/suggestions.html"
 
-    def __init__(self, attrs=None):
+    def __init__(self, attrs=None, *, by_label: bool = False):
         super().__init__({"autocomplete": "off", "spellcheck": "false", **(attrs or {})})
         self.choices = ()  # set by the ChoiceField that uses the widget
+        # Suggest the labels themselves, for a field that takes a label as well as its
+        # value: picking one then puts words in the box, not a code.
+        self.by_label = by_label
 
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
         widget = context["widget"]
         widget["list_id"] = widget["attrs"]["list"] = f"{widget['attrs'].get('id', name)}-options"
-        widget["options"] = _options(
-            tuple(
-                (str(choice), "" if str(label) == str(choice) else str(label))
-                for choice, label in self.choices
-                if choice != ""  # a filter's "All ..." choice: the empty box says it
-            )
+        shown = (
+            (str(label), "") if self.by_label else (str(choice), "" if label == choice else label)
+            for choice, label in ((str(choice), str(label)) for choice, label in self.choices)
+            if choice != ""  # a filter's "All ..." choice: the empty box says it
         )
+        widget["options"] = _options(tuple(shown))
         return context
 
 
