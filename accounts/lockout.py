@@ -20,7 +20,6 @@ locked it.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.models import AccessAttempt
@@ -212,7 +211,7 @@ def lock_message(*, account: User | None, until: datetime | None) -> str:
     """
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     if until is not None and account is not None:
-        local = timezone.localtime(until, ZoneInfo(account.time_zone))
+        local = timezone.localtime(until, account.zone)
         when = f"until {local:%I:%M %p %Z} ({minutes} minutes after the last wrong password)"
     else:
         when = f"for {minutes} minutes after the last wrong password"

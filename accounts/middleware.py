@@ -2,7 +2,6 @@
 and the time zone its pages are shown in."""
 
 import time
-import zoneinfo
 
 from django.conf import settings
 from django.contrib import messages
@@ -153,10 +152,7 @@ class TimeZoneMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
         if user.is_authenticated:
-            try:
-                timezone.activate(zoneinfo.ZoneInfo(user.time_zone))
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                timezone.deactivate()  # a zone the tz database dropped: UTC, said as such
+            timezone.activate(user.zone)  # UTC, said as such, for a zone the tz database dropped
         try:
             return self.get_response(request)
         finally:

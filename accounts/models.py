@@ -4,6 +4,7 @@ import secrets
 from binascii import unhexlify
 from functools import cached_property
 from pathlib import PurePosixPath
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -151,6 +152,18 @@ class User(AbstractUser):
     @property
     def is_provider(self) -> bool:
         return self.has_role(Role.PROVIDER)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone this user reads times in; UTC for one the tz database no longer has.
+
+        The field is checked when it is set, but a tz database upgrade can drop a zone,
+        and a page, a report or a mail must not fail for it.
+        """
+        try:
+            return ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
 
     @property
     def display_name(self) -> str:

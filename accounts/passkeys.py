@@ -269,4 +269,6 @@ def _mail_owner(account: User, what: str, ip: str | None) -> None:
             "everywhere.\n"
         )
 
-    mail_enqueue_each_zone([account], subject="A passkey changed on your EHR account", body=body)
+    mail_enqueue_each_zone(
+        people=[account], subject="A passkey changed on your EHR account", body=body
+    )

@@ -68,7 +68,9 @@ class OpenAlerts:
 
 def alert_open_for(*, viewer: User, practice_id: int | None = None, limit: int = 5) -> OpenAlerts:
     """Return how many alerts wait for the viewer and the newest `limit` of them; for a
-    platform auditor who chose one practice (`practice_id`), that practice's only.
+    platform auditor who chose one practice (`practice_id`), that practice's and the
+    platform's own (a failed verification, an agent across practices, stream lag), which
+    belong to no practice and concern every one.
 
     One query of plain SQL finds the newest `limit` open alerts' ids and how many
     wait in all, in the scope `alert_scope` gives (tests/alerts/test_views.py holds
@@ -86,7 +88,7 @@ def alert_open_for(*, viewer: User, practice_id: int | None = None, limit: int =
     if scope is AuditScope.PRACTICE:
         where, params = where + " AND practice_id = %s", [viewer.practice_id]
     elif practice_id is not None:
-        where, params = where + " AND practice_id = %s", [practice_id]
+        where, params = where + " AND (practice_id = %s OR practice_id IS NULL)", [practice_id]
     table = connection.ops.quote_name(Alert._meta.db_table)
     with connection.cursor() as cursor:
         # The window counts every open alert in scope; LIMIT applies after it.
@@ -117,10 +119,9 @@ def alert_events(*, viewer: User, alert: Alert) -> list[AuditEvent]:
     )
 
 
-# The report's filters that best match each rule's events (audit/forms.py); the user
-# filter and the dates are added from the alert itself.
-# The report's filters for each rule's events: the one kind a rule counts, where it counts
-# one, so that the link lists what was counted and not its neighbours of the same type.
+# The report's filters for each rule's events (audit/forms.py): the one kind a rule counts,
+# where it counts one, so that the link lists what was counted and not its neighbours of
+# the same type; the user filter and the dates are added from the alert itself.
 REPORT_FILTERS: dict[str, dict[str, str]] = {
     Rule.AGENT_FAILED_VALIDATIONS: {"kind": rules.AGENT_FAILURES.kind},
     Rule.SUPPORT_PIN_VIEWS: {"kind": rules.PIN_VIEWS.kind},

@@ -119,7 +119,7 @@ def _mail_raised(alert: Alert) -> None:
         )
 
     mail_enqueue_each_zone(
-        _recipients(alert),
+        people=_recipients(alert),
         subject=f"Alert #{alert.pk}: {alert.get_rule_display()}",
         body=body,
     )

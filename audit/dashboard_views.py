@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 from html import escape
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -101,7 +100,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
     days = data.get("days") or dashboard.DEFAULT_PERIOD
     practice = data.get("practice")
     chosen = practice.pk if practice is not None else None
-    tz = ZoneInfo(request.user.time_zone)
+    tz = request.user.zone
     now = timezone.now()
     period = dashboard.dashboard_period(today=now.astimezone(tz).date(), days=days, time_zone=tz)
     counted = dashboard.audit_dashboard_counts(

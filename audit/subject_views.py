@@ -9,7 +9,6 @@ subject as their filter).
 """
 
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -77,7 +76,7 @@ def _patient(request: HttpRequest, practice_id: int, patient_id: str) -> Subject
 
 
 def _form(request: HttpRequest) -> SubjectHistoryForm:
-    tz = ZoneInfo(request.user.time_zone)
+    tz = request.user.zone
     return SubjectHistoryForm(request.GET, time_zone=tz, today=timezone.now().astimezone(tz).date())
 
 

@@ -1,7 +1,6 @@
 """The Audit Log Report and its exports: CSV, FHIR AuditEvents, evidence for outside auditors."""
 
 from collections.abc import Callable
-from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -50,7 +49,7 @@ def _filterset(request: HttpRequest, *, using: str = DEFAULT_DB_ALIAS) -> AuditE
     scope = audit_scope(request.user)
     if scope is None:
         raise PermissionDenied
-    tz = ZoneInfo(request.user.time_zone)
+    tz = request.user.zone
     return AuditEventFilter(
         request.GET,
         queryset=selectors.audit_event_scope(viewer=request.user).using(using),
@@ -163,6 +162,8 @@ def audit_report(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     for name in ("page", "cursor", "n", "sort", "last", "date_from", "date_to"):
         query.pop(name, None)
+    if data.get("kind"):
+        query["kind"] = data["kind"]  # the links carry the kind's code, whatever was typed
     kept = query.copy()  # a quick range keeps the filters and the order
     if not sort.is_default:
         kept["sort"] = sort.encode()
@@ -174,9 +175,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
     query["date_to"] = data["date_to"].isoformat()
     shown = query.copy()
     if data.get("kind"):
-        # Links carry the kind's code; the Event box shows its name.
-        query["kind"] = data["kind"]
-        shown["kind"] = KIND_NAMES.get(data["kind"], data["kind"])
+        shown["kind"] = KIND_NAMES.get(data["kind"], data["kind"])  # the box shows its name
     filterset.form.data = shown
     unsorted = query.urlencode()
     if not sort.is_default:

@@ -103,7 +103,7 @@ def _mail_opened(grant_id: int) -> None:
         )
 
     mail_enqueue_each_zone(
-        [account, *_reviewers(grant)],
+        people=[account, *_reviewers(grant)],
         subject=f"Break-glass access #{grant.pk} opened on {account.display_name}'s account",
         body=body,
     )
@@ -239,15 +239,15 @@ def break_glass_rotate_pin(*, grant: BreakGlassGrant, acting_user: User, ip: str
 REVIEW_OUTCOMES = (ReviewOutcome.JUSTIFIED, ReviewOutcome.NOT_JUSTIFIED)
 
 
-@transaction.atomic
-def review_refused_while_open(grant: BreakGlassGrant) -> ValidationError:
-    """Return the refusal of a review of access that is still open."""
+def break_glass_review_refused(grant: BreakGlassGrant) -> ValidationError:
+    """Return the refusal of a review of access that is still open (said by the view too)."""
     return ValidationError(
         f"Break-glass access #{grant.pk} is still open: review it once it has ended.",
         code="open",
     )
 
 
+@transaction.atomic
 def break_glass_review(
     *, grant: BreakGlassGrant, acting_user: User, outcome: str, note: str, ip: str | None
 ) -> BreakGlassGrant:
@@ -275,7 +275,7 @@ def break_glass_review(
             f"Break-glass access #{locked.pk} was already reviewed.", code="reviewed"
         )
     if locked.is_open:
-        raise review_refused_while_open(locked)
+        raise break_glass_review_refused(locked)
     if locked.expiry_recorded_at is None:
         break_glass_record_expiry(grant=locked)
         locked.refresh_from_db()

@@ -165,7 +165,7 @@ def break_glass_review(request: HttpRequest, grant_id: int) -> HttpResponse:
         # Refused here, at once and without asking first, and never passed on: a request
         # that skipped the prompt because the access was open when it was looked at must
         # not reach the service after it has ended.
-        form.add_error(None, services.review_refused_while_open(grant))
+        form.add_error(None, services.break_glass_review_refused(grant))
     elif request.method == "POST" and form.is_valid():
         # An oversight decision: a session taken over must not mark misuse justified.
         label = f"record the review of break-glass access #{grant.pk}"

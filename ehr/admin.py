@@ -109,11 +109,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     (django-otp's authenticator "config" and QR code, which would show its secret), and
     so are its actions (django-axes' "Clean up expired attempts" deletes rows)."""
 
+    actions = None  # Django's way to offer none, the library's included
+
     def get_urls(self):
         return admin.ModelAdmin.get_urls(self)
-
-    def get_actions(self, request):
-        return {}
 
     def has_add_permission(self, request):
         return False

@@ -36,16 +36,21 @@ def _aad(token) -> bytes:
 
 
 def mail_enqueue_each_zone(
-    people: Iterable[User], *, subject: str, body: Callable[[ZoneInfo], str]
+    *, people: Iterable[User], subject: str, body: Callable[[ZoneInfo], str]
 ) -> None:
     """Queue a mail to `people` with its times in their own zones: one mail per zone among
-    them (one for most practices), its text written by `body` for that zone."""
-    by_zone: dict[str, set[str]] = defaultdict(set)
+    them (one for most practices), its text written by `body` for that zone. An address
+    two of them share (an officer's and an auditor's) gets one mail, in the first one's
+    zone."""
+    zones: dict[str, ZoneInfo] = {}
     for person in people:
-        if person.email:
-            by_zone[person.time_zone].add(person.email)
-    for zone, addresses in sorted(by_zone.items()):
-        mail_enqueue(subject=subject, body=body(ZoneInfo(zone)), recipients=sorted(addresses))
+        if person.email and person.email not in zones:
+            zones[person.email] = person.zone
+    by_zone: dict[str, list[str]] = defaultdict(list)
+    for address, zone in zones.items():
+        by_zone[zone.key].append(address)
+    for key, addresses in sorted(by_zone.items()):
+        mail_enqueue(subject=subject, body=body(ZoneInfo(key)), recipients=sorted(addresses))
 
 
 def mail_enqueue(*, subject: str, body: str, recipients: list[str]) -> OutboxItem | None:

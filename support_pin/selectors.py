@@ -1,5 +1,7 @@
 """Reads for the support console: finding an account, its validation state."""
 
+from datetime import datetime
+
 from django.db.models import Q, QuerySet
 
 from accounts.models import User
@@ -57,10 +59,15 @@ def _console_users() -> QuerySet[User]:
     )
 
 
-def validation_locked_until(*, account: User):
-    """Return until when validation is locked for `account` (None when it is not)."""
-    return (
+def validation_state(*, account: User) -> tuple[datetime | None, bool]:
+    """Return until when validation is locked for `account` (None when it is not), and
+    whether it is blocked until the owner generates a new PIN."""
+    found = (
         AccountPins.objects.filter(user_id=account.pk)
-        .values_list("validation_locked_until", flat=True)
+        .values_list("validation_locked_until", "validation_blocked_at")
         .first()
     )
+    if found is None:
+        return None, False
+    locked_until, blocked_at = found
+    return locked_until, blocked_at is not None

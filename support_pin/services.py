@@ -475,7 +475,7 @@ def _mail_validation_locked(account: User, locked_until: datetime, blocked: bool
         )
 
     mail_enqueue_each_zone(
-        [account], subject="Support PIN validation locked on your account", body=body
+        people=[account], subject="Support PIN validation locked on your account", body=body
     )
 
 

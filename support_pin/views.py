@@ -148,10 +148,14 @@ def _console(request: HttpRequest, *, account, form, outcome=None, status=200) -
         if search.is_bound and search.is_valid()
         else None
     )
+    blocked = False
     if outcome is not None:  # the service just read the state
         lock = outcome.locked_until
+        blocked = outcome.outcome is ValidationOutcome.BLOCKED
+    elif account is not None:
+        lock, blocked = selectors.validation_state(account=account)
     else:
-        lock = selectors.validation_locked_until(account=account) if account else None
+        lock = None
     locked_until = None
     if lock and lock > timezone.now():
         with timezone.override(request.user.time_zone):
@@ -163,6 +167,7 @@ def _console(request: HttpRequest, *, account, form, outcome=None, status=200) -
         "form": form,
         "outcome": outcome.outcome.value if outcome else None,
         "locked_until": locked_until,
+        "blocked": blocked,
         "can_open_break_glass": account is not None
         and policies.can_open_break_glass(request.user, account),
         "Outcome": ValidationOutcome,

@@ -387,3 +387,14 @@ def test_an_alerts_report_link_lists_the_kind_it_counted_not_its_whole_type(
     assert page.count("Support PIN viewed for user dorothy") == 3
     rows = page.split("<tbody")[1].split("</tbody>")[0]
     assert "Generated New PIN" not in rows and "Account created" not in rows
+
+
+def test_an_address_two_watchers_share_gets_one_alert_mail(settings, agent, accounts, officer):
+    auditor = make_user(Role.PLATFORM_AUDITOR, username="sec")
+    auditor.email, auditor.time_zone = officer.email, "Europe/London"  # one mailbox, two zones
+    auditor.save(update_fields=["email", "time_zone"])
+    settings.ALERT_AGENT_FAILED_VALIDATIONS_PER_HOUR = 2
+    fail(agent, accounts[0])
+    fail(agent, accounts[1])
+    assert len(alerts_evaluate()) == 1
+    assert [m.to for m in sent_mail() if m.subject.startswith("Alert")] == [[officer.email]]

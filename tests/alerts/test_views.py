@@ -74,6 +74,17 @@ def test_the_detail_links_to_the_events_behind_it(spray, officer):
     assert url in page and "username=agent" in url and "date_from=" in url
 
 
+def test_the_report_link_lists_the_events_the_rule_counted_and_no_other_kind(spray, officer):
+    """The agent's alert links to its failed validations, not the agent's other events (its
+    account's creation, in the same days)."""
+    client = as_user(officer)
+    with timezone.override(officer.time_zone):
+        page = client.get(alert_report_url(spray)).content.decode()
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split("<tbody")[1].split("</tbody>")[0], re.S)
+    assert len(rows) == 3
+    assert all("Unsuccessful validation of Support PIN for user" in row for row in rows)
+
+
 def test_the_report_link_covers_the_window_in_the_viewers_time_zone(spray):
     from datetime import UTC, datetime
 
@@ -311,7 +322,7 @@ def test_the_alerts_page_states_each_rule_with_the_thresholds_in_force(officer, 
     assert "docs/audit.md" not in page  # a file of the code, which a user cannot open
 
 
-def test_an_auditors_dashboard_for_one_practice_lists_that_practices_alerts(
+def test_an_auditors_dashboard_for_one_practice_lists_its_alerts_and_the_platforms(
     spray, elsewhere, auditor, other_practice
 ):
     client = as_user(auditor)
@@ -319,3 +330,13 @@ def test_an_auditors_dashboard_for_one_practice_lists_that_practices_alerts(
     assert "Open alerts (1)" in page
     assert f"/audit/alerts/{elsewhere.pk}/" in page and f"/audit/alerts/{spray.pk}/" not in page
     assert "Open alerts (2)" in client.get("/audit/dashboard/").content.decode()
+    # A failed verification is the platform's alert: it concerns every practice.
+    from audit.chain import Problem
+    from audit.integrity import audit_verification_record
+    from audit.verification import VerifyResult
+
+    audit_verification_record(VerifyResult(10, 1, 0, None, 0, Problem("edited", chain_id=1, seq=4)))
+    [platform] = alerts_evaluate()
+    assert platform.practice_id is None
+    page = client.get(f"/audit/dashboard/?practice={other_practice.group_id}").content.decode()
+    assert "Open alerts (2)" in page and f"/audit/alerts/{platform.pk}/" in page

@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -933,3 +934,13 @@ def test_the_event_box_offers_an_account_owner_no_oversight_kind(client, complia
     assert several.status_code == 400 and "2 kinds of event match that" in (
         several.content.decode()
     )
+
+
+def test_the_event_box_shows_a_kinds_name_and_every_link_carries_its_code(client, compliance, log):
+    client.force_login(compliance)
+    for typed in ("support_pin.viewed", "Support PIN: viewed", "support pin viewed"):
+        page = client.get("/audit/", {"kind": typed}).content.decode()
+        assert 'value="Support PIN: viewed"' in page.split('id="id_kind"')[0].rsplit("<input", 1)[1]
+        links = re.findall(r'href="(\?[^"]*)"', page)
+        assert links and all("kind=support_pin.viewed" in link for link in links if "kind=" in link)
+        assert sum("kind=" in link for link in links) >= 4  # the quick ranges among them

@@ -170,8 +170,34 @@ def _opens_break_glass(provider, practice, agent):
     )
 
 
+def _reviews_break_glass(provider, practice, agent):
+    from break_glass.models import ReviewOutcome
+    from break_glass.services import break_glass_record_expiry, break_glass_review
+
+    officer = make_user(Role.COMPLIANCE_OFFICER, practice=practice, username="cora")
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=1, ip=None
+    )
+    ended = time_machine.travel(grant.expires_at + timedelta(minutes=1), tick=False)
+    with ended:
+        break_glass_record_expiry(grant=grant)  # its own event, before the store breaks
+
+    def run():
+        with ended:
+            break_glass_review(
+                grant=grant,
+                acting_user=officer,
+                outcome=ReviewOutcome.JUSTIFIED,
+                note="Checked the callback log: it was her.",
+                ip=None,
+            )
+
+    return run, lambda: BreakGlassGrant.objects.get(pk=grant.pk).reviewed_at
+
+
 @pytest.mark.parametrize(
-    "action", [_admin_deactivates, _generates, _changes_app_pin, _opens_break_glass]
+    "action",
+    [_admin_deactivates, _generates, _changes_app_pin, _opens_break_glass, _reviews_break_glass],
 )
 def test_nothing_happens_when_its_event_cannot_be_written(
     action, provider, practice, agent, monkeypatch

@@ -239,3 +239,18 @@ def test_the_staff_page_shows_the_lock_after_wrong_pins_while_it_lasts(provider,
     with time_machine.travel(until + timedelta(seconds=1)):
         page = client.get("/practice/staff/").content.decode()
     assert "PIN validation locked" not in page
+
+
+def test_the_console_shows_a_blocked_account_without_a_pin_box(provider, agent):
+    """Once its lock has passed, a blocked account still checks no PIN: the console says so
+    when the account is chosen, and offers nothing to type."""
+    block(agent, provider)
+    later = timezone.now() + 3 * (
+        conf.VALIDATION_LOCK_FOR + timedelta(minutes=1)
+    )  # past block()'s locks
+    with time_machine.travel(later, tick=False):
+        client = Client()
+        client.force_login(agent)
+        page = client.get("/support/validate/", {"account": provider.pk}).content.decode()
+    assert "blocked until its owner generates a new PIN" in page
+    assert ">Validate</button>" not in page

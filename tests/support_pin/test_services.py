@@ -7,6 +7,7 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from accounts.models import User
 from audit.models import AuditEvent
 from support_pin import services
 from support_pin.models import AccountPins
@@ -272,3 +273,19 @@ def test_the_lock_mail_says_until_when_in_the_owners_own_zone(
         message.body
     )
     assert "UTC" not in message.body
+
+
+def test_an_owner_whose_zone_the_tz_database_dropped_is_still_locked_and_told_in_utc(
+    agent, provider, django_capture_on_commit_callbacks
+):
+    """A mail's zone must not fail the lock it tells of: that would leave guessing open."""
+    User.objects.filter(pk=provider.pk).update(time_zone="Mars/Olympus")
+    provider.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            result = support_pin_validate(
+                acting_user=agent, account=provider, pin=wrong_pin(provider), ip=None
+            )
+    assert result.locked_until is not None
+    [message] = sent_mail()
+    assert " UTC." in message.body
