@@ -66,12 +66,17 @@ def test_an_agents_spray_raises_an_alert_that_is_acknowledged_with_a_note(
     expect(page.get_by_role("region", name="Acknowledged alerts")).to_contain_text(
         "Acknowledged by"
     )
-    # The report link opens the agent's events of that day, the alert and its note among them.
+    # The report link opens what the rule counted: the agent's failed validations that day.
     page.get_by_role("link", name=re.compile(r"#\d+")).first.click()
     page.get_by_role("link", name=re.compile("events behind it in the Audit Log")).click()
+    expect(page.locator("table.audit tbody tr")).to_have_count(3)
     expect(page.locator("table.audit tbody")).to_contain_text(
         "Unsuccessful validation of Support PIN for user Ann"
     )
+    # The acknowledgement and its note are in the log, under the alert's own event.
+    page.get_by_label("Event", exact=True).fill("Alert: acknowledged")
+    page.get_by_label("Username", exact=True).fill("")
+    page.get_by_role("button", name="Update Filter").click()
     expect(page.locator("table.audit tbody")).to_contain_text(f"acknowledged. Note: {NOTE}")
 
 

@@ -19,7 +19,7 @@ def test_agent_opens_break_glass_with_a_justification(page, provider, password):
     page.get_by_label("For how many minutes").fill("90")
     page.get_by_role("button", name="Open break-glass access").click()
     expect(page.get_by_text("Write at least 30 characters")).to_be_visible()
-    expect(page.get_by_text("Ensure this value is less than or equal to 60.")).to_be_visible()
+    expect(page.get_by_text("Enter a whole number of minutes, from 1 to 60.")).to_be_visible()
 
     page.get_by_label("Why is this access needed?").fill(REASON)
     page.get_by_label("For how many minutes").fill("15")

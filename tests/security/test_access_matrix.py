@@ -189,6 +189,8 @@ POST_MATRIX = {
         for name in MATRIX
         if name.startswith("practice_staff_")
     },
+    # the new member's form is checked before the password is asked for: an empty one, 400
+    "practice_staff_create": only([Role.PRACTICE_ADMIN], allowed_status=BAD_REQUEST),
     "support_console_validate": only([AGENT], allowed_status=BAD_REQUEST),
     "break_glass_open": only([AGENT], allowed_status=CONFIRM),
     # no such grant: the agent is sent back to the console
