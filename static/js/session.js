@@ -10,7 +10,11 @@
   const csrf = dialog.querySelector(".js-idle-keep input[name=csrfmiddlewaretoken]").value;
   let timer = null;
 
-  const toLogin = () => { window.location.assign(dialog.dataset.loginUrl + "?next=" + encodeURIComponent(window.location.pathname)); };
+  // Signed out: the page goes, unsaved edits or not (static/js/unsaved.js does not ask).
+  const toLogin = () => {
+    document.documentElement.dataset.signedOut = "true";
+    window.location.assign(dialog.dataset.loginUrl + "?next=" + encodeURIComponent(window.location.pathname));
+  };
 
   const schedule = (remaining) => {
     clearTimeout(timer);

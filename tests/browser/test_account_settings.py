@@ -97,3 +97,27 @@ def test_a_replaced_picture_shows_at_once(page, provider, password, tmp_path):
     (first_url, first_width), (second_url, second_width) = shown
     assert first_url != second_url
     assert (first_width, second_width) == (40, 60)
+
+
+def test_leaving_with_unsaved_profile_edits_asks_first_and_saving_does_not(
+    page, provider, password
+):
+    """Generate New PIN is a form of its own: typed profile edits would go with the page."""
+    sign_in(page, provider.username, password)
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()  # stay on the page
+
+    changed_at = AccountPins.objects.get(user=provider).support_pin_changed_at
+    page.on("dialog", answer)
+    page.get_by_label("Job Title").fill("Attending physician")
+    page.get_by_role("button", name="Generate New PIN").click()
+    expect(page.get_by_label("Job Title")).to_have_value("Attending physician")
+    assert asked == ["beforeunload"]
+    assert AccountPins.objects.get(user=provider).support_pin_changed_at == changed_at
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    assert asked == ["beforeunload"]
+    assert ProviderProfile.objects.get(user=provider).job_title == "Attending physician"
