@@ -133,8 +133,12 @@ class IntegrityStatus:
 
 def audit_integrity_status() -> IntegrityStatus:
     now = timezone.now()
-    latest = (
+    waiting = AuditVerification.objects.filter(_unfinished(now)).order_by("requested_at").first()
+    return IntegrityStatus(audit_integrity_latest(), waiting)
+
+
+def audit_integrity_latest() -> AuditVerification | None:
+    """Return the newest finished verification (None before the first), by its index."""
+    return (
         AuditVerification.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
     )
-    waiting = AuditVerification.objects.filter(_unfinished(now)).order_by("requested_at").first()
-    return IntegrityStatus(latest, waiting)

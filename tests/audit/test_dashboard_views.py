@@ -143,7 +143,8 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(
 ):
     """Session, user, device, whether it has a passkey (signed in with the app, in its grace
     period), roles; the counts, agents' among them, their names, break-glass, the open
-    alerts' ids and number (and the alerts themselves when any wait: one more).
+    alerts' ids and number (and the alerts themselves when any wait: one more), and the
+    latest verification of the log.
 
     The counts are two queries when no day of the period is cached (day counters, then
     the quarter hours between UTC midnight and the viewer's), and one once the days that
@@ -152,9 +153,9 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(
     user = request.getfixturevalue(who)
     client.force_login(user)
     filling = 1 if connection.vendor == "postgresql" else 0
-    with django_assert_num_queries(10 + filling):
+    with django_assert_num_queries(11 + filling):
         assert client.get("/audit/dashboard/?days=90").status_code == 200
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         assert client.get("/audit/dashboard/?days=90").status_code == 200
     # Alerts waiting: the box reads them, one query for one alert or for six.
     settings.ALERT_SUPPORT_PIN_VIEWS_PER_DAY = 1
@@ -163,7 +164,7 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(
         support_pin_reveal(acting_user=staff, ip=None)
         alerts_evaluate()
         if n in (0, 5):
-            with django_assert_num_queries(10):
+            with django_assert_num_queries(11):
                 page = client.get("/audit/dashboard/?days=90").content.decode()
             assert f"Open alerts ({n + 1})" in page
 
@@ -271,3 +272,23 @@ def test_a_second_view_draws_only_the_days_still_counting(client, compliance, ac
     assert charts._settled_rows.cache_info().hits == rows.hits + 4
     assert charts._settled_bars.cache_info().misses == bars.misses
     assert html.count('<svg class="chart"') == 5
+
+
+def test_the_dashboard_says_when_the_log_was_last_verified_and_what_was_found(client, compliance):
+    from audit.chain import Problem
+    from audit.integrity import audit_verification_record
+    from audit.verification import VerifyResult
+
+    client.force_login(compliance)
+    box = re.compile(
+        r'<section class="card" aria-labelledby="integrity-title">(.*?)</section>', re.S
+    )
+    [html] = box.findall(client.get("/audit/dashboard/").content.decode())
+    assert "The log has not been verified yet." in html and 'href="/audit/integrity/"' in html
+    audit_verification_record(VerifyResult(10, 1, 0, None, 0, None))
+    [html] = box.findall(client.get("/audit/dashboard/").content.decode())
+    assert "Intact: every chain and signed checkpoint verified" in html
+    audit_verification_record(VerifyResult(10, 1, 0, None, 0, Problem("edited", chain_id=1, seq=4)))
+    [html] = box.findall(client.get("/audit/dashboard/").content.decode())
+    assert 'role="alert">A problem was found in the log when it was verified' in html
+    assert "edited" not in html  # where is for the platform's auditors, on the Integrity page
