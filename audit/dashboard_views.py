@@ -18,7 +18,7 @@ from alerts.selectors import alert_open_for
 from audit import charts, dashboard, kinds
 from audit.charts import Series
 from audit.forms import PRACTICE_BOX, PracticeField
-from audit.integrity import audit_integrity_latest
+from audit.integrity import audit_integrity_summary
 from ehr.db import read_replica, replica_fallback
 from ehr.policies import allowed_only, can_choose_audit_practice, can_view_audit_dashboard
 
@@ -166,7 +166,7 @@ def audit_dashboard(request: HttpRequest) -> HttpResponse:
         "agents_link": links.period(kind=kinds.SUPPORT_PIN_VALIDATION_FAILED.code),
         "open_alerts": alert_open_for(viewer=request.user, practice_id=chosen),
         # Who sees the dashboard sees the Integrity page: the same two roles.
-        "integrity": audit_integrity_latest(),
+        "integrity": audit_integrity_summary(),
     }
     return render(request, "audit/dashboard.html", context)
 

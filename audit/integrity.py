@@ -10,7 +10,7 @@ at a time: asking again while one does changes nothing.
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Q
@@ -133,12 +133,40 @@ class IntegrityStatus:
 
 def audit_integrity_status() -> IntegrityStatus:
     now = timezone.now()
-    waiting = AuditVerification.objects.filter(_unfinished(now)).order_by("requested_at").first()
-    return IntegrityStatus(audit_integrity_latest(), waiting)
-
-
-def audit_integrity_latest() -> AuditVerification | None:
-    """Return the newest finished verification (None before the first), by its index."""
-    return (
+    latest = (
         AuditVerification.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
     )
+    waiting = AuditVerification.objects.filter(_unfinished(now)).order_by("requested_at").first()
+    return IntegrityStatus(latest, waiting)
+
+
+@dataclass(frozen=True)
+class LastVerified:
+    finished_at: datetime
+    intact: bool | None  # None: the run could not finish
+
+
+def audit_integrity_summary() -> LastVerified | None:
+    """Return when the log was last verified, and with what result (None: never yet).
+
+    For the compliance dashboard's line on integrity: one query of plain SQL down the
+    `finished_at` index, as the dashboard's box of open alerts reads
+    (alerts.selectors.alert_open_for): compiling the ORM's query cost more than the
+    database's answer (0.24 ms a view), and the dashboard has a stated speed target.
+    """
+    connection = connections[DEFAULT_DB_ALIAS]  # verifications are written there
+    table = connection.ops.quote_name(AuditVerification._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT finished_at, intact FROM {table} WHERE finished_at IS NOT NULL "  # noqa: S608  # nosec B608  (the model's table)
+            "ORDER BY finished_at DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    finished_at, intact = row
+    if isinstance(finished_at, str):
+        finished_at = datetime.fromisoformat(finished_at)
+    if timezone.is_naive(finished_at):  # SQLite keeps UTC without saying so
+        finished_at = finished_at.replace(tzinfo=UTC)
+    return LastVerified(finished_at, None if intact is None else bool(intact))

@@ -6,6 +6,7 @@ from html import unescape
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.roles import Role
 from alerts.services import alert_acknowledge, alerts_evaluate
@@ -285,9 +286,10 @@ def test_the_dashboard_says_when_the_log_was_last_verified_and_what_was_found(cl
     )
     [html] = box.findall(client.get("/audit/dashboard/").content.decode())
     assert "The log has not been verified yet." in html and 'href="/audit/integrity/"' in html
-    audit_verification_record(VerifyResult(10, 1, 0, None, 0, None))
+    intact = audit_verification_record(VerifyResult(10, 1, 0, None, 0, None))
     [html] = box.findall(client.get("/audit/dashboard/").content.decode())
-    assert "Intact: every chain and signed checkpoint verified" in html
+    when = timezone.localtime(intact.finished_at, compliance.zone)
+    assert f"Intact: every chain and signed checkpoint verified {when:%m/%d/%Y %I:%M %p} " in html
     audit_verification_record(VerifyResult(10, 1, 0, None, 0, Problem("edited", chain_id=1, seq=4)))
     [html] = box.findall(client.get("/audit/dashboard/").content.decode())
     assert 'role="alert">A problem was found in the log when it was verified' in html
