@@ -185,13 +185,7 @@ def _take(destination_id: int, now: datetime) -> Lease | None:
     return Lease(destination_id, until, time.monotonic() + lease_seconds() / 2)
 
 
-def deliver_destination(destination: Destination, *, now: datetime | None = None) -> int:
-    """Deliver one batch for the destination if it is due; return how many went."""
-    sent = _deliver(destination, now=now)
-    return 0 if sent is None else sent.delivered
-
-
-def _deliver(destination: Destination, *, now: datetime | None = None) -> Sent | None:
+def deliver_destination(destination: Destination, *, now: datetime | None = None) -> Sent | None:
     """Deliver one batch for the destination if it is due; None if it was not."""
     now = now or timezone.now()
     lease = _take(destination.pk, now)
@@ -272,7 +266,7 @@ def deliver_pass(*, now: datetime | None = None) -> Pass:
     """One pass over every destination with something to send, and how each one went."""
     done = Pass()
     for destination in _pending():
-        sent = _deliver(destination, now=now)
+        sent = deliver_destination(destination, now=now)
         if sent is None:
             continue
         done.delivered += sent.delivered
