@@ -1,6 +1,6 @@
 """The Audit Log Report and its exports: CSV, FHIR AuditEvents, evidence for outside auditors."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -141,14 +141,15 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         first = (page.number - 1) * PAGE_SIZE + 1
         position = (first, first + len(found) - 1) if found else None
     can_review = can_review_audit_subjects(request.user)
+    links = _SubjectLinks(found) if can_review else _NO_LINKS
     rows = [
         {
             "date": event_date(row["occurred_at"], tz),
             "time": event_time(row["occurred_at"], tz),
             "patient": row["patient_name"],
-            "patient_url": _patient_url(row) if can_review else None,
+            "patient_url": links.patient(row),
             "user": row["actor_label"],
-            "user_url": _account_url(row["actor_id"]) if can_review else None,
+            "user_url": links.account(row),
             "type": row["type"],
             "action": row["action"],
             "details": row["details"],
@@ -280,14 +281,33 @@ def _sort_headers(query: str, sort: selectors.Sort) -> list[dict]:
     return headers
 
 
-def _account_url(account_id: int | None) -> str | None:
-    return reverse("audit_subject_account", args=[account_id]) if account_id else None
-
-
-def _patient_url(row: dict) -> str | None:
+def _patient_key(row: dict) -> tuple[int, str] | None:
     if not row["patient_id"] or row["practice_id"] is None or "/" in row["patient_id"]:
         return None  # an id with a slash has no page address; the report's filter still takes it
-    return reverse("audit_subject_patient", args=[row["practice_id"], row["patient_id"]])
+    return row["practice_id"], row["patient_id"]
+
+
+class _SubjectLinks:
+    """The history page of each account and patient a page of rows names.
+
+    Each is written once however many rows name it: a page of one user's or one
+    patient's events names the same one fifty times.
+    """
+
+    def __init__(self, rows: Sequence[dict]):
+        accounts = {row["actor_id"] for row in rows} - {None}
+        patients = {_patient_key(row) for row in rows} - {None}
+        self.accounts = {a: reverse("audit_subject_account", args=[a]) for a in accounts}
+        self.patients = {p: reverse("audit_subject_patient", args=p) for p in patients}
+
+    def account(self, row: dict) -> str | None:
+        return self.accounts.get(row["actor_id"])
+
+    def patient(self, row: dict) -> str | None:
+        return self.patients.get(_patient_key(row))
+
+
+_NO_LINKS = _SubjectLinks(())  # for a viewer who may not open the history pages
 
 
 def _patient_history_url(viewer, data: dict) -> str | None:

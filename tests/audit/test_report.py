@@ -17,7 +17,7 @@ from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter, 
 from audit.kinds import BREAK_GLASS_CODES, KINDS, OVERSIGHT_CODES
 from audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from audit.selectors import Cursor, audit_event_scope, audit_report_page
-from audit.services import AuditWriteError
+from audit.services import AuditWriteError, user_label
 from audit.verification import audit_log_verify
 from tests.audit.helpers import NOW, chart_viewed, copies_of, record_at
 from tests.factories import confirm_identity, make_user
@@ -64,6 +64,29 @@ def test_neutralized_cells_never_start_a_formula(text):
     cell = neutralize(text)
     assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
     assert cell.endswith(text)
+
+
+def test_each_row_links_to_the_history_of_its_own_user_and_patient(
+    client, compliance, provider, nurse, practice, log
+):
+    chart_viewed(nurse, "P-300", "Grace Hopper", NOW - timedelta(hours=2))
+    chart_viewed(provider, "P-300", "Grace Hopper", NOW - timedelta(hours=2, minutes=1))
+    chart_viewed(nurse, "P/7", "Slash Patient", NOW - timedelta(hours=2, minutes=2))
+    client.force_login(compliance)
+    rows = client.get("/audit/").context["rows"]
+    accounts = {user_label(user): user.pk for user in (provider, nurse, compliance)}
+    patients = {"Grace Hopper": "P-300", "Ada Lovelace": "P-200", "Slash Patient": None}
+    patients['=HYPERLINK("http://evil","x")'] = "P-100"
+    for row in rows:
+        patient = patients.get(row["patient"])
+        assert row["user_url"] == f"/audit/subject/account/{accounts[row['user']]}/"
+        assert row["patient_url"] == (
+            f"/audit/subject/patient/{practice.pk}/{patient}/" if patient else None
+        )
+    users = [row["user"] for row in rows]
+    assert len(set(users)) == 3 and len(users) == 8  # each named more than once
+    assert [row["patient"] for row in rows].count("Grace Hopper") == 2
+    assert "Slash Patient" in [row["patient"] for row in rows]  # an id with a slash: no page
 
 
 def test_compliance_sees_the_practice_newest_first_in_the_last_7_days(
