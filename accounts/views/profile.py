@@ -29,7 +29,9 @@ from support_pin.forms import pin_prompt_forms
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Send the user to their own account page."""
+    """Send a support agent to the console, everyone else to their own account page."""
+    if policies.can_use_support_console(request.user):
+        return redirect("support_console")
     if policies.can_use_account_settings(request.user):
         return redirect("account_settings")
     if policies.can_use_staff_account(request.user):

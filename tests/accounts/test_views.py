@@ -42,6 +42,11 @@ def test_sign_in_sends_staff_to_staff_account_information(client, nurse, passwor
     assert client.get("/").url == STAFF
 
 
+def test_sign_in_sends_a_support_agent_to_the_console(client, agent):
+    client.force_login(agent)
+    assert client.get("/").url == "/support/validate/"
+
+
 def test_wrong_password_shows_a_clear_error(client, provider):
     response = client.post("/accounts/login/", {"username": "dorothy", "password": "nope"})
     assert response.status_code == 200
