@@ -3,8 +3,8 @@
 An outside auditor verifies it with only the public key (`audit/offline.py`,
 format in docs/audit.md). Lines, in order:
 
-    {"format", "generated_at", "practice_id", "checkpoint": {... signature}}
-    {"chain": leaf, "index", "path"}          one per chain, then its events:
+    {"format", "generated_at", "practice_id", "checkpoint": {... signature}, "leaves": [...]}
+    {"chain": leaf, "index"}                  one per chain, then its events:
     {"event": {EVENT_FIELDS..., "prev_hash", "row_hash"}}
     {"other": {"seq", "practice_id", "content", "prev_hash", "row_hash"}}
     {"end": {"chains", "events"}}
@@ -103,7 +103,6 @@ def _lines(
     checkpoint = frozen.checkpoint
     ordered = sorted(frozen.leaves)
     position = {chain_id: index for index, chain_id in enumerate(ordered)}
-    tree = hashing.merkle_levels([hashing.leaf_bytes(frozen.leaves[c]) for c in ordered])
     yield _json(
         {
             "format": FORMAT,
@@ -119,12 +118,14 @@ def _lines(
                 "signature": checkpoint.signature,
                 "checkpoint_hash": checkpoint.checkpoint_hash,
             },
+            # Every head the checkpoint signed, in the tree's order: the verifier rebuilds
+            # the root from them and so knows which chains the file must hold.
+            "leaves": [frozen.leaves[chain_id] for chain_id in ordered],
         }
     )
     shown = 0
     for leaf in chains:
-        index = position[leaf["chain_id"]]
-        yield _json({"chain": leaf, "index": index, "path": hashing.merkle_path(tree, index)})
+        yield _json({"chain": leaf, "index": position[leaf["chain_id"]]})
         hide_others = practice_id is not None and leaf["kind"] == AuditChain.Kind.LEGACY
         for row in _events(leaf, alias):
             if hide_others and row["practice_id"] != practice_id:

@@ -6,12 +6,13 @@
 the `cryptography` package, plus this file and `audit/hashing.py`; no database,
 no server, no secret.
 
-An evidence file (JSON Lines, see docs/audit.md) holds one signed checkpoint,
-and for each chain it covers: the chain's head as signed, the Merkle path from
-that head to the checkpoint's root, and every event of the chain from its start
-to that head. Verification proves that the events are exactly the ones the
-signed checkpoint covers: none edited, dropped, inserted, reordered or moved
-between chains. In the legacy chain (events from before chains per practice),
+An evidence file (JSON Lines, see docs/audit.md) holds one signed checkpoint
+with every chain head it signed (the list rebuilds the signed Merkle root), and
+for each chain in the file's scope (every chain, or one practice's and the
+legacy chain) every event of the chain from its start to that head.
+Verification proves that the events are exactly the ones the signed checkpoint
+covers: none edited, dropped, inserted, reordered or moved between chains, and
+no chain of the scope left out. In the legacy chain (events from before chains per practice),
 a practice's file shows other practices' events as their practice and content
 hash only; the hash binds the practice, so none of them can be one of yours.
 
@@ -20,8 +21,12 @@ whose events have left the database: its first line names the month; each
 chain starts where the month's events start (`from`: their first seq and the
 hash the first links to), its events all fall in that month, and "after" lines
 (seq, practice, content hash and links only) carry the chain on from the
-month's last event to the head the checkpoint signed. So the month's events
-are proved to be the ones the signed chain holds, in their places.
+month's last event to the head the checkpoint signed, through each head's
+Merkle path. So the month's events are proved to be unedited and in their
+places in the signed chains. An archive alone does not prove that it holds
+every chain with events in the month, nor a chain's first and last events of
+the month: docs/audit.md says how the neighbouring archives and the database
+prove those.
 """
 
 import argparse
@@ -114,13 +119,14 @@ def _verify(lines, public_keys: dict, report: Report) -> None:
     practice = head.get("practice_id")
     month = _month_bounds(head["archive"]["month"]) if "archive" in head else None
     report.month = head["archive"]["month"] if month else None
+    signed = _signed_leaves(head, checkpoint) if month is None else None
     seen_chains: set[int] = set()
     walk: _ChainWalk | None = None
     for number, record in records:
         if "chain" in record:
             if walk is not None:
                 report.chains.append(walk.finish())
-            walk = _ChainWalk(record, checkpoint, practice, month)
+            walk = _ChainWalk(record, checkpoint, practice, month, signed)
             if walk.chain_id in seen_chains:
                 raise EvidenceError(f"line {number}: chain {walk.chain_id} appears twice")
             seen_chains.add(walk.chain_id)
@@ -135,12 +141,58 @@ def _verify(lines, public_keys: dict, report: Report) -> None:
             end = record["end"]
             if end.get("chains") != len(seen_chains) or end.get("events") != report.events:
                 raise EvidenceError("the closing line's counts do not match the file")
+            if signed is not None:
+                report.chains.append(_every_chain_present(signed, practice, seen_chains))
             if next(records, None) is not None:
                 raise EvidenceError("lines after the closing line")
             return
         else:
             raise EvidenceError(f"line {number}: unknown record")
     raise EvidenceError("the file ends without its closing line (cut short)")
+
+
+def _signed_leaves(head: dict, checkpoint: dict) -> list[dict]:
+    """Every chain head the checkpoint signed, as the file lists them, checked against its root.
+
+    With the whole list, the file can be held to every chain in its scope: a
+    chain left out, or a practice's file without its practice's chain, is found.
+    """
+    leaves = head.get("leaves")
+    if not isinstance(leaves, list):
+        raise EvidenceError(
+            "the file does not list the chains the checkpoint signed, so it cannot show "
+            "that none was left out; download it again"
+        )
+    if (
+        len(leaves) != checkpoint["chain_count"]
+        or hashing.merkle_root([hashing.leaf_bytes(leaf) for leaf in leaves])
+        != checkpoint["merkle_root"]
+    ):
+        raise EvidenceError("the chains the file lists are not the ones the checkpoint signed")
+    return leaves
+
+
+def _in_scope(leaf: dict, practice: int | None) -> bool:
+    """A platform file holds every chain; a practice's, its own and the legacy chain."""
+    return practice is None or leaf["kind"] == "legacy" or leaf["practice_id"] == practice
+
+
+def _every_chain_present(leaves: list[dict], practice: int | None, seen: set[int]) -> str:
+    wanted = {leaf["chain_id"]: leaf for leaf in leaves if _in_scope(leaf, practice)}
+    if practice is not None and not any(leaf["kind"] == "practice" for leaf in wanted.values()):
+        raise EvidenceError(f"the checkpoint signed no chain of practice {practice}")
+    for chain_id, leaf in wanted.items():
+        if chain_id not in seen:
+            owner = f"practice {leaf['practice_id']}" if leaf["practice_id"] else leaf["kind"]
+            raise EvidenceError(
+                f"chain {chain_id} ({owner}) is missing: the checkpoint signed it at seq "
+                f"{leaf['seq']}"
+            )
+    if extra := sorted(seen - set(wanted)):
+        raise EvidenceError(f"chain {extra[0]} is not one of practice {practice}'s")
+    if practice is None:
+        return f"Every chain the checkpoint signed is here ({len(wanted)})."
+    return f"Every chain the checkpoint signed for practice {practice} is here ({len(wanted)})."
 
 
 def _month_bounds(month: str) -> tuple[str, str]:
@@ -160,18 +212,22 @@ class _ChainWalk:
         checkpoint: dict,
         practice: int | None,
         month: tuple[str, str] | None = None,
+        signed: list[dict] | None = None,
     ):
         leaf = record["chain"]
         self.leaf, self.chain_id, self.practice = leaf, leaf["chain_id"], practice
         self.month, self.linking = month, False
-        root = hashing.merkle_path_root(
-            hashing.leaf_bytes(leaf), record["index"], checkpoint["chain_count"], record["path"]
-        )
-        if root != checkpoint["merkle_root"]:
-            raise EvidenceError(
-                f"chain {self.chain_id}: its head is not one the checkpoint signed "
-                "(the Merkle path does not lead to the signed root)"
+        index = record["index"]
+        if signed is not None:
+            # The list is checked against the signed root; the head must be the one listed.
+            found = 0 <= index < len(signed) and signed[index] == leaf
+        else:  # an archive gives each head's Merkle path to the signed root
+            root = hashing.merkle_path_root(
+                hashing.leaf_bytes(leaf), index, checkpoint["chain_count"], record["path"]
             )
+            found = root == checkpoint["merkle_root"]
+        if not found:
+            raise EvidenceError(f"chain {self.chain_id}: its head is not one the checkpoint signed")
         self.expected_seq, self.prev = leaf["start_seq"], leaf["start_hash"]
         if "from" in record:
             # An archive's chain starts where the month's events start, after older ones

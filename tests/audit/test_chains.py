@@ -422,6 +422,84 @@ def test_a_tampered_evidence_file_fails(client, written, officer, tamper, reason
     assert report.problem is not None and reason in report.problem, report.problem
 
 
+def _without_chain(records: list[dict], chain_id: int) -> list[dict]:
+    """The file with one chain's section cut out and its closing counts made to agree."""
+    kept, skipping = [], False
+    for record in records:
+        if "chain" in record:
+            skipping = record["chain"]["chain_id"] == chain_id
+        elif "end" in record:
+            skipping = False
+        if not skipping:
+            kept.append(record)
+    kept[-1]["end"] = {
+        "chains": sum("chain" in r for r in kept),
+        "events": sum("event" in r for r in kept),
+    }
+    return kept
+
+
+def _strip_leaves(records):
+    del records[0]["leaves"]
+
+
+def _forge_leaves(records):
+    records[0]["leaves"][0]["seq"] += 1
+
+
+def _claim_another_practice(records):
+    records[0]["practice_id"] += 1
+
+
+def _nothing_of_a_practice_without_a_chain(records):
+    records[1:] = [{"end": {"chains": 0, "events": 0}}]
+    records[0]["practice_id"] = 999_999
+
+
+@pytest.mark.parametrize(
+    "tamper, reason",
+    [
+        (_strip_leaves, "does not list the chains the checkpoint signed"),
+        (_forge_leaves, "not the ones the checkpoint signed"),
+        (_claim_another_practice, "is missing"),  # that practice's chain
+        (_nothing_of_a_practice_without_a_chain, "signed no chain of practice 999999"),
+    ],
+)
+def test_an_evidence_file_with_its_list_of_chains_tampered_fails(
+    client, written, officer, tamper, reason
+):
+    records = lines_of(download(client, officer))
+    tamper(records)
+    report = verified(joined(records))
+    assert report.problem is not None and reason in report.problem, report.problem
+
+
+def test_an_officers_file_without_its_practices_chain_fails(client, written, officer):
+    records = lines_of(download(client, officer))
+    (own,) = [r["chain"]["chain_id"] for r in records if "chain" in r]
+    report = verified(joined(_without_chain(records, own)))
+    assert f"chain {own} (practice {officer.practice_id}) is missing" in report.problem
+
+
+def test_an_auditors_file_without_any_one_chain_fails(client, written, auditor):
+    records = lines_of(download(client, auditor))
+    report = verified(joined(records))
+    assert report.problem is None, report.problem
+    assert (
+        report.chains[-1]
+        == f"Every chain the checkpoint signed is here ({len(records[0]['leaves'])})."
+    )
+    chains = [r["chain"]["chain_id"] for r in records if "chain" in r]
+    assert len(chains) == AuditChain.objects.count() >= 3
+    for chain_id in chains:
+        report = verified(joined(_without_chain(lines_of(joined(records)), chain_id)))
+        assert report.problem and f"chain {chain_id} (" in report.problem, report.problem
+        assert "is missing" in report.problem
+    # Nor can the file pass for one practice's: it holds chains that are not that practice's.
+    records[0]["practice_id"] = written[0].practice_id
+    assert "is not one of practice" in verified(joined(records)).problem
+
+
 def test_an_evidence_file_checked_with_another_key_fails(client, written, officer):
     data = download(client, officer)
     stranger = Ed25519PrivateKey.generate().public_key()
