@@ -26,6 +26,7 @@ boundary against the archive tables and the checkpoint that signed it.
 """
 
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -366,7 +367,13 @@ def _write(path: Path, month: date, segments: list[Segment], checkpoint: AuditCh
                     row["occurred_at"] = hashing.timestamp(row["occurred_at"])
                     events += 1
                     put({"event": row})
-                for row in _rows(segment.chain.pk, segment.last + 1, leaf["seq"], _LINK_COLUMNS):
+                links = _rows(segment.chain.pk, segment.last + 1, leaf["seq"], _LINK_COLUMNS)
+                for row in itertools.islice(links, 1):
+                    # The chain's first event after the month, whole: its time shows that
+                    # the month ended before it, so none of the month's events can hide
+                    # among the links, which show no time.
+                    put({"next": row})
+                for row in links:
                     put(
                         {
                             "after": {

@@ -20,13 +20,14 @@ An archive file (`manage.py audit_archive`) is an evidence file for one month
 whose events have left the database: its first line names the month; each
 chain starts where the month's events start (`from`: their first seq and the
 hash the first links to), its events all fall in that month, and "after" lines
-(seq, practice, content hash and links only) carry the chain on from the
-month's last event to the head the checkpoint signed, through each head's
-Merkle path. So the month's events are proved to be unedited and in their
-places in the signed chains. An archive alone does not prove that it holds
-every chain with events in the month, nor a chain's first and last events of
-the month: docs/audit.md says how the neighbouring archives and the database
-prove those.
+(seq, practice, content hash and links only) carry the chain on to the head
+the checkpoint signed, through each head's Merkle path. The first event after
+the month ("next") is given whole: its time shows the month ended before it,
+so no event of the month hides among the links. So the month's events are
+proved to be unedited and in their places in the signed chains, up to the
+month's end. An archive alone does not prove that it holds every chain with
+events in the month, nor a chain's first events of the month: docs/audit.md
+says how the archive before it and the database prove those.
 """
 
 import argparse
@@ -130,7 +131,7 @@ def _verify(lines, public_keys: dict, report: Report) -> None:
             if walk.chain_id in seen_chains:
                 raise EvidenceError(f"line {number}: chain {walk.chain_id} appears twice")
             seen_chains.add(walk.chain_id)
-        elif "event" in record or "other" in record or "after" in record:
+        elif any(name in record for name in ("event", "other", "next", "after")):
             if walk is None:
                 raise EvidenceError(f"line {number}: an event before any chain")
             walk.step(record, number)
@@ -246,12 +247,34 @@ class _ChainWalk:
     def step(self, record: dict, number: int) -> None:
         where = f"line {number}, chain {self.chain_id}"
         legacy = self.leaf["kind"] == "legacy"
-        if "after" in record:
-            # An archive's link from the month's last event to the signed head.
+        if "next" in record:
+            # An archive's first event after the month, whole: its time closes the month.
+            row = record["next"]
+            if self.month is None:
+                raise EvidenceError(f"{where}: only an archive shows the event after its month")
+            if self.linking:
+                raise EvidenceError(
+                    f"{where}: the event after the month must come before the links"
+                )
+            if row["occurred_at"] < self.month[1]:
+                raise EvidenceError(
+                    f"{where}, seq {row['seq']}: an event of the archived month is left out "
+                    "of it (shown as the event after the month)"
+                )
+            if row["chain_id"] != self.chain_id:
+                raise EvidenceError(f"{where}: the event names chain {row['chain_id']}")
+            self.linking = True
+            computed = hashing.row_hash(row, prev_hash=row["prev_hash"])
+        elif "after" in record:
+            # An archive's link from the event after the month to the signed head.
             row = record["after"]
             if self.month is None:
                 raise EvidenceError(f"{where}: only an archive links events by hash")
-            self.linking = True
+            if not self.linking:
+                raise EvidenceError(
+                    f"{where}: the links start without the event after the month, so the "
+                    "month's last events cannot be shown to be all here"
+                )
             computed = hashing.event_hash(
                 prev_hash=row["prev_hash"], practice_id=row["practice_id"], content=row["content"]
             )

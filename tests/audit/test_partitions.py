@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
 from accounts.roles import Role
-from audit import kinds, partitions
+from audit import checkpoints, hashing, kinds, offline, partitions
 from audit.archive import ARCHIVE_COLUMNS, audit_partitions_create
 from audit.models import AuditArchive, AuditArchiveChain, AuditChain, AuditEvent
 from audit.services import audit_event_record
@@ -172,7 +172,9 @@ def test_an_old_month_is_archived_verified_offline_and_the_live_chains_still_ver
     archived = [r["event"] for r in records if "event" in r]
     assert sorted(e["id"] for e in archived) == sorted(e.pk for e in march)
     assert all(e["mac"] and e["key_id"] for e in archived)  # enough to restore the rows
-    assert sum("after" in r for r in records) == 2  # April's events link March to the head
+    # April's first event of the practice's chain, whole, then the link to the head.
+    assert [r["next"]["seq"] for r in records if "next" in r] == [april[0].seq]
+    assert [r["after"]["seq"] for r in records if "after" in r] == [april[1].seq]
     # The live chains verify from their boundary; the steps are in the log.
     call_command("audit_verify")
     own = AuditChain.objects.get(practice=provider.practice)
@@ -215,6 +217,36 @@ def test_a_tampered_archive_file_does_not_verify(old_log, tmp_path):
     dropped = [r for r in records if r is not next(r for r in records if "event" in r)]
     dropped[-1]["end"]["events"] -= 1
     assert problem(dropped)
+
+
+def _as_link(row: dict) -> dict:
+    keep = ("seq", "practice_id", "prev_hash", "row_hash")
+    return {"after": {**{k: row[k] for k in keep}, "content": hashing.event_content(row)}}
+
+
+def test_an_archive_cannot_hide_the_months_last_events_among_its_links(old_log, tmp_path):
+    """The links show no time; the event after the month, whole, shows where the month ends."""
+    records = [json.loads(line) for line in archive("2014-03", tmp_path / "a.jsonl").splitlines()]
+    keys = checkpoints.trusted_public_keys()
+
+    def problem(changed: list[dict]) -> str | None:
+        changed[-1]["end"]["events"] = sum("event" in r for r in changed)
+        return offline.verify_evidence([json.dumps(r) for r in changed], keys).problem
+
+    assert problem(json.loads(json.dumps(records))) is None
+    at = next(i for i, r in enumerate(records) if "next" in r)
+    last = records[at - 1]["event"]  # the practice's last March event
+    # Its last March event passed off as a link, before the event after the month.
+    hidden = json.loads(json.dumps(records))
+    hidden[at - 1] = _as_link(last)
+    assert "the links start without the event after the month" in problem(hidden)
+    # The same, with the event after the month passed off as a link too.
+    hidden[at] = _as_link(records[at]["next"])
+    assert "the links start without the event after the month" in problem(hidden)
+    # Its last March event shown as the event after the month, the real one as a link.
+    shifted = json.loads(json.dumps(records))
+    shifted[at - 1], shifted[at] = {"next": last}, _as_link(records[at]["next"])
+    assert "an event of the archived month is left out" in problem(shifted)
 
 
 @pytest.fixture
