@@ -18,6 +18,7 @@ from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
 from audit import kinds
 from audit.services import audit_event_record
+from break_glass.services import break_glass_close_all
 from ehr.policies import (
     ASSIGNABLE_ROLES,
     can_administer_platform,
@@ -399,7 +400,7 @@ def sign_in_unlock(*, account: User, acting_user: User, ip: str | None) -> int:
 
 @transaction.atomic
 def user_set_active(*, account: User, active: bool, acting_user: User, ip: str | None) -> None:
-    """Deactivate (ending every session at once) or reactivate an account."""
+    """Deactivate (ending every session and break-glass access at once) or reactivate an account."""
     if not can_manage_account(acting_user, account):
         raise PermissionDenied("not allowed to manage this account")
     if account.is_active == active:
@@ -415,6 +416,8 @@ def user_set_active(*, account: User, active: bool, acting_user: User, ip: str |
         )
     kind = kinds.ACCOUNT_REACTIVATED if active else kinds.ACCOUNT_DEACTIVATED
     audit_event_record(kind=kind, acting_user=acting_user, account=account, ip=ip)
+    if not active:  # after the event that says why
+        break_glass_close_all(account=account, acting_user=acting_user, ip=ip)
 
 
 def roles_validate(*, roles: Iterable[str], practice: Practice | None, was_provider: bool) -> None:

@@ -557,6 +557,12 @@ BREAK_GLASS_ENDED = EventKind(
     Action.UPDATE,
     "Break-glass access #{grant} to user {account} ended early by its agent",
 )
+BREAK_GLASS_CLOSED = EventKind(
+    "break_glass.closed",
+    EventType.SECURITY,
+    Action.UPDATE,
+    "Break-glass access #{grant} to user {account} ended: the account was deactivated",
+)
 BREAK_GLASS_REVIEWED = EventKind(
     "break_glass.reviewed",
     EventType.SECURITY,

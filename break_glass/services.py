@@ -55,6 +55,8 @@ def break_glass_open(
         raise PermissionDenied("only support agents open break-glass access")
     if account.pk == acting_user.pk:
         raise PermissionDenied("an agent never opens break-glass access to its own account")
+    if not account.is_active:
+        raise PermissionDenied("break-glass access never opens a deactivated account")
     if account.practice_id is None:
         raise PermissionDenied(
             "break-glass access opens practice members' accounts only; "
@@ -135,8 +137,8 @@ def break_glass_active(*, acting_user: User, grant_id: int) -> BreakGlassGrant |
         .filter(pk=grant_id, agent=acting_user)
         .first()
     )
-    if grant is None or grant.expiry_recorded_at is not None:
-        return None  # ended, or its expiry written: over (`BreakGlassGrant.is_open`)
+    if grant is None or grant.expiry_recorded_at is not None or not grant.account.is_active:
+        return None  # ended, its expiry written, or the account deactivated: over
     if grant.expires_at <= timezone.now():
         break_glass_record_expiry(grant=grant)
         return None
@@ -169,6 +171,25 @@ def break_glass_end(*, grant: BreakGlassGrant, acting_user: User, ip: str | None
     locked.save(update_fields=["expires_at", "expiry_recorded_at"])
     _record(kinds.BREAK_GLASS_ENDED, locked, acting_user=acting_user, ip=ip)
     return True
+
+
+def break_glass_close_all(*, account: User, acting_user: User, ip: str | None) -> int:
+    """End every open access to `account`, in the caller's transaction: it was deactivated.
+
+    Nobody is helped on an account that cannot sign in; its access ends with it,
+    as its sessions do, and each end is recorded. Return how many ended.
+    """
+    now = timezone.now()
+    open_now = BreakGlassGrant.objects.select_for_update().filter(
+        account=account, expiry_recorded_at__isnull=True, expires_at__gt=now
+    )
+    closed = 0
+    for grant in open_now.select_related("account"):
+        grant.expires_at = grant.expiry_recorded_at = now
+        grant.save(update_fields=["expires_at", "expiry_recorded_at"])
+        _record(kinds.BREAK_GLASS_CLOSED, grant, acting_user=acting_user, ip=ip)
+        closed += 1
+    return closed
 
 
 def _assert_grant_holder(grant: BreakGlassGrant, acting_user: User) -> None:

@@ -201,6 +201,7 @@ def can_open_break_glass(agent: User, account: User) -> bool:
         can_use_support_console(agent)
         and account.pk != agent.pk
         and account.practice_id is not None
+        and account.is_active
     )
 
 

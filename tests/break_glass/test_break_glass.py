@@ -587,6 +587,65 @@ def test_the_agent_ends_it_early_and_then_nothing_more_is_shown(agent_client, ag
     assert not any("expired" in d for d in grant_events(grant))
 
 
+def test_deactivating_the_account_ends_its_open_access_at_once(
+    agent_client, agent, provider, practice
+):
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="padmin")
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=30, ip=None
+    )
+    url = f"/support/break-glass/grant/{grant.pk}/"
+    assert agent_client.get(url).status_code == 200
+    user_set_active(account=provider, active=False, acting_user=admin, ip="192.0.2.9")
+    grant.refresh_from_db()
+    assert grant.expiry_recorded_at is not None and not grant.is_open
+    closed = (
+        f"Break-glass access #{grant.pk} to user dorothy Ludwig ended: the account was deactivated"
+    )
+    assert grant_events(grant)[-1] == closed
+    event = AuditEvent.objects.get(details=closed)
+    assert event.actor_id == admin.pk and event.ip == "192.0.2.9"
+    # Nothing more is shown or done under it, and the expiry is not recorded again.
+    assert agent_client.get(url)["Location"] == "/support/validate/"
+    pin = current_pin(provider)
+    agent_client.post(f"{url}rotate-pin/")
+    assert current_pin(provider) == pin
+    call_command("break_glass_expire")
+    assert grant_events(grant).count(closed) == 1
+    assert not any("expired" in d for d in grant_events(grant))
+    # Reactivated, the account is helped only under a new access.
+    user_set_active(account=provider, active=True, acting_user=admin, ip=None)
+    assert agent_client.get(url)["Location"] == "/support/validate/"
+
+
+def test_a_deactivated_account_is_never_opened(agent, provider, practice):
+    from ehr.policies import can_open_break_glass
+
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="padmin")
+    user_set_active(account=provider, active=False, acting_user=admin, ip=None)
+    assert not can_open_break_glass(agent, provider)
+    with pytest.raises(PermissionDenied, match="deactivated"):
+        break_glass_open(
+            acting_user=agent, account=provider, justification=REASON, minutes=30, ip=None
+        )
+    assert not BreakGlassGrant.objects.exists()
+
+
+def test_an_access_that_missed_the_deactivation_is_refused_all_the_same(
+    agent_client, agent, provider
+):
+    """A grant that committed as the account was deactivated escaped the close: it is over."""
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=30, ip=None
+    )
+    type(provider).objects.filter(pk=provider.pk).update(is_active=False)
+    url = f"/support/break-glass/grant/{grant.pk}/"
+    assert agent_client.get(url)["Location"] == "/support/validate/"
+    pin = current_pin(provider)
+    agent_client.post(f"{url}rotate-pin/")
+    assert current_pin(provider) == pin
+
+
 def test_only_the_agent_who_opened_it_ends_it(agent, provider):
     from break_glass.services import break_glass_end
 
