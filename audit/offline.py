@@ -303,7 +303,11 @@ class _ChainWalk:
         if row["seq"] != self.expected_seq:
             raise EvidenceError(
                 f"{where}: expected seq {self.expected_seq}, found {row['seq']}"
-                + (" (events dropped)" if row["seq"] > self.expected_seq else " (out of order)")
+                + (
+                    " (events dropped or reordered)"
+                    if row["seq"] > self.expected_seq
+                    else " (out of order)"
+                )
             )
         if row["seq"] > self.leaf["seq"]:
             raise EvidenceError(f"{where}: seq {row['seq']} is beyond the signed head")
