@@ -18,7 +18,7 @@ from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
 from accounts.validators import validate_time_zone
 from audit import kinds
 from audit.services import audit_event_record
-from break_glass.services import break_glass_close_all
+from break_glass.services import break_glass_close, break_glass_open_locked
 from ehr.policies import (
     ASSIGNABLE_ROLES,
     can_administer_platform,
@@ -403,8 +403,18 @@ def user_set_active(*, account: User, active: bool, acting_user: User, ip: str |
     """Deactivate (ending every session and break-glass access at once) or reactivate an account."""
     if not can_manage_account(acting_user, account):
         raise PermissionDenied("not allowed to manage this account")
-    if account.is_active == active:
+    # The row locked first: break-glass access opening at the same moment waits for it.
+    # (NO KEY UPDATE: events that name the account still insert meanwhile.)
+    if (
+        User.objects.select_for_update(no_key=True)
+        .values_list("is_active", flat=True)
+        .get(pk=account.pk)
+        == active
+    ):
+        account.is_active = active
         return
+    # Open break-glass access is locked before the first event, as its own writers lock it.
+    grants = [] if active else break_glass_open_locked(account=account)
     account.is_active = active
     account.save(update_fields=["is_active"])
     if not active:
@@ -416,8 +426,7 @@ def user_set_active(*, account: User, active: bool, acting_user: User, ip: str |
         )
     kind = kinds.ACCOUNT_REACTIVATED if active else kinds.ACCOUNT_DEACTIVATED
     audit_event_record(kind=kind, acting_user=acting_user, account=account, ip=ip)
-    if not active:  # after the event that says why
-        break_glass_close_all(account=account, acting_user=acting_user, ip=ip)
+    break_glass_close(grants=grants, acting_user=acting_user, ip=ip)  # after the event saying why
 
 
 def roles_validate(*, roles: Iterable[str], practice: Practice | None, was_provider: bool) -> None:

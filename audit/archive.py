@@ -10,9 +10,10 @@ the only way events leave the database, in this order:
    told to skip those events: `skip_undelivered`, recorded as
    AUDIT_STREAM_SKIPPED for each destination).
 2. Write the file: an evidence file (audit/evidence.py, audit/offline.py) for
-   that month, against the first checkpoint that signed every chain past the
-   month's last event; then read it back and verify it with the public keys
-   only. Recorded in the log (AUDIT_ARCHIVE_WRITTEN).
+   that month, against the first checkpoint signed after the month ended
+   that signed every chain past the month's last event; then read it back
+   and verify it with the public keys only. Recorded in the log
+   (AUDIT_ARCHIVE_WRITTEN).
 3. In one transaction: lock the chains concerned, check the month still
    holds what the file holds, move each chain's start past its archived
    events (the boundary: the next live event links to the last archived
@@ -167,7 +168,7 @@ def audit_archive_month(
     if path.exists():
         raise ArchiveRefused(f"{path} exists; an archive never overwrites a file.")
     segments = _segments(month)
-    checkpoint = _covering_checkpoint(segments, label)
+    checkpoint = _covering_checkpoint(segments, label, ended=partitions.bounds(month)[1])
     missing = audit_stream.undelivered(_stretches(segments))
     if missing and not skip_undelivered:
         raise ArchiveRefused(_undelivered_message(label, missing))
@@ -287,9 +288,27 @@ def _segments(month: date) -> list[Segment]:
     return segments
 
 
-def _covering_checkpoint(segments: list[Segment], label: str) -> AuditCheckpoint:
-    """The first checkpoint that signed every chain at or past its last archived event."""
-    needed = []
+def _covering_checkpoint(
+    segments: list[Segment], label: str, *, ended: datetime
+) -> AuditCheckpoint:
+    """The first checkpoint signed once the month had `ended` that signed every chain at or
+    past its last archived event.
+
+    Signed after the month, its heads lie past every event of the month, so a chain
+    that goes on shows its first event after the month (the file's "next") and one
+    that does not ends at its head: neither can leave out the month's last events.
+    """
+    first_after = (
+        AuditCheckpoint.objects.filter(created_at__gte=ended)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if first_after is None:
+        raise ArchiveRefused(
+            f"No checkpoint was signed after {label} ended yet: run audit_checkpoint first."
+        )
+    needed = [first_after]
     for segment in segments:
         first = (
             AuditCheckpointLeaf.objects.filter(chain_id=segment.chain.pk, seq__gte=segment.last)
@@ -303,12 +322,7 @@ def _covering_checkpoint(segments: list[Segment], label: str) -> AuditCheckpoint
                 "yet: run audit_checkpoint first."
             )
         needed.append(first)
-    if needed:
-        return AuditCheckpoint.objects.get(pk=max(needed))
-    newest = AuditCheckpoint.objects.order_by("-number").first()
-    if newest is None:
-        raise ArchiveRefused("No signed checkpoint exists yet: run audit_checkpoint first.")
-    return newest
+    return AuditCheckpoint.objects.get(pk=max(needed))
 
 
 def _json(record: dict) -> bytes:

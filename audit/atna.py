@@ -221,6 +221,7 @@ KIND_CODES: dict[str, KindCodes] = {
     "break_glass.pin_rotated": KindCodes(OK, SA, ATTRIBUTES),
     "break_glass.expired": KindCodes(OK, SA, EMERGENCY_OVERRIDE_STOPPED),
     "break_glass.ended": KindCodes(OK, SA, EMERGENCY_OVERRIDE_STOPPED),
+    "break_glass.closed": KindCodes(OK, SA, EMERGENCY_OVERRIDE_STOPPED),
     "break_glass.reviewed": KindCodes(OK, None),
     "alert.raised": KindCodes(OK, SA),
     "alert.acknowledged": KindCodes(OK, SA),

@@ -130,6 +130,7 @@ ECS_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "break_glass.pin_rotated": USER_CHANGE,
     "break_glass.expired": (("iam",), ("admin", "deletion")),
     "break_glass.ended": (("iam",), ("admin", "deletion")),
+    "break_glass.closed": (("iam",), ("admin", "deletion")),
     "break_glass.reviewed": (("iam",), ("admin", "info")),
     "alert.raised": (("intrusion_detection",), ("info",)),
     "alert.acknowledged": (("intrusion_detection",), ("info",)),

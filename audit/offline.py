@@ -42,7 +42,13 @@ try:
 except ImportError:  # run as a lone script next to hashing.py
     import hashing  # type: ignore[no-redef]
 
-FORMAT = "ehr-audit-evidence/1"
+# Format 2 lists every chain head in an evidence file, and gives an archive's chains
+# their first event after the month, against a checkpoint signed after the month
+# ended. Format 1 did neither; its files still verify, and the report says what
+# they do not show.
+FORMAT = "ehr-audit-evidence/2"
+FORMATS = ("ehr-audit-evidence/1", FORMAT)
+KINDS = ("evidence", "archive")
 
 
 class EvidenceError(ValueError):
@@ -55,6 +61,7 @@ class Report:
     month: str | None = None  # an archive file's month, YYYY-MM
     chains: list[str] = field(default_factory=list)
     events: int = 0
+    not_shown: list[str] = field(default_factory=list)  # what a format-1 file cannot show
     problem: str | None = None
 
     def lines(self) -> list[str]:
@@ -66,6 +73,7 @@ class Report:
             f"signed by key {cp.get('key_id')!r}, hash {cp.get('checkpoint_hash')}.",
             *self.chains,
             f"{self.events} events, each present, unedited and in its place.",
+            *(f"Not shown: {text}" for text in self.not_shown),
         ]
 
 
@@ -81,10 +89,13 @@ def load_public_keys(entries: Iterable[str]) -> dict:
     return keys
 
 
-def verify_evidence(lines: Iterable[bytes | str], public_keys: dict) -> Report:
+def verify_evidence(
+    lines: Iterable[bytes | str], public_keys: dict, *, kind: str | None = None
+) -> Report:
+    """Verify the file; `kind` ("evidence" or "archive") is what the caller expects it to be."""
     report = Report()
     try:
-        _verify(iter(lines), public_keys, report)
+        _verify(iter(lines), public_keys, report, kind)
     except EvidenceError as error:
         report.problem = str(error)
     except (ValueError, KeyError, TypeError, AttributeError) as error:  # a field of a wrong type
@@ -103,11 +114,15 @@ def _records(lines):
             yield number, record
 
 
-def _verify(lines, public_keys: dict, report: Report) -> None:
+def _verify(lines, public_keys: dict, report: Report, kind: str | None) -> None:
     records = _records(lines)
     _, head = next(records, (0, None))
-    if not head or head.get("format") != FORMAT:
+    if not head or head.get("format") not in FORMATS:
         raise EvidenceError(f"not an evidence file (first line must name {FORMAT})")
+    current = head["format"] == FORMAT
+    found = "archive" if "archive" in head else "evidence"
+    if kind is not None and found != kind:
+        raise EvidenceError(f"an {found} file, not the {kind} file you expected")
     checkpoint = head["checkpoint"]
     key = public_keys.get(checkpoint["key_id"])
     if key is None:
@@ -117,17 +132,32 @@ def _verify(lines, public_keys: dict, report: Report) -> None:
     if hashing.checkpoint_hash(checkpoint) != checkpoint["checkpoint_hash"]:
         raise EvidenceError(f"checkpoint {checkpoint['number']}: its hash does not match")
     report.checkpoint = checkpoint
-    practice = head.get("practice_id")
+    practice = _practice_id(head.get("practice_id"), "the first line")
     month = _month_bounds(head["archive"]["month"]) if "archive" in head else None
     report.month = head["archive"]["month"] if month else None
-    signed = _signed_leaves(head, checkpoint) if month is None else None
+    signed = None
+    if not current:
+        report.not_shown.append(
+            "that each chain's last events of the month are all here (a format-1 archive "
+            "gives no event after its month)."
+            if month
+            else "that no chain was left out (a format-1 file does not list the chains "
+            "the checkpoint signed)."
+        )
+    elif month is None:
+        signed = _signed_leaves(head, checkpoint)
+    elif checkpoint["created_at"] < month[1]:
+        raise EvidenceError(
+            f"checkpoint {checkpoint['number']} was signed before the month ended, so it "
+            "cannot show the month's last events"
+        )
     seen_chains: set[int] = set()
     walk: _ChainWalk | None = None
     for number, record in records:
         if "chain" in record:
             if walk is not None:
                 report.chains.append(walk.finish())
-            walk = _ChainWalk(record, checkpoint, practice, month, signed)
+            walk = _ChainWalk(record, checkpoint, practice, month, signed, current=current)
             if walk.chain_id in seen_chains:
                 raise EvidenceError(f"line {number}: chain {walk.chain_id} appears twice")
             seen_chains.add(walk.chain_id)
@@ -173,6 +203,13 @@ def _signed_leaves(head: dict, checkpoint: dict) -> list[dict]:
     return leaves
 
 
+def _practice_id(value, where: str) -> int | None:
+    """A practice as the hashes read it: a number or none (`"5"` would hash as 5)."""
+    if value is None or type(value) is int:
+        return value
+    raise EvidenceError(f"{where}: a practice must be a number or null, not {value!r}")
+
+
 def _in_scope(leaf: dict, practice: int | None) -> bool:
     """A platform file holds every chain; a practice's, its own and the legacy chain."""
     return practice is None or leaf["kind"] == "legacy" or leaf["practice_id"] == practice
@@ -214,10 +251,13 @@ class _ChainWalk:
         practice: int | None,
         month: tuple[str, str] | None = None,
         signed: list[dict] | None = None,
+        *,
+        current: bool = True,
     ):
         leaf = record["chain"]
         self.leaf, self.chain_id, self.practice = leaf, leaf["chain_id"], practice
         self.month, self.linking = month, False
+        self.next_required = current  # format 2: no link before the event after the month
         index = record["index"]
         if signed is not None:
             # The list is checked against the signed root; the head must be the one listed.
@@ -261,8 +301,6 @@ class _ChainWalk:
                     f"{where}, seq {row['seq']}: an event of the archived month is left out "
                     "of it (shown as the event after the month)"
                 )
-            if row["chain_id"] != self.chain_id:
-                raise EvidenceError(f"{where}: the event names chain {row['chain_id']}")
             self.linking = True
             computed = hashing.row_hash(row, prev_hash=row["prev_hash"])
         elif "after" in record:
@@ -270,13 +308,16 @@ class _ChainWalk:
             row = record["after"]
             if self.month is None:
                 raise EvidenceError(f"{where}: only an archive links events by hash")
-            if not self.linking:
+            if not self.linking and self.next_required:
                 raise EvidenceError(
                     f"{where}: the links start without the event after the month, so the "
                     "month's last events cannot be shown to be all here"
                 )
+            self.linking = True
             computed = hashing.event_hash(
-                prev_hash=row["prev_hash"], practice_id=row["practice_id"], content=row["content"]
+                prev_hash=row["prev_hash"],
+                practice_id=_practice_id(row["practice_id"], where),
+                content=row["content"],
             )
         elif "event" in record:
             row = record["event"]
@@ -292,12 +333,15 @@ class _ChainWalk:
             self.shown += 1
         else:
             row = record["other"]
-            if not legacy or self.month is not None:
-                raise EvidenceError(f"{where}: only the legacy chain may hide events")
-            if self.practice is not None and row["practice_id"] == self.practice:
+            if not legacy or self.month is not None or self.practice is None:
+                raise EvidenceError(
+                    f"{where}: only a practice's file hides events, in the legacy chain"
+                )
+            other = _practice_id(row["practice_id"], where)
+            if other == self.practice:
                 raise EvidenceError(f"{where}: an event of your own practice is hidden")
             computed = hashing.event_hash(
-                prev_hash=row["prev_hash"], practice_id=row["practice_id"], content=row["content"]
+                prev_hash=row["prev_hash"], practice_id=other, content=row["content"]
             )
             self.others += 1
         if row["seq"] != self.expected_seq:
@@ -341,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path)
     parser.add_argument("--public-key", action="append", required=True)
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        help="refuse the file unless it is this kind (an export or an archive)",
+    )
     args = parser.parse_args(argv)
     try:
         keys = load_public_keys(args.public_key)
@@ -349,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with args.file.open("rb") as handle:
-            report = verify_evidence(handle, keys)
+            report = verify_evidence(handle, keys, kind=args.kind)
     except OSError as error:
         print(f"Evidence file: {error.strerror or error}: {args.file}", file=sys.stderr)
         return 2

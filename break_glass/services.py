@@ -55,7 +55,13 @@ def break_glass_open(
         raise PermissionDenied("only support agents open break-glass access")
     if account.pk == acting_user.pk:
         raise PermissionDenied("an agent never opens break-glass access to its own account")
-    if not account.is_active:
+    # The account's row, locked: a deactivation at the same moment either comes first and
+    # is seen here, or waits and then ends this access (accounts.services.user_set_active).
+    if (
+        not User.objects.select_for_update(no_key=True)
+        .values_list("is_active", flat=True)
+        .get(pk=account.pk)
+    ):
         raise PermissionDenied("break-glass access never opens a deactivated account")
     if account.practice_id is None:
         raise PermissionDenied(
@@ -173,23 +179,48 @@ def break_glass_end(*, grant: BreakGlassGrant, acting_user: User, ip: str | None
     return True
 
 
-def break_glass_close_all(*, account: User, acting_user: User, ip: str | None) -> int:
-    """End every open access to `account`, in the caller's transaction: it was deactivated.
+def break_glass_open_locked(*, account: User) -> list[BreakGlassGrant]:
+    """Lock and return the access to `account` still open (before any event is written,
+    since the grants' own writers lock the grant first and the log after)."""
+    grants = list(
+        BreakGlassGrant.objects.select_for_update().filter(
+            account=account, expiry_recorded_at__isnull=True, expires_at__gt=timezone.now()
+        )
+    )
+    for grant in grants:
+        grant.account = account
+    return grants
+
+
+@transaction.atomic
+def break_glass_close(*, grants: list[BreakGlassGrant], acting_user: User, ip: str | None) -> None:
+    """End `grants` (locked by `break_glass_open_locked`) now: their account was deactivated.
 
     Nobody is helped on an account that cannot sign in; its access ends with it,
-    as its sessions do, and each end is recorded. Return how many ended.
+    as its sessions do, and each end is recorded.
     """
     now = timezone.now()
-    open_now = BreakGlassGrant.objects.select_for_update().filter(
-        account=account, expiry_recorded_at__isnull=True, expires_at__gt=now
-    )
-    closed = 0
-    for grant in open_now.select_related("account"):
+    for grant in grants:
         grant.expires_at = grant.expiry_recorded_at = now
         grant.save(update_fields=["expires_at", "expiry_recorded_at"])
         _record(kinds.BREAK_GLASS_CLOSED, grant, acting_user=acting_user, ip=ip)
-        closed += 1
-    return closed
+
+
+def _still_open(grant: BreakGlassGrant, acting_user: User) -> None:
+    """Refuse an action under `grant` unless, locked now, it is still open on an active account.
+
+    The page checked it a moment ago; an end, an expiry or a deactivation since then
+    (each locks the grant first) is seen here.
+    """
+    _assert_grant_holder(grant, acting_user)
+    locked = (
+        BreakGlassGrant.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .only("expires_at", "expiry_recorded_at", "account__is_active")
+        .get(pk=grant.pk)
+    )
+    if not locked.is_open or not locked.account.is_active:
+        raise PermissionDenied(f"break-glass access #{grant.pk} has ended")
 
 
 def _assert_grant_holder(grant: BreakGlassGrant, acting_user: User) -> None:
@@ -212,7 +243,7 @@ def break_glass_identity(
     *, grant: BreakGlassGrant, acting_user: User, ip: str | None
 ) -> IdentityDetails:
     """The details an agent may use to verify a caller another way; viewing them is audited."""
-    _assert_grant_holder(grant, acting_user)
+    _still_open(grant, acting_user)
     account = grant.account
     profile = getattr(account, "provider_profile", None) or getattr(account, "staff_profile", None)
     country = account.practice.country if account.practice else default_country()
@@ -240,7 +271,7 @@ def break_glass_identity(
 @transaction.atomic
 def break_glass_rotate_pin(*, grant: BreakGlassGrant, acting_user: User, ip: str | None) -> None:
     """Replace the account's Support PIN and tell the owner by email (never the PIN itself)."""
-    _assert_grant_holder(grant, acting_user)
+    _still_open(grant, acting_user)
     support_pin_generate(account=grant.account, acting_user=acting_user, ip=ip)
     _record(kinds.BREAK_GLASS_PIN_ROTATED, grant, acting_user=acting_user, ip=ip)
     account = grant.account

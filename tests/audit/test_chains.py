@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
@@ -500,6 +500,51 @@ def test_an_auditors_file_without_any_one_chain_fails(client, written, auditor):
     assert "is not one of practice" in verified(joined(records)).problem
 
 
+def test_a_format_1_file_verifies_and_says_what_it_does_not_show(client, written, officer):
+    records = lines_of(download(client, officer))
+    assert records[0]["format"] == offline.FORMAT == "ehr-audit-evidence/2"
+    # Format 1 gave each chain its Merkle path instead of the list of every head.
+    tree = hashing.merkle_levels([hashing.leaf_bytes(leaf) for leaf in records[0].pop("leaves")])
+    for record in records:
+        if "chain" in record:
+            record["path"] = hashing.merkle_path(tree, record["index"])
+    assert "does not list the chains" in verified(joined(records)).problem
+    records[0]["format"] = "ehr-audit-evidence/1"
+    report = verified(joined(records))
+    assert report.problem is None
+    assert report.lines()[-1] == (
+        "Not shown: that no chain was left out (a format-1 file does not list the chains "
+        "the checkpoint signed)."
+    )
+    records[0]["format"] = "ehr-audit-evidence/3"
+    assert "not an evidence file" in verified(joined(records)).problem
+
+
+def test_the_verifier_refuses_a_file_of_another_kind_than_expected(
+    client, written, officer, tmp_path
+):
+    data = download(client, officer)
+    keys = offline.load_public_keys([public_key_arg()])
+    lines = io.BytesIO(data).readlines()
+    assert offline.verify_evidence(lines, keys, kind="evidence").problem is None
+    problem = offline.verify_evidence(lines, keys, kind="archive").problem
+    assert problem == "an evidence file, not the archive file you expected"
+    path = tmp_path / "evidence.jsonl"
+    path.write_bytes(data)
+    with pytest.raises(CommandError, match="not the archive file you expected"):
+        call_command("audit_verify", file=str(path), public_key=[public_key_arg()], kind="archive")
+    assert offline.main([str(path), "--public-key", public_key_arg(), "--kind", "archive"]) == 1
+
+
+def test_records_only_an_archive_holds_are_refused_in_an_export(client, written, officer):
+    records = lines_of(download(client, officer))
+    at = _event_indexes(records)[-1]
+    event = records[at]["event"]
+    records[at] = {"next": event}
+    records[-1]["end"]["events"] -= 1
+    assert "only an archive shows the event after its month" in verified(joined(records)).problem
+
+
 def test_an_evidence_file_checked_with_another_key_fails(client, written, officer):
     data = download(client, officer)
     stranger = Ed25519PrivateKey.generate().public_key()
@@ -591,21 +636,32 @@ def test_the_single_chain_moves_into_the_legacy_chain_and_still_verifies(client)
     # Hiding one of the practice's own events among the others is found.
     own = legacy_lines[0]["event"]
     legacy_lines[0].clear()
-    legacy_lines[0]["other"] = {
-        "seq": own["seq"],
-        "practice_id": own["practice_id"],
-        "content": hashing.event_content(own),
-        "prev_hash": own["prev_hash"],
-        "row_hash": own["row_hash"],
-    }
+    legacy_lines[0]["other"] = _as_hash(own)
     records[-1]["end"]["events"] -= 1
     assert "an event of your own practice is hidden" in verified(joined(records)).problem
+    # Its practice spelled as text hashes the same, and is refused as text.
+    legacy_lines[0]["other"]["practice_id"] = str(own["practice_id"])
+    assert "a practice must be a number or null" in verified(joined(records)).problem
+    # A platform auditor's file shows every event whole: no event hides in it as a hash.
+    auditor = make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    records = lines_of(download(client, auditor))
+    assert verified(joined(records)).problem is None
+    first = next(r for r in records if r.get("event", {}).get("chain_id") == legacy.pk)
+    first["other"] = _as_hash(first.pop("event"))
+    records[-1]["end"]["events"] -= 1
+    assert "only a practice's file hides events" in verified(joined(records)).problem
     # An old event edited after the move still fails.
     audit_guards(install=False)
     sql("UPDATE audit_auditevent SET details = 'x' WHERE id = %s", [moved[2].pk])
     problem = audit_log_verify().problem
     audit_guards(install=True)
     assert problem.seq == 3 and problem.chain_id == legacy.pk
+
+
+def _as_hash(event: dict) -> dict:
+    """An event as a practice's file shows another practice's: its practice and hashes."""
+    keep = ("seq", "practice_id", "prev_hash", "row_hash")
+    return {**{name: event[name] for name in keep}, "content": hashing.event_content(event)}
 
 
 def _migrate(targets):

@@ -247,6 +247,35 @@ def test_an_archive_cannot_hide_the_months_last_events_among_its_links(old_log, 
     shifted = json.loads(json.dumps(records))
     shifted[at - 1], shifted[at] = {"next": last}, _as_link(records[at]["next"])
     assert "an event of the archived month is left out" in problem(shifted)
+    # An event after the month comes once, before the links.
+    twice = json.loads(json.dumps(records))
+    twice.insert(at + 2, {"next": records[at]["next"]})
+    assert "must come before the links" in problem(twice)
+    # A checkpoint signed within the month (here re-signed with the real key, as a
+    # genuine one of mid-March would be) cannot show the month's last events.
+    early = json.loads(json.dumps(records))
+    checkpoint = early[0]["checkpoint"]
+    checkpoint["created_at"] = "2014-03-20T00:00:00.000000Z"
+    checkpoint["signature"] = hashing.b64(
+        checkpoints.signing_key()[1].sign(hashing.checkpoint_message(checkpoint))
+    )
+    checkpoint["checkpoint_hash"] = hashing.checkpoint_hash(checkpoint)
+    assert "was signed before the month ended" in problem(early)
+
+
+def test_a_format_1_archive_verifies_and_says_what_it_does_not_show(old_log, tmp_path):
+    records = [json.loads(line) for line in archive("2014-03", tmp_path / "a.jsonl").splitlines()]
+    at = next(i for i, r in enumerate(records) if "next" in r)
+    records[at] = _as_link(records[at]["next"])  # format 1 linked from the month's last event
+    keys = checkpoints.trusted_public_keys()
+    assert offline.verify_evidence([json.dumps(r) for r in records], keys).problem
+    records[0]["format"] = "ehr-audit-evidence/1"
+    report = offline.verify_evidence([json.dumps(r) for r in records], keys)
+    assert report.problem is None
+    assert report.lines()[-1] == (
+        "Not shown: that each chain's last events of the month are all here (a format-1 "
+        "archive gives no event after its month)."
+    )
 
 
 @pytest.fixture
@@ -308,7 +337,12 @@ def test_a_file_that_cannot_be_written_is_refused_and_nothing_changes(old_log, t
 
 def test_a_month_no_checkpoint_covers_is_refused(old_clinic, tmp_path):
     record_at(MARCH, acting_user=old_clinic[0], account=old_clinic[0])
-    with pytest.raises(CommandError, match="No signed checkpoint covers the events of 2014-03"):
+    with pytest.raises(CommandError, match="No checkpoint was signed after 2014-03 ended"):
+        archive("2014-03", tmp_path / "x.jsonl")
+    # One signed in the month covers its events so far, not the month's end.
+    with time_machine.travel(datetime(2014, 3, 20, tzinfo=UTC), tick=False):
+        call_command("audit_checkpoint")
+    with pytest.raises(CommandError, match="No checkpoint was signed after 2014-03 ended"):
         archive("2014-03", tmp_path / "x.jsonl")
     assert not (tmp_path / "x.jsonl").exists()
 

@@ -18,6 +18,7 @@ from audit.dashboard import break_glass_status
 from audit.models import AuditEvent
 from break_glass.models import BreakGlassGrant
 from break_glass.services import break_glass_open, break_glass_review
+from tests.concurrency import run_together
 from tests.factories import confirm_identity, make_practice, make_user, sent_mail
 from tests.support_pin.helpers import current_pin
 
@@ -730,3 +731,57 @@ def test_minutes_out_of_range_are_refused_in_plain_words(agent_client, provider,
         or "Say for how many minutes the access is needed." in page
     )
     assert "Ensure this value" not in page and not BreakGlassGrant.objects.exists()
+
+
+def test_an_action_under_access_ended_since_its_page_was_shown_is_refused(
+    agent, provider, practice
+):
+    from break_glass.services import break_glass_identity, break_glass_rotate_pin
+
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="padmin")
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=30, ip=None
+    )
+    pin = current_pin(provider)
+    user_set_active(account=provider, active=False, acting_user=admin, ip=None)
+    for action in (break_glass_rotate_pin, break_glass_identity):
+        with pytest.raises(PermissionDenied, match=f"#{grant.pk} has ended"):
+            action(grant=grant, acting_user=agent, ip=None)
+    assert current_pin(provider) == pin
+    assert not any("viewed" in d or "replaced" in d for d in grant_events(grant))
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_deactivation_racing_the_opening_or_the_end_of_access_leaves_none_open(practice):
+    """Each round: an agent opens or ends access while an admin deactivates the account.
+
+    Neither fails, and no access to a deactivated account stays open: the account's row
+    orders the opening, and the grant's row the end, before either writes to the log.
+    """
+    from break_glass.services import break_glass_end
+
+    admin = make_user(Role.PRACTICE_ADMIN, practice=practice, username="padmin")
+    agent = make_user(Role.SUPPORT_AGENT, username="agent")
+    for round_ in range(6):
+        account = make_user(Role.NURSE, practice=practice, username=f"nurse{round_}")
+        grant = None
+        if round_ % 2:
+            grant = break_glass_open(
+                acting_user=agent, account=account, justification=REASON, minutes=30, ip=None
+            )
+
+        def work(who, account=account, grant=grant):
+            if who == "admin":
+                return user_set_active(account=account, active=False, acting_user=admin, ip=None)
+            if grant is not None:
+                return break_glass_end(grant=grant, acting_user=agent, ip=None)
+            return break_glass_open(
+                acting_user=agent, account=account, justification=REASON, minutes=30, ip=None
+            )
+
+        _results, errors = run_together(work, ["admin", "agent"])
+        assert all(isinstance(error, PermissionDenied) for error in errors), errors
+        account.refresh_from_db()
+        assert not account.is_active
+        assert not [g for g in BreakGlassGrant.objects.filter(account=account) if g.is_open]

@@ -23,13 +23,18 @@ class Command(BaseCommand):
             default=[],
             help="`id:base64` public key, or a file of them (see audit_public_key); repeatable.",
         )
+        parser.add_argument(
+            "--kind",
+            choices=offline.KINDS,
+            help="With --file: refuse it unless it is this kind (an export or an archive).",
+        )
 
     def handle(self, *args, **options):
         if options["file"]:
-            self._verify_file(Path(options["file"]), options["public_key"])
+            self._verify_file(Path(options["file"]), options["public_key"], options["kind"])
             return
-        if options["public_key"]:
-            raise CommandError("--public-key goes with --file.")
+        if options["public_key"] or options["kind"]:
+            raise CommandError("--public-key and --kind go with --file.")
         result = audit_log_verify()
         audit_verification_record(result)  # shown on the Integrity page
         if result.problem is not None:
@@ -50,7 +55,7 @@ class Command(BaseCommand):
                 f"hash {latest.checkpoint_hash}; {result.uncovered} events written since."
             )
 
-    def _verify_file(self, path: Path, key_args: list[str]) -> None:
+    def _verify_file(self, path: Path, key_args: list[str], kind: str | None) -> None:
         if not key_args:
             raise CommandError(
                 "--file needs --public-key: the key you trust, not one from the file."
@@ -61,7 +66,7 @@ class Command(BaseCommand):
             raise CommandError(f"Public key: {error}") from None
         try:
             with path.open("rb") as handle:
-                report = offline.verify_evidence(handle, keys)
+                report = offline.verify_evidence(handle, keys, kind=kind)
         except OSError as error:
             raise CommandError(f"Cannot read {path}: {error}") from None
         if report.problem is not None:
