@@ -476,6 +476,11 @@ def user_admin_update(
     unknown = set(changes) - set(ADMIN_EDITABLE)
     if unknown:
         raise PermissionDenied(f"not changed in the admin: {', '.join(sorted(unknown))}")
+    # Lock what user_set_active will lock, before the first event takes the chain: the
+    # account's row, and its open break-glass access when it is deactivated here.
+    User.objects.select_for_update(no_key=True).filter(pk=account.pk).values_list("pk").get()
+    if not active:
+        break_glass_open_locked(account=account)
     changed = [name for name, value in changes.items() if getattr(account, name) != value]
     old, new = sorted(account.roles), sorted(set(roles))
     old_username, old_practice = account.username, account.practice

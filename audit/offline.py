@@ -154,6 +154,7 @@ def _verify(lines, public_keys: dict, report: Report, kind: str | None) -> None:
     seen_chains: set[int] = set()
     walk: _ChainWalk | None = None
     for number, record in records:
+        _check_keys(record, number)
         if "chain" in record:
             if walk is not None:
                 report.chains.append(walk.finish())
@@ -201,6 +202,20 @@ def _signed_leaves(head: dict, checkpoint: dict) -> list[dict]:
     ):
         raise EvidenceError("the chains the file lists are not the ones the checkpoint signed")
     return leaves
+
+
+_CHAIN_KEYS = {"chain", "index", "path", "from"}
+_ONE_KEY = ("event", "other", "next", "after", "end")
+
+
+def _check_keys(record: dict, number: int) -> None:
+    """A record is what its key says and nothing more: no second payload rides along."""
+    keys = set(record)
+    if "chain" in keys:
+        if not {"chain", "index"} <= keys <= _CHAIN_KEYS:
+            raise EvidenceError(f"line {number}: a chain line holds {sorted(keys)}")
+    elif len(keys) != 1 or not keys <= set(_ONE_KEY):
+        raise EvidenceError(f"line {number}: a record holds {sorted(keys)}")
 
 
 def _practice_id(value, where: str) -> int | None:
@@ -329,6 +344,10 @@ class _ChainWalk:
                 raise EvidenceError(f"{where}: the event names chain {row['chain_id']}")
             if not legacy and row["practice_id"] != self.leaf["practice_id"]:
                 raise EvidenceError(f"{where}: the event belongs to another practice")
+            for column, hashed in (("actor_id", "actor_ref"), ("account_id", "account_ref")):
+                # An archive's row keeps its columns for a restore; the hash covers the ref.
+                if row.get(column) not in (None, row[hashed]):
+                    raise EvidenceError(f"{where}: its {column} is not the {hashed} it hashes")
             computed = hashing.row_hash(row, prev_hash=row["prev_hash"])
             self.shown += 1
         else:

@@ -273,7 +273,9 @@ def support_pin_validate(
         raise PermissionDenied("only support agents validate Support PINs, and not their own")
     given = normalize_pin(pin)  # a malformed PIN is refused before anything is counted
     if connection.features.has_select_for_update:
-        User.objects.select_for_update().filter(pk=agent.pk).values_list("pk").get()
+        # NO KEY UPDATE: the events this agent writes elsewhere meanwhile (their foreign
+        # key takes KEY SHARE on this row) go on; only its validations wait.
+        User.objects.select_for_update(no_key=True).filter(pk=agent.pk).values_list("pk").get()
     # else SQLite: no row locks, and its IMMEDIATE transaction already holds the database's
     # write lock from its first statement, so validations are taken one at a time anyway.
     now = timezone.now()

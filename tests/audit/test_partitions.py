@@ -247,6 +247,18 @@ def test_an_archive_cannot_hide_the_months_last_events_among_its_links(old_log, 
     shifted = json.loads(json.dumps(records))
     shifted[at - 1], shifted[at] = {"next": last}, _as_link(records[at]["next"])
     assert "an event of the archived month is left out" in problem(shifted)
+    # No second payload rides along a record: it would be counted, or restored, unchecked.
+    forged = {**last, "details": "Nothing happened"}
+    riding = json.loads(json.dumps(records))
+    riding[at]["event"] = forged
+    assert "a record holds ['event', 'next']" in problem(riding)
+    riding = json.loads(json.dumps(records))
+    next(r for r in riding if "chain" in r)["event"] = forged
+    assert "a chain line holds" in problem(riding)
+    # The columns kept for a restore beside the hashed fields must agree with them.
+    moved = json.loads(json.dumps(records))
+    moved[at - 1]["event"]["actor_id"] = 424242
+    assert "its actor_id is not the actor_ref it hashes" in problem(moved)
     # An event after the month comes once, before the links.
     twice = json.loads(json.dumps(records))
     twice.insert(at + 2, {"next": records[at]["next"]})

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.roles import PLATFORM_ROLES, PRACTICE_ROLES, Role
-from accounts.services import user_set_active
+from accounts.services import user_admin_update, user_set_active
 from audit.dashboard import break_glass_status
 from audit.models import AuditEvent
 from break_glass.models import BreakGlassGrant
@@ -785,3 +785,74 @@ def test_deactivation_racing_the_opening_or_the_end_of_access_leaves_none_open(p
         account.refresh_from_db()
         assert not account.is_active
         assert not [g for g in BreakGlassGrant.objects.filter(account=account) if g.is_open]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_admins_save_that_deactivates_never_deadlocks_with_the_agent(practice):
+    """The admin's save writes its rename's event before the deactivation ends the access,
+    while the agent ends it: both lock the account's row and the grant before the log.
+
+    Thirty rounds: with the locks taken after the rename's event, two or so deadlocked.
+    """
+    from break_glass.services import break_glass_end
+
+    root = make_user(Role.SUPPORT_AGENT, username="root")
+    type(root).objects.filter(pk=root.pk).update(is_staff=True, is_superuser=True)
+    root.refresh_from_db()
+    agent = make_user(Role.SUPPORT_AGENT, username="agent")
+    failed = []
+    for round_ in range(30):
+        account = make_user(Role.NURSE, practice=practice, username=f"nurse{round_}")
+        grant = break_glass_open(
+            acting_user=agent, account=account, justification=REASON, minutes=30, ip=None
+        )
+
+        def work(who, account=account, grant=grant, round_=round_):
+            if who == "agent":
+                return break_glass_end(grant=grant, acting_user=agent, ip=None)
+            return user_admin_update(
+                account=account,
+                changes={"first_name": f"Renamed {round_}"},
+                active=False,
+                roles=account.roles,
+                acting_user=root,
+                ip=None,
+            )
+
+        _results, errors = run_together(work, ["admin", "agent"])
+        failed += errors
+    assert failed == []
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_validating_a_pin_while_ending_its_access_in_another_tab_never_deadlocks(
+    practice,
+):
+    """The validation takes the agent's row first (its validations go one at a time); the
+    end's event names the agent, whose row its foreign key reads: the one must not wait
+    for the other. Thirty rounds: with the agent's row locked FOR UPDATE, some deadlocked.
+    """
+    from break_glass.services import break_glass_end
+    from support_pin.services import support_pin_validate
+
+    agent = make_user(Role.SUPPORT_AGENT, username="agent")
+    caller = make_user(Role.NURSE, practice=practice, username="caller")
+    failed = []
+    for round_ in range(30):
+        account = make_user(Role.NURSE, practice=practice, username=f"nurse{round_}")
+        grant = break_glass_open(
+            acting_user=agent, account=account, justification=REASON, minutes=30, ip=None
+        )
+
+        def work(what, grant=grant):
+            if what == "end":
+                return break_glass_end(grant=grant, acting_user=agent, ip=None)
+            return support_pin_validate(
+                acting_user=agent, account=caller, pin=current_pin(caller), ip=None
+            )
+
+        _results, errors = run_together(work, ["end", "validate"])
+        failed += errors
+    assert failed == []

@@ -184,7 +184,7 @@ def test_the_agent_row_is_locked_where_the_database_has_row_locks(provider, agen
         assert validate(agent, provider, guess) is ValidationOutcome.MISMATCHED
     agent_reads = [q["sql"] for q in queries.captured_queries if f'FROM "{table}"' in q["sql"]]
     if connection.features.has_select_for_update:
-        assert len(agent_reads) == 1 and "FOR UPDATE" in agent_reads[0]
+        assert len(agent_reads) == 1 and agent_reads[0].endswith("FOR NO KEY UPDATE")
     else:
         assert agent_reads == []
 
