@@ -55,6 +55,18 @@ class EvidenceError(ValueError):
     """The file does not verify; the message says where and why."""
 
 
+@dataclass(frozen=True)
+class ArchivedChain:
+    """Where an archive's events of one chain start and end, and what follows them."""
+
+    start_seq: int
+    start_hash: str  # the hash its first archived event links to
+    last_seq: int
+    last_hash: str
+    next_seq: int | None  # its first event after the month, when the chain went on
+    next_at: str | None
+
+
 @dataclass
 class Report:
     checkpoint: dict | None = None
@@ -62,6 +74,8 @@ class Report:
     chains: list[str] = field(default_factory=list)
     events: int = 0
     not_shown: list[str] = field(default_factory=list)  # what a format-1 file cannot show
+    archived: dict[int, ArchivedChain] = field(default_factory=dict)  # an archive's chains
+    joined: list[str] = field(default_factory=list)  # joined to the archive before (join_archives)
     problem: str | None = None
 
     def lines(self) -> list[str]:
@@ -74,6 +88,7 @@ class Report:
             *self.chains,
             f"{self.events} events, each present, unedited and in its place.",
             *(f"Not shown: {text}" for text in self.not_shown),
+            *self.joined,
         ]
 
 
@@ -157,7 +172,7 @@ def _verify(lines, public_keys: dict, report: Report, kind: str | None) -> None:
         _check_keys(record, number)
         if "chain" in record:
             if walk is not None:
-                report.chains.append(walk.finish())
+                _close(walk, report)
             walk = _ChainWalk(record, checkpoint, practice, month, signed, current=current)
             if walk.chain_id in seen_chains:
                 raise EvidenceError(f"line {number}: chain {walk.chain_id} appears twice")
@@ -169,7 +184,7 @@ def _verify(lines, public_keys: dict, report: Report, kind: str | None) -> None:
             report.events += "event" in record
         elif "end" in record:
             if walk is not None:
-                report.chains.append(walk.finish())
+                _close(walk, report)
             end = record["end"]
             if end.get("chains") != len(seen_chains) or end.get("events") != report.events:
                 raise EvidenceError("the closing line's counts do not match the file")
@@ -181,6 +196,82 @@ def _verify(lines, public_keys: dict, report: Report, kind: str | None) -> None:
         else:
             raise EvidenceError(f"line {number}: unknown record")
     raise EvidenceError("the file ends without its closing line (cut short)")
+
+
+def _close(walk: "_ChainWalk", report: Report) -> None:
+    report.chains.append(walk.finish())
+    if walk.month is not None:
+        report.archived[walk.chain_id] = walk.archived()
+
+
+def join_archives(previous: Report, current: Report) -> list[str]:
+    """Check that `current` takes each chain on where `previous`, of the month before, left it.
+
+    Each file alone shows its own events; together they show that no event of a chain
+    went missing between them: a chain whose first event after the earlier month falls
+    in this one must start here at that event; one whose next event is later wrote
+    nothing this month. A chain the earlier archive ended at its signed head may have
+    written since, which neither file shows. Both reports must have verified.
+    """
+    if previous.month is None or current.month is None:
+        raise EvidenceError("joining needs two archives")
+    if _month_bounds(previous.month)[1] != _month_bounds(current.month)[0]:
+        raise EvidenceError(f"the archive of {previous.month} is not of the month before")
+    end = _month_bounds(current.month)[1]
+    lines, unknown = [], []
+    for chain_id, before in sorted(previous.archived.items()):
+        now = current.archived.get(chain_id)
+        if before.next_at is not None and before.next_at >= end:
+            continue  # its next event is of a later month: none of this one (time order)
+        if now is None:
+            if before.next_seq is not None:
+                raise EvidenceError(
+                    f"chain {chain_id}: its next event after {previous.month} (seq "
+                    f"{before.next_seq}, {before.next_at}) is of this month, and this archive "
+                    "does not hold it"
+                )
+            unknown.append(str(chain_id))
+            continue
+        if (now.start_seq, now.start_hash) != (before.last_seq + 1, before.last_hash):
+            raise EvidenceError(
+                f"chain {chain_id}: this archive starts it at seq {now.start_seq}, not where "
+                f"the archive of {previous.month} left it (after seq {before.last_seq})"
+            )
+        lines.append(f"Chain {chain_id} goes on from the archive of {previous.month}.")
+    for chain_id in sorted(set(current.archived) - set(previous.archived)):
+        lines.append(
+            f"Chain {chain_id} is not in the archive of {previous.month}: this archive starts "
+            f"it at seq {current.archived[chain_id].start_seq}."
+        )
+    if unknown:
+        lines.append(
+            f"Not shown: whether chain {', '.join(unknown)}, which the archive of "
+            f"{previous.month} ends at its signed head, wrote in this month."
+        )
+    return lines
+
+
+def verify_file(
+    path: Path, public_keys: dict, *, kind: str | None = None, previous: Path | None = None
+) -> Report:
+    """Verify the file at `path`; with `previous`, the archive of the month before, join them.
+
+    Raises OSError when a file cannot be read.
+    """
+    with path.open("rb") as handle:
+        report = verify_evidence(handle, public_keys, kind="archive" if previous else kind)
+    if previous is None or report.problem:
+        return report
+    with previous.open("rb") as handle:
+        before = verify_evidence(handle, public_keys, kind="archive")
+    if before.problem:
+        report.problem = f"the archive before ({previous.name}) does not verify: {before.problem}"
+        return report
+    try:
+        report.joined = join_archives(before, report)
+    except EvidenceError as error:
+        report.problem = str(error)
+    return report
 
 
 def _signed_leaves(head: dict, checkpoint: dict) -> list[dict]:
@@ -296,8 +387,10 @@ class _ChainWalk:
             ):
                 raise EvidenceError(f"chain {self.chain_id}: it starts before the signed start")
             self.expected_seq, self.prev = start["seq"], start["prev_hash"]
-        self.first = self.expected_seq
+        self.first, self.first_prev = self.expected_seq, self.prev
         self.shown = self.others = 0
+        self.last = (self.expected_seq - 1, self.prev)  # the last event shown, as (seq, hash)
+        self.next: tuple[int, str] | None = None
 
     def step(self, record: dict, number: int) -> None:
         where = f"line {number}, chain {self.chain_id}"
@@ -317,6 +410,7 @@ class _ChainWalk:
                     "of it (shown as the event after the month)"
                 )
             self.linking = True
+            self.next = (row["seq"], row["occurred_at"])
             computed = hashing.row_hash(row, prev_hash=row["prev_hash"])
         elif "after" in record:
             # An archive's link from the event after the month to the signed head.
@@ -350,6 +444,7 @@ class _ChainWalk:
                     raise EvidenceError(f"{where}: its {column} is not the {hashed} it hashes")
             computed = hashing.row_hash(row, prev_hash=row["prev_hash"])
             self.shown += 1
+            self.last = (row["seq"], row["row_hash"])
         else:
             row = record["other"]
             if not legacy or self.month is not None or self.practice is None:
@@ -380,6 +475,10 @@ class _ChainWalk:
             raise EvidenceError(f"{where}, seq {row['seq']}: its content does not match its hash")
         self.expected_seq, self.prev = row["seq"] + 1, row["row_hash"]
 
+    def archived(self) -> ArchivedChain:
+        next_seq, next_at = self.next or (None, None)
+        return ArchivedChain(self.first, self.first_prev, *self.last, next_seq, next_at)
+
     def finish(self) -> str:
         leaf = self.leaf
         if self.expected_seq - 1 != leaf["seq"] or self.prev != leaf["row_hash"]:
@@ -409,6 +508,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=KINDS,
         help="refuse the file unless it is this kind (an export or an archive)",
     )
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        help="the archive of the month before: check that this archive goes on from it",
+    )
     args = parser.parse_args(argv)
     try:
         keys = load_public_keys(args.public_key)
@@ -416,10 +520,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Public key: {error}", file=sys.stderr)
         return 2
     try:
-        with args.file.open("rb") as handle:
-            report = verify_evidence(handle, keys, kind=args.kind)
+        report = verify_file(args.file, keys, kind=args.kind, previous=args.previous)
     except OSError as error:
-        print(f"Evidence file: {error.strerror or error}: {args.file}", file=sys.stderr)
+        print(f"Evidence file: {error.strerror or error}: {error.filename}", file=sys.stderr)
         return 2
     if report.problem:
         print(f"Evidence file not verified: {report.problem}", file=sys.stderr)

@@ -275,6 +275,62 @@ def test_an_archive_cannot_hide_the_months_last_events_among_its_links(old_log, 
     assert "was signed before the month ended" in problem(early)
 
 
+def test_two_consecutive_archives_join_and_a_gap_between_them_is_found(old_log, tmp_path, capsys):
+    """March's file shows each chain's next event; April's must go on from it."""
+    march_path, april_path = tmp_path / "2014-03.jsonl", tmp_path / "2014-04.jsonl"
+    archive("2014-03", march_path)
+    with time_machine.travel(datetime(2014, 5, 2, tzinfo=UTC), tick=False):
+        call_command("audit_checkpoint")  # April's archive needs one signed after April
+    april = [json.loads(line) for line in archive("2014-04", april_path).splitlines()]
+    call_command(
+        "audit_verify",
+        file=str(april_path),
+        public_key=[public_key_arg()],
+        previous=str(march_path),
+    )
+    out = capsys.readouterr().out
+    practice_chain = next(r["chain"]["chain_id"] for r in april if "chain" in r)
+    assert f"Chain {practice_chain} goes on from the archive of 2014-03." in out
+    assert "ends at its signed head, wrote in this month" in out  # the platform chain, quiet
+    keys = checkpoints.trusted_public_keys()
+
+    def joined(changed: list[dict], previous=march_path) -> str | None:
+        path = tmp_path / "changed.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in changed))
+        return offline.verify_file(path, keys, previous=previous).problem
+
+    assert joined(april) is None
+    # April's file with its first event cut: alone it verifies, starting a seq later.
+    first = next(i for i, r in enumerate(april) if "event" in r)
+    cut = json.loads(json.dumps(april))
+    dropped = cut.pop(first)["event"]
+    chain_line = next(r for r in cut if "chain" in r)
+    chain_line["from"] = {"seq": dropped["seq"] + 1, "prev_hash": dropped["row_hash"]}
+    cut[-1]["end"]["events"] -= 1
+    assert offline.verify_evidence([json.dumps(r) for r in cut], keys).problem is None
+    assert "not where the archive of 2014-03 left it" in joined(cut)
+    # Without the practice's chain at all: March said its next event is of April.
+    assert "is of this month, and this archive does not hold it" in joined(
+        [april[0], {"end": {"chains": 0, "events": 0}}]
+    )
+    # Joined to a file that is not the month before, or not an archive.
+    with pytest.raises(CommandError, match="not of the month before"):
+        call_command(
+            "audit_verify",
+            file=str(march_path),
+            public_key=[public_key_arg()],
+            previous=str(april_path),
+        )
+    assert (
+        offline.main(
+            [str(april_path), "--public-key", public_key_arg(), "--previous", str(april_path)]
+        )
+        == 1
+    )
+    with pytest.raises(offline.EvidenceError, match="joining needs two archives"):
+        offline.join_archives(offline.Report(), offline.Report())
+
+
 def test_a_format_1_archive_verifies_and_says_what_it_does_not_show(old_log, tmp_path):
     records = [json.loads(line) for line in archive("2014-03", tmp_path / "a.jsonl").splitlines()]
     at = next(i for i, r in enumerate(records) if "next" in r)

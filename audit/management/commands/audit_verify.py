@@ -28,13 +28,20 @@ class Command(BaseCommand):
             choices=offline.KINDS,
             help="With --file: refuse it unless it is this kind (an export or an archive).",
         )
+        parser.add_argument(
+            "--previous",
+            help="With --file, an archive: the archive of the month before, to join it to.",
+        )
 
     def handle(self, *args, **options):
         if options["file"]:
-            self._verify_file(Path(options["file"]), options["public_key"], options["kind"])
+            previous = Path(options["previous"]) if options["previous"] else None
+            self._verify_file(
+                Path(options["file"]), options["public_key"], options["kind"], previous
+            )
             return
-        if options["public_key"] or options["kind"]:
-            raise CommandError("--public-key and --kind go with --file.")
+        if options["public_key"] or options["kind"] or options["previous"]:
+            raise CommandError("--public-key, --kind and --previous go with --file.")
         result = audit_log_verify()
         audit_verification_record(result)  # shown on the Integrity page
         if result.problem is not None:
@@ -55,7 +62,9 @@ class Command(BaseCommand):
                 f"hash {latest.checkpoint_hash}; {result.uncovered} events written since."
             )
 
-    def _verify_file(self, path: Path, key_args: list[str], kind: str | None) -> None:
+    def _verify_file(
+        self, path: Path, key_args: list[str], kind: str | None, previous: Path | None
+    ) -> None:
         if not key_args:
             raise CommandError(
                 "--file needs --public-key: the key you trust, not one from the file."
@@ -65,10 +74,9 @@ class Command(BaseCommand):
         except (OSError, ValueError) as error:
             raise CommandError(f"Public key: {error}") from None
         try:
-            with path.open("rb") as handle:
-                report = offline.verify_evidence(handle, keys, kind=kind)
+            report = offline.verify_file(path, keys, kind=kind, previous=previous)
         except OSError as error:
-            raise CommandError(f"Cannot read {path}: {error}") from None
+            raise CommandError(f"Cannot read {error.filename}: {error}") from None
         if report.problem is not None:
             raise CommandError(f"Evidence file not verified: {report.problem}")
         for line in report.lines():
