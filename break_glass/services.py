@@ -321,7 +321,11 @@ def break_glass_review(
         raise ValidationError(
             f"Write at least {conf.MIN_REVIEW_NOTE} characters on what you checked.", code="note"
         )
-    locked = BreakGlassGrant.objects.select_for_update().select_related("account").get(pk=grant.pk)
+    locked = (  # the grant's row only: the account's is for its own writers (no_key)
+        BreakGlassGrant.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .get(pk=grant.pk)
+    )
     if locked.reviewed_at is not None:
         raise ValidationError(
             f"Break-glass access #{locked.pk} was already reviewed.", code="reviewed"

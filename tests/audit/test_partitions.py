@@ -259,6 +259,12 @@ def test_an_archive_cannot_hide_the_months_last_events_among_its_links(old_log, 
     moved = json.loads(json.dumps(records))
     moved[at - 1]["event"]["actor_id"] = 424242
     assert "its actor_id is not the actor_ref it hashes" in problem(moved)
+    moved = json.loads(json.dumps(records))
+    ref = moved[at - 1]["event"]["account_ref"]
+    moved[at - 1]["event"]["account_id"] = float(ref)  # equal to the ref, and not an id
+    assert "its account_id is not the account_ref it hashes" in problem(moved)
+    moved[at - 1]["event"]["account_id"] = None  # a column emptied when its row went
+    assert problem(moved) is None
     # An event after the month comes once, before the links.
     twice = json.loads(json.dumps(records))
     twice.insert(at + 2, {"next": records[at]["next"]})

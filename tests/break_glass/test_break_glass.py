@@ -791,7 +791,8 @@ def test_deactivation_racing_the_opening_or_the_end_of_access_leaves_none_open(p
 @pytest.mark.django_db(transaction=True)
 def test_the_admins_save_that_deactivates_never_deadlocks_with_the_agent(practice):
     """The admin's save writes its rename's event before the deactivation ends the access,
-    while the agent ends it: both lock the account's row and the grant before the log.
+    while the agent ends it: the admin locks the account's row and the grant, the agent
+    the grant, each before writing to the log.
 
     Thirty rounds: with the locks taken after the rename's event, two or so deadlocked.
     """
