@@ -32,7 +32,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -105,6 +105,32 @@ def archivable_from(month: date) -> datetime:
     return end.replace(year=end.year + years)  # the 1st of a month: no 29 February
 
 
+def _require_partitions() -> None:
+    if not partitions.supported():
+        raise ArchiveRefused(
+            "Archiving needs PostgreSQL, whose monthly partitions are dropped whole; on SQLite "
+            "the log stays in one table and nothing is archived (docs/audit.md)."
+        )
+
+
+def archive_due_month(*, now: datetime | None = None) -> date | None:
+    """The oldest month of the log, if the retention period lets it go.
+
+    Months go oldest first, so this is the one month `audit_archive_month` may take
+    now; a month refused stays the due one until it is archived.
+    """
+    _require_partitions()
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        months = partitions.existing_months(cursor)
+    oldest = AuditEvent.objects.aggregate(first=Min("occurred_at"))["first"]
+    if oldest is not None:  # its month may still sit in the default partition
+        months.add(partitions.first_of(oldest.astimezone(UTC)))
+    if not months or archivable_from(min(months)) > now:
+        return None
+    return min(months)
+
+
 @dataclass(frozen=True)
 class Segment:
     """One chain's events in the month: seq `first` to `last`."""
@@ -138,11 +164,7 @@ def audit_archive_month(
     got are named in the log (AUDIT_STREAM_SKIPPED, itself sent on) and on the
     destination, whose cursors move past them.
     """
-    if not partitions.supported():
-        raise ArchiveRefused(
-            "Archiving needs PostgreSQL, whose monthly partitions are dropped whole; on SQLite "
-            "the log stays in one table and nothing is archived (docs/audit.md)."
-        )
+    _require_partitions()
     now = now or timezone.now()
     label = f"{month:%Y-%m}"
     if now < archivable_from(month):

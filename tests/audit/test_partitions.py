@@ -421,6 +421,39 @@ def test_a_month_no_checkpoint_covers_is_refused(old_clinic, tmp_path):
     assert not (tmp_path / "x.jsonl").exists()
 
 
+def test_the_due_month_is_the_oldest_past_retention_and_one_refused_stays_due(
+    old_log, tmp_path, capsys, settings
+):
+    """What the daily cron runs: a month it could not archive is tried again next time."""
+    due = ["audit_archive", "--due", "--to-dir", str(tmp_path)]
+    call_command(*due)
+    assert "Archived 2014-03" in capsys.readouterr().out
+    assert (tmp_path / "audit-2014-03.jsonl").exists()
+    # April refused (a file of its name is in the way): it stays the month due.
+    blocking = tmp_path / "audit-2014-04.jsonl"
+    blocking.write_text("")
+    for _ in range(2):
+        with pytest.raises(CommandError, match=r"audit-2014-04\.jsonl exists"):
+            call_command(*due)
+    blocking.unlink()
+    call_command(*due)
+    assert "Archived 2014-04" in capsys.readouterr().out
+    # Left: the events of today (the archives' own), younger than the retention period.
+    call_command(*due)
+    assert capsys.readouterr().out == "No month is due for archiving.\n"
+    settings.AUDIT_RETENTION_YEARS = 40
+    call_command(*due)
+    assert capsys.readouterr().out == "No month is due for archiving.\n"
+    for wrong in (
+        ["--due"],
+        ["--to-dir", str(tmp_path)],
+        ["--due", "--to-dir", str(tmp_path), "--month", "2014-05"],
+        ["--month", "2014-05"],
+    ):
+        with pytest.raises(CommandError, match="either --month and --to, or --due and --to-dir"):
+            call_command("audit_archive", *wrong)
+
+
 def test_the_retention_period_is_a_setting(old_log, tmp_path, settings):
     settings.AUDIT_RETENTION_YEARS = 20
     with pytest.raises(CommandError, match=r"retention period \(20 years.*from 2034-04-01"):

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.sqlite_only
 def test_archiving_is_refused_on_sqlite(db, tmp_path):
     with pytest.raises(CommandError, match="Archiving needs PostgreSQL"):
         call_command("audit_archive", "--month", "2001-01", "--to", str(tmp_path / "a.jsonl"))
-    assert not (tmp_path / "a.jsonl").exists()
+    with pytest.raises(CommandError, match="Archiving needs PostgreSQL"):
+        call_command("audit_archive", "--due", "--to-dir", str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_partitions_are_a_no_op_on_sqlite(db, capsys):

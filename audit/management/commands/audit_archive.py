@@ -5,19 +5,27 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from audit.archive import ArchiveRefused, audit_archive_month, parse_month
+from audit.archive import ArchiveRefused, archive_due_month, audit_archive_month, parse_month
 
 
 class Command(BaseCommand):
     help = (
         "Write the events of --month (YYYY-MM) to --to FILE, an evidence file that "
         "`audit_verify --file FILE --public-key KEY` verifies offline; verify it; then drop the "
-        "month's partition. Refuses months younger than AUDIT_RETENTION_YEARS. PostgreSQL only."
+        "month's partition. Refuses months younger than AUDIT_RETENTION_YEARS. With --due and "
+        "--to-dir DIR instead, archives the oldest month the retention period lets go, if any, "
+        "to DIR/audit-YYYY-MM.jsonl. PostgreSQL only."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--month", required=True, help="The month to archive, YYYY-MM (UTC).")
-        parser.add_argument("--to", required=True, help="The archive file to write (new).")
+        parser.add_argument("--month", help="The month to archive, YYYY-MM (UTC).")
+        parser.add_argument("--to", help="The archive file to write (new).")
+        parser.add_argument(
+            "--due",
+            action="store_true",
+            help="Archive the oldest month past the retention period, if one is left.",
+        )
+        parser.add_argument("--to-dir", help="With --due: the folder to write its file in.")
         parser.add_argument(
             "--skip-undelivered",
             action="store_true",
@@ -27,17 +35,30 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        month_given = options["month"] or options["to"]
+        due_given = options["due"] or options["to_dir"]
+        by_month = bool(options["month"] and options["to"]) and not due_given
+        due = bool(options["due"] and options["to_dir"]) and not month_given
+        if not (by_month or due):
+            raise CommandError("Give either --month and --to, or --due and --to-dir.")
+        label = options["month"] or "the month due"
         try:
-            month = parse_month(options["month"])
+            if due:
+                month = archive_due_month()
+                if month is None:
+                    self.stdout.write("No month is due for archiving.")
+                    return
+                path = Path(options["to_dir"]) / f"audit-{month:%Y-%m}.jsonl"
+                label = f"{month:%Y-%m}"
+            else:
+                month, path = parse_month(options["month"]), Path(options["to"])
             done = audit_archive_month(
-                month=month,
-                path=Path(options["to"]),
-                skip_undelivered=options["skip_undelivered"],
+                month=month, path=path, skip_undelivered=options["skip_undelivered"]
             )
         except ArchiveRefused as refused:
             raise CommandError(str(refused)) from None
         except DatabaseError as error:
-            raise CommandError(f"Archive of {options['month']} stopped: {error}") from None
+            raise CommandError(f"Archive of {label} stopped: {error}") from None
         self.stdout.write(
             f"Archived {done.month:%Y-%m}: {done.events} events of {done.chains} chains written "
             f"to {done.path} (SHA-256 {done.sha256}), verified against checkpoint "
