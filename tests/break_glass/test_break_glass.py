@@ -857,3 +857,30 @@ def test_an_agent_validating_a_pin_while_ending_its_access_in_another_tab_never_
         _results, errors = run_together(work, ["end", "validate"])
         failed += errors
     assert failed == []
+
+
+@pytest.mark.postgres_only
+def test_using_or_reviewing_access_locks_the_grants_row_and_never_the_accounts(
+    agent, provider, compliance
+):
+    """The account's row is locked only by who changes it (FOR NO KEY UPDATE, at
+    deactivation and at opening); a lock of it from the grant's join would wait on the
+    events that name the account, and deadlock with them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from break_glass.services import break_glass_identity, break_glass_rotate_pin
+
+    grant = break_glass_open(
+        acting_user=agent, account=provider, justification=REASON, minutes=15, ip=None
+    )
+    with CaptureQueriesContext(connection) as queries:
+        break_glass_identity(grant=grant, acting_user=agent, ip=None)
+        break_glass_rotate_pin(grant=grant, acting_user=agent, ip=None)
+    with later(16), CaptureQueriesContext(connection) as reviewed:
+        break_glass_review(grant=grant, acting_user=compliance, ip=None, **REVIEW)
+    sent = [q["sql"] or "" for q in [*queries.captured_queries, *reviewed.captured_queries]]
+    locks = [sql for sql in sent if " FOR " in sql and '"break_glass_breakglassgrant"' in sql]
+    joined = [sql for sql in locks if '"accounts_user"' in sql]
+    assert len(joined) == 3  # identity, rotation and review read the account with the grant
+    assert all(sql.endswith('FOR UPDATE OF "break_glass_breakglassgrant"') for sql in joined)
