@@ -12,11 +12,13 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 from django_filters import fields as filter_fields
+from django_filters.constants import EMPTY_VALUES
 
 from accounts.models import Practice, User
 from accounts.selectors import PRACTICE_NAME_LENGTH, is_group_id
 from audit.kinds import BREAK_GLASS_CODES, KINDS, OVERSIGHT_CODES, EventType
 from audit.selectors import ACCOUNT_MATCH_LIMIT
+from ehr.prepared import Code
 from ehr.widgets import SuggestionsInput
 
 QUICK_RANGES = {"day": 1, "week": 7, "month": 30, "year": 365}  # days, today included
@@ -73,7 +75,16 @@ class _KindField(filter_fields.ChoiceField):
         return text
 
 
-class KindFilter(django_filters.ChoiceFilter):
+class CodeFilter(django_filters.ChoiceFilter):
+    """One code of a column of codes, written into the query's text (`ehr.prepared.Code`)."""
+
+    def filter(self, qs, value):
+        if value in EMPTY_VALUES:
+            return qs
+        return qs.filter(**{f"{self.field_name}__{self.lookup_expr}": Code(value)})
+
+
+class KindFilter(CodeFilter):
     field_class = _KindField
 
 
@@ -269,7 +280,7 @@ class AuditEventFilter(django_filters.FilterSet):
         help_text="A username, a Doctor ID or part of a name.",
     )
     # "Account": the seed's label for this dropdown; its choices are the Type column's.
-    type = django_filters.ChoiceFilter(
+    type = CodeFilter(
         label="Account",
         choices=EventType.choices,
         empty_label="All types",
@@ -335,6 +346,7 @@ class AuditEventFilter(django_filters.FilterSet):
         today: date,
         chooses_practice: bool = False,
         sees_oversight: bool = True,
+        patient_practices: Callable[[str], list[int | None]] | None = None,
     ):
         """`find_patients(text)` returns the viewer's patients the text names (id, name);
         `find_accounts(text)` the accounts the user filter's text names.
@@ -343,7 +355,14 @@ class AuditEventFilter(django_filters.FilterSet):
         filter; a viewer who does not `sees_oversight` (of their own account only) is
         not offered the kinds of events about it that are left out of their log. For anyone else a practice in the address is ignored, never looked up:
         an answer that differed by whether it exists would tell other practices' names.
+
+        `patient_practices(patient_id)`, for a viewer of every practice's log, returns
+        the practices whose logs name the patient (None for events of no practice).
+        The events of a patient are indexed by practice first, so a patient across
+        practices is read as one part per practice holding it, never by scanning the
+        log for the id (at 5,000,000 events: 1.97 s a page).
         """
+        self.patient_practices = patient_practices
         self._form_kwargs = {
             "time_zone": time_zone,
             "today": today,
@@ -381,22 +400,35 @@ class AuditEventFilter(django_filters.FilterSet):
         part of its own, a range scan of its own index newest first, and the
         report merges the parts' pages.
         """
-        return self._split(["username", "break_glass"])
+        return self._split(["username", "break_glass", "patient"])
 
     @cached_property
-    def count_parts(self) -> list[QuerySet]:
-        """Return querysets whose union is the filtered events, for the bounded count.
+    def count_parts(self) -> list[tuple[QuerySet, Q | None]]:
+        """Return querysets whose union is the filtered events, for the bounded count,
+        each with the rows of it that an earlier one holds (None: none do).
 
         Only the username is split: asked as one OR, its two sides are read through
         a bitmap of both indexes and then row by row from the table, where each
         side alone is read from its index only (at 5,000,000 events a username's
-        count took 85 ms as one OR and 49 ms as two parts). The break-glass kinds
+        count took 85 ms as one OR and 49 ms as two parts). The account's side
+        marks the rows the acting user's side holds too (the index ends with the
+        acting user), so the two counts add up with no set of ids built to drop
+        the rows both hold: at 10,000,000 events a user's month, 8,264 events, took
+        6.5 ms as a union of ids and 3.7 as marked counts. The break-glass kinds
         stay one OR: five parts cost more than one bitmap of five ranges.
         """
-        return self._split(["username"])
+        parts = self._split(["username"])
+        if len(parts) == 1:
+            return [(parts[0], None)]
+        acting, _account = self.username_sides()
+        return [(parts[0], None), (parts[1], acting)]
 
     def _split(self, split: list[str]) -> list[QuerySet]:
-        sides_of = {"username": self.username_sides, "break_glass": self.break_glass_sides}
+        sides_of = {
+            "username": self.username_sides,
+            "break_glass": self.break_glass_sides,
+            "patient": self.patient_sides,
+        }
         events = self.queryset.all()
         sides = []
         for name, value in self.form.cleaned_data.items():
@@ -413,10 +445,23 @@ class AuditEventFilter(django_filters.FilterSet):
         return queryset.filter(any_of(self.break_glass_sides())) if value else queryset
 
     def break_glass_sides(self) -> list[Q]:
-        return [Q(kind=code) for code in BREAK_GLASS_CODES]
+        return [Q(kind=Code(code)) for code in BREAK_GLASS_CODES]
 
     def filter_patient(self, queryset, name, value):
-        return queryset.filter(patient_id=value)
+        return queryset.filter(any_of(self.patient_sides()))
+
+    def patient_sides(self) -> list[Q]:
+        """Return the patient's events in each practice holding it (see `__init__`)."""
+        patient = self.form.cleaned_data["patient"]
+        if self.patient_practices is None:
+            return [Q(patient_id=patient)]
+        holders = self.patient_practices(patient)
+        chosen = self.form.cleaned_data.get("practice")
+        if chosen is not None:
+            holders = [pk for pk in holders if pk == chosen.pk]
+        if not holders:
+            return [Q(pk__in=[])]
+        return [Q(practice_id=pk, patient_id=patient) for pk in holders]
 
     def filter_username(self, queryset, name, value):
         return queryset.filter(any_of(self.username_sides()))

@@ -100,7 +100,11 @@ class AuditEvent(models.Model):
             models.Index(fields=["occurred_at", "id"], name="audit_time_idx"),
             models.Index(fields=["practice", "occurred_at", "id"], name="audit_practice_time_idx"),
             models.Index(fields=["actor", "occurred_at"], name="audit_actor_time_idx"),
-            models.Index(fields=["account", "occurred_at"], name="audit_account_time_idx"),
+            # The acting user last: the report's count of a username reads the account's
+            # rows that another user acted on from the index alone (`count_parts`).
+            models.Index(
+                fields=["account", "occurred_at", "id", "actor"], name="audit_account_time_idx"
+            ),
             models.Index(
                 fields=["practice", "patient_id", "occurred_at"], name="audit_patient_time_idx"
             ),
@@ -109,7 +113,7 @@ class AuditEvent(models.Model):
                 fields=["practice", "actor", "occurred_at", "id"], name="audit_practice_actor_idx"
             ),
             models.Index(
-                fields=["practice", "account", "occurred_at", "id"],
+                fields=["practice", "account", "occurred_at", "id", "actor"],
                 name="audit_practice_account_idx",
             ),
             models.Index(
@@ -265,6 +269,9 @@ class AuditedPatient(models.Model):
                 name="audit_patient_unique_without_practice",
             ),
         ]
+        # A patient id across practices (a platform auditor's patient filter): the
+        # unique pair above is indexed by practice first.
+        indexes = [models.Index(fields=["patient_id"], name="audit_patient_id_idx")]
 
     def __str__(self) -> str:
         return f"{self.patient_name} ({self.patient_id})"

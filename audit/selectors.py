@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
-from django.db.models import BooleanField, F, Q, QuerySet, Value
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
 
@@ -16,6 +16,7 @@ from accounts.models import User
 from audit.kinds import OVERSIGHT_CODES
 from audit.models import AuditChain, AuditedPatient, AuditEvent
 from ehr.policies import AuditScope, audit_scope
+from ehr.prepared import Code
 
 
 def audit_event_scope(*, viewer: User) -> QuerySet[AuditEvent]:
@@ -31,7 +32,9 @@ def audit_event_scope(*, viewer: User) -> QuerySet[AuditEvent]:
     if scope is AuditScope.PRACTICE:
         return events.filter(practice_id=viewer.practice_id)
     if scope is AuditScope.OWN_ACCOUNT:
-        return events.filter(account_id=viewer.pk).exclude(kind__in=OVERSIGHT_CODES)
+        return events.filter(account_id=viewer.pk).exclude(
+            kind__in=[Code(code) for code in OVERSIGHT_CODES]
+        )
     return events.none()
 
 
@@ -135,6 +138,16 @@ def audit_patient_lookup(*, viewer: User, text: str) -> list[tuple[str, str]]:
     )
 
 
+def audit_patient_practices(*, patient_id: str) -> list[int | None]:
+    """Return the practices whose logs name the patient (None: events of no practice).
+
+    For a viewer of every practice's log: a patient id is a practice's own, and the
+    events of a patient are indexed by practice first (`AuditEventFilter`).
+    """
+    holders = AuditedPatient.objects.filter(patient_id=patient_id)
+    return list(holders.order_by("practice_id").values_list("practice_id", flat=True))
+
+
 REPORT_COLUMNS = (
     "id",
     "occurred_at",
@@ -199,42 +212,53 @@ class EventCount:
 
 
 def audit_event_count(
-    parts: Sequence[QuerySet[AuditEvent]],
+    parts: Sequence[tuple[QuerySet[AuditEvent], Q | None]],
     *,
     between: tuple[datetime, datetime],
     limit: int | None = None,
 ) -> EventCount:
     """Count the events of the union of `parts` in `between`, stopping at `limit` + 1.
 
-    `SELECT COUNT(*) FROM (SELECT id ... LIMIT limit + 1)`: the database stops
-    reading the filter's index after that many rows, unsorted, so the count
-    costs the same in a log of millions of events as in one of ten thousand.
-    Several parts (a username's two sides, `AuditEventFilter.count_parts`) each
-    read at most `limit` + 1 ids from their own index, and the union of those
-    ids is counted, in one statement. The union has more than `limit` ids exactly
-    when the whole union has, and otherwise is the whole union: exact up to
-    `limit`.
+    `SELECT COUNT(*) FROM (SELECT ... LIMIT limit + 1)`: the database stops reading
+    the filter's index after that many rows, unsorted, so the count costs the same
+    in a log of millions of events as in one of ten thousand. Several parts (a
+    username's two sides, `AuditEventFilter.count_parts`) each read at most
+    `limit` + 1 rows from their own index, in one statement; each part comes with
+    the rows of it that an earlier part holds (`seen`), which it reads but does not
+    count. If no part read more than `limit` rows, every part was read whole and
+    the sum is exact; otherwise the union has more than `limit` events too.
     """
     limit = COUNT_LIMIT if limit is None else limit
     start, end = between
-    firsts = [
-        part.filter(occurred_at__gte=start, occurred_at__lt=end)
-        .order_by()
-        .values("id")[: limit + 1]
-        for part in parts
-    ]
-    if len(firsts) == 1:
-        found = firsts[0].count()
-    else:
-        union = _union(firsts, ["id"])
-        if union is None:
-            found = 0
+    if len(parts) == 1 and parts[0][1] is None:
+        part = parts[0][0].filter(occurred_at__gte=start, occurred_at__lt=end).order_by()
+        found = part.values("id")[: limit + 1].count()
+        return EventCount(min(found, limit), exact=found <= limit)
+    pieces, params = [], []
+    for n, (part, seen) in enumerate(parts):
+        firsts = part.filter(occurred_at__gte=start, occurred_at__lt=end).order_by()
+        if seen is None:
+            firsts = firsts.values("id")
+            new = "COUNT(*)"
         else:
-            sql, params = union
-            with connections[parts[0].db].cursor() as cursor:
-                cursor.execute(f"SELECT COUNT(*) FROM ({sql}) u", params)  # noqa: S608  # nosec B608
-                found = cursor.fetchone()[0]
-    return EventCount(min(found, limit), exact=found <= limit)
+            firsts = firsts.annotate(seen=ExpressionWrapper(seen, BooleanField())).values("seen")
+            new = f"COUNT(*) - COUNT(CASE WHEN p{n}.seen THEN 1 END)"
+        try:
+            sql, part_params = firsts[: limit + 1].query.sql_with_params()
+        except EmptyResultSet:
+            continue  # the ORM knows it matches nothing (a username naming no account)
+        pieces.append(f"(SELECT COUNT(*) AS rows_read, {new} AS rows_new FROM ({sql}) p{n}) c{n}")  # noqa: S608  # nosec B608
+        params.extend(part_params)
+    if not pieces:
+        return EventCount(0, exact=True)
+    with connections[parts[0][0].db].cursor() as cursor:
+        # The ORM's own SQL for each part; values as parameters.
+        cursor.execute(f"SELECT * FROM {', '.join(pieces)}", params)  # noqa: S608  # nosec B608
+        counts = cursor.fetchone()
+    read, new = counts[0::2], counts[1::2]
+    found = sum(new)
+    exact = max(read) <= limit and found <= limit
+    return EventCount(min(found, limit), exact=exact)
 
 
 def _union(querysets: Sequence[QuerySet], columns: list[str]) -> tuple[str, list] | None:

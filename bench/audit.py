@@ -285,6 +285,7 @@ def report_cases() -> dict[str, tuple[str, dict]]:
         "username, 2 years": (officer, {**full, "username": own}),
         "other practice's username": (officer, {**full, "username": other}),
         "patient, 2 years": (officer, {**full, "patient": patient}),
+        "patient, auditor": (auditor, {**full, "patient": patient}),
         "one day in the middle": (officer, {"date_from": middle, "date_to": middle}),
         "type Report, 2 years": (officer, {**full, "type": "Report"}),
         "break-glass only, 2 years": (officer, {**full, "break_glass": "on"}),

@@ -16,9 +16,11 @@ columns they are compared with. Elsewhere Django's default stays, because an
 untyped parameter (a `Value` in a SELECT list) cannot be bound server-side.
 """
 
+import re
 from contextlib import contextmanager
 
 from django.db import connections
+from django.db.models import CharField, Expression
 
 
 @contextmanager
@@ -38,3 +40,36 @@ def bound_parameters(alias: str):
         yield
     finally:
         connection.cursor_factory = before
+
+
+# A code of a closed vocabulary: letters, digits, dots, underscores, spaces. No quote or
+# backslash can be in one, so it is written between quotes as it is.
+_CODE = re.compile(r"[A-Za-z0-9_. ]{1,64}")
+
+
+class Code(Expression):
+    """A code of a closed set (an event's kind or type), written into the SQL text.
+
+    A prepared statement keeps one generic plan for every value of its parameters,
+    and PostgreSQL plans `kind = $1` for an average kind. A kind no month holds
+    (break-glass access, in most logs) is then read as if it were common: at
+    5,000,000 events, in a month the range covers in part, the generic plan read
+    37,709 events through the time index to find none, where the kind's own index
+    reads 3 pages. With the code in the text each code has a statement of its own,
+    planned from that code's statistics. Only for codes the application defines,
+    never typed text: a value outside the vocabulary is refused.
+    """
+
+    output_field = CharField()
+
+    def __init__(self, value: str):
+        if not isinstance(value, str) or not _CODE.fullmatch(value):
+            raise ValueError(f"not a code: {value!r}")
+        super().__init__()
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Code({self.value!r})"
+
+    def as_sql(self, compiler, connection):
+        return f"'{self.value}'", []

@@ -16,7 +16,7 @@ from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter, kind_label
 from audit.kinds import BREAK_GLASS_CODES, KINDS, OVERSIGHT_CODES
 from audit.models import AuditChain, AuditCheckpoint, AuditEvent
-from audit.selectors import Cursor, audit_event_scope, audit_report_page
+from audit.selectors import Cursor, audit_event_count, audit_event_scope, audit_report_page
 from audit.services import AuditWriteError, user_label
 from audit.verification import audit_log_verify
 from tests.audit.helpers import NOW, chart_viewed, copies_of, record_at
@@ -209,6 +209,37 @@ def test_type_and_patient_filters(client, compliance, log):
         refused = client.get("/audit/", {"patient": other})
         assert refused.status_code == 400
         assert "No patient in this log has that name or ID" in refused.content.decode()
+
+
+def test_an_auditor_reads_a_patient_id_in_every_practice_that_holds_it(
+    client, auditor, provider, other_provider, practice, other_practice, clock
+):
+    """A patient id is a practice's own; two practices may hold the same one."""
+    chart_viewed(provider, "P-5", "Sam Lee", NOW - timedelta(minutes=3))
+    chart_viewed(other_provider, "P-5", "Samuel Lee", NOW - timedelta(minutes=2))
+    chart_viewed(other_provider, "P-6", "Ann Other", NOW - timedelta(minutes=1))
+    client.force_login(auditor)
+    response = client.get("/audit/", {"patient": "P-5"})
+    assert details(response) == [
+        "Chart viewed for patient Samuel Lee",
+        "Chart viewed for patient Sam Lee",
+    ]
+    # The history link is that of the practice of the patient's newest event.
+    assert response.context["patient_history_url"] == (
+        f"/audit/subject/patient/{other_practice.pk}/P-5/"
+    )
+    confirm_identity(client)
+    export = read_csv(client.get("/audit/export.csv", {"patient": "P-5"}))
+    assert [row[6] for row in export[1:]] == [
+        "Chart viewed for patient Samuel Lee",
+        "Chart viewed for patient Sam Lee",
+    ]
+    for group, name in ((practice.group_id, "Sam Lee"), (other_practice.group_id, "Samuel Lee")):
+        narrowed = client.get("/audit/", {"patient": "P-5", "practice": group})
+        assert details(narrowed) == [f"Chart viewed for patient {name}"]
+    # A practice whose log does not hold the id: no rows.
+    narrowed = client.get("/audit/", {"patient": "P-6", "practice": practice.group_id})
+    assert narrowed.status_code == 200 and details(narrowed) == []
 
 
 def test_a_name_two_patients_share_asks_for_one_of_them(client, compliance, provider, clock):
@@ -468,6 +499,13 @@ def test_a_username_pages_through_its_acting_and_account_rows_once_each(
             account=account,
             params={"account": account.display_name},
         )
+    for i in range(3):  # no one acting: rows of the account's side alone
+        record_at(
+            base + timedelta(minutes=i, seconds=30),
+            kind=kinds.PROFILE_UPDATED,
+            acting_user=None,
+            account=nurse,
+        )
     client.force_login(compliance)
     params = {"username": "dori"}
     expected = list(
@@ -477,21 +515,45 @@ def test_a_username_pages_through_its_acting_and_account_rows_once_each(
         .order_by("-occurred_at", "-id")
         .values_list("id", flat=True)
     )
-    assert len(expected) == 120
+    assert len(expected) == 123
     client.get("/audit/", params)  # warm the session and user caches
     # The unfiltered page's eight at most (above), the username's account, the second half.
     with django_assert_max_num_queries(10):
         first = client.get("/audit/", params)
     assert page_ids(first) == expected[:50]
+    assert "123 events · Page 1 · events 1\u201350" in first.content.decode()
     assert walk(client, params, "first", "older") == expected
     assert walk(client, params, "last", "newer") == expected
     last = client.get("/audit/", {**params, "page": "last"})
-    assert page_ids(last) == expected[100:]  # the pages from the newest: 50, 50 and 20
+    assert page_ids(last) == expected[100:]  # the pages from the newest: 50, 50 and 23
     # What the page shows is what the export writes.
     confirm_identity(client)
     shown = [row["details"] for row in first.context["rows"]]
     exported = [row[6] for row in read_csv(client.get("/audit/export.csv", params))[1:]]
     assert exported[:50] == shown
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "exact"), [(3, 3, False), (9, 9, False), (10, 10, True), (50, 10, True)]
+)
+def test_a_bounded_count_counts_each_event_once_in_the_first_part_holding_it(
+    provider, nurse, clock, limit, value, exact
+):
+    sides = [(nurse, nurse)] * 4 + [(provider, nurse)] * 3 + [(nurse, provider)] * 2
+    sides += [(None, nurse)]  # no one acting: in the account's part alone (10 in all)
+    sides += [(provider, provider)] * 5  # neither part
+    for i, (actor, account) in enumerate(sides):
+        record_at(
+            NOW - timedelta(minutes=i + 1),
+            kind=kinds.PROFILE_UPDATED,
+            acting_user=actor,
+            account=account,
+        )
+    events = AuditEvent.objects.all()
+    acting = Q(actor_id__in=[nurse.pk])
+    parts = [(events.filter(acting), None), (events.filter(account=nurse), acting)]
+    count = audit_event_count(parts, between=(NOW - timedelta(days=1), NOW), limit=limit)
+    assert (count.value, count.exact) == (value, exact)
 
 
 def test_break_glass_only_pages_through_every_break_glass_kind_in_order(
