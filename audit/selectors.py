@@ -225,40 +225,34 @@ def audit_event_count(
     username's two sides, `AuditEventFilter.count_parts`) each read at most
     `limit` + 1 rows from their own index, in one statement; each part comes with
     the rows of it that an earlier part holds (`seen`), which it reads but does not
-    count. If no part read more than `limit` rows, every part was read whole and
-    the sum is exact; otherwise the union has more than `limit` events too.
+    count, so each event is counted once, in the first part that holds it. The sum
+    is exact when it is at most `limit`: a part cut off at `limit` + 1 rows adds, to
+    what the parts before it counted whole, at least as many rows as they did not
+    already hold, so the sum is then above `limit`.
     """
     limit = COUNT_LIMIT if limit is None else limit
     start, end = between
-    if len(parts) == 1 and parts[0][1] is None:
-        part = parts[0][0].filter(occurred_at__gte=start, occurred_at__lt=end).order_by()
-        found = part.values("id")[: limit + 1].count()
-        return EventCount(min(found, limit), exact=found <= limit)
     pieces, params = [], []
     for n, (part, seen) in enumerate(parts):
         firsts = part.filter(occurred_at__gte=start, occurred_at__lt=end).order_by()
         if seen is None:
-            firsts = firsts.values("id")
-            new = "COUNT(*)"
+            firsts, counted = firsts.values("id"), "COUNT(*)"
         else:
             firsts = firsts.annotate(seen=ExpressionWrapper(seen, BooleanField())).values("seen")
-            new = f"COUNT(*) - COUNT(CASE WHEN p{n}.seen THEN 1 END)"
+            counted = f"COUNT(*) - COUNT(CASE WHEN p{n}.seen THEN 1 END)"
         try:
             sql, part_params = firsts[: limit + 1].query.sql_with_params()
         except EmptyResultSet:
             continue  # the ORM knows it matches nothing (a username naming no account)
-        pieces.append(f"(SELECT COUNT(*) AS rows_read, {new} AS rows_new FROM ({sql}) p{n}) c{n}")  # noqa: S608  # nosec B608
+        pieces.append(f"(SELECT {counted} FROM ({sql}) p{n})")  # noqa: S608  # nosec B608
         params.extend(part_params)
-    if not pieces:
-        return EventCount(0, exact=True)
-    with connections[parts[0][0].db].cursor() as cursor:
-        # The ORM's own SQL for each part; values as parameters.
-        cursor.execute(f"SELECT * FROM {', '.join(pieces)}", params)  # noqa: S608  # nosec B608
-        counts = cursor.fetchone()
-    read, new = counts[0::2], counts[1::2]
-    found = sum(new)
-    exact = max(read) <= limit and found <= limit
-    return EventCount(min(found, limit), exact=exact)
+    found = 0
+    if pieces:
+        with connections[parts[0][0].db].cursor() as cursor:
+            # The ORM's own SQL for each part; values as parameters.
+            cursor.execute(f"SELECT {' + '.join(pieces)}", params)  # nosec B608
+            found = cursor.fetchone()[0]
+    return EventCount(min(found, limit), exact=found <= limit)
 
 
 def _union(querysets: Sequence[QuerySet], columns: list[str]) -> tuple[str, list] | None:

@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import OperationalError, connection, transaction
 from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.roles import Role
-from audit import export, kinds, services
+from audit import export, forms, kinds, services
 from audit.formatting import LocalClock, event_date, event_time, neutralize
 from audit.forms import DEFAULT_RANGE_DAYS, EARLIEST, LATEST, AuditEventFilter, kind_label
 from audit.kinds import BREAK_GLASS_CODES, KINDS, OVERSIGHT_CODES
@@ -20,7 +21,7 @@ from audit.selectors import Cursor, audit_event_count, audit_event_scope, audit_
 from audit.services import AuditWriteError, user_label
 from audit.verification import audit_log_verify
 from tests.audit.helpers import NOW, chart_viewed, copies_of, record_at
-from tests.factories import confirm_identity, make_user
+from tests.factories import confirm_identity, make_practice, make_user
 
 
 def details(response) -> list[str]:
@@ -240,6 +241,66 @@ def test_an_auditor_reads_a_patient_id_in_every_practice_that_holds_it(
     # A practice whose log does not hold the id: no rows.
     narrowed = client.get("/audit/", {"patient": "P-6", "practice": practice.group_id})
     assert narrowed.status_code == 200 and details(narrowed) == []
+
+
+def test_the_history_link_follows_the_practice_filter_and_skips_events_of_no_practice(
+    client, auditor, provider, other_provider, practice, other_practice, clock
+):
+    chart_viewed(provider, "P-5", "Sam Lee", NOW - timedelta(minutes=3))
+    chart_viewed(other_provider, "P-5", "Samuel Lee", NOW - timedelta(minutes=2))
+    record_at(  # the newest event of the id: a patient of no practice
+        NOW - timedelta(minutes=1),
+        kind=kinds.PATIENT_CHART_VIEWED,
+        acting_user=auditor,
+        account=auditor,
+        patient_id="P-5",
+        patient_name="Nobody's Patient",
+        params={"patient": "Nobody's Patient"},
+    )
+    client.force_login(auditor)
+    history = "/audit/subject/patient/{}/P-5/"
+    everywhere = client.get("/audit/", {"patient": "P-5"})
+    assert len(details(everywhere)) == 3
+    assert everywhere.context["patient_history_url"] == history.format(other_practice.pk)
+    narrowed = client.get("/audit/", {"patient": "P-5", "practice": practice.group_id})
+    assert details(narrowed) == ["Chart viewed for patient Sam Lee"]
+    assert narrowed.context["patient_history_url"] == history.format(practice.pk)
+
+
+def test_an_id_many_practices_hold_is_read_in_one_part(client, auditor, clock):
+    """A short id may be every practice's: the page's parts must not multiply by them."""
+    practices = [make_practice() for _ in range(forms.PATIENT_PARTS + 2)]
+    for n, place in enumerate(practices):
+        member = make_user(Role.PROVIDER, practice=place)
+        chart_viewed(member, "1", f"Patient {n}", NOW - timedelta(minutes=n + 1))
+        record_at(
+            NOW - timedelta(minutes=n + 1, seconds=30),
+            kind=kinds.BREAK_GLASS_IDENTITY_VIEWED,
+            acting_user=member,
+            account=member,
+            patient_id="1",
+            patient_name=f"Patient {n}",
+            params={"account": member.display_name, "grant": n + 1},
+        )
+    client.force_login(auditor)
+    client.get("/audit/")
+    params = {"patient": "1", "break_glass": "on"}
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/audit/", params)
+    events = [q for q in queries.captured_queries if "audit_auditevent" in (q["sql"] or "")]
+    assert len(events) <= 2 * len(BREAK_GLASS_CODES) + 2, len(events)
+    shown = details(page)
+    assert len(shown) == len(practices)
+    assert all(line.startswith("Identity details of user") for line in shown)
+    assert [row["patient"] for row in page.context["rows"]] == [
+        f"Patient {n}" for n in range(len(practices))
+    ]
+    for order in ("patient", "-patient"):
+        sorted_page = client.get("/audit/", {**params, "sort": order})
+        assert sorted_page.status_code == 200
+        assert sorted(details(sorted_page)) == sorted(shown)
+    # Without break-glass only: the chart views too, newest first.
+    assert len(details(client.get("/audit/", {"patient": "1"}))) == 2 * len(practices)
 
 
 def test_a_name_two_patients_share_asks_for_one_of_them(client, compliance, provider, clock):
