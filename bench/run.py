@@ -4,7 +4,8 @@ PostgreSQL, side by side. Prints a table and writes JSON under bench/results/.
 BENCH_EVENTS (default 1,000,000) sets the size of the generated log. The log
 is generated once per database (bench/data/ for SQLite; a separate
 `<name>_bench` database on PostgreSQL) and reused by later runs. BENCH_ONLY
-(e.g. `report`, or `report,pins`) runs only the steps it names.
+(e.g. `report`, or `report,pins`) runs only the steps it names; BENCH_DATABASES
+(`sqlite` or `postgresql`) only on the database it names.
 """
 
 import base64
@@ -155,8 +156,17 @@ def main() -> None:
     if only - set(STEPS):
         raise SystemExit(f"BENCH_ONLY names unknown steps: {', '.join(sorted(only - set(STEPS)))}")
     steps = [name for name in STEPS if not only or name in only]
+    chosen = databases()
+    vendors = set(filter(None, os.environ.get("BENCH_DATABASES", "").split(",")))
+    if vendors - set(chosen):
+        raise SystemExit(
+            f"BENCH_DATABASES names databases not available here: "
+            f"{', '.join(sorted(vendors - set(chosen)))} (have: {', '.join(chosen)})"
+        )
     references = databases(REFERENCE_EVENTS)
-    for vendor, url in databases().items():
+    for vendor, url in chosen.items():
+        if vendors and vendor not in vendors:
+            continue
         prepare(vendor, url, EVENTS)
         reference = {}
         if "report" in steps and EVENTS != REFERENCE_EVENTS:
