@@ -1,0 +1,94 @@
+"""Migration 0010 replaces an index of the monthly partitioned event table (PostgreSQL).
+
+It must go on after a run that stopped (an index already replaced is left alone),
+and the statements that lock the table for a moment must give up after a short
+wait, and try again, rather than queue every writer behind a long reader.
+"""
+
+import threading
+import time
+from importlib import import_module
+
+import pytest
+from django.db import OperationalError, connection, transaction
+
+from audit.models import AuditEvent
+
+pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
+
+migration = import_module("audit.migrations.0010_count_indexes")
+REPLACED = migration.Migration.operations[1]  # (practice, account, ...) gains the actor
+OLD, NEW = REPLACED.old, REPLACED.new
+NEW_COLUMNS = ["practice_id", "account_id", "occurred_at", "id", "actor_id"]
+OLD_COLUMNS = ["practice_id", "account_id", "occurred_at", "id"]
+
+
+def columns(name: str) -> list[str] | None:
+    with connection.cursor() as cursor:
+        return migration._index_columns(cursor, name)
+
+
+def index_oid(name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)::oid", [name])
+        return cursor.fetchone()[0]
+
+
+def replace(old, new) -> None:
+    with connection.schema_editor(atomic=False) as editor:
+        migration._replace_postgres(editor, AuditEvent, old, new)
+
+
+@pytest.fixture
+def put_back():
+    """Leave the index as the migrations made it, whatever the test did to it."""
+    yield
+    if columns(NEW.name) != NEW_COLUMNS:
+        replace(OLD, NEW)
+
+
+def hold_the_table(seconds: float, held: threading.Event) -> threading.Thread:
+    """A writer's lock on the event table, held from another connection for `seconds`."""
+
+    def hold():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE audit_auditevent IN ROW EXCLUSIVE MODE")
+                held.set()
+                time.sleep(seconds)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(10)
+    return thread
+
+
+def test_the_index_is_replaced_both_ways_and_a_second_run_leaves_it(put_back):
+    assert columns(NEW.name) == NEW_COLUMNS
+    replace(NEW, OLD)
+    assert columns(OLD.name) == OLD_COLUMNS
+    replace(OLD, NEW)
+    assert columns(NEW.name) == NEW_COLUMNS
+    before = index_oid(NEW.name)
+    replace(OLD, NEW)  # as after a run that stopped at a later step
+    assert index_oid(NEW.name) == before
+    assert columns(f"{NEW.name}_new") is None
+
+
+def test_a_brief_lock_gives_up_soon_and_is_tried_again(put_back, monkeypatch):
+    replace(NEW, OLD)
+    monkeypatch.setattr(migration, "LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr(migration, "ATTEMPTS", 1)
+    thread = hold_the_table(1.5, threading.Event())
+    started = time.monotonic()
+    with pytest.raises(OperationalError):
+        replace(OLD, NEW)  # never waits the whole 1.5 s for the table
+    assert time.monotonic() - started < 1.0
+    thread.join()
+    monkeypatch.setattr(migration, "ATTEMPTS", 30)
+    thread = hold_the_table(1.5, threading.Event())
+    replace(OLD, NEW)  # the same statements, tried again until the lock is gone
+    thread.join()
+    assert columns(NEW.name) == NEW_COLUMNS
