@@ -81,11 +81,10 @@ def test_a_brief_lock_gives_up_soon_and_is_tried_again(put_back, monkeypatch):
     replace(NEW, OLD)
     monkeypatch.setattr(migration, "LOCK_TIMEOUT", "100ms")
     monkeypatch.setattr(migration, "ATTEMPTS", 1)
-    thread = hold_the_table(1.5, threading.Event())
-    started = time.monotonic()
+    thread = hold_the_table(5, threading.Event())
     with pytest.raises(OperationalError):
-        replace(OLD, NEW)  # never waits the whole 1.5 s for the table
-    assert time.monotonic() - started < 1.0
+        replace(OLD, NEW)
+    assert thread.is_alive()  # it gave up while the writer still held the table
     thread.join()
     monkeypatch.setattr(migration, "ATTEMPTS", 30)
     thread = hold_the_table(1.5, threading.Event())
