@@ -417,7 +417,7 @@ class AuditEventFilter(django_filters.FilterSet):
         acting user), so the two counts add up with no set of ids built to drop
         the rows both hold: at 10,000,000 events a user's month, 8,264 events, took
         6.5 ms as a union of ids and 2.1 as marked counts. The break-glass kinds
-        stay one OR: five parts cost more than one bitmap of five ranges.
+        stay one OR: a part each costs more than one bitmap of their ranges.
         """
         parts = self._split(["username"])
         if len(parts) == 1:

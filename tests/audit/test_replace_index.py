@@ -7,11 +7,13 @@ wait, and try again, rather than queue every writer behind a long reader.
 
 import threading
 import time
+from datetime import date
 from importlib import import_module
 
 import pytest
 from django.db import OperationalError, connection, transaction
 
+from audit import partitions
 from audit.models import AuditEvent
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
@@ -91,3 +93,45 @@ def test_a_brief_lock_gives_up_soon_and_is_tried_again(put_back, monkeypatch):
     replace(OLD, NEW)  # the same statements, tried again until the lock is gone
     thread.join()
     assert columns(NEW.name) == NEW_COLUMNS
+
+
+def test_a_run_that_stopped_before_the_drop_goes_on(put_back, monkeypatch):
+    replace(NEW, OLD)
+    brief = migration._briefly
+
+    def stop_at_the_drop(cursor, sql):
+        if sql.startswith("DROP INDEX"):
+            raise OperationalError("stopped")
+        brief(cursor, sql)
+
+    monkeypatch.setattr(migration, "_briefly", stop_at_the_drop)
+    with pytest.raises(OperationalError):
+        replace(OLD, NEW)  # every partition's new index built and attached
+    assert columns(OLD.name) == OLD_COLUMNS
+    # A month created meanwhile gets the parent's new index, under a name of its own.
+    month = date(2090, 1, 1)
+    partitions.partition_create(month)
+    try:
+        monkeypatch.setattr(migration, "_briefly", brief)
+        replace(OLD, NEW)  # keeps what is attached, drops, renames
+        assert columns(NEW.name) == NEW_COLUMNS
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {partitions.partition_name(month)}")
+
+
+def test_the_old_index_stays_until_the_new_one_covers_every_partition(put_back, monkeypatch):
+    replace(NEW, OLD)
+    brief = migration._briefly
+    skipped = []
+
+    def skip_one_attach(cursor, sql):
+        if "ATTACH PARTITION" in sql and not skipped:
+            skipped.append(sql)
+            return
+        brief(cursor, sql)
+
+    monkeypatch.setattr(migration, "_briefly", skip_one_attach)
+    with pytest.raises(RuntimeError, match="does not cover every partition"):
+        replace(OLD, NEW)
+    assert skipped and columns(OLD.name) == OLD_COLUMNS
