@@ -189,6 +189,9 @@ def audit_archive_month(
         )
     if path.exists():
         raise ArchiveRefused(f"{path} exists; an archive never overwrites a file.")
+    # No month leaves a log that contradicts what was signed of it: the signer's check
+    # (CheckpointRefused) runs before anything is written.
+    checkpoints.audit_checkpoint_check()
     segments = _segments(month)
     checkpoint = _covering_checkpoint(segments, label, ended=partitions.bounds(month)[1])
     missing = audit_stream.undelivered(_stretches(segments))
@@ -376,16 +379,7 @@ def _write(path: Path, month: date, segments: list[Segment], checkpoint: AuditCh
                     "generated_at": hashing.timestamp(timezone.now()),
                     "practice_id": None,
                     "archive": {"month": f"{month:%Y-%m}"},
-                    "checkpoint": {
-                        "number": checkpoint.number,
-                        "created_at": hashing.timestamp(checkpoint.created_at),
-                        "prev_hash": checkpoint.prev_hash,
-                        "merkle_root": checkpoint.merkle_root,
-                        "chain_count": checkpoint.chain_count,
-                        "key_id": checkpoint.key_id,
-                        "signature": checkpoint.signature,
-                        "checkpoint_hash": checkpoint.checkpoint_hash,
-                    },
+                    "checkpoint": checkpoints.file_record(checkpoint),
                 }
             )
             for segment in segments:
@@ -520,12 +514,14 @@ def _drop(
                 f"Events of {label} changed while the archive was written; run it again."
             )
         lasts = _last_events(segments, start, end)
+        moved = {}
         for segment in segments:
             last = lasts[segment.chain.pk]
             AuditChain.objects.filter(pk=segment.chain.pk).update(
                 start_seq=segment.last + 1, start_hash=last["row_hash"], start_mac=last["mac"]
             )
-        signed = checkpoints.audit_checkpoint_create()
+            moved[segment.chain.pk] = (segment.last + 1, last["row_hash"])
+        signed = checkpoints.audit_checkpoint_create(starts_moved=moved)
         archive = AuditArchive.objects.create(
             month=month,
             archived_at=timezone.now(),

@@ -23,12 +23,15 @@ longer exists.
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 
+from accounts.models import User
 from audit import hashing
+from audit.models import AuditEvent
 
 # The fields of the legacy keyed hash, in this order (v1; frozen): the event's
 # fields less its chain, which did not exist then.
@@ -42,6 +45,55 @@ USER_LINKS = (
     ("actor_id", "actor_ref", "actor_ref_exists"),
     ("account_id", "account_ref", "account_ref_exists"),
 )
+
+
+# The hashed fields, then the foreign keys and the chain's own columns: what the
+# writer inserts, and (with the row's id) what a walk reads.
+EVENT_COLUMNS = (
+    *hashing.EVENT_FIELDS,
+    "actor_id",
+    "account_id",
+    "key_id",
+    "prev_hash",
+    "row_hash",
+    "mac",
+)
+
+
+def _user_exists(fk: str, ref: str) -> Case:
+    """Return whether the user `ref` names exists; look it up only where `fk` is NULL."""
+    return Case(
+        When(
+            Q(**{f"{fk}__isnull": True, f"{ref}__isnull": False}),
+            then=Exists(User.objects.filter(pk=OuterRef(ref))),
+        ),
+        default=Value(False),
+    )
+
+
+VERIFY_COLUMNS = ("id", *EVENT_COLUMNS)
+VERIFY_FLAGS = {exists: _user_exists(fk, ref) for fk, ref, exists in USER_LINKS}
+
+
+def rows_of(
+    chain_id: int, start_seq: int, batch: int, *, through: int | None = None
+) -> Iterator[dict]:
+    """Yield a chain's events from `start_seq` in seq order, in batches (constant memory).
+
+    Without `through`, rows beyond the head are yielded too: an event inserted behind
+    the app's back past the head is a problem the walk must see. With it, the walk
+    stops at that seq (a head read earlier, while writers go on).
+    """
+    after = start_seq - 1
+    while True:
+        rows = AuditEvent.objects.filter(chain_id=chain_id, seq__gt=after)
+        if through is not None:
+            rows = rows.filter(seq__lte=through)
+        chunk = list(rows.order_by("seq").values(*VERIFY_COLUMNS, **VERIFY_FLAGS)[:batch])
+        yield from chunk
+        if len(chunk) < batch:
+            return
+        after = chunk[-1]["seq"]
 
 
 def canonical(row: dict) -> bytes:

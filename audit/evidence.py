@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit import hashing, kinds
-from audit.checkpoints import Frozen
+from audit.checkpoints import Frozen, file_record
 from audit.models import AuditChain, AuditEvent
 from audit.offline import FORMAT
 from audit.services import audit_event_record, export_source, export_source_data
@@ -108,16 +108,7 @@ def _lines(
             "format": FORMAT,
             "generated_at": hashing.timestamp(timezone.now()),
             "practice_id": practice_id,
-            "checkpoint": {
-                "number": checkpoint.number,
-                "created_at": hashing.timestamp(checkpoint.created_at),
-                "prev_hash": checkpoint.prev_hash,
-                "merkle_root": checkpoint.merkle_root,
-                "chain_count": checkpoint.chain_count,
-                "key_id": checkpoint.key_id,
-                "signature": checkpoint.signature,
-                "checkpoint_hash": checkpoint.checkpoint_hash,
-            },
+            "checkpoint": file_record(checkpoint),
             # Every head the checkpoint signed, in the tree's order: the verifier rebuilds
             # the root from them and so knows which chains the file must hold.
             "leaves": [frozen.leaves[chain_id] for chain_id in ordered],

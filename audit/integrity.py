@@ -9,7 +9,7 @@ at a time: asking again while one does changes nothing.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit import kinds
+from audit.checkpoints import CheckpointRefused
 from audit.models import AuditVerification
 from audit.services import audit_event_record
 from audit.verification import VerifyResult, audit_log_verify
@@ -88,6 +89,26 @@ def audit_verification_record(result: VerifyResult) -> AuditVerification:
     """Keep a verification run outside the page (`manage.py audit_verify`) for the page."""
     now = timezone.now()
     return _finish(AuditVerification(requested_at=now, started_at=now), result)
+
+
+def audit_checkpoint_refusal_record(refused: CheckpointRefused) -> AuditVerification:
+    """Keep a refused checkpoint as the failed verification it is: the chains contradict
+    what the last checkpoint signed. Shown on the Integrity page, with its event and
+    the alert that event raises.
+
+    The same finding again (the minutely checkpoint refused once more) is kept once:
+    until someone deals with it, it is the newest finding on the page.
+    """
+    since = f"checkpoint {refused.checkpoint}" if refused.checkpoint else "none yet"
+    reason = f"{refused.problem.reason} (found signing a checkpoint: none signed; last: {since})"
+    problem = replace(refused.problem, reason=reason)
+    latest = (
+        AuditVerification.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
+    )
+    text = f"{problem.where()}: {problem.reason}"
+    if latest is not None and latest.intact is False and latest.problem == text:
+        return latest
+    return audit_verification_record(VerifyResult(0, 0, 0, None, 0, problem))
 
 
 def _finish(verification: AuditVerification, result: VerifyResult) -> AuditVerification:

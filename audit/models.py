@@ -11,8 +11,8 @@ from audit.kinds import Action, EventType
 class AuditEvent(models.Model):
     """One thing that happened: who did what to which account, when and from where.
 
-    Rows are append-only: the database refuses UPDATE and DELETE (triggers, see
-    `audit/guards.py`), except that deleting a user may set `actor`/`account` to
+    Rows are append-only: the database refuses UPDATE and DELETE (triggers, made by
+    migrations 0002, 0003 and 0006), except that deleting a user may set `actor`/`account` to
     NULL; `actor_ref`/`account_ref` keep the ids inside the hash. Each event sits
     in one chain (its practice's, or the platform's) at position `seq`, without
     gaps; `row_hash` is the public SHA-256 link over its content and the previous

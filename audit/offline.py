@@ -76,6 +76,10 @@ class Report:
     not_shown: list[str] = field(default_factory=list)  # what a format-1 file cannot show
     archived: dict[int, ArchivedChain] = field(default_factory=dict)  # an archive's chains
     joined: list[str] = field(default_factory=list)  # joined to the archive before (join_archives)
+    leaves: list[dict] | None = None  # every head the checkpoint signed (format 2 evidence)
+    # {chain id: {seq: row hash}} of the events asked for (`watch`), as this file shows them
+    hashes: dict[int, dict[int, str]] = field(default_factory=dict)
+    extends: list[str] = field(default_factory=list)  # what `extends` found
     problem: str | None = None
 
     def lines(self) -> list[str]:
@@ -89,6 +93,7 @@ class Report:
             f"{self.events} events, each present, unedited and in its place.",
             *(f"Not shown: {text}" for text in self.not_shown),
             *self.joined,
+            *self.extends,
         ]
 
 
@@ -105,12 +110,20 @@ def load_public_keys(entries: Iterable[str]) -> dict:
 
 
 def verify_evidence(
-    lines: Iterable[bytes | str], public_keys: dict, *, kind: str | None = None
+    lines: Iterable[bytes | str],
+    public_keys: dict,
+    *,
+    kind: str | None = None,
+    watch: dict[int, int] | None = None,
 ) -> Report:
-    """Verify the file; `kind` ("evidence" or "archive") is what the caller expects it to be."""
+    """Verify the file; `kind` ("evidence" or "archive") is what the caller expects it to be.
+
+    `watch` ({chain id: seq}): keep the hash this file shows for each of those events
+    (`Report.hashes`), for `extends`.
+    """
     report = Report()
     try:
-        _verify(iter(lines), public_keys, report, kind)
+        _verify(iter(lines), public_keys, report, kind, watch or {})
     except EvidenceError as error:
         report.problem = str(error)
     except (ValueError, KeyError, TypeError, AttributeError) as error:  # a field of a wrong type
@@ -129,7 +142,7 @@ def _records(lines):
             yield number, record
 
 
-def _verify(lines, public_keys: dict, report: Report, kind: str | None) -> None:
+def _verify(lines, public_keys: dict, report: Report, kind: str | None, watch: dict) -> None:
     records = _records(lines)
     _, head = next(records, (0, None))
     if not head or head.get("format") not in FORMATS:
@@ -160,7 +173,7 @@ def _verify(lines, public_keys: dict, report: Report, kind: str | None) -> None:
             "the checkpoint signed)."
         )
     elif month is None:
-        signed = _signed_leaves(head, checkpoint)
+        signed = report.leaves = _signed_leaves(head, checkpoint)
     elif checkpoint["created_at"] < month[1]:
         raise EvidenceError(
             f"checkpoint {checkpoint['number']} was signed before the month ended, so it "
@@ -174,6 +187,7 @@ def _verify(lines, public_keys: dict, report: Report, kind: str | None) -> None:
             if walk is not None:
                 _close(walk, report)
             walk = _ChainWalk(record, checkpoint, practice, month, signed, current=current)
+            walk.watch(watch.get(walk.chain_id), report.hashes)
             if walk.chain_id in seen_chains:
                 raise EvidenceError(f"line {number}: chain {walk.chain_id} appears twice")
             seen_chains.add(walk.chain_id)
@@ -249,13 +263,101 @@ def join_archives(previous: Report, current: Report) -> list[str]:
     return lines
 
 
+def extends(earlier: Report, later: Report) -> list[str]:
+    """Check that `later`'s checkpoint signs the chains `earlier`'s signed, only gone on.
+
+    For an outsider who kept an earlier evidence file: a history rewritten since, even
+    one signed with the signing key itself, cannot go on from every head the earlier
+    checkpoint signed, since each head's hash fixes every event up to it. Each chain
+    both files list must be as long or longer, with the same hash at the earlier head:
+    for the chains this file holds, the event at that seq; for the others, equal heads.
+    `later` must have been verified watching the earlier heads (`watch`).
+    """
+    if earlier.leaves is None or later.leaves is None:
+        raise EvidenceError("comparing needs two evidence files that list their chains")
+    before, after = earlier.checkpoint, later.checkpoint
+    if after["number"] < before["number"] or (
+        after["number"] == before["number"]
+        and after["checkpoint_hash"] != before["checkpoint_hash"]
+    ):
+        raise EvidenceError(
+            f"checkpoint {after['number']} does not come after checkpoint {before['number']} "
+            "of the earlier file"
+        )
+    heads = {leaf["chain_id"]: leaf for leaf in later.leaves}
+    shown, unseen = 0, []
+    for old in earlier.leaves:
+        chain_id, new = old["chain_id"], heads.get(old["chain_id"])
+        if new is None:
+            raise EvidenceError(f"chain {chain_id}, signed by the earlier checkpoint, is gone")
+        if new["seq"] < old["seq"]:
+            raise EvidenceError(
+                f"chain {chain_id} ends at seq {new['seq']}; the earlier checkpoint signed it "
+                f"to seq {old['seq']} (events removed)"
+            )
+        if new["seq"] == old["seq"]:
+            found = new["row_hash"]
+        elif old["seq"] in later.hashes.get(chain_id, {}):
+            found = later.hashes[chain_id][old["seq"]]
+        elif chain_id in later.hashes:
+            # The file holds the chain but starts it after the earlier head: nothing
+            # here ties the events before its start to what was signed.
+            raise EvidenceError(
+                f"chain {chain_id} starts at seq {new['start_seq']} in this file, after seq "
+                f"{old['seq']} where the earlier checkpoint signed its head, so this file "
+                "cannot show it goes on from there; join the archives that hold the events "
+                "between (--previous)"
+            )
+        else:
+            unseen.append(str(chain_id))  # another practice's chain
+            continue
+        if found != old["row_hash"]:
+            raise EvidenceError(
+                f"chain {chain_id}, seq {old['seq']}: not the event the earlier checkpoint "
+                "signed there (the chain was rewritten)"
+            )
+        shown += 1
+    lines = [
+        f"Goes on from checkpoint {before['number']} of the earlier file: {shown} of its "
+        f"{len(earlier.leaves)} chains shown unchanged up to the heads it signed."
+    ]
+    if unseen:
+        lines.append(
+            f"Not shown: chain {', '.join(unseen)} up to the earlier heads (not held by this "
+            "file; those heads are longer or equal here)."
+        )
+    return lines
+
+
 def verify_file(
-    path: Path, public_keys: dict, *, kind: str | None = None, previous: Path | None = None
+    path: Path,
+    public_keys: dict,
+    *,
+    kind: str | None = None,
+    previous: Path | None = None,
+    since: Path | None = None,
 ) -> Report:
-    """Verify the file at `path`; with `previous`, the archive of the month before, join them.
+    """Verify the file at `path`; with `previous`, the archive of the month before, join them;
+    with `since`, an earlier evidence file, check that this one goes on from it (`extends`).
 
     Raises OSError when a file cannot be read.
     """
+    if since is not None:
+        with since.open("rb") as handle:
+            earlier = verify_evidence(handle, public_keys, kind="evidence")
+        if earlier.problem:
+            return Report(
+                problem=f"the earlier file ({since.name}) does not verify: {earlier.problem}"
+            )
+        watch = {leaf["chain_id"]: leaf["seq"] for leaf in earlier.leaves or ()}
+        with path.open("rb") as handle:
+            report = verify_evidence(handle, public_keys, kind="evidence", watch=watch)
+        if not report.problem:
+            try:
+                report.extends = extends(earlier, report)
+            except EvidenceError as error:
+                report.problem = str(error)
+        return report
     with path.open("rb") as handle:
         report = verify_evidence(handle, public_keys, kind="archive" if previous else kind)
     if previous is None or report.problem:
@@ -389,6 +491,16 @@ class _ChainWalk:
         self.shown = self.others = 0
         self.last = (self.expected_seq - 1, self.prev)  # the last event shown, as (seq, hash)
         self.next: tuple[int, str] | None = None
+        self.watched: int | None = None
+        self.found: dict[int, str] = {}
+
+    def watch(self, seq: int | None, hashes: dict[int, dict[int, str]]) -> None:
+        """Keep the hash of event `seq` of this chain, once verified, in `hashes`."""
+        if seq is None:
+            return
+        self.watched, self.found = seq, hashes.setdefault(self.chain_id, {})
+        if seq == self.expected_seq - 1:  # where the file starts the chain: the hash it links to
+            self.found[seq] = self.prev
 
     def step(self, record: dict, number: int) -> None:
         where = f"line {number}, chain {self.chain_id}"
@@ -473,6 +585,8 @@ class _ChainWalk:
         if computed != row["row_hash"]:
             raise EvidenceError(f"{where}, seq {row['seq']}: its content does not match its hash")
         self.expected_seq, self.prev = row["seq"] + 1, row["row_hash"]
+        if row["seq"] == self.watched:
+            self.found[row["seq"]] = row["row_hash"]
 
     def archived(self) -> ArchivedChain:
         next_seq, next_at = self.next or (None, None)
@@ -512,14 +626,24 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="the archive of the month before: check that this archive goes on from it",
     )
+    parser.add_argument(
+        "--since",
+        type=Path,
+        help="an earlier evidence file you kept: check that this one goes on from it",
+    )
     args = parser.parse_args(argv)
+    if args.since and args.previous:
+        print("--since is for evidence files, --previous for archives: give one", file=sys.stderr)
+        return 2
     try:
         keys = load_public_keys(args.public_key)
     except (OSError, ValueError) as error:
         print(f"Public key: {error}", file=sys.stderr)
         return 2
     try:
-        report = verify_file(args.file, keys, kind=args.kind, previous=args.previous)
+        report = verify_file(
+            args.file, keys, kind=args.kind, previous=args.previous, since=args.since
+        )
     except OSError as error:
         print(f"Evidence file: {error.strerror or error}: {error.filename}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Practice, User
 from audit import chain, checkpoints, hashing, kinds, rollup, selectors
+from audit.chain import EVENT_COLUMNS
 from audit.export import export_count, export_fhir, export_rows
 from audit.hashing import GENESIS_HASH
 from audit.kinds import EventKind
@@ -176,18 +177,6 @@ def _write_cursor(db):
     if db.queries_logged:
         return db.make_debug_cursor(cursor)
     return db.make_cursor(cursor)
-
-
-# The hashed fields, then the foreign keys and the chain's own columns.
-EVENT_COLUMNS = (
-    *hashing.EVENT_FIELDS,
-    "actor_id",
-    "account_id",
-    "key_id",
-    "prev_hash",
-    "row_hash",
-    "mac",
-)
 
 
 def _lock_chain(cursor, practice_id: int | None, *, vendor: str) -> tuple[int, int, str]:

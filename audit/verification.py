@@ -4,12 +4,10 @@
 an evidence file instead (`audit/offline.py`).
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models import Exists, F, OuterRef
 
-from accounts.models import User
 from audit import chain, checkpoints, hashing
 from audit.chain import Problem
 from audit.hashing import GENESIS_HASH
@@ -20,7 +18,6 @@ from audit.models import (
     AuditCheckpointLeaf,
     AuditEvent,
 )
-from audit.services import EVENT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ def _verify_chain(audit_chain: AuditChain, batch: int) -> chain.WalkEnd:
         start_hash=audit_chain.start_hash,
         start_mac=audit_chain.start_mac,
     )
-    walked = chain.verify(_rows_of(audit_chain.pk, audit_chain.start_seq, batch), start)
+    walked = chain.verify(chain.rows_of(audit_chain.pk, audit_chain.start_seq, batch), start)
     if walked.problem is not None:
         return walked
     problem = None
@@ -80,40 +77,6 @@ def _verify_chain(audit_chain: AuditChain, batch: int) -> chain.WalkEnd:
             "the chain head's hash does not match", chain_id=audit_chain.pk, seq=audit_chain.seq
         )
     return chain.WalkEnd(walked.checked, walked.seq, walked.row_hash, problem)
-
-
-def _user_exists(fk: str, ref: str) -> Case:
-    """Return whether the user `ref` names exists; look it up only where `fk` is NULL."""
-    return Case(
-        When(
-            Q(**{f"{fk}__isnull": True, f"{ref}__isnull": False}),
-            then=Exists(User.objects.filter(pk=OuterRef(ref))),
-        ),
-        default=Value(False),
-    )
-
-
-VERIFY_COLUMNS = ("id", *EVENT_COLUMNS)
-VERIFY_FLAGS = {exists: _user_exists(fk, ref) for fk, ref, exists in chain.USER_LINKS}
-
-
-def _rows_of(chain_id: int, start_seq: int, batch: int) -> Iterator[dict]:
-    """Yield a chain's events from `start_seq` in seq order, in batches (constant memory).
-
-    Rows beyond the head are yielded too: an event inserted behind the app's back
-    past the head is a problem the walk must see.
-    """
-    after = start_seq - 1
-    while True:
-        chunk = list(
-            AuditEvent.objects.filter(chain_id=chain_id, seq__gt=after)
-            .order_by("seq")
-            .values(*VERIFY_COLUMNS, **VERIFY_FLAGS)[:batch]
-        )
-        yield from chunk
-        if len(chunk) < batch:
-            return
-        after = chunk[-1]["seq"]
 
 
 def _verify_checkpoints(chains: dict[int, AuditChain]):
@@ -136,13 +99,7 @@ def _verify_checkpoints(chains: dict[int, AuditChain]):
         def problem(reason: str, *, number=checkpoint.number, counted=counted, latest=latest):
             return counted, latest, Problem(reason, checkpoint=number)
 
-        header = {
-            "number": checkpoint.number,
-            "created_at": checkpoint.created_at,
-            "prev_hash": checkpoint.prev_hash,
-            "merkle_root": checkpoint.merkle_root,
-            "chain_count": checkpoint.chain_count,
-        }
+        header = checkpoints.header_of(checkpoint)
         if checkpoint.number != number:
             return problem(f"expected checkpoint {number}: checkpoints are missing")
         if checkpoint.prev_hash != prev_hash:
@@ -156,7 +113,9 @@ def _verify_checkpoints(chains: dict[int, AuditChain]):
             return problem("its signature is not valid (forged or edited)")
         while change is not None and change["checkpoint_id"] <= checkpoint.pk:
             if change["checkpoint_id"] == checkpoint.pk:
-                owner = chains[change["chain_id"]]
+                owner = chains.get(change["chain_id"])
+                if owner is None:
+                    return problem(f"it signed chain {change['chain_id']}, which is gone")
                 leaves[change["chain_id"]] = checkpoints.leaf_of(
                     {
                         **change,

@@ -17,6 +17,7 @@ from accounts.reauth import recent_auth_required
 from accounts.selectors import practice_search
 from audit import fhir as fhir_format
 from audit import integrity, selectors
+from audit.checkpoints import CheckpointRefused
 from audit.evidence import audit_evidence_export
 from audit.formatting import event_date, event_time, ip_text
 from audit.forms import KIND_NAMES, AuditEventFilter, SuggestionQuery
@@ -426,20 +427,41 @@ def _refused_filters(request: HttpRequest, filterset: AuditEventFilter) -> HttpR
     return render(request, "audit/report.html", context, status=400)
 
 
+def _unsigned(request: HttpRequest, refused: CheckpointRefused) -> HttpResponse:
+    """No file when the log contradicts its last signed checkpoint: say so on the report.
+
+    An export is frozen at a checkpoint taken for it; the log failed the check made
+    before signing one, so nothing was exported, and the finding is kept for the
+    Integrity page and its alert (`audit_checkpoint_refusal_record`).
+    """
+    integrity.audit_checkpoint_refusal_record(refused)
+    messages.error(
+        request,
+        "Nothing was exported: the audit log no longer matches what its last signed "
+        "checkpoint covers, so no new checkpoint can vouch for it. The finding is on the "
+        "Integrity page; the platform's auditors have been alerted.",
+    )
+    query = request.GET.urlencode()
+    return redirect(f"{reverse('audit_report')}?{query}" if query else reverse("audit_report"))
+
+
 def _export(request: HttpRequest, *, fhir: bool) -> HttpResponse:
     filterset = _filterset(request)
     if not filterset.is_valid():
         return _refused_filters(request, filterset)
     data = filterset.form.cleaned_data
-    export = audit_log_export(
-        acting_user=request.user,
-        ip=request.client_ip,
-        events=filterset.qs,
-        filters=filterset.describe(),
-        filter_data=filterset.describe_data(),
-        time_zone=filterset.form.time_zone,
-        fhir=fhir,
-    )
+    try:
+        export = audit_log_export(
+            acting_user=request.user,
+            ip=request.client_ip,
+            events=filterset.qs,
+            filters=filterset.describe(),
+            filter_data=filterset.describe_data(),
+            time_zone=filterset.form.time_zone,
+            fhir=fhir,
+        )
+    except CheckpointRefused as refused:
+        return _unsigned(request, refused)
     name = f"audit-log_{data['date_from']:%Y-%m-%d}_to_{data['date_to']:%Y-%m-%d}"
     if fhir:
         filename = f"{name}.fhir.json"
@@ -464,7 +486,10 @@ def audit_evidence(request: HttpRequest) -> HttpResponse:
 
     Recorded before any line leaves, as the CSV export is (`audit_evidence_export`).
     """
-    evidence = audit_evidence_export(acting_user=request.user, ip=request.client_ip)
+    try:
+        evidence = audit_evidence_export(acting_user=request.user, ip=request.client_ip)
+    except CheckpointRefused as refused:
+        return _unsigned(request, refused)
     response = StreamingHttpResponse(evidence.content, content_type="application/x-ndjson")
     filename = f"audit-evidence_checkpoint-{evidence.checkpoint}.jsonl"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -12,11 +12,20 @@ again through bench/proxy.py adding BENCH_DELAY_MS (default 0.5) each way, as a
 network between app servers and the database would. Then a checkpoint, and
 every chain and checkpoint is verified.
 
+Beside them, on PostgreSQL, the lock pattern alone (`_pattern_writer`): the same
+four round trips (begin, lock a head row, insert and move the head in one
+statement, commit) on two bare tables of a schema of their own, with none of the
+project's work around them, as the issue that set the targets measured it outside
+the project. Its ratio of 16 writers on 16 heads to 1 writer is what this machine
+allows any writer that uses the pattern, measured in the same rounds as the
+project's own.
+
 Durable commits are what production runs: the output says whether the server
 had `fsync` and `synchronous_commit` on (bench/README.md shows how to start one
 that does); figures from a server without them are not write figures.
 """
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -89,16 +98,81 @@ def _writer(user_pk: int, port: int | None, ready, go, deadline, counts, slot: i
     connections.close_all()
 
 
-def run_writers(user_pks: list[int], port: int | None) -> float:
-    """Events/s of len(user_pks) processes writing for ROUND_SECONDS, all started together."""
+_PATTERN_LOCK = "SELECT seq, hash FROM bench_lock_pattern.head WHERE id = %s FOR UPDATE"
+_PATTERN_APPEND = (
+    "WITH event AS (INSERT INTO bench_lock_pattern.event (head_id, seq, hash, occurred_at, details)"
+    " VALUES (%s, %s, %s, now(), %s))"
+    " UPDATE bench_lock_pattern.head SET seq = %s, hash = %s WHERE id = %s"
+)
+
+
+def pattern_setup(heads: int = 16) -> None:
+    """The lock pattern's tables, made afresh: `heads` head rows and an event table."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA IF EXISTS bench_lock_pattern CASCADE")
+        cursor.execute("CREATE SCHEMA bench_lock_pattern")
+        cursor.execute(
+            "CREATE TABLE bench_lock_pattern.head (id integer PRIMARY KEY, seq bigint NOT NULL,"
+            " hash bytea NOT NULL)"
+        )
+        cursor.execute(
+            "CREATE TABLE bench_lock_pattern.event (id bigserial PRIMARY KEY,"
+            " head_id integer NOT NULL REFERENCES bench_lock_pattern.head, seq bigint NOT NULL,"
+            " hash bytea NOT NULL, occurred_at timestamptz NOT NULL, details text NOT NULL,"
+            " UNIQUE (head_id, seq))"
+        )
+        cursor.execute(
+            "INSERT INTO bench_lock_pattern.head SELECT n, 0, sha256(''::bytea)"
+            " FROM generate_series(0, %s) AS n",
+            [heads - 1],
+        )
+
+
+def pattern_drop() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA IF EXISTS bench_lock_pattern CASCADE")
+
+
+def _pattern_once(raw, head: int) -> None:
+    """One event by the lock pattern alone: the head locked until the commit."""
+    with raw.transaction():
+        seq, prev = raw.execute(_PATTERN_LOCK, [head], prepare=True).fetchone()
+        details = "Updated profile for Writer"
+        digest = hashlib.sha256(prev + details.encode()).digest()
+        raw.execute(
+            _PATTERN_APPEND, [head, seq + 1, digest, details, seq + 1, digest, head], prepare=True
+        )
+
+
+def _pattern_writer(head: int, port: int | None, ready, go, deadline, counts, slot: int) -> None:
+    connections.close_all()
+    if port is not None:
+        connection.settings_dict["PORT"] = port
+    connection.ensure_connection()
+    raw = connection.connection  # psycopg's own connection, in autocommit: BEGIN is sent
+    _pattern_once(raw, head)
+    ready.wait()
+    go.wait()
+    done = 0
+    while time.time() < deadline.value:
+        _pattern_once(raw, head)
+        done += 1
+    counts[slot] = done
+    connections.close_all()
+
+
+def run_writers(targets: list[int], port: int | None, writer=_writer) -> float:
+    """Events/s of len(targets) processes writing for ROUND_SECONDS, all started together.
+
+    `targets`: a user for each `_writer`, a head for each `_pattern_writer`."""
     ctx = multiprocessing.get_context("fork")
     connections.close_all()
-    ready, go = ctx.Barrier(len(user_pks) + 1), ctx.Barrier(len(user_pks) + 1)
+    ready, go = ctx.Barrier(len(targets) + 1), ctx.Barrier(len(targets) + 1)
     deadline = ctx.Value("d", 0.0)
-    counts = ctx.Array("l", len(user_pks))
+    counts = ctx.Array("l", len(targets))
     processes = [
-        ctx.Process(target=_writer, args=(pk, port, ready, go, deadline, counts, slot))
-        for slot, pk in enumerate(user_pks)
+        ctx.Process(target=writer, args=(target, port, ready, go, deadline, counts, slot))
+        for slot, target in enumerate(targets)
     ]
     for process in processes:
         process.start()
@@ -154,31 +228,43 @@ def matrix(users: list[int], port: int | None) -> dict:
     Taking turns puts a slow spell of the disk or the machine on every side alike.
     """
     configurations = {
-        "one_writer_events_per_s": users[:1],
-        "four_practices_events_per_s": users[:4],
-        "sixteen_practices_events_per_s": users[:16],
-        "sixteen_on_one_practice_events_per_s": [users[0]] * 16,
+        "one_writer_events_per_s": (users[:1], _writer),
+        "four_practices_events_per_s": (users[:4], _writer),
+        "sixteen_practices_events_per_s": (users[:16], _writer),
+        "sixteen_on_one_practice_events_per_s": ([users[0]] * 16, _writer),
     }
+    if connection.vendor == "postgresql":
+        configurations |= {
+            "pattern_one_writer_events_per_s": ([0], _pattern_writer),
+            "pattern_sixteen_heads_events_per_s": (list(range(16)), _pattern_writer),
+        }
     rounds = {name: [] for name in configurations}
     for _ in range(ROUNDS):
-        for name, writers_ in configurations.items():
-            rounds[name].append(run_writers(writers_, port))
+        for name, (targets, writer) in configurations.items():
+            rounds[name].append(run_writers(targets, port, writer))
     result = {name: statistics.median(values) for name, values in rounds.items()}
-    one = result["one_writer_events_per_s"]
-    result["ratio_16_practices_to_1"] = round(result["sixteen_practices_events_per_s"] / one, 2)
-    result["ratio_16_on_one_to_1"] = round(result["sixteen_on_one_practice_events_per_s"] / one, 2)
-    result["round_ratios_16_practices_to_1"] = [
-        round(sixteen / single, 2)
-        for sixteen, single in zip(
-            rounds["sixteen_practices_events_per_s"], rounds["one_writer_events_per_s"], strict=True
-        )
-    ]
+    pairs = {
+        "16_practices_to_1": ("sixteen_practices_events_per_s", "one_writer_events_per_s"),
+        "16_on_one_to_1": ("sixteen_on_one_practice_events_per_s", "one_writer_events_per_s"),
+        "pattern_16_heads_to_1": (
+            "pattern_sixteen_heads_events_per_s",
+            "pattern_one_writer_events_per_s",
+        ),
+    }
+    for pair, (many, one) in pairs.items():
+        if many in rounds:
+            result[f"ratio_{pair}"] = round(result[many] / result[one], 2)
+            result[f"round_ratios_{pair}"] = [
+                round(m / o, 2) for m, o in zip(rounds[many], rounds[one], strict=True)
+            ]
     result["rounds"] = rounds
     return result
 
 
 def main() -> None:
     users = writers(16)
+    if connection.vendor == "postgresql":
+        pattern_setup()
     result = {"durability": durability(), "round_seconds": ROUND_SECONDS}
     result["caller"] = caller_wait(users[0])
     result["loopback"] = matrix(users, None)
@@ -187,6 +273,8 @@ def main() -> None:
             result["proxy_delay_ms_each_way"] = DELAY_MS
             result["proxy_caller"] = caller_wait(users[0], count=100)
             result["proxy"] = matrix(users, connection.settings_dict["PORT"])
+    if connection.vendor == "postgresql":
+        pattern_drop()
     started = time.perf_counter()
     checkpoint = audit_checkpoint_create().checkpoint
     verified = audit_log_verify()

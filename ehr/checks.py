@@ -1,5 +1,6 @@
 """System checks for project-wide configuration."""
 
+import hashlib
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -33,7 +34,28 @@ def check_key_rings(app_configs, **kwargs):
                         id=f"ehr.E00{number}",
                     )
                 )
+    # One key in two rings undoes what separate keys are for: the holder of the HMAC
+    # key could sign checkpoints, the one who decrypts fields could forge the log.
+    owners = {}
+    for name, (ring, _exact) in rings.items():
+        for key_id, key in ring.keys.items() if isinstance(ring, KeyRing) else ():
+            other = owners.setdefault(_as_hmac_key(key), (name, key_id))
+            if other[0] != name:
+                errors.append(
+                    Error(
+                        f"{name}: key {key_id!r} is also key {other[1]!r} of {other[0]}; "
+                        "each of these settings needs keys of its own.",
+                        hint="Generate a separate key for each, as docs/keys.md shows.",
+                        id="ehr.E006",
+                    )
+                )
     return errors
+
+
+def _as_hmac_key(key: bytes) -> bytes:
+    """A key as HMAC-SHA-256 uses it (RFC 2104): hashed when longer than a block, then
+    padded with zeros, so `k` and `k + b"\0"` are one key."""
+    return (hashlib.sha256(key).digest() if len(key) > 64 else key).rstrip(b"\0")
 
 
 @register()

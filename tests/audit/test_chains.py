@@ -4,6 +4,7 @@ import base64
 import hashlib
 import io
 import json
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +16,13 @@ from django.db.migrations.executor import MigrationExecutor
 from accounts.models import Practice
 from accounts.roles import Role
 from audit import chain, checkpoints, hashing, kinds, offline
-from audit.models import AuditChain, AuditCheckpoint, AuditCheckpointLeaf, AuditEvent
+from audit.models import (
+    AuditChain,
+    AuditCheckpoint,
+    AuditCheckpointLeaf,
+    AuditEvent,
+    AuditVerification,
+)
 from audit.services import audit_event_record
 from audit.verification import audit_log_verify
 from tests.audit.helpers import sql, verify_fails
@@ -114,6 +121,50 @@ def test_an_unknown_username_goes_to_the_platform_chain(client, db):
     event = AuditEvent.objects.get(kind=kinds.SIGN_IN_FAILED_UNKNOWN.code)
     assert event.practice_id is None
     assert AuditChain.objects.get(pk=event.chain_id).kind == AuditChain.Kind.PLATFORM
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_waits_for_its_own_practice_only(practice, other_practice):
+    """One practice's transaction holds its chain until it ends; another practice's
+    writer goes on meanwhile, and a writer of the same practice waits its turn."""
+    holder, neighbour, colleague = (
+        make_user(Role.NURSE, practice=place) for place in (practice, other_practice, practice)
+    )
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                audit_event_record(
+                    kind=kinds.SIGNED_IN, acting_user=holder, account=holder, ip=None
+                )
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def write(user) -> str:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '1s'")
+                audit_event_record(kind=kinds.SIGNED_IN, acting_user=user, account=user, ip=None)
+        except DatabaseError as error:
+            return str(error)
+        return "written"
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(10)
+        assert write(neighbour) == "written"
+        assert "lock timeout" in write(colleague)
+    finally:
+        release.set()
+        thread.join()
+    assert write(colleague) == "written"
+    assert audit_log_verify().problem is None
 
 
 @pytest.fixture
@@ -228,11 +279,11 @@ def test_an_event_given_another_practice_is_found(unguarded, other_practice):
     verify_fails(f"chain {target.chain_id} seq {target.seq}.*another practice")
 
 
-def test_a_chain_rewritten_with_both_keys_after_a_checkpoint_is_found(unguarded):
-    """Someone holding the HMAC key rewrites a whole chain consistently: the checkpoint tells."""
-    target = unguarded[0]
+def rewrite_chain(chain_id: int, *, add: int = 0) -> str:
+    """Rewrite a whole chain consistently, as someone holding the HMAC key could, and
+    `add` events at its end; move its head there. Return the new head's hash."""
     rows = list(
-        AuditEvent.objects.filter(chain_id=target.chain_id)
+        AuditEvent.objects.filter(chain_id=chain_id)
         .order_by("seq")
         .values("id", "key_id", *hashing.EVENT_FIELDS)
     )
@@ -247,9 +298,251 @@ def test_a_chain_rewritten_with_both_keys_after_a_checkpoint_is_found(unguarded)
             [row["details"], prev, digest, mac, row["id"]],
         )
         prev = digest
-    sql("UPDATE audit_auditchain SET row_hash = %s WHERE id = %s", [prev, target.chain_id])
+    for _ in range(add):
+        prev = append_event(chain_id, prev, with_key=True)
+    sql(
+        "UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s",
+        [len(rows) + add, prev, chain_id],
+    )
+    return prev
+
+
+def append_event(chain_id: int, prev: str, *, with_key: bool) -> str:
+    """Insert one more event at the end of a chain behind the app's back; return its hash."""
+    last = AuditEvent.objects.filter(chain_id=chain_id).order_by("-seq").first()
+    row = {
+        name: getattr(last, name)
+        for name in (*hashing.EVENT_FIELDS, "actor_id", "account_id", "key_id")
+    }
+    row |= {"seq": last.seq + 1, "details": "Signed in, they say"}
+    digest = hashing.row_hash(row, prev_hash=prev)
+    key = chain.verification_key(row["key_id"]) if with_key else b"not the key"
+    AuditEvent.objects.create(
+        **row, prev_hash=prev, row_hash=digest, mac=chain.event_mac(digest, key=key)
+    )
+    return digest
+
+
+def test_a_chain_rewritten_with_both_keys_after_a_checkpoint_is_found(unguarded):
+    """Someone holding the HMAC key rewrites a whole chain consistently: the checkpoint tells."""
+    target = unguarded[0]
+    rewrite_chain(target.chain_id)
     message = verify_fails("no longer holds the event this checkpoint signed")
     assert f"checkpoint 1, chain {target.chain_id} seq " in message
+
+
+# The signer signs only what extends the last checkpoint: a rewritten chain is never
+# signed, so no evidence file can carry it (the file holds one checkpoint).
+
+
+def refused_checkpoint(match: str) -> AuditVerification:
+    with pytest.raises(CommandError, match=f"Nothing signed: at {match}"):
+        call_command("audit_checkpoint")
+    assert AuditCheckpoint.objects.count() == 1
+    return AuditVerification.objects.get()
+
+
+def test_a_rewritten_chain_is_never_signed_and_the_finding_is_kept_once(unguarded):
+    target = unguarded[0]
+    length = AuditEvent.objects.filter(chain_id=target.chain_id).count()
+    rewrite_chain(target.chain_id)
+
+    finding = refused_checkpoint(
+        f"chain {target.chain_id} seq {length}, the head's hash is not the one the last "
+        "checkpoint signed"
+    )
+    assert finding.intact is False
+    assert finding.problem == (
+        f"chain {target.chain_id} seq {length}: the head's hash is not the one the last checkpoint "
+        "signed (found signing a checkpoint: none signed; last: checkpoint 1)"
+    )
+    failed = AuditEvent.objects.get(kind=kinds.AUDIT_VERIFICATION_FAILED.code)
+    assert failed.data == {"verification": finding.pk}
+    # Minute after minute the same refusal, and the same one finding.
+    refused_checkpoint(f"chain {target.chain_id} seq {length}")
+    assert AuditEvent.objects.filter(kind=kinds.AUDIT_VERIFICATION_FAILED.code).count() == 1
+
+
+def test_a_rewritten_chain_that_grew_is_never_signed(unguarded):
+    target = unguarded[0]
+    length = AuditEvent.objects.filter(chain_id=target.chain_id).count()
+    rewrite_chain(target.chain_id, add=2)
+    refused_checkpoint(
+        f"chain {target.chain_id} seq {length + 1} .row id \\d+., prev_hash does not match"
+    )
+
+
+def test_a_chain_cut_short_is_never_signed(unguarded):
+    target = unguarded[0]
+    length = AuditEvent.objects.filter(chain_id=target.chain_id).count()
+    before = AuditEvent.objects.get(chain_id=target.chain_id, seq=length - 1)
+    sql("DELETE FROM audit_auditevent WHERE chain_id = %s AND seq = %s", [target.chain_id, length])
+    sql(
+        "UPDATE audit_auditchain SET seq = %s, row_hash = %s WHERE id = %s",
+        [length - 1, before.row_hash, target.chain_id],
+    )
+    refused_checkpoint(
+        f"chain {target.chain_id} seq {length}, the chain ends at seq {length - 1}, the last "
+        f"checkpoint signed it to {length}"
+    )
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+def test_only_events_written_with_the_key_after_the_checkpoint_are_signed(unguarded, with_key):
+    """Since the last checkpoint only the keyed hash vouches for events: one without the
+    key is not signed into the log; one with it is, as any event the app writes."""
+    target = unguarded[0]
+    head = AuditChain.objects.get(pk=target.chain_id)
+    new_head = append_event(target.chain_id, head.row_hash, with_key=with_key)
+    sql(
+        "UPDATE audit_auditchain SET seq = seq + 1, row_hash = %s WHERE id = %s",
+        [new_head, target.chain_id],
+    )
+    if with_key:
+        call_command("audit_checkpoint")
+        assert AuditCheckpoint.objects.count() == 2
+    else:
+        refused_checkpoint(
+            f"chain {target.chain_id} seq {head.seq + 1} .row id \\d+., the keyed hash does not "
+            "match"
+        )
+
+
+def _edit_leaf(chain_id: int, head: str) -> None:
+    sql("UPDATE audit_auditcheckpointleaf SET row_hash = %s WHERE chain_id = %s", [head, chain_id])
+
+
+def _drop_leaf(chain_id: int, head: str) -> None:
+    sql("DELETE FROM audit_auditcheckpointleaf WHERE chain_id = %s", [chain_id])
+
+
+def _add_checkpoint(chain_id: int, head: str) -> None:
+    """A checkpoint 2 written without the signing key, naming the rewritten head."""
+    last = AuditCheckpoint.objects.get()
+    header = {**_header(last), "number": 2, "prev_hash": last.checkpoint_hash}
+    made_up = AuditCheckpoint.objects.create(
+        **header,
+        key_id=last.key_id,
+        signature=last.signature,
+        checkpoint_hash=hashing.checkpoint_hash(header),
+    )
+    leaf = AuditCheckpointLeaf.objects.filter(chain_id=chain_id).get()
+    AuditCheckpointLeaf.objects.create(
+        checkpoint=made_up,
+        chain_id=chain_id,
+        start_seq=leaf.start_seq,
+        start_hash=leaf.start_hash,
+        seq=leaf.seq,
+        row_hash=head,
+    )
+
+
+@pytest.mark.parametrize(
+    "cover, reason",
+    [
+        (_edit_leaf, "the chain heads stored with the last checkpoint are not the ones it signed"),
+        (_drop_leaf, "the chain heads stored with the last checkpoint are not the ones it signed"),
+        (_add_checkpoint, "the last checkpoint's signature is not valid"),
+    ],
+)
+def test_a_rewrite_covered_by_editing_what_the_checkpoint_stored_is_never_signed(
+    unguarded, cover, reason
+):
+    """The signer holds chains to the heads stored with the last checkpoint: those rows
+    are held to its signature first, or a rewrite would pass by editing them too."""
+    target = unguarded[0]
+    cover(target.chain_id, rewrite_chain(target.chain_id))
+    number = AuditCheckpoint.objects.order_by("-number").first().number
+    with pytest.raises(CommandError, match=f"Nothing signed: at checkpoint {number}, {reason}"):
+        call_command("audit_checkpoint")
+    assert AuditCheckpoint.objects.count() == number
+
+
+def test_a_start_moved_past_deleted_events_is_never_signed(unguarded):
+    """No key needed: the chain's first events deleted and its start moved past them, as if
+    an archive had taken them."""
+    target = unguarded[0]
+    second = AuditEvent.objects.get(chain_id=target.chain_id, seq=2)
+    sql("DELETE FROM audit_auditevent WHERE chain_id = %s AND seq = 1", [target.chain_id])
+    sql(
+        "UPDATE audit_auditchain SET start_seq = 2, start_hash = %s WHERE id = %s",
+        [second.prev_hash, target.chain_id],
+    )
+    refused_checkpoint(
+        f"chain {target.chain_id} seq 2, the chain's start moved from seq 1 to 2, and no "
+        "archive moved it"
+    )
+
+
+def test_no_export_leaves_a_log_that_contradicts_its_checkpoint(unguarded, client, auditor):
+    rewrite_chain(unguarded[0].chain_id)
+    client.force_login(auditor)
+    confirm_identity(client)
+    for path in ("/audit/evidence.jsonl", "/audit/export.csv", "/audit/export.fhir.json"):
+        response = client.get(path, follow=True)
+        assert response.redirect_chain == [("/audit/", 302)], path
+        assert "Nothing was exported: the audit log no longer matches" in response.text
+    assert AuditCheckpoint.objects.count() == 1
+    assert not AuditEvent.objects.filter(
+        kind__in=[kinds.AUDIT_EXPORTED.code, kinds.AUDIT_EVIDENCE_EXPORTED.code]
+    ).exists()
+    assert AuditVerification.objects.get().intact is False
+
+
+def _head(chain_id: int, **fields) -> dict:
+    head = {
+        "id": chain_id,
+        "kind": "practice",
+        "practice_id": None,
+        "start_seq": 1,
+        "start_hash": hashing.GENESIS_HASH,
+        "start_mac": hashing.GENESIS_HASH,
+        "seq": 3,
+        "row_hash": "a" * 64,
+    }
+    return head | fields
+
+
+@pytest.mark.parametrize(
+    ("heads", "signed", "moved", "reason"),
+    [
+        ([], {7: _head(7)}, {}, "chain 7: the chain, signed by the last checkpoint, is gone"),
+        (
+            [_head(7, kind="legacy", seq=4)],
+            {7: _head(7, kind="legacy")},
+            {},
+            "chain 7: the legacy chain is closed, and it has grown",
+        ),
+        (
+            [_head(7, seq=9, start_seq=6, start_hash="b" * 64)],
+            {7: _head(7)},
+            {7: (6, "b" * 64)},
+            "chain 7 seq 4: the chain now starts after events written since the last checkpoint",
+        ),
+        (
+            [_head(7, start_seq=2, start_hash="b" * 64)],
+            {7: _head(7)},
+            {},
+            "chain 7 seq 2: the chain's start moved from seq 1 to 2, and no archive moved it",
+        ),
+        (
+            [_head(7, start_seq=2, start_hash="b" * 64)],
+            {7: _head(7)},
+            {7: (2, "c" * 64)},
+            "chain 7 seq 2: the chain's start moved from seq 1 to 2, and no archive moved it",
+        ),
+        (
+            [_head(7, start_seq=3, start_hash="b" * 64, seq=2)],
+            {},
+            {},
+            "chain 7 seq 3: the chain's start moved from seq 1 to 3, and no archive moved it",
+        ),
+        ([_head(7)], {7: _head(7)}, {}, None),
+    ],
+)
+def test_what_no_walk_can_mend(db, heads, signed, moved, reason):
+    problem = checkpoints.extension_problem(heads, signed, moved)
+    assert (f"{problem.where()}: {problem.reason}" if problem else None) == reason
 
 
 def test_a_forged_checkpoint_is_found(unguarded):
@@ -272,6 +565,16 @@ def test_an_edited_checkpoint_leaf_is_found(unguarded):
         "UPDATE audit_auditcheckpointleaf SET seq = seq + 1 WHERE id = (SELECT min(id) FROM audit_auditcheckpointleaf)"
     )
     verify_fails("checkpoint 1: the chain heads stored with it do not match its signed Merkle root")
+
+
+def test_a_signed_chain_gone_from_the_table_is_named_not_a_crash(unguarded):
+    """Its id changed or its row deleted (the foreign keys dropped first)."""
+    from audit.verification import _verify_checkpoints
+
+    gone = unguarded[0].chain_id
+    chains = {c.pk: c for c in AuditChain.objects.exclude(pk=gone)}
+    _counted, _latest, problem = _verify_checkpoints(chains)
+    assert (problem.checkpoint, problem.reason) == (1, f"it signed chain {gone}, which is gone")
 
 
 def test_a_deleted_checkpoint_in_the_middle_is_found(unguarded, provider):
@@ -687,3 +990,169 @@ def test_a_chain_start_moved_without_an_archive_is_found(unguarded, provider):
     # A start that does not lead to the first kept event is found by the walk first.
     sql("UPDATE audit_auditchain SET start_hash = %s WHERE id = %s", ["f" * 64, own.pk])
     verify_fails(f"chain {own.pk} seq 2 .*prev_hash does not match")
+
+
+def _insert_made_up(records) -> int:
+    """A made-up event, hashed as the app would, linked in after the second; its line."""
+    at = _event_indexes(records)[1]
+    made_up = json.loads(json.dumps(records[at]["event"]))
+    made_up |= {"details": "Signed in, they say", "seq": made_up["seq"] + 1}
+    made_up["prev_hash"] = records[at]["event"]["row_hash"]
+    made_up["row_hash"] = hashing.row_hash(made_up, prev_hash=made_up["prev_hash"])
+    records.insert(at + 1, {"event": made_up})
+    records[-1]["end"]["events"] += 1
+    return made_up["seq"]
+
+
+def test_an_event_moved_between_chains_of_the_file_fails(client, written, auditor):
+    """Taken from the end of one chain and put at the end of another, as its next event."""
+    records = lines_of(download(client, auditor))
+    starts = [i for i, r in enumerate(records) if "chain" in r] + [len(records) - 1]
+    events = _event_indexes(records)
+    n = next(
+        n for n in range(len(starts) - 2) if any(starts[n] < i < starts[n + 1] for i in events)
+    )
+    first, second = records[starts[n]]["chain"], records[starts[n + 1]]["chain"]
+    last = max(i for i in events if i < starts[n + 1])
+    moved = {**records[last]["event"], "chain_id": second["chain_id"], "seq": second["seq"] + 1}
+    records.insert(starts[n + 2], {"event": moved})
+    del records[last]
+    report = verified(joined(records))
+    assert report.problem == (
+        f"chain {first['chain_id']}: the events end at seq {first['seq'] - 1}, the signed head "
+        f"is seq {first['seq']} (events dropped or head mismatch)"
+    )
+
+
+def test_a_made_up_event_linked_into_the_file_fails(client, written, officer):
+    records = lines_of(download(client, officer))
+    seq = _insert_made_up(records)
+    report = verified(joined(records))
+    # It follows its event and matches its own hash; the file's next event shows it.
+    assert report.problem.endswith(f"expected seq {seq + 1}, found {seq} (out of order)")
+
+
+# An outsider who kept an earlier evidence file holds the later one to it
+
+
+def _evidence(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _since(later, earlier) -> offline.Report:
+    keys = offline.load_public_keys([public_key_arg()])
+    return offline.verify_file(later, keys, since=earlier)
+
+
+def test_a_later_evidence_file_goes_on_from_an_earlier_one(
+    client, written, auditor, provider, tmp_path, capsys
+):
+    earlier = _evidence(tmp_path, "earlier.jsonl", download(client, auditor))
+    for _ in range(3):
+        audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
+    later = _evidence(tmp_path, "later.jsonl", download(client, auditor))
+    chains = len(lines_of(earlier.read_bytes())[0]["leaves"])
+    report = _since(later, earlier)
+    assert report.problem is None, report.problem
+    assert report.extends == [
+        f"Goes on from checkpoint 1 of the earlier file: {chains} of its {chains} chains shown "
+        "unchanged up to the heads it signed."
+    ]
+    call_command("audit_verify", file=str(later), public_key=[public_key_arg()], since=str(earlier))
+    assert report.extends[0] in capsys.readouterr().out
+    # The other way round, the older file does not go on from the newer one.
+    assert "does not come after checkpoint" in _since(earlier, later).problem
+    args = [str(later), "--public-key", public_key_arg(), "--since", str(earlier)]
+    assert offline.main(args) == 0
+    assert offline.main([*args, "--previous", str(earlier)]) == 2
+
+
+def _cut_last(chain_id: int) -> None:
+    last = AuditEvent.objects.filter(chain_id=chain_id).order_by("-seq").first()
+    sql("DELETE FROM audit_auditevent WHERE id = %s", [last.pk])
+    sql(
+        "UPDATE audit_auditchain SET seq = seq - 1, row_hash = %s WHERE id = %s",
+        [last.prev_hash, chain_id],
+    )
+
+
+@pytest.mark.parametrize("rewritten", [True, False])
+def test_a_history_signed_again_with_the_stolen_key_fails_against_an_earlier_file(
+    client, written, auditor, tmp_path, monkeypatch, rewritten
+):
+    """The signer refuses a rewritten or shortened chain; someone holding the signing key
+    need not ask it. The new file verifies on its own, not against the one kept."""
+    earlier = _evidence(tmp_path, "earlier.jsonl", download(client, auditor))
+    target = written[0]
+    length = AuditEvent.objects.filter(chain_id=target.chain_id).count()
+    audit_guards(install=False)
+    try:
+        rewrite_chain(target.chain_id) if rewritten else _cut_last(target.chain_id)
+    finally:
+        audit_guards(install=True)
+    # A signer that checks nothing: the thief's own.
+    monkeypatch.setattr(checkpoints, "extension_problem", lambda *signed_so_far: None)
+    later = _evidence(tmp_path, "later.jsonl", download(client, auditor))
+    keys = offline.load_public_keys([public_key_arg()])
+    assert offline.verify_file(later, keys).problem is None
+    assert _since(later, earlier).problem == (
+        f"chain {target.chain_id}, seq {length}: not the event the earlier checkpoint signed "
+        "there (the chain was rewritten)"
+        if rewritten
+        else f"chain {target.chain_id} ends at seq {length - 1}; the earlier checkpoint signed "
+        f"it to seq {length} (events removed)"
+    )
+
+
+def test_a_practice_file_goes_on_from_an_earlier_one_and_says_what_it_cannot_show(
+    client, written, officer, other_provider, provider, tmp_path
+):
+    earlier = _evidence(tmp_path, "earlier.jsonl", download(client, officer))
+    audit_event_record(kind=kinds.SIGNED_OUT, acting_user=provider, account=provider, ip=None)
+    audit_event_record(
+        kind=kinds.SIGNED_OUT, acting_user=other_provider, account=other_provider, ip=None
+    )
+    later = _evidence(tmp_path, "later.jsonl", download(client, officer))
+    report = _since(later, earlier)
+    assert report.problem is None, report.problem
+    leaves = lines_of(earlier.read_bytes())[0]["leaves"]
+    other = sorted(
+        str(leaf["chain_id"])
+        for leaf in leaves
+        if leaf["kind"] == "practice" and leaf["practice_id"] != officer.practice_id
+    )
+    assert other
+    assert report.extends[-1] == (
+        f"Not shown: chain {', '.join(other)} up to the earlier heads (not held by this file; "
+        "those heads are longer or equal here)."
+    )
+
+
+def test_two_checkpoints_of_one_number_do_not_go_on_from_each_other():
+    """A history signed again from an earlier number: two different checkpoints 7."""
+    leaf = {"chain_id": 1, "seq": 3, "row_hash": "a" * 64}
+
+    def report(checkpoint_hash: str) -> offline.Report:
+        checkpoint = {"number": 7, "checkpoint_hash": checkpoint_hash}
+        return offline.Report(checkpoint=checkpoint, leaves=[leaf])
+
+    assert offline.extends(report("b" * 64), report("b" * 64))[0].startswith("Goes on from")
+    with pytest.raises(offline.EvidenceError, match="checkpoint 7 does not come after"):
+        offline.extends(report("b" * 64), report("c" * 64))
+
+
+def test_a_chain_started_after_the_earlier_head_cannot_go_on_from_it():
+    """The later file holds the chain from seq 9; the earlier head was seq 3."""
+    old = {"chain_id": 1, "seq": 3, "row_hash": "a" * 64, "start_seq": 1}
+    new = {"chain_id": 1, "seq": 12, "row_hash": "d" * 64, "start_seq": 9}
+    earlier = offline.Report(checkpoint={"number": 7, "checkpoint_hash": "b"}, leaves=[old])
+    later = offline.Report(
+        checkpoint={"number": 8, "checkpoint_hash": "c"}, leaves=[new], hashes={1: {}}
+    )
+    with pytest.raises(offline.EvidenceError, match="chain 1 starts at seq 9 in this file"):
+        offline.extends(earlier, later)
+    # Not held by the file at all (another practice's): said, not failed.
+    later.hashes = {}
+    assert offline.extends(earlier, later)[-1].startswith("Not shown: chain 1 up to")

@@ -12,13 +12,19 @@ from django.db import DatabaseError, connection, transaction
 from accounts.roles import Role
 from audit import checkpoints, hashing, kinds, offline, partitions
 from audit.archive import ARCHIVE_COLUMNS, audit_partitions_create
-from audit.models import AuditArchive, AuditArchiveChain, AuditChain, AuditEvent
+from audit.models import (
+    AuditArchive,
+    AuditArchiveChain,
+    AuditChain,
+    AuditEvent,
+    AuditVerification,
+)
 from audit.services import audit_event_record
 from audit.verification import audit_log_verify
 from outbox import audit_stream
 from outbox.models import AuditCursor, Destination
 from tests.audit.helpers import record_at, sql, verify_fails
-from tests.audit.test_chains import public_key_arg
+from tests.audit.test_chains import append_event, public_key_arg
 from tests.audit.test_rollup import counters
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
@@ -197,6 +203,36 @@ def test_an_old_month_is_archived_verified_offline_and_the_live_chains_still_ver
         AuditArchive.objects.get().file_sha256
         == __import__("hashlib").sha256(target.read_bytes()).hexdigest()
     )
+
+
+def test_no_month_is_archived_out_of_a_log_that_contradicts_its_checkpoint(
+    old_log, old_clinic, tmp_path
+):
+    """An April event added behind the app's back, without the key: the archive of March
+    stops before writing anything, and the finding is on the Integrity page."""
+    march, april = old_log
+    audit_guards(install=False)
+    try:
+        added = append_event(april[-1].chain_id, april[-1].row_hash, with_key=False)
+        sql(
+            "UPDATE audit_auditchain SET seq = seq + 1, row_hash = %s WHERE id = %s",
+            [added, april[-1].chain_id],
+        )
+    finally:
+        audit_guards(install=True)
+    target = tmp_path / "2014-03.jsonl"
+    with pytest.raises(CommandError) as refused:
+        call_command("audit_archive", "--month", "2014-03", "--to", str(target))
+    assert str(refused.value) == (
+        "Archive of 2014-03 stopped, the log left as it was: it no longer matches its last "
+        f"signed checkpoint, at chain {april[-1].chain_id} seq {april[-1].seq + 1} (row id "
+        f"{AuditEvent.objects.get(row_hash=added).pk}): the keyed hash does not match (written "
+        "without the key)."
+    )
+    assert not target.exists()
+    assert AuditEvent.objects.filter(pk__in=[e.pk for e in march]).count() == len(march)
+    assert not AuditArchive.objects.exists()
+    assert AuditVerification.objects.get().intact is False
 
 
 def test_a_tampered_archive_file_does_not_verify(old_log, tmp_path):

@@ -1,19 +1,19 @@
 """The log as an attacker with database access would try to change it."""
 
 import contextlib
-import csv
-import io
 
 import pytest
+from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.db import DatabaseError, transaction
 
 from accounts.models import User
 from accounts.roles import Role
 from audit import chain, kinds
-from audit.models import AuditChain, AuditEvent
+from audit.chain import VERIFY_COLUMNS
+from audit.models import AuditChain, AuditEvent, AuditVerification
 from audit.services import EVENT_COLUMNS, audit_event_record
-from audit.verification import VERIFY_COLUMNS, audit_log_verify
+from audit.verification import audit_log_verify
 from tests.audit.helpers import sql, verify_fails
 from tests.concurrency import run_together
 from tests.conftest import audit_guards
@@ -283,8 +283,8 @@ def test_a_repointed_foreign_key_is_named(unguarded, nurse, column):
 def test_a_repointed_account_puts_the_row_in_someone_elses_log(unguarded, client, nurse):
     """Show what the check on the keys guards: a row in the wrong reader's log.
 
-    The nurse reads the provider's event, under the provider's name, on the page
-    and in the export.
+    The nurse reads the provider's event, under the provider's name, on the page.
+    The export, which must be signed first, finds it and sends nothing.
     """
     target = unguarded[3]
     client.force_login(nurse)
@@ -295,10 +295,17 @@ def test_a_repointed_account_puts_the_row_in_someone_elses_log(unguarded, client
     page = client.get("/audit/").context["rows"]
     assert [row["user"] for row in page if row["details"] == target.details] == [target.actor_label]
     confirm_identity(client)
-    response = client.get("/audit/export.csv")
-    assert response.status_code == 200
-    export = csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))
-    assert [row[3] for row in export if row[6] == target.details] == [target.actor_label]
+    response = client.get("/audit/export.csv", {"last": "week"})
+    assert response.status_code == 302
+    assert response["Location"] == "/audit/?last=week"
+    assert "Nothing was exported" in str(next(iter(get_messages(response.wsgi_request))))
+    finding = AuditVerification.objects.get()
+    assert finding.intact is False
+    assert finding.problem.startswith(
+        f"chain {target.chain_id} seq {target.seq} (row id {target.pk})"
+    )
+    assert "account_id was changed (found signing a checkpoint: none signed" in finding.problem
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_EXPORTED.code).exists()
 
 
 @pytest.mark.parametrize("column", ["actor_id", "account_id"])

@@ -81,6 +81,26 @@ def test_system_check_reports_missing_and_wrong_size_keys():
     assert check_key_rings(None) == []
 
 
+def test_system_check_refuses_one_key_in_two_rings(settings):
+    shared = settings.AUDIT_HMAC_KEYS.current
+    with override_settings(AUDIT_SIGNING_KEY=ring(("sig", settings.AUDIT_SIGNING_KEY.current))):
+        assert check_key_rings(None) == []
+    with override_settings(AUDIT_SIGNING_KEY=ring(("sig", shared))):
+        [error] = check_key_rings(None)
+    assert error.id == "ehr.E006"
+    assert error.msg == (
+        f"AUDIT_SIGNING_KEY: key 'sig' is also key {settings.AUDIT_HMAC_KEYS.current_id!r} of "
+        "AUDIT_HMAC_KEYS; each of these settings needs keys of its own."
+    )
+    old = ("old", settings.FIELD_ENCRYPTION_KEYS.current)
+    with override_settings(AUDIT_HMAC_KEYS=ring(("new", b"h" * 32), old)):
+        assert [e.id for e in check_key_rings(None)] == ["ehr.E006"]
+    # HMAC pads a key with zeros: the same key, though the bytes differ.
+    padded = ("padded", settings.AUDIT_SIGNING_KEY.current + b"\0\0")
+    with override_settings(AUDIT_HMAC_KEYS=ring(padded)):
+        assert [e.id for e in check_key_rings(None)] == ["ehr.E006"]
+
+
 def test_a_process_without_field_keys_refuses_to_start():
     from tests.ehr.test_settings import STRONG, _start
 

@@ -6,6 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from audit.archive import ArchiveRefused, archive_due_month, audit_archive_month, parse_month
+from audit.checkpoints import CheckpointRefused
+from audit.integrity import audit_checkpoint_refusal_record
 
 
 class Command(BaseCommand):
@@ -57,6 +59,12 @@ class Command(BaseCommand):
             )
         except ArchiveRefused as refused:
             raise CommandError(str(refused)) from None
+        except CheckpointRefused as refused:
+            audit_checkpoint_refusal_record(refused)  # the Integrity page, and its alert
+            raise CommandError(
+                f"Archive of {label} stopped, the log left as it was: it no longer matches its "
+                f"last signed checkpoint, at {refused.problem.where()}: {refused.problem.reason}."
+            ) from None
         except DatabaseError as error:
             raise CommandError(f"Archive of {label} stopped: {error}") from None
         self.stdout.write(

@@ -1,8 +1,9 @@
 """Sign every audit chain's head: run every minute (cron or a systemd timer, docs/audit.md)."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from audit.checkpoints import audit_checkpoint_create
+from audit.checkpoints import CheckpointRefused, audit_checkpoint_create
+from audit.integrity import audit_checkpoint_refusal_record
 
 
 class Command(BaseCommand):
@@ -12,7 +13,15 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        frozen = audit_checkpoint_create()
+        try:
+            frozen = audit_checkpoint_create()
+        except CheckpointRefused as refused:
+            audit_checkpoint_refusal_record(refused)  # the Integrity page, and its alert
+            raise CommandError(
+                f"Nothing signed: at {refused.problem.where()}, {refused.problem.reason}. "
+                "Run `manage.py audit_verify`, and treat the log as tampered with until "
+                "it is explained."
+            ) from None
         checkpoint = frozen.checkpoint
         events = sum(leaf["seq"] - leaf["start_seq"] + 1 for leaf in frozen.leaves.values())
         if not frozen.new:

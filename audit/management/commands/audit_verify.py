@@ -32,16 +32,26 @@ class Command(BaseCommand):
             "--previous",
             help="With --file, an archive: the archive of the month before, to join it to.",
         )
+        parser.add_argument(
+            "--since",
+            help="With --file, an evidence file: an earlier one you kept; checks that this one "
+            "goes on from every chain head the earlier one signed.",
+        )
 
     def handle(self, *args, **options):
         if options["file"]:
             previous = Path(options["previous"]) if options["previous"] else None
+            since = Path(options["since"]) if options["since"] else None
+            if since and (previous or options["kind"] == "archive"):
+                raise CommandError(
+                    "--since compares evidence files; archives join with --previous."
+                )
             self._verify_file(
-                Path(options["file"]), options["public_key"], options["kind"], previous
+                Path(options["file"]), options["public_key"], options["kind"], previous, since
             )
             return
-        if options["public_key"] or options["kind"] or options["previous"]:
-            raise CommandError("--public-key, --kind and --previous go with --file.")
+        if options["public_key"] or options["kind"] or options["previous"] or options["since"]:
+            raise CommandError("--public-key, --kind, --previous and --since go with --file.")
         result = audit_log_verify()
         audit_verification_record(result)  # shown on the Integrity page
         if result.problem is not None:
@@ -63,7 +73,12 @@ class Command(BaseCommand):
             )
 
     def _verify_file(
-        self, path: Path, key_args: list[str], kind: str | None, previous: Path | None
+        self,
+        path: Path,
+        key_args: list[str],
+        kind: str | None,
+        previous: Path | None,
+        since: Path | None,
     ) -> None:
         if not key_args:
             raise CommandError(
@@ -74,7 +89,7 @@ class Command(BaseCommand):
         except (OSError, ValueError) as error:
             raise CommandError(f"Public key: {error}") from None
         try:
-            report = offline.verify_file(path, keys, kind=kind, previous=previous)
+            report = offline.verify_file(path, keys, kind=kind, previous=previous, since=since)
         except OSError as error:
             raise CommandError(f"Cannot read {error.filename}: {error}") from None
         if report.problem is not None:
