@@ -165,6 +165,46 @@ class WalkEnd:
     problem: Problem | None
 
 
+def _same(stored, expected: str) -> bool:
+    """Compare hashes in constant time; a stored value that is not text never matches
+    (compare_digest refuses text beyond ASCII with an error)."""
+    return isinstance(stored, str) and hmac.compare_digest(stored.encode(), expected.encode())
+
+
+def _row_problem(
+    row: dict, start: ChainStart, legacy: bool, expected_prev: str, expected_mac: str
+) -> str | None:
+    """What is wrong with one event in its place, if anything (`verify`)."""
+    if not legacy and row["practice_id"] != start.practice_id:
+        return "the event belongs to another practice's chain"
+    if not _same(row["prev_hash"], expected_prev):
+        return "prev_hash does not match the previous event"
+    if not _same(row["row_hash"], hashing.row_hash(row, prev_hash=row["prev_hash"])):
+        return "content does not match its hash (edited)"
+    key = verification_key(row["key_id"])
+    if key is None:
+        return (
+            f"unknown key id {row['key_id']!r} (not a key of this process's AUDIT_HMAC_KEYS: "
+            "when rotating, every process must hold the new key first, docs/keys.md)"
+        )
+    mac = (
+        legacy_mac(row, prev_hash=expected_mac, key=key)
+        if legacy
+        else event_mac(row["row_hash"], key=key)
+    )
+    if not _same(row["mac"], mac):
+        return "the keyed hash does not match (written without the key)"
+    for fk, ref, exists in USER_LINKS:
+        if row[fk] is None:
+            # NULL is what deleting the user leaves; while the user exists,
+            # someone cleared it to take the row out of that user's log.
+            if row[ref] is not None and row[exists]:
+                return f"{fk} was cleared while user {row[ref]} still exists"
+        elif row[fk] != row[ref]:
+            return f"{fk} was changed"
+    return None
+
+
 def verify(rows: Iterable[dict], start: ChainStart) -> WalkEnd:
     """Walk one chain's `rows` (dicts ordered by seq) from its start.
 
@@ -185,33 +225,14 @@ def verify(rows: Iterable[dict], start: ChainStart) -> WalkEnd:
                 "events are missing" if row["seq"] > expected_seq else "events are out of order"
             )
             return end(Problem(reason, **here))
-        if not legacy and row["practice_id"] != start.practice_id:
-            return end(Problem("the event belongs to another practice's chain", **here))
-        if not hmac.compare_digest(row["prev_hash"], expected_prev):
-            return end(Problem("prev_hash does not match the previous event", **here))
-        if not hmac.compare_digest(
-            row["row_hash"], hashing.row_hash(row, prev_hash=row["prev_hash"])
-        ):
-            return end(Problem("content does not match its hash (edited)", **here))
-        key = verification_key(row["key_id"])
-        if key is None:
-            return end(Problem(f"unknown key id {row['key_id']!r}", **here))
-        mac = (
-            legacy_mac(row, prev_hash=expected_mac, key=key)
-            if legacy
-            else event_mac(row["row_hash"], key=key)
-        )
-        if not hmac.compare_digest(row["mac"], mac):
-            return end(Problem("the keyed hash does not match (written without the key)", **here))
-        for fk, ref, exists in USER_LINKS:
-            if row[fk] is None:
-                # NULL is what deleting the user leaves; while the user exists,
-                # someone cleared it to take the row out of that user's log.
-                if row[ref] is not None and row[exists]:
-                    reason = f"{fk} was cleared while user {row[ref]} still exists"
-                    return end(Problem(reason, **here))
-            elif row[fk] != row[ref]:
-                return end(Problem(f"{fk} was changed", **here))
+        try:
+            reason = _row_problem(row, start, legacy, expected_prev, expected_mac)
+        except (TypeError, ValueError, AttributeError) as error:
+            # Columns no event of the app could hold (a value of another type, a date
+            # that is not one): written behind its back, and named, not a crash.
+            reason = f"the event's columns cannot be read ({type(error).__name__}: written by hand)"
+        if reason is not None:
+            return end(Problem(reason, **here))
         expected_seq, expected_prev, expected_mac = row["seq"] + 1, row["row_hash"], row["mac"]
         checked += 1
     return end()

@@ -120,9 +120,7 @@ def audit_checkpoint_create(*, starts_moved: dict[int, tuple[int, str]] | None =
     that moved them; no other start may move.
     """
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
+        _take_turns()
         heads, last, seen = _signed_so_far()
         leaves = {head["id"]: leaf_of(head) for head in heads}
         changed = [leaf for chain_id, leaf in leaves.items() if seen.get(chain_id) != leaf]
@@ -191,7 +189,11 @@ def _unlike_signed(last: AuditCheckpoint, leaves: dict[int, dict]) -> Problem | 
     if last.checkpoint_hash != hashing.checkpoint_hash(header):
         reason = "the last checkpoint's content does not match its hash (edited)"
     elif key is None:
-        reason = f"the last checkpoint is signed by an unknown key {last.key_id!r}"
+        reason = (
+            f"the last checkpoint is signed by an unknown key {last.key_id!r} (neither "
+            "AUDIT_SIGNING_KEY nor AUDIT_SIGNING_PUBLIC_KEYS of this process holds it: when "
+            "rotating, every process must trust the new key first, docs/keys.md)"
+        )
     elif not hashing.signature_valid(key, header, last.signature):
         reason = "the last checkpoint's signature is not valid (forged or edited)"
     elif (
@@ -213,10 +215,19 @@ def audit_checkpoint_check() -> None:
     For work that must not go on over a log that contradicts what was signed (an
     archive), without taking a checkpoint of its own.
     """
-    heads, last, seen = _signed_so_far()
-    problem = extension_problem(heads, seen, {})
+    with transaction.atomic():
+        _take_turns()  # no archive's boundary, moved starts and checkpoint, half seen
+        heads, last, seen = _signed_so_far()
+        problem = extension_problem(heads, seen, {})
     if problem is not None:
         raise CheckpointRefused(problem, checkpoint=last.number if last else None)
+
+
+def _take_turns() -> None:
+    """Wait for any other writer of checkpoints (PostgreSQL; SQLite's write lock already)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
 
 
 def extension_problem(

@@ -305,8 +305,8 @@ def extends(earlier: Report, later: Report) -> list[str]:
             raise EvidenceError(
                 f"chain {chain_id} starts at seq {new['start_seq']} in this file, after seq "
                 f"{old['seq']} where the earlier checkpoint signed its head, so this file "
-                "cannot show it goes on from there; join the archives that hold the events "
-                "between (--previous)"
+                "cannot show it goes on from there; the archives that hold the events between "
+                "can (each verified with --file, joined with --previous)"
             )
         else:
             unseen.append(str(chain_id))  # another practice's chain

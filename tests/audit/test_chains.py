@@ -339,7 +339,7 @@ def refused_checkpoint(match: str) -> AuditVerification:
     with pytest.raises(CommandError, match=f"Nothing signed: at {match}"):
         call_command("audit_checkpoint")
     assert AuditCheckpoint.objects.count() == 1
-    return AuditVerification.objects.get()
+    return AuditVerification.objects.order_by("-pk").first()
 
 
 def test_a_rewritten_chain_is_never_signed_and_the_finding_is_kept_once(unguarded):
@@ -565,6 +565,40 @@ def test_an_edited_checkpoint_leaf_is_found(unguarded):
         "UPDATE audit_auditcheckpointleaf SET seq = seq + 1 WHERE id = (SELECT min(id) FROM audit_auditcheckpointleaf)"
     )
     verify_fails("checkpoint 1: the chain heads stored with it do not match its signed Merkle root")
+
+
+@pytest.mark.parametrize(
+    "column, reason",
+    [
+        ("prev_hash", "prev_hash does not match the previous event"),
+        ("row_hash", "content does not match its hash"),
+        ("mac", "the keyed hash does not match"),
+    ],
+)
+def test_a_hash_no_event_could_hold_is_named_not_a_crash(unguarded, column, reason):
+    """Text beyond ASCII, which constant-time comparison refuses with an error."""
+    target = unguarded[0]
+    sql(f"UPDATE audit_auditevent SET {column} = %s WHERE id = %s", ["é" * 64, target.pk])  # noqa: S608
+    verify_fails(f"chain {target.chain_id} seq {target.seq} .row id {target.pk}.: {reason}")
+    # Written since the last checkpoint, the signer names it too.
+    head = AuditChain.objects.get(pk=target.chain_id)
+    added = append_event(target.chain_id, head.row_hash, with_key=True)
+    sql(
+        "UPDATE audit_auditchain SET seq = seq + 1, row_hash = %s WHERE id = %s",
+        [added, target.chain_id],
+    )
+    sql(f"UPDATE audit_auditevent SET {column} = %s WHERE row_hash = %s", ["é" * 64, added])  # noqa: S608
+    refused_checkpoint(f"chain {target.chain_id} seq {head.seq + 1} .row id \\d+., {reason}")
+
+
+@pytest.mark.sqlite_only
+def test_an_event_whose_time_is_not_one_is_named_not_a_crash(unguarded):
+    target = unguarded[0]
+    sql("UPDATE audit_auditevent SET occurred_at = 'garbage' WHERE id = %s", [target.pk])
+    verify_fails(
+        f"chain {target.chain_id} seq {target.seq} .row id {target.pk}.: the event's columns "
+        "cannot be read"
+    )
 
 
 def test_a_signed_chain_gone_from_the_table_is_named_not_a_crash(unguarded):

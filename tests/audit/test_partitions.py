@@ -224,8 +224,8 @@ def test_no_month_is_archived_out_of_a_log_that_contradicts_its_checkpoint(
     with pytest.raises(CommandError) as refused:
         call_command("audit_archive", "--month", "2014-03", "--to", str(target))
     assert str(refused.value) == (
-        "Archive of 2014-03 stopped, the log left as it was: it no longer matches its last "
-        f"signed checkpoint, at chain {april[-1].chain_id} seq {april[-1].seq + 1} (row id "
+        "Archive of 2014-03 stopped, nothing dropped from the database: the log no longer "
+        f"matches its last signed checkpoint, at chain {april[-1].chain_id} seq {april[-1].seq + 1} (row id "
         f"{AuditEvent.objects.get(row_hash=added).pk}): the keyed hash does not match (written "
         "without the key)."
     )

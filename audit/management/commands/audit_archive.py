@@ -62,8 +62,9 @@ class Command(BaseCommand):
         except CheckpointRefused as refused:
             audit_checkpoint_refusal_record(refused)  # the Integrity page, and its alert
             raise CommandError(
-                f"Archive of {label} stopped, the log left as it was: it no longer matches its "
-                f"last signed checkpoint, at {refused.problem.where()}: {refused.problem.reason}."
+                f"Archive of {label} stopped, nothing dropped from the database: the log no longer "
+                f"matches its last signed checkpoint, at {refused.problem.where()}: "
+                f"{refused.problem.reason}."
             ) from None
         except DatabaseError as error:
             raise CommandError(f"Archive of {label} stopped: {error}") from None
