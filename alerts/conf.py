@@ -20,6 +20,8 @@ DEFAULTS = {
     "ALERT_SIGN_IN_LOCKOUT_WINDOW_MINUTES": 15,
     # seconds the oldest audit event not yet streamed to the SIEM may wait
     "ALERT_STREAM_LAG_SECONDS": 300,
+    # seconds the oldest audit event no signed checkpoint covers may wait
+    "ALERT_CHECKPOINT_LAG_SECONDS": 300,
 }
 
 EVENT_IDS_KEPT = 50  # ids of the events behind an alert stored with it; the report has the rest
@@ -53,6 +55,10 @@ def stream_lag_limit() -> timedelta:
     return timedelta(seconds=setting("ALERT_STREAM_LAG_SECONDS"))
 
 
+def checkpoint_lag_limit() -> timedelta:
+    return timedelta(seconds=setting("ALERT_CHECKPOINT_LAG_SECONDS"))
+
+
 def rules_in_words() -> list[str]:
     """Each alert rule as the alerts page states it, with the thresholds in force."""
     lockouts, window = lockouts_threshold(), int(lockout_window().total_seconds() // 60)
@@ -68,6 +74,8 @@ def rules_in_words() -> list[str]:
         "Verifying the audit log (its chains and signed checkpoints) finds a fault.",
         f"Audit events wait more than {int(stream_lag_limit().total_seconds())} seconds to be "
         "sent to the audit record repository (when one is configured).",
+        f"Audit events wait more than {int(checkpoint_lag_limit().total_seconds())} seconds "
+        "for a signed checkpoint: the minutely checkpoint stopped, or refuses to sign.",
         "A practice admin makes someone a compliance officer (a new account, or a change of "
         "role): that officer would then review the admin's own alerts and break-glass access, "
         "so the platform's auditors are told.",

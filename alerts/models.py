@@ -17,6 +17,7 @@ class Rule(models.TextChoices):
     SIGN_IN_LOCKOUTS = "sign_in_lockouts", "Burst of sign-in lockouts"
     VERIFICATION_FAILED = "verification_failed", "Audit log verification failed"
     STREAM_LAG = "stream_lag", "Audit stream behind"
+    CHECKPOINT_LAG = "checkpoint_lag", "Audit events not signed"
     OFFICER_NAMED = "officer_named", "Compliance officer named by a practice admin"
 
 

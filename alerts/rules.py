@@ -14,9 +14,10 @@ finds the same key:
   again after the first window ended.
 - One alert per break-glass grant left unreviewed, per failed verification.
 - One alert per compliance officer a practice admin names (the platform's auditors).
-- Streaming lag: one alert per spell behind. A spell lasts while the oldest
-  event not yet sent was written before the alert last saw the stream behind
-  (it cannot have caught up in between: events go out in order).
+- Streaming lag and checkpoint lag: one alert per spell behind. A spell lasts
+  while the oldest event not yet sent (not yet signed) was written before the
+  alert last saw the wait (it cannot have caught up in between: events go out,
+  and are signed, in order).
 """
 
 from collections.abc import Callable, Iterator
@@ -31,8 +32,9 @@ from accounts.roles import Role
 from alerts import conf
 from alerts.models import Alert, Rule
 from audit import kinds
+from audit.checkpoints import checkpoint_leaves
 from audit.kinds import BREAK_GLASS_CODES
-from audit.models import AuditEvent, AuditVerification
+from audit.models import AuditChain, AuditCheckpoint, AuditEvent, AuditVerification
 from break_glass.models import BreakGlassGrant
 from outbox import audit_stream
 from outbox.models import Destination
@@ -296,13 +298,70 @@ def stream_lag_findings(now: datetime) -> Iterator[Finding]:
     if destination is None:
         return  # the worker has not started streaming yet; nothing to measure
     behind = list(audit_stream.chains_behind(destination)[:1000])
-    if not behind:
-        return
     first_unsent = Q()
     for chain_id, sent, _head in behind:
         first_unsent |= Q(chain_id=chain_id, seq=sent + 1)
+    yield from _lag(
+        Rule.STREAM_LAG,
+        f"destination:{destination.pk}",
+        destination.name,
+        first_unsent,
+        conf.stream_lag_limit(),
+        now,
+        lambda seconds, limit: (
+            f"Audit events to {destination.name} are {seconds} seconds behind (alert at {limit})"
+        ),
+    )
+
+
+def checkpoint_lag_findings(now: datetime) -> Iterator[Finding]:
+    """The oldest event no signed checkpoint covers, when it waited past the limit.
+
+    Checkpoints are signed every minute (`audit_checkpoint`); events left unsigned
+    longer mean the timer stopped or its signer refuses (a chain that contradicts
+    the last checkpoint, a key a process lacks): until signed, only the keyed hash
+    vouches for them.
+    """
+    last = AuditCheckpoint.objects.order_by("-number").first()
+    signed = checkpoint_leaves(last.number) if last else {}
+    first_unsigned = Q()
+    for chain_id, seq, start_seq in AuditChain.objects.values_list("pk", "seq", "start_seq"):
+        covered = signed[chain_id]["seq"] if chain_id in signed else start_seq - 1
+        if seq > covered:
+            first_unsigned |= Q(chain_id=chain_id, seq=covered + 1)
+    yield from _lag(
+        Rule.CHECKPOINT_LAG,
+        "checkpoints",
+        "Signed checkpoints",
+        first_unsigned,
+        conf.checkpoint_lag_limit(),
+        now,
+        lambda seconds, limit: (
+            f"Audit events have waited {seconds} seconds for a signed checkpoint (alert at {limit})"
+        ),
+    )
+
+
+def _lag(
+    rule: Rule,
+    subject_key: str,
+    label: str,
+    first_waiting: Q,
+    limit: timedelta,
+    now: datetime,
+    summary: Callable[[int, int], str],
+) -> Iterator[Finding]:
+    """One alert per spell in which the oldest of the events `first_waiting` names (each
+    chain's first one still waiting) has waited past `limit`.
+
+    A spell lasts while that oldest event was written before the alert last saw the
+    wait: it cannot have caught up in between, since each chain's events are sent
+    and signed in order; the alert's window is moved on instead.
+    """
+    if not first_waiting.children:
+        return
     oldest = (
-        AuditEvent.objects.filter(first_unsent)
+        AuditEvent.objects.filter(first_waiting)
         .order_by("occurred_at", "id")
         .values_list("id", "occurred_at")
         .first()
@@ -310,31 +369,25 @@ def stream_lag_findings(now: datetime) -> Iterator[Finding]:
     if oldest is None:
         return
     oldest_id, oldest_at = oldest
-    limit = conf.stream_lag_limit()
     lag = now - oldest_at
     if lag <= limit:
         return
-    subject_key = f"destination:{destination.pk}"
     previous = (
-        Alert.objects.filter(rule=Rule.STREAM_LAG, subject_key=subject_key)
-        .order_by("-window_end")
-        .first()
+        Alert.objects.filter(rule=rule, subject_key=subject_key).order_by("-window_end").first()
     )
     if previous is not None and oldest_at <= previous.window_end:
-        # The same spell behind: it could not have caught up since (events go in order).
         Alert.objects.filter(pk=previous.pk, window_end__lt=now).update(window_end=now)
         return
     seconds, limit_seconds = int(lag.total_seconds()), int(limit.total_seconds())
     yield Finding(
-        rule=Rule.STREAM_LAG,
+        rule=rule,
         subject_key=subject_key,
-        dedupe_key=f"{Rule.STREAM_LAG}:{subject_key}:{oldest_id}",
+        dedupe_key=f"{rule}:{subject_key}:{oldest_id}",
         practice_id=None,
         subject=None,
-        subject_label=destination.name,
+        subject_label=label,
         report_username="",
-        summary=f"Audit events to {destination.name} are {seconds} seconds behind "
-        f"(alert at {limit_seconds})",
+        summary=summary(seconds, limit_seconds),
         observed=seconds,
         threshold=limit_seconds,
         window_start=oldest_at,
@@ -390,5 +443,6 @@ DETECTORS = (
     break_glass_findings,
     verification_findings,
     stream_lag_findings,
+    checkpoint_lag_findings,
     officer_named_findings,
 )

@@ -129,6 +129,7 @@ REPORT_FILTERS: dict[str, dict[str, str]] = {
     Rule.BREAK_GLASS_UNREVIEWED: {"break_glass": "on"},
     Rule.VERIFICATION_FAILED: {"kind": kinds.AUDIT_VERIFICATION_FAILED.code},
     Rule.STREAM_LAG: {},
+    Rule.CHECKPOINT_LAG: {},
     Rule.OFFICER_NAMED: {"type": EventType.ACCOUNT.value},
 }
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.roles import Role
@@ -218,6 +219,43 @@ def test_streaming_lag_raises_once_per_spell_behind(settings, tmp_path, provider
         clock.shift(timedelta(seconds=400))
         [second] = alerts_evaluate()
     assert second.pk != alert.pk
+
+
+def test_events_left_unsigned_raise_once_per_spell(settings, provider, auditor):
+    """The checkpoint timer stopped (or its signer refuses): events wait unsigned."""
+    settings.ALERT_CHECKPOINT_LAG_SECONDS = 300
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        call_command("audit_checkpoint")
+        assert alerts_evaluate() == []
+        support_pin_reveal(acting_user=provider, ip=None)
+        waiting = AuditEvent.objects.get(kind=kinds.SUPPORT_PIN_VIEWED.code)
+        clock.shift(timedelta(seconds=200))
+        assert alerts_evaluate() == []
+        clock.shift(timedelta(seconds=200))
+        [alert] = alerts_evaluate()
+        assert (alert.rule, alert.practice, alert.subject_key) == (
+            Rule.CHECKPOINT_LAG,
+            None,
+            "checkpoints",
+        )
+        assert alert.event_ids == [waiting.pk]
+        assert alert.summary == (
+            "Audit events have waited 400 seconds for a signed checkpoint (alert at 300)"
+        )
+        clock.shift(timedelta(seconds=60))
+        assert alerts_evaluate() == []  # the same spell: seen later, not raised again
+        # Signed (the alert's own event too), then unsigned again for long: a new spell.
+        call_command("audit_checkpoint")
+        assert alerts_evaluate() == []
+        clock.shift(timedelta(seconds=60))
+        support_pin_reveal(acting_user=provider, ip=None)
+        clock.shift(timedelta(seconds=400))
+        [second] = alerts_evaluate()
+    assert second.pk != alert.pk
+    assert [m.to for m in sent_mail() if m.subject.startswith("Alert")] == [
+        ["auditor@example.org"],
+        ["auditor@example.org"],
+    ]
 
 
 def test_an_alert_its_event_and_its_mail_are_written_together_or_not_at_all(
