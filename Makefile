@@ -22,8 +22,9 @@ $(VENV)/.installed-dev: requirements-dev.lock requirements.lock | $(PY)
 
 # Beside the server run what production runs beside it (README): the outbox worker, which
 # sends mail (printed here in development) and runs "Verify now", and the every-minute
-# jobs (alerts, checkpoints, expired break-glass). They stop with the server.
-MINUTELY := alerts_evaluate audit_checkpoint break_glass_expire
+# jobs (checkpoints first, so the alerts see them; alerts; expired break-glass). They stop
+# with the server.
+MINUTELY := audit_checkpoint alerts_evaluate break_glass_expire
 
 run: $(VENV)/.installed-run
 	$(PY) scripts/ensure_env.py
