@@ -439,7 +439,7 @@ def _unsigned(request: HttpRequest, refused: CheckpointRefused) -> HttpResponse:
         request,
         "Nothing was exported: the audit log no longer matches what its last signed "
         "checkpoint covers, so no new checkpoint can vouch for it. The finding is on the "
-        "Integrity page; the platform's auditors have been alerted.",
+        "Integrity page, and the platform's auditors are alerted.",
     )
     query = request.GET.urlencode()
     return redirect(f"{reverse('audit_report')}?{query}" if query else reverse("audit_report"))

@@ -47,3 +47,41 @@ def test_an_auditor_reads_the_outbox_on_a_phone(page, db, password, settings):
     page.screenshot(path=str(SCREENSHOTS / "outbox-390.png"), full_page=True)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 1, f"the page is {width} px wide on a 390 px screen"
+
+
+def test_a_copy_of_a_log_that_contradicts_its_checkpoint_is_refused_with_the_reason(
+    page, provider, password
+):
+    """The signer refuses; the officer reads why on the report, at desktop width and on a
+    phone, and no file leaves."""
+    from django.core.management import call_command
+
+    from audit.models import AuditEvent
+    from tests.audit.test_chains import rewrite_chain
+    from tests.conftest import audit_guards
+
+    make_user(Role.COMPLIANCE_OFFICER, practice=provider.practice, username="compliance")
+    event = audit_event_record(
+        kind=kinds.PROFILE_UPDATED, acting_user=provider, account=provider, ip="192.0.2.8"
+    )
+    call_command("audit_checkpoint")
+    audit_guards(install=False)
+    try:
+        rewrite_chain(event.chain_id)
+    finally:
+        audit_guards(install=True)
+    sign_in(page, "compliance", password)
+    page.goto("/audit/")
+    page.get_by_role("link", name="Download Verifiable Copy").click()
+    confirm_it_is_you(page, "compliance", password)
+    message = page.get_by_text("Nothing was exported: the audit log no longer matches")
+    expect(message).to_be_visible()
+    assert page.url.endswith("/audit/")
+    assert not AuditEvent.objects.filter(kind=kinds.AUDIT_EVIDENCE_EXPORTED.code).exists()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "evidence-refused-1280.png"), full_page=False)
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(message).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "evidence-refused-390.png"), full_page=False)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 1, f"the page is {width} px wide on a 390 px screen"
