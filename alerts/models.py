@@ -21,6 +21,13 @@ class Rule(models.TextChoices):
     OFFICER_NAMED = "officer_named", "Compliance officer named by a practice admin"
 
 
+# The rules whose `observed` is a number of events, which the stored ids may fall short
+# of; the others measure seconds waited or hours left, or name one event.
+COUNTING_RULES = frozenset(
+    {Rule.AGENT_FAILED_VALIDATIONS, Rule.SUPPORT_PIN_VIEWS, Rule.SIGN_IN_LOCKOUTS}
+)
+
+
 class Alert(models.Model):
     """One occurrence a rule noticed: who or what it concerns, the events behind it, and
     whether someone has acknowledged it (with a note).
@@ -130,3 +137,8 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.acknowledged_at is None
+
+    @property
+    def events_left_out(self) -> bool:
+        """More events were counted than the ids kept with it (EVENT_IDS_KEPT)."""
+        return self.rule in COUNTING_RULES and len(self.event_ids) < self.observed

@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 import django
@@ -82,17 +83,24 @@ def _record_once(user: User) -> None:
         audit_event_record(kind=kinds.PROFILE_UPDATED, acting_user=user, account=user, ip=None)
 
 
-def _writer(user_pk: int, port: int | None, ready, go, deadline, counts, slot: int) -> None:
+def _writer(user_pk: int) -> Callable[[], None]:
+    """One audited event of the user's, as the app records it."""
+    user = User.objects.select_related("provider_profile").get(pk=user_pk)
+    return lambda: _record_once(user)
+
+
+def _timed(target: int, make, port: int | None, ready, go, deadline, counts, slot: int) -> None:
+    """In a process of its own: write with `make(target)`'s writer until the deadline."""
     connections.close_all()
     if port is not None:
         connection.settings_dict["PORT"] = port
-    user = User.objects.select_related("provider_profile").get(pk=user_pk)
-    _record_once(user)  # connect and warm up before the clock starts
+    once = make(target)
+    once()  # connect and warm up before the clock starts
     ready.wait()
     go.wait()
     done = 0
     while time.time() < deadline.value:
-        _record_once(user)
+        once()
         done += 1
     counts[slot] = done
     connections.close_all()
@@ -144,21 +152,12 @@ def _pattern_once(raw, head: int) -> None:
         )
 
 
-def _pattern_writer(head: int, port: int | None, ready, go, deadline, counts, slot: int) -> None:
-    connections.close_all()
-    if port is not None:
-        connection.settings_dict["PORT"] = port
+def _pattern_writer(head: int) -> Callable[[], None]:
+    """One event by the lock pattern alone, on psycopg's own connection (in autocommit:
+    BEGIN is sent)."""
     connection.ensure_connection()
-    raw = connection.connection  # psycopg's own connection, in autocommit: BEGIN is sent
-    _pattern_once(raw, head)
-    ready.wait()
-    go.wait()
-    done = 0
-    while time.time() < deadline.value:
-        _pattern_once(raw, head)
-        done += 1
-    counts[slot] = done
-    connections.close_all()
+    raw = connection.connection
+    return lambda: _pattern_once(raw, head)
 
 
 def run_writers(targets: list[int], port: int | None, writer=_writer) -> float:
@@ -171,7 +170,7 @@ def run_writers(targets: list[int], port: int | None, writer=_writer) -> float:
     deadline = ctx.Value("d", 0.0)
     counts = ctx.Array("l", len(targets))
     processes = [
-        ctx.Process(target=writer, args=(target, port, ready, go, deadline, counts, slot))
+        ctx.Process(target=_timed, args=(target, writer, port, ready, go, deadline, counts, slot))
         for slot, target in enumerate(targets)
     ]
     for process in processes:

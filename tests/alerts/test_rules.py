@@ -436,3 +436,18 @@ def test_an_address_two_watchers_share_gets_one_alert_mail(settings, agent, acco
     fail(agent, accounts[1])
     assert len(alerts_evaluate()) == 1
     assert [m.to for m in sent_mail() if m.subject.startswith("Alert")] == [[officer.email]]
+
+
+@pytest.mark.parametrize(
+    "rule, observed, kept, left_out",
+    [
+        (Rule.SUPPORT_PIN_VIEWS, 60, 50, True),  # counted past the ids kept
+        (Rule.SUPPORT_PIN_VIEWS, 12, 12, False),
+        (Rule.CHECKPOINT_LAG, 600, 1, False),  # seconds waited, not events
+        (Rule.STREAM_LAG, 400, 1, False),
+        (Rule.BREAK_GLASS_UNREVIEWED, 30, 1, False),  # hours open
+    ],
+)
+def test_only_an_alert_that_counts_events_says_some_are_not_listed(rule, observed, kept, left_out):
+    alert = Alert(rule=rule, observed=observed, event_ids=list(range(kept)))
+    assert alert.events_left_out is left_out

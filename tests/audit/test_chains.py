@@ -167,6 +167,39 @@ def test_a_writer_waits_for_its_own_practice_only(practice, other_practice):
     assert audit_log_verify().problem is None
 
 
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_check_before_an_archive_waits_for_a_checkpoint_being_signed(provider):
+    """It reads the last checkpoint and the chains in one turn with the signers, so no
+    archive's moved starts are seen without the checkpoint that signs them."""
+    audit_event_record(kind=kinds.SIGNED_IN, acting_user=provider, account=provider, ip=None)
+    held, release = threading.Event(), threading.Event()
+
+    def sign_slowly():
+        try:
+            with transaction.atomic():
+                checkpoints._take_turns()
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sign_slowly)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '500ms'")
+        with pytest.raises(DatabaseError, match="lock timeout"):
+            checkpoints.audit_checkpoint_check()
+    finally:
+        release.set()
+        thread.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert checkpoints.audit_checkpoint_check() is None
+
+
 @pytest.fixture
 def written(provider, other_provider, agent):
     for user in (provider, other_provider, agent, provider, other_provider):
@@ -195,17 +228,7 @@ def test_a_checkpoint_signs_every_head_and_is_reused_while_nothing_moves(written
     assert result.problem is None
     assert (result.checkpoints, result.latest_checkpoint, result.uncovered) == (2, second, 0)
     public = checkpoints.signing_key()[1].public_key()
-    assert hashing.signature_valid(public, _header(second), second.signature)
-
-
-def _header(checkpoint: AuditCheckpoint) -> dict:
-    return {
-        "number": checkpoint.number,
-        "created_at": checkpoint.created_at,
-        "prev_hash": checkpoint.prev_hash,
-        "merkle_root": checkpoint.merkle_root,
-        "chain_count": checkpoint.chain_count,
-    }
+    assert hashing.signature_valid(public, checkpoints.header_of(second), second.signature)
 
 
 def test_the_public_key_is_printed_for_outsiders(capsys, settings):
@@ -416,10 +439,29 @@ def _drop_leaf(chain_id: int, head: str) -> None:
     sql("DELETE FROM audit_auditcheckpointleaf WHERE chain_id = %s", [chain_id])
 
 
+def _edit_root(chain_id: int, head: str) -> None:
+    """The stored head edited, and the checkpoint's root made to match it."""
+    _edit_leaf(chain_id, head)
+    leaves = checkpoints.checkpoint_leaves(1)
+    root = hashing.merkle_root([hashing.leaf_bytes(leaves[c]) for c in sorted(leaves)])
+    sql("UPDATE audit_auditcheckpoint SET merkle_root = %s", [root])
+
+
+def _name_another_key(chain_id: int, head: str) -> None:
+    """The root made to match as above, and the checkpoint said to be signed by a key that
+    is no one's (its id is outside the checkpoint's hash)."""
+    _edit_root(chain_id, head)
+    checkpoint = AuditCheckpoint.objects.get()
+    sql(
+        "UPDATE audit_auditcheckpoint SET key_id = 'nobody', checkpoint_hash = %s",
+        [hashing.checkpoint_hash(checkpoints.header_of(checkpoint))],
+    )
+
+
 def _add_checkpoint(chain_id: int, head: str) -> None:
     """A checkpoint 2 written without the signing key, naming the rewritten head."""
     last = AuditCheckpoint.objects.get()
-    header = {**_header(last), "number": 2, "prev_hash": last.checkpoint_hash}
+    header = {**checkpoints.header_of(last), "number": 2, "prev_hash": last.checkpoint_hash}
     made_up = AuditCheckpoint.objects.create(
         **header,
         key_id=last.key_id,
@@ -443,6 +485,8 @@ def _add_checkpoint(chain_id: int, head: str) -> None:
         (_edit_leaf, "the chain heads stored with the last checkpoint are not the ones it signed"),
         (_drop_leaf, "the chain heads stored with the last checkpoint are not the ones it signed"),
         (_add_checkpoint, "the last checkpoint's signature is not valid"),
+        (_edit_root, "the last checkpoint's content does not match its hash"),
+        (_name_another_key, "the last checkpoint is signed by an unknown key 'nobody'"),
     ],
 )
 def test_a_rewrite_covered_by_editing_what_the_checkpoint_stored_is_never_signed(
@@ -548,7 +592,7 @@ def test_what_no_walk_can_mend(db, heads, signed, moved, reason):
 def test_a_forged_checkpoint_is_found(unguarded):
     checkpoint = AuditCheckpoint.objects.get()
     forger = Ed25519PrivateKey.generate()
-    header = {**_header(checkpoint), "merkle_root": "0" * 64}
+    header = {**checkpoints.header_of(checkpoint), "merkle_root": "0" * 64}
     sql(
         "UPDATE audit_auditcheckpoint SET merkle_root = %s, signature = %s, checkpoint_hash = %s",
         [
@@ -1101,6 +1145,16 @@ def test_a_later_evidence_file_goes_on_from_an_earlier_one(
     args = [str(later), "--public-key", public_key_arg(), "--since", str(earlier)]
     assert offline.main(args) == 0
     assert offline.main([*args, "--previous", str(earlier)]) == 2
+    with pytest.raises(CommandError, match="--since compares evidence files"):
+        call_command(
+            "audit_verify",
+            file=str(later),
+            public_key=[public_key_arg()],
+            since=str(earlier),
+            previous=str(earlier),
+        )
+    with pytest.raises(CommandError, match="--previous and --since go with --file"):
+        call_command("audit_verify", since=str(earlier))
 
 
 def _cut_last(chain_id: int) -> None:

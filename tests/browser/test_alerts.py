@@ -109,3 +109,38 @@ def test_acknowledged_alerts_page_through_on_a_phone_too(
     expect(acknowledged.get_by_role("link", name=f"#{copies[0].pk}", exact=True)).to_be_visible()
     page.set_viewport_size(PHONE)
     assert problems_of(page) == []
+
+
+def test_an_auditor_reads_that_events_wait_unsigned_at_desktop_width_and_on_a_phone(
+    page, db, password
+):
+    """No checkpoint signed a clinic's events written ten minutes ago: the rule raises, and
+    the platform's auditor reads it, and the event behind it, on either screen."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from alerts.services import alerts_evaluate
+    from tests.browser.conftest import SCREENSHOTS
+    from tests.factories import make_practice
+
+    with time_machine.travel(timezone.now() - timedelta(minutes=10), tick=False):
+        make_user(Role.PROVIDER, practice=make_practice("Quiet Clinic"), username="quiet")
+    make_user(Role.PLATFORM_AUDITOR, username="auditor")
+    [alert] = alerts_evaluate()
+    sign_in(page, "auditor", password)
+    page.goto("/audit/alerts/")
+    open_alerts = page.get_by_role("region", name="Open alerts")
+    expect(open_alerts).to_contain_text(re.compile(r"Audit events have waited \d+ seconds"))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "alerts-unsigned-1280.png"), full_page=True)
+    open_alerts.get_by_role("link", name="Open: review and acknowledge").click()
+    events = page.get_by_role("region", name="Events behind the alert")
+    expect(events).to_contain_text("Practice Quiet Clinic created")
+    expect(page.get_by_text("are listed")).to_have_count(0)  # 600 is seconds, not events
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SCREENSHOTS / "alerts-unsigned-390.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 1, f"the page is {width} px wide on a 390 px screen"
+    assert alert.summary.endswith("for a signed checkpoint (alert at 300)")
